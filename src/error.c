@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: Apache-2.0
+/* Error codes, names, messages and the per-thread last-error string. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* Large enough for a path, an offset and a system call's message. */
+#define NF_ERRMSG_MAX 1024
+
+static _Thread_local char last_error[NF_ERRMSG_MAX];
+
+int __nf_verror(int err, const char *fmt, va_list ap)
+{
+    vsnprintf(last_error, sizeof(last_error), fmt, ap);
+    return err;
+}
+
+int __nf_error(int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    __nf_verror(err, fmt, ap);
+    va_end(ap);
+    return err;
+}
+
+int __nf_error_prefix(int err, const char *fmt, ...)
+{
+    char prefix[256];
+    char old[NF_ERRMSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof(prefix), fmt, ap);
+    va_end(ap);
+    memcpy(old, last_error, sizeof(old));
+    size_t n = strlen(prefix);
+    memcpy(last_error, prefix, n);
+    if (n + 2 < sizeof(last_error)) {
+        memcpy(last_error + n, ": ", 2);
+        n += 2;
+    }
+    size_t rest = strnlen(old, sizeof(last_error) - 1 - n);
+    memcpy(last_error + n, old, rest);
+    last_error[n + rest] = '\0';
+    return err;
+}
+
+void __nf_error_clear(void)
+{
+    last_error[0] = '\0';
+}
+
+const char *numafeed_last_error(void)
+{
+    return last_error;
+}
+
+const char *numafeed_strerror(int err)
+{
+    switch (err) {
+#define NF_X_MSG(name, off, msg) \
+    case NUMAFEED_E##name:       \
+        return msg;
+        NUMAFEED_ERRNO_MAP(NF_X_MSG)
+#undef NF_X_MSG
+    case 0:
+        return "success";
+    default:
+        break;
+    }
+    if (err < 0 && err > -4096) {
+        /* strerror's buffer is static per glibc for known errno values;
+         * strerrordesc_np is thread-safe and never allocates. */
+        const char *s = strerrordesc_np(-err);
+        if (s)
+            return s;
+    }
+    return "unknown error";
+}
+
+const char *numafeed_err_name(int err)
+{
+    switch (err) {
+#define NF_X_NAME(name, off, msg) \
+    case NUMAFEED_E##name:        \
+        return "NUMAFEED_E" #name;
+        NUMAFEED_ERRNO_MAP(NF_X_NAME)
+#undef NF_X_NAME
+    default:
+        break;
+    }
+    if (err < 0 && err > -4096) {
+        const char *s = strerrorname_np(-err);
+        if (s)
+            return s;
+    }
+    return "UNKNOWN";
+}
+
+unsigned numafeed_version(void)
+{
+    return NUMAFEED_VERSION_NUMBER;
+}
+
+const char *numafeed_version_string(void)
+{
+    return NUMAFEED_VERSION_STRING;
+}

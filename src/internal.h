@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * What every part of the library shares: the thread-local last-error
+ * message and a few checked-arithmetic helpers. Nothing here knows about
+ * NUMA, shards or GPUs.
+ */
+#ifndef NUMAFEED_INTERNAL_H
+#define NUMAFEED_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "numafeed.h"
+
+#define NF_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/*
+ * Record a failure: formats the thread's last-error message and returns err
+ * unchanged, so a failing path reads `return __nf_error(-EIO, "...", ...)`.
+ */
+int __nf_error(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int __nf_verror(int err, const char *fmt, va_list ap);
+/* Prefix the current last-error message with "<prefix>: ". Returns err. */
+int __nf_error_prefix(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void __nf_error_clear(void);
+
+/* Overflow-checked size arithmetic: 0 on success, -EOVERFLOW otherwise. */
+static inline int __nf_add_size(size_t a, size_t b, size_t *out)
+{
+    return __builtin_add_overflow(a, b, out) ? -75 /* EOVERFLOW */ : 0;
+}
+static inline int __nf_mul_size(size_t a, size_t b, size_t *out)
+{
+    return __builtin_mul_overflow(a, b, out) ? -75 /* EOVERFLOW */ : 0;
+}
+
+#endif
