@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * src/pin's interface to the rest of the library: CPU sets, sysfs reads
+ * relative to one root, the topology, and the CUDA runtime's bus-id query.
+ * Nothing here knows about shards or batches.
+ */
+#ifndef NUMAFEED_PIN_H
+#define NUMAFEED_PIN_H
+
+#include <sched.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "internal.h"
+
+/* Highest CPU or node id accepted from sysfs or users; the kernel's NR_CPUS
+ * tops out at 8192 today, so anything above this is garbage, not a CPU. */
+#define NF_CPU_ID_MAX 65535
+
+/* ---- CPU sets (cpuset.c) ---- */
+
+/* A growable bitmap of CPU (or node) ids. Zero-initialise, then use. */
+struct nf_cpuset {
+    size_t nwords;  /* words allocated in w */
+    uint64_t *w;
+};
+
+void __nf_cpuset_free(struct nf_cpuset *s);
+int __nf_cpuset_set(struct nf_cpuset *s, unsigned id);
+bool __nf_cpuset_test(const struct nf_cpuset *s, unsigned id);
+size_t __nf_cpuset_count(const struct nf_cpuset *s);
+bool __nf_cpuset_empty(const struct nf_cpuset *s);
+bool __nf_cpuset_equal(const struct nf_cpuset *a, const struct nf_cpuset *b);
+int __nf_cpuset_copy(struct nf_cpuset *dst, const struct nf_cpuset *src);
+/* dst = a & b (dst may alias neither) */
+int __nf_cpuset_and(struct nf_cpuset *dst, const struct nf_cpuset *a, const struct nf_cpuset *b);
+/* Next id >= from that is set, or -1. */
+long __nf_cpuset_next(const struct nf_cpuset *s, unsigned from);
+/*
+ * Parse a kernel cpulist of len bytes (need not be NUL-terminated) into *s
+ * (which is cleared first). `what` names the source in error messages (a
+ * file path, "--allowed-cpus"). Errors: -EINVAL with the offset, -ENOMEM.
+ */
+int __nf_cpuset_parse(struct nf_cpuset *s, const char *text, size_t len, const char *what);
+/* Canonical cpulist into buf; returns the full length like snprintf. */
+size_t __nf_cpuset_format(const struct nf_cpuset *s, char *buf, size_t bufsize);
+/* Conversions to and from the kernel's affinity masks. */
+int __nf_cpuset_from_affinity(struct nf_cpuset *s, pid_t tid);
+int __nf_cpuset_apply_affinity(const struct nf_cpuset *s, pid_t tid);
+
+/* ---- sysfs (sysfs.c) ---- */
+
+/* Largest sysfs file we read: a cpulist of 8192 single CPUs fits. */
+#define NF_SYSFS_MAX (64 * 1024)
+
+/*
+ * Read root/rel into a malloc'd NUL-terminated buffer (*out, *len without
+ * the NUL). Errors: -ENOENT when missing (message set too), NUMAFEED_ESYSFS
+ * when larger than NF_SYSFS_MAX or not readable as a file (a directory),
+ * other negated errno. Every message names the full path.
+ */
+int __nf_sysfs_read(const char *root, const char *rel, char **out, size_t *len);
+/* Read and parse a cpulist file. */
+int __nf_sysfs_cpulist(const char *root, const char *rel, struct nf_cpuset *s);
+/* Read a decimal integer (optional sign, surrounding whitespace). */
+int __nf_sysfs_long(const char *root, const char *rel, long *out);
+/* Read a hexadecimal integer with optional 0x prefix. */
+int __nf_sysfs_hex(const char *root, const char *rel, unsigned long *out);
+/* The effective root: explicit, else $NUMAFEED_SYSFS_ROOT, else "/sys". */
+const char *__nf_sysfs_root(const char *explicit_root);
+
+/* ---- PCI bus ids ---- */
+
+#define NF_BUSID_LEN 32
+/* Parse "dddd:bb:dd.f" (any case, domain of 1-8 hex digits) into a sort key
+ * and the normalised lower-case "%04x:%02x:%02x.%x". -EINVAL if malformed. */
+int __nf_busid_normalize(const char *in, char out[NF_BUSID_LEN], uint64_t *key);
+
+/* ---- topology (topo.c) ---- */
+
+struct nf_node {
+    int id;
+    struct nf_cpuset cpus;
+};
+
+struct nf_gpu {
+    char bus_id[NF_BUSID_LEN];
+    uint64_t key;          /* sort key from the bus id */
+    int node;              /* resolved, never -1 */
+    int node_raw;          /* sysfs numa_node, -1 unknown/missing */
+    bool known;
+    bool has_local_cpus;
+    struct nf_cpuset local_cpus;  /* sysfs local_cpulist, if present */
+};
+
+struct numafeed_topo {
+    char *root;
+    int nnodes;
+    struct nf_node *nodes;     /* increasing id */
+    int ngpus;
+    struct nf_gpu *gpus;       /* visible GPUs by CUDA ordinal */
+    struct nf_cpuset allowed;
+    char *warnings;            /* newline-separated, "" if none */
+    size_t warnings_len;
+    bool used_cuda;            /* ordinals came from the CUDA runtime */
+};
+
+const struct nf_node *__nf_topo_node(const struct numafeed_topo *t, int id);
+/* Pool CPUs for a GPU: node CPUs & allowed, else allowed (*fallback = true). */
+int __nf_topo_pool_cpus(const struct numafeed_topo *t, int gpu, struct nf_cpuset *out,
+                        bool *fallback);
+
+/* ---- CUDA runtime (cuda.c: the only file that includes CUDA headers) ---- */
+
+/*
+ * Bus ids of the devices the CUDA runtime enumerates, by ordinal, as a
+ * malloc'd array of NF_BUSID_LEN strings. NUMAFEED_ENOCUDA when the runtime
+ * is compiled out or no driver/device answers; NUMAFEED_ECUDA otherwise.
+ */
+int __nf_cuda_bus_ids(char (**ids)[NF_BUSID_LEN], int *count);
+
+#endif
