@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The numafeed command's internal interface: one entry per subcommand. */
+#ifndef NUMAFEED_CLI_H
+#define NUMAFEED_CLI_H
+
+#include <stdio.h>
+
+#include "numafeed.h"
+
+/* Exit statuses shared by every subcommand. */
+enum {
+    NF_EXIT_OK = 0,
+    NF_EXIT_FAIL = 1,   /* the operation failed or found problems */
+    NF_EXIT_USAGE = 2,  /* bad arguments */
+};
+
+struct nf_command {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv); /* argv[0] is the subcommand name */
+};
+
+int __nf_cmd_topo(int argc, char **argv);
+
+/* Print "numafeed <cmd>: <what>: <last error>" to stderr; returns NF_EXIT_FAIL. */
+int __nf_cli_fail(const char *cmd, const char *what, int err);
+/* Print a usage error and the hint to run --help; returns NF_EXIT_USAGE. */
+int __nf_cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: Apache-2.0
+/* numafeed: the command-line front end. Every subcommand is a thin layer
+ * over the library; nothing here holds logic the library lacks. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const struct nf_command commands[] = {
+    {"topo", "show NUMA nodes, GPUs and the CPUs each GPU's pool would use", __nf_cmd_topo},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: numafeed [--version] [--help] COMMAND [ARGS...]\n"
+            "\n"
+            "numafeed feeds each GPU from its own NUMA node: one producer pool per GPU,\n"
+            "threads pinned to the GPU's node, node-local page-locked batch buffers.\n"
+            "\n"
+            "Commands:\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f,
+            "\n"
+            "Run 'numafeed COMMAND --help' for a command's options.\n"
+            "\n"
+            "Environment:\n"
+            "  NUMAFEED_SYSFS_ROOT   directory standing in for /sys (tests, other machines)\n"
+            "  CUDA_VISIBLE_DEVICES  which GPUs are visible, as for CUDA itself\n"
+            "\n"
+            "Exit status: 0 success, 1 failure, 2 usage error.\n");
+}
+
+int __nf_cli_fail(const char *cmd, const char *what, int err)
+{
+    const char *detail = numafeed_last_error();
+    fprintf(stderr, "numafeed %s: %s: %s", cmd, what, numafeed_strerror(err));
+    if (detail && *detail)
+        fprintf(stderr, ": %s", detail);
+    fputc('\n', stderr);
+    return NF_EXIT_FAIL;
+}
+
+int __nf_cli_usage(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "numafeed %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'numafeed %s --help'.\n", cmd);
+    return NF_EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return NF_EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return NF_EXIT_OK;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+        printf("numafeed %s (CUDA path %s)\n", numafeed_version_string(),
+               numafeed_has_cuda() ? "compiled in" : "not compiled in");
+        return NF_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "numafeed: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return NF_EXIT_USAGE;
+}
