@@ -1,0 +1,57 @@
+# SPDX-License-Identifier: Apache-2.0
+# `numafeed topo` end to end: JSON shape on a fixture, --help, exit codes.
+function(run expect_rc)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL expect_rc)
+    message(FATAL_ERROR "${ARGN}: exit ${rc}, expected ${expect_rc}\nstdout: ${out}\nstderr: ${err}")
+  endif()
+  set(out "${out}" PARENT_SCOPE)
+  set(err "${err}" PARENT_SCOPE)
+endfunction()
+
+set(ENV{CUDA_VISIBLE_DEVICES} "4,0")
+run(0 ${CLI} topo --json --sysfs-root ${FIXTURES}/sysfs/dgx-h100-2s8g --allowed-cpus 0-1,60)
+string(STRIP "${out}" out)
+set(want [=[{"nodes":[{"id":0,"cpus":[0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,112,113,114,115,116,117,118,119,120,121,122,123,124,125,126,127,128,129,130,131,132,133,134,135,136,137,138,139,140,141,142,143,144,145,146,147,148,149,150,151,152,153,154,155,156,157,158,159,160,161,162,163,164,165,166,167]},{"id":1,"cpus":[56,57,58,59,60,61,62,63,64,65,66,67,68,69,70,71,72,73,74,75,76,77,78,79,80,81,82,83,84,85,86,87,88,89,90,91,92,93,94,95,96,97,98,99,100,101,102,103,104,105,106,107,108,109,110,111,168,169,170,171,172,173,174,175,176,177,178,179,180,181,182,183,184,185,186,187,188,189,190,191,192,193,194,195,196,197,198,199,200,201,202,203,204,205,206,207,208,209,210,211,212,213,214,215,216,217,218,219,220,221,222,223]}],"gpus":[{"index":0,"pci_bus_id":"0000:9a:00.0","numa_node":1,"numa_node_raw":1,"cpus":[56,57,58,59,60,61,62,63,64,65,66,67,68,69,70,71,72,73,74,75,76,77,78,79,80,81,82,83,84,85,86,87,88,89,90,91,92,93,94,95,96,97,98,99,100,101,102,103,104,105,106,107,108,109,110,111,168,169,170,171,172,173,174,175,176,177,178,179,180,181,182,183,184,185,186,187,188,189,190,191,192,193,194,195,196,197,198,199,200,201,202,203,204,205,206,207,208,209,210,211,212,213,214,215,216,217,218,219,220,221,222,223]},{"index":1,"pci_bus_id":"0000:18:00.0","numa_node":0,"numa_node_raw":0,"cpus":[0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,112,113,114,115,116,117,118,119,120,121,122,123,124,125,126,127,128,129,130,131,132,133,134,135,136,137,138,139,140,141,142,143,144,145,146,147,148,149,150,151,152,153,154,155,156,157,158,159,160,161,162,163,164,165,166,167]}],"allowed_cpus":[0,1,60]}]=])
+if(NOT out STREQUAL want)
+  message(FATAL_ERROR "topo --json differs:\n got: ${out}\nwant: ${want}")
+endif()
+
+# the table flags an unknown node and names the fallback
+unset(ENV{CUDA_VISIBLE_DEVICES})
+run(0 ${CLI} topo --sysfs-root ${FIXTURES}/sysfs/vm-1node-minus1 --allowed-cpus 0-7)
+if(NOT out MATCHES "GPU0 +0000:00:05.0 +0 \\(unknown\\)")
+  message(FATAL_ERROR "table lacks the unknown flag:\n${out}")
+endif()
+if(NOT err MATCHES "warning: GPU 0000:00:05.0: numa_node is -1")
+  message(FATAL_ERROR "no warning on stderr:\n${err}")
+endif()
+
+# the environment variable stands in for --sysfs-root
+set(ENV{NUMAFEED_SYSFS_ROOT} ${FIXTURES}/sysfs/epyc-nps4-2s)
+run(0 ${CLI} topo --json --allowed-cpus 0)
+if(NOT out MATCHES "\"pci_bus_id\":\"0001:01:00.0\",\"numa_node\":4")
+  message(FATAL_ERROR "NUMAFEED_SYSFS_ROOT not honoured:\n${out}")
+endif()
+unset(ENV{NUMAFEED_SYSFS_ROOT})
+
+run(0 ${CLI} topo --help)
+if(NOT out MATCHES "Usage: numafeed topo" OR NOT out MATCHES "Exit status")
+  message(FATAL_ERROR "topo --help incomplete:\n${out}")
+endif()
+run(0 ${CLI} --help)
+run(0 ${CLI} --version)
+# the real /sys of whatever runs the tests; with the CUDA path compiled in
+# and no driver, this is the host-mode fallback and must still succeed
+run(0 ${CLI} topo)
+run(0 ${CLI} topo --json)
+run(2 ${CLI} topo --bogus)
+run(2 ${CLI} topo extra)
+run(2 ${CLI} topo --sysfs-root)
+run(2 ${CLI} no-such-command)
+run(2 ${CLI})
+run(1 ${CLI} topo --sysfs-root ${FIXTURES}/sysfs/malformed/vendor-garbage)
+if(NOT err MATCHES "vendor-garbage/bus/pci/devices/0000:18:00.0/vendor")
+  message(FATAL_ERROR "error does not name the file:\n${err}")
+endif()
+run(1 ${CLI} topo --sysfs-root ${FIXTURES}/sysfs/no-gpu --allowed-cpus 3-1)

@@ -1,0 +1,111 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "helpers.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+const char *nf_fixture(const char *rel)
+{
+    static _Thread_local char buf[4][PATH_MAX];
+    static _Thread_local int next;
+    char *b = buf[next++ % 4];
+    snprintf(b, PATH_MAX, "%s/%s", NF_FIXTURES, rel);
+    return b;
+}
+
+char *nf_tmpdir(void)
+{
+    const char *base = getenv("TMPDIR");
+    char *p;
+    if (asprintf(&p, "%s/numafeed-test-XXXXXX", base && *base ? base : "/tmp") < 0)
+        return NULL;
+    if (!mkdtemp(p)) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void nf_rmtree(const char *path)
+{
+    char *cmd;
+    if (asprintf(&cmd, "rm -rf '%s'", path) >= 0) {
+        if (system(cmd) != 0)
+            fprintf(stderr, "warning: could not remove %s\n", path);
+        free(cmd);
+    }
+}
+
+static int mkdirs(char *path)
+{
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        int rc = mkdir(path, 0755);
+        *p = '/';
+        if (rc && errno != EEXIST)
+            return -1;
+    }
+    return 0;
+}
+
+int nf_write_file(const char *path, const void *data, size_t len)
+{
+    char *dup = strdup(path);
+    if (!dup || mkdirs(dup)) {
+        free(dup);
+        return -1;
+    }
+    free(dup);
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -1;
+    size_t w = fwrite(data, 1, len, f);
+    return (fclose(f) == 0 && w == len) ? 0 : -1;
+}
+
+int nf_run(char **out, const char *fmt, ...)
+{
+    char *cmd;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(&cmd, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -1;
+    FILE *p = popen(cmd, "r");
+    free(cmd);
+    if (!p)
+        return -1;
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    size_t r;
+    while (buf && (r = fread(buf + len, 1, cap - len - 1, p)) > 0) {
+        len += r;
+        if (cap - len < 2) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    int st = pclose(p);
+    if (buf)
+        buf[len] = '\0';
+    if (out)
+        *out = buf;
+    else
+        free(buf);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
