@@ -81,6 +81,20 @@ static void test_dgx(void **state)
     numafeed_topo_close(t);
 }
 
+/* Captured from the lent H100 machine (scripts/capture-sysfs, 2026-11-26),
+ * where nvidia-smi reports bus id 00000000:00:06.0 and sysfs numa_node -1. */
+static void test_captured_h100_vm(void **state)
+{
+    (void)state;
+    numafeed_topo *t = open_fixture("sysfs/h100-vm-captured", NULL, "0-15");
+    assert_int_equal(numafeed_topo_node_count(t), 1);
+    assert_int_equal(numafeed_topo_gpu_count(t), 1);
+    assert_gpu(t, 0, "0000:00:06.0", 0, -1, 0);
+    int fb;
+    assert_string_equal(pool(t, 0, &fb), "0-15");
+    numafeed_topo_close(t);
+}
+
 static void test_json_shape(void **state)
 {
     (void)state;
@@ -382,6 +396,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dgx),
+        cmocka_unit_test(test_captured_h100_vm),
         cmocka_unit_test(test_json_shape),
         cmocka_unit_test(test_vm_minus1),
         cmocka_unit_test(test_epyc_order_and_nodes),
