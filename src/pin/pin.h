@@ -111,6 +111,54 @@ const struct nf_node *__nf_topo_node(const struct numafeed_topo *t, int id);
 int __nf_topo_pool_cpus(const struct numafeed_topo *t, int gpu, struct nf_cpuset *out,
                         bool *fallback);
 
+/* ---- threads and memory on a node (bind.c) ---- */
+
+/* What binding a thread achieved; never silently degraded: every field that
+ * did not come out as asked carries its reason in note. */
+struct nf_bind_result {
+    bool affinity;      /* sched_setaffinity succeeded */
+    bool mempolicy;     /* set_mempolicy(MPOL_PREFERRED, node) succeeded */
+    char note[160];     /* "" when both succeeded */
+};
+
+/*
+ * Bind the calling thread: CPU affinity to cpus (never empty), then a
+ * preferred memory policy for node so that everything it allocates from
+ * now on (staging, zstd contexts, io_uring rings) lands on the node when
+ * the node has room. Failures of the memory policy (EPERM under Docker's
+ * default seccomp profile without CAP_SYS_NICE) are reported in *res and
+ * are not errors: first touch by a pinned thread already allocates locally.
+ * A failed sched_setaffinity is an error.
+ */
+int __nf_bind_thread(const struct nf_cpuset *cpus, int node, struct nf_bind_result *res);
+
+/* What a node-local buffer achieved. */
+struct nf_placement {
+    size_t page_size;       /* 2 MiB hugetlb, 2 MiB THP-advised, or 4 KiB */
+    bool hugetlb;           /* backed by the node's reserved huge pages */
+    bool thp;               /* madvise(MADV_HUGEPAGE) accepted */
+    bool bound;             /* mbind(MPOL_BIND, node) succeeded */
+    bool verified;          /* move_pages said where every page is */
+    size_t pages, pages_on_node;
+    int node;               /* the node asked for */
+    char note[200];         /* reasons for anything not achieved */
+};
+
+/*
+ * Allocate len bytes on node, in this order (each step's reason is in
+ * DESIGN.md): mmap; MAP_HUGETLB when the node's free_hugepages (read below
+ * sysfs_root) cover the size, else madvise(MADV_HUGEPAGE); mbind(MPOL_BIND)
+ * to the node; first touch (write) of every page by the calling thread;
+ * placement read back with move_pages. *mapped is the mapping's length (len
+ * rounded up to the page size) for __nf_node_free. Errors: -ENOMEM (mmap),
+ * -EINVAL; a refused mbind or move_pages is reported in *pl, not an error.
+ */
+int __nf_node_alloc(const char *sysfs_root, int node, size_t len, void **out, size_t *mapped,
+                    struct nf_placement *pl);
+void __nf_node_free(void *p, size_t mapped);
+/* Re-read where the pages of [p, p+len) are (move_pages) into *pl. */
+int __nf_node_verify(const void *p, size_t len, int node, struct nf_placement *pl);
+
 /* ---- CUDA runtime (cuda.c: the only file that includes CUDA headers) ---- */
 
 /*
