@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The sampler: which record goes where, as a pure function of (seed, epoch,
+ * dataset block structure, part, number of parts, batch size, window).
+ * Private to src/loader (the loader's one interface header is loader.h;
+ * this is its sampler's, kept apart so the tests can reach it).
+ *
+ * Order of an epoch (docs/loader.md has the why):
+ *   1. the dataset's blocks, in a permutation of (seed, epoch) (identity
+ *      without shuffle), give the "block order" of all R records;
+ *   2. the block order is cut into windows of exactly C records (the last
+ *      may be shorter); window w's records are permuted by (seed, epoch, w);
+ *      the result is the epoch's global order;
+ *   3. part k of P (rank * gpus + gpu of ranks * gpus) takes a contiguous
+ *      slice of the global order, and cuts it into its batches.
+ */
+#ifndef NUMAFEED_SAMPLER_H
+#define NUMAFEED_SAMPLER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct nf_sampler {
+    /* configuration */
+    uint64_t seed;
+    bool shuffle;
+    bool drop_last;
+    uint64_t window;       /* C, records */
+    uint64_t batch;        /* B */
+    uint64_t part, nparts; /* k of P */
+    /* dataset */
+    uint64_t records;      /* R */
+    uint32_t nblocks;
+    uint32_t *block_records; /* per global block */
+    uint64_t *block_first;   /* global record index of each block's first record */
+    /* this part */
+    uint64_t start, len;   /* slice of the global order */
+    uint64_t nbatches;     /* per epoch, equal for every part */
+    uint64_t last_start;   /* rank position where the last batch starts */
+    uint64_t first_window, nwindows; /* windows overlapping the slice */
+};
+
+/* One epoch's block order: perm[i] is the block at position i; prefix[i]
+ * the records before it (nblocks + 1 entries). Owned by one thread. */
+struct nf_epoch_plan {
+    uint64_t epoch;
+    bool valid;
+    uint32_t *perm;
+    uint64_t *prefix;
+};
+
+/*
+ * Set up a sampler. block_records (nblocks entries) are copied. Errors
+ * (-EINVAL with a message naming the numbers): no records, batch 0,
+ * window 0, part >= nparts, fewer records than parts, or a configuration
+ * where equal batch counts per part are impossible without drop_last
+ * (batch size 1 and records not divisible by parts).
+ */
+int __nf_sampler_init(struct nf_sampler *s, uint64_t seed, bool shuffle, bool drop_last,
+                      uint64_t window, uint64_t batch, uint64_t part, uint64_t nparts,
+                      uint32_t nblocks, const uint32_t *block_records);
+void __nf_sampler_free(struct nf_sampler *s);
+
+int __nf_plan_make(const struct nf_sampler *s, uint64_t epoch, struct nf_epoch_plan *p);
+void __nf_plan_free(struct nf_epoch_plan *p);
+
+/* Length of window w (C, or less for the last). */
+uint64_t __nf_window_len(const struct nf_sampler *s, uint64_t w);
+/* sigma[j] for j < len: the block-order offset inside window w of the
+ * record at final offset j. Identity without shuffle. */
+void __nf_window_perm(const struct nf_sampler *s, uint64_t epoch, uint64_t w, uint32_t *sigma,
+                      uint64_t len);
+/* Global record index at block-order position pos of the plan's epoch;
+ * *block gets the global block holding it, *in_block its index there. */
+uint64_t __nf_plan_record(const struct nf_sampler *s, const struct nf_epoch_plan *p,
+                          uint64_t pos, uint32_t *block, uint32_t *in_block);
+
+/* Batch of a rank position q, and q's index in it. */
+void __nf_batch_of(const struct nf_sampler *s, uint64_t q, uint64_t *b, uint64_t *i);
+/* First rank position of batch b (b == nbatches gives len). */
+uint64_t __nf_batch_start(const struct nf_sampler *s, uint64_t b);
+uint64_t __nf_batch_len(const struct nf_sampler *s, uint64_t b);
+
+/* The whole epoch for this part in delivery order (len entries): tests and
+ * `numafeed bench --digest` checks. */
+int __nf_sampler_epoch_order(const struct nf_sampler *s, uint64_t epoch, uint64_t *out);
+
+#endif
