@@ -231,7 +231,310 @@ NUMAFEED_API const char *numafeed_topo_warnings(const numafeed_topo *topo);
  */
 NUMAFEED_API int numafeed_cpulist_normalize(const char *text, char *buf, size_t bufsize);
 
-/* @@WRITER@@ the dataset writer and reader API (src/io) goes here. */
+/* ------------------------------------------------------------------------ */
+/* Datasets: writing (the format is described in docs/format.md)            */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A dataset is a directory holding manifest.json and shard files of
+ * fixed-size records. A record is a sequence of named fields, each an array
+ * of one dtype with a fixed shape; the record size is the sum of the fields'
+ * sizes. The writer turns a stream of records into such a directory:
+ *
+ *     numafeed_writer *w;
+ *     struct numafeed_field f = {"tokens", "int32", 1, {2048}};
+ *     if (numafeed_writer_create("out", &f, 1, NULL, &w) == 0) {
+ *         rc = numafeed_writer_append(w, records, count);   // any number of times
+ *         rc = rc ? rc : numafeed_writer_finish(w);
+ *         numafeed_writer_destroy(w);                       // always
+ *     }
+ *
+ * Writing is atomic: everything goes into a hidden temporary directory next
+ * to the output (".NAME.tmp-PID-XXXXXX"), each file and the directory are
+ * fsync'd, and only numafeed_writer_finish() renames it into place. A writer
+ * destroyed without a successful finish, or a process killed mid-way, never
+ * leaves a directory that looks like a dataset under the output name (a
+ * killed process can leave the hidden temporary behind; it holds no
+ * manifest and may be deleted).
+ */
+typedef struct numafeed_writer numafeed_writer;
+
+#define NUMAFEED_FIELD_MAX_DIMS 8
+
+/*
+ * One field of the record layout. dtype is one of: "uint8", "int8",
+ * "uint16", "int16", "uint32", "int32", "uint64", "int64", "float16",
+ * "bfloat16", "float32", "float64". name: 1 to 63 characters of
+ * [A-Za-z0-9_], not starting with a digit, unique within the layout.
+ * ndim 0 is a scalar; every dimension is >= 1. Fields are laid out in the
+ * order given, packed (no padding), little-endian as the caller wrote them.
+ */
+struct numafeed_field {
+    const char *name;
+    const char *dtype;
+    unsigned ndim;
+    uint64_t shape[NUMAFEED_FIELD_MAX_DIMS];
+};
+
+enum numafeed_codec {
+    NUMAFEED_CODEC_DEFAULT = 0, /* zstd */
+    NUMAFEED_CODEC_NONE = 1,    /* blocks stored raw */
+    NUMAFEED_CODEC_ZSTD = 2,    /* one zstd frame per block; a block that does
+                                 * not shrink is stored raw */
+};
+
+struct numafeed_writer_options {
+    /* sizeof(struct numafeed_writer_options); set by numafeed_writer_options_init. */
+    size_t size;
+    /* enum numafeed_codec; 0 (the default) means zstd. */
+    int codec;
+    /* zstd compression level, from ZSTD_minCLevel() to ZSTD_maxCLevel();
+     * 0 (the default) means 3. Ignored without zstd. */
+    int level;
+    /* Decoded bytes per block, in bytes: rounded down to whole records, at
+     * least one record, at most 256 MiB. 0 (the default) means 256 KiB. A
+     * block is the unit of reading, checking and decoding: reading one record
+     * decodes its whole block. */
+    uint64_t block_bytes;
+    /* Target shard file size, in bytes: a shard is closed after the first
+     * block that brings it to this size or beyond. 0 (the default) means
+     * 1 GiB. */
+    uint64_t shard_bytes;
+    /* 0 (the default): fail with -EEXIST if the output exists. 1: replace an
+     * existing output that is a numafeed dataset (has a manifest.json) or an
+     * empty directory; anything else is still refused with -EEXIST. The swap
+     * uses renameat2(RENAME_EXCHANGE), atomic on filesystems that support it
+     * (ext4, xfs, btrfs, tmpfs); elsewhere the old directory is renamed aside
+     * first, leaving a moment with no output. The old dataset is then
+     * removed. */
+    int force;
+};
+
+/* Fill *opt with the defaults documented above. */
+NUMAFEED_API void numafeed_writer_options_init(struct numafeed_writer_options *opt);
+
+/*
+ * Start writing a dataset to the directory out_dir with the given record
+ * layout (nfields >= 1 fields, copied: the caller's array and strings may
+ * go once this returns). opt may be NULL for the defaults. Creates the
+ * temporary directory. On success *out is a new writer to release with
+ * numafeed_writer_destroy(). Errors: -EINVAL (bad layout or option, named
+ * in the message), -EEXIST (out_dir exists, see force), -ENOENT (the
+ * parent directory does not exist), -ENOMEM, other -errno from mkdir.
+ */
+NUMAFEED_API int numafeed_writer_create(const char *out_dir, const struct numafeed_field *fields,
+                                        size_t nfields, const struct numafeed_writer_options *opt,
+                                        numafeed_writer **out);
+
+/*
+ * Append count whole records (count * record size bytes at records) in
+ * order. Compresses and writes full blocks as they fill; may write nothing.
+ * Errors: -EIO, -ENOSPC, other -errno from write, -EINVAL after a failure or
+ * after finish (a writer that failed once refuses everything but destroy).
+ */
+NUMAFEED_API int numafeed_writer_append(numafeed_writer *w, const void *records, size_t count);
+
+/*
+ * Write the last block, every shard's footer, the manifest, fsync them and
+ * rename the temporary directory to out_dir. After success the writer only
+ * answers the query functions and destroy. Errors: -EINVAL when no record
+ * was appended, -EEXIST when out_dir appeared meanwhile (and force is 0),
+ * -errno from writing, fsync or rename (the temporary is then removed by
+ * destroy, and an existing dataset is left as it was).
+ */
+NUMAFEED_API int numafeed_writer_finish(numafeed_writer *w);
+
+/*
+ * Free the writer. Without a successful finish it removes the temporary
+ * directory and everything in it. NULL is allowed.
+ */
+NUMAFEED_API void numafeed_writer_destroy(numafeed_writer *w);
+
+/* The record size in bytes (the sum of the fields' sizes). */
+NUMAFEED_API size_t numafeed_writer_record_bytes(const numafeed_writer *w);
+/* Records appended so far. */
+NUMAFEED_API uint64_t numafeed_writer_records(const numafeed_writer *w);
+/* Bytes written to shard files so far (headers, blocks, footers). */
+NUMAFEED_API uint64_t numafeed_writer_bytes_written(const numafeed_writer *w);
+/* Shard files started so far. */
+NUMAFEED_API unsigned numafeed_writer_shards(const numafeed_writer *w);
+
+/* ------------------------------------------------------------------------ */
+/* The loader: one producer pool per GPU                                    */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A loader serves batches of a dataset to one or more GPUs. Each served GPU
+ * has its own pool: worker threads pinned to the GPU's NUMA node (its CPUs
+ * intersected with this process's allowed CPUs), a ring of batch slots bound
+ * to that node, one io_uring and one zstd context per thread. The pools
+ * live as long as the loader: epochs follow each other without restarting
+ * anything, and the next epoch's first batches are built while the current
+ * epoch's last ones are consumed. docs/loader.md describes the design.
+ *
+ * Thread-safety: loader_next() for different GPUs may be called from
+ * different threads at once; loader_release() may be called from any
+ * thread; loader_stats() and loader_pool_info() from any thread. Everything
+ * else is not thread-safe.
+ */
+typedef struct numafeed_loader loader_t;
+
+enum loader_io_backend {
+    LOADER_IO_AUTO = 0,  /* io_uring, pread when refused; env NUMAFEED_IO overrides */
+    LOADER_IO_URING = 1, /* io_uring or fail */
+    LOADER_IO_PREAD = 2, /* pread */
+};
+
+#define LOADER_MAX_GPUS 64
+
+struct loader_config {
+    /* sizeof(struct loader_config); set by loader_config_init. */
+    size_t size;
+    /* The dataset directory (numafeed pack's --out). Required. */
+    const char *path;
+    /* Records per batch. Default 64. */
+    uint32_t batch_size;
+    /* CUDA ordinals to serve, ngpus entries; ngpus 0 (default) serves every
+     * visible GPU, or one host pool ("GPU 0") when none is visible. In host
+     * mode, ordinals need not exist: each is a host pool on its node
+     * override (or node 0). At most LOADER_MAX_GPUS. */
+    const int *gpus;
+    int ngpus;
+    /* Per served GPU (same order as gpus, or ordinals 0..n-1 when gpus is
+     * NULL): the NUMA node to use instead of the one sysfs reports, for
+     * firmware that lies; -1 for none. NULL (default): no overrides. */
+    const int *node_override;
+    /* Worker threads per pool. 0 (default): min(4, CPUs of the pool). */
+    uint32_t threads;
+    /* Batch slots per pool, i.e. batches in flight. 0 (default): 4. >= 2. */
+    uint32_t ring_depth;
+    /* Shuffle (default 1) with this seed (default 0). The order is a pure
+     * function of (seed, epoch, dataset, rank, world size, GPUs served). */
+    int shuffle;
+    uint64_t seed;
+    /* Records mixed together by the within-window shuffle, on top of the
+     * block-level shuffle. 0 (default): 16 blocks' worth. Memory per worker
+     * is about this many records, decoded. */
+    uint64_t shuffle_window;
+    /* Drop each part's incomplete last batch (default 0: keep it short). */
+    int drop_last;
+    /* This process's rank and the number of ranks. world_size 0 (default):
+     * the environment's RANK and WORLD_SIZE when set, else 0 and 1. The
+     * records are split over world_size x (GPUs served) parts. */
+    uint32_t rank, world_size;
+    /* I/O: enum loader_io_backend (default AUTO) and reads in flight per
+     * thread (0: 32). */
+    int io_backend;
+    uint32_t io_depth;
+    /* 1: deliver host batches even where a GPU could take them. 0 (default):
+     * automatic, host mode when there is no CUDA runtime, driver or GPU. */
+    int host_mode;
+    /* Directory standing in for /sys (NULL: $NUMAFEED_SYSFS_ROOT or /sys). */
+    const char *sysfs_root;
+    /* 1: print what each pool achieved (CPUs, memory placement) to stderr. */
+    int verbose;
+};
+
+/* Fill *cfg with the defaults above. */
+NUMAFEED_API void loader_config_init(struct loader_config *cfg);
+
+/*
+ * Create a loader: open the dataset, read the topology, start every pool and
+ * allocate its ring before returning. Errors: NUMAFEED_ECONFIG (a bad
+ * field, named in the message), the dataset's errors (-ENOENT,
+ * NUMAFEED_EMANIFEST, NUMAFEED_ECORRUPT, ...), the topology's, -ENOMEM.
+ * The message is in numafeed_last_error() (there is no loader yet).
+ */
+NUMAFEED_API int loader_create(const struct loader_config *cfg, loader_t **out);
+
+/* Destroy a loader: stops and joins every thread, even ones blocked on a
+ * full ring or in I/O, and frees everything. Batches not released become
+ * invalid. NULL is allowed. */
+NUMAFEED_API void loader_destroy(loader_t *loader);
+
+/* One field of a batch: a contiguous [records, shape...] array. */
+struct loader_field {
+    const char *name;
+    const char *dtype;      /* "uint8", "int32", "float32", ... (docs/format.md) */
+    unsigned ndim;          /* of one record's field */
+    const uint64_t *shape;  /* ndim entries */
+    size_t record_bytes;    /* bytes of one record's field */
+    void *host;             /* records * record_bytes bytes, in the slot */
+    void *device;           /* the device copy (CUDA path); NULL in host mode */
+};
+
+#define LOADER_MAX_FIELDS 256
+
+struct loader_batch {
+    int gpu;                     /* the index passed to loader_next */
+    uint64_t epoch;              /* from 0 */
+    uint64_t index;              /* batch index within the epoch, from 0 */
+    uint32_t records;            /* <= batch_size; short only at an epoch's end */
+    int last_in_epoch;           /* 1 on the epoch's last batch */
+    const uint64_t *record_ids;  /* records entries: each record's index in the dataset */
+    unsigned nfields;
+    const struct loader_field *fields; /* nfields entries, valid until release */
+    void *ready_event;           /* CUDA path: a cudaEvent_t; NULL in host mode */
+    uint64_t seq_;               /* private: the pool's sequence number */
+};
+
+/*
+ * The next batch for the gpu-th served GPU (0 .. loader_gpu_count - 1), in
+ * order. Waits at most timeout_ms (-1: forever, 0: do not wait).
+ * Returns 0 with *batch filled; NUMAFEED_EEPOCH_END once after an epoch's
+ * last batch (call again for the next epoch); -ETIMEDOUT; -EDEADLK when
+ * every slot of the ring is held by batches not yet released; an error
+ * from a worker (NUMAFEED_ECORRUPT, NUMAFEED_ECHECKSUM, -EIO, ...) at the
+ * batch it affects, with the shard and offset in loader_last_error(); the
+ * same error on every later call. Thread-safe across different gpu.
+ */
+NUMAFEED_API int loader_next(loader_t *loader, int gpu, struct loader_batch *batch,
+                             int timeout_ms);
+
+/* Give a batch's slot back to its pool. Any order, any thread. -EINVAL for
+ * a batch that is not outstanding. */
+NUMAFEED_API int loader_release(loader_t *loader, struct loader_batch *batch);
+
+/* Number of GPUs (pools) served; batches per epoch of each (equal for all
+ * pools and ranks). */
+NUMAFEED_API int loader_gpu_count(const loader_t *loader);
+NUMAFEED_API uint64_t loader_epoch_batches(const loader_t *loader);
+
+struct loader_stats {
+    size_t size;                 /* set by the caller: sizeof(struct loader_stats) */
+    uint64_t batches, records, bytes; /* delivered by loader_next */
+    uint64_t wait_ns_total;      /* time callers spent inside loader_next */
+    uint64_t wait_p50_ns, wait_p99_ns, wait_max_ns;
+    uint64_t worker_stall_ns;    /* time workers waited for a free slot */
+    uint64_t blocks_decoded;
+};
+
+/* Counters of one pool since creation. Thread-safe. */
+NUMAFEED_API int loader_stats(loader_t *loader, int gpu, struct loader_stats *st);
+
+struct loader_pool_info {
+    size_t size;                 /* set by the caller */
+    int cuda_ordinal;
+    int node;                    /* the node the pool runs on */
+    int node_known;              /* 0: sysfs gave no locality (-1) and no override */
+    char cpus[256];              /* the pool's CPUs, a cpulist */
+    int cpus_fallback;           /* 1: no allowed CPU on the node; using all allowed */
+    unsigned threads;
+    int tids[256];               /* kernel thread ids of the workers */
+    size_t slot_bytes;
+    unsigned ring_depth;
+    size_t page_size;            /* of the ring */
+    int hugetlb, thp, mbind, verified; /* what the ring's placement achieved */
+    size_t pages, pages_on_node; /* sampled by move_pages */
+    char io_backend[16];         /* "io_uring" or "pread" */
+    char notes[512];             /* every shortfall and its reason; "" if none */
+};
+
+/* What a pool achieved. Thread-safe. */
+NUMAFEED_API int loader_pool_info(loader_t *loader, int gpu, struct loader_pool_info *info);
+
+/* The loader's last error message (worker errors included); "" if none. */
+NUMAFEED_API const char *loader_last_error(const loader_t *loader);
 
 #ifdef __cplusplus
 }

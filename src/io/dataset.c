@@ -1,0 +1,259 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * An open dataset: the manifest, one descriptor per shard and every
+ * shard's block index, validated once at open and read-only afterwards so
+ * that any number of readers (threads) can share it without locks.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "internal.h"
+#include "io/io.h"
+#include "io/private.h"
+
+void __nf_dataset_options_init(struct nf_dataset_options *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->size = sizeof(*o);
+}
+
+void __nf_dataset_close(struct nf_dataset *ds)
+{
+    if (!ds)
+        return;
+    for (uint32_t i = 0; i < ds->nshards; i++) {
+        struct nf_shard *s = &ds->shards[i];
+        if (s->fd >= 0)
+            close(s->fd);
+        if (s->dfd >= 0)
+            close(s->dfd);
+        free(s->path);
+        __nf_shard_index_free(&s->idx);
+    }
+    free(ds->shards);
+    __nf_manifest_free(&ds->m);
+    free(ds);
+}
+
+int __nf_file_xxh3(int fd, const char *name, uint64_t size, uint64_t *out)
+{
+    enum { CHUNK = 1 << 20 };
+    uint8_t *buf = malloc(CHUNK);
+    XXH3_state_t *st = XXH3_createState();
+    int rc = 0;
+    if (!buf || !st) {
+        rc = __nf_error(-ENOMEM, "%s: out of memory for hashing", name);
+        goto out;
+    }
+    XXH3_64bits_reset(st);
+    for (uint64_t off = 0; off < size && !rc; off += CHUNK) {
+        size_t len = size - off < CHUNK ? (size_t)(size - off) : CHUNK;
+        if (!(rc = __nf_pread_full(fd, buf, len, off, name)))
+            XXH3_64bits_update(st, buf, len);
+    }
+    *out = XXH3_64bits_digest(st);
+out:
+    XXH3_freeState(st);
+    free(buf);
+    return rc;
+}
+
+static int open_shard(struct nf_dataset *ds, uint32_t i, const char *dir,
+                      const struct nf_dataset_options *o)
+{
+    struct nf_shard *s = &ds->shards[i];
+    const struct nf_manifest_shard *ms = &ds->m.shards[i];
+    if (asprintf(&s->path, "%s/%s", dir, ms->file) < 0) {
+        s->path = NULL;
+        return __nf_error(-ENOMEM, "out of memory");
+    }
+    s->name = ms->file;
+    s->fd = open(s->path, O_RDONLY | O_CLOEXEC);
+    if (s->fd < 0) {
+        int e = errno;
+        return __nf_error(-e, "%s: shard %u listed in the manifest: %s", s->path, i, strerror(e));
+    }
+    struct stat st;
+    if (fstat(s->fd, &st))
+        return __nf_error(-errno, "%s: stat: %s", s->path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return __nf_error(NUMAFEED_ECORRUPT, "%s: not a regular file", s->path);
+    if ((uint64_t)st.st_size != ms->bytes)
+        return __nf_error(NUMAFEED_ECORRUPT, "%s: %llu bytes, the manifest says %llu (truncated or "
+                          "replaced)", s->path, (unsigned long long)st.st_size,
+                          (unsigned long long)ms->bytes);
+    int rc = __nf_shard_load(s->fd, s->path, ms->bytes, &s->idx, NULL);
+    if (rc)
+        return rc;
+    if (s->idx.records != ms->records)
+        return __nf_error(NUMAFEED_ECORRUPT, "%s: holds %llu records, the manifest says %llu",
+                          s->path, (unsigned long long)s->idx.records,
+                          (unsigned long long)ms->records);
+    if (s->idx.record_bytes != ds->m.layout.record_bytes)
+        return __nf_error(NUMAFEED_ECORRUPT, "%s: records of %llu bytes, the manifest's layout has "
+                          "%llu", s->path, (unsigned long long)s->idx.record_bytes,
+                          (unsigned long long)ds->m.layout.record_bytes);
+    if (o->verify_content) {
+        uint64_t h;
+        if ((rc = __nf_file_xxh3(s->fd, s->path, ms->bytes, &h)))
+            return rc;
+        if (h != ms->xxh3)
+            return __nf_error(NUMAFEED_ECHECKSUM, "%s: content hash %016llx, the manifest says "
+                              "%016llx", s->path, (unsigned long long)h,
+                              (unsigned long long)ms->xxh3);
+    }
+    if (o->direct && ds->direct) {
+        s->dfd = open(s->path, O_RDONLY | O_CLOEXEC | O_DIRECT);
+        if (s->dfd < 0) {
+            /* tmpfs before 6.6 and some FUSE filesystems refuse O_DIRECT:
+             * keep buffered reads and say so rather than fail the open. */
+            snprintf(ds->direct_why, sizeof(ds->direct_why), "%s: O_DIRECT refused: %s", s->path,
+                     strerror(errno));
+            ds->direct = 0;
+        }
+    }
+    s->first_record = ds->records;
+    ds->records += s->idx.records;
+    if (s->idx.max_decoded > ds->max_decoded)
+        ds->max_decoded = s->idx.max_decoded;
+    return 0;
+}
+
+int __nf_dataset_open(const char *dir, const struct nf_dataset_options *o, struct nf_dataset **out)
+{
+    struct nf_dataset_options defaults;
+    *out = NULL;
+    if (!o) {
+        __nf_dataset_options_init(&defaults);
+        o = &defaults;
+    } else if (o->size < sizeof(*o)) {
+        return __nf_error(NUMAFEED_ECONFIG, "dataset options: size %zu, expected %zu", o->size,
+                          sizeof(*o));
+    }
+    struct nf_dataset *ds = calloc(1, sizeof(*ds));
+    if (!ds)
+        return __nf_error(-ENOMEM, "out of memory");
+    int rc = __nf_manifest_load(dir, &ds->m, NULL);
+    if (rc) {
+        free(ds);
+        return rc;
+    }
+    ds->shards = calloc(ds->m.nshards ? ds->m.nshards : 1, sizeof(*ds->shards));
+    if (!ds->shards) {
+        __nf_dataset_close(ds);
+        return __nf_error(-ENOMEM, "out of memory");
+    }
+    if (ds->m.nshards > UINT32_MAX) {
+        __nf_dataset_close(ds);
+        return __nf_error(NUMAFEED_EMANIFEST, "%s: too many shards", dir);
+    }
+    ds->direct = o->direct ? 1 : 0;
+    snprintf(ds->direct_why, sizeof(ds->direct_why), "%s",
+             o->direct ? "" : "not asked for (dataset opened without direct)");
+    for (size_t i = 0; i < ds->m.nshards; i++) {
+        ds->shards[i].fd = ds->shards[i].dfd = -1;
+        ds->nshards = (uint32_t)i + 1;
+        if ((rc = open_shard(ds, (uint32_t)i, dir, o))) {
+            __nf_dataset_close(ds);
+            return rc;
+        }
+    }
+    if (!ds->direct) {
+        for (uint32_t i = 0; i < ds->nshards; i++) {
+            if (ds->shards[i].dfd >= 0)
+                close(ds->shards[i].dfd);
+            ds->shards[i].dfd = -1;
+        }
+    }
+    /* Validated by the manifest (shards sum to records) and by each shard
+     * (its records equal the manifest's): the two totals agree. */
+    *out = ds;
+    return 0;
+}
+
+uint64_t __nf_dataset_records(const struct nf_dataset *ds)
+{
+    return ds->records;
+}
+
+const struct nf_layout *__nf_dataset_layout(const struct nf_dataset *ds)
+{
+    return &ds->m.layout;
+}
+
+uint32_t __nf_dataset_shard_count(const struct nf_dataset *ds)
+{
+    return ds->nshards;
+}
+
+const char *__nf_dataset_shard_name(const struct nf_dataset *ds, uint32_t shard)
+{
+    return shard < ds->nshards ? ds->shards[shard].name : NULL;
+}
+
+const struct nf_shard_index *__nf_dataset_shard_index(const struct nf_dataset *ds, uint32_t shard)
+{
+    return shard < ds->nshards ? &ds->shards[shard].idx : NULL;
+}
+
+uint64_t __nf_dataset_shard_first(const struct nf_dataset *ds, uint32_t shard)
+{
+    return shard < ds->nshards ? ds->shards[shard].first_record : ds->records;
+}
+
+uint32_t __nf_dataset_max_decoded(const struct nf_dataset *ds)
+{
+    return ds->max_decoded;
+}
+
+int __nf_dataset_direct(const struct nf_dataset *ds, const char **why)
+{
+    if (why)
+        *why = ds->direct_why;
+    return ds->direct;
+}
+
+/* The last of n entries (n >= 1) whose first record is <= key: entries are
+ * `stride` bytes apart, each with a uint64_t first record at `field`, in
+ * ascending order and never empty. */
+static uint32_t last_at_or_below(const void *base, size_t stride, size_t field, uint32_t n,
+                                 uint64_t key)
+{
+    uint32_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo + 1) / 2;
+        uint64_t first;
+        memcpy(&first, (const char *)base + (size_t)mid * stride + field, sizeof(first));
+        if (first <= key)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return lo;
+}
+
+int __nf_dataset_locate(const struct nf_dataset *ds, uint64_t record, struct nf_record_loc *loc)
+{
+    if (record >= ds->records)
+        return __nf_error(-ERANGE, "record %llu: the dataset holds %llu",
+                          (unsigned long long)record, (unsigned long long)ds->records);
+    uint32_t s = last_at_or_below(ds->shards, sizeof(*ds->shards),
+                                  offsetof(struct nf_shard, first_record), ds->nshards, record);
+    const struct nf_shard_index *idx = &ds->shards[s].idx;
+    uint64_t r = record - ds->shards[s].first_record;
+    uint32_t b = last_at_or_below(idx->blocks, sizeof(*idx->blocks),
+                                  offsetof(struct nf_block_info, first_record), idx->nblocks, r);
+    loc->shard = s;
+    loc->block = b;
+    /* < records * record_bytes == decoded_size <= NF_BLOCK_CAP: no overflow */
+    loc->offset = (r - idx->blocks[b].first_record) * idx->record_bytes;
+    return 0;
+}

@@ -1,0 +1,373 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The shard file format: encoding the fixed parts, validating everything a
+ * reader takes from disk before it is used, and checking + decoding blocks.
+ *
+ * Every number read from a shard is untrusted. The order of the checks is
+ * deliberate: sizes are validated before anything is allocated or read
+ * (so a flipped bit cannot ask for gigabytes), the footer's checksum is
+ * verified before its entries are interpreted, and a block's decoded size is
+ * capped and cross-checked with the zstd frame before zstd writes a byte.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+#include <zstd.h>
+#include <zstd_errors.h>
+
+#include "internal.h"
+#include "io/io.h"
+
+/* 0x89 first so a text-mode transfer or a stray text file cannot match;
+ * the trailer magic differs so header and trailer are never confused. */
+static const uint8_t header_magic[8] = {0x89, 'N', 'F', 'S', 'H', 'R', 'D', '\n'};
+static const uint8_t trailer_magic[8] = {'N', 'F', 'T', 'R', 'A', 'I', 'L', '\n'};
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+static void put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint32_t get32(const uint8_t *p)
+{
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+static uint64_t get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static void where_set(struct nf_where *w, int64_t block, uint64_t off)
+{
+    if (w) {
+        w->block = block;
+        w->offset = off;
+    }
+}
+
+void __nf_header_encode(uint8_t out[NF_HEADER_BYTES], uint64_t record_bytes)
+{
+    memset(out, 0, NF_HEADER_BYTES);
+    memcpy(out, header_magic, 8);
+    put32(out + 8, NF_FORMAT_VERSION);
+    put32(out + 12, 0); /* flags: none defined in version 1 */
+    put32(out + 16, NF_HEADER_BYTES);
+    put64(out + 24, record_bytes);
+    put64(out + 56, XXH3_64bits(out, 56));
+}
+
+void __nf_index_entry_encode(uint8_t out[NF_INDEX_ENTRY_BYTES], const struct nf_block_info *b)
+{
+    put64(out, b->offset);
+    put32(out + 8, b->stored_size);
+    put32(out + 12, b->decoded_size);
+    put32(out + 16, b->records);
+    put32(out + 20, b->codec);
+    put64(out + 24, b->xxh3);
+}
+
+void __nf_footer_head_encode(uint8_t out[NF_FOOTER_HEAD_BYTES], uint32_t nblocks, uint64_t records)
+{
+    put32(out, nblocks);
+    put32(out + 4, 0);
+    put64(out + 8, records);
+}
+
+void __nf_trailer_encode(uint8_t out[NF_TRAILER_BYTES], uint64_t footer_offset,
+                         uint64_t footer_size, uint64_t footer_xxh3)
+{
+    put64(out, footer_offset);
+    put64(out + 8, footer_size);
+    put64(out + 16, footer_xxh3);
+    memcpy(out + 24, trailer_magic, 8);
+}
+
+int __nf_pread_full(int fd, void *buf, size_t len, uint64_t off, const char *name)
+{
+    size_t done = 0;
+    while (done < len) {
+        ssize_t r = pread(fd, (uint8_t *)buf + done, len - done, (off_t)(off + done));
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            int e = errno;
+            return __nf_error(-e, "%s: read of %zu bytes at offset %llu: %s", name, len - done,
+                              (unsigned long long)(off + done), strerror(e));
+        }
+        if (r == 0)
+            return __nf_error(NUMAFEED_ECORRUPT,
+                              "%s: short read at offset %llu: end of file after %zu of %zu bytes",
+                              name, (unsigned long long)(off + done), done, len);
+        done += (size_t)r;
+    }
+    return 0;
+}
+
+/* Header: magic, then version (before the checksum, so that a file from a
+ * newer numafeed is reported as a version problem rather than as damage),
+ * then checksum, then the fields the checksum vouches for. */
+static int header_decode(const uint8_t *h, const char *name, uint64_t *record_bytes,
+                         struct nf_where *w)
+{
+    if (memcmp(h, header_magic, 8)) {
+        where_set(w, -1, 0);
+        return __nf_error(NUMAFEED_ECORRUPT, "%s: header at offset 0: bad magic (not a numafeed shard)",
+                          name);
+    }
+    uint32_t version = get32(h + 8);
+    if (version != NF_FORMAT_VERSION) {
+        where_set(w, -1, 8);
+        return __nf_error(NUMAFEED_EVERSION, "%s: header at offset 8: format version %u, this "
+                          "numafeed reads version %u", name, version, NF_FORMAT_VERSION);
+    }
+    uint64_t sum = get64(h + 56), want = XXH3_64bits(h, 56);
+    if (sum != want) {
+        where_set(w, -1, 56);
+        return __nf_error(NUMAFEED_ECHECKSUM, "%s: header at offset 56: checksum %016llx, "
+                          "computed %016llx", name, (unsigned long long)sum, (unsigned long long)want);
+    }
+    uint32_t flags = get32(h + 12);
+    if (flags) {
+        where_set(w, -1, 12);
+        return __nf_error(NUMAFEED_ECORRUPT, "%s: header at offset 12: reserved flag bits set "
+                          "(0x%08x)", name, flags);
+    }
+    if (get32(h + 16) != NF_HEADER_BYTES) {
+        where_set(w, -1, 16);
+        return __nf_error(NUMAFEED_ECORRUPT, "%s: header at offset 16: header size %u, expected %u",
+                          name, get32(h + 16), NF_HEADER_BYTES);
+    }
+    if (get32(h + 20) || get64(h + 32) || get64(h + 40) || get64(h + 48)) {
+        where_set(w, -1, 20);
+        return __nf_error(NUMAFEED_ECORRUPT, "%s: header: reserved fields are not zero", name);
+    }
+    *record_bytes = get64(h + 24);
+    if (*record_bytes == 0 || *record_bytes > NF_BLOCK_CAP) {
+        where_set(w, -1, 24);
+        return __nf_error(NUMAFEED_ECORRUPT, "%s: header at offset 24: record size %llu bytes "
+                          "(1 to %u allowed)", name, (unsigned long long)*record_bytes, NF_BLOCK_CAP);
+    }
+    return 0;
+}
+
+/* One index entry against everything known so far; *prev_end is the end of
+ * the previous block (or the header), advanced on success. */
+static int entry_check(const struct nf_block_info *b, uint32_t i, const char *name,
+                       uint64_t record_bytes, uint64_t footer_offset, uint64_t entry_off,
+                       uint64_t *prev_end, struct nf_where *w)
+{
+    where_set(w, i, entry_off);
+    const char *bad = NULL;
+    uint64_t want = 0;
+    if (b->codec != NF_CODEC_RAW && b->codec != NF_CODEC_ZSTD)
+        bad = "unknown codec";
+    else if (b->records == 0 || b->stored_size == 0)
+        bad = "empty block";
+    else if (b->decoded_size > NF_BLOCK_CAP)
+        bad = "decoded size above the 256 MiB block cap";
+    else if (__builtin_mul_overflow((uint64_t)b->records, record_bytes, &want) || want != b->decoded_size)
+        bad = "decoded size is not records times record size";
+    else if (b->codec == NF_CODEC_RAW && b->stored_size != b->decoded_size)
+        bad = "raw block whose stored size differs from its decoded size";
+    else if (b->codec == NF_CODEC_ZSTD && b->stored_size > ZSTD_compressBound(b->decoded_size))
+        bad = "zstd block larger than zstd's bound for its decoded size";
+    else if (b->offset < *prev_end)
+        bad = b->offset < NF_HEADER_BYTES ? "block offset inside the header"
+                                          : "block overlaps the previous one (offsets must ascend)";
+    else if (b->offset > footer_offset || b->stored_size > footer_offset - b->offset)
+        bad = "block extends past the data region into the footer";
+    if (bad)
+        return __nf_error(NUMAFEED_ECORRUPT, "%s: block %u (index entry at offset %llu): %s "
+                          "(offset %llu, stored %u, decoded %u, records %u, codec %u)",
+                          name, i, (unsigned long long)entry_off, bad,
+                          (unsigned long long)b->offset, b->stored_size, b->decoded_size,
+                          b->records, b->codec);
+    *prev_end = b->offset + b->stored_size;
+    return 0;
+}
+
+void __nf_shard_index_free(struct nf_shard_index *idx)
+{
+    if (!idx)
+        return;
+    free(idx->blocks);
+    memset(idx, 0, sizeof(*idx));
+}
+
+int __nf_shard_load(int fd, const char *name, uint64_t file_size, struct nf_shard_index *out,
+                    struct nf_where *w)
+{
+    memset(out, 0, sizeof(*out));
+    const uint64_t min_size = NF_HEADER_BYTES + NF_FOOTER_HEAD_BYTES + NF_TRAILER_BYTES;
+    if (file_size < min_size) {
+        where_set(w, -1, file_size);
+        return __nf_error(NUMAFEED_ECORRUPT, "%s: truncated: %llu bytes, a shard has at least %llu",
+                          name, (unsigned long long)file_size, (unsigned long long)min_size);
+    }
+    uint8_t h[NF_HEADER_BYTES], t[NF_TRAILER_BYTES], head[NF_FOOTER_HEAD_BYTES];
+    uint64_t record_bytes = 0;
+    int rc = __nf_pread_full(fd, h, sizeof(h), 0, name);
+    if (rc)
+        return where_set(w, -1, 0), rc;
+    if ((rc = header_decode(h, name, &record_bytes, w)))
+        return rc;
+
+    uint64_t toff = file_size - NF_TRAILER_BYTES;
+    if ((rc = __nf_pread_full(fd, t, sizeof(t), toff, name)))
+        return where_set(w, -1, toff), rc;
+    if (memcmp(t + 24, trailer_magic, 8)) {
+        where_set(w, -1, toff + 24);
+        return __nf_error(NUMAFEED_ECORRUPT, "%s: no valid trailer at offset %llu (bad magic): "
+                          "the file is truncated or not a shard", name, (unsigned long long)toff);
+    }
+    uint64_t foff = get64(t), fsize = get64(t + 8), fsum = get64(t + 16), fend;
+    if (foff < NF_HEADER_BYTES || fsize < NF_FOOTER_HEAD_BYTES ||
+        (fsize - NF_FOOTER_HEAD_BYTES) % NF_INDEX_ENTRY_BYTES ||
+        (fsize - NF_FOOTER_HEAD_BYTES) / NF_INDEX_ENTRY_BYTES > UINT32_MAX ||
+        __builtin_add_overflow(foff, fsize, &fend) || fend != toff) {
+        where_set(w, -1, toff);
+        return __nf_error(NUMAFEED_ECORRUPT, "%s: trailer at offset %llu: footer at %llu of %llu "
+                          "bytes does not end where the trailer starts (file truncated or damaged)",
+                          name, (unsigned long long)toff, (unsigned long long)foff,
+                          (unsigned long long)fsize);
+    }
+    /* fsize < file_size here, so the allocation is bounded by the file. */
+    uint8_t *footer = malloc(fsize);
+    if (!footer)
+        return __nf_error(-ENOMEM, "%s: out of memory for a %llu-byte footer", name,
+                          (unsigned long long)fsize);
+    if ((rc = __nf_pread_full(fd, footer, fsize, foff, name))) {
+        free(footer);
+        return where_set(w, -1, foff), rc;
+    }
+    uint64_t got = XXH3_64bits(footer, fsize);
+    if (got != fsum) {
+        free(footer);
+        where_set(w, -1, foff);
+        return __nf_error(NUMAFEED_ECHECKSUM, "%s: footer at offset %llu: checksum %016llx, "
+                          "trailer says %016llx", name, (unsigned long long)foff,
+                          (unsigned long long)got, (unsigned long long)fsum);
+    }
+    memcpy(head, footer, sizeof(head));
+    uint32_t n = get32(head);
+    uint64_t records = get64(head + 8);
+    if ((uint64_t)n != (fsize - NF_FOOTER_HEAD_BYTES) / NF_INDEX_ENTRY_BYTES || get32(head + 4) ||
+        n == 0) {
+        free(footer);
+        where_set(w, -1, foff);
+        return __nf_error(NUMAFEED_ECORRUPT, "%s: footer at offset %llu: %u blocks in a footer "
+                          "of %llu bytes, or reserved field set", name, (unsigned long long)foff,
+                          n, (unsigned long long)fsize);
+    }
+    struct nf_block_info *b = calloc(n, sizeof(*b));
+    if (!b) {
+        free(footer);
+        return __nf_error(-ENOMEM, "%s: out of memory for %u index entries", name, n);
+    }
+    uint64_t prev_end = NF_HEADER_BYTES, sum = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const uint8_t *e = footer + NF_FOOTER_HEAD_BYTES + (size_t)i * NF_INDEX_ENTRY_BYTES;
+        b[i].offset = get64(e);
+        b[i].stored_size = get32(e + 8);
+        b[i].decoded_size = get32(e + 12);
+        b[i].records = get32(e + 16);
+        b[i].codec = get32(e + 20);
+        b[i].xxh3 = get64(e + 24);
+        b[i].first_record = sum;
+        uint64_t eoff = foff + (uint64_t)(e - footer);
+        rc = entry_check(&b[i], i, name, record_bytes, foff, eoff, &prev_end, w);
+        if (rc) {
+            free(b);
+            free(footer);
+            return rc;
+        }
+        sum += b[i].records; /* n < 2^32 entries of < 2^32 records: no overflow */
+        if (b[i].stored_size > out->max_stored)
+            out->max_stored = b[i].stored_size;
+        if (b[i].decoded_size > out->max_decoded)
+            out->max_decoded = b[i].decoded_size;
+    }
+    free(footer);
+    if (sum != records) {
+        free(b);
+        where_set(w, -1, foff + 8);
+        return __nf_error(NUMAFEED_ECORRUPT, "%s: footer at offset %llu: blocks hold %llu records, "
+                          "footer says %llu", name, (unsigned long long)foff,
+                          (unsigned long long)sum, (unsigned long long)records);
+    }
+    out->file_size = file_size;
+    out->record_bytes = record_bytes;
+    out->records = records;
+    out->footer_offset = foff;
+    out->nblocks = n;
+    out->blocks = b;
+    return 0;
+}
+
+int __nf_block_decode(struct ZSTD_DCtx_s *dctx, const char *shard, uint32_t block_no,
+                      const struct nf_block_info *b, const void *src, void *dst, size_t dst_len)
+{
+    const unsigned long long off = (unsigned long long)b->offset;
+    if (dst_len < b->decoded_size)
+        return __nf_error(-EINVAL, "%s: block %u at offset %llu: destination of %zu bytes for "
+                          "%u decoded bytes", shard, block_no, off, dst_len, b->decoded_size);
+    if (b->codec == NF_CODEC_ZSTD) {
+        if (!dctx)
+            return __nf_error(-EINVAL, "%s: block %u: no zstd context", shard, block_no);
+        /* Both checks before decoding: a frame that claims a different size,
+         * or that is followed by more data, is refused whatever it holds. */
+        unsigned long long csize = ZSTD_getFrameContentSize(src, b->stored_size);
+        if (csize == ZSTD_CONTENTSIZE_ERROR)
+            return __nf_error(NUMAFEED_ECORRUPT, "%s: block %u at offset %llu: not a zstd frame",
+                              shard, block_no, off);
+        if (csize != ZSTD_CONTENTSIZE_UNKNOWN && csize != b->decoded_size)
+            return __nf_error(NUMAFEED_ECORRUPT, "%s: block %u at offset %llu: zstd frame declares "
+                              "%llu bytes, the index says %u", shard, block_no, off, csize,
+                              b->decoded_size);
+        size_t fsize = ZSTD_findFrameCompressedSize(src, b->stored_size);
+        if (ZSTD_isError(fsize) || fsize != b->stored_size)
+            return __nf_error(NUMAFEED_ECORRUPT, "%s: block %u at offset %llu: zstd frame is "
+                              "%s, the index says %u stored bytes", shard, block_no, off,
+                              ZSTD_isError(fsize) ? ZSTD_getErrorName(fsize) : "a different size",
+                              b->stored_size);
+        /* Capacity exactly the index's size: a frame that would produce more
+         * (a bomb, a lying index) fails inside zstd instead of overflowing. */
+        size_t got = ZSTD_decompressDCtx(dctx, dst, b->decoded_size, src, b->stored_size);
+        if (ZSTD_isError(got)) {
+            int code = ZSTD_getErrorCode(got) == ZSTD_error_checksum_wrong ? NUMAFEED_ECHECKSUM
+                                                                           : NUMAFEED_ECORRUPT;
+            return __nf_error(code, "%s: block %u at offset %llu: zstd: %s", shard, block_no, off,
+                              ZSTD_getErrorName(got));
+        }
+        if (got != b->decoded_size)
+            return __nf_error(NUMAFEED_ECORRUPT, "%s: block %u at offset %llu: zstd produced %zu "
+                              "bytes, the index says %u", shard, block_no, off, got,
+                              b->decoded_size);
+    } else if (b->codec == NF_CODEC_RAW) {
+        if (dst != src)
+            memcpy(dst, src, b->decoded_size);
+    } else {
+        return __nf_error(NUMAFEED_ECORRUPT, "%s: block %u at offset %llu: unknown codec %u",
+                          shard, block_no, off, b->codec);
+    }
+    uint64_t h = XXH3_64bits(dst, b->decoded_size);
+    if (h != b->xxh3)
+        return __nf_error(NUMAFEED_ECHECKSUM, "%s: block %u at offset %llu: decoded bytes hash to "
+                          "%016llx, the index says %016llx", shard, block_no, off,
+                          (unsigned long long)h, (unsigned long long)b->xxh3);
+    return 0;
+}

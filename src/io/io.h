@@ -1,0 +1,341 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * src/io: the dataset format (manifest + shard files), the writer, the
+ * checker and the per-thread block reader. This header is the whole
+ * interface of src/io to the rest of numafeed; docs/format.md is the byte
+ * level reference of what is on disk.
+ *
+ * Nothing here knows about threads or GPUs. The intended use:
+ *   1. once per process: __nf_dataset_open() parses the manifest, opens
+ *      every shard, validates header, footer and trailer and keeps the block
+ *      index in memory. The dataset is read-only afterwards, so any number of
+ *      threads may use it at once.
+ *   2. once per worker thread: __nf_reader_create() makes a reader with its
+ *      own io_uring (or the pread backend) and its own ZSTD_DCtx. A reader
+ *      is used by one thread at a time.
+ *   3. per block: __nf_reader_submit() up to the queue depth, then
+ *      __nf_reader_wait() for completions and __nf_reader_decode() each one
+ *      (hash check and zstd decode into a destination the caller sized from
+ *      the index); or __nf_reader_read_block() / __nf_reader_read_record()
+ *      for one synchronous block.
+ *
+ * Errors are 0 or a negative code (negated errno or NUMAFEED_E*), with the
+ * details (shard file, block, byte offset) in numafeed_last_error().
+ */
+#ifndef NUMAFEED_IO_H
+#define NUMAFEED_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "numafeed.h"
+
+/* ---- on-disk constants (docs/format.md) --------------------------------- */
+
+#define NF_FORMAT_VERSION 1u
+#define NF_MANIFEST_NAME "manifest.json"
+/* A manifest larger than this is refused before it is read (a million shards
+ * fit in far less). */
+#define NF_MANIFEST_MAX_BYTES (64u << 20)
+#define NF_HEADER_BYTES 64u
+#define NF_FOOTER_HEAD_BYTES 16u
+#define NF_INDEX_ENTRY_BYTES 32u
+#define NF_TRAILER_BYTES 32u
+/* The largest decoded block the reader accepts: bounds every allocation a
+ * lying index could ask for. */
+#define NF_BLOCK_CAP (256u << 20)
+/* Default decoded bytes per block; docs/format.md has the measurements. */
+#define NF_DEFAULT_BLOCK_BYTES (256u << 10)
+#define NF_DEFAULT_SHARD_BYTES (1ull << 30)
+#define NF_MAX_DIMS 8u
+#define NF_MAX_FIELDS 256u
+#define NF_NAME_MAX 63u
+
+enum nf_codec { NF_CODEC_RAW = 0, NF_CODEC_ZSTD = 1 };
+
+/* ---- record layout ------------------------------------------------------ */
+
+/* Index into the fixed dtype table; the order is the one docs/format.md lists. */
+int __nf_dtype_lookup(const char *name);           /* index or -EINVAL */
+const char *__nf_dtype_name(int dtype);           /* NULL if out of range */
+size_t __nf_dtype_size(int dtype);                /* bytes; 0 if out of range */
+
+struct nf_field {
+    char name[NF_NAME_MAX + 1];
+    int dtype;
+    unsigned ndim;
+    uint64_t shape[NF_MAX_DIMS];
+    uint64_t offset; /* byte offset within a record */
+    uint64_t bytes;  /* dtype size times the product of shape */
+};
+
+struct nf_layout {
+    unsigned nfields;
+    struct nf_field *fields; /* malloc'd */
+    uint64_t record_bytes;   /* sum of the fields' bytes, >= 1 */
+};
+
+/* Validate public field descriptions and build a layout (names unique and
+ * [A-Za-z_][A-Za-z0-9_]*, dtypes known, dimensions >= 1, sizes overflow
+ * checked, record size <= NF_BLOCK_CAP). -EINVAL with a message. */
+int __nf_layout_build(const struct numafeed_field *fields, size_t n, struct nf_layout *out);
+void __nf_layout_free(struct nf_layout *l);
+/* Parse "name:dtype[:D1xD2...]" (',' also separates dimensions). spec is
+ * modified in place and out->name / out->dtype point into it. -EINVAL. */
+int __nf_field_parse(char *spec, struct numafeed_field *out);
+
+/* ---- manifest ----------------------------------------------------------- */
+
+struct nf_manifest_shard {
+    char *file;       /* plain file name inside the dataset directory */
+    uint64_t records;
+    uint64_t bytes;   /* file size */
+    uint64_t xxh3;    /* XXH3_64bits of the whole file */
+};
+
+struct nf_manifest {
+    unsigned version;
+    struct nf_layout layout;
+    uint64_t records;
+    char codec[8];        /* "zstd" or "none": what the writer was asked for */
+    uint64_t block_bytes; /* the writer's target, informational */
+    size_t nshards;
+    struct nf_manifest_shard *shards;
+};
+
+/* Parse manifest text. `what` names it in messages. NUMAFEED_EMANIFEST for
+ * bad JSON, missing/mistyped keys, counts that disagree, unsafe file names;
+ * NUMAFEED_EVERSION for an unknown version. On error *m is left empty.
+ * *err_pos (may be NULL) gets the byte offset jansson stopped at, or -1. */
+int __nf_manifest_parse(const char *text, size_t len, const char *what,
+                        struct nf_manifest *m, long long *err_pos);
+/* Read DIR/manifest.json (-ENOENT with a message when missing). */
+int __nf_manifest_load(const char *dir, struct nf_manifest *m, long long *err_pos);
+/* Write m as JSON to path (created, fsync'd). */
+int __nf_manifest_write(const char *path, const struct nf_manifest *m);
+void __nf_manifest_free(struct nf_manifest *m);
+/* 1 if s is a safe shard file name: 1..255 bytes, no '/', no leading '.'. */
+int __nf_shard_name_ok(const char *s);
+
+/* ---- one shard file ----------------------------------------------------- */
+
+struct nf_block_info {
+    uint64_t offset;       /* file offset of the stored bytes */
+    uint32_t stored_size;  /* bytes on disk */
+    uint32_t decoded_size; /* bytes after decoding; records * record_bytes */
+    uint32_t records;
+    uint32_t codec;        /* enum nf_codec */
+    uint64_t xxh3;         /* XXH3_64bits of the decoded bytes */
+    uint64_t first_record; /* index of its first record within the shard */
+};
+
+struct nf_shard_index {
+    uint64_t file_size;
+    uint64_t record_bytes;
+    uint64_t records;
+    uint64_t footer_offset;
+    uint32_t nblocks;
+    struct nf_block_info *blocks; /* malloc'd */
+    uint32_t max_stored;          /* largest stored_size */
+    uint32_t max_decoded;         /* largest decoded_size */
+};
+
+/* Where a problem is: the block (-1: none) and the file offset of the bad
+ * bytes. Filled by the loaders below when they fail, for `numafeed check`. */
+struct nf_where {
+    int64_t block;
+    uint64_t offset;
+};
+
+/* Encoders used by the writer (little-endian, docs/format.md). */
+void __nf_header_encode(uint8_t out[NF_HEADER_BYTES], uint64_t record_bytes);
+void __nf_index_entry_encode(uint8_t out[NF_INDEX_ENTRY_BYTES], const struct nf_block_info *b);
+void __nf_footer_head_encode(uint8_t out[NF_FOOTER_HEAD_BYTES], uint32_t nblocks, uint64_t records);
+void __nf_trailer_encode(uint8_t out[NF_TRAILER_BYTES], uint64_t footer_offset,
+                         uint64_t footer_size, uint64_t footer_xxh3);
+
+/*
+ * Read and validate a shard's header, trailer and footer from fd (file_size
+ * bytes long): magic, version, reserved bits, checksums, every index entry
+ * (ascending, non-overlapping, inside the data region, codec known,
+ * decoded size <= NF_BLOCK_CAP and == records * record_bytes, raw stored ==
+ * decoded) and the record count. `name` is used in messages. Errors:
+ * NUMAFEED_ECORRUPT, NUMAFEED_ECHECKSUM, NUMAFEED_EVERSION, -EIO, -ENOMEM.
+ */
+int __nf_shard_load(int fd, const char *name, uint64_t file_size, struct nf_shard_index *out,
+                    struct nf_where *where);
+void __nf_shard_index_free(struct nf_shard_index *idx);
+
+/* pread exactly len bytes at off, retrying short reads and EINTR; a short
+ * read at end of file is NUMAFEED_ECORRUPT naming `name` and the offset. */
+int __nf_pread_full(int fd, void *buf, size_t len, uint64_t off, const char *name);
+
+/*
+ * Check and decode one block's stored bytes into dst (dst_len must be at
+ * least b->decoded_size; exactly that much is written). zstd: one frame of
+ * exactly stored_size bytes whose declared content size, if present, equals
+ * the index's decoded size; the frame checksum is checked by zstd. Every
+ * codec: XXH3 of the decoded bytes equals the index. A raw block may be
+ * checked in place with dst == src. Errors name shard, block and offset:
+ * NUMAFEED_ECORRUPT (bad frame, size mismatch, bomb), NUMAFEED_ECHECKSUM.
+ * dctx may be NULL for raw blocks.
+ */
+struct ZSTD_DCtx_s;
+int __nf_block_decode(struct ZSTD_DCtx_s *dctx, const char *shard, uint32_t block_no,
+                      const struct nf_block_info *b, const void *src, void *dst, size_t dst_len);
+
+/* ---- a dataset ---------------------------------------------------------- */
+
+struct nf_dataset;
+
+struct nf_dataset_options {
+    size_t size;  /* sizeof(struct nf_dataset_options) */
+    int direct;   /* also open every shard with O_DIRECT (readers may then ask for it);
+                   * default 0. Filesystems that refuse O_DIRECT fall back to
+                   * buffered reads, see __nf_dataset_direct(). */
+    int verify_content; /* re-hash every shard file at open against the
+                         * manifest (slow: reads everything); default 0 */
+};
+
+void __nf_dataset_options_init(struct nf_dataset_options *o);
+/* Open a dataset directory (see step 1 at the top). Errors: -ENOENT (no
+ * manifest or a missing shard file, named), NUMAFEED_EMANIFEST,
+ * NUMAFEED_EVERSION, NUMAFEED_ECORRUPT (size or count disagreeing with the
+ * manifest, bad shard), NUMAFEED_ECHECKSUM, -ENOMEM, other -errno. */
+int __nf_dataset_open(const char *dir, const struct nf_dataset_options *o, struct nf_dataset **out);
+void __nf_dataset_close(struct nf_dataset *ds);
+
+uint64_t __nf_dataset_records(const struct nf_dataset *ds);
+const struct nf_layout *__nf_dataset_layout(const struct nf_dataset *ds);
+uint32_t __nf_dataset_shard_count(const struct nf_dataset *ds);
+const char *__nf_dataset_shard_name(const struct nf_dataset *ds, uint32_t shard);
+/* The shard's index (blocks, counts); NULL if shard is out of range. */
+const struct nf_shard_index *__nf_dataset_shard_index(const struct nf_dataset *ds, uint32_t shard);
+/* First global record index of a shard. */
+uint64_t __nf_dataset_shard_first(const struct nf_dataset *ds, uint32_t shard);
+/* Largest decoded block over the whole dataset: the size of a destination
+ * buffer that fits any block. */
+uint32_t __nf_dataset_max_decoded(const struct nf_dataset *ds);
+/* 1 when shards have O_DIRECT descriptors; 0 with the reason in *why. */
+int __nf_dataset_direct(const struct nf_dataset *ds, const char **why);
+
+struct nf_record_loc {
+    uint32_t shard;
+    uint32_t block;
+    uint64_t offset; /* byte offset of the record in the decoded block */
+};
+/* Map a global record index to its block. -ERANGE past the end. O(log n). */
+int __nf_dataset_locate(const struct nf_dataset *ds, uint64_t record, struct nf_record_loc *loc);
+
+/* ---- a per-thread reader ------------------------------------------------ */
+
+enum nf_io_backend { NF_IO_AUTO = 0, NF_IO_URING = 1, NF_IO_PREAD = 2 };
+
+#define NF_IO_DEFAULT_DEPTH 32u
+#define NF_IO_MAX_DEPTH 4096u
+/* O_DIRECT alignment of buffers, offsets and lengths: covers logical block
+ * sizes up to 4 KiB. */
+#define NF_IO_DIRECT_ALIGN 4096u
+
+struct nf_reader_options {
+    size_t size;          /* sizeof(struct nf_reader_options) */
+    int backend;          /* enum nf_io_backend. AUTO (default): env NUMAFEED_IO
+                           * ("pread" or "io_uring", both forcing) if set, else
+                           * io_uring falling back to pread when refused. URING
+                           * fails instead of falling back. An explicit value
+                           * wins over the environment. */
+    unsigned queue_depth; /* reads in flight at once; 0 = NF_IO_DEFAULT_DEPTH;
+                           * at most NF_IO_MAX_DEPTH */
+    int direct;           /* 1: read through the dataset's O_DIRECT descriptors
+                           * (buffers must be NF_IO_DIRECT_ALIGN aligned and
+                           * sized by __nf_reader_buf_bytes). default 0 */
+    size_t max_op_bytes;  /* test hook: cap every single kernel read at this
+                           * many bytes so that each block takes several
+                           * reads, as after a short read. 0 (default): no cap */
+};
+
+struct nf_reader;
+
+/* One finished read. */
+struct nf_read_done {
+    uint64_t tag;        /* what the caller passed to submit */
+    uint32_t shard, block;
+    int result;          /* 0, or the error (message in numafeed_last_error()
+                          * of the waiting thread, last failure wins) */
+    const uint8_t *data; /* the block's stored bytes inside the caller's buffer
+                          * (an O_DIRECT read starts before the block) */
+};
+
+void __nf_reader_options_init(struct nf_reader_options *o);
+/* Errors: NUMAFEED_ECONFIG (bad option or NUMAFEED_IO value), the io_uring
+ * error when io_uring was forced and is refused, -ENOMEM. */
+int __nf_reader_create(const struct nf_dataset *ds, const struct nf_reader_options *o,
+                       struct nf_reader **out);
+void __nf_reader_destroy(struct nf_reader *r);
+/* "io_uring" or "pread". */
+const char *__nf_reader_backend(const struct nf_reader *r);
+/* Why that backend: "default", "NUMAFEED_IO=pread", "io_uring_queue_init:
+ * Operation not permitted", ... Valid for the reader's life. */
+const char *__nf_reader_backend_reason(const struct nf_reader *r);
+unsigned __nf_reader_depth(const struct nf_reader *r);
+unsigned __nf_reader_inflight(const struct nf_reader *r);
+/* Bytes a read buffer needs for this block (stored size, plus alignment
+ * slack with O_DIRECT); 0 if shard/block is out of range. */
+size_t __nf_reader_buf_bytes(const struct nf_reader *r, uint32_t shard, uint32_t block);
+
+/* Start reading one block's stored bytes into buf. -EBUSY when queue_depth
+ * reads are already in flight (wait first), -EINVAL for a bad block or a
+ * buffer too small or misaligned. Reads are handed to the kernel at the
+ * latest by the next __nf_reader_flush() or __nf_reader_wait(). */
+int __nf_reader_submit(struct nf_reader *r, uint32_t shard, uint32_t block, void *buf,
+                       size_t buf_len, uint64_t tag);
+/* Hand queued reads to the kernel without waiting. */
+int __nf_reader_flush(struct nf_reader *r);
+/* Wait until at least min reads have finished (min is clamped to those in
+ * flight), then return up to max of them in done[]. Returns the count or a
+ * negative error of the ring itself; a failed read is a done[] entry with
+ * result < 0. Short reads are continued; a read that hits end of file early
+ * fails with NUMAFEED_ECORRUPT naming file and offset. */
+int __nf_reader_wait(struct nf_reader *r, unsigned min, struct nf_read_done *done, unsigned max);
+/* __nf_block_decode with this reader's DCtx; dst_len >= the decoded size. */
+int __nf_reader_decode(struct nf_reader *r, uint32_t shard, uint32_t block, const void *stored,
+                       void *dst, size_t dst_len);
+/* Read, check and decode one block synchronously. buf is the read buffer
+ * (>= __nf_reader_buf_bytes), dst the destination (>= decoded size). */
+int __nf_reader_read_block(struct nf_reader *r, uint32_t shard, uint32_t block, void *buf,
+                           size_t buf_len, void *dst, size_t dst_len);
+/* Copy global record `record` to dst (record_bytes long), decoding exactly
+ * one block: buf as for read_block, block_buf >= that block's decoded size
+ * (__nf_dataset_max_decoded fits all). */
+int __nf_reader_read_record(struct nf_reader *r, uint64_t record, void *buf, size_t buf_len,
+                            void *block_buf, size_t block_len, void *dst);
+
+/* ---- checking a dataset ------------------------------------------------- */
+
+struct nf_check_problem {
+    const char *file;    /* shard file name or "manifest.json" */
+    int64_t block;       /* -1 when the problem is not in one block */
+    int64_t offset;      /* byte offset in the file, -1 when unknown */
+    int code;
+    const char *message; /* full message (also names file, block, offset) */
+};
+
+struct nf_check_summary {
+    uint32_t shards;
+    uint64_t records;
+    uint64_t blocks, zstd_blocks, raw_blocks;
+    uint64_t file_bytes;    /* sum of shard file sizes */
+    uint64_t decoded_bytes; /* sum of decoded block sizes */
+    uint64_t record_bytes;
+    uint64_t problems;
+};
+
+/* Verify everything `numafeed check` promises: manifest, every shard's size
+ * and content hash, header, footer, trailer, every block's hash and frame.
+ * Calls problem() once per problem and goes on. Returns the number of
+ * problems (>= 0), or a negative error only for -ENOMEM. */
+int __nf_check_dataset(const char *dir,
+                       void (*problem)(void *user, const struct nf_check_problem *p),
+                       void *user, struct nf_check_summary *sum);
+
+#endif

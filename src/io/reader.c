@@ -1,0 +1,386 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The per-thread block reader.
+ *
+ * A reader owns a fixed table of `depth` slots, one per read in flight, a
+ * backend (io_uring or pread, a table of functions chosen at creation) and
+ * one ZSTD_DCtx reused for every block. Nothing is shared with other
+ * readers except the read-only dataset, so there are no locks: the loader
+ * gives each worker thread its own reader.
+ *
+ * Backend choice, in order: an explicit option; the NUMAFEED_IO
+ * environment variable ("pread" or "io_uring", both forcing); otherwise
+ * io_uring, and pread when io_uring_queue_init is refused (ENOSYS on old
+ * kernels, EPERM under seccomp or kernel.io_uring_disabled, ENOMEM under a
+ * small RLIMIT_MEMLOCK on kernels before 5.12). The fallback is quiet but
+ * recorded: __nf_reader_backend_reason() says what happened.
+ *
+ * Short reads: the kernel may return fewer bytes than asked (signals,
+ * network filesystems, a file truncated under us). The slot then asks again
+ * for the rest; only a read that returns 0 before the block's last byte is
+ * an error, naming the file and the offset where the data ended.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "io/io.h"
+#include "io/private.h"
+
+/* EINTR/EAGAIN retries per slot before the read is failed: a storm of
+ * signals should not turn into a livelock. */
+#define NF_IO_MAX_RETRIES 64u
+
+void __nf_reader_options_init(struct nf_reader_options *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->size = sizeof(*o);
+}
+
+static uint64_t align_down(uint64_t v)
+{
+    return v & ~(uint64_t)(NF_IO_DIRECT_ALIGN - 1);
+}
+
+static uint64_t align_up(uint64_t v)
+{
+    return align_down(v + NF_IO_DIRECT_ALIGN - 1);
+}
+
+static const struct nf_block_info *block_of(const struct nf_reader *r, uint32_t shard,
+                                            uint32_t block)
+{
+    if (shard >= r->ds->nshards || block >= r->ds->shards[shard].idx.nblocks)
+        return NULL;
+    return &r->ds->shards[shard].idx.blocks[block];
+}
+
+size_t __nf_reader_buf_bytes(const struct nf_reader *r, uint32_t shard, uint32_t block)
+{
+    const struct nf_block_info *b = block_of(r, shard, block);
+    if (!b)
+        return 0;
+    if (!r->direct)
+        return b->stored_size;
+    return (size_t)(align_up(b->offset + b->stored_size) - align_down(b->offset));
+}
+
+/* Choose the backend; fills r->ops and r->reason. */
+static int pick_backend(struct nf_reader *r, int want)
+{
+    const char *env = getenv("NUMAFEED_IO");
+    int forced = want != NF_IO_AUTO;
+    if (want == NF_IO_AUTO && env && *env) {
+        if (!strcmp(env, "pread"))
+            want = NF_IO_PREAD;
+        else if (!strcmp(env, "io_uring"))
+            want = NF_IO_URING;
+        else
+            return __nf_error(NUMAFEED_ECONFIG, "NUMAFEED_IO='%s': expected 'pread' or 'io_uring'",
+                              env);
+        forced = 1;
+        snprintf(r->reason, sizeof(r->reason), "NUMAFEED_IO=%s", env);
+    } else if (forced) {
+        snprintf(r->reason, sizeof(r->reason), "forced by the reader options");
+    } else {
+        snprintf(r->reason, sizeof(r->reason), "default");
+    }
+    if (want == NF_IO_PREAD) {
+        r->ops = &__nf_io_pread_ops;
+        return r->ops->init(r, r->depth, NULL, 0);
+    }
+    char why[128] = "";
+    int rc = __nf_io_uring_ops.init(r, r->depth, why, sizeof(why));
+    if (rc == 0) {
+        r->ops = &__nf_io_uring_ops;
+        return 0;
+    }
+    if (forced)
+        return __nf_error(rc, "io_uring was forced (%s) but is unavailable: %s", r->reason, why);
+    snprintf(r->reason, sizeof(r->reason), "%s; using pread", why);
+    r->ops = &__nf_io_pread_ops;
+    return r->ops->init(r, r->depth, NULL, 0);
+}
+
+int __nf_reader_create(const struct nf_dataset *ds, const struct nf_reader_options *o,
+                       struct nf_reader **out)
+{
+    struct nf_reader_options defaults;
+    *out = NULL;
+    if (!o) {
+        __nf_reader_options_init(&defaults);
+        o = &defaults;
+    }
+    if (o->size < sizeof(*o) || o->queue_depth > NF_IO_MAX_DEPTH || o->backend < NF_IO_AUTO ||
+        o->backend > NF_IO_PREAD)
+        return __nf_error(NUMAFEED_ECONFIG, "reader options: size %zu (expected %zu), queue "
+                          "depth %u (at most %u), backend %d", o->size, sizeof(*o),
+                          o->queue_depth, NF_IO_MAX_DEPTH, o->backend);
+    const char *why;
+    if (o->direct && !__nf_dataset_direct(ds, &why))
+        return __nf_error(NUMAFEED_ECONFIG, "O_DIRECT asked for but unavailable: %s", why);
+    struct nf_reader *r = calloc(1, sizeof(*r));
+    if (!r)
+        return __nf_error(-ENOMEM, "out of memory");
+    r->ds = ds;
+    r->depth = o->queue_depth ? o->queue_depth : NF_IO_DEFAULT_DEPTH;
+    r->direct = o->direct ? 1 : 0;
+    r->max_op_bytes = o->max_op_bytes;
+    r->slots = calloc(r->depth, sizeof(*r->slots));
+    r->free_list = calloc(r->depth, sizeof(unsigned));
+    r->ready = calloc(r->depth, sizeof(unsigned));
+    r->ready_rc = calloc(r->depth, sizeof(int));
+    r->dctx = ZSTD_createDCtx();
+    if (!r->slots || !r->free_list || !r->ready || !r->ready_rc || !r->dctx) {
+        __nf_reader_destroy(r);
+        return __nf_error(-ENOMEM, "out of memory for a reader of depth %u", r->depth);
+    }
+    for (unsigned i = 0; i < r->depth; i++)
+        r->free_list[i] = r->depth - 1 - i;
+    r->nfree = r->depth;
+    int rc = pick_backend(r, o->backend);
+    if (rc) {
+        r->ops = NULL;
+        __nf_reader_destroy(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+void __nf_reader_destroy(struct nf_reader *r)
+{
+    if (!r)
+        return;
+    if (r->ops)
+        r->ops->fini(r); /* tears down the ring, which cancels reads in flight */
+    ZSTD_freeDCtx(r->dctx);
+    free(r->slots);
+    free(r->free_list);
+    free(r->ready);
+    free(r->ready_rc);
+    free(r);
+}
+
+const char *__nf_reader_backend(const struct nf_reader *r)
+{
+    return r->ops->name;
+}
+
+const char *__nf_reader_backend_reason(const struct nf_reader *r)
+{
+    return r->reason;
+}
+
+unsigned __nf_reader_depth(const struct nf_reader *r)
+{
+    return r->depth;
+}
+
+unsigned __nf_reader_inflight(const struct nf_reader *r)
+{
+    return r->inflight + r->nready;
+}
+
+size_t __nf_io_op_len(const struct nf_reader *r, const struct nf_slot *s)
+{
+    size_t len = s->want - s->done;
+    if (r->max_op_bytes && len > r->max_op_bytes)
+        len = r->max_op_bytes;
+    return len;
+}
+
+static void complete(struct nf_reader *r, unsigned i, int rc)
+{
+    r->ready[r->nready] = i;
+    r->ready_rc[r->nready] = rc;
+    r->nready++;
+    r->inflight--;
+}
+
+static void requeue(struct nf_reader *r, unsigned i)
+{
+    struct nf_slot *s = &r->slots[i];
+    const struct nf_shard *sh = &r->ds->shards[s->shard];
+    /* O_DIRECT needs aligned offsets and addresses: if a short read left the
+     * remainder unaligned, finish it with a buffered read. */
+    if (s->fd == sh->dfd && ((s->base + s->done) % NF_IO_DIRECT_ALIGN ||
+                             (uintptr_t)(s->buf + s->done) % NF_IO_DIRECT_ALIGN))
+        s->fd = sh->fd;
+    int rc = r->ops->queue(r, i);
+    if (rc)
+        complete(r, i, rc);
+}
+
+void __nf_io_progress(struct nf_reader *r, unsigned i, long res)
+{
+    struct nf_slot *s = &r->slots[i];
+    const char *path = r->ds->shards[s->shard].path;
+    if (res < 0) {
+        if ((res == -EINTR || res == -EAGAIN) && s->retries++ < NF_IO_MAX_RETRIES) {
+            requeue(r, i);
+            return;
+        }
+        complete(r, i, __nf_error((int)res, "%s: block %u: read at offset %llu: %s", path,
+                                  s->block, (unsigned long long)(s->base + s->done),
+                                  strerror((int)-res)));
+        return;
+    }
+    if (res == 0 && s->done < s->need) {
+        complete(r, i, __nf_error(NUMAFEED_ECORRUPT, "%s: block %u: short read: end of file at "
+                                  "offset %llu, the block ends at %llu", path, s->block,
+                                  (unsigned long long)(s->base + s->done),
+                                  (unsigned long long)(s->base + s->need)));
+        return;
+    }
+    size_t left = s->want - s->done;
+    s->done += (size_t)res > left ? left : (size_t)res;
+    if (s->done >= s->need)
+        complete(r, i, 0);
+    else
+        requeue(r, i);
+}
+
+int __nf_reader_submit(struct nf_reader *r, uint32_t shard, uint32_t block, void *buf,
+                       size_t buf_len, uint64_t tag)
+{
+    const struct nf_block_info *b = block_of(r, shard, block);
+    if (!b)
+        return __nf_error(-EINVAL, "no block %u in shard %u", block, shard);
+    if (r->nfree == 0)
+        return __nf_error(-EBUSY, "%u reads in flight: wait before submitting more", r->depth);
+    size_t need_buf = __nf_reader_buf_bytes(r, shard, block);
+    if (!buf || buf_len < need_buf || (r->direct && (uintptr_t)buf % NF_IO_DIRECT_ALIGN))
+        return __nf_error(-EINVAL, "%s: block %u: read buffer of %zu bytes at %p, %zu bytes%s "
+                          "needed", r->ds->shards[shard].path, block, buf_len, buf, need_buf,
+                          r->direct ? " aligned to 4096" : "");
+    unsigned i = r->free_list[--r->nfree];
+    struct nf_slot *s = &r->slots[i];
+    const struct nf_shard *sh = &r->ds->shards[shard];
+    memset(s, 0, sizeof(*s));
+    s->tag = tag;
+    s->shard = shard;
+    s->block = block;
+    s->buf = buf;
+    s->in_use = 1;
+    if (r->direct) {
+        s->fd = sh->dfd;
+        s->base = align_down(b->offset);
+        s->want = need_buf;
+    } else {
+        s->fd = sh->fd;
+        s->base = b->offset;
+        s->want = b->stored_size;
+    }
+    s->need = (size_t)(b->offset + b->stored_size - s->base);
+    r->inflight++;
+    int rc = r->ops->queue(r, i);
+    if (rc) {
+        s->in_use = 0;
+        r->inflight--;
+        r->free_list[r->nfree++] = i;
+        return rc;
+    }
+    return 0;
+}
+
+int __nf_reader_flush(struct nf_reader *r)
+{
+    return r->ops->flush(r);
+}
+
+int __nf_reader_wait(struct nf_reader *r, unsigned min, struct nf_read_done *done, unsigned max)
+{
+    if (min > r->inflight + r->nready)
+        min = r->inflight + r->nready;
+    if (min > max)
+        min = max;
+    if (r->nready < min || r->nready == 0) {
+        int rc = r->ops->reap(r, min > r->nready ? min - r->nready : 0);
+        if (rc)
+            return rc;
+    }
+    unsigned n = r->nready < max ? r->nready : max;
+    for (unsigned k = 0; k < n; k++) {
+        unsigned i = r->ready[k];
+        struct nf_slot *s = &r->slots[i];
+        const struct nf_block_info *b = block_of(r, s->shard, s->block);
+        done[k].tag = s->tag;
+        done[k].shard = s->shard;
+        done[k].block = s->block;
+        done[k].result = r->ready_rc[k];
+        done[k].data = s->buf + (b->offset - s->base);
+        s->in_use = 0;
+        r->free_list[r->nfree++] = i;
+    }
+    /* Few entries (<= depth) and usually all taken: a move is cheap. */
+    memmove(r->ready, r->ready + n, (r->nready - n) * sizeof(*r->ready));
+    memmove(r->ready_rc, r->ready_rc + n, (r->nready - n) * sizeof(*r->ready_rc));
+    r->nready -= n;
+    return (int)n;
+}
+
+int __nf_reader_decode(struct nf_reader *r, uint32_t shard, uint32_t block, const void *stored,
+                       void *dst, size_t dst_len)
+{
+    const struct nf_block_info *b = block_of(r, shard, block);
+    if (!b)
+        return __nf_error(-EINVAL, "no block %u in shard %u", block, shard);
+    return __nf_block_decode(r->dctx, r->ds->shards[shard].path, block, b, stored, dst, dst_len);
+}
+
+/* Read one block synchronously; *data points at its stored bytes in buf. */
+static int read_sync(struct nf_reader *r, uint32_t shard, uint32_t block, void *buf,
+                     size_t buf_len, const uint8_t **data)
+{
+    if (r->inflight || r->nready)
+        return __nf_error(-EBUSY, "synchronous read while %u asynchronous reads are pending",
+                          r->inflight + r->nready);
+    int rc = __nf_reader_submit(r, shard, block, buf, buf_len, 0);
+    if (rc)
+        return rc;
+    struct nf_read_done d;
+    int n = __nf_reader_wait(r, 1, &d, 1);
+    if (n < 0)
+        return n;
+    if (n != 1)
+        return __nf_error(-EIO, "read of block %u in shard %u did not complete", block, shard);
+    *data = d.data;
+    return d.result;
+}
+
+int __nf_reader_read_block(struct nf_reader *r, uint32_t shard, uint32_t block, void *buf,
+                           size_t buf_len, void *dst, size_t dst_len)
+{
+    const uint8_t *data;
+    int rc = read_sync(r, shard, block, buf, buf_len, &data);
+    return rc ? rc : __nf_reader_decode(r, shard, block, data, dst, dst_len);
+}
+
+int __nf_reader_read_record(struct nf_reader *r, uint64_t record, void *buf, size_t buf_len,
+                            void *block_buf, size_t block_len, void *dst)
+{
+    struct nf_record_loc loc;
+    int rc = __nf_dataset_locate(r->ds, record, &loc);
+    if (rc)
+        return rc;
+    const struct nf_block_info *b = block_of(r, loc.shard, loc.block);
+    const uint8_t *data;
+    if ((rc = read_sync(r, loc.shard, loc.block, buf, buf_len, &data)))
+        return rc;
+    const uint8_t *from;
+    if (b->codec == NF_CODEC_RAW) {
+        /* Verified where it was read: no copy of the whole block. */
+        rc = __nf_reader_decode(r, loc.shard, loc.block, data, (void *)data, b->decoded_size);
+        from = data;
+    } else {
+        rc = __nf_reader_decode(r, loc.shard, loc.block, data, block_buf, block_len);
+        from = block_buf;
+    }
+    if (rc)
+        return rc;
+    memcpy(dst, from + loc.offset, r->ds->shards[loc.shard].idx.record_bytes);
+    return 0;
+}
