@@ -21,6 +21,8 @@ struct nf_command {
 };
 
 int __nf_cmd_topo(int argc, char **argv);
+int __nf_cmd_pack(int, char **);
+int __nf_cmd_check(int, char **);
 
 /* Print "numafeed <cmd>: <what>: <last error>" to stderr; returns NF_EXIT_FAIL. */
 int __nf_cli_fail(const char *cmd, const char *what, int err);

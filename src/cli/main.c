@@ -9,6 +9,8 @@
 
 static const struct nf_command commands[] = {
     {"topo", "show NUMA nodes, GPUs and the CPUs each GPU's pool would use", __nf_cmd_topo},
+    {"pack", "pack a raw file of fixed-size records into a dataset directory", __nf_cmd_pack},
+    {"check", "verify a dataset: manifest, headers, indexes, every block's checksum", __nf_cmd_check},
 };
 
 static void usage(FILE *f)
