@@ -46,6 +46,7 @@ struct nf_slot {
     uint8_t *buf;
     int fd;
     int in_use;
+    int direct;   /* fd is the O_DIRECT descriptor */
     uint64_t base;
     size_t want, need, done;
     unsigned retries;

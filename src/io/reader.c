@@ -187,8 +187,12 @@ unsigned __nf_reader_inflight(const struct nf_reader *r)
 size_t __nf_io_op_len(const struct nf_reader *r, const struct nf_slot *s)
 {
     size_t len = s->want - s->done;
-    if (r->max_op_bytes && len > r->max_op_bytes)
+    if (r->max_op_bytes && len > r->max_op_bytes) {
         len = r->max_op_bytes;
+        /* O_DIRECT lengths must stay multiples of the alignment */
+        if (s->direct)
+            len = len < NF_IO_DIRECT_ALIGN ? NF_IO_DIRECT_ALIGN : (size_t)align_down(len);
+    }
     return len;
 }
 
@@ -206,9 +210,11 @@ static void requeue(struct nf_reader *r, unsigned i)
     const struct nf_shard *sh = &r->ds->shards[s->shard];
     /* O_DIRECT needs aligned offsets and addresses: if a short read left the
      * remainder unaligned, finish it with a buffered read. */
-    if (s->fd == sh->dfd && ((s->base + s->done) % NF_IO_DIRECT_ALIGN ||
-                             (uintptr_t)(s->buf + s->done) % NF_IO_DIRECT_ALIGN))
+    if (s->direct && ((s->base + s->done) % NF_IO_DIRECT_ALIGN ||
+                      (uintptr_t)(s->buf + s->done) % NF_IO_DIRECT_ALIGN)) {
         s->fd = sh->fd;
+        s->direct = 0;
+    }
     int rc = r->ops->queue(r, i);
     if (rc)
         complete(r, i, rc);
@@ -267,6 +273,7 @@ int __nf_reader_submit(struct nf_reader *r, uint32_t shard, uint32_t block, void
     s->in_use = 1;
     if (r->direct) {
         s->fd = sh->dfd;
+        s->direct = 1;
         s->base = align_down(b->offset);
         s->want = need_buf;
     } else {

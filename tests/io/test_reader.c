@@ -1,0 +1,303 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The block reader over one backend, chosen by NUMAFEED_IO: ctest runs this
+ * program once with pread and once with io_uring (the matrix). Where
+ * io_uring is refused (containers), the io_uring run exits 77 (skipped).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "io_helpers.h"
+
+enum { RB = 100, NREC = 5000, BLOCK = 4000, SHARD = 60000 };
+
+static char *tmp, *zds, *rawds;
+static const char *backend;
+
+static int group_setup(void **state)
+{
+    (void)state;
+    tmp = nf_tmpdir();
+    zds = nft_make_dataset(tmp, "z", RB, NREC, NUMAFEED_CODEC_ZSTD, 1, BLOCK, SHARD);
+    rawds = nft_make_dataset(tmp, "raw", RB, NREC, NUMAFEED_CODEC_NONE, 0, BLOCK, SHARD);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    nf_rmtree(tmp);
+    free(tmp);
+    free(zds);
+    free(rawds);
+    return 0;
+}
+
+static struct nf_dataset *open_ds(const char *path, int direct)
+{
+    struct nf_dataset_options o;
+    __nf_dataset_options_init(&o);
+    o.direct = direct;
+    struct nf_dataset *ds;
+    if (__nf_dataset_open(path, &o, &ds))
+        fail_msg("open %s: %s", path, numafeed_last_error());
+    return ds;
+}
+
+static struct nf_reader *reader(struct nf_dataset *ds, unsigned depth, int direct, size_t max_op)
+{
+    struct nf_reader_options o;
+    __nf_reader_options_init(&o);
+    o.queue_depth = depth;
+    o.direct = direct;
+    o.max_op_bytes = max_op;
+    struct nf_reader *r;
+    if (__nf_reader_create(ds, &o, &r))
+        fail_msg("reader: %s", numafeed_last_error());
+    assert_string_equal(__nf_reader_backend(r), backend);
+    return r;
+}
+
+/* Block b of shard s holds the expected records? */
+static void check_block(struct nf_dataset *ds, uint32_t s, uint32_t b, const uint8_t *got, int compressible)
+{
+    const struct nf_shard_index *idx = __nf_dataset_shard_index(ds, s);
+    const struct nf_block_info *bi = &idx->blocks[b];
+    uint8_t *want = malloc(bi->decoded_size);
+    nft_pattern(want, __nf_dataset_shard_first(ds, s) + bi->first_record, bi->records, RB, compressible);
+    assert_memory_equal(want, got, bi->decoded_size);
+    free(want);
+}
+
+static void all_blocks(const char *path, int compressible, int direct, size_t max_op)
+{
+    struct nf_dataset *ds = open_ds(path, direct);
+    struct nf_reader *r = reader(ds, 4, direct, max_op);
+    assert_int_equal(__nf_dataset_records(ds), NREC);
+    assert_true(__nf_dataset_shard_count(ds) > 1);
+    size_t cap = 2 * BLOCK + 2 * NF_IO_DIRECT_ALIGN;
+    uint8_t *buf = NULL, *dst = malloc(BLOCK);
+    assert_int_equal(posix_memalign((void **)&buf, NF_IO_DIRECT_ALIGN, cap), 0);
+    unsigned blocks = 0;
+    for (uint32_t s = 0; s < __nf_dataset_shard_count(ds); s++) {
+        const struct nf_shard_index *idx = __nf_dataset_shard_index(ds, s);
+        for (uint32_t b = 0; b < idx->nblocks; b++, blocks++) {
+            assert_true(__nf_reader_buf_bytes(r, s, b) <= cap);
+            if (__nf_reader_read_block(r, s, b, buf, cap, dst, BLOCK))
+                fail_msg("shard %u block %u: %s", s, b, numafeed_last_error());
+            check_block(ds, s, b, dst, compressible);
+        }
+    }
+    assert_int_equal(blocks, (NREC * RB + BLOCK - 1) / BLOCK);
+    free(buf);
+    free(dst);
+    __nf_reader_destroy(r);
+    __nf_dataset_close(ds);
+}
+
+static void sync_zstd(void **state) { (void)state; all_blocks(zds, 1, 0, 0); }
+static void sync_raw(void **state) { (void)state; all_blocks(rawds, 0, 0, 0); }
+static void sync_direct(void **state)
+{
+    (void)state;
+    all_blocks(zds, 1, 1, 0);
+    all_blocks(rawds, 0, 1, 0);
+}
+/* Every read is cut into 7-byte pieces: the path a short read takes. */
+static void split_reads(void **state)
+{
+    (void)state;
+    all_blocks(zds, 1, 0, 7);
+    all_blocks(rawds, 0, 1, 1000); /* O_DIRECT remainder falls back to buffered */
+}
+
+/* Submit up to the queue depth, reap in any order, every block once. */
+static void many_in_flight(void **state)
+{
+    (void)state;
+    struct nf_dataset *ds = open_ds(zds, 0);
+    enum { DEPTH = 8 };
+    struct nf_reader *r = reader(ds, DEPTH, 0, 0);
+    assert_int_equal(__nf_reader_depth(r), DEPTH);
+    const struct nf_shard_index *idx = __nf_dataset_shard_index(ds, 0);
+    uint32_t n = idx->nblocks;
+    uint8_t *bufs = malloc((size_t)n * BLOCK), *dst = malloc(BLOCK), *seen = calloc(n, 1);
+    uint32_t next = 0, got = 0;
+    while (got < n) {
+        while (next < n) {
+            int rc = __nf_reader_submit(r, 0, next, bufs + (size_t)next * BLOCK, BLOCK, 1000 + next);
+            if (rc == -EBUSY)
+                break;
+            assert_int_equal(rc, 0);
+            next++;
+        }
+        assert_true(__nf_reader_inflight(r) <= DEPTH);
+        assert_int_equal(__nf_reader_flush(r), 0);
+        struct nf_read_done done[DEPTH];
+        int k = __nf_reader_wait(r, 1, done, DEPTH);
+        assert_true(k >= 1);
+        for (int i = 0; i < k; i++) {
+            uint32_t b = (uint32_t)(done[i].tag - 1000);
+            assert_int_equal(done[i].result, 0);
+            assert_int_equal(done[i].block, b);
+            assert_false(seen[b]);
+            seen[b] = 1;
+            assert_int_equal(__nf_reader_decode(r, 0, b, done[i].data, dst, BLOCK), 0);
+            check_block(ds, 0, b, dst, 1);
+            got++;
+        }
+    }
+    assert_int_equal(__nf_reader_inflight(r), 0);
+    /* nothing in flight: wait returns at once with nothing */
+    struct nf_read_done d;
+    assert_int_equal(__nf_reader_wait(r, 1, &d, 1), 0);
+    free(bufs);
+    free(dst);
+    free(seen);
+    __nf_reader_destroy(r);
+    __nf_dataset_close(ds);
+}
+
+static void records(const char *path, int compressible)
+{
+    struct nf_dataset *ds = open_ds(path, 0);
+    struct nf_reader *r = reader(ds, 2, 0, 0);
+    uint8_t *buf = malloc(BLOCK), *blk = malloc(__nf_dataset_max_decoded(ds)), rec[RB], want[RB];
+    for (uint64_t i = 0; i < NREC; i += 7) {
+        if (__nf_reader_read_record(r, i, buf, BLOCK, blk, __nf_dataset_max_decoded(ds), rec))
+            fail_msg("record %llu: %s", (unsigned long long)i, numafeed_last_error());
+        nft_pattern(want, i, 1, RB, compressible);
+        assert_memory_equal(want, rec, RB);
+    }
+    assert_int_equal(__nf_reader_read_record(r, NREC - 1, buf, BLOCK, blk, BLOCK, rec), 0);
+    assert_int_equal(__nf_reader_read_record(r, NREC, buf, BLOCK, blk, BLOCK, rec), -ERANGE);
+    struct nf_record_loc loc;
+    assert_int_equal(__nf_dataset_locate(ds, 40, &loc), 0);
+    assert_int_equal(loc.shard, 0);
+    assert_int_equal(loc.block, 1);
+    assert_int_equal(loc.offset, 0);
+    assert_int_equal(__nf_dataset_locate(ds, 41, &loc), 0);
+    assert_int_equal(loc.offset, RB);
+    free(buf);
+    free(blk);
+    __nf_reader_destroy(r);
+    __nf_dataset_close(ds);
+}
+
+static void records_zstd(void **state) { (void)state; records(zds, 1); }
+static void records_raw(void **state) { (void)state; records(rawds, 0); }
+
+static void bad_calls(void **state)
+{
+    (void)state;
+    struct nf_dataset *ds = open_ds(zds, 0);
+    struct nf_reader *r = reader(ds, 2, 0, 0);
+    uint8_t buf[BLOCK];
+    assert_int_equal(__nf_reader_submit(r, 0, 9999, buf, sizeof(buf), 0), -EINVAL);
+    assert_int_equal(__nf_reader_submit(r, 99, 0, buf, sizeof(buf), 0), -EINVAL);
+    assert_int_equal(__nf_reader_submit(r, 0, 0, buf, 1, 0), -EINVAL);
+    assert_int_equal(__nf_reader_buf_bytes(r, 0, 9999), 0);
+    /* a synchronous read while asynchronous ones are pending is refused */
+    assert_int_equal(__nf_reader_submit(r, 0, 0, buf, sizeof(buf), 0), 0);
+    uint8_t dst[BLOCK];
+    assert_int_equal(__nf_reader_read_block(r, 0, 1, buf, sizeof(buf), dst, sizeof(dst)), -EBUSY);
+    __nf_reader_destroy(r); /* with a read in flight */
+    struct nf_reader_options o;
+    __nf_reader_options_init(&o);
+    o.queue_depth = NF_IO_MAX_DEPTH + 1;
+    assert_int_equal(__nf_reader_create(ds, &o, &r), NUMAFEED_ECONFIG);
+    __nf_reader_options_init(&o);
+    o.direct = 1; /* dataset opened without */
+    assert_int_equal(__nf_reader_create(ds, &o, &r), NUMAFEED_ECONFIG);
+    __nf_dataset_close(ds);
+}
+
+static void env_values(void **state)
+{
+    (void)state;
+    struct nf_dataset *ds = open_ds(zds, 0);
+    struct nf_reader *r;
+    setenv("NUMAFEED_IO", "mmap", 1);
+    assert_int_equal(__nf_reader_create(ds, NULL, &r), NUMAFEED_ECONFIG);
+    assert_non_null(strstr(numafeed_last_error(), "NUMAFEED_IO='mmap'"));
+    /* an explicit option wins over the environment */
+    struct nf_reader_options o;
+    __nf_reader_options_init(&o);
+    o.backend = NF_IO_PREAD;
+    assert_int_equal(__nf_reader_create(ds, &o, &r), 0);
+    assert_string_equal(__nf_reader_backend(r), "pread");
+    assert_string_equal(__nf_reader_backend_reason(r), "forced by the reader options");
+    __nf_reader_destroy(r);
+    setenv("NUMAFEED_IO", backend, 1);
+    assert_int_equal(__nf_reader_create(ds, NULL, &r), 0);
+    assert_non_null(strstr(__nf_reader_backend_reason(r), "NUMAFEED_IO="));
+    __nf_reader_destroy(r);
+    __nf_dataset_close(ds);
+}
+
+/* The file shrinks after open: the kernel returns a short read at end of
+ * file, which must be an error naming the file and the offset. */
+static void short_read_at_eof(void **state)
+{
+    (void)state;
+    char *path = nft_make_dataset(tmp, "shrink", RB, 200, NUMAFEED_CODEC_NONE, 0, BLOCK, 0);
+    struct nf_dataset *ds = open_ds(path, 0);
+    struct nf_reader *r = reader(ds, 2, 0, 0);
+    const struct nf_shard_index *idx = __nf_dataset_shard_index(ds, 0);
+    const struct nf_block_info *last = &idx->blocks[idx->nblocks - 1];
+    char *shard = nft_shard_path(path, 0);
+    assert_int_equal(truncate(shard, (off_t)(last->offset + 10)), 0);
+    uint8_t buf[BLOCK], dst[BLOCK];
+    int rc = __nf_reader_read_block(r, 0, idx->nblocks - 1, buf, sizeof(buf), dst, sizeof(dst));
+    assert_int_equal(rc, NUMAFEED_ECORRUPT);
+    char want[64];
+    snprintf(want, sizeof(want), "short read: end of file at offset %llu",
+             (unsigned long long)(last->offset + 10));
+    if (!strstr(numafeed_last_error(), want) || !strstr(numafeed_last_error(), "shard-00000.nfs"))
+        fail_msg("message: %s", numafeed_last_error());
+    /* the earlier blocks are intact and still read */
+    assert_int_equal(__nf_reader_read_block(r, 0, 0, buf, sizeof(buf), dst, sizeof(dst)), 0);
+    __nf_reader_destroy(r);
+    __nf_dataset_close(ds);
+    free(shard);
+    free(path);
+}
+
+int main(void)
+{
+    backend = getenv("NUMAFEED_IO");
+    if (!backend || (strcmp(backend, "pread") && strcmp(backend, "io_uring"))) {
+        fprintf(stderr, "set NUMAFEED_IO to pread or io_uring\n");
+        return 1;
+    }
+    if (!strcmp(backend, "io_uring")) {
+        /* Skip, not fail, where the machine refuses io_uring. */
+        char *t = nf_tmpdir();
+        char *p = nft_make_dataset(t, "probe", 8, 1, NUMAFEED_CODEC_NONE, 0, 0, 0);
+        struct nf_dataset *ds;
+        struct nf_reader *r = NULL;
+        int rc = __nf_dataset_open(p, NULL, &ds);
+        if (!rc && (rc = __nf_reader_create(ds, NULL, &r)) && rc != NUMAFEED_ECONFIG) {
+            fprintf(stderr, "io_uring unavailable here: %s\n", numafeed_last_error());
+            __nf_dataset_close(ds);
+            nf_rmtree(t);
+            return NF_TEST_SKIP;
+        }
+        __nf_reader_destroy(r);
+        __nf_dataset_close(ds);
+        nf_rmtree(t);
+        free(t);
+        free(p);
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(sync_zstd),       cmocka_unit_test(sync_raw),
+        cmocka_unit_test(sync_direct),     cmocka_unit_test(split_reads),
+        cmocka_unit_test(many_in_flight),  cmocka_unit_test(records_zstd),
+        cmocka_unit_test(records_raw),     cmocka_unit_test(bad_calls),
+        cmocka_unit_test(env_values),      cmocka_unit_test(short_read_at_eof),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
