@@ -334,7 +334,12 @@ int __nf_block_decode(struct ZSTD_DCtx_s *dctx, const char *shard, uint32_t bloc
         if (csize == ZSTD_CONTENTSIZE_ERROR)
             return __nf_error(NUMAFEED_ECORRUPT, "%s: block %u at offset %llu: not a zstd frame",
                               shard, block_no, off);
-        if (csize != ZSTD_CONTENTSIZE_UNKNOWN && csize != b->decoded_size)
+        /* Our writer always records the size; a frame without one was not
+         * written by numafeed (or had its header damaged into a valid one). */
+        if (csize == ZSTD_CONTENTSIZE_UNKNOWN)
+            return __nf_error(NUMAFEED_ECORRUPT, "%s: block %u at offset %llu: zstd frame does "
+                              "not declare its content size", shard, block_no, off);
+        if (csize != b->decoded_size)
             return __nf_error(NUMAFEED_ECORRUPT, "%s: block %u at offset %llu: zstd frame declares "
                               "%llu bytes, the index says %u", shard, block_no, off, csize,
                               b->decoded_size);

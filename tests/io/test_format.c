@@ -272,8 +272,9 @@ static void decode_ok_and_lies(void **state)
     free(z);
 }
 
-/* A frame with no declared size that expands far beyond the index: the
- * destination is exactly the index's size and must not be overrun (asan). */
+/* A frame that expands far beyond the index, with no declared size or a
+ * declared one: refused, and the destination (exactly the index's size)
+ * is never overrun (asan). */
 static void decode_bomb(void **state)
 {
     (void)state;
@@ -287,6 +288,11 @@ static void decode_bomb(void **state)
     ZSTD_DCtx *d = ZSTD_createDCtx();
     assert_int_equal(__nf_block_decode(d, "bomb", 2, &b, z, dst, SMALL), NUMAFEED_ECORRUPT);
     assert_non_null(strstr(numafeed_last_error(), "bomb: block 2 at offset 4096"));
+    /* the same bomb declaring its true size is refused as a lie */
+    zn = compress(z, ZSTD_compressBound(BIG), zeros, BIG, 1);
+    b.stored_size = (uint32_t)zn;
+    assert_int_equal(__nf_block_decode(d, "bomb", 2, &b, z, dst, SMALL), NUMAFEED_ECORRUPT);
+    assert_non_null(strstr(numafeed_last_error(), "declares 1048576 bytes"));
     ZSTD_freeDCtx(d);
     free(zeros);
     free(z);
