@@ -296,10 +296,9 @@ int __nf_cmd_pack(int argc, char **argv)
         case 'f':
             if (a.nfields == NF_MAX_FIELDS)
                 return __nf_cli_usage("pack", "more than %u --field options", NF_MAX_FIELDS);
-            if (__nf_field_parse(optarg, &a.fields[a.nfields]) ||
-                __nf_dtype_lookup(a.fields[a.nfields].dtype) < 0)
-                return __nf_cli_usage("pack", "--field '%s': expected NAME:DTYPE[:SHAPE] with a "
-                                      "known dtype (%s)", optarg, numafeed_last_error());
+            /* dtypes and names are checked with the whole layout below */
+            if (__nf_field_parse(optarg, &a.fields[a.nfields]))
+                return __nf_cli_usage("pack", "--field: %s", numafeed_last_error());
             a.nfields++;
             break;
         case 'c':
