@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <xxhash.h>
+#include "io/hash.h"
 
 #include "internal.h"
 #include "io/io.h"

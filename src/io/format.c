@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <xxhash.h>
+#include "io/hash.h"
 #include <zstd.h>
 #include <zstd_errors.h>
 

@@ -25,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <xxhash.h>
+#include "io/hash.h"
 #include <zstd.h>
 
 #include "internal.h"

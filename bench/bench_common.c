@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "bench_common.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { VOCAB = 50257 };
+
+static uint64_t next(uint64_t *s)
+{
+    /* splitmix64: fast, good enough for synthetic data */
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+void nfb_tokens(int32_t *out, size_t n, uint64_t seed)
+{
+    double *cdf = malloc(VOCAB * sizeof(*cdf));
+    double sum = 0;
+    for (int i = 0; i < VOCAB; i++)
+        cdf[i] = (sum += 1.0 / pow(i + 1, 1.1));
+    uint64_t s = seed;
+    for (size_t i = 0; i < n;) {
+        uint64_t r = next(&s);
+        /* one time in eight, copy a 4-32 token span from up to 4096 back */
+        if (i > 4096 && (r & 7) == 0) {
+            size_t len = 4 + (size_t)((r >> 8) & 31), back = 1 + (size_t)((r >> 16) % 4096);
+            for (size_t k = 0; k < len && i < n; k++, i++)
+                out[i] = out[i - back];
+            continue;
+        }
+        double u = (double)(next(&s) >> 11) / 9007199254740992.0 * sum;
+        size_t lo = 0, hi = VOCAB - 1;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (cdf[mid] < u)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        out[i++] = (int32_t)lo;
+    }
+    free(cdf);
+}
+
+double nfb_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void nfb_machine(char *buf, size_t len)
+{
+    char model[256] = "unknown CPU", line[512];
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    while (f && fgets(line, sizeof(line), f)) {
+        if (!strncmp(line, "model name", 10)) {
+            char *c = strchr(line, ':');
+            if (c) {
+                snprintf(model, sizeof(model), "%s", c + 2);
+                model[strcspn(model, "\n")] = '\0';
+            }
+            break;
+        }
+    }
+    if (f)
+        fclose(f);
+    snprintf(buf, len, "%s, %ld CPUs", model, sysconf(_SC_NPROCESSORS_ONLN));
+}
+
+static int cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+double nfb_median(double *v, size_t n)
+{
+    qsort(v, n, sizeof(*v), cmp);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}

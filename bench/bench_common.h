@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Shared by the benchmarks: synthetic token data, clocks, the machine. */
+#ifndef NF_BENCH_COMMON_H
+#define NF_BENCH_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * n int32 token ids drawn from a Zipf(1.1) distribution over a 50257-entry
+ * vocabulary (GPT-2's size), in runs that repeat earlier spans now and then
+ * the way text repeats phrases. Deterministic for a seed. A stand-in for a
+ * tokenised corpus: close in entropy (~10 bits per token), so zstd's ratio
+ * and speed on it are of the same order as on real token shards.
+ */
+void nfb_tokens(int32_t *out, size_t n, uint64_t seed);
+
+/* Monotonic seconds. */
+double nfb_now(void);
+
+/* "model name" of the first CPU, number of online CPUs. */
+void nfb_machine(char *buf, size_t len);
+
+/* Median of n doubles (sorts in place). */
+double nfb_median(double *v, size_t n);
+
+#endif
