@@ -16,10 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <xxhash.h>
 #include <zstd.h>
 
 #include "bench_common.h"
+#include "io/hash.h" /* the reader's XXH3 */
 
 int main(int argc, char **argv)
 {
@@ -44,50 +44,70 @@ int main(int argc, char **argv)
     nfb_machine(machine, sizeof(machine));
     printf("# machine: %s; zstd %s level %d; %zu MiB of int32 tokens; median of %d\n", machine,
            ZSTD_versionString(), level, mib, reps);
-    static const size_t sizes[] = {64 << 10, 256 << 10, 1 << 20, 4 << 20};
+    enum { NSIZES = 4 };
+    static const size_t sizes[NSIZES] = {64 << 10, 256 << 10, 1 << 20, 4 << 20};
     ZSTD_CCtx *c = ZSTD_createCCtx();
     ZSTD_DCtx *d = ZSTD_createDCtx();
     ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level);
     ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 1);
-    for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
-        size_t bs = sizes[s], n = total / bs, bound = ZSTD_compressBound(bs);
-        uint8_t *z = malloc(n * bound), *dst = malloc(bs);
-        size_t *zlen = malloc(n * sizeof(*zlen)), stored = 0;
-        uint64_t *h = malloc(n * sizeof(*h));
-        for (size_t b = 0; b < n; b++) {
-            const uint8_t *src = (const uint8_t *)tok + b * bs;
-            zlen[b] = ZSTD_compress2(c, z + b * bound, bound, src, bs);
-            h[b] = XXH3_64bits(src, bs);
-            stored += zlen[b];
-        }
+    struct set {
+        size_t bs, n, bound, stored;
+        uint8_t *z;
+        size_t *zlen;
+        uint64_t *h;
         double t_dec[100], t_ver[100];
-        for (int r = 0; r < reps; r++) {
+    } sets[NSIZES];
+    uint8_t *dst = malloc(sizes[NSIZES - 1]);
+    for (int s = 0; s < NSIZES; s++) {
+        struct set *e = &sets[s];
+        e->bs = sizes[s];
+        e->n = total / e->bs;
+        e->bound = ZSTD_compressBound(e->bs);
+        e->z = malloc(e->n * e->bound);
+        e->zlen = malloc(e->n * sizeof(*e->zlen));
+        e->h = malloc(e->n * sizeof(*e->h));
+        e->stored = 0;
+        for (size_t b = 0; b < e->n; b++) {
+            const uint8_t *src = (const uint8_t *)tok + b * e->bs;
+            e->zlen[b] = ZSTD_compress2(c, e->z + b * e->bound, e->bound, src, e->bs);
+            e->h[b] = XXH3_64bits(src, e->bs);
+            e->stored += e->zlen[b];
+        }
+    }
+    /* Round-robin over the sizes in every repetition so that the VM's
+     * drifting speed affects all of them alike; the median is reported. */
+    for (int r = 0; r < reps; r++) {
+        for (int s = 0; s < NSIZES; s++) {
+            struct set *e = &sets[s];
             double t0 = nfb_now();
-            for (size_t b = 0; b < n; b++)
-                ZSTD_decompressDCtx(d, dst, bs, z + b * bound, zlen[b]);
+            for (size_t b = 0; b < e->n; b++)
+                ZSTD_decompressDCtx(d, dst, e->bs, e->z + b * e->bound, e->zlen[b]);
             double t1 = nfb_now();
             size_t bad = 0;
-            for (size_t b = 0; b < n; b++) {
-                ZSTD_decompressDCtx(d, dst, bs, z + b * bound, zlen[b]);
-                bad += XXH3_64bits(dst, bs) != h[b];
+            for (size_t b = 0; b < e->n; b++) {
+                ZSTD_decompressDCtx(d, dst, e->bs, e->z + b * e->bound, e->zlen[b]);
+                bad += XXH3_64bits(dst, e->bs) != e->h[b];
             }
             double t2 = nfb_now();
             if (bad)
                 fprintf(stderr, "hash mismatch\n");
-            t_dec[r] = t1 - t0;
-            t_ver[r] = t2 - t1;
+            e->t_dec[r] = t1 - t0;
+            e->t_ver[r] = t2 - t1;
         }
-        double dec = nfb_median(t_dec, (size_t)reps), ver = nfb_median(t_ver, (size_t)reps);
-        double bytes = (double)n * (double)bs;
+    }
+    for (int s = 0; s < NSIZES; s++) {
+        struct set *e = &sets[s];
+        double dec = nfb_median(e->t_dec, (size_t)reps), ver = nfb_median(e->t_ver, (size_t)reps);
+        double bytes = (double)e->n * (double)e->bs;
         printf("bench=blocksize block_bytes=%zu ratio=%.3f decode_gbps=%.3f decode_verify_gbps=%.3f "
                "us_per_block=%.1f records_per_block=%zu\n",
-               bs, bytes / (double)stored, bytes / dec / 1e9, bytes / ver / 1e9, dec / (double)n * 1e6,
-               bs / 8192);
-        free(z);
-        free(dst);
-        free(zlen);
-        free(h);
+               e->bs, bytes / (double)e->stored, bytes / dec / 1e9, bytes / ver / 1e9,
+               dec / (double)e->n * 1e6, e->bs / 8192);
+        free(e->z);
+        free(e->zlen);
+        free(e->h);
     }
+    free(dst);
     ZSTD_freeCCtx(c);
     ZSTD_freeDCtx(d);
     free(tok);

@@ -299,6 +299,41 @@ static void decode_bomb(void **state)
     free(dst);
 }
 
+/* A dataset written by numafeed 0.1 and committed: if the format changes
+ * without a version bump, this stops reading. Record i holds
+ * uint32 a[2] = {i, 2i} and float32 b[2] = {i + 0.5, -i}. */
+static void committed_fixture(void **state)
+{
+    (void)state;
+    struct nf_dataset *ds;
+    if (__nf_dataset_open(nf_fixture("shards/v1"), NULL, &ds))
+        fail_msg("%s", numafeed_last_error());
+    assert_int_equal(__nf_dataset_records(ds), 40);
+    assert_int_equal(__nf_dataset_shard_count(ds), 2);
+    const struct nf_layout *l = __nf_dataset_layout(ds);
+    assert_int_equal(l->nfields, 2);
+    assert_string_equal(l->fields[1].name, "b");
+    assert_string_equal(__nf_dtype_name(l->fields[1].dtype), "float32");
+    struct nf_reader *r;
+    assert_int_equal(__nf_reader_create(ds, NULL, &r), 0);
+    uint8_t buf[256], blk[256], rec[16];
+    for (uint32_t i = 0; i < 40; i++) {
+        assert_int_equal(__nf_reader_read_record(r, i, buf, sizeof(buf), blk, sizeof(blk), rec), 0);
+        uint32_t a[2];
+        float b[2];
+        memcpy(a, rec, 8);
+        memcpy(b, rec + 8, 8);
+        assert_int_equal(a[0], i);
+        assert_int_equal(a[1], 2 * i);
+        assert_true(b[0] == (float)i + 0.5f && b[1] == -(float)i);
+    }
+    __nf_reader_destroy(r);
+    __nf_dataset_close(ds);
+    struct nf_check_summary sum;
+    assert_int_equal(__nf_check_dataset(nf_fixture("shards/v1"), NULL, NULL, &sum), 0);
+    assert_int_equal(sum.blocks, 5);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -320,6 +355,7 @@ int main(void)
         cmocka_unit_test(short_pread_at_eof),
         cmocka_unit_test(decode_ok_and_lies),
         cmocka_unit_test(decode_bomb),
+        cmocka_unit_test(committed_fixture),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
