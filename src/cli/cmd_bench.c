@@ -1,0 +1,360 @@
+// SPDX-License-Identifier: Apache-2.0
+/* numafeed bench: run the loader over a dataset and report what it delivered:
+ * throughput, consumer waits, placement, and with --digest proof of
+ * exactly-once delivery and of the order. */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <xxhash.h>
+
+#include "cli/cli.h"
+
+static void help(void)
+{
+    printf(
+        "Usage: numafeed bench DIR [--host] [--gpus LIST] [--epochs E] [--batch-size B]\n"
+        "                      [--threads T] [--ring-depth D] [--seed S] [--no-shuffle]\n"
+        "                      [--drop-last] [--rank R --world-size W] [--io BACKEND]\n"
+        "                      [--digest] [--verbose]\n"
+        "\n"
+        "Load the dataset DIR (made by 'numafeed pack') through numafeed's pools for E\n"
+        "epochs, releasing each batch as soon as it arrives, and report per run:\n"
+        "throughput (GB/s of record bytes and samples/s), the time to the first batch\n"
+        "after the loader was created, the consumer's wait inside loader_next (p50,\n"
+        "p99, max), and per pool the node, CPUs, threads and where its ring's pages are.\n"
+        "With several GPUs, one consumer thread per GPU.\n"
+        "\n"
+        "Options:\n"
+        "      --host            deliver host batches (the only mode of this build's\n"
+        "                        loader until the CUDA path lands).\n"
+        "      --gpus LIST       CUDA ordinals to serve, a cpulist-style list (0,2-3);\n"
+        "                        default: every visible GPU, or one host pool.\n"
+        "  -e, --epochs E        epochs to run (default 1).\n"
+        "  -b, --batch-size B    records per batch (default 64).\n"
+        "  -t, --threads T       worker threads per pool (default min(4, pool CPUs)).\n"
+        "      --ring-depth D    batch slots per pool (default 4, at least 2).\n"
+        "      --seed S          shuffle seed (default 0).\n"
+        "      --no-shuffle      deliver records in dataset order.\n"
+        "      --drop-last       drop each part's short last batch.\n"
+        "      --rank R, --world-size W\n"
+        "                        this process's part of W (default: $RANK/$WORLD_SIZE,\n"
+        "                        else 0 of 1).\n"
+        "      --io BACKEND      io_uring, pread or auto (default auto: io_uring, pread\n"
+        "                        where refused; $NUMAFEED_IO also forces one).\n"
+        "      --sysfs-root DIR  read DIR instead of /sys.\n"
+        "      --digest          print one line per epoch:\n"
+        "                          epoch E records R digest D order O\n"
+        "                        D: sum mod 2^64 of XXH64(record bytes, seed 0) over the\n"
+        "                        records delivered that epoch (independent of order);\n"
+        "                        O: XXH64 (seed 0) of their dataset record indices as\n"
+        "                        little-endian uint64, in delivery order (GPU by GPU).\n"
+        "                        D and O in hex. Costs a hash of every byte.\n"
+        "  -v, --verbose         print each pool's placement as it starts.\n"
+        "  -h, --help            show this help.\n"
+        "\n"
+        "Exit status: 0 success, 1 the loader failed (the message names the shard and\n"
+        "offset), 2 usage error.\n"
+        "\n"
+        "Example:\n"
+        "  numafeed bench data/tokens --epochs 3 --batch-size 64 --digest\n");
+}
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (!s || !*s || *s == '-')
+        return -1;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+struct consumer {
+    loader_t *L;
+    int gpu;
+    uint64_t epochs;
+    int digest;
+    int rc;
+    char msg[1024];
+    uint64_t first_ns, end_ns;
+    /* per epoch: digest sum, record count, ids in delivery order */
+    uint64_t *dsum, *records;
+    uint64_t **ids;
+    size_t *nids, *capids;
+    size_t record_bytes;
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void *consume(void *arg)
+{
+    struct consumer *c = arg;
+    for (uint64_t e = 0; e < c->epochs; e++) {
+        for (;;) {
+            struct loader_batch b;
+            int rc = loader_next(c->L, c->gpu, &b, -1);
+            if (rc == NUMAFEED_EEPOCH_END)
+                break;
+            if (rc) {
+                c->rc = rc;
+                snprintf(c->msg, sizeof(c->msg), "%s", loader_last_error(c->L));
+                return NULL;
+            }
+            if (!c->first_ns)
+                c->first_ns = now_ns();
+            c->records[e] += b.records;
+            if (c->digest) {
+                if (c->nids[e] + b.records > c->capids[e]) {
+                    size_t cap = (c->capids[e] + b.records) * 2;
+                    uint64_t *n = realloc(c->ids[e], cap * sizeof(*n));
+                    if (!n) {
+                        c->rc = -ENOMEM;
+                        snprintf(c->msg, sizeof(c->msg), "out of memory");
+                        return NULL;
+                    }
+                    c->ids[e] = n;
+                    c->capids[e] = cap;
+                }
+                for (uint32_t i = 0; i < b.records; i++) {
+                    /* reassemble the record from its fields (field-major slot) */
+                    XXH64_state_t *st = XXH64_createState();
+                    XXH64_reset(st, 0);
+                    for (unsigned f = 0; f < b.nfields; f++)
+                        XXH64_update(st, (const char *)b.fields[f].host +
+                                             (size_t)i * b.fields[f].record_bytes,
+                                     b.fields[f].record_bytes);
+                    c->dsum[e] += XXH64_digest(st);
+                    XXH64_freeState(st);
+                    c->ids[e][c->nids[e]++] = b.record_ids[i];
+                }
+            }
+            loader_release(c->L, &b);
+        }
+    }
+    c->end_ns = now_ns();
+    return NULL;
+}
+
+int __nf_cmd_bench(int argc, char **argv)
+{
+    enum { O_HOST = 256, O_GPUS, O_RING, O_SEED, O_NOSHUF, O_DROP, O_RANK, O_WORLD, O_IO,
+           O_DIGEST, O_SYSFS };
+    static const struct option opts[] = {
+        {"host", no_argument, NULL, O_HOST},
+        {"gpus", required_argument, NULL, O_GPUS},
+        {"epochs", required_argument, NULL, 'e'},
+        {"batch-size", required_argument, NULL, 'b'},
+        {"threads", required_argument, NULL, 't'},
+        {"ring-depth", required_argument, NULL, O_RING},
+        {"seed", required_argument, NULL, O_SEED},
+        {"no-shuffle", no_argument, NULL, O_NOSHUF},
+        {"drop-last", no_argument, NULL, O_DROP},
+        {"rank", required_argument, NULL, O_RANK},
+        {"world-size", required_argument, NULL, O_WORLD},
+        {"io", required_argument, NULL, O_IO},
+        {"sysfs-root", required_argument, NULL, O_SYSFS},
+        {"digest", no_argument, NULL, O_DIGEST},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct loader_config cfg;
+    loader_config_init(&cfg);
+    uint64_t epochs = 1, v;
+    int digest = 0, gpus[LOADER_MAX_GPUS], ngpus = 0, c;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "e:b:t:vh", opts, NULL)) != -1) {
+        const char *bad = NULL;
+        switch (c) {
+        case O_HOST: cfg.host_mode = 1; break;
+        case O_GPUS: {
+            char buf[1024];
+            int n = numafeed_cpulist_normalize(optarg, buf, sizeof(buf));
+            if (n <= 0)
+                return __nf_cli_usage("bench", "--gpus '%s': %s", optarg,
+                                      n == 0 ? "empty list" : numafeed_last_error());
+            /* expand the canonical list */
+            for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+                int a, b2;
+                if (sscanf(tok, "%d-%d", &a, &b2) != 2)
+                    b2 = a = atoi(tok);
+                for (int g = a; g <= b2; g++) {
+                    if (ngpus == LOADER_MAX_GPUS)
+                        return __nf_cli_usage("bench", "--gpus: more than %d GPUs",
+                                              LOADER_MAX_GPUS);
+                    gpus[ngpus++] = g;
+                }
+            }
+            break;
+        }
+        case 'e': if (parse_u64(optarg, &epochs) || epochs == 0) bad = "--epochs"; break;
+        case 'b':
+            if (parse_u64(optarg, &v) || v == 0 || v > UINT32_MAX) bad = "--batch-size";
+            else cfg.batch_size = (uint32_t)v;
+            break;
+        case 't':
+            if (parse_u64(optarg, &v) || v == 0 || v > 256) bad = "--threads";
+            else cfg.threads = (uint32_t)v;
+            break;
+        case O_RING:
+            if (parse_u64(optarg, &v) || v < 2 || v > 4096) bad = "--ring-depth";
+            else cfg.ring_depth = (uint32_t)v;
+            break;
+        case O_SEED: if (parse_u64(optarg, &cfg.seed)) bad = "--seed"; break;
+        case O_NOSHUF: cfg.shuffle = 0; break;
+        case O_DROP: cfg.drop_last = 1; break;
+        case O_RANK:
+            if (parse_u64(optarg, &v) || v > UINT32_MAX) bad = "--rank";
+            else cfg.rank = (uint32_t)v;
+            break;
+        case O_WORLD:
+            if (parse_u64(optarg, &v) || v == 0 || v > UINT32_MAX) bad = "--world-size";
+            else cfg.world_size = (uint32_t)v;
+            break;
+        case O_IO:
+            if (!strcmp(optarg, "io_uring")) cfg.io_backend = LOADER_IO_URING;
+            else if (!strcmp(optarg, "pread")) cfg.io_backend = LOADER_IO_PREAD;
+            else if (!strcmp(optarg, "auto")) cfg.io_backend = LOADER_IO_AUTO;
+            else bad = "--io";
+            break;
+        case O_SYSFS: cfg.sysfs_root = optarg; break;
+        case O_DIGEST: digest = 1; break;
+        case 'v': cfg.verbose = 1; break;
+        case 'h': help(); return NF_EXIT_OK;
+        default:
+            return __nf_cli_usage("bench", "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+        if (bad)
+            return __nf_cli_usage("bench", "%s: invalid value '%s'", bad, optarg);
+    }
+    if (optind + 1 != argc)
+        return __nf_cli_usage("bench", optind == argc ? "missing the dataset directory"
+                                                      : "more than one dataset directory");
+    if (cfg.rank && !cfg.world_size)
+        return __nf_cli_usage("bench", "--rank needs --world-size");
+    cfg.path = argv[optind];
+    cfg.gpus = ngpus ? gpus : NULL;
+    cfg.ngpus = ngpus;
+
+    uint64_t t_create = now_ns();
+    loader_t *L;
+    int rc = loader_create(&cfg, &L);
+    if (rc)
+        return __nf_cli_fail("bench", cfg.path, rc);
+    uint64_t t_ready = now_ns();
+    int n = loader_gpu_count(L);
+    struct consumer *cons = calloc((size_t)n, sizeof(*cons));
+    pthread_t *th = calloc((size_t)n, sizeof(*th));
+    int ok = cons && th;
+    for (int i = 0; ok && i < n; i++) {
+        struct consumer *k = &cons[i];
+        k->L = L;
+        k->gpu = i;
+        k->epochs = epochs;
+        k->digest = digest;
+        k->dsum = calloc(epochs, sizeof(uint64_t));
+        k->records = calloc(epochs, sizeof(uint64_t));
+        k->ids = calloc(epochs, sizeof(uint64_t *));
+        k->nids = calloc(epochs, sizeof(size_t));
+        k->capids = calloc(epochs, sizeof(size_t));
+        ok = k->dsum && k->records && k->ids && k->nids && k->capids;
+    }
+    if (!ok) {
+        fprintf(stderr, "numafeed bench: out of memory\n");
+        loader_destroy(L);
+        return NF_EXIT_FAIL;
+    }
+    uint64_t t0 = now_ns();
+    for (int i = 0; i < n; i++)
+        pthread_create(&th[i], NULL, consume, &cons[i]);
+    for (int i = 0; i < n; i++)
+        pthread_join(th[i], NULL);
+    uint64_t t1 = now_ns();
+
+    int status = NF_EXIT_OK;
+    for (int i = 0; i < n; i++)
+        if (cons[i].rc) {
+            fprintf(stderr, "numafeed bench: GPU %d: %s: %s\n", i, numafeed_strerror(cons[i].rc),
+                    cons[i].msg);
+            status = NF_EXIT_FAIL;
+        }
+    if (digest && status == NF_EXIT_OK) {
+        for (uint64_t e = 0; e < epochs; e++) {
+            uint64_t d = 0, r = 0;
+            XXH64_state_t *st = XXH64_createState();
+            XXH64_reset(st, 0);
+            for (int i = 0; i < n; i++) {
+                d += cons[i].dsum[e];
+                r += cons[i].records[e];
+                for (size_t k = 0; k < cons[i].nids[e]; k++) {
+                    uint64_t id = cons[i].ids[e][k];
+                    uint8_t le[8];
+                    for (int j = 0; j < 8; j++)
+                        le[j] = (uint8_t)(id >> (8 * j));
+                    XXH64_update(st, le, 8);
+                }
+            }
+            printf("epoch %llu records %llu digest %016llx order %016llx\n",
+                   (unsigned long long)e, (unsigned long long)r, (unsigned long long)d,
+                   (unsigned long long)XXH64_digest(st));
+            XXH64_freeState(st);
+        }
+    }
+    if (status == NF_EXIT_OK) {
+        uint64_t bytes = 0, recs = 0, first = UINT64_MAX;
+        double secs = (double)(t1 - t0) / 1e9;
+        for (int i = 0; i < n; i++) {
+            struct loader_stats s = {.size = sizeof(s)};
+            struct loader_pool_info pi = {.size = sizeof(pi)};
+            loader_stats(L, i, &s);
+            loader_pool_info(L, i, &pi);
+            bytes += s.bytes;
+            recs += s.records;
+            if (cons[i].first_ns && cons[i].first_ns - t_create < first)
+                first = cons[i].first_ns - t_create;
+            printf("pool %d: GPU %d node %d%s cpus %s threads %u io %s ring %ux%zu B pages "
+                   "%zu KiB%s%s mbind %s on-node %zu/%zu%s | wait p50 %.1f us p99 %.1f us max "
+                   "%.1f us | worker stall %.3f s | blocks %llu\n",
+                   i, pi.cuda_ordinal, pi.node, pi.node_known ? "" : " (unknown)", pi.cpus,
+                   pi.threads, pi.io_backend, pi.ring_depth, pi.slot_bytes, pi.page_size >> 10,
+                   pi.hugetlb ? " hugetlb" : "", pi.thp ? " THP" : "", pi.mbind ? "yes" : "no",
+                   pi.pages_on_node, pi.pages, pi.verified ? "" : " (unverified)",
+                   (double)s.wait_p50_ns / 1e3, (double)s.wait_p99_ns / 1e3,
+                   (double)s.wait_max_ns / 1e3, (double)s.worker_stall_ns / 1e9,
+                   (unsigned long long)s.blocks_decoded);
+            if (pi.notes[0])
+                printf("pool %d notes: %s\n", i, pi.notes);
+        }
+        printf("total: %llu records, %.3f GB in %.3f s: %.3f GB/s, %.0f samples/s; create %.1f "
+               "ms, first batch %.1f ms after create\n",
+               (unsigned long long)recs, (double)bytes / 1e9, secs, (double)bytes / 1e9 / secs,
+               (double)recs / secs, (double)(t_ready - t_create) / 1e6,
+               first == UINT64_MAX ? -1.0 : (double)first / 1e6);
+    }
+    for (int i = 0; i < n; i++) {
+        for (uint64_t e = 0; e < epochs; e++)
+            free(cons[i].ids[e]);
+        free(cons[i].ids);
+        free(cons[i].dsum);
+        free(cons[i].records);
+        free(cons[i].nids);
+        free(cons[i].capids);
+    }
+    free(cons);
+    free(th);
+    loader_destroy(L);
+    return status;
+}

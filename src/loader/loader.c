@@ -1,0 +1,1092 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The data path, top to bottom: pools, workers, the ring of slots, epochs.
+ *
+ * Threads. A loader has one pool per served GPU; a pool has T worker
+ * threads. Each worker first pins itself to the pool's CPUs (the GPU node's
+ * CPUs intersected with the inherited allowed CPUs) and sets a preferred
+ * memory policy for the node, and only then allocates anything: its reader
+ * (io_uring + zstd context), its staging buffers. Worker 0 also allocates
+ * the pool's ring, so the ring's first touch, too, happens on the node.
+ *
+ * Work. The sampler cuts each epoch of the pool's part into "units", the
+ * windows of the global order that overlap the part (sampler.h). A worker
+ * claims the next unit with one atomic increment of the pool's unit
+ * counter; units run on across epochs, so the next epoch's first batches
+ * are built while the current epoch's last batches are consumed. For its
+ * unit a worker reads the blocks it needs (several in flight on its own
+ * io_uring), verifies and decodes each once into its staging, and copies
+ * every record into the slot of the batch it belongs to, at its place.
+ *
+ * Slots. Batch s (s counts batches across epochs) lives in slot s % D. A
+ * slot's seq says which batch it holds; the consumer's release moves it to
+ * s + D. A batch may take records from two units (windows are not aligned
+ * to batches), so a slot counts the records still missing; whoever writes
+ * the last one publishes the batch. Workers take units in order and fill
+ * batches in increasing order, so the batch the consumer waits for always
+ * has every contributor able to make progress: no deadlock as long as the
+ * consumer releases what it took.
+ *
+ * Locks. The hot path (claim, read, decode, copy, count) takes no lock. A
+ * pool mutex and two condition variables are used only to sleep: a worker
+ * whose slot is still held by the consumer, and a consumer whose batch is
+ * not ready; and to publish a batch or release a slot (once per batch).
+ * No lock is shared between pools.
+ *
+ * Errors. A worker that fails (corrupt block, I/O error) records the error
+ * against the first batch its unit feeds; that batch never completes, and
+ * the consumer gets the error, with the worker's message, when it reaches
+ * it, and on every call after. Earlier batches are delivered normally.
+ *
+ * Shutdown. loader_destroy sets stop, wakes every sleeper and joins. A
+ * worker in I/O finishes its reads (page cache or device, bounded) first.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "internal.h"
+#include "io/io.h"
+#include "loader/loader.h"
+#include "loader/sampler.h"
+#include "pin/pin.h"
+
+#define WAIT_BUCKETS 256 /* quarter-octave histogram of consumer waits, in ns */
+
+struct slot {
+    _Atomic uint64_t seq;       /* the batch this slot holds or is being filled for */
+    _Atomic uint64_t remaining; /* records of that batch not yet written */
+    bool ready;                 /* under pool.mu */
+    bool out;                   /* handed to the consumer, not released; under pool.mu */
+    uint8_t *mem;               /* field-major: field f at mem + offset_f * batch */
+    uint64_t *ids;              /* record ids, batch entries */
+    struct loader_field fields[LOADER_MAX_FIELDS];
+};
+
+struct pool;
+
+struct worker {
+    struct pool *pool;
+    unsigned idx;
+    pthread_t thread;
+    bool started;
+    _Atomic int tid;
+    struct nf_reader *reader;
+    struct nf_epoch_plan plan;
+    uint32_t *sigma;
+    /* per unit: the records needed, and the decoded blocks they come from */
+    uint64_t *pos_block; /* global block of each position */
+    uint32_t *pos_in;    /* record index inside that block */
+    uint64_t *pos_id;    /* global record id */
+    uint32_t *blocks;    /* distinct blocks of the unit */
+    uint32_t *block_slot;/* staging index of each global block, or UINT32_MAX */
+    uint8_t **staging;   /* decoded blocks */
+    uint8_t **readbuf;   /* stored bytes (zstd) */
+    size_t nstaging;
+    struct nf_bind_result bind;
+};
+
+struct pool {
+    struct numafeed_loader *L;
+    int gpu_index;  /* position in the served list */
+    int ordinal;
+    int node;
+    bool node_known;
+    struct nf_cpuset cpus;
+    bool cpus_fallback;
+    struct nf_sampler sampler;
+    unsigned depth;
+    struct slot *slots;
+    void *ring;
+    size_t ring_mapped, slot_bytes, ids_bytes;
+    struct nf_placement placement;
+    _Atomic uint64_t next_unit;
+    atomic_bool stop;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv_work;     /* a slot was released, or stop */
+    pthread_cond_t cv_ready;    /* a batch was published, an error, or stop */
+    int err;                    /* under mu: first worker error */
+    uint64_t err_seq;           /* under mu: the batch it affects */
+    char errmsg[1024];          /* under mu */
+    unsigned started, ready_workers; /* under mu: start-up handshake */
+    int start_err;              /* under mu */
+    char start_msg[1024];       /* under mu */
+
+    /* consumer side: under cmu (loader_next for one gpu is one caller at a
+     * time; the lock makes two callers on one gpu safe rather than fast) */
+    pthread_mutex_t cmu;
+    uint64_t next_seq;
+    bool epoch_end_pending;
+    unsigned outstanding;       /* under mu */
+
+    /* stats */
+    _Atomic uint64_t st_batches, st_records, st_bytes, st_wait_ns, st_wait_max, st_stall_ns,
+        st_blocks;
+    _Atomic uint64_t wait_hist[WAIT_BUCKETS];
+
+    unsigned nworkers;
+    struct worker *workers;
+    char io_backend[16];
+    char notes[512];            /* under mu */
+};
+
+struct numafeed_loader {
+    struct loader_config cfg;
+    char *path;
+    char *sysfs_root;
+    struct nf_dataset *ds;
+    const struct nf_layout *layout;
+    uint32_t nblocks;
+    uint32_t *gblock_shard, *gblock_block; /* global block -> (shard, block) */
+    int npools;
+    struct pool *pools;
+    char errmsg[1024];
+    pthread_mutex_t errmu;
+};
+
+/* ------------------------------------------------------------------------ */
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void add_note(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void add_note(char *buf, size_t size, const char *fmt, ...)
+{
+    size_t n = strlen(buf);
+    if (n + 3 >= size)
+        return;
+    if (n)
+        n += (size_t)snprintf(buf + n, size - n, "; ");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + n, size - n, fmt, ap);
+    va_end(ap);
+}
+
+static void loader_set_error(struct numafeed_loader *L, const char *msg)
+{
+    pthread_mutex_lock(&L->errmu);
+    snprintf(L->errmsg, sizeof(L->errmsg), "%s", msg);
+    pthread_mutex_unlock(&L->errmu);
+}
+
+void loader_config_init(struct loader_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->size = sizeof(*cfg);
+    cfg->batch_size = 64;
+    cfg->shuffle = 1;
+}
+
+/* ---- workers ------------------------------------------------------------ */
+
+/* Record a worker's failure against batch seq; the consumer reports it. */
+static void pool_fail(struct pool *p, int err, uint64_t seq)
+{
+    pthread_mutex_lock(&p->mu);
+    if (!p->err || seq < p->err_seq) {
+        p->err = err;
+        p->err_seq = seq;
+        snprintf(p->errmsg, sizeof(p->errmsg), "%s", numafeed_last_error());
+    }
+    pthread_cond_broadcast(&p->cv_ready);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Wait until slot s holds batch seq (its previous batch was released). */
+static bool wait_slot(struct pool *p, struct slot *s, uint64_t seq)
+{
+    if (atomic_load_explicit(&s->seq, memory_order_acquire) == seq)
+        return true;
+    uint64_t t0 = now_ns();
+    pthread_mutex_lock(&p->mu);
+    while (atomic_load_explicit(&s->seq, memory_order_acquire) != seq && !atomic_load(&p->stop))
+        pthread_cond_wait(&p->cv_work, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+    atomic_fetch_add_explicit(&p->st_stall_ns, now_ns() - t0, memory_order_relaxed);
+    return !atomic_load(&p->stop);
+}
+
+static void publish(struct pool *p, struct slot *s)
+{
+    pthread_mutex_lock(&p->mu);
+    s->ready = true;
+    pthread_cond_broadcast(&p->cv_ready);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Make room for n positions and up to n distinct blocks in this unit. */
+static int worker_reserve(struct worker *w, uint64_t n)
+{
+    const struct nf_sampler *s = &w->pool->sampler;
+    if (!w->sigma) {
+        size_t c = (size_t)s->window;
+        w->sigma = malloc(c * sizeof(*w->sigma));
+        w->pos_block = malloc(c * sizeof(*w->pos_block));
+        w->pos_in = malloc(c * sizeof(*w->pos_in));
+        w->pos_id = malloc(c * sizeof(*w->pos_id));
+        w->blocks = malloc(c * sizeof(*w->blocks));
+        w->block_slot = malloc((size_t)s->nblocks * sizeof(*w->block_slot));
+        if (!w->sigma || !w->pos_block || !w->pos_in || !w->pos_id || !w->blocks ||
+            !w->block_slot)
+            return __nf_error(-ENOMEM, "worker: out of memory for a window of %zu records", c);
+        for (uint32_t i = 0; i < s->nblocks; i++)
+            w->block_slot[i] = UINT32_MAX;
+    }
+    (void)n;
+    return 0;
+}
+
+static int ensure_staging(struct worker *w, size_t count)
+{
+    if (count <= w->nstaging)
+        return 0;
+    const struct numafeed_loader *L = w->pool->L;
+    size_t cap = __nf_dataset_max_decoded(L->ds);
+    uint8_t **st = realloc(w->staging, count * sizeof(*st));
+    if (!st)
+        return __nf_error(-ENOMEM, "worker: out of memory");
+    w->staging = st;
+    uint8_t **rb = realloc(w->readbuf, count * sizeof(*rb));
+    if (!rb)
+        return __nf_error(-ENOMEM, "worker: out of memory");
+    w->readbuf = rb;
+    for (size_t i = w->nstaging; i < count; i++) {
+        w->staging[i] = NULL;
+        w->readbuf[i] = NULL;
+    }
+    for (size_t i = w->nstaging; i < count; i++) {
+        /* allocated by this (pinned, node-preferring) thread: node-local */
+        w->staging[i] = aligned_alloc(NF_IO_DIRECT_ALIGN,
+                                      (cap + NF_IO_DIRECT_ALIGN - 1) & ~(size_t)(NF_IO_DIRECT_ALIGN - 1));
+        w->readbuf[i] = aligned_alloc(NF_IO_DIRECT_ALIGN,
+                                      (cap + 2 * NF_IO_DIRECT_ALIGN) & ~(size_t)(NF_IO_DIRECT_ALIGN - 1));
+        if (!w->staging[i] || !w->readbuf[i]) {
+            w->nstaging = i + 1;
+            return __nf_error(-ENOMEM, "worker: out of memory for staging (%zu bytes)", cap);
+        }
+    }
+    w->nstaging = count;
+    return 0;
+}
+
+/* Read, verify and decode the unit's distinct blocks into staging. */
+static int load_blocks(struct worker *w, uint32_t nblocks)
+{
+    struct numafeed_loader *L = w->pool->L;
+    struct nf_reader *r = w->reader;
+    size_t cap = __nf_dataset_max_decoded(L->ds);
+    int rc = ensure_staging(w, nblocks);
+    if (rc)
+        return rc;
+    unsigned depth = __nf_reader_depth(r);
+    struct nf_read_done done[64];
+    uint32_t next = 0, finished = 0;
+    while (finished < nblocks) {
+        while (next < nblocks && __nf_reader_inflight(r) < depth) {
+            uint32_t g = w->blocks[next];
+            uint32_t shard = L->gblock_shard[g], blk = L->gblock_block[g];
+            const struct nf_block_info *bi = &__nf_dataset_shard_index(L->ds, shard)->blocks[blk];
+            /* raw blocks are read straight into staging and checked there */
+            void *buf = bi->codec == NF_CODEC_RAW ? w->staging[next] : w->readbuf[next];
+            size_t len = bi->codec == NF_CODEC_RAW ? cap : cap + NF_IO_DIRECT_ALIGN;
+            rc = __nf_reader_submit(r, shard, blk, buf, len, next);
+            if (rc == -EBUSY)
+                break;
+            if (rc)
+                return rc;
+            next++;
+        }
+        int n = __nf_reader_wait(r, 1, done, (unsigned)NF_ARRAY_SIZE(done));
+        if (n < 0)
+            return n;
+        for (int i = 0; i < n; i++) {
+            if (done[i].result)
+                return done[i].result;
+            uint32_t k = (uint32_t)done[i].tag;
+            rc = __nf_reader_decode(r, done[i].shard, done[i].block, done[i].data, w->staging[k],
+                                    cap);
+            if (rc)
+                return rc;
+            finished++;
+        }
+    }
+    atomic_fetch_add_explicit(&w->pool->st_blocks, nblocks, memory_order_relaxed);
+    return 0;
+}
+
+/* Build this worker's share of unit u. Returns 0, or an error (recorded). */
+static int run_unit(struct worker *w, uint64_t u)
+{
+    struct pool *p = w->pool;
+    struct numafeed_loader *L = p->L;
+    const struct nf_sampler *s = &p->sampler;
+    uint64_t epoch = u / s->nwindows;
+    uint64_t win = s->first_window + u % s->nwindows;
+    uint64_t w0 = win * s->window, wlen = __nf_window_len(s, win);
+    uint64_t a = w0 > s->start ? w0 : s->start;
+    uint64_t e = w0 + wlen < s->start + s->len ? w0 + wlen : s->start + s->len;
+    uint64_t bfirst, ifirst;
+    __nf_batch_of(s, a - s->start, &bfirst, &ifirst);
+    uint64_t first_seq = epoch * s->nbatches + bfirst;
+
+    int rc = worker_reserve(w, e - a);
+    if (!rc && (!w->plan.valid || w->plan.epoch != epoch))
+        rc = __nf_plan_make(s, epoch, &w->plan);
+    if (rc) {
+        pool_fail(p, rc, first_seq);
+        return rc;
+    }
+    __nf_window_perm(s, epoch, win, w->sigma, wlen);
+
+    /* Which records, from which blocks; each distinct block once. */
+    uint32_t nb = 0;
+    for (uint64_t q = a; q < e; q++) {
+        uint32_t blk, in;
+        uint64_t id = __nf_plan_record(s, &w->plan, w0 + w->sigma[q - w0], &blk, &in);
+        size_t k = (size_t)(q - a);
+        w->pos_block[k] = blk;
+        w->pos_in[k] = in;
+        w->pos_id[k] = id;
+        if (w->block_slot[blk] == UINT32_MAX) {
+            w->block_slot[blk] = nb;
+            w->blocks[nb++] = blk;
+        }
+    }
+    rc = load_blocks(w, nb);
+    if (rc) {
+        for (uint32_t i = 0; i < nb; i++)
+            w->block_slot[w->blocks[i]] = UINT32_MAX;
+        pool_fail(p, rc, first_seq);
+        return rc;
+    }
+
+    /* Copy each record to its batch, field by field (slots are field-major
+     * so that every field is one contiguous array). */
+    const struct nf_layout *lay = L->layout;
+    uint64_t B = s->batch;
+    uint64_t cur_b = UINT64_MAX, written = 0;
+    struct slot *slot = NULL;
+    for (uint64_t q = a; q < e; q++) {
+        uint64_t b, i;
+        __nf_batch_of(s, q - s->start, &b, &i);
+        if (b != cur_b) {
+            if (slot && written &&
+                atomic_fetch_sub_explicit(&slot->remaining, written, memory_order_acq_rel) ==
+                    written)
+                publish(p, slot);
+            uint64_t seq = epoch * s->nbatches + b;
+            slot = &p->slots[seq % p->depth];
+            if (!wait_slot(p, slot, seq))
+                break; /* stopping */
+            cur_b = b;
+            written = 0;
+        }
+        size_t k = (size_t)(q - a);
+        const uint8_t *rec = w->staging[w->block_slot[w->pos_block[k]]] +
+                             (size_t)w->pos_in[k] * lay->record_bytes;
+        for (unsigned f = 0; f < lay->nfields; f++) {
+            const struct nf_field *fd = &lay->fields[f];
+            memcpy(slot->mem + fd->offset * B + i * fd->bytes, rec + fd->offset, fd->bytes);
+        }
+        slot->ids[i] = w->pos_id[k];
+        written++;
+    }
+    if (slot && written && !atomic_load(&p->stop) &&
+        atomic_fetch_sub_explicit(&slot->remaining, written, memory_order_acq_rel) == written)
+        publish(p, slot);
+    for (uint32_t i = 0; i < nb; i++)
+        w->block_slot[w->blocks[i]] = UINT32_MAX;
+    return 0;
+}
+
+static int alloc_ring(struct pool *p);
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct pool *p = w->pool;
+    struct numafeed_loader *L = p->L;
+    atomic_store(&w->tid, (int)syscall(SYS_gettid));
+    char name[16];
+    snprintf(name, sizeof(name), "numafeed-g%d-%u", p->ordinal, w->idx);
+    pthread_setname_np(pthread_self(), name);
+
+    /* Pin and set the memory policy before allocating anything. */
+    int rc = __nf_bind_thread(&p->cpus, p->node, &w->bind);
+    if (!rc && w->idx == 0)
+        rc = alloc_ring(p);
+    if (!rc) {
+        struct nf_reader_options ro;
+        __nf_reader_options_init(&ro);
+        ro.backend = L->cfg.io_backend;
+        ro.queue_depth = L->cfg.io_depth;
+        rc = __nf_reader_create(L->ds, &ro, &w->reader);
+    }
+    pthread_mutex_lock(&p->mu);
+    if (rc && !p->start_err) {
+        p->start_err = rc;
+        snprintf(p->start_msg, sizeof(p->start_msg), "pool for GPU %d, worker %u: %s",
+                 p->ordinal, w->idx, numafeed_last_error());
+    }
+    if (!rc) {
+        if (w->idx == 0)
+            snprintf(p->io_backend, sizeof(p->io_backend), "%s", __nf_reader_backend(w->reader));
+        if (w->bind.note[0])
+            add_note(p->notes, sizeof(p->notes), "worker %u: %s", w->idx, w->bind.note);
+        if (w->idx == 0 && strcmp(__nf_reader_backend_reason(w->reader), "default") != 0)
+            add_note(p->notes, sizeof(p->notes), "io: %s (%s)", __nf_reader_backend(w->reader),
+                     __nf_reader_backend_reason(w->reader));
+    }
+    p->ready_workers++;
+    pthread_cond_broadcast(&p->cv_ready);
+    /* Nobody starts work until every worker (and the ring) is ready. */
+    while (!atomic_load(&p->stop) && (p->ready_workers < p->nworkers || p->start_err))
+        pthread_cond_wait(&p->cv_work, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+    if (rc || atomic_load(&p->stop))
+        return NULL;
+
+    while (!atomic_load_explicit(&p->stop, memory_order_relaxed)) {
+        uint64_t u = atomic_fetch_add_explicit(&p->next_unit, 1, memory_order_relaxed);
+        if (run_unit(w, u))
+            break; /* the error is recorded; this worker has nothing sound to add */
+    }
+    return NULL;
+}
+
+/* ---- the ring ----------------------------------------------------------- */
+
+static int alloc_ring(struct pool *p)
+{
+    struct numafeed_loader *L = p->L;
+    const struct nf_layout *lay = L->layout;
+    uint64_t B = p->sampler.batch;
+    size_t data, ids, per;
+    if (__nf_mul_size((size_t)lay->record_bytes, (size_t)B, &data) ||
+        __nf_mul_size((size_t)B, sizeof(uint64_t), &ids) ||
+        __nf_add_size((data + 4095) & ~(size_t)4095, (ids + 4095) & ~(size_t)4095, &per))
+        return __nf_error(NUMAFEED_ECONFIG, "batch of %llu records of %llu bytes is too large",
+                          (unsigned long long)B, (unsigned long long)lay->record_bytes);
+    size_t total;
+    if (__nf_mul_size(per, p->depth, &total))
+        return __nf_error(NUMAFEED_ECONFIG, "ring of %u slots of %zu bytes is too large",
+                          p->depth, per);
+    int rc = __nf_node_alloc(L->sysfs_root, p->node, total, &p->ring, &p->ring_mapped,
+                             &p->placement);
+    if (rc)
+        return rc;
+    p->slot_bytes = data;
+    for (unsigned i = 0; i < p->depth; i++) {
+        struct slot *s = &p->slots[i];
+        s->mem = (uint8_t *)p->ring + (size_t)i * per;
+        s->ids = (uint64_t *)(void *)(s->mem + ((data + 4095) & ~(size_t)4095));
+        for (unsigned f = 0; f < lay->nfields; f++) {
+            const struct nf_field *fd = &lay->fields[f];
+            s->fields[f].name = fd->name;
+            s->fields[f].dtype = __nf_dtype_name(fd->dtype);
+            s->fields[f].ndim = fd->ndim;
+            s->fields[f].shape = fd->shape;
+            s->fields[f].record_bytes = (size_t)fd->bytes;
+            s->fields[f].host = s->mem + fd->offset * B;
+            s->fields[f].device = NULL;
+        }
+    }
+    if (p->placement.note[0])
+        add_note(p->notes, sizeof(p->notes), "ring: %s", p->placement.note);
+    return 0;
+}
+
+/* ---- create / destroy --------------------------------------------------- */
+
+static void pool_stop(struct pool *p)
+{
+    if (!p->workers)
+        return;
+    atomic_store(&p->stop, true);
+    pthread_mutex_lock(&p->mu);
+    pthread_cond_broadcast(&p->cv_work);
+    pthread_cond_broadcast(&p->cv_ready);
+    pthread_mutex_unlock(&p->mu);
+    for (unsigned i = 0; i < p->nworkers; i++)
+        if (p->workers[i].started) {
+            pthread_join(p->workers[i].thread, NULL);
+            p->workers[i].started = false; /* stop is called again by pool_free */
+        }
+}
+
+static void pool_free(struct pool *p)
+{
+    pool_stop(p);
+    for (unsigned i = 0; p->workers && i < p->nworkers; i++) {
+        struct worker *w = &p->workers[i];
+        __nf_reader_destroy(w->reader);
+        __nf_plan_free(&w->plan);
+        for (size_t k = 0; k < w->nstaging; k++) {
+            free(w->staging[k]);
+            free(w->readbuf[k]);
+        }
+        free(w->staging);
+        free(w->readbuf);
+        free(w->sigma);
+        free(w->pos_block);
+        free(w->pos_in);
+        free(w->pos_id);
+        free(w->blocks);
+        free(w->block_slot);
+    }
+    free(p->workers);
+    __nf_node_free(p->ring, p->ring_mapped);
+    free(p->slots);
+    __nf_sampler_free(&p->sampler);
+    __nf_cpuset_free(&p->cpus);
+    pthread_mutex_destroy(&p->mu);
+    pthread_mutex_destroy(&p->cmu);
+    pthread_cond_destroy(&p->cv_work);
+    pthread_cond_destroy(&p->cv_ready);
+}
+
+void loader_destroy(loader_t *L)
+{
+    if (!L)
+        return;
+    for (int i = 0; i < L->npools; i++)
+        pool_stop(&L->pools[i]); /* stop them all first: destroy stays prompt */
+    for (int i = 0; i < L->npools; i++)
+        pool_free(&L->pools[i]);
+    free(L->pools);
+    free(L->gblock_shard);
+    free(L->gblock_block);
+    __nf_dataset_close(L->ds);
+    free(L->path);
+    free(L->sysfs_root);
+    pthread_mutex_destroy(&L->errmu);
+    free(L);
+}
+
+static int env_u32(const char *name, uint32_t *out, bool *set)
+{
+    const char *v = getenv(name);
+    *set = false;
+    if (!v || !*v)
+        return 0;
+    char *end;
+    errno = 0;
+    unsigned long x = strtoul(v, &end, 10);
+    if (errno || *end || x > UINT32_MAX || v[0] == '-')
+        return __nf_error(NUMAFEED_ECONFIG, "environment %s=\"%s\" is not a count", name, v);
+    *out = (uint32_t)x;
+    *set = true;
+    return 0;
+}
+
+static int pool_init(struct numafeed_loader *L, struct pool *p, int pos, int ordinal,
+                     const numafeed_topo *topo, bool host, uint32_t rank, uint32_t world,
+                     const uint32_t *block_records)
+{
+    const struct loader_config *c = &L->cfg;
+    p->L = L;
+    p->gpu_index = pos;
+    p->ordinal = ordinal;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_mutex_init(&p->cmu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->cv_work, &ca);
+    pthread_cond_init(&p->cv_ready, &ca);
+    pthread_condattr_destroy(&ca);
+
+    /* node: override, else the GPU's, else (host pool without a GPU) the first */
+    int override = c->node_override ? c->node_override[pos] : -1;
+    int ngpu = numafeed_topo_gpu_count(topo);
+    if (override >= 0) {
+        char tmp[8];
+        if (numafeed_topo_node_cpus(topo, override, tmp, sizeof(tmp)) < 0)
+            return __nf_error(NUMAFEED_ECONFIG, "node_override[%d] = %d: no such online node", pos,
+                              override);
+        p->node = override;
+        p->node_known = true;
+    } else if (ordinal < ngpu) {
+        struct numafeed_gpu_info gi;
+        numafeed_topo_gpu(topo, ordinal, &gi);
+        p->node = gi.numa_node;
+        p->node_known = gi.node_known;
+        if (!gi.node_known)
+            add_note(p->notes, sizeof(p->notes), "GPU %d (%s): NUMA node unknown (sysfs %d), "
+                     "using node %d", ordinal, gi.pci_bus_id, gi.numa_node_raw, gi.numa_node);
+    } else if (host) {
+        p->node = numafeed_topo_node_id(topo, 0);
+        p->node_known = false;
+        add_note(p->notes, sizeof(p->notes), "host pool %d has no GPU: using node %d", ordinal,
+                 p->node);
+    } else {
+        return __nf_error(NUMAFEED_ECONFIG, "GPU %d is not visible (%d visible)", ordinal, ngpu);
+    }
+
+    /* CPUs: node & allowed, else allowed (never an empty mask) */
+    struct nf_cpuset node_cpus = {0};
+    char list[4096];
+    int n = numafeed_topo_node_cpus(topo, p->node, list, sizeof(list));
+    int rc = n < 0 ? n : __nf_cpuset_parse(&node_cpus, list, (size_t)n, "node cpus");
+    if (!rc)
+        rc = __nf_cpuset_and(&p->cpus, &node_cpus, &topo->allowed);
+    __nf_cpuset_free(&node_cpus);
+    if (rc)
+        return rc;
+    if (__nf_cpuset_empty(&p->cpus)) {
+        p->cpus_fallback = true;
+        rc = __nf_cpuset_copy(&p->cpus, &topo->allowed);
+        if (rc)
+            return rc;
+        add_note(p->notes, sizeof(p->notes), "no allowed CPU on node %d: pool runs on every "
+                 "allowed CPU", p->node);
+    }
+
+    uint64_t window = c->shuffle_window;
+    if (!window) {
+        uint64_t avg = __nf_dataset_records(L->ds) / (L->nblocks ? L->nblocks : 1);
+        window = 16 * (avg ? avg : 1);
+    }
+    if (window > (1u << 24))
+        window = 1u << 24;
+    uint64_t nparts = (uint64_t)world * (uint64_t)L->npools;
+    rc = __nf_sampler_init(&p->sampler, c->seed, c->shuffle != 0, c->drop_last != 0, window,
+                           c->batch_size, (uint64_t)rank * (uint64_t)L->npools + (uint64_t)pos,
+                           nparts, L->nblocks, block_records);
+    if (rc)
+        return rc == -EINVAL ? NUMAFEED_ECONFIG : rc;
+
+    p->depth = c->ring_depth ? c->ring_depth : 4;
+    p->slots = calloc(p->depth, sizeof(*p->slots));
+    if (!p->slots)
+        return __nf_error(-ENOMEM, "out of memory");
+    for (unsigned i = 0; i < p->depth; i++) {
+        atomic_store(&p->slots[i].seq, i);
+        atomic_store(&p->slots[i].remaining, __nf_batch_len(&p->sampler, i % p->sampler.nbatches));
+    }
+
+    size_t ncpus = __nf_cpuset_count(&p->cpus);
+    p->nworkers = c->threads ? c->threads : (unsigned)(ncpus < 4 ? ncpus : 4);
+    p->workers = calloc(p->nworkers, sizeof(*p->workers));
+    if (!p->workers)
+        return __nf_error(-ENOMEM, "out of memory");
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        struct worker *w = &p->workers[i];
+        w->pool = p;
+        w->idx = i;
+        int e = pthread_create(&w->thread, NULL, worker_main, w);
+        if (e)
+            return __nf_error(-e, "pthread_create (pool for GPU %d): %s", ordinal, strerror(e));
+        w->started = true;
+    }
+    /* Wait for every worker to bind, set up its reader, and for the ring. */
+    pthread_mutex_lock(&p->mu);
+    while (p->ready_workers < p->nworkers)
+        pthread_cond_wait(&p->cv_ready, &p->mu);
+    rc = p->start_err;
+    if (rc)
+        __nf_error(rc, "%s", p->start_msg);
+    pthread_cond_broadcast(&p->cv_work);
+    pthread_mutex_unlock(&p->mu);
+    if (!rc && c->verbose) {
+        char cpus[256];
+        __nf_cpuset_format(&p->cpus, cpus, sizeof(cpus));
+        fprintf(stderr,
+                "numafeed: pool GPU %d: node %d%s, CPUs %s, %u threads, ring %u x %zu bytes, "
+                "pages %zu KiB%s%s, mbind %s, on node %zu/%zu%s, io %s%s%s\n",
+                ordinal, p->node, p->node_known ? "" : " (unknown)", cpus, p->nworkers, p->depth,
+                p->slot_bytes, p->placement.page_size >> 10,
+                p->placement.hugetlb ? " hugetlb" : "", p->placement.thp ? " THP" : "",
+                p->placement.bound ? "yes" : "no", p->placement.pages_on_node,
+                p->placement.pages, p->placement.verified ? "" : " (not verified)",
+                p->io_backend, p->notes[0] ? "; " : "", p->notes);
+    }
+    return rc;
+}
+
+int loader_create(const struct loader_config *cfg_in, loader_t **out)
+{
+    __nf_error_clear();
+    if (!cfg_in || !out)
+        return __nf_error(NUMAFEED_ECONFIG, "loader_create: NULL argument");
+    *out = NULL;
+    struct loader_config cfg;
+    loader_config_init(&cfg);
+    if (cfg_in->size < offsetof(struct loader_config, batch_size) || cfg_in->size > sizeof(cfg))
+        return __nf_error(NUMAFEED_ECONFIG, "loader_create: config.size %zu is not one this "
+                          "library knows; call loader_config_init", cfg_in->size);
+    memcpy(&cfg, cfg_in, cfg_in->size);
+    if (!cfg.path || !*cfg.path)
+        return __nf_error(NUMAFEED_ECONFIG, "loader_create: config.path is not set");
+    if (cfg.batch_size == 0)
+        return __nf_error(NUMAFEED_ECONFIG, "loader_create: batch_size must be >= 1");
+    if (cfg.ring_depth == 1)
+        return __nf_error(NUMAFEED_ECONFIG, "loader_create: ring_depth must be >= 2 (or 0)");
+    if (cfg.ngpus < 0 || cfg.ngpus > LOADER_MAX_GPUS || (cfg.ngpus && !cfg.gpus))
+        return __nf_error(NUMAFEED_ECONFIG, "loader_create: ngpus %d out of range", cfg.ngpus);
+    if (cfg.threads > 256)
+        return __nf_error(NUMAFEED_ECONFIG, "loader_create: threads %u > 256", cfg.threads);
+    if (cfg.io_backend < LOADER_IO_AUTO || cfg.io_backend > LOADER_IO_PREAD)
+        return __nf_error(NUMAFEED_ECONFIG, "loader_create: io_backend %d unknown",
+                          cfg.io_backend);
+
+    uint32_t rank = cfg.rank, world = cfg.world_size;
+    if (world == 0) {
+        bool rs, ws;
+        int rc = env_u32("RANK", &rank, &rs);
+        if (!rc)
+            rc = env_u32("WORLD_SIZE", &world, &ws);
+        if (rc)
+            return rc;
+        if (rs != ws)
+            return __nf_error(NUMAFEED_ECONFIG, "environment has %s but not %s",
+                              rs ? "RANK" : "WORLD_SIZE", rs ? "WORLD_SIZE" : "RANK");
+        if (!ws) {
+            rank = 0;
+            world = 1;
+        }
+    }
+    if (world == 0 || rank >= world)
+        return __nf_error(NUMAFEED_ECONFIG, "rank %u is not below world size %u", rank, world);
+
+    struct numafeed_loader *L = calloc(1, sizeof(*L));
+    if (!L)
+        return __nf_error(-ENOMEM, "loader_create: out of memory");
+    pthread_mutex_init(&L->errmu, NULL);
+    L->cfg = cfg;
+    L->path = strdup(cfg.path);
+    L->sysfs_root = cfg.sysfs_root ? strdup(cfg.sysfs_root) : NULL;
+    L->cfg.path = L->path;
+    L->cfg.sysfs_root = L->sysfs_root;
+    L->cfg.gpus = NULL;
+    L->cfg.node_override = NULL;
+
+    numafeed_topo *topo = NULL;
+    uint32_t *block_records = NULL;
+    int overrides[LOADER_MAX_GPUS];
+    int ordinals[LOADER_MAX_GPUS];
+    int rc = L->path ? 0 : __nf_error(-ENOMEM, "out of memory");
+    if (!rc)
+        rc = __nf_dataset_open(L->path, NULL, &L->ds);
+    if (!rc) {
+        struct numafeed_topo_options to;
+        numafeed_topo_options_init(&to);
+        to.sysfs_root = L->sysfs_root;
+        rc = numafeed_topo_open(&to, &topo);
+    }
+    bool host = true; /* the CUDA path arrives with its own issue */
+    if (!rc) {
+        L->layout = __nf_dataset_layout(L->ds);
+        int nvis = numafeed_topo_gpu_count(topo);
+        L->npools = cfg.ngpus ? cfg.ngpus : (nvis ? nvis : 1);
+        for (int i = 0; i < L->npools; i++) {
+            ordinals[i] = cfg.ngpus ? cfg.gpus[i] : i;
+            overrides[i] = cfg.node_override ? cfg.node_override[i] : -1;
+            if (ordinals[i] < 0)
+                rc = __nf_error(NUMAFEED_ECONFIG, "gpus[%d] = %d is negative", i, ordinals[i]);
+            for (int j = 0; j < i && !rc; j++)
+                if (ordinals[j] == ordinals[i])
+                    rc = __nf_error(NUMAFEED_ECONFIG, "GPU %d listed twice", ordinals[i]);
+        }
+        L->cfg.node_override = overrides;
+        if (!rc && __nf_dataset_layout(L->ds)->nfields > LOADER_MAX_FIELDS)
+            rc = __nf_error(NUMAFEED_ECONFIG, "dataset has more than %d fields",
+                            LOADER_MAX_FIELDS);
+    }
+    if (!rc) {
+        /* the global block list: shard by shard */
+        uint32_t nshards = __nf_dataset_shard_count(L->ds);
+        uint64_t nb = 0;
+        for (uint32_t s = 0; s < nshards; s++)
+            nb += __nf_dataset_shard_index(L->ds, s)->nblocks;
+        if (nb > UINT32_MAX)
+            rc = __nf_error(NUMAFEED_ECONFIG, "dataset has %llu blocks, more than 2^32-1",
+                            (unsigned long long)nb);
+        L->nblocks = (uint32_t)nb;
+        L->gblock_shard = malloc((nb ? nb : 1) * sizeof(uint32_t));
+        L->gblock_block = malloc((nb ? nb : 1) * sizeof(uint32_t));
+        block_records = malloc((nb ? nb : 1) * sizeof(uint32_t));
+        if (!rc && (!L->gblock_shard || !L->gblock_block || !block_records))
+            rc = __nf_error(-ENOMEM, "out of memory");
+        for (uint32_t s = 0, g = 0; !rc && s < nshards; s++) {
+            const struct nf_shard_index *ix = __nf_dataset_shard_index(L->ds, s);
+            for (uint32_t b = 0; b < ix->nblocks; b++, g++) {
+                L->gblock_shard[g] = s;
+                L->gblock_block[g] = b;
+                block_records[g] = ix->blocks[b].records;
+            }
+        }
+    }
+    if (!rc) {
+        L->pools = calloc((size_t)L->npools, sizeof(*L->pools));
+        if (!L->pools)
+            rc = __nf_error(-ENOMEM, "out of memory");
+    }
+    for (int i = 0; !rc && i < L->npools; i++)
+        rc = pool_init(L, &L->pools[i], i, ordinals[i], topo, host, rank, world, block_records);
+    L->cfg.node_override = NULL;
+    free(block_records);
+    numafeed_topo_close(topo);
+    if (rc) {
+        char msg[1024];
+        snprintf(msg, sizeof(msg), "%s", numafeed_last_error());
+        loader_destroy(L);
+        __nf_error(rc, "%s", msg);
+        return rc;
+    }
+    *out = L;
+    return 0;
+}
+
+/* ---- the consumer ------------------------------------------------------- */
+
+static struct pool *get_pool(struct numafeed_loader *L, int gpu)
+{
+    if (!L || gpu < 0 || gpu >= L->npools) {
+        __nf_error(-EINVAL, "GPU index %d out of range (%d served)", gpu, L ? L->npools : 0);
+        return NULL;
+    }
+    return &L->pools[gpu];
+}
+
+static unsigned wait_bucket(uint64_t ns)
+{
+    /* quarter octaves: bucket = 4 * log2(ns) + the next two mantissa bits */
+    if (ns < 4)
+        return (unsigned)ns;
+    unsigned lg = 63u - (unsigned)__builtin_clzll(ns);
+    unsigned b = 4 * lg + (unsigned)((ns >> (lg - 2)) & 3);
+    return b < WAIT_BUCKETS ? b : WAIT_BUCKETS - 1;
+}
+
+static uint64_t bucket_value(unsigned b)
+{
+    if (b < 4)
+        return b;
+    unsigned lg = b / 4;
+    return (UINT64_C(1) << lg) + ((uint64_t)(b % 4) << (lg - 2));
+}
+
+int loader_next(loader_t *L, int gpu, struct loader_batch *batch, int timeout_ms)
+{
+    struct pool *p = get_pool(L, gpu);
+    if (!p || !batch)
+        return p ? __nf_error(-EINVAL, "loader_next: batch is NULL") : -EINVAL;
+    uint64_t t0 = now_ns();
+    pthread_mutex_lock(&p->cmu);
+    if (p->epoch_end_pending) {
+        p->epoch_end_pending = false;
+        pthread_mutex_unlock(&p->cmu);
+        return NUMAFEED_EEPOCH_END;
+    }
+    uint64_t seq = p->next_seq;
+    struct slot *s = &p->slots[seq % p->depth];
+    struct timespec deadline;
+    if (timeout_ms > 0) {
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_sec += timeout_ms / 1000;
+        deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000L;
+        }
+    }
+    int rc = 0;
+    pthread_mutex_lock(&p->mu);
+    if (p->outstanding >= p->depth) {
+        pthread_mutex_unlock(&p->mu);
+        pthread_mutex_unlock(&p->cmu);
+        return __nf_error(-EDEADLK, "loader_next(GPU %d): all %u slots are held by batches not "
+                          "yet released; release one first", gpu, p->depth);
+    }
+    for (;;) {
+        if (p->err && p->err_seq <= seq) {
+            rc = p->err;
+            __nf_error(rc, "%s", p->errmsg);
+            break;
+        }
+        if (atomic_load(&s->seq) == seq && s->ready)
+            break;
+        if (atomic_load(&p->stop)) {
+            rc = __nf_error(-ECANCELED, "loader is being destroyed");
+            break;
+        }
+        if (timeout_ms == 0) {
+            rc = -ETIMEDOUT;
+        } else if (timeout_ms < 0) {
+            pthread_cond_wait(&p->cv_ready, &p->mu);
+            continue;
+        } else {
+            int e = pthread_cond_timedwait(&p->cv_ready, &p->mu, &deadline);
+            if (e != ETIMEDOUT)
+                continue;
+            rc = -ETIMEDOUT;
+        }
+        if (atomic_load(&s->seq) == seq && s->ready)
+            rc = 0;
+        else
+            __nf_error(rc, "loader_next(GPU %d): batch %llu not ready within %d ms", gpu,
+                       (unsigned long long)seq, timeout_ms);
+        break;
+    }
+    if (!rc) {
+        s->out = true;
+        p->outstanding++;
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (rc) {
+        if (rc != -ETIMEDOUT)
+            loader_set_error(L, numafeed_last_error());
+        pthread_mutex_unlock(&p->cmu);
+        return rc;
+    }
+    const struct nf_sampler *sm = &p->sampler;
+    memset(batch, 0, sizeof(*batch));
+    batch->gpu = gpu;
+    batch->epoch = seq / sm->nbatches;
+    batch->index = seq % sm->nbatches;
+    batch->records = (uint32_t)__nf_batch_len(sm, batch->index);
+    batch->last_in_epoch = batch->index + 1 == sm->nbatches;
+    batch->record_ids = s->ids;
+    batch->nfields = L->layout->nfields;
+    batch->fields = s->fields;
+    batch->seq_ = seq;
+    p->next_seq = seq + 1;
+    p->epoch_end_pending = batch->last_in_epoch;
+    pthread_mutex_unlock(&p->cmu);
+
+    uint64_t waited = now_ns() - t0;
+    atomic_fetch_add_explicit(&p->st_batches, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->st_records, batch->records, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->st_bytes, (uint64_t)batch->records * L->layout->record_bytes,
+                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->st_wait_ns, waited, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->wait_hist[wait_bucket(waited)], 1, memory_order_relaxed);
+    uint64_t mx = atomic_load_explicit(&p->st_wait_max, memory_order_relaxed);
+    while (waited > mx &&
+           !atomic_compare_exchange_weak_explicit(&p->st_wait_max, &mx, waited,
+                                                  memory_order_relaxed, memory_order_relaxed))
+        ;
+    return 0;
+}
+
+int loader_release(loader_t *L, struct loader_batch *batch)
+{
+    struct pool *p = get_pool(L, batch ? batch->gpu : -1);
+    if (!p)
+        return -EINVAL;
+    uint64_t seq = batch->seq_;
+    struct slot *s = &p->slots[seq % p->depth];
+    pthread_mutex_lock(&p->mu);
+    if (!s->out || atomic_load(&s->seq) != seq) {
+        pthread_mutex_unlock(&p->mu);
+        return __nf_error(-EINVAL, "loader_release: batch %llu of GPU %d is not outstanding",
+                          (unsigned long long)seq, batch->gpu);
+    }
+    uint64_t next = seq + p->depth;
+    s->out = false;
+    s->ready = false;
+    p->outstanding--;
+    atomic_store_explicit(&s->remaining,
+                          __nf_batch_len(&p->sampler, next % p->sampler.nbatches),
+                          memory_order_relaxed);
+    atomic_store_explicit(&s->seq, next, memory_order_release);
+    pthread_cond_broadcast(&p->cv_work);
+    pthread_mutex_unlock(&p->mu);
+    return 0;
+}
+
+int loader_gpu_count(const loader_t *L)
+{
+    return L ? L->npools : 0;
+}
+
+uint64_t loader_epoch_batches(const loader_t *L)
+{
+    return L && L->npools ? L->pools[0].sampler.nbatches : 0;
+}
+
+int loader_stats(loader_t *L, int gpu, struct loader_stats *st)
+{
+    struct pool *p = get_pool(L, gpu);
+    if (!p || !st)
+        return -EINVAL;
+    if (st->size < sizeof(size_t) || st->size > sizeof(*st))
+        return __nf_error(-EINVAL, "loader_stats: size %zu unknown", st->size);
+    struct loader_stats v = {.size = st->size};
+    v.batches = atomic_load(&p->st_batches);
+    v.records = atomic_load(&p->st_records);
+    v.bytes = atomic_load(&p->st_bytes);
+    v.wait_ns_total = atomic_load(&p->st_wait_ns);
+    v.wait_max_ns = atomic_load(&p->st_wait_max);
+    v.worker_stall_ns = atomic_load(&p->st_stall_ns);
+    v.blocks_decoded = atomic_load(&p->st_blocks);
+    uint64_t hist[WAIT_BUCKETS], total = 0;
+    for (unsigned i = 0; i < WAIT_BUCKETS; i++)
+        total += hist[i] = atomic_load_explicit(&p->wait_hist[i], memory_order_relaxed);
+    uint64_t acc = 0;
+    for (unsigned i = 0; i < WAIT_BUCKETS && total; i++) {
+        acc += hist[i];
+        /* report each quantile as its bucket's upper edge: never optimistic */
+        if (!v.wait_p50_ns && acc * 2 >= total)
+            v.wait_p50_ns = bucket_value(i + 1);
+        if (!v.wait_p99_ns && acc * 100 >= total * 99)
+            v.wait_p99_ns = bucket_value(i + 1);
+    }
+    memcpy(st, &v, st->size);
+    return 0;
+}
+
+int loader_pool_info(loader_t *L, int gpu, struct loader_pool_info *info)
+{
+    struct pool *p = get_pool(L, gpu);
+    if (!p || !info)
+        return -EINVAL;
+    if (info->size < sizeof(size_t) || info->size > sizeof(*info))
+        return __nf_error(-EINVAL, "loader_pool_info: size %zu unknown", info->size);
+    struct loader_pool_info v;
+    memset(&v, 0, sizeof(v));
+    v.size = info->size;
+    v.cuda_ordinal = p->ordinal;
+    v.node = p->node;
+    v.node_known = p->node_known;
+    __nf_cpuset_format(&p->cpus, v.cpus, sizeof(v.cpus));
+    v.cpus_fallback = p->cpus_fallback;
+    v.threads = p->nworkers;
+    for (unsigned i = 0; i < p->nworkers && i < NF_ARRAY_SIZE(v.tids); i++)
+        v.tids[i] = atomic_load(&p->workers[i].tid);
+    v.slot_bytes = p->slot_bytes;
+    v.ring_depth = p->depth;
+    v.page_size = p->placement.page_size;
+    v.hugetlb = p->placement.hugetlb;
+    v.thp = p->placement.thp;
+    v.mbind = p->placement.bound;
+    v.verified = p->placement.verified;
+    v.pages = p->placement.pages;
+    v.pages_on_node = p->placement.pages_on_node;
+    pthread_mutex_lock(&p->mu);
+    snprintf(v.io_backend, sizeof(v.io_backend), "%s", p->io_backend);
+    snprintf(v.notes, sizeof(v.notes), "%s", p->notes);
+    pthread_mutex_unlock(&p->mu);
+    memcpy(info, &v, info->size);
+    return 0;
+}
+
+const char *loader_last_error(const loader_t *L)
+{
+    return L ? L->errmsg : "";
+}

@@ -1,0 +1,491 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The pool end to end in host mode: exactly-once delivery of the right bytes
+ * for many thread counts and ring depths, the same order regardless of
+ * either, epochs, ranks, persistence, timeouts, destroy while busy, and a
+ * corrupt shard surfacing at loader_next. The reader's wait is wrapped
+ * (--wrap=__nf_reader_wait) so a test can hold workers "in I/O".
+ */
+#include "helpers.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "io/io.h"
+
+/* ---- reader wait hook: hold workers inside I/O on demand ---- */
+static atomic_int hold_io;      /* 1: every wait sleeps until cleared */
+static atomic_int held;         /* workers currently held */
+int __real___nf_reader_wait(struct nf_reader *r, unsigned min, struct nf_read_done *done,
+                            unsigned max);
+int __wrap___nf_reader_wait(struct nf_reader *r, unsigned min, struct nf_read_done *done,
+                            unsigned max)
+{
+    if (atomic_load(&hold_io)) {
+        atomic_fetch_add(&held, 1);
+        while (atomic_load(&hold_io))
+            usleep(1000);
+        atomic_fetch_sub(&held, 1);
+    }
+    return __real___nf_reader_wait(r, min, done, max);
+}
+
+/* ---- a dataset of known records ---- */
+enum { NREC = 1000, TOK = 64, REC = TOK * 4 + 8 };
+static char *dir_zstd, *dir_raw;
+static uint8_t *source; /* NREC * REC */
+
+static void record_bytes(uint64_t i, uint8_t *out)
+{
+    /* token-like and compressible, different per record */
+    int32_t *t = (int32_t *)(void *)out;
+    for (int k = 0; k < TOK; k++)
+        t[k] = (int32_t)((i * 7 + (uint64_t)k * (i % 13)) % 5000);
+    uint64_t tag = i * 0x9e3779b97f4a7c15ull;
+    memcpy(out + TOK * 4, &tag, 8);
+}
+
+static char *pack(int codec, uint64_t block_bytes, uint64_t shard_bytes)
+{
+    char *base = nf_tmpdir(), *dir;
+    assert_non_null(base);
+    assert_true(asprintf(&dir, "%s/ds", base) > 0);
+    free(base);
+    struct numafeed_field f[2] = {
+        {.name = "tokens", .dtype = "int32", .ndim = 1, .shape = {TOK}},
+        {.name = "tag", .dtype = "uint64", .ndim = 0},
+    };
+    struct numafeed_writer_options o;
+    numafeed_writer_options_init(&o);
+    o.codec = codec;
+    o.block_bytes = block_bytes;
+    o.shard_bytes = shard_bytes;
+    numafeed_writer *w;
+    if (numafeed_writer_create(dir, f, 2, &o, &w))
+        fail_msg("writer_create: %s", numafeed_last_error());
+    assert_int_equal(numafeed_writer_append(w, source, NREC), 0);
+    assert_int_equal(numafeed_writer_finish(w), 0);
+    numafeed_writer_destroy(w);
+    return dir;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    source = malloc((size_t)NREC * REC);
+    for (uint64_t i = 0; i < NREC; i++)
+        record_bytes(i, source + i * REC);
+    /* small blocks and shards: many blocks, several shards, short tails */
+    dir_zstd = pack(NUMAFEED_CODEC_ZSTD, 10 * REC, 300 * REC);
+    dir_raw = pack(NUMAFEED_CODEC_NONE, 7 * REC, 1 << 30);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    for (char **d = (char *[]){dir_zstd, dir_raw, NULL}; *d; d++) {
+        char *slash = strrchr(*d, '/');
+        *slash = '\0';
+        nf_rmtree(*d);
+        free(*d);
+    }
+    free(source);
+    return 0;
+}
+
+static loader_t *make(const char *dir, uint32_t threads, uint32_t depth, int shuffle,
+                      uint64_t seed, uint32_t batch)
+{
+    struct loader_config c;
+    loader_config_init(&c);
+    c.path = dir;
+    c.threads = threads;
+    c.ring_depth = depth;
+    c.shuffle = shuffle;
+    c.seed = seed;
+    c.batch_size = batch;
+    c.world_size = 1;
+    loader_t *L = NULL;
+    int rc = loader_create(&c, &L);
+    if (rc)
+        fail_msg("loader_create: %s: %s", numafeed_strerror(rc), numafeed_last_error());
+    return L;
+}
+
+/* Run one epoch; check bytes against the source; ids in delivery order. */
+static uint64_t run_epoch(loader_t *L, int gpu, uint64_t *ids, uint64_t expect_epoch)
+{
+    uint64_t n = 0, index = 0;
+    for (;;) {
+        struct loader_batch b;
+        int rc = loader_next(L, gpu, &b, 10000);
+        if (rc == NUMAFEED_EEPOCH_END)
+            break;
+        if (rc)
+            fail_msg("loader_next: %s: %s", numafeed_strerror(rc), loader_last_error(L));
+        assert_int_equal(b.epoch, expect_epoch);
+        assert_int_equal(b.index, index++);
+        assert_int_equal(b.nfields, 2);
+        assert_string_equal(b.fields[0].name, "tokens");
+        assert_string_equal(b.fields[0].dtype, "int32");
+        assert_int_equal(b.fields[1].record_bytes, 8);
+        for (uint32_t i = 0; i < b.records; i++) {
+            uint64_t id = b.record_ids[i];
+            assert_true(id < NREC);
+            const uint8_t *src = source + id * REC;
+            if (memcmp((uint8_t *)b.fields[0].host + (size_t)i * TOK * 4, src, TOK * 4) ||
+                memcmp((uint8_t *)b.fields[1].host + (size_t)i * 8, src + TOK * 4, 8))
+                fail_msg("record %llu: bytes differ from the source", (unsigned long long)id);
+            ids[n++] = id;
+        }
+        assert_int_equal(loader_release(L, &b), 0);
+    }
+    return n;
+}
+
+static void assert_permutation(const uint64_t *ids, uint64_t n)
+{
+    assert_int_equal(n, NREC);
+    unsigned char seen[NREC] = {0};
+    for (uint64_t i = 0; i < n; i++) {
+        if (seen[ids[i]])
+            fail_msg("record %llu delivered twice", (unsigned long long)ids[i]);
+        seen[ids[i]] = 1;
+    }
+}
+
+static void test_exactly_once_any_threads(void **state)
+{
+    (void)state;
+    uint64_t ref[3][NREC], ids[NREC];
+    static const uint32_t depths[] = {2, 3, 8};
+    for (int ds = 0; ds < 2; ds++) {
+        const char *dir = ds ? dir_raw : dir_zstd;
+        for (uint32_t t = 1; t <= 8; t++) {
+            for (size_t d = 0; d < NF_ARRAY_SIZE(depths); d++) {
+                loader_t *L = make(dir, t, depths[d], 1, 11, 24);
+                for (uint64_t e = 0; e < 3; e++) {
+                    uint64_t n = run_epoch(L, 0, ids, e);
+                    assert_permutation(ids, n);
+                    if (t == 1 && d == 0)
+                        memcpy(ref[e], ids, sizeof(ids));
+                    else if (memcmp(ref[e], ids, sizeof(ids)))
+                        fail_msg("%s: order differs with %u threads, depth %u, epoch %llu",
+                                 ds ? "raw" : "zstd", t, depths[d], (unsigned long long)e);
+                }
+                loader_destroy(L);
+            }
+        }
+        /* shuffled: each epoch its own order */
+        assert_memory_not_equal(ref[0], ref[1], sizeof(ref[0]));
+        assert_memory_not_equal(ref[1], ref[2], sizeof(ref[0]));
+    }
+}
+
+static void test_seed_and_no_shuffle(void **state)
+{
+    (void)state;
+    uint64_t a[NREC], b[NREC];
+    loader_t *L = make(dir_zstd, 2, 4, 1, 5, 32);
+    run_epoch(L, 0, a, 0);
+    loader_destroy(L);
+    L = make(dir_zstd, 3, 5, 1, 5, 32);
+    run_epoch(L, 0, b, 0);
+    loader_destroy(L);
+    assert_memory_equal(a, b, sizeof(a)); /* same seed: same order */
+    L = make(dir_zstd, 2, 4, 1, 6, 32);
+    run_epoch(L, 0, b, 0);
+    loader_destroy(L);
+    assert_memory_not_equal(a, b, sizeof(a));
+    L = make(dir_zstd, 2, 4, 0, 6, 32);
+    for (uint64_t e = 0; e < 2; e++) {
+        assert_int_equal(run_epoch(L, 0, a, e), NREC);
+        for (uint64_t i = 0; i < NREC; i++)
+            assert_int_equal(a[i], i); /* dataset order */
+    }
+    loader_destroy(L);
+}
+
+static void test_ranks(void **state)
+{
+    (void)state;
+    enum { W = 3 };
+    unsigned char seen[NREC] = {0};
+    uint64_t total = 0, nb = 0;
+    for (uint32_t r = 0; r < W; r++) {
+        struct loader_config c;
+        loader_config_init(&c);
+        c.path = dir_zstd;
+        c.rank = r;
+        c.world_size = W;
+        c.batch_size = 50;
+        c.seed = 3;
+        loader_t *L;
+        assert_int_equal(loader_create(&c, &L), 0);
+        if (r == 0)
+            nb = loader_epoch_batches(L);
+        assert_int_equal(loader_epoch_batches(L), nb); /* equal batch counts */
+        uint64_t ids[NREC], batches = 0;
+        struct loader_batch b;
+        uint64_t n = 0;
+        int rc;
+        while ((rc = loader_next(L, 0, &b, 10000)) == 0) {
+            for (uint32_t i = 0; i < b.records; i++)
+                ids[n++] = b.record_ids[i];
+            batches++;
+            loader_release(L, &b);
+        }
+        assert_int_equal(rc, NUMAFEED_EEPOCH_END);
+        assert_int_equal(batches, nb);
+        for (uint64_t i = 0; i < n; i++) {
+            assert_false(seen[ids[i]]); /* disjoint */
+            seen[ids[i]] = 1;
+        }
+        total += n;
+        loader_destroy(L);
+    }
+    assert_int_equal(total, NREC); /* complete */
+}
+
+static void test_persistence(void **state)
+{
+    (void)state;
+    loader_t *L = make(dir_zstd, 3, 3, 1, 1, 40);
+    struct loader_pool_info before = {.size = sizeof(before)}, after = {.size = sizeof(after)};
+    assert_int_equal(loader_pool_info(L, 0, &before), 0);
+    assert_int_equal(before.threads, 3);
+    for (unsigned i = 0; i < 3; i++)
+        assert_true(before.tids[i] > 0);
+    void *slots[64];
+    int nslots = 0;
+    uint64_t ids[NREC];
+    for (uint64_t e = 0; e < 4; e++) {
+        struct loader_batch b;
+        int rc;
+        uint64_t n = 0;
+        while ((rc = loader_next(L, 0, &b, 10000)) == 0) {
+            int known = 0;
+            for (int i = 0; i < nslots; i++)
+                known |= slots[i] == b.fields[0].host;
+            if (!known) {
+                assert_true(nslots < 64);
+                slots[nslots++] = b.fields[0].host;
+            }
+            for (uint32_t i = 0; i < b.records; i++)
+                ids[n++] = b.record_ids[i];
+            loader_release(L, &b);
+        }
+        assert_int_equal(rc, NUMAFEED_EEPOCH_END);
+        assert_permutation(ids, n);
+    }
+    assert_int_equal(nslots, 3); /* the same ring, epoch after epoch */
+    assert_int_equal(loader_pool_info(L, 0, &after), 0);
+    assert_memory_equal(before.tids, after.tids, sizeof(before.tids)); /* the same threads */
+    assert_true(after.mbind || after.notes[0]);
+    assert_int_equal(after.node, 0);
+    struct loader_stats st = {.size = sizeof(st)};
+    assert_int_equal(loader_stats(L, 0, &st), 0);
+    assert_int_equal(st.records, 4 * NREC);
+    assert_true(st.wait_p99_ns >= st.wait_p50_ns);
+    loader_destroy(L);
+}
+
+static void test_hold_all_slots_and_timeout(void **state)
+{
+    (void)state;
+    loader_t *L = make(dir_zstd, 2, 2, 1, 0, 16);
+    struct loader_batch a, b, c;
+    assert_int_equal(loader_next(L, 0, &a, 10000), 0);
+    assert_int_equal(loader_next(L, 0, &b, 10000), 0);
+    assert_int_equal(loader_next(L, 0, &c, 10000), -EDEADLK); /* never a silent hang */
+    assert_non_null(strstr(numafeed_last_error(), "release one first"));
+    /* out-of-order release works */
+    assert_int_equal(loader_release(L, &b), 0);
+    assert_int_equal(loader_release(L, &b), -EINVAL); /* twice */
+    assert_int_equal(loader_release(L, &a), 0);
+
+    /* workers held in I/O: once what they built is consumed, the next batch
+     * cannot be ready and the wait ends with -ETIMEDOUT */
+    atomic_store(&hold_io, 1);
+    int rc = 0;
+    double ms = 0;
+    for (int i = 0; i < 1000; i++) {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        rc = loader_next(L, 0, &c, 100);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+        if (rc)
+            break;
+        loader_release(L, &c);
+    }
+    assert_int_equal(rc, -ETIMEDOUT);
+    assert_true(ms >= 90); /* it did wait; the upper bound is the scheduler's */
+    assert_int_equal(loader_next(L, 0, &c, 0), -ETIMEDOUT);
+    atomic_store(&hold_io, 0);
+    assert_int_equal(loader_next(L, 0, &c, 10000), 0);
+    loader_release(L, &c);
+    loader_destroy(L);
+}
+
+static double destroy_ms(loader_t *L)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    loader_destroy(L);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+}
+
+static void *release_io_later(void *arg)
+{
+    (void)arg;
+    usleep(200 * 1000);
+    atomic_store(&hold_io, 0);
+    return NULL;
+}
+
+static void test_destroy_while_busy(void **state)
+{
+    (void)state;
+    /* workers blocked on a full ring, one batch held by the consumer */
+    loader_t *L = make(dir_zstd, 4, 2, 1, 0, 8);
+    struct loader_batch b;
+    assert_int_equal(loader_next(L, 0, &b, 10000), 0);
+    usleep(50 * 1000);
+    assert_true(destroy_ms(L) < 2000);
+
+    /* right after create, before anything was consumed */
+    L = make(dir_raw, 8, 8, 1, 0, 8);
+    assert_true(destroy_ms(L) < 2000);
+
+    /* workers inside I/O: destroy waits for the reads, no longer */
+    L = make(dir_zstd, 3, 4, 1, 0, 8);
+    atomic_store(&hold_io, 1);
+    for (int i = 0; i < 200 && atomic_load(&held) == 0; i++)
+        usleep(1000);
+    pthread_t th;
+    pthread_create(&th, NULL, release_io_later, NULL);
+    assert_true(destroy_ms(L) < 3000);
+    pthread_join(th, NULL);
+
+    /* a consumer waiting in loader_next while another thread destroys is a
+     * use-after-free by contract; destroy(NULL) is fine */
+    loader_destroy(NULL);
+}
+
+static void test_corrupt_shard(void **state)
+{
+    (void)state;
+    char *d = pack(NUMAFEED_CODEC_NONE, 10 * REC, 1 << 30);
+    /* flip one byte inside the data of a block in the middle (record 505):
+     * the index and trailer stay valid, so only reading that block fails */
+    struct nf_dataset *ds;
+    assert_int_equal(__nf_dataset_open(d, NULL, &ds), 0);
+    struct nf_record_loc loc;
+    assert_int_equal(__nf_dataset_locate(ds, 505, &loc), 0);
+    uint64_t off = __nf_dataset_shard_index(ds, loc.shard)->blocks[loc.block].offset + loc.offset;
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", d, __nf_dataset_shard_name(ds, loc.shard));
+    __nf_dataset_close(ds);
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    fseek(f, (long)off, SEEK_SET);
+    int ch = fgetc(f);
+    fseek(f, (long)off, SEEK_SET);
+    fputc(ch ^ 0x40, f);
+    fclose(f);
+
+    struct loader_config c;
+    loader_config_init(&c);
+    c.path = d;
+    c.shuffle = 0;
+    c.batch_size = 25;
+    c.threads = 3;
+    c.world_size = 1;
+    loader_t *L;
+    assert_int_equal(loader_create(&c, &L), 0);
+    struct loader_batch b;
+    int rc;
+    uint64_t delivered = 0;
+    while ((rc = loader_next(L, 0, &b, 10000)) == 0) {
+        delivered += b.records;
+        loader_release(L, &b);
+    }
+    /* batches before the bad block arrive; then the error, named */
+    assert_int_equal(rc, NUMAFEED_ECHECKSUM);
+    assert_true(delivered <= 500 && delivered >= 475);
+    assert_non_null(strstr(loader_last_error(L), "block"));
+    assert_non_null(strstr(numafeed_last_error(), ".shard") ? numafeed_last_error()
+                                                             : loader_last_error(L));
+    assert_int_equal(loader_next(L, 0, &b, 1000), NUMAFEED_ECHECKSUM); /* sticky */
+    loader_destroy(L);
+    char *slash = strrchr(d, '/');
+    *slash = '\0';
+    nf_rmtree(d);
+    free(d);
+}
+
+static void test_config_errors(void **state)
+{
+    (void)state;
+    struct loader_config c;
+    loader_t *L = (loader_t *)&c;
+    loader_config_init(&c);
+    assert_int_equal(loader_create(&c, &L), NUMAFEED_ECONFIG); /* no path */
+    assert_null(L);
+    c.path = "/nonexistent/numafeed";
+    assert_int_equal(loader_create(&c, &L), -ENOENT);
+    c.path = dir_zstd;
+    c.ring_depth = 1;
+    assert_int_equal(loader_create(&c, &L), NUMAFEED_ECONFIG);
+    c.ring_depth = 0;
+    c.rank = 2;
+    c.world_size = 2;
+    assert_int_equal(loader_create(&c, &L), NUMAFEED_ECONFIG);
+    c.rank = 0;
+    c.world_size = 0;
+    setenv("RANK", "1", 1); /* RANK without WORLD_SIZE is inconsistent */
+    assert_int_equal(loader_create(&c, &L), NUMAFEED_ECONFIG);
+    assert_non_null(strstr(numafeed_last_error(), "WORLD_SIZE"));
+    setenv("WORLD_SIZE", "2", 1);
+    assert_int_equal(loader_create(&c, &L), 0);
+    loader_destroy(L);
+    unsetenv("RANK");
+    unsetenv("WORLD_SIZE");
+    c.batch_size = 0;
+    assert_int_equal(loader_create(&c, &L), NUMAFEED_ECONFIG);
+    c.batch_size = 4;
+    int node[1] = {7};
+    c.node_override = node;
+    assert_int_equal(loader_create(&c, &L), NUMAFEED_ECONFIG);
+    assert_non_null(strstr(numafeed_last_error(), "node_override"));
+    c.node_override = NULL;
+    assert_int_equal(loader_create(&c, &L), 0);
+    struct loader_batch b;
+    assert_int_equal(loader_next(L, 1, &b, 0), -EINVAL); /* no such GPU */
+    loader_destroy(L);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_exactly_once_any_threads),
+        cmocka_unit_test(test_seed_and_no_shuffle),
+        cmocka_unit_test(test_ranks),
+        cmocka_unit_test(test_persistence),
+        cmocka_unit_test(test_hold_all_slots_and_timeout),
+        cmocka_unit_test(test_destroy_while_busy),
+        cmocka_unit_test(test_corrupt_shard),
+        cmocka_unit_test(test_config_errors),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
