@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: Apache-2.0
+/* `numafeed bench --digest` proves exactly-once delivery and the order:
+ * its digests must equal ones computed here from the source records. */
+#include "helpers.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+enum { N = 777, RB = 1000 };
+static char *base, *dir;
+static uint8_t *src;
+
+static int setup(void **state)
+{
+    (void)state;
+    base = nf_tmpdir();
+    if (asprintf(&dir, "%s/ds", base) < 0)
+        return -1;
+    src = malloc((size_t)N * RB);
+    for (size_t i = 0; i < (size_t)N * RB; i++)
+        src[i] = (uint8_t)((i * 2654435761u) >> 13);
+    char *raw;
+    if (asprintf(&raw, "%s/raw.bin", base) < 0 || nf_write_file(raw, src, (size_t)N * RB))
+        return -1;
+    int rc = nf_run(NULL, "%s pack --quiet --out %s --record-bytes %d --block-bytes 9000 "
+                    "--shard-bytes 100000 %s", NF_CLI, dir, RB, raw);
+    free(raw);
+    return rc;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    nf_rmtree(base);
+    free(base);
+    free(dir);
+    free(src);
+    return 0;
+}
+
+static void test_digest_matches_source(void **state)
+{
+    (void)state;
+    uint64_t d = 0;
+    XXH64_state_t *st = XXH64_createState();
+    XXH64_reset(st, 0);
+    for (uint64_t i = 0; i < N; i++) {
+        d += XXH64(src + i * RB, RB, 0);
+        uint8_t le[8];
+        for (int j = 0; j < 8; j++)
+            le[j] = (uint8_t)(i >> (8 * j));
+        XXH64_update(st, le, 8);
+    }
+    char want[256];
+    snprintf(want, sizeof(want), "epoch 1 records %d digest %016llx order %016llx\n", N,
+             (unsigned long long)d, (unsigned long long)XXH64_digest(st));
+    XXH64_freeState(st);
+    for (int t = 1; t <= 4; t += 3) {
+        char *out = NULL;
+        int rc = nf_run(&out, "%s bench %s --no-shuffle --digest --epochs 2 --threads %d "
+                        "--batch-size 10", NF_CLI, dir, t);
+        assert_int_equal(rc, 0);
+        if (!strstr(out, want))
+            fail_msg("threads %d: want \"%s\" in:\n%s", t, want, out);
+        free(out);
+    }
+}
+
+static void test_shuffled_same_for_any_threads(void **state)
+{
+    (void)state;
+    char *a = NULL, *b = NULL;
+    assert_int_equal(nf_run(&a, "%s bench %s --digest --epochs 2 --threads 1 --seed 9 | grep "
+                            "'^epoch'", NF_CLI, dir), 0);
+    assert_int_equal(nf_run(&b, "%s bench %s --digest --epochs 2 --threads 3 --ring-depth 7 "
+                            "--seed 9 | grep '^epoch'", NF_CLI, dir), 0);
+    assert_string_equal(a, b);
+    assert_non_null(strstr(a, "epoch 1 records 777"));
+    free(a);
+    free(b);
+}
+
+static void test_usage(void **state)
+{
+    (void)state;
+    char *out = NULL;
+    assert_int_equal(nf_run(&out, "%s bench --help", NF_CLI), 0);
+    assert_non_null(strstr(out, "Usage: numafeed bench"));
+    assert_non_null(strstr(out, "--digest"));
+    free(out);
+    assert_int_equal(nf_run(NULL, "%s bench 2>/dev/null", NF_CLI), 2);
+    assert_int_equal(nf_run(NULL, "%s bench %s --epochs 0 2>/dev/null", NF_CLI, dir), 2);
+    assert_int_equal(nf_run(NULL, "%s bench %s --ring-depth 1 2>/dev/null", NF_CLI, dir), 2);
+    assert_int_equal(nf_run(NULL, "%s bench %s --gpus 1, 2>/dev/null", NF_CLI, dir), 2);
+    assert_int_equal(nf_run(NULL, "%s bench %s --io nope 2>/dev/null", NF_CLI, dir), 2);
+    assert_int_equal(nf_run(NULL, "%s bench /nonexistent 2>/dev/null", NF_CLI), 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_digest_matches_source),
+        cmocka_unit_test(test_shuffled_same_for_any_threads),
+        cmocka_unit_test(test_usage),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
