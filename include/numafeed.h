@@ -433,6 +433,10 @@ struct loader_config {
     const char *sysfs_root;
     /* 1: print what each pool achieved (CPUs, memory placement) to stderr. */
     int verbose;
+    /* 1: fail loader_create when the ring cannot be page-locked in place with
+     * cudaHostRegister, instead of falling back (with a note) to a pinned
+     * allocation made by the node's pool thread. Default 0. */
+    int strict;
 };
 
 /* Fill *cfg with the defaults above. */
@@ -491,9 +495,29 @@ struct loader_batch {
 NUMAFEED_API int loader_next(loader_t *loader, int gpu, struct loader_batch *batch,
                              int timeout_ms);
 
+/*
+ * CUDA path: loader_next, then make `stream` (a cudaStream_t; NULL for the
+ * legacy default stream) wait on the batch's ready event with
+ * cudaStreamWaitEvent, so work queued on it after this call sees the batch
+ * in device memory; the host never waits for the copy. In host mode the
+ * same as loader_next.
+ */
+NUMAFEED_API int loader_next_on_stream(loader_t *loader, int gpu, struct loader_batch *batch,
+                                       int timeout_ms, void *stream);
+
 /* Give a batch's slot back to its pool. Any order, any thread. -EINVAL for
- * a batch that is not outstanding. */
+ * a batch that is not outstanding. CUDA path: the same as
+ * loader_release_on_stream(loader, batch, NULL). */
 NUMAFEED_API int loader_release(loader_t *loader, struct loader_batch *batch);
+/*
+ * CUDA path: record an event on `stream` (the stream whose work used the
+ * batch; NULL for the legacy default stream) and give the slot back; the
+ * pool reuses the slot's device buffer and host memory only after that
+ * event has completed, so release may be called right after queuing the
+ * work, without synchronising. In host mode the same as loader_release.
+ */
+NUMAFEED_API int loader_release_on_stream(loader_t *loader, struct loader_batch *batch,
+                                          void *stream);
 
 /* Number of GPUs (pools) served; batches per epoch of each (equal for all
  * pools and ranks). */
@@ -528,6 +552,9 @@ struct loader_pool_info {
     size_t pages, pages_on_node; /* sampled by move_pages */
     char io_backend[16];         /* "io_uring" or "pread" */
     char notes[512];             /* every shortfall and its reason; "" if none */
+    int cuda;                    /* 1: batches are copied to the GPU; 0: host mode */
+    int registered;              /* 1: the ring is page-locked in place (cudaHostRegister);
+                                  * 0 with cuda: the cudaHostAlloc fallback */
 };
 
 /* What a pool achieved. Thread-safe. */

@@ -29,8 +29,9 @@ static void help(void)
         "With several GPUs, one consumer thread per GPU.\n"
         "\n"
         "Options:\n"
-        "      --host            deliver host batches (the only mode of this build's\n"
-        "                        loader until the CUDA path lands).\n"
+        "      --host            deliver host batches even where a GPU could take them\n"
+        "                        (default: batches are copied to each GPU when the CUDA\n"
+        "                        runtime, a driver and the GPU are there; host otherwise).\n"
         "      --gpus LIST       CUDA ordinals to serve, a cpulist-style list (0,2-3);\n"
         "                        default: every visible GPU, or one host pool.\n"
         "  -e, --epochs E        epochs to run (default 1).\n"
@@ -104,7 +105,8 @@ static void *consume(void *arg)
     for (uint64_t e = 0; e < c->epochs; e++) {
         for (;;) {
             struct loader_batch b;
-            int rc = loader_next(c->L, c->gpu, &b, -1);
+            /* on the CUDA path, the legacy default stream waits for each copy */
+            int rc = loader_next_on_stream(c->L, c->gpu, &b, -1, NULL);
             if (rc == NUMAFEED_EEPOCH_END)
                 break;
             if (rc) {
@@ -140,7 +142,7 @@ static void *consume(void *arg)
                     c->ids[e][c->nids[e]++] = b.record_ids[i];
                 }
             }
-            loader_release(c->L, &b);
+            loader_release_on_stream(c->L, &b, NULL);
         }
     }
     c->end_ns = now_ns();
@@ -325,10 +327,11 @@ int __nf_cmd_bench(int argc, char **argv)
             recs += s.records;
             if (cons[i].first_ns && cons[i].first_ns - t_create < first)
                 first = cons[i].first_ns - t_create;
-            printf("pool %d: GPU %d node %d%s cpus %s threads %u io %s ring %ux%zu B pages "
+            printf("pool %d: %s GPU %d node %d%s cpus %s threads %u io %s ring %ux%zu B pages "
                    "%zu KiB%s%s mbind %s on-node %zu/%zu%s | wait p50 %.1f us p99 %.1f us max "
                    "%.1f us | worker stall %.3f s | blocks %llu\n",
-                   i, pi.cuda_ordinal, pi.node, pi.node_known ? "" : " (unknown)", pi.cpus,
+                   i, pi.cuda ? (pi.registered ? "cuda(registered)" : "cuda(pinned-alloc)") : "host",
+                   pi.cuda_ordinal, pi.node, pi.node_known ? "" : " (unknown)", pi.cpus,
                    pi.threads, pi.io_backend, pi.ring_depth, pi.slot_bytes, pi.page_size >> 10,
                    pi.hugetlb ? " hugetlb" : "", pi.thp ? " THP" : "", pi.mbind ? "yes" : "no",
                    pi.pages_on_node, pi.pages, pi.verified ? "" : " (unverified)",

@@ -271,6 +271,8 @@ void __nf_reader_options_init(struct nf_reader_options *o);
  * error when io_uring was forced and is refused, -ENOMEM. */
 int __nf_reader_create(const struct nf_dataset *ds, const struct nf_reader_options *o,
                        struct nf_reader **out);
+/* Waits for reads still in flight (their buffers may be freed afterwards),
+ * then frees the reader. NULL is allowed. */
 void __nf_reader_destroy(struct nf_reader *r);
 /* "io_uring" or "pread". */
 const char *__nf_reader_backend(const struct nf_reader *r);
@@ -297,6 +299,10 @@ int __nf_reader_flush(struct nf_reader *r);
  * result < 0. Short reads are continued; a read that hits end of file early
  * fails with NUMAFEED_ECORRUPT naming file and offset. */
 int __nf_reader_wait(struct nf_reader *r, unsigned min, struct nf_read_done *done, unsigned max);
+/* Wait for every read in flight and discard all pending completions (after
+ * a failed batch, say), so the reader starts clean and no buffer handed to
+ * submit is still being written. Returns 0 or an error of the ring. */
+int __nf_reader_drain(struct nf_reader *r);
 /* __nf_block_decode with this reader's DCtx; dst_len >= the decoded size. */
 int __nf_reader_decode(struct nf_reader *r, uint32_t shard, uint32_t block, const void *stored,
                        void *dst, size_t dst_len);

@@ -154,8 +154,12 @@ void __nf_reader_destroy(struct nf_reader *r)
 {
     if (!r)
         return;
-    if (r->ops)
-        r->ops->fini(r); /* tears down the ring, which cancels reads in flight */
+    if (r->ops) {
+        /* The kernel may still be writing into the caller's buffers: let it
+         * finish before the caller frees them. */
+        __nf_reader_drain(r);
+        r->ops->fini(r);
+    }
     ZSTD_freeDCtx(r->dctx);
     free(r->slots);
     free(r->free_list);
@@ -327,6 +331,21 @@ int __nf_reader_wait(struct nf_reader *r, unsigned min, struct nf_read_done *don
     memmove(r->ready_rc, r->ready_rc + n, (r->nready - n) * sizeof(*r->ready_rc));
     r->nready -= n;
     return (int)n;
+}
+
+int __nf_reader_drain(struct nf_reader *r)
+{
+    int rc = 0;
+    while (r->inflight && !rc)
+        rc = r->ops->reap(r, r->inflight);
+    if (rc) /* the ring itself failed: nothing more will complete */
+        return rc;
+    while (r->nready) {
+        unsigned i = r->ready[--r->nready];
+        r->slots[i].in_use = 0;
+        r->free_list[r->nfree++] = i;
+    }
+    return 0;
 }
 
 int __nf_reader_decode(struct nf_reader *r, uint32_t shard, uint32_t block, const void *stored,

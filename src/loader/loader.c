@@ -38,6 +38,18 @@
  * the consumer gets the error, with the worker's message, when it reaches
  * it, and on every call after. Earlier batches are delivered normally.
  *
+ * CUDA path. After the ring is placed (mmap, mbind, first touch, verify)
+ * worker 0 page-locks it in place with cudaHostRegister; registration pins
+ * pages where they are, so placement must come first. Each slot has a
+ * device buffer, a ready event and a release event; the pool has one
+ * non-blocking stream. The worker that completes a batch queues the
+ * host-to-device copy of the slot on that stream and records the ready
+ * event; loader_next_on_stream makes the caller's stream wait on it, so the
+ * consumer never blocks the host on a copy. Release records the release
+ * event on the consumer's stream. A worker about to refill a slot waits
+ * (in the worker, never in the consumer) for that slot's previous copy and
+ * release events: only then are its host memory and device buffer free.
+ *
  * Shutdown. loader_destroy sets stop, wakes every sleeper and joins. A
  * worker in I/O finishes its reads (page cache or device, bounded) first.
  */
@@ -67,6 +79,10 @@ struct slot {
     bool out;                   /* handed to the consumer, not released; under pool.mu */
     uint8_t *mem;               /* field-major: field f at mem + offset_f * batch */
     uint64_t *ids;              /* record ids, batch entries */
+    void *dev;                  /* CUDA path: the slot's device buffer */
+    void *ready_ev;             /* recorded on the pool stream after the copy */
+    void *release_ev;           /* recorded on the consumer's stream at release */
+    bool copied, released_gpu;  /* those events were recorded (for the next reuse) */
     struct loader_field fields[LOADER_MAX_FIELDS];
 };
 
@@ -105,7 +121,7 @@ struct pool {
     unsigned depth;
     struct slot *slots;
     void *ring;
-    size_t ring_mapped, slot_bytes, ids_bytes;
+    size_t ring_mapped, slot_bytes, slot_stride;
     struct nf_placement placement;
     _Atomic uint64_t next_unit;
     atomic_bool stop;
@@ -136,6 +152,12 @@ struct pool {
     struct worker *workers;
     char io_backend[16];
     char notes[512];            /* under mu */
+    /* CUDA path (cuda == false: host mode) */
+    bool cuda;
+    bool registered;            /* ring page-locked in place */
+    void *pinned;               /* the cudaHostAlloc fallback ring, if used */
+    void *stream;
+    void *dev_ring;
 };
 
 struct numafeed_loader {
@@ -150,6 +172,8 @@ struct numafeed_loader {
     struct pool *pools;
     char errmsg[1024];
     pthread_mutex_t errmu;
+    bool cuda;                  /* batches go to the GPU */
+    char host_reason[256];      /* why host mode, when it is automatic */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -209,19 +233,45 @@ static void pool_fail(struct pool *p, int err, uint64_t seq)
 /* Wait until slot s holds batch seq (its previous batch was released). */
 static bool wait_slot(struct pool *p, struct slot *s, uint64_t seq)
 {
-    if (atomic_load_explicit(&s->seq, memory_order_acquire) == seq)
-        return true;
-    uint64_t t0 = now_ns();
-    pthread_mutex_lock(&p->mu);
-    while (atomic_load_explicit(&s->seq, memory_order_acquire) != seq && !atomic_load(&p->stop))
-        pthread_cond_wait(&p->cv_work, &p->mu);
-    pthread_mutex_unlock(&p->mu);
-    atomic_fetch_add_explicit(&p->st_stall_ns, now_ns() - t0, memory_order_relaxed);
-    return !atomic_load(&p->stop);
+    if (atomic_load_explicit(&s->seq, memory_order_acquire) != seq) {
+        uint64_t t0 = now_ns();
+        pthread_mutex_lock(&p->mu);
+        while (atomic_load_explicit(&s->seq, memory_order_acquire) != seq &&
+               !atomic_load(&p->stop))
+            pthread_cond_wait(&p->cv_work, &p->mu);
+        pthread_mutex_unlock(&p->mu);
+        atomic_fetch_add_explicit(&p->st_stall_ns, now_ns() - t0, memory_order_relaxed);
+    }
+    if (atomic_load(&p->stop))
+        return false;
+    if (p->cuda && seq >= p->depth) {
+        /* The slot's last batch: its copy must have left the host memory and
+         * the consumer's work must be done with the device buffer. Usually
+         * long complete; waited for here, in the worker. */
+        uint64_t t0 = now_ns();
+        if ((s->copied && __nf_cuda_event_synchronize(s->ready_ev)) ||
+            (s->released_gpu && __nf_cuda_event_synchronize(s->release_ev))) {
+            pool_fail(p, NUMAFEED_ECUDA, seq);
+            return false;
+        }
+        atomic_fetch_add_explicit(&p->st_stall_ns, now_ns() - t0, memory_order_relaxed);
+    }
+    return true;
 }
 
 static void publish(struct pool *p, struct slot *s)
 {
+    if (p->cuda) {
+        /* the whole data region: a short batch copies some stale bytes past
+         * its records rather than one copy per field */
+        uint64_t seq = atomic_load(&s->seq);
+        if (__nf_cuda_memcpy_h2d(s->dev, s->mem, p->slot_bytes, p->stream) ||
+            __nf_cuda_event_record(s->ready_ev, p->stream)) {
+            pool_fail(p, NUMAFEED_ECUDA, seq);
+            return;
+        }
+        s->copied = true;
+    }
     pthread_mutex_lock(&p->mu);
     s->ready = true;
     pthread_cond_broadcast(&p->cv_ready);
@@ -414,6 +464,8 @@ static int run_unit(struct worker *w, uint64_t u)
 }
 
 static int alloc_ring(struct pool *p);
+static int setup_cuda(struct pool *p);
+static void layout_slots(struct pool *p, void *base);
 
 static void *worker_main(void *arg)
 {
@@ -427,8 +479,13 @@ static void *worker_main(void *arg)
 
     /* Pin and set the memory policy before allocating anything. */
     int rc = __nf_bind_thread(&p->cpus, p->node, &w->bind);
+    /* the current device is per thread: set it in every pool thread */
+    if (!rc && p->cuda)
+        rc = __nf_cuda_set_device(p->ordinal);
     if (!rc && w->idx == 0)
         rc = alloc_ring(p);
+    if (!rc && w->idx == 0 && p->cuda)
+        rc = setup_cuda(p);
     if (!rc) {
         struct nf_reader_options ro;
         __nf_reader_options_init(&ro);
@@ -490,9 +547,22 @@ static int alloc_ring(struct pool *p)
     if (rc)
         return rc;
     p->slot_bytes = data;
+    p->slot_stride = per;
+    layout_slots(p, p->ring);
+    if (p->placement.note[0])
+        add_note(p->notes, sizeof(p->notes), "ring: %s", p->placement.note);
+    return 0;
+}
+
+/* Point every slot (memory, ids, field views) into a ring at base. */
+static void layout_slots(struct pool *p, void *base)
+{
+    const struct nf_layout *lay = p->L->layout;
+    uint64_t B = p->sampler.batch;
+    size_t data = p->slot_bytes, per = p->slot_stride;
     for (unsigned i = 0; i < p->depth; i++) {
         struct slot *s = &p->slots[i];
-        s->mem = (uint8_t *)p->ring + (size_t)i * per;
+        s->mem = (uint8_t *)base + (size_t)i * per;
         s->ids = (uint64_t *)(void *)(s->mem + ((data + 4095) & ~(size_t)4095));
         for (unsigned f = 0; f < lay->nfields; f++) {
             const struct nf_field *fd = &lay->fields[f];
@@ -502,12 +572,55 @@ static int alloc_ring(struct pool *p)
             s->fields[f].shape = fd->shape;
             s->fields[f].record_bytes = (size_t)fd->bytes;
             s->fields[f].host = s->mem + fd->offset * B;
-            s->fields[f].device = NULL;
+            s->fields[f].device = s->dev ? (uint8_t *)s->dev + fd->offset * B : NULL;
         }
     }
-    if (p->placement.note[0])
-        add_note(p->notes, sizeof(p->notes), "ring: %s", p->placement.note);
-    return 0;
+}
+
+/*
+ * Worker 0, pinned, current device set, ring placed: page-lock the ring in
+ * place, then the stream, the device buffers and the events. If the driver
+ * refuses the registration (memlock limit, memory it cannot pin) we say so
+ * and, unless strict, take a pinned allocation from cudaHostAlloc made by
+ * this node-pinned thread under its node-preferring policy, and check where
+ * its pages went.
+ */
+static int setup_cuda(struct pool *p)
+{
+    size_t total = p->slot_stride * p->depth;
+    int rc = __nf_cuda_host_register(p->ring, p->ring_mapped);
+    if (rc == 0) {
+        p->registered = true;
+    } else {
+        if (p->L->cfg.strict)
+            return __nf_error_prefix(rc, "ring of pool for GPU %d (strict)", p->ordinal);
+        add_note(p->notes, sizeof(p->notes), "%s; using cudaHostAlloc by a node-%d thread",
+                 numafeed_last_error(), p->node);
+        rc = __nf_cuda_host_alloc(total, &p->pinned);
+        if (rc)
+            return rc;
+        memset(p->pinned, 0, total);
+        __nf_node_verify(p->pinned, total, p->node, &p->placement);
+        p->placement.bound = false;
+        p->placement.hugetlb = p->placement.thp = false;
+        p->placement.page_size = 4096;
+        __nf_node_free(p->ring, p->ring_mapped);
+        p->ring = NULL;
+        p->ring_mapped = 0;
+    }
+    rc = __nf_cuda_stream_create(&p->stream);
+    if (!rc)
+        rc = __nf_cuda_malloc(p->slot_bytes * p->depth, &p->dev_ring);
+    for (unsigned i = 0; !rc && i < p->depth; i++) {
+        struct slot *s = &p->slots[i];
+        s->dev = (uint8_t *)p->dev_ring + (size_t)i * p->slot_bytes;
+        rc = __nf_cuda_event_create(&s->ready_ev);
+        if (!rc)
+            rc = __nf_cuda_event_create(&s->release_ev);
+    }
+    if (!rc)
+        layout_slots(p, p->pinned ? p->pinned : p->ring);
+    return rc;
 }
 
 /* ---- create / destroy --------------------------------------------------- */
@@ -549,6 +662,21 @@ static void pool_free(struct pool *p)
         free(w->block_slot);
     }
     free(p->workers);
+    if (p->cuda) {
+        /* nothing may still read the ring: let queued copies finish */
+        for (unsigned i = 0; p->slots && i < p->depth; i++)
+            if (p->slots[i].copied)
+                __nf_cuda_event_synchronize(p->slots[i].ready_ev);
+        for (unsigned i = 0; p->slots && i < p->depth; i++) {
+            __nf_cuda_event_destroy(p->slots[i].ready_ev);
+            __nf_cuda_event_destroy(p->slots[i].release_ev);
+        }
+        __nf_cuda_stream_destroy(p->stream);
+        __nf_cuda_free(p->dev_ring);
+        if (p->registered)
+            __nf_cuda_host_unregister(p->ring, p->ring_mapped); /* before munmap */
+        __nf_cuda_host_free(p->pinned);
+    }
     __nf_node_free(p->ring, p->ring_mapped);
     free(p->slots);
     __nf_sampler_free(&p->sampler);
@@ -601,6 +729,7 @@ static int pool_init(struct numafeed_loader *L, struct pool *p, int pos, int ord
     p->L = L;
     p->gpu_index = pos;
     p->ordinal = ordinal;
+    p->cuda = !host;
     pthread_mutex_init(&p->mu, NULL);
     pthread_mutex_init(&p->cmu, NULL);
     pthread_condattr_t ca;
@@ -788,7 +917,19 @@ int loader_create(const struct loader_config *cfg_in, loader_t **out)
         to.sysfs_root = L->sysfs_root;
         rc = numafeed_topo_open(&to, &topo);
     }
-    bool host = true; /* the CUDA path arrives with its own issue */
+    bool host = cfg.host_mode != 0;
+    int ndev = 0;
+    if (!rc && !host) {
+        /* host mode by itself when there is no CUDA runtime, driver or GPU */
+        ndev = __nf_cuda_device_count();
+        if (ndev <= 0) {
+            host = true;
+            snprintf(L->host_reason, sizeof(L->host_reason), "host mode: %s",
+                     ndev == 0 ? "no CUDA device" : numafeed_last_error());
+            __nf_error_clear();
+        }
+    }
+    L->cuda = !host;
     if (!rc) {
         L->layout = __nf_dataset_layout(L->ds);
         int nvis = numafeed_topo_gpu_count(topo);
@@ -798,6 +939,9 @@ int loader_create(const struct loader_config *cfg_in, loader_t **out)
             overrides[i] = cfg.node_override ? cfg.node_override[i] : -1;
             if (ordinals[i] < 0)
                 rc = __nf_error(NUMAFEED_ECONFIG, "gpus[%d] = %d is negative", i, ordinals[i]);
+            else if (!host && ordinals[i] >= ndev)
+                rc = __nf_error(NUMAFEED_ECONFIG, "gpus[%d] = %d: the CUDA runtime sees %d "
+                                "device(s)", i, ordinals[i], ndev);
             for (int j = 0; j < i && !rc; j++)
                 if (ordinals[j] == ordinals[i])
                     rc = __nf_error(NUMAFEED_ECONFIG, "GPU %d listed twice", ordinals[i]);
@@ -836,8 +980,11 @@ int loader_create(const struct loader_config *cfg_in, loader_t **out)
         if (!L->pools)
             rc = __nf_error(-ENOMEM, "out of memory");
     }
-    for (int i = 0; !rc && i < L->npools; i++)
+    for (int i = 0; !rc && i < L->npools; i++) {
+        if (L->host_reason[0])
+            add_note(L->pools[i].notes, sizeof(L->pools[i].notes), "%s", L->host_reason);
         rc = pool_init(L, &L->pools[i], i, ordinals[i], topo, host, rank, world, block_records);
+    }
     L->cfg.node_override = NULL;
     free(block_records);
     numafeed_topo_close(topo);
@@ -964,6 +1111,7 @@ int loader_next(loader_t *L, int gpu, struct loader_batch *batch, int timeout_ms
     batch->record_ids = s->ids;
     batch->nfields = L->layout->nfields;
     batch->fields = s->fields;
+    batch->ready_event = p->cuda ? s->ready_ev : NULL;
     batch->seq_ = seq;
     p->next_seq = seq + 1;
     p->epoch_end_pending = batch->last_in_epoch;
@@ -986,6 +1134,11 @@ int loader_next(loader_t *L, int gpu, struct loader_batch *batch, int timeout_ms
 
 int loader_release(loader_t *L, struct loader_batch *batch)
 {
+    return loader_release_on_stream(L, batch, NULL);
+}
+
+int loader_release_on_stream(loader_t *L, struct loader_batch *batch, void *stream)
+{
     struct pool *p = get_pool(L, batch ? batch->gpu : -1);
     if (!p)
         return -EINVAL;
@@ -996,6 +1149,14 @@ int loader_release(loader_t *L, struct loader_batch *batch)
         pthread_mutex_unlock(&p->mu);
         return __nf_error(-EINVAL, "loader_release: batch %llu of GPU %d is not outstanding",
                           (unsigned long long)seq, batch->gpu);
+    }
+    if (p->cuda) {
+        int rc = __nf_cuda_event_record(s->release_ev, stream);
+        if (rc) {
+            pthread_mutex_unlock(&p->mu);
+            return rc;
+        }
+        s->released_gpu = true;
     }
     uint64_t next = seq + p->depth;
     s->out = false;
@@ -1008,6 +1169,20 @@ int loader_release(loader_t *L, struct loader_batch *batch)
     pthread_cond_broadcast(&p->cv_work);
     pthread_mutex_unlock(&p->mu);
     return 0;
+}
+
+int loader_next_on_stream(loader_t *L, int gpu, struct loader_batch *batch, int timeout_ms,
+                          void *stream)
+{
+    int rc = loader_next(L, gpu, batch, timeout_ms);
+    if (rc == 0 && batch->ready_event) {
+        rc = __nf_cuda_stream_wait_event(stream, batch->ready_event);
+        if (rc) {
+            loader_set_error(L, numafeed_last_error());
+            loader_release(L, batch);
+        }
+    }
+    return rc;
 }
 
 int loader_gpu_count(const loader_t *L)
@@ -1082,6 +1257,8 @@ int loader_pool_info(loader_t *L, int gpu, struct loader_pool_info *info)
     snprintf(v.io_backend, sizeof(v.io_backend), "%s", p->io_backend);
     snprintf(v.notes, sizeof(v.notes), "%s", p->notes);
     pthread_mutex_unlock(&p->mu);
+    v.cuda = p->cuda;
+    v.registered = p->registered;
     memcpy(info, &v, info->size);
     return 0;
 }

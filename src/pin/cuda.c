@@ -59,6 +59,130 @@ int __nf_cuda_bus_ids(char (**ids)[NF_BUSID_LEN], int *count)
     return 0;
 }
 
+#define NF_REGISTER_CHUNK ((size_t)256 << 20)
+
+static int cuda_fail(cudaError_t e, const char *call)
+{
+    int rc = no_gpu(e) ? NUMAFEED_ENOCUDA : NUMAFEED_ECUDA;
+    return __nf_error(rc, "%s: %s (%s)", call, cudaGetErrorString(e), cudaGetErrorName(e));
+}
+
+#define CU(call) do { cudaError_t e_ = (call); if (e_ != cudaSuccess) return cuda_fail(e_, #call); } while (0)
+
+int __nf_cuda_device_count(void)
+{
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) {
+        cudaGetLastError(); /* clear the sticky-free error so later calls start clean */
+        return cuda_fail(e, "cudaGetDeviceCount");
+    }
+    return n;
+}
+
+int __nf_cuda_set_device(int ordinal)
+{
+    CU(cudaSetDevice(ordinal));
+    return 0;
+}
+
+int __nf_cuda_host_register(void *p, size_t len)
+{
+    for (size_t off = 0; off < len; off += NF_REGISTER_CHUNK) {
+        size_t n = len - off < NF_REGISTER_CHUNK ? len - off : NF_REGISTER_CHUNK;
+        cudaError_t e = cudaHostRegister((char *)p + off, n, cudaHostRegisterPortable);
+        if (e != cudaSuccess) {
+            cudaGetLastError();
+            __nf_cuda_host_unregister(p, off);
+            return __nf_error(NUMAFEED_ECUDA, "cudaHostRegister(%zu bytes at offset %zu): %s",
+                              n, off, cudaGetErrorString(e));
+        }
+    }
+    return 0;
+}
+
+void __nf_cuda_host_unregister(void *p, size_t len)
+{
+    for (size_t off = 0; off < len; off += NF_REGISTER_CHUNK)
+        cudaHostUnregister((char *)p + off);
+}
+
+int __nf_cuda_host_alloc(size_t len, void **p)
+{
+    CU(cudaHostAlloc(p, len, cudaHostAllocPortable));
+    return 0;
+}
+
+void __nf_cuda_host_free(void *p)
+{
+    if (p)
+        cudaFreeHost(p);
+}
+
+int __nf_cuda_malloc(size_t len, void **p)
+{
+    CU(cudaMalloc(p, len));
+    return 0;
+}
+
+void __nf_cuda_free(void *p)
+{
+    if (p)
+        cudaFree(p);
+}
+
+int __nf_cuda_stream_create(void **stream)
+{
+    cudaStream_t s;
+    CU(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    *stream = s;
+    return 0;
+}
+
+void __nf_cuda_stream_destroy(void *stream)
+{
+    if (stream)
+        cudaStreamDestroy((cudaStream_t)stream);
+}
+
+int __nf_cuda_event_create(void **event)
+{
+    cudaEvent_t ev;
+    CU(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
+    *event = ev;
+    return 0;
+}
+
+void __nf_cuda_event_destroy(void *event)
+{
+    if (event)
+        cudaEventDestroy((cudaEvent_t)event);
+}
+
+int __nf_cuda_memcpy_h2d(void *dst, const void *src, size_t len, void *stream)
+{
+    CU(cudaMemcpyAsync(dst, src, len, cudaMemcpyHostToDevice, (cudaStream_t)stream));
+    return 0;
+}
+
+int __nf_cuda_event_record(void *event, void *stream)
+{
+    CU(cudaEventRecord((cudaEvent_t)event, (cudaStream_t)stream));
+    return 0;
+}
+
+int __nf_cuda_stream_wait_event(void *stream, void *event)
+{
+    CU(cudaStreamWaitEvent((cudaStream_t)stream, (cudaEvent_t)event, 0));
+    return 0;
+}
+
+int __nf_cuda_event_synchronize(void *event)
+{
+    CU(cudaEventSynchronize((cudaEvent_t)event));
+    return 0;
+}
+
 #else /* host-only build */
 
 int numafeed_has_cuda(void)
@@ -72,5 +196,31 @@ int __nf_cuda_bus_ids(char (**ids)[NF_BUSID_LEN], int *count)
     *count = 0;
     return NUMAFEED_ENOCUDA;
 }
+
+/* Same API, compiled out: every call says so. */
+static int off(void)
+{
+    return __nf_error(NUMAFEED_ENOCUDA, "the CUDA path is not compiled into this build");
+}
+int __nf_cuda_device_count(void) { return off(); }
+int __nf_cuda_set_device(int ordinal) { (void)ordinal; return off(); }
+int __nf_cuda_host_register(void *p, size_t len) { (void)p; (void)len; return off(); }
+void __nf_cuda_host_unregister(void *p, size_t len) { (void)p; (void)len; }
+int __nf_cuda_host_alloc(size_t len, void **p) { (void)len; *p = NULL; return off(); }
+void __nf_cuda_host_free(void *p) { (void)p; }
+int __nf_cuda_malloc(size_t len, void **p) { (void)len; *p = NULL; return off(); }
+void __nf_cuda_free(void *p) { (void)p; }
+int __nf_cuda_stream_create(void **s) { *s = NULL; return off(); }
+void __nf_cuda_stream_destroy(void *s) { (void)s; }
+int __nf_cuda_event_create(void **e) { *e = NULL; return off(); }
+void __nf_cuda_event_destroy(void *e) { (void)e; }
+int __nf_cuda_memcpy_h2d(void *d, const void *s, size_t n, void *st)
+{
+    (void)d; (void)s; (void)n; (void)st;
+    return off();
+}
+int __nf_cuda_event_record(void *e, void *s) { (void)e; (void)s; return off(); }
+int __nf_cuda_stream_wait_event(void *s, void *e) { (void)s; (void)e; return off(); }
+int __nf_cuda_event_synchronize(void *e) { (void)e; return off(); }
 
 #endif

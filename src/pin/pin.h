@@ -168,4 +168,31 @@ int __nf_node_verify(const void *p, size_t len, int node, struct nf_placement *p
  */
 int __nf_cuda_bus_ids(char (**ids)[NF_BUSID_LEN], int *count);
 
+/*
+ * The runtime calls the loader's CUDA path needs, as opaque pointers so no
+ * other file sees a CUDA type. Each returns 0, NUMAFEED_ENOCUDA (compiled
+ * out, no driver, no device) or NUMAFEED_ECUDA with the call and CUDA's
+ * message in the last error. Streams are created non-blocking and events
+ * without timing.
+ */
+int __nf_cuda_device_count(void);  /* >= 0, or NUMAFEED_ENOCUDA */
+int __nf_cuda_set_device(int ordinal);
+/* Page-lock [p, p+len) in chunks (very large single registrations fail on
+ * recent drivers); portable so any context may copy from it. On failure
+ * nothing stays registered. */
+int __nf_cuda_host_register(void *p, size_t len);
+void __nf_cuda_host_unregister(void *p, size_t len);
+int __nf_cuda_host_alloc(size_t len, void **p);
+void __nf_cuda_host_free(void *p);
+int __nf_cuda_malloc(size_t len, void **p);
+void __nf_cuda_free(void *p);
+int __nf_cuda_stream_create(void **stream);
+void __nf_cuda_stream_destroy(void *stream);
+int __nf_cuda_event_create(void **event);
+void __nf_cuda_event_destroy(void *event);
+int __nf_cuda_memcpy_h2d(void *dst, const void *src, size_t len, void *stream);
+int __nf_cuda_event_record(void *event, void *stream);
+int __nf_cuda_stream_wait_event(void *stream, void *event);
+int __nf_cuda_event_synchronize(void *event);
+
 #endif
