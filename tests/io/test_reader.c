@@ -204,7 +204,15 @@ static void bad_calls(void **state)
     assert_int_equal(__nf_reader_submit(r, 0, 0, buf, sizeof(buf), 0), 0);
     uint8_t dst[BLOCK];
     assert_int_equal(__nf_reader_read_block(r, 0, 1, buf, sizeof(buf), dst, sizeof(dst)), -EBUSY);
-    __nf_reader_destroy(r); /* with a read in flight */
+    /* drain: the pending read is waited for and dropped */
+    assert_int_equal(__nf_reader_inflight(r), 1);
+    assert_int_equal(__nf_reader_drain(r), 0);
+    assert_int_equal(__nf_reader_inflight(r), 0);
+    assert_int_equal(__nf_reader_read_block(r, 0, 1, buf, sizeof(buf), dst, sizeof(dst)), 0);
+    for (uint32_t b = 0; b < 2; b++)
+        assert_int_equal(__nf_reader_submit(r, 0, b, b ? dst : buf, sizeof(buf), b), 0);
+    assert_int_equal(__nf_reader_submit(r, 0, 2, buf, sizeof(buf), 0), -EBUSY); /* depth 2 */
+    __nf_reader_destroy(r); /* with reads in flight: waits for them */
     struct nf_reader_options o;
     __nf_reader_options_init(&o);
     o.queue_depth = NF_IO_MAX_DEPTH + 1;
