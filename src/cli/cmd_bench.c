@@ -19,7 +19,7 @@ static void help(void)
         "Usage: numafeed bench DIR [--host] [--gpus LIST] [--epochs E] [--batch-size B]\n"
         "                      [--threads T] [--ring-depth D] [--seed S] [--no-shuffle]\n"
         "                      [--drop-last] [--rank R --world-size W] [--io BACKEND]\n"
-        "                      [--digest] [--verbose]\n"
+        "                      [--digest] [--step-us N] [--verbose]\n"
         "\n"
         "Load the dataset DIR (made by 'numafeed pack') through numafeed's pools for E\n"
         "epochs, releasing each batch as soon as it arrives, and report per run:\n"
@@ -54,6 +54,9 @@ static void help(void)
         "                        O: XXH64 (seed 0) of their dataset record indices as\n"
         "                        little-endian uint64, in delivery order (GPU by GPU).\n"
         "                        D and O in hex. Costs a hash of every byte.\n"
+        "      --step-us N       after each batch, spin N microseconds, as a training step\n"
+        "                        would take (default 0); with a step longer than a batch\n"
+        "                        takes to build, the waits show a pipeline that is ahead.\n"
         "  -v, --verbose         print each pool's placement as it starts.\n"
         "  -h, --help            show this help.\n"
         "\n"
@@ -62,6 +65,12 @@ static void help(void)
         "\n"
         "Example:\n"
         "  numafeed bench data/tokens --epochs 3 --batch-size 64 --digest\n");
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
 }
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -90,6 +99,10 @@ struct consumer {
     uint64_t **ids;
     size_t *nids, *capids;
     size_t record_bytes;
+    uint64_t step_ns;         /* simulated consumer work per batch */
+    uint64_t *stamps;         /* arrival time of each batch */
+    size_t nstamps, capstamps;
+    uint64_t *boundary;       /* per epoch: index in stamps of its first batch */
 };
 
 static uint64_t now_ns(void)
@@ -114,8 +127,22 @@ static void *consume(void *arg)
                 snprintf(c->msg, sizeof(c->msg), "%s", loader_last_error(c->L));
                 return NULL;
             }
+            uint64_t t = now_ns();
             if (!c->first_ns)
-                c->first_ns = now_ns();
+                c->first_ns = t;
+            if (c->nstamps == c->capstamps) {
+                size_t cap = c->capstamps ? c->capstamps * 2 : 1024;
+                uint64_t *n = realloc(c->stamps, cap * sizeof(*n));
+                if (n) {
+                    c->stamps = n;
+                    c->capstamps = cap;
+                }
+            }
+            if (c->nstamps < c->capstamps) {
+                if (b.index == 0)
+                    c->boundary[e] = c->nstamps;
+                c->stamps[c->nstamps++] = t;
+            }
             c->records[e] += b.records;
             if (c->digest) {
                 if (c->nids[e] + b.records > c->capids[e]) {
@@ -143,6 +170,11 @@ static void *consume(void *arg)
                 }
             }
             loader_release_on_stream(c->L, &b, NULL);
+            if (c->step_ns) { /* a training step that takes this long */
+                uint64_t until = now_ns() + c->step_ns;
+                while (now_ns() < until)
+                    ;
+            }
         }
     }
     c->end_ns = now_ns();
@@ -152,7 +184,7 @@ static void *consume(void *arg)
 int __nf_cmd_bench(int argc, char **argv)
 {
     enum { O_HOST = 256, O_GPUS, O_RING, O_SEED, O_NOSHUF, O_DROP, O_RANK, O_WORLD, O_IO,
-           O_DIGEST, O_SYSFS };
+           O_DIGEST, O_SYSFS, O_STEP };
     static const struct option opts[] = {
         {"host", no_argument, NULL, O_HOST},
         {"gpus", required_argument, NULL, O_GPUS},
@@ -168,13 +200,14 @@ int __nf_cmd_bench(int argc, char **argv)
         {"io", required_argument, NULL, O_IO},
         {"sysfs-root", required_argument, NULL, O_SYSFS},
         {"digest", no_argument, NULL, O_DIGEST},
+        {"step-us", required_argument, NULL, O_STEP},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct loader_config cfg;
     loader_config_init(&cfg);
-    uint64_t epochs = 1, v;
+    uint64_t epochs = 1, v, step_us = 0;
     int digest = 0, gpus[LOADER_MAX_GPUS], ngpus = 0, c;
     opterr = 0;
     optind = 1;
@@ -234,6 +267,7 @@ int __nf_cmd_bench(int argc, char **argv)
             break;
         case O_SYSFS: cfg.sysfs_root = optarg; break;
         case O_DIGEST: digest = 1; break;
+        case O_STEP: if (parse_u64(optarg, &step_us) || step_us > 10000000) bad = "--step-us"; break;
         case 'v': cfg.verbose = 1; break;
         case 'h': help(); return NF_EXIT_OK;
         default:
@@ -272,7 +306,9 @@ int __nf_cmd_bench(int argc, char **argv)
         k->ids = calloc(epochs, sizeof(uint64_t *));
         k->nids = calloc(epochs, sizeof(size_t));
         k->capids = calloc(epochs, sizeof(size_t));
-        ok = k->dsum && k->records && k->ids && k->nids && k->capids;
+        k->boundary = calloc(epochs, sizeof(uint64_t));
+        k->step_ns = step_us * 1000;
+        ok = k->dsum && k->records && k->ids && k->nids && k->capids && k->boundary;
     }
     if (!ok) {
         fprintf(stderr, "numafeed bench: out of memory\n");
@@ -340,6 +376,24 @@ int __nf_cmd_bench(int argc, char **argv)
                    (unsigned long long)s.blocks_decoded);
             if (pi.notes[0])
                 printf("pool %d notes: %s\n", i, pi.notes);
+            /* batch intervals: the median, and the gap across each epoch
+             * boundary (last batch of one epoch to first of the next) */
+            struct consumer *k = &cons[i];
+            if (k->nstamps > 2) {
+                uint64_t *iv = malloc((k->nstamps - 1) * sizeof(*iv));
+                if (iv) {
+                    for (size_t j = 1; j < k->nstamps; j++)
+                        iv[j - 1] = k->stamps[j] - k->stamps[j - 1];
+                    uint64_t gap = 0;
+                    for (uint64_t e = 1; e < epochs; e++)
+                        if (k->boundary[e] > 0 && iv[k->boundary[e] - 1] > gap)
+                            gap = iv[k->boundary[e] - 1];
+                    qsort(iv, k->nstamps - 1, sizeof(*iv), cmp_u64);
+                    printf("pool %d intervals: median %.1f us, largest epoch-boundary gap %.1f "
+                           "us\n", i, (double)iv[(k->nstamps - 1) / 2] / 1e3, (double)gap / 1e3);
+                    free(iv);
+                }
+            }
         }
         printf("total: %llu records, %.3f GB in %.3f s: %.3f GB/s, %.0f samples/s; create %.1f "
                "ms, first batch %.1f ms after create\n",
@@ -355,6 +409,8 @@ int __nf_cmd_bench(int argc, char **argv)
         free(cons[i].records);
         free(cons[i].nids);
         free(cons[i].capids);
+        free(cons[i].boundary);
+        free(cons[i].stamps);
     }
     free(cons);
     free(th);

@@ -1,0 +1,138 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The physical ceilings the GPU benchmark compares numafeed against, measured
+ * in the same run on the same machine:
+ *   h2d   pinned host -> device cudaMemcpyAsync, one stream, the batch size
+ *         as the copy size (what numafeed issues per batch);
+ *   zstd  bare multi-thread zstd decode of the dataset's own blocks, already
+ *         in memory: T threads, one ZSTD_DCtx each, ZSTD_decompressDCtx
+ *         block after block, no hashing, no copying out.
+ * Usage: gpu_ceiling h2d BATCH_BYTES [SECONDS]
+ *        gpu_ceiling zstd DATASET_DIR THREADS [SECONDS]
+ * Prints one line: "ceiling h2d bytes B gbps X" or "ceiling zstd threads T gbps X".
+ */
+#include <cuda_runtime_api.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+
+#include "bench_common.h"
+#include "io/io.h"
+
+static int h2d(size_t bytes, double secs)
+{
+    void *host, *dev;
+    cudaStream_t s;
+    if (cudaHostAlloc(&host, bytes, cudaHostAllocDefault) || cudaMalloc(&dev, 4 * bytes) ||
+        cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking)) {
+        fprintf(stderr, "gpu_ceiling: CUDA setup failed\n");
+        return 1;
+    }
+    memset(host, 1, bytes);
+    size_t done = 0;
+    double t0 = nfb_now(), t;
+    int k = 0;
+    do {
+        for (int i = 0; i < 16; i++, k++)
+            cudaMemcpyAsync((char *)dev + (size_t)(k % 4) * bytes, host, bytes,
+                            cudaMemcpyHostToDevice, s);
+        done += 16 * bytes;
+        cudaStreamSynchronize(s);
+        t = nfb_now() - t0;
+    } while (t < secs);
+    printf("ceiling h2d bytes %zu gbps %.2f\n", bytes, (double)done / t / 1e9);
+    return 0;
+}
+
+struct blk {
+    const void *src;
+    size_t stored, decoded;
+};
+static struct blk *blocks;
+static size_t nblocks, max_decoded;
+static atomic_size_t next_block;
+static atomic_ullong decoded_total;
+static double deadline;
+
+static void *decoder(void *arg)
+{
+    (void)arg;
+    ZSTD_DCtx *d = ZSTD_createDCtx();
+    void *dst = malloc(max_decoded);
+    unsigned long long mine = 0;
+    while (nfb_now() < deadline) {
+        size_t i = atomic_fetch_add(&next_block, 1) % nblocks;
+        size_t r = ZSTD_decompressDCtx(d, dst, max_decoded, blocks[i].src, blocks[i].stored);
+        if (ZSTD_isError(r)) {
+            fprintf(stderr, "gpu_ceiling: %s\n", ZSTD_getErrorName(r));
+            break;
+        }
+        mine += r;
+    }
+    atomic_fetch_add(&decoded_total, mine);
+    free(dst);
+    ZSTD_freeDCtx(d);
+    return NULL;
+}
+
+static int zstd_ceiling(const char *dir, int threads, double secs)
+{
+    struct nf_dataset *ds;
+    if (__nf_dataset_open(dir, NULL, &ds)) {
+        fprintf(stderr, "gpu_ceiling: %s\n", numafeed_last_error());
+        return 1;
+    }
+    size_t cap = 0;
+    for (uint32_t s = 0; s < __nf_dataset_shard_count(ds); s++)
+        cap += __nf_dataset_shard_index(ds, s)->nblocks;
+    blocks = calloc(cap, sizeof(*blocks));
+    for (uint32_t s = 0; s < __nf_dataset_shard_count(ds); s++) {
+        const struct nf_shard_index *ix = __nf_dataset_shard_index(ds, s);
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/%s", dir, __nf_dataset_shard_name(ds, s));
+        FILE *f = fopen(path, "rb");
+        for (uint32_t b = 0; f && b < ix->nblocks; b++) {
+            const struct nf_block_info *bi = &ix->blocks[b];
+            if (bi->codec != NF_CODEC_ZSTD)
+                continue;
+            void *m = malloc(bi->stored_size);
+            fseek(f, (long)bi->offset, SEEK_SET);
+            if (fread(m, 1, bi->stored_size, f) != bi->stored_size)
+                return 1;
+            blocks[nblocks++] = (struct blk){m, bi->stored_size, bi->decoded_size};
+            if (bi->decoded_size > max_decoded)
+                max_decoded = bi->decoded_size;
+        }
+        if (f)
+            fclose(f);
+    }
+    if (!nblocks) {
+        fprintf(stderr, "gpu_ceiling: no zstd blocks in %s\n", dir);
+        return 1;
+    }
+    pthread_t th[256];
+    deadline = nfb_now() + secs;
+    double t0 = nfb_now();
+    for (int i = 0; i < threads; i++)
+        pthread_create(&th[i], NULL, decoder, NULL);
+    for (int i = 0; i < threads; i++)
+        pthread_join(th[i], NULL);
+    double t = nfb_now() - t0;
+    printf("ceiling zstd threads %d gbps %.2f\n", threads,
+           (double)atomic_load(&decoded_total) / t / 1e9);
+    __nf_dataset_close(ds);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 3 && !strcmp(argv[1], "h2d"))
+        return h2d(strtoull(argv[2], NULL, 10), argc > 3 ? atof(argv[3]) : 2.0);
+    if (argc >= 4 && !strcmp(argv[1], "zstd"))
+        return zstd_ceiling(argv[2], atoi(argv[3]), argc > 4 ? atof(argv[4]) : 2.0);
+    fprintf(stderr, "usage: gpu_ceiling h2d BATCH_BYTES [SECONDS] | zstd DIR THREADS [SECONDS]\n");
+    return 2;
+}
