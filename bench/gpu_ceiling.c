@@ -109,9 +109,9 @@ static int zstd_ceiling(const char *dir, int threads, double secs)
         if (f)
             fclose(f);
     }
-    if (!nblocks) {
-        fprintf(stderr, "gpu_ceiling: no zstd blocks in %s\n", dir);
-        return 1;
+    if (!nblocks) { /* every block was stored raw: there is no decode to bound */
+        printf("ceiling zstd threads %d gbps nan (no zstd block in %s)\n", threads, dir);
+        return 0;
     }
     pthread_t th[256];
     deadline = nfb_now() + secs;

@@ -59,8 +59,6 @@ int __nf_cuda_bus_ids(char (**ids)[NF_BUSID_LEN], int *count)
     return 0;
 }
 
-#define NF_REGISTER_CHUNK ((size_t)256 << 20)
-
 static int cuda_fail(cudaError_t e, const char *call)
 {
     int rc = no_gpu(e) ? NUMAFEED_ENOCUDA : NUMAFEED_ECUDA;
@@ -86,14 +84,16 @@ int __nf_cuda_set_device(int ordinal)
     return 0;
 }
 
-int __nf_cuda_host_register(void *p, size_t len)
+int __nf_cuda_host_register(void *p, size_t len, size_t chunk)
 {
-    for (size_t off = 0; off < len; off += NF_REGISTER_CHUNK) {
-        size_t n = len - off < NF_REGISTER_CHUNK ? len - off : NF_REGISTER_CHUNK;
+    if (chunk == 0)
+        return __nf_error(-EINVAL, "cudaHostRegister: chunk size 0");
+    for (size_t off = 0; off < len; off += chunk) {
+        size_t n = len - off < chunk ? len - off : chunk;
         cudaError_t e = cudaHostRegister((char *)p + off, n, cudaHostRegisterPortable);
         if (e != cudaSuccess) {
             cudaGetLastError();
-            __nf_cuda_host_unregister(p, off);
+            __nf_cuda_host_unregister(p, off, chunk);
             return __nf_error(NUMAFEED_ECUDA, "cudaHostRegister(%zu bytes at offset %zu): %s",
                               n, off, cudaGetErrorString(e));
         }
@@ -101,9 +101,9 @@ int __nf_cuda_host_register(void *p, size_t len)
     return 0;
 }
 
-void __nf_cuda_host_unregister(void *p, size_t len)
+void __nf_cuda_host_unregister(void *p, size_t len, size_t chunk)
 {
-    for (size_t off = 0; off < len; off += NF_REGISTER_CHUNK)
+    for (size_t off = 0; chunk && off < len; off += chunk)
         cudaHostUnregister((char *)p + off);
 }
 
@@ -204,8 +204,15 @@ static int off(void)
 }
 int __nf_cuda_device_count(void) { return off(); }
 int __nf_cuda_set_device(int ordinal) { (void)ordinal; return off(); }
-int __nf_cuda_host_register(void *p, size_t len) { (void)p; (void)len; return off(); }
-void __nf_cuda_host_unregister(void *p, size_t len) { (void)p; (void)len; }
+int __nf_cuda_host_register(void *p, size_t len, size_t chunk)
+{
+    (void)p; (void)len; (void)chunk;
+    return off();
+}
+void __nf_cuda_host_unregister(void *p, size_t len, size_t chunk)
+{
+    (void)p; (void)len; (void)chunk;
+}
 int __nf_cuda_host_alloc(size_t len, void **p) { (void)len; *p = NULL; return off(); }
 void __nf_cuda_host_free(void *p) { (void)p; }
 int __nf_cuda_malloc(size_t len, void **p) { (void)len; *p = NULL; return off(); }

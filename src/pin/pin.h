@@ -177,11 +177,13 @@ int __nf_cuda_bus_ids(char (**ids)[NF_BUSID_LEN], int *count);
  */
 int __nf_cuda_device_count(void);  /* >= 0, or NUMAFEED_ENOCUDA */
 int __nf_cuda_set_device(int ordinal);
-/* Page-lock [p, p+len) in chunks (very large single registrations fail on
- * recent drivers); portable so any context may copy from it. On failure
- * nothing stays registered. */
-int __nf_cuda_host_register(void *p, size_t len);
-void __nf_cuda_host_unregister(void *p, size_t len);
+/* Page-lock [p, p+len) as separate registrations of `chunk` bytes (very
+ * large single registrations fail on recent drivers, and one async copy
+ * must not span two registrations: the driver refuses it, so callers make
+ * each chunk one copy source, e.g. one ring slot). Portable, so any context
+ * may copy from it. On failure nothing stays registered. */
+int __nf_cuda_host_register(void *p, size_t len, size_t chunk);
+void __nf_cuda_host_unregister(void *p, size_t len, size_t chunk);
 int __nf_cuda_host_alloc(size_t len, void **p);
 void __nf_cuda_host_free(void *p);
 int __nf_cuda_malloc(size_t len, void **p);

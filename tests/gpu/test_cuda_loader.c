@@ -40,14 +40,14 @@ static char *pack(const char *name, size_t rb, size_t n, int codec, uint8_t **sr
 }
 
 static void run(const char *dir, const uint8_t *src, size_t rb, size_t n, uint32_t batch,
-                int epochs)
+                int epochs, uint32_t depth)
 {
     struct loader_config c;
     loader_config_init(&c);
     c.path = dir;
     c.batch_size = batch;
     c.threads = 4;
-    c.ring_depth = 4;
+    c.ring_depth = depth;
     c.seed = 17;
     c.world_size = 1;
     loader_t *L;
@@ -64,6 +64,7 @@ static void run(const char *dir, const uint8_t *src, size_t rb, size_t n, uint32
     uint8_t *back;
     assert_int_equal(cudaMallocHost((void **)&back, rb * batch), cudaSuccess);
     unsigned char *seen = malloc(n);
+    uint64_t *ids = malloc(batch * sizeof(*ids));
     for (int e = 0; e < epochs; e++) {
         memset(seen, 0, n);
         size_t got = 0;
@@ -74,11 +75,14 @@ static void run(const char *dir, const uint8_t *src, size_t rb, size_t n, uint32
             /* ordered after the ready event by loader_next_on_stream */
             assert_int_equal(cudaMemcpyAsync(back, b.fields[0].device, (size_t)b.records * rb,
                                              cudaMemcpyDeviceToHost, s), cudaSuccess);
-            /* release right away: reuse waits for this event, not for us */
+            /* host data (record_ids) is valid until release: keep a copy */
+            memcpy(ids, b.record_ids, b.records * sizeof(*ids));
+            /* release right away: reuse of the device buffer waits for this
+             * event (after our copy-back), not for the host */
             assert_int_equal(loader_release_on_stream(L, &b, s), 0);
             assert_int_equal(cudaStreamSynchronize(s), cudaSuccess); /* the test's own check */
             for (uint32_t i = 0; i < b.records; i++) {
-                uint64_t id = b.record_ids[i];
+                uint64_t id = ids[i];
                 assert_true(id < n);
                 assert_false(seen[id]);
                 seen[id] = 1;
@@ -92,6 +96,7 @@ static void run(const char *dir, const uint8_t *src, size_t rb, size_t n, uint32
         assert_int_equal(got, n);
     }
     free(seen);
+    free(ids);
     cudaFreeHost(back);
     cudaStreamDestroy(s);
     loader_destroy(L);
@@ -102,7 +107,7 @@ static void test_small_zstd(void **state)
     (void)state;
     uint8_t *src;
     char *d = pack("small", 1024, 20000, NUMAFEED_CODEC_ZSTD, &src);
-    run(d, src, 1024, 20000, 4096, 3);
+    run(d, src, 1024, 20000, 4096, 3, 4);
     free(src);
     free(d);
 }
@@ -112,7 +117,10 @@ static void test_large_raw(void **state)
     (void)state;
     uint8_t *src;
     char *d = pack("images", 3 * 224 * 224, 700, NUMAFEED_CODEC_NONE, &src);
-    run(d, src, 3 * 224 * 224, 700, 64, 3);
+    run(d, src, 3 * 224 * 224, 700, 64, 3, 4);
+    /* a ring larger than one registration chunk used to be: 8 x 38.5 MB
+     * slots; every copy must come from one registered slot */
+    run(d, src, 3 * 224 * 224, 700, 256, 2, 8);
     free(src);
     free(d);
 }
