@@ -406,8 +406,10 @@ struct loader_config {
     const int *node_override;
     /* Worker threads per pool. 0 (default): min(4, CPUs of the pool). */
     uint32_t threads;
-    /* Batch slots per pool, i.e. batches in flight. 0 (default): as many
-     * as fit in 128 MiB, at least 4 and at most 32. Otherwise >= 2. */
+    /* Batch slots per pool, i.e. batches in flight. 0 (default): enough for
+     * every worker to have a shuffle window in flight (the batches of
+     * threads + 2 windows), at least 4, and no more than 512 MiB of slots
+     * unless 4 slots need more. Otherwise >= 2. */
     uint32_t ring_depth;
     /* Shuffle (default 1) with this seed (default 0). The order is a pure
      * function of (seed, epoch, dataset, rank, world size, GPUs served). */
