@@ -500,7 +500,8 @@ NUMAFEED_API int loader_next(loader_t *loader, int gpu, struct loader_batch *bat
 
 /*
  * CUDA path: loader_next, then make `stream` (a cudaStream_t; NULL for the
- * legacy default stream) wait on the batch's ready event with
+ * legacy default stream of the batch's GPU, whatever the calling thread's
+ * current device) wait on the batch's ready event with
  * cudaStreamWaitEvent, so work queued on it after this call sees the batch
  * in device memory; the host never waits for the copy. In host mode the
  * same as loader_next.
@@ -514,7 +515,8 @@ NUMAFEED_API int loader_next_on_stream(loader_t *loader, int gpu, struct loader_
 NUMAFEED_API int loader_release(loader_t *loader, struct loader_batch *batch);
 /*
  * CUDA path: record an event on `stream` (the stream whose work used the
- * batch; NULL for the legacy default stream) and give the slot back; the
+ * batch; NULL for the legacy default stream of the batch's GPU) and give
+ * the slot back; the
  * pool reuses the slot's device buffer and host memory only after that
  * event has completed, so release may be called right after queuing the
  * work, without synchronising. In host mode the same as loader_release.

@@ -1169,7 +1169,7 @@ int loader_release_on_stream(loader_t *L, struct loader_batch *batch, void *stre
                           (unsigned long long)seq, batch->gpu);
     }
     if (p->cuda) {
-        int rc = __nf_cuda_event_record(s->release_ev, stream);
+        int rc = __nf_cuda_event_record_on(p->ordinal, s->release_ev, stream);
         if (rc) {
             pthread_mutex_unlock(&p->mu);
             return rc;
@@ -1194,7 +1194,7 @@ int loader_next_on_stream(loader_t *L, int gpu, struct loader_batch *batch, int 
 {
     int rc = loader_next(L, gpu, batch, timeout_ms);
     if (rc == 0 && batch->ready_event) {
-        rc = __nf_cuda_stream_wait_event(stream, batch->ready_event);
+        rc = __nf_cuda_stream_wait_event_on(L->pools[gpu].ordinal, stream, batch->ready_event);
         if (rc) {
             loader_set_error(L, numafeed_last_error());
             loader_release(L, batch);

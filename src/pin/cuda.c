@@ -183,6 +183,36 @@ int __nf_cuda_event_synchronize(void *event)
     return 0;
 }
 
+/* Run op with `dev` current when the stream is the legacy default stream
+ * (which is per device), restoring the caller's device after. */
+static int on_device(int dev, void *stream, void *event, int record)
+{
+    int prev = -1;
+    if (!stream) {
+        CU(cudaGetDevice(&prev));
+        if (prev != dev)
+            CU(cudaSetDevice(dev));
+    }
+    cudaError_t e = record ? cudaEventRecord((cudaEvent_t)event, (cudaStream_t)stream)
+                           : cudaStreamWaitEvent((cudaStream_t)stream, (cudaEvent_t)event, 0);
+    if (!stream && prev != dev)
+        cudaSetDevice(prev);
+    if (e != cudaSuccess)
+        return cuda_fail(e, record ? "cudaEventRecord(release, consumer stream)"
+                                   : "cudaStreamWaitEvent(consumer stream, ready)");
+    return 0;
+}
+
+int __nf_cuda_event_record_on(int dev, void *event, void *stream)
+{
+    return on_device(dev, stream, event, 1);
+}
+
+int __nf_cuda_stream_wait_event_on(int dev, void *stream, void *event)
+{
+    return on_device(dev, stream, event, 0);
+}
+
 #else /* host-only build */
 
 int numafeed_has_cuda(void)
@@ -229,5 +259,11 @@ int __nf_cuda_memcpy_h2d(void *d, const void *s, size_t n, void *st)
 int __nf_cuda_event_record(void *e, void *s) { (void)e; (void)s; return off(); }
 int __nf_cuda_stream_wait_event(void *s, void *e) { (void)s; (void)e; return off(); }
 int __nf_cuda_event_synchronize(void *e) { (void)e; return off(); }
+int __nf_cuda_event_record_on(int d, void *e, void *s) { (void)d; (void)e; (void)s; return off(); }
+int __nf_cuda_stream_wait_event_on(int d, void *s, void *e)
+{
+    (void)d; (void)s; (void)e;
+    return off();
+}
 
 #endif

@@ -195,6 +195,11 @@ void __nf_cuda_event_destroy(void *event);
 int __nf_cuda_memcpy_h2d(void *dst, const void *src, size_t len, void *stream);
 int __nf_cuda_event_record(void *event, void *stream);
 int __nf_cuda_stream_wait_event(void *stream, void *event);
+/* The same for a caller's stream; stream NULL means the legacy default
+ * stream of device `dev` (the batch's GPU, which need not be the calling
+ * thread's current device: the current device is left as it was). */
+int __nf_cuda_event_record_on(int dev, void *event, void *stream);
+int __nf_cuda_stream_wait_event_on(int dev, void *stream, void *event);
 int __nf_cuda_event_synchronize(void *event);
 
 #endif

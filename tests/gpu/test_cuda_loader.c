@@ -148,6 +148,66 @@ static void test_forced_host_mode(void **state)
     free(d);
 }
 
+/* Two GPUs served by one loader: one pool each, disjoint parts, every
+ * record once, every device byte right; the legacy default stream (NULL)
+ * of each batch's GPU is used whatever this thread's current device is. */
+static void test_two_gpus(void **state)
+{
+    (void)state;
+    int n = 0;
+    cudaGetDeviceCount(&n);
+    if (n < 2)
+        skip();
+    enum { RB = 4096, N = 5000 };
+    uint8_t *src;
+    char *d = pack("two", RB, N, NUMAFEED_CODEC_ZSTD, &src);
+    struct loader_config c;
+    loader_config_init(&c);
+    c.path = d;
+    c.batch_size = 128;
+    c.threads = 4;
+    c.world_size = 1;
+    int gpus[2] = {0, 1};
+    c.gpus = gpus;
+    c.ngpus = 2;
+    loader_t *L;
+    assert_int_equal(loader_create(&c, &L), 0);
+    assert_int_equal(loader_gpu_count(L), 2);
+    unsigned char *seen = calloc(N, 1);
+    uint8_t *back = malloc((size_t)RB * 128);
+    uint64_t ids[128];
+    size_t total = 0;
+    for (int g = 0; g < 2; g++) {
+        struct loader_pool_info pi = {.size = sizeof(pi)};
+        assert_int_equal(loader_pool_info(L, g, &pi), 0);
+        assert_int_equal(pi.cuda_ordinal, g);
+        cudaSetDevice(0); /* deliberately not the pool's device */
+        struct loader_batch b;
+        int rc;
+        while ((rc = loader_next_on_stream(L, g, &b, 30000, NULL)) == 0) {
+            memcpy(ids, b.record_ids, b.records * sizeof(ids[0]));
+            cudaSetDevice(g);
+            assert_int_equal(cudaMemcpy(back, b.fields[0].device, (size_t)b.records * RB,
+                                        cudaMemcpyDeviceToHost), cudaSuccess);
+            cudaSetDevice(0);
+            assert_int_equal(loader_release_on_stream(L, &b, NULL), 0);
+            for (uint32_t i = 0; i < b.records; i++) {
+                assert_false(seen[ids[i]]);
+                seen[ids[i]] = 1;
+                assert_memory_equal(back + (size_t)i * RB, src + ids[i] * RB, RB);
+            }
+            total += b.records;
+        }
+        assert_int_equal(rc, NUMAFEED_EEPOCH_END);
+    }
+    assert_int_equal(total, N);
+    loader_destroy(L);
+    free(seen);
+    free(back);
+    free(src);
+    free(d);
+}
+
 int main(void)
 {
     int n = 0;
@@ -160,6 +220,7 @@ int main(void)
         cmocka_unit_test(test_small_zstd),
         cmocka_unit_test(test_large_raw),
         cmocka_unit_test(test_forced_host_mode),
+        cmocka_unit_test(test_two_gpus),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     nf_rmtree(base);

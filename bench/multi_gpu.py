@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""Multi-GPU run: one pool per GPU, one process and one process per GPU.
+
+On a machine with several GPUs: record the topology; then for each workload
+measure, in the same run,
+  * the pinned H2D ceiling of each GPU alone and of all GPUs at once;
+  * numafeed serving GPU 0 alone (1 process);
+  * numafeed serving all GPUs from one process (one pool each);
+  * one numafeed process per GPU under torchrun (RANK/WORLD_SIZE/LOCAL_RANK);
+and check that the digests of the three runs agree (every record exactly
+once in each). Prints a report and writes JSON. Asserts nothing on timings.
+
+  python3 bench/multi_gpu.py --bin build/release --work /tmp/nfm --out DIR
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gpu_bench  # noqa: E402  (data generation and packing)
+
+
+def sh(cmd, env=None):
+    return subprocess.run(cmd, shell=True, check=True, capture_output=True, text=True,
+                          env=env).stdout
+
+
+def parse(out):
+    d = {}
+    m = re.search(r"total: .* in ([0-9.]+) s: ([0-9.]+) GB/s", out)
+    d["gbps"] = float(m.group(2)) if m else None
+    d["digests"] = re.findall(r"^epoch (\d+) records (\d+) digest ([0-9a-f]+)", out, re.M)
+    d["pools"] = re.findall(r"^pool \d+: .*", out, re.M)
+    return d
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--epochs", type=int, default=2)
+    a = ap.parse_args()
+    nf = os.path.join(a.bin, "src/cli/numafeed")
+    ceil = os.path.join(a.bin, "bench/gpu_ceiling")
+    os.makedirs(a.work, exist_ok=True)
+    os.makedirs(a.out, exist_ok=True)
+    topo = ""
+    for c in ["nvidia-smi -L", "nvidia-smi topo -m", "numactl --hardware", f"{nf} topo",
+              f"{nf} topo --json", "nproc"]:
+        try:
+            topo += f"$ {c}\n" + sh(c + " 2>&1") + "\n"
+        except subprocess.CalledProcessError as e:
+            topo += f"$ {c}\n(failed: {e.returncode})\n{e.stdout}\n"
+    open(os.path.join(a.out, "topology.txt"), "w").write(topo)
+    print(topo)
+    ngpu = int(sh("nvidia-smi -L | wc -l").strip())
+    threads = max(1, (os.cpu_count() // ngpu) - 2)
+    res = {"date": time.strftime("%Y-%m-%d %H:%M"), "gpus": ngpu, "threads_per_pool": threads,
+           "workloads": []}
+    for name, field, rb, batch, codec, level, n in gpu_bench.WORKLOADS:
+        if name not in ("tokens-zstd", "images-raw"):
+            continue
+        raw = os.path.join(a.work, name.split("-")[0] + ".bin")
+        gpu_bench.gen(raw, name, rb, n)
+        ds = os.path.join(a.work, name)
+        if not os.path.exists(os.path.join(ds, "manifest.json")):
+            lv = ["--level", str(level)] if codec == "zstd" else []
+            sh(f"{nf} pack --quiet --force --out {ds} --record-bytes {rb} --field {field} "
+               f"--codec {codec} {' '.join(lv)} {raw}")
+        sh(f"cat {ds}/* > /dev/null")
+        w = {"name": name, "batch": batch}
+        bb = rb * batch
+        w["h2d_alone"] = [float(sh(f"CUDA_VISIBLE_DEVICES={g} {ceil} h2d {bb} 2").split()[-1])
+                          for g in range(ngpu)]
+        par = " & ".join(f"CUDA_VISIBLE_DEVICES={g} {ceil} h2d {bb} 3" for g in range(ngpu))
+        w["h2d_together"] = [float(x.split()[-1]) for x in sh(f"({par}; wait)").splitlines()]
+        common = f"--epochs {a.epochs} --batch-size {batch} --threads {threads} --digest"
+        one = sh(f"{nf} bench {ds} --gpus 0 {common}")
+        allg = sh(f"{nf} bench {ds} --gpus 0-{ngpu - 1} {common}")
+        tr = sh(f"python3 -m torch.distributed.run --nproc-per-node {ngpu} --no-python "
+                f"sh -c '{nf} bench {ds} --gpus $LOCAL_RANK {common} > {a.work}/rank$RANK.log'")
+        ranks = [open(f"{a.work}/rank{r}.log").read() for r in range(ngpu)]
+        w["one_gpu"] = parse(one)
+        w["one_process_all_gpus"] = parse(allg)
+        w["per_gpu_processes"] = [parse(r) for r in ranks]
+        # digests: D is a sum mod 2^64, so the ranks' Ds add up to the whole
+        dsum = {}
+        for r in w["per_gpu_processes"]:
+            for e, recs, d in r["digests"]:
+                c = dsum.setdefault(e, [0, 0])
+                c[0] += int(recs)
+                c[1] = (c[1] + int(d, 16)) % (1 << 64)
+        w["digest_agree"] = all(
+            (int(recs), int(d, 16)) == (dsum[e][0], dsum[e][1]) ==
+            (int(w["one_process_all_gpus"]["digests"][int(e)][1]),
+             int(w["one_process_all_gpus"]["digests"][int(e)][2], 16))
+            for e, recs, d in w["one_gpu"]["digests"])
+        agg = sum(r["gbps"] for r in w["per_gpu_processes"])
+        w["scaling_one_process"] = w["one_process_all_gpus"]["gbps"] / (ngpu * w["one_gpu"]["gbps"])
+        w["scaling_per_gpu_processes"] = agg / (ngpu * w["one_gpu"]["gbps"])
+        res["workloads"].append(w)
+        print(f"== {name} (batch {batch}, {threads} threads per pool)")
+        print(f"  pinned H2D alone per GPU: {w['h2d_alone']} GB/s; all at once: "
+              f"{w['h2d_together']} GB/s")
+        print(f"  numafeed 1 GPU: {w['one_gpu']['gbps']:.2f} GB/s")
+        print(f"  numafeed {ngpu} GPUs, one process: {w['one_process_all_gpus']['gbps']:.2f} GB/s "
+              f"aggregate, scaling {w['scaling_one_process']:.2f} of linear")
+        each = ", ".join("%.2f" % r["gbps"] for r in w["per_gpu_processes"])
+        print(f"  numafeed {ngpu} processes (torchrun): {agg:.2f} GB/s aggregate ({each}), "
+              f"scaling {w['scaling_per_gpu_processes']:.2f} of linear")
+        print(f"  digests agree across the three runs: {w['digest_agree']}")
+        for p in w["one_process_all_gpus"]["pools"]:
+            print("  " + p[:200])
+        sys.stdout.flush()
+    json.dump(res, open(os.path.join(a.out, "multi_gpu.json"), "w"), indent=1)
+
+
+if __name__ == "__main__":
+    main()
