@@ -48,6 +48,9 @@ static void run(const char *dir, const uint8_t *src, size_t rb, size_t n, uint32
     c.batch_size = batch;
     c.threads = 4;
     c.ring_depth = depth;
+    int gpu0 = 0; /* one pool, whatever the machine has: it gets every record */
+    c.gpus = &gpu0;
+    c.ngpus = 1;
     c.seed = 17;
     c.world_size = 1;
     loader_t *L;
