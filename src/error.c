@@ -52,6 +52,19 @@ void __nf_error_clear(void)
     last_error[0] = '\0';
 }
 
+void __nf_note(char *buf, size_t size, const char *fmt, ...)
+{
+    size_t n = strlen(buf);
+    if (n + 3 >= size)
+        return;
+    if (n)
+        n += (size_t)snprintf(buf + n, size - n, "; ");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + n, size - n, fmt, ap);
+    va_end(ap);
+}
+
 const char *numafeed_last_error(void)
 {
     return last_error;

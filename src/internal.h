@@ -25,6 +25,10 @@ int __nf_verror(int err, const char *fmt, va_list ap);
 int __nf_error_prefix(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void __nf_error_clear(void);
 
+/* Append "; <formatted>" (or just it, when buf is empty) to a fixed-size
+ * report string such as a placement note; silently stops when full. */
+void __nf_note(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Overflow-checked size arithmetic: 0 on success, -EOVERFLOW otherwise. */
 static inline int __nf_add_size(size_t a, size_t b, size_t *out)
 {

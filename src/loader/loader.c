@@ -185,20 +185,6 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void add_note(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void add_note(char *buf, size_t size, const char *fmt, ...)
-{
-    size_t n = strlen(buf);
-    if (n + 3 >= size)
-        return;
-    if (n)
-        n += (size_t)snprintf(buf + n, size - n, "; ");
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf + n, size - n, fmt, ap);
-    va_end(ap);
-}
 
 static void loader_set_error(struct numafeed_loader *L, const char *msg)
 {
@@ -503,9 +489,9 @@ static void *worker_main(void *arg)
         if (w->idx == 0)
             snprintf(p->io_backend, sizeof(p->io_backend), "%s", __nf_reader_backend(w->reader));
         if (w->bind.note[0])
-            add_note(p->notes, sizeof(p->notes), "worker %u: %s", w->idx, w->bind.note);
+            __nf_note(p->notes, sizeof(p->notes), "worker %u: %s", w->idx, w->bind.note);
         if (w->idx == 0 && strcmp(__nf_reader_backend_reason(w->reader), "default") != 0)
-            add_note(p->notes, sizeof(p->notes), "io: %s (%s)", __nf_reader_backend(w->reader),
+            __nf_note(p->notes, sizeof(p->notes), "io: %s (%s)", __nf_reader_backend(w->reader),
                      __nf_reader_backend_reason(w->reader));
     }
     p->ready_workers++;
@@ -550,7 +536,7 @@ static int alloc_ring(struct pool *p)
     p->slot_stride = per;
     layout_slots(p, p->ring);
     if (p->placement.note[0])
-        add_note(p->notes, sizeof(p->notes), "ring: %s", p->placement.note);
+        __nf_note(p->notes, sizeof(p->notes), "ring: %s", p->placement.note);
     return 0;
 }
 
@@ -596,7 +582,7 @@ static int setup_cuda(struct pool *p)
     } else {
         if (p->L->cfg.strict)
             return __nf_error_prefix(rc, "ring of pool for GPU %d (strict)", p->ordinal);
-        add_note(p->notes, sizeof(p->notes), "%s; using cudaHostAlloc by a node-%d thread",
+        __nf_note(p->notes, sizeof(p->notes), "%s; using cudaHostAlloc by a node-%d thread",
                  numafeed_last_error(), p->node);
         rc = __nf_cuda_host_alloc(total, &p->pinned);
         if (rc)
@@ -758,12 +744,12 @@ static int pool_init(struct numafeed_loader *L, struct pool *p, int pos, int ord
         p->node = gi.numa_node;
         p->node_known = gi.node_known;
         if (!gi.node_known)
-            add_note(p->notes, sizeof(p->notes), "GPU %d (%s): NUMA node unknown (sysfs %d), "
+            __nf_note(p->notes, sizeof(p->notes), "GPU %d (%s): NUMA node unknown (sysfs %d), "
                      "using node %d", ordinal, gi.pci_bus_id, gi.numa_node_raw, gi.numa_node);
     } else if (host) {
         p->node = numafeed_topo_node_id(topo, 0);
         p->node_known = false;
-        add_note(p->notes, sizeof(p->notes), "host pool %d has no GPU: using node %d", ordinal,
+        __nf_note(p->notes, sizeof(p->notes), "host pool %d has no GPU: using node %d", ordinal,
                  p->node);
     } else {
         return __nf_error(NUMAFEED_ECONFIG, "GPU %d is not visible (%d visible)", ordinal, ngpu);
@@ -784,7 +770,7 @@ static int pool_init(struct numafeed_loader *L, struct pool *p, int pos, int ord
         rc = __nf_cpuset_copy(&p->cpus, &topo->allowed);
         if (rc)
             return rc;
-        add_note(p->notes, sizeof(p->notes), "no allowed CPU on node %d: pool runs on every "
+        __nf_note(p->notes, sizeof(p->notes), "no allowed CPU on node %d: pool runs on every "
                  "allowed CPU", p->node);
     }
 
@@ -1000,7 +986,7 @@ int loader_create(const struct loader_config *cfg_in, loader_t **out)
     }
     for (int i = 0; !rc && i < L->npools; i++) {
         if (L->host_reason[0])
-            add_note(L->pools[i].notes, sizeof(L->pools[i].notes), "%s", L->host_reason);
+            __nf_note(L->pools[i].notes, sizeof(L->pools[i].notes), "%s", L->host_reason);
         rc = pool_init(L, &L->pools[i], i, ordinals[i], topo, host, rank, world, block_records);
     }
     L->cfg.node_override = NULL;

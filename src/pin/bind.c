@@ -35,20 +35,6 @@
 
 #define NF_HUGE_2M (2u << 20)
 
-static void note(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void note(char *buf, size_t size, const char *fmt, ...)
-{
-    size_t n = strlen(buf);
-    if (n + 3 >= size)
-        return;
-    if (n)
-        n += (size_t)snprintf(buf + n, size - n, "; ");
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf + n, size - n, fmt, ap);
-    va_end(ap);
-}
 
 /* A nodemask with room for node and the maxnode value mbind/set_mempolicy
  * want for it (bits + 1: the kernel uses maxnode - 1 bits). */
@@ -84,7 +70,7 @@ int __nf_bind_thread(const struct nf_cpuset *cpus, int node, struct nf_bind_resu
         res->mempolicy = true;
     } else {
         int err = errno;
-        note(res->note, sizeof(res->note),
+        __nf_note(res->note, sizeof(res->note),
              "set_mempolicy(MPOL_PREFERRED, node %d): %s; relying on first touch by a pinned "
              "thread", node, strerror(err));
     }
@@ -130,16 +116,16 @@ int __nf_node_verify(const void *p, size_t len, int node, struct nf_placement *p
             if (status[i] == node)
                 pl->pages_on_node++;
             else if (status[i] < 0 && pl->verified) {
-                note(pl->note, sizeof(pl->note), "move_pages: page %zu status %s", i * step,
+                __nf_note(pl->note, sizeof(pl->note), "move_pages: page %zu status %s", i * step,
                      strerror(-status[i]));
                 pl->verified = false;
             }
         }
         if (pl->verified && pl->pages_on_node != count)
-            note(pl->note, sizeof(pl->note), "%zu of %zu sampled pages are not on node %d",
+            __nf_note(pl->note, sizeof(pl->note), "%zu of %zu sampled pages are not on node %d",
                  count - pl->pages_on_node, count, node);
     } else {
-        note(pl->note, sizeof(pl->note), "move_pages: %s; placement not verified", strerror(err));
+        __nf_note(pl->note, sizeof(pl->note), "move_pages: %s; placement not verified", strerror(err));
     }
     free(pages);
     free(status);
@@ -169,11 +155,11 @@ int __nf_node_alloc(const char *sysfs_root, int node, size_t len, void **out, si
             pl->hugetlb = true;
             pl->page_size = NF_HUGE_2M;
         } else {
-            note(pl->note, sizeof(pl->note), "MAP_HUGETLB with %ld free 2 MiB pages on node %d: %s",
+            __nf_note(pl->note, sizeof(pl->note), "MAP_HUGETLB with %ld free 2 MiB pages on node %d: %s",
                  avail, node, strerror(errno));
         }
     } else if (avail > 0) {
-        note(pl->note, sizeof(pl->note), "node %d has %ld free 2 MiB huge pages, %ld needed", node,
+        __nf_note(pl->note, sizeof(pl->note), "node %d has %ld free 2 MiB huge pages, %ld needed", node,
              avail, need);
     }
     if (p == MAP_FAILED) {
@@ -187,7 +173,7 @@ int __nf_node_alloc(const char *sysfs_root, int node, size_t len, void **out, si
             pl->thp = true;
             pl->page_size = NF_HUGE_2M;
         } else {
-            note(pl->note, sizeof(pl->note), "madvise(MADV_HUGEPAGE): %s", strerror(errno));
+            __nf_note(pl->note, sizeof(pl->note), "madvise(MADV_HUGEPAGE): %s", strerror(errno));
         }
     }
 
@@ -196,7 +182,7 @@ int __nf_node_alloc(const char *sysfs_root, int node, size_t len, void **out, si
     if (mbind(p, size, MPOL_BIND, m.bits, m.maxnode, 0) == 0) {
         pl->bound = true;
     } else {
-        note(pl->note, sizeof(pl->note), "mbind(MPOL_BIND, node %d): %s; pages come from first "
+        __nf_note(pl->note, sizeof(pl->note), "mbind(MPOL_BIND, node %d): %s; pages come from first "
              "touch by this thread", node, strerror(errno));
     }
 
