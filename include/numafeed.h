@@ -534,8 +534,14 @@ struct loader_stats {
     uint64_t batches, records, bytes; /* delivered by loader_next */
     uint64_t wait_ns_total;      /* time callers spent inside loader_next */
     uint64_t wait_p50_ns, wait_p99_ns, wait_max_ns;
-    uint64_t worker_stall_ns;    /* time workers waited for a free slot */
+    uint64_t worker_stall_ns;    /* time workers waited for a free slot (summed over workers) */
     uint64_t blocks_decoded;
+    /* Per-stage worker time, summed over workers (wall time x threads is
+     * the total): waiting for reads, verifying + decoding blocks, copying
+     * records into slots (and queuing the GPU copy). Estimates from
+     * monotonic clocks around each stage. */
+    uint64_t io_wait_ns, decode_ns, copy_ns;
+    uint64_t units;              /* shuffle windows processed */
 };
 
 /* Counters of one pool since creation. Thread-safe. */

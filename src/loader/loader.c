@@ -145,7 +145,7 @@ struct pool {
 
     /* stats */
     _Atomic uint64_t st_batches, st_records, st_bytes, st_wait_ns, st_wait_max, st_stall_ns,
-        st_blocks;
+        st_blocks, st_io_ns, st_decode_ns, st_copy_ns, st_units;
     _Atomic uint64_t wait_hist[WAIT_BUCKETS];
 
     unsigned nworkers;
@@ -346,7 +346,10 @@ static int load_blocks(struct worker *w, uint32_t nblocks)
                 return rc;
             next++;
         }
+        uint64_t t0 = now_ns();
         int n = __nf_reader_wait(r, 1, done, (unsigned)NF_ARRAY_SIZE(done));
+        uint64_t t1 = now_ns();
+        atomic_fetch_add_explicit(&w->pool->st_io_ns, t1 - t0, memory_order_relaxed);
         if (n < 0)
             return n;
         for (int i = 0; i < n; i++) {
@@ -359,6 +362,7 @@ static int load_blocks(struct worker *w, uint32_t nblocks)
                 return rc;
             finished++;
         }
+        atomic_fetch_add_explicit(&w->pool->st_decode_ns, now_ns() - t1, memory_order_relaxed);
     }
     atomic_fetch_add_explicit(&w->pool->st_blocks, nblocks, memory_order_relaxed);
     return 0;
@@ -411,7 +415,10 @@ static int run_unit(struct worker *w, uint64_t u)
     }
 
     /* Copy each record to its batch, field by field (slots are field-major
-     * so that every field is one contiguous array). */
+     * so that every field is one contiguous array). Timed without the waits
+     * for slots (those are worker_stall). */
+    uint64_t t_copy = now_ns(), stall0 = atomic_load_explicit(&p->st_stall_ns,
+                                                              memory_order_relaxed);
     const struct nf_layout *lay = L->layout;
     uint64_t B = s->batch;
     uint64_t cur_b = UINT64_MAX, written = 0;
@@ -444,6 +451,13 @@ static int run_unit(struct worker *w, uint64_t u)
     if (slot && written && !atomic_load(&p->stop) &&
         atomic_fetch_sub_explicit(&slot->remaining, written, memory_order_acq_rel) == written)
         publish(p, slot);
+    /* other workers' stalls in between are subtracted too: an estimate, as
+     * stage timers are, good enough to see which stage dominates */
+    uint64_t stalled = atomic_load_explicit(&p->st_stall_ns, memory_order_relaxed) - stall0;
+    uint64_t spent = now_ns() - t_copy;
+    atomic_fetch_add_explicit(&p->st_copy_ns, spent > stalled ? spent - stalled : 0,
+                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->st_units, 1, memory_order_relaxed);
     for (uint32_t i = 0; i < nb; i++)
         w->block_slot[w->blocks[i]] = UINT32_MAX;
     return 0;
@@ -1214,6 +1228,10 @@ int loader_stats(loader_t *L, int gpu, struct loader_stats *st)
     v.wait_max_ns = atomic_load(&p->st_wait_max);
     v.worker_stall_ns = atomic_load(&p->st_stall_ns);
     v.blocks_decoded = atomic_load(&p->st_blocks);
+    v.io_wait_ns = atomic_load(&p->st_io_ns);
+    v.decode_ns = atomic_load(&p->st_decode_ns);
+    v.copy_ns = atomic_load(&p->st_copy_ns);
+    v.units = atomic_load(&p->st_units);
     uint64_t hist[WAIT_BUCKETS], total = 0;
     for (unsigned i = 0; i < WAIT_BUCKETS; i++)
         total += hist[i] = atomic_load_explicit(&p->wait_hist[i], memory_order_relaxed);
