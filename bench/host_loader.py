@@ -70,7 +70,8 @@ def bench_numafeed(binary, ds, epochs, batch, threads, extra=()):
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     m = re.search(r"total: .* in ([0-9.]+) s: ([0-9.]+) GB/s", out)
     p = re.search(r"wait p50 ([0-9.]+) us p99 ([0-9.]+) us", out)
-    return {"threads": threads, "gbps": float(m.group(2)), "seconds": float(m.group(1)),
+    return {"threads": threads, "io": extra[1] if extra else "auto",
+            "gbps": float(m.group(2)), "seconds": float(m.group(1)),
             "wait_p50_us": float(p.group(1)), "wait_p99_us": float(p.group(2)),
             "command": " ".join(cmd), "output": out}
 
@@ -152,8 +153,8 @@ def main():
            "date": time.strftime("%Y-%m-%d"), "records": a.records,
            "record_bytes": a.record_bytes, "batch": a.batch, "epochs": a.epochs,
            "memcpy_gbps": bench_memcpy(nbytes)}
-    res["numafeed"] = [bench_numafeed(a.numafeed, ds, a.epochs, a.batch, t)
-                       for t in range(1, a.max_threads + 1)]
+    res["numafeed"] = [bench_numafeed(a.numafeed, ds, a.epochs, a.batch, t, ("--io", io))
+                       for io in ("io_uring", "mmap") for t in range(1, a.max_threads + 1)]
     res["dataloader"] = []
     try:
         for w in range(0, a.max_workers + 1):
@@ -168,7 +169,7 @@ def main():
           f"= {nbytes / 1e9:.2f} GB per epoch, batch {a.batch}, {a.epochs} epochs, page cache")
     print(f"bare memcpy (1 thread)           {res['memcpy_gbps']:8.2f} GB/s")
     for r in res["numafeed"]:
-        print(f"numafeed, {r['threads']} thread(s)             {r['gbps']:8.2f} GB/s"
+        print(f"numafeed, {r['io']:8s} {r['threads']} thread(s)    {r['gbps']:8.2f} GB/s"
               f"   wait p50 {r['wait_p50_us']} us p99 {r['wait_p99_us']} us")
     for r in res["dataloader"]:
         print(f"DataLoader, {r['workers']} workers, {r['style']:10s} {r['gbps']:8.2f} GB/s")

@@ -20,7 +20,7 @@
  * unchanged, so a failing path reads `return __nf_error(-EIO, "...", ...)`.
  */
 int __nf_error(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int __nf_verror(int err, const char *fmt, va_list ap);
+int __nf_verror(int err, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Prefix the current last-error message with "<prefix>: ". Returns err. */
 int __nf_error_prefix(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void __nf_error_clear(void);

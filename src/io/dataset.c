@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "io/hash.h"
@@ -25,6 +26,32 @@ void __nf_dataset_options_init(struct nf_dataset_options *o)
     o->size = sizeof(*o);
 }
 
+int __nf_dataset_map(struct nf_dataset *ds)
+{
+    for (uint32_t i = 0; i < ds->nshards; i++) {
+        struct nf_shard *s = &ds->shards[i];
+        if (s->map)
+            continue;
+        void *p = mmap(NULL, (size_t)s->idx.file_size, PROT_READ, MAP_SHARED, s->fd, 0);
+        if (p == MAP_FAILED) {
+            int err = errno;
+            return __nf_error(-err, "mmap(%s, %llu bytes): %s", s->path,
+                              (unsigned long long)s->idx.file_size, strerror(err));
+        }
+        s->map = p;
+    }
+    return 0;
+}
+
+const uint8_t *__nf_dataset_block_map(const struct nf_dataset *ds, uint32_t shard, uint32_t block)
+{
+    if (shard >= ds->nshards || !ds->shards[shard].map ||
+        block >= ds->shards[shard].idx.nblocks)
+        return NULL;
+    /* the index was validated at open: the block lies inside the file */
+    return ds->shards[shard].map + ds->shards[shard].idx.blocks[block].offset;
+}
+
 void __nf_dataset_close(struct nf_dataset *ds)
 {
     if (!ds)
@@ -35,6 +62,8 @@ void __nf_dataset_close(struct nf_dataset *ds)
             close(s->fd);
         if (s->dfd >= 0)
             close(s->dfd);
+        if (s->map)
+            munmap((void *)s->map, (size_t)s->idx.file_size);
         free(s->path);
         __nf_shard_index_free(&s->idx);
     }

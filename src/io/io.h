@@ -216,6 +216,19 @@ uint64_t __nf_dataset_shard_first(const struct nf_dataset *ds, uint32_t shard);
 /* Largest decoded block over the whole dataset: the size of a destination
  * buffer that fits any block. */
 uint32_t __nf_dataset_max_decoded(const struct nf_dataset *ds);
+/*
+ * Map every shard read-only (PROT_READ, MAP_SHARED) so blocks can be
+ * verified and copied in place, without a read into a buffer: one pass
+ * fewer over page-cache-resident data. Idempotent; call before the dataset
+ * is shared between threads. The price: a shard truncated by someone else
+ * while mapped raises SIGBUS in the reading thread, and cold pages are
+ * faulted in synchronously. Errors: -errno from mmap (message names the file).
+ */
+int __nf_dataset_map(struct nf_dataset *ds);
+/* A block's stored bytes inside the mapping; NULL when not mapped or out
+ * of range. */
+const uint8_t *__nf_dataset_block_map(const struct nf_dataset *ds, uint32_t shard, uint32_t block);
+
 /* 1 when shards have O_DIRECT descriptors; 0 with the reason in *why. */
 int __nf_dataset_direct(const struct nf_dataset *ds, const char **why);
 

@@ -16,6 +16,7 @@ struct nf_shard {
     char *path;       /* dir/name */
     int fd;           /* buffered reads */
     int dfd;          /* O_DIRECT, or -1 */
+    const uint8_t *map; /* read-only mapping of the whole file, or NULL */
     uint64_t first_record;
     struct nf_shard_index idx;
 };

@@ -105,6 +105,7 @@ struct worker {
     uint32_t *block_slot;/* staging index of each global block, or UINT32_MAX */
     uint8_t **staging;   /* decoded blocks */
     uint8_t **readbuf;   /* stored bytes (zstd) */
+    const uint8_t **block_data; /* decoded bytes of each unit block: staging or the mapping */
     size_t nstaging;
     struct nf_bind_result bind;
 };
@@ -173,6 +174,7 @@ struct numafeed_loader {
     char errmsg[1024];
     pthread_mutex_t errmu;
     bool cuda;                  /* batches go to the GPU */
+    bool mapped;                /* LOADER_IO_MMAP: blocks are read in place */
     char host_reason[256];      /* why host mode, when it is automatic */
 };
 
@@ -300,6 +302,10 @@ static int ensure_staging(struct worker *w, size_t count)
     if (!rb)
         return __nf_error(-ENOMEM, "worker: out of memory");
     w->readbuf = rb;
+    const uint8_t **bd = realloc(w->block_data, count * sizeof(*bd));
+    if (!bd)
+        return __nf_error(-ENOMEM, "worker: out of memory");
+    w->block_data = bd;
     for (size_t i = w->nstaging; i < count; i++) {
         w->staging[i] = NULL;
         w->readbuf[i] = NULL;
@@ -328,6 +334,29 @@ static int load_blocks(struct worker *w, uint32_t nblocks)
     int rc = ensure_staging(w, nblocks);
     if (rc)
         return rc;
+    if (L->mapped) {
+        /* In place: a raw block is verified where it is mapped and its
+         * records are copied from there; a zstd block decodes from the
+         * mapping into staging. No read into a buffer. */
+        uint64_t t0 = now_ns();
+        for (uint32_t k = 0; k < nblocks; k++) {
+            uint32_t g = w->blocks[k];
+            uint32_t shard = L->gblock_shard[g], blk = L->gblock_block[g];
+            const struct nf_block_info *bi = &__nf_dataset_shard_index(L->ds, shard)->blocks[blk];
+            const uint8_t *src = __nf_dataset_block_map(L->ds, shard, blk);
+            uint8_t *dst = bi->codec == NF_CODEC_RAW ? (uint8_t *)src : w->staging[k];
+            /* raw with dst == src only hashes: the mapping is never written */
+            rc = __nf_reader_decode(r, shard, blk, src, dst, cap);
+            if (rc)
+                return rc;
+            w->block_data[k] = dst;
+        }
+        atomic_fetch_add_explicit(&w->pool->st_decode_ns, now_ns() - t0, memory_order_relaxed);
+        atomic_fetch_add_explicit(&w->pool->st_blocks, nblocks, memory_order_relaxed);
+        return 0;
+    }
+    for (uint32_t k = 0; k < nblocks; k++)
+        w->block_data[k] = w->staging[k];
     unsigned depth = __nf_reader_depth(r);
     struct nf_read_done done[64];
     uint32_t next = 0, finished = 0;
@@ -439,7 +468,7 @@ static int run_unit(struct worker *w, uint64_t u)
             written = 0;
         }
         size_t k = (size_t)(q - a);
-        const uint8_t *rec = w->staging[w->block_slot[w->pos_block[k]]] +
+        const uint8_t *rec = w->block_data[w->block_slot[w->pos_block[k]]] +
                              (size_t)w->pos_in[k] * lay->record_bytes;
         for (unsigned f = 0; f < lay->nfields; f++) {
             const struct nf_field *fd = &lay->fields[f];
@@ -489,7 +518,8 @@ static void *worker_main(void *arg)
     if (!rc) {
         struct nf_reader_options ro;
         __nf_reader_options_init(&ro);
-        ro.backend = L->cfg.io_backend;
+        /* mapped: the reader is only the zstd context; pread costs nothing */
+        ro.backend = L->mapped ? LOADER_IO_PREAD : L->cfg.io_backend;
         ro.queue_depth = L->cfg.io_depth;
         rc = __nf_reader_create(L->ds, &ro, &w->reader);
     }
@@ -501,10 +531,12 @@ static void *worker_main(void *arg)
     }
     if (!rc) {
         if (w->idx == 0)
-            snprintf(p->io_backend, sizeof(p->io_backend), "%s", __nf_reader_backend(w->reader));
+            snprintf(p->io_backend, sizeof(p->io_backend), "%s",
+                     L->mapped ? "mmap" : __nf_reader_backend(w->reader));
         if (w->bind.note[0])
             __nf_note(p->notes, sizeof(p->notes), "worker %u: %s", w->idx, w->bind.note);
-        if (w->idx == 0 && strcmp(__nf_reader_backend_reason(w->reader), "default") != 0)
+        if (w->idx == 0 && !L->mapped &&
+            strcmp(__nf_reader_backend_reason(w->reader), "default") != 0)
             __nf_note(p->notes, sizeof(p->notes), "io: %s (%s)", __nf_reader_backend(w->reader),
                      __nf_reader_backend_reason(w->reader));
     }
@@ -656,6 +688,7 @@ static void pool_free(struct pool *p)
         }
         free(w->staging);
         free(w->readbuf);
+        free(w->block_data);
         free(w->sigma);
         free(w->pos_block);
         free(w->pos_in);
@@ -887,7 +920,7 @@ int loader_create(const struct loader_config *cfg_in, loader_t **out)
         return __nf_error(NUMAFEED_ECONFIG, "loader_create: ngpus %d out of range", cfg.ngpus);
     if (cfg.threads > 256)
         return __nf_error(NUMAFEED_ECONFIG, "loader_create: threads %u > 256", cfg.threads);
-    if (cfg.io_backend < LOADER_IO_AUTO || cfg.io_backend > LOADER_IO_PREAD)
+    if (cfg.io_backend < LOADER_IO_AUTO || cfg.io_backend > LOADER_IO_MMAP)
         return __nf_error(NUMAFEED_ECONFIG, "loader_create: io_backend %d unknown",
                           cfg.io_backend);
 
@@ -929,6 +962,15 @@ int loader_create(const struct loader_config *cfg_in, loader_t **out)
     int rc = L->path ? 0 : __nf_error(-ENOMEM, "out of memory");
     if (!rc)
         rc = __nf_dataset_open(L->path, NULL, &L->ds);
+    if (!rc && cfg.io_backend == LOADER_IO_AUTO) {
+        const char *env = getenv("NUMAFEED_IO");
+        if (env && !strcmp(env, "mmap"))
+            L->cfg.io_backend = LOADER_IO_MMAP;
+    }
+    if (!rc && L->cfg.io_backend == LOADER_IO_MMAP) {
+        rc = __nf_dataset_map(L->ds);
+        L->mapped = rc == 0;
+    }
     if (!rc) {
         struct numafeed_topo_options to;
         numafeed_topo_options_init(&to);

@@ -83,7 +83,9 @@ int __nf_cpuset_copy(struct nf_cpuset *dst, const struct nf_cpuset *src)
     int rc = grow(dst, src->nwords);
     if (rc)
         return rc;
-    memset(dst->w, 0, dst->nwords * sizeof(*dst->w));
+    /* both empty: w is NULL, and memset(NULL, 0, 0) is undefined */
+    if (dst->nwords)
+        memset(dst->w, 0, dst->nwords * sizeof(*dst->w));
     if (src->nwords)
         memcpy(dst->w, src->w, src->nwords * sizeof(*src->w));
     return 0;

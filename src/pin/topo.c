@@ -97,8 +97,11 @@ static int read_nodes(struct numafeed_topo *t)
             warn(t, "no NUMA node directory under %s: treating the machine as one node", t->root);
         return rc;
     }
-    if (rc)
+    if (rc) {
+        /* a list that fails part-way ("0-1,x") has already set bits */
+        __nf_cpuset_free(&online);
         return rc;
+    }
     size_t n = __nf_cpuset_count(&online);
     if (n == 0) {
         __nf_cpuset_free(&online);

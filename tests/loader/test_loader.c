@@ -101,11 +101,14 @@ static int teardown(void **state)
     return 0;
 }
 
+static int io_backend = LOADER_IO_AUTO; /* the matrix: io_uring/pread, then mmap */
+
 static loader_t *make(const char *dir, uint32_t threads, uint32_t depth, int shuffle,
                       uint64_t seed, uint32_t batch)
 {
     struct loader_config c;
     loader_config_init(&c);
+    c.io_backend = io_backend;
     c.path = dir;
     c.threads = threads;
     c.ring_depth = depth;
@@ -188,6 +191,36 @@ static void test_exactly_once_any_threads(void **state)
         assert_memory_not_equal(ref[0], ref[1], sizeof(ref[0]));
         assert_memory_not_equal(ref[1], ref[2], sizeof(ref[0]));
     }
+}
+
+/* The same exactly-once, same-bytes, same-order checks reading in place
+ * from the mapping (LOADER_IO_MMAP), against the buffered reader's order. */
+static void test_mmap_same_as_reads(void **state)
+{
+    (void)state;
+    uint64_t a[NREC], b[NREC];
+    for (int ds = 0; ds < 2; ds++) {
+        const char *dir = ds ? dir_raw : dir_zstd;
+        for (uint32_t t = 1; t <= 4; t += 3) {
+            io_backend = LOADER_IO_AUTO;
+            loader_t *L = make(dir, t, 0, 1, 21, 16);
+            run_epoch(L, 0, a, 0);
+            loader_destroy(L);
+            io_backend = LOADER_IO_MMAP;
+            L = make(dir, t, 0, 1, 21, 16);
+            struct loader_pool_info pi = {.size = sizeof(pi)};
+            assert_int_equal(loader_pool_info(L, 0, &pi), 0);
+            assert_string_equal(pi.io_backend, "mmap");
+            for (uint64_t e = 0; e < 2; e++) {
+                assert_int_equal(run_epoch(L, 0, b, e), NREC);
+                assert_permutation(b, NREC);
+                if (e == 0)
+                    assert_memory_equal(a, b, sizeof(a));
+            }
+            loader_destroy(L);
+        }
+    }
+    io_backend = LOADER_IO_AUTO;
 }
 
 static void test_seed_and_no_shuffle(void **state)
@@ -404,30 +437,31 @@ static void test_corrupt_shard(void **state)
     fputc(ch ^ 0x40, f);
     fclose(f);
 
-    struct loader_config c;
-    loader_config_init(&c);
-    c.path = d;
-    c.shuffle = 0;
-    c.batch_size = 25;
-    c.threads = 3;
-    c.world_size = 1;
-    loader_t *L;
-    assert_int_equal(loader_create(&c, &L), 0);
-    struct loader_batch b;
-    int rc;
-    uint64_t delivered = 0;
-    while ((rc = loader_next(L, 0, &b, 10000)) == 0) {
-        delivered += b.records;
-        loader_release(L, &b);
+    for (int mapped = 0; mapped < 2; mapped++) {
+        struct loader_config c;
+        loader_config_init(&c);
+        c.path = d;
+        c.shuffle = 0;
+        c.batch_size = 25;
+        c.threads = 3;
+        c.world_size = 1;
+        c.io_backend = mapped ? LOADER_IO_MMAP : LOADER_IO_AUTO;
+        loader_t *L;
+        assert_int_equal(loader_create(&c, &L), 0);
+        struct loader_batch b;
+        int rc;
+        uint64_t delivered = 0;
+        while ((rc = loader_next(L, 0, &b, 10000)) == 0) {
+            delivered += b.records;
+            loader_release(L, &b);
+        }
+        /* batches before the bad block arrive; then the error, named */
+        assert_int_equal(rc, NUMAFEED_ECHECKSUM);
+        assert_true(delivered <= 500 && delivered >= 475);
+        assert_non_null(strstr(loader_last_error(L), "block"));
+        assert_int_equal(loader_next(L, 0, &b, 1000), NUMAFEED_ECHECKSUM); /* sticky */
+        loader_destroy(L);
     }
-    /* batches before the bad block arrive; then the error, named */
-    assert_int_equal(rc, NUMAFEED_ECHECKSUM);
-    assert_true(delivered <= 500 && delivered >= 475);
-    assert_non_null(strstr(loader_last_error(L), "block"));
-    assert_non_null(strstr(numafeed_last_error(), ".shard") ? numafeed_last_error()
-                                                             : loader_last_error(L));
-    assert_int_equal(loader_next(L, 0, &b, 1000), NUMAFEED_ECHECKSUM); /* sticky */
-    loader_destroy(L);
     char *slash = strrchr(d, '/');
     *slash = '\0';
     nf_rmtree(d);
@@ -479,6 +513,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exactly_once_any_threads),
+        cmocka_unit_test(test_mmap_same_as_reads),
         cmocka_unit_test(test_seed_and_no_shuffle),
         cmocka_unit_test(test_ranks),
         cmocka_unit_test(test_persistence),
