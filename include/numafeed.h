@@ -222,6 +222,40 @@ NUMAFEED_API int numafeed_topo_json(const numafeed_topo *topo, char **out);
  */
 NUMAFEED_API const char *numafeed_topo_warnings(const numafeed_topo *topo);
 
+/* ------------------------------------------------------------------------ */
+/* Machine check (`numafeed doctor`)                                        */
+/* ------------------------------------------------------------------------ */
+
+struct numafeed_doctor_options {
+    size_t size;                       /* sizeof; set by numafeed_doctor_options_init */
+    /* As in struct numafeed_topo_options (NULL: the defaults there). */
+    const char *sysfs_root;
+    const char *cuda_visible_devices;
+    const char *allowed_cpus;
+    int use_cuda;                      /* -1 auto (default), 0 never, 1 always */
+    /* Directory standing in for /proc (NULL: $NUMAFEED_PROC_ROOT, else
+     * "/proc"); only sys/kernel/numa_balancing and sys/kernel/io_uring_disabled
+     * are read below it. */
+    const char *proc_root;
+};
+
+NUMAFEED_API void numafeed_doctor_options_init(struct numafeed_doctor_options *opt);
+
+/*
+ * Check whether this machine and process are set up for numafeed: NUMA nodes
+ * and CPUs, each GPU's node (flagging -1), the allowed CPUs against each
+ * GPU's node, numa_balancing, the memlock limit, free huge pages per node,
+ * the THP mode, whether io_uring may be created, whether mbind is permitted,
+ * the CUDA runtime and driver. On success *json is a malloc'd document
+ *   {"findings":[{"check":"...","status":"ok"|"warn","value":"...",
+ *                 "detail":"...","action":"..."}],"warnings":N}
+ * where action says what numafeed will do about it, and *warnings (may be
+ * NULL) is N, the number of findings that would degrade the loader. Errors:
+ * those of numafeed_topo_open (the topology could not be read), -ENOMEM.
+ */
+NUMAFEED_API int numafeed_doctor(const struct numafeed_doctor_options *opt, char **json,
+                                 int *warnings);
+
 /*
  * Parse a kernel cpulist ("0-3,8,10-11\n") and write it back in canonical
  * form to buf (same return convention as numafeed_topo_node_cpus). Errors:

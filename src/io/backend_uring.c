@@ -36,6 +36,23 @@ static int uring_init(struct nf_reader *r, unsigned depth, char *why, size_t why
     return 0;
 }
 
+int __nf_io_uring_probe(char *why, size_t why_len)
+{
+    /* the same setup a reader does, on a throwaway ring of 2 entries */
+    struct io_uring ring;
+    struct io_uring_params p;
+    memset(&p, 0, sizeof(p));
+    int rc = io_uring_queue_init_params(2, &ring, &p);
+    if (rc < 0) {
+        snprintf(why, why_len, "io_uring_queue_init: %s (%s)", strerror(-rc),
+                 numafeed_err_name(rc));
+        return rc;
+    }
+    io_uring_queue_exit(&ring);
+    snprintf(why, why_len, "io_uring_queue_init succeeded");
+    return 0;
+}
+
 static void uring_fini(struct nf_reader *r)
 {
     if (r->ring_ok)

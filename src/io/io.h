@@ -329,6 +329,10 @@ int __nf_reader_read_block(struct nf_reader *r, uint32_t shard, uint32_t block, 
 int __nf_reader_read_record(struct nf_reader *r, uint64_t record, void *buf, size_t buf_len,
                             void *block_buf, size_t block_len, void *dst);
 
+/* Whether this process may create an io_uring (seccomp, io_uring_disabled,
+ * an old kernel refuse it): 0, or the negated errno with the reason in why. */
+int __nf_io_uring_probe(char *why, size_t why_len);
+
 /* ---- checking a dataset ------------------------------------------------- */
 
 struct nf_check_problem {
