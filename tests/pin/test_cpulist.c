@@ -210,6 +210,12 @@ static void test_set_ops(void **state)
     __nf_cpuset_free(&a);
     __nf_cpuset_free(&b);
     __nf_cpuset_free(&c);
+    /* copying a never-grown set into another (both w NULL): found by
+     * fuzz_cpulist as memset(NULL, 0, 0) under UBSan */
+    struct nf_cpuset e = {0}, f = {0};
+    assert_int_equal(__nf_cpuset_copy(&f, &e), 0);
+    assert_true(__nf_cpuset_empty(&f) && __nf_cpuset_equal(&e, &f));
+    __nf_cpuset_free(&f);
 }
 
 int main(void)
