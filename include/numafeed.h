@@ -257,6 +257,25 @@ NUMAFEED_API int numafeed_doctor(const struct numafeed_doctor_options *opt, char
                                  int *warnings);
 
 /*
+ * Where a process's threads and pages really are (`numafeed verify`). For
+ * every thread of pid: its allowed CPUs (Cpus_allowed_list) and the CPU it
+ * last ran on (from /proc/PID/task/TID/stat); numafeed pool threads are
+ * recognised by their names ("numafeed-g<ordinal>-<n>") and checked against
+ * that GPU's pool CPUs. For the whole process: bytes of resident pages per
+ * node (from /proc/PID/numa_maps). With gpu >= 0, every thread and every
+ * page is expected on that GPU's node. opt: sysfs_root, proc_root,
+ * allowed_cpus (the pool CPUs are computed with this process's affinity
+ * unless given), use_cuda as in numafeed_doctor_options. On success *json
+ * is a malloc'd document {"pid","gpu","threads":[{"tid","name","cpus",
+ * "last_cpu","pool_gpu","expected_cpus","ok"}],"node_bytes":{"N":bytes},
+ * "expected_node","off_node_bytes","problems"}; *problems (may be NULL) is
+ * the number of threads off their CPUs plus 1 if any page is off the
+ * expected node. Errors: -ESRCH (no such process), the topology's errors.
+ */
+NUMAFEED_API int numafeed_verify(int pid, int gpu, const struct numafeed_doctor_options *opt,
+                                 char **json, int *problems);
+
+/*
  * Parse a kernel cpulist ("0-3,8,10-11\n") and write it back in canonical
  * form to buf (same return convention as numafeed_topo_node_cpus). Errors:
  * -EINVAL with a message for garbage, reversed ranges, empty elements

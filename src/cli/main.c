@@ -11,6 +11,7 @@ static const struct nf_command commands[] = {
     {"bench", "run the loader over a dataset: throughput, waits, placement, digests",
      __nf_cmd_bench},
     {"doctor", "check that this machine and process are set up for numafeed", __nf_cmd_doctor},
+    {"verify", "show where a process's threads and pages really are", __nf_cmd_verify},
     {"topo", "show NUMA nodes, GPUs and the CPUs each GPU's pool would use", __nf_cmd_topo},
     {"pack", "pack a raw file of fixed-size records into a dataset directory", __nf_cmd_pack},
     {"check", "verify a dataset: manifest, headers, indexes, every block's checksum", __nf_cmd_check},
