@@ -24,6 +24,7 @@ int __nf_cmd_topo(int argc, char **argv);
 int __nf_cmd_bench(int argc, char **argv);
 int __nf_cmd_doctor(int argc, char **argv);
 int __nf_cmd_verify(int argc, char **argv);
+int __nf_cmd_exec(int argc, char **argv);
 int __nf_cmd_pack(int, char **);
 int __nf_cmd_check(int, char **);
 

@@ -8,13 +8,15 @@
 #include "cli/cli.h"
 
 static const struct nf_command commands[] = {
-    {"bench", "run the loader over a dataset: throughput, waits, placement, digests",
-     __nf_cmd_bench},
+    {"topo", "show NUMA nodes, GPUs and the CPUs each GPU's pool would use", __nf_cmd_topo},
     {"doctor", "check that this machine and process are set up for numafeed", __nf_cmd_doctor},
     {"verify", "show where a process's threads and pages really are", __nf_cmd_verify},
-    {"topo", "show NUMA nodes, GPUs and the CPUs each GPU's pool would use", __nf_cmd_topo},
+    {"exec", "bind CPUs and memory to a GPU's node, then run a command", __nf_cmd_exec},
     {"pack", "pack a raw file of fixed-size records into a dataset directory", __nf_cmd_pack},
-    {"check", "verify a dataset: manifest, headers, indexes, every block's checksum", __nf_cmd_check},
+    {"check", "verify a dataset: manifest, headers, indexes, every block's checksum",
+     __nf_cmd_check},
+    {"bench", "run the loader over a dataset: throughput, waits, placement, digests",
+     __nf_cmd_bench},
 };
 
 static void usage(FILE *f)
@@ -34,7 +36,10 @@ static void usage(FILE *f)
             "\n"
             "Environment:\n"
             "  NUMAFEED_SYSFS_ROOT   directory standing in for /sys (tests, other machines)\n"
+            "  NUMAFEED_PROC_ROOT    directory standing in for /proc (doctor, verify)\n"
+            "  NUMAFEED_IO           pread, io_uring or mmap: how the loader reads shards\n"
             "  CUDA_VISIBLE_DEVICES  which GPUs are visible, as for CUDA itself\n"
+            "  RANK, WORLD_SIZE      the loader's part of the dataset, as torchrun sets them\n"
             "\n"
             "Exit status: 0 success, 1 failure, 2 usage error.\n");
 }

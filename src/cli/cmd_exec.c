@@ -1,0 +1,194 @@
+// SPDX-License-Identifier: Apache-2.0
+/* numafeed exec: bind this process's CPUs and memory to its GPU's node, then
+ * exec the command. The plan comes from the library's topology; the binding
+ * is sched_setaffinity + set_mempolicy, which the exec'd program inherits. */
+#include <errno.h>
+#include <getopt.h>
+#include <numaif.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+
+static void help(void)
+{
+    printf(
+        "Usage: numafeed exec [--gpu N | --local-rank auto] [--membind | --preferred]\n"
+        "                     [--dry-run] [--sysfs-root DIR] -- CMD [ARGS...]\n"
+        "\n"
+        "Bind this process's CPUs and memory to the NUMA node of its GPU and exec CMD,\n"
+        "which inherits the binding: the CPUs become the node's CPUs intersected with\n"
+        "the CPUs this process may already use (a Slurm or Kubernetes cpuset is\n"
+        "narrowed, never widened), and the memory policy binds (or prefers) the node.\n"
+        "\n"
+        "The GPU is --gpu N (a CUDA ordinal, after CUDA_VISIBLE_DEVICES), or with\n"
+        "--local-rank auto (the default) the first of LOCAL_RANK (torchrun),\n"
+        "SLURM_LOCALID, OMPI_COMM_WORLD_LOCAL_RANK that is set; those that are set\n"
+        "must agree. A GPU whose node is unknown (sysfs numa_node -1) is launched\n"
+        "unbound, with a warning, rather than bound to a guess.\n"
+        "\n"
+        "Options:\n"
+        "  --gpu N            bind for CUDA ordinal N.\n"
+        "  --local-rank auto  take the ordinal from the launcher's environment.\n"
+        "  --membind          memory policy MPOL_BIND to the node (default): allocations\n"
+        "                     fail rather than leave it.\n"
+        "  --preferred        MPOL_PREFERRED: the node first, others when it is full.\n"
+        "  --dry-run          print the plan and exit without binding or running.\n"
+        "  --sysfs-root DIR   topology from DIR instead of /sys.\n"
+        "  -h, --help         show this help.\n"
+        "\n"
+        "Exit status: CMD's own when it runs (exec replaces this process); 1 when the\n"
+        "binding or the exec fails; 2 usage error, or an inconsistent environment.\n"
+        "\n"
+        "Example:\n"
+        "  torchrun --nproc-per-node 8 --no-python numafeed exec -- python3 train.py\n");
+}
+
+/* The first launcher variable that is set; all that are set must agree. */
+static int local_rank(int *out)
+{
+    static const char *vars[] = {"LOCAL_RANK", "SLURM_LOCALID", "OMPI_COMM_WORLD_LOCAL_RANK"};
+    int found = -1;
+    const char *from = NULL;
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+        const char *v = getenv(vars[i]);
+        if (!v)
+            continue;
+        char *end;
+        long r = strtol(v, &end, 10);
+        if (!*v || *end || r < 0 || r > 4096)
+            return __nf_cli_usage("exec", "%s=\"%s\" is not a local rank", vars[i], v);
+        if (found >= 0 && r != found)
+            return __nf_cli_usage("exec", "%s=%ld disagrees with %s=%d", vars[i], r, from, found);
+        if (found < 0) {
+            found = (int)r;
+            from = vars[i];
+        }
+    }
+    if (found < 0)
+        return __nf_cli_usage("exec", "no GPU: give --gpu N, or run under a launcher that sets "
+                              "LOCAL_RANK, SLURM_LOCALID or OMPI_COMM_WORLD_LOCAL_RANK");
+    *out = found;
+    return NF_EXIT_OK;
+}
+
+int __nf_cmd_exec(int argc, char **argv)
+{
+    enum { O_GPU = 256, O_LR, O_MEMBIND, O_PREF, O_DRY, O_SYSFS };
+    static const struct option opts[] = {
+        {"gpu", required_argument, NULL, O_GPU},
+        {"local-rank", required_argument, NULL, O_LR},
+        {"membind", no_argument, NULL, O_MEMBIND},
+        {"preferred", no_argument, NULL, O_PREF},
+        {"dry-run", no_argument, NULL, O_DRY},
+        {"sysfs-root", required_argument, NULL, O_SYSFS},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int gpu = -1, preferred = 0, dry = 0, c;
+    const char *sysfs = NULL;
+    char *end;
+    opterr = 0;
+    optind = 1;
+    /* '+': stop at the first non-option, the command */
+    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+        switch (c) {
+        case O_GPU:
+            gpu = (int)strtol(optarg, &end, 10);
+            if (*end || end == optarg || gpu < 0)
+                return __nf_cli_usage("exec", "--gpu: invalid value '%s'", optarg);
+            break;
+        case O_LR:
+            if (strcmp(optarg, "auto"))
+                return __nf_cli_usage("exec", "--local-rank takes 'auto'");
+            gpu = -1;
+            break;
+        case O_MEMBIND: preferred = 0; break;
+        case O_PREF: preferred = 1; break;
+        case O_DRY: dry = 1; break;
+        case O_SYSFS: sysfs = optarg; break;
+        case 'h': help(); return NF_EXIT_OK;
+        default:
+            return __nf_cli_usage("exec", "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind >= argc)
+        return __nf_cli_usage("exec", "missing the command to run (after --)");
+    if (gpu < 0) {
+        int rc = local_rank(&gpu);
+        if (rc)
+            return rc;
+    }
+    struct numafeed_topo_options o;
+    numafeed_topo_options_init(&o);
+    o.sysfs_root = sysfs;
+    numafeed_topo *t;
+    int rc = numafeed_topo_open(&o, &t);
+    if (rc)
+        return __nf_cli_fail("exec", "reading the topology", rc);
+    if (gpu >= numafeed_topo_gpu_count(t)) {
+        int n = numafeed_topo_gpu_count(t);
+        numafeed_topo_close(t);
+        return __nf_cli_usage("exec", "GPU %d is not visible (%d visible after "
+                              "CUDA_VISIBLE_DEVICES)", gpu, n);
+    }
+    struct numafeed_gpu_info g;
+    numafeed_topo_gpu(t, gpu, &g);
+    char cpus[4096];
+    int fallback = 0;
+    numafeed_topo_pool_cpus(t, gpu, cpus, sizeof(cpus), &fallback);
+    numafeed_topo_close(t);
+    int bind = g.node_known && !fallback;
+    fprintf(stderr, "numafeed exec: GPU %d (%s) node %d%s: ", gpu, g.pci_bus_id, g.numa_node,
+            g.node_known ? "" : " (unknown)");
+    if (bind)
+        fprintf(stderr, "CPUs %s, memory %s node %d\n", cpus, preferred ? "preferred on" : "bound to",
+                g.numa_node);
+    else
+        fprintf(stderr, "%s; launching unbound\n",
+                !g.node_known ? "warning: sysfs gives no node for this GPU"
+                              : "warning: no CPU this process may use is on that node");
+    if (dry) {
+        printf("gpu %d pci_bus_id %s node %d%s cpus %s memory %s\n", gpu, g.pci_bus_id,
+               g.numa_node, g.node_known ? "" : " unknown", bind ? cpus : "unchanged",
+               bind ? (preferred ? "preferred" : "membind") : "unchanged");
+        for (int i = optind; i < argc; i++)
+            printf("%s%s", i > optind ? " " : "exec ", argv[i]);
+        printf("\n");
+        return NF_EXIT_OK;
+    }
+    if (bind) {
+        cpu_set_t *m = CPU_ALLOC(65536);
+        size_t sz = CPU_ALLOC_SIZE(65536);
+        CPU_ZERO_S(sz, m);
+        for (char *tok = strtok(cpus, ","); tok; tok = strtok(NULL, ",")) {
+            int a, b;
+            if (sscanf(tok, "%d-%d", &a, &b) != 2)
+                a = b = atoi(tok);
+            for (int i = a; i <= b; i++)
+                CPU_SET_S((size_t)i, sz, m);
+        }
+        if (sched_setaffinity(0, sz, m)) {
+            fprintf(stderr, "numafeed exec: sched_setaffinity: %s\n", strerror(errno));
+            CPU_FREE(m);
+            return NF_EXIT_FAIL;
+        }
+        CPU_FREE(m);
+        unsigned long mask[1024] = {0};
+        const unsigned bpw = 8 * sizeof(unsigned long);
+        mask[(unsigned)g.numa_node / bpw] |= 1UL << ((unsigned)g.numa_node % bpw);
+        if (set_mempolicy(preferred ? MPOL_PREFERRED : MPOL_BIND, mask,
+                          ((unsigned long)g.numa_node / bpw + 1) * bpw + 1)) {
+            /* EPERM under a container's seccomp profile: CPUs are bound, and
+             * first touch by threads on those CPUs keeps memory local */
+            fprintf(stderr, "numafeed exec: warning: set_mempolicy: %s; memory follows first "
+                    "touch\n", strerror(errno));
+        }
+    }
+    execvp(argv[optind], &argv[optind]);
+    fprintf(stderr, "numafeed exec: %s: %s\n", argv[optind], strerror(errno));
+    return NF_EXIT_FAIL;
+}
