@@ -11,7 +11,9 @@
 
 #include <xxhash.h>
 
-#if defined(__x86_64__) && defined(__has_include)
+/* NUMAFEED_NO_XXH_DISPATCH: for fully static builds (the NUMA VM test):
+ * Debian's libxxhash.a has no dispatcher, only the shared library does. */
+#if defined(__x86_64__) && defined(__has_include) && !defined(NUMAFEED_NO_XXH_DISPATCH)
 #if __has_include(<xxh_x86dispatch.h>)
 #include <xxh_x86dispatch.h> /* redefines XXH3_64bits{,_update} to the dispatchers */
 #endif
