@@ -11,11 +11,26 @@
 
 #include <cuda_runtime_api.h>
 #include <numafeed.h>
+
+#include "internal.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static char *base;
+
+/* Registration refused on demand (memlock limits, memory the driver cannot
+ * pin): the loader must fall back to a pinned allocation, or fail in strict
+ * mode. --wrap reaches the library's call because the test links it
+ * statically. */
+static int refuse_register;
+int __real___nf_cuda_host_register(void *p, size_t len, size_t chunk);
+int __wrap___nf_cuda_host_register(void *p, size_t len, size_t chunk)
+{
+    if (refuse_register)
+        return __nf_error(NUMAFEED_ECUDA, "cudaHostRegister: refused by the test");
+    return __real___nf_cuda_host_register(p, len, chunk);
+}
 
 static char *pack(const char *name, size_t rb, size_t n, int codec, uint8_t **src_out)
 {
@@ -128,6 +143,38 @@ static void test_large_raw(void **state)
     free(d);
 }
 
+static void test_register_refused(void **state)
+{
+    (void)state;
+    uint8_t *src;
+    char *d = pack("refused", 2048, 3000, NUMAFEED_CODEC_ZSTD, &src);
+    refuse_register = 1;
+    /* fallback: cudaHostAlloc by the pool thread, noted, bytes still right */
+    run(d, src, 2048, 3000, 256, 2, 4);
+    struct loader_config c;
+    loader_config_init(&c);
+    c.path = d;
+    c.world_size = 1;
+    int gpu0 = 0;
+    c.gpus = &gpu0;
+    c.ngpus = 1;
+    loader_t *L;
+    assert_int_equal(loader_create(&c, &L), 0);
+    struct loader_pool_info pi = {.size = sizeof(pi)};
+    assert_int_equal(loader_pool_info(L, 0, &pi), 0);
+    assert_int_equal(pi.cuda, 1);
+    assert_int_equal(pi.registered, 0);
+    assert_non_null(strstr(pi.notes, "cudaHostAlloc"));
+    loader_destroy(L);
+    /* strict: the refusal is an error */
+    c.strict = 1;
+    assert_int_equal(loader_create(&c, &L), NUMAFEED_ECUDA);
+    assert_non_null(strstr(numafeed_last_error(), "strict"));
+    refuse_register = 0;
+    free(src);
+    free(d);
+}
+
 static void test_forced_host_mode(void **state)
 {
     (void)state;
@@ -223,6 +270,7 @@ int main(void)
         cmocka_unit_test(test_small_zstd),
         cmocka_unit_test(test_large_raw),
         cmocka_unit_test(test_forced_host_mode),
+        cmocka_unit_test(test_register_refused),
         cmocka_unit_test(test_two_gpus),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
