@@ -1,0 +1,242 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Faults a machine here does not produce by itself, made real or injected:
+ * io_uring refused by a seccomp filter (as Docker >= 25's default profile
+ * does), an I/O error from the kernel (injected at the reader with --wrap),
+ * a tiny memlock limit, kill -9 mid-epoch and a restart, and a soak of 100
+ * epochs with resident memory, descriptors and threads flat.
+ */
+#include "helpers.h"
+
+#include <errno.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "internal.h"
+#include "io/io.h"
+
+/* ---- I/O error injection at the reader ---- */
+static atomic_int inject_eio;
+int __real___nf_reader_wait(struct nf_reader *r, unsigned min, struct nf_read_done *done,
+                            unsigned max);
+int __wrap___nf_reader_wait(struct nf_reader *r, unsigned min, struct nf_read_done *done,
+                            unsigned max)
+{
+    int n = __real___nf_reader_wait(r, min, done, max);
+    if (n > 0 && atomic_load(&inject_eio)) {
+        done[0].result = __nf_error(-EIO, "read(shard %u, block %u): Input/output error "
+                                    "(injected)", done[0].shard, done[0].block);
+    }
+    return n;
+}
+
+enum { N = 3000, RB = 512 };
+static char *base, *dir;
+static uint8_t *src;
+static uint64_t want; /* sum of XXH64 of every record */
+
+static int setup(void **state)
+{
+    (void)state;
+    base = nf_tmpdir();
+    if (asprintf(&dir, "%s/ds", base) < 0)
+        return -1;
+    src = malloc((size_t)N * RB);
+    for (size_t i = 0; i < (size_t)N * RB; i++)
+        src[i] = (uint8_t)((i * 7 + i / RB) & 0xff);
+    for (uint64_t i = 0; i < N; i++)
+        want += XXH64(src + i * RB, RB, 0);
+    struct numafeed_field f = {.name = "x", .dtype = "uint8", .ndim = 1, .shape = {RB}};
+    struct numafeed_writer_options o;
+    numafeed_writer_options_init(&o);
+    o.block_bytes = 16 * RB;
+    numafeed_writer *w;
+    if (numafeed_writer_create(dir, &f, 1, &o, &w) || numafeed_writer_append(w, src, N) ||
+        numafeed_writer_finish(w))
+        return -1;
+    numafeed_writer_destroy(w);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    nf_rmtree(base);
+    free(base);
+    free(dir);
+    free(src);
+    return 0;
+}
+
+static loader_t *make(int threads)
+{
+    struct loader_config c;
+    loader_config_init(&c);
+    c.path = dir;
+    c.threads = (uint32_t)threads;
+    c.batch_size = 50;
+    c.world_size = 1;
+    c.host_mode = 1;
+    loader_t *L = NULL;
+    if (loader_create(&c, &L))
+        fail_msg("loader_create: %s", numafeed_last_error());
+    return L;
+}
+
+/* One epoch: the content digest, or 0 with *rc set on an error. */
+static uint64_t epoch_digest(loader_t *L, int *rc_out)
+{
+    uint64_t d = 0;
+    struct loader_batch b;
+    int rc;
+    while ((rc = loader_next(L, 0, &b, 20000)) == 0) {
+        for (uint32_t i = 0; i < b.records; i++)
+            d += XXH64((uint8_t *)b.fields[0].host + (size_t)i * RB, RB, 0);
+        loader_release(L, &b);
+    }
+    *rc_out = rc;
+    return d;
+}
+
+static void test_seccomp_refuses_io_uring(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* what Docker >= 25's default profile does: io_uring_setup -> EPERM */
+        struct sock_filter filter[] = {
+            BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        };
+        struct sock_fprog prog = {.len = sizeof(filter) / sizeof(filter[0]), .filter = filter};
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+            prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
+            _exit(3);
+        loader_t *L = make(2);
+        struct loader_pool_info pi = {.size = sizeof(pi)};
+        loader_pool_info(L, 0, &pi);
+        int rc;
+        uint64_t d = epoch_digest(L, &rc);
+        loader_destroy(L);
+        if (strcmp(pi.io_backend, "pread") || !strstr(pi.notes, "Operation not permitted"))
+            _exit(4);
+        _exit(rc == NUMAFEED_EEPOCH_END && d == want ? 0 : 5);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0); /* fell back to pread, same digest */
+}
+
+static void test_io_error_surfaces(void **state)
+{
+    (void)state;
+    loader_t *L = make(3);
+    int rc;
+    assert_int_equal(epoch_digest(L, &rc), want);
+    assert_int_equal(rc, NUMAFEED_EEPOCH_END);
+    atomic_store(&inject_eio, 1);
+    /* the next reads fail: the error reaches loader_next, named, within the
+     * batches already prefetched (at most the ring); nothing hangs (the 20 s
+     * timeout would say so) */
+    for (int e = 0; e < 3; e++) {
+        epoch_digest(L, &rc);
+        if (rc != NUMAFEED_EEPOCH_END)
+            break;
+    }
+    assert_int_equal(rc, -EIO);
+    assert_non_null(strstr(loader_last_error(L), "Input/output error"));
+    assert_non_null(strstr(loader_last_error(L), "block"));
+    atomic_store(&inject_eio, 0);
+    loader_destroy(L);
+}
+
+static void test_memlock_and_kill9(void **state)
+{
+    (void)state;
+    char *out = NULL;
+    /* ulimit -l 64 KiB: nothing numafeed needs counts against it here */
+    assert_int_equal(nf_run(&out, "ulimit -l 64 && %s bench %s --epochs 2 --digest 2>&1", NF_CLI,
+                            dir), 0);
+    char line[128];
+    snprintf(line, sizeof(line), "records %d digest %016llx", N, (unsigned long long)want);
+    assert_non_null(strstr(out, line));
+    free(out);
+    /* kill -9 in the middle of an epoch, then at once again: starts clean */
+    assert_int_equal(nf_run(NULL, "%s bench %s --epochs 100000 --step-us 100 >/dev/null 2>&1 & "
+                            "sleep 0.3; kill -9 $!; wait $! 2>/dev/null; true", NF_CLI, dir), 0);
+    assert_int_equal(nf_run(&out, "%s bench %s --epochs 1 --digest 2>&1", NF_CLI, dir), 0);
+    assert_non_null(strstr(out, line));
+    free(out);
+}
+
+static long status_field(const char *key)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char l[256];
+    long v = -1;
+    while (f && fgets(l, sizeof(l), f))
+        if (!strncmp(l, key, strlen(key)))
+            v = atol(l + strlen(key));
+    if (f)
+        fclose(f);
+    return v;
+}
+
+static long open_fds(void)
+{
+    char *out = NULL;
+    nf_run(&out, "ls /proc/%d/fd | wc -l", (int)getpid());
+    long n = out ? atol(out) : -1;
+    free(out);
+    return n;
+}
+
+static void test_soak_100_epochs(void **state)
+{
+    (void)state;
+    loader_t *L = make(2);
+    long rss10 = 0, fds10 = 0, thr10 = 0;
+    for (int e = 1; e <= 100; e++) {
+        int rc;
+        assert_int_equal(epoch_digest(L, &rc), want);
+        assert_int_equal(rc, NUMAFEED_EEPOCH_END);
+        if (e == 10) {
+            rss10 = status_field("VmRSS:");
+            fds10 = open_fds();
+            thr10 = status_field("Threads:");
+        }
+    }
+    long rss = status_field("VmRSS:"), fds = open_fds(), thr = status_field("Threads:");
+    printf("# soak: epochs 10 -> 100: RSS %ld -> %ld KiB, fds %ld -> %ld, threads %ld -> %ld\n",
+           rss10, rss, fds10, fds, thr10, thr);
+    assert_true(labs(rss - rss10) * 100 <= rss10); /* within 1% */
+    assert_int_equal(fds, fds10);
+    assert_int_equal(thr, thr10);
+    loader_destroy(L);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_seccomp_refuses_io_uring),
+        cmocka_unit_test(test_io_error_surfaces),
+        cmocka_unit_test(test_memlock_and_kill9),
+        cmocka_unit_test(test_soak_100_epochs),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
