@@ -187,17 +187,15 @@ static void check_kernel(struct report *r, const char *sysroot, const char *proc
               : "the loader delivers host batches");
 }
 
-int numafeed_doctor(const struct numafeed_doctor_options *opt_in, char **json, int *warnings)
+int __nf_doctor_setup(const char *who, const struct numafeed_doctor_options *in,
+                      numafeed_topo **topo, const char **proc_root)
 {
     struct numafeed_doctor_options opt;
     numafeed_doctor_options_init(&opt);
-    __nf_error_clear();
-    if (!json)
-        return __nf_error(-EINVAL, "numafeed_doctor: json is NULL");
-    if (opt_in) {
-        if (opt_in->size < sizeof(size_t) || opt_in->size > sizeof(opt))
-            return __nf_error(-EINVAL, "numafeed_doctor: options.size %zu unknown", opt_in->size);
-        memcpy(&opt, opt_in, opt_in->size);
+    if (in) {
+        if (in->size < sizeof(size_t) || in->size > sizeof(opt))
+            return __nf_error(-EINVAL, "%s: options.size %zu unknown", who, in->size);
+        memcpy(&opt, in, in->size);
     }
     struct numafeed_topo_options to;
     numafeed_topo_options_init(&to);
@@ -205,13 +203,21 @@ int numafeed_doctor(const struct numafeed_doctor_options *opt_in, char **json, i
     to.cuda_visible_devices = opt.cuda_visible_devices;
     to.allowed_cpus = opt.allowed_cpus;
     to.use_cuda = opt.use_cuda;
+    const char *proc = opt.proc_root ? opt.proc_root : getenv("NUMAFEED_PROC_ROOT");
+    *proc_root = proc && *proc ? proc : "/proc";
+    return numafeed_topo_open(&to, topo);
+}
+
+int numafeed_doctor(const struct numafeed_doctor_options *opt_in, char **json, int *warnings)
+{
+    __nf_error_clear();
+    if (!json)
+        return __nf_error(-EINVAL, "numafeed_doctor: json is NULL");
     numafeed_topo *t;
-    int rc = numafeed_topo_open(&to, &t);
+    const char *proc;
+    int rc = __nf_doctor_setup("numafeed_doctor", opt_in, &t, &proc);
     if (rc)
         return rc;
-    const char *proc = opt.proc_root ? opt.proc_root : getenv("NUMAFEED_PROC_ROOT");
-    if (!proc || !*proc)
-        proc = "/proc";
     struct report r = {json_array(), 0};
     if (!r.findings) {
         numafeed_topo_close(t);

@@ -159,6 +159,13 @@ void __nf_node_free(void *p, size_t mapped);
 /* Re-read where the pages of [p, p+len) are (move_pages) into *pl. */
 int __nf_node_verify(const void *p, size_t len, int node, struct nf_placement *pl);
 
+/* ---- doctor and verify (doctor.c, verify.c) ---- */
+
+/* Copy the caller's options (honouring their size), open the topology they
+ * describe and resolve the proc root. `who` names the call in messages. */
+int __nf_doctor_setup(const char *who, const struct numafeed_doctor_options *in,
+                      numafeed_topo **topo, const char **proc_root);
+
 /* ---- CUDA runtime (cuda.c: the only file that includes CUDA headers) ---- */
 
 /*

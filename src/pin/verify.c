@@ -68,27 +68,12 @@ static int node_bytes(const char *maps, json_t *out, int expected, uint64_t *off
 int numafeed_verify(int pid, int gpu, const struct numafeed_doctor_options *opt_in, char **json,
                     int *problems)
 {
-    struct numafeed_doctor_options opt;
-    numafeed_doctor_options_init(&opt);
     __nf_error_clear();
     if (!json || pid <= 0)
         return __nf_error(-EINVAL, "numafeed_verify: bad pid %d or NULL json", pid);
-    if (opt_in) {
-        if (opt_in->size < sizeof(size_t) || opt_in->size > sizeof(opt))
-            return __nf_error(-EINVAL, "numafeed_verify: options.size %zu unknown", opt_in->size);
-        memcpy(&opt, opt_in, opt_in->size);
-    }
-    const char *proc = opt.proc_root ? opt.proc_root : getenv("NUMAFEED_PROC_ROOT");
-    if (!proc || !*proc)
-        proc = "/proc";
-    struct numafeed_topo_options to;
-    numafeed_topo_options_init(&to);
-    to.sysfs_root = opt.sysfs_root;
-    to.cuda_visible_devices = opt.cuda_visible_devices;
-    to.allowed_cpus = opt.allowed_cpus;
-    to.use_cuda = opt.use_cuda;
     numafeed_topo *t;
-    int rc = numafeed_topo_open(&to, &t);
+    const char *proc;
+    int rc = __nf_doctor_setup("numafeed_verify", opt_in, &t, &proc);
     if (rc)
         return rc;
     if (gpu >= t->ngpus) {
