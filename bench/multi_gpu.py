@@ -53,7 +53,7 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     topo = ""
     for c in ["nvidia-smi -L", "nvidia-smi topo -m", "numactl --hardware", f"{nf} topo",
-              f"{nf} topo --json", "nproc"]:
+              f"{nf} topo --json", f"{nf} doctor", "nproc"]:
         try:
             topo += f"$ {c}\n" + sh(c + " 2>&1") + "\n"
         except subprocess.CalledProcessError as e:
@@ -86,6 +86,16 @@ def main():
         allg = sh(f"{nf} bench {ds} --gpus 0-{ngpu - 1} {common}")
         tr = sh(f"python3 -m torch.distributed.run --nproc-per-node {ngpu} --no-python "
                 f"sh -c '{nf} bench {ds} --gpus $LOCAL_RANK {common} > {a.work}/rank$RANK.log'")
+        # where the pools really are, from /proc, while they run: one process
+        # serving every GPU, and one process per GPU checked against its GPU
+        slow = f"--epochs 1000 --batch-size {batch} --threads {threads} --step-us 2000"
+        w["verify_one_process"] = sh(
+            f"{nf} bench {ds} --gpus 0-{ngpu - 1} {slow} >/dev/null & p=$!; sleep 3; "
+            f"{nf} verify $p --json; kill $p; wait $p 2>/dev/null; true")
+        sh(f"python3 -m torch.distributed.run --nproc-per-node {ngpu} --no-python sh -c "
+           f"'{nf} bench {ds} --gpus $LOCAL_RANK {slow} >/dev/null & p=$!; sleep 3; "
+           f"{nf} verify $p --gpu $LOCAL_RANK --json > {a.work}/verify$RANK.json; kill $p; true'")
+        w["verify_per_gpu"] = [open(f"{a.work}/verify{r}.json").read() for r in range(ngpu)]
         ranks = [open(f"{a.work}/rank{r}.log").read() for r in range(ngpu)]
         w["one_gpu"] = parse(one)
         w["one_process_all_gpus"] = parse(allg)
@@ -116,6 +126,16 @@ def main():
         print(f"  numafeed {ngpu} processes (torchrun): {agg:.2f} GB/s aggregate ({each}), "
               f"scaling {w['scaling_per_gpu_processes']:.2f} of linear")
         print(f"  digests agree across the three runs: {w['digest_agree']}")
+        vo = json.loads(w["verify_one_process"])
+        pools = [t for t in vo["threads"] if t["pool_gpu"] >= 0]
+        print(f"  verify, one process: {len(pools)} pool threads, "
+              f"{sum(not t['ok'] for t in pools)} off their CPUs, node bytes {vo['node_bytes']}, "
+              f"problems {vo['problems']}")
+        for r, text in enumerate(w["verify_per_gpu"]):
+            v = json.loads(text)
+            print(f"  verify, rank {r} (--gpu {r}): "
+                  f"{sum(t['pool_gpu'] >= 0 for t in v['threads'])} pool threads, "
+                  f"off-node bytes {v['off_node_bytes']}, problems {v['problems']}")
         for p in w["one_process_all_gpus"]["pools"]:
             print("  " + p[:200])
         sys.stdout.flush()
