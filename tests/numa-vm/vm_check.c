@@ -24,35 +24,41 @@
 
 #define MAXN 16
 
-static int in_list(const char *list, long cpu)
+#define MAXCPU 1024
+
+/* A cpulist ("0-1,4") as a membership array of MAXCPU entries. */
+static void expand(const char *list, unsigned char *set)
 {
     char buf[512];
     snprintf(buf, sizeof(buf), "%s", list);
+    memset(set, 0, MAXCPU);
     char *save = NULL;
     for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         long a, b;
         if (sscanf(tok, "%ld-%ld", &a, &b) != 2)
             a = b = atol(tok);
-        if (cpu >= a && cpu <= b)
-            return 1;
+        for (long c = a; c <= b && c < MAXCPU; c++)
+            if (c >= 0)
+                set[c] = 1;
     }
-    return 0;
+}
+
+static int in_list(const char *list, long cpu)
+{
+    unsigned char set[MAXCPU];
+    expand(list, set);
+    return cpu >= 0 && cpu < MAXCPU && set[cpu];
 }
 
 /* every CPU of `sub` is in `super` */
 static int subset(const char *sub, const char *super)
 {
-    char buf[512];
-    snprintf(buf, sizeof(buf), "%s", sub);
-    char *save = NULL;
-    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        long a, b;
-        if (sscanf(tok, "%ld-%ld", &a, &b) != 2)
-            a = b = atol(tok);
-        for (long c = a; c <= b; c++)
-            if (!in_list(super, c))
-                return 0;
-    }
+    unsigned char a[MAXCPU], b[MAXCPU];
+    expand(sub, a);
+    expand(super, b);
+    for (int c = 0; c < MAXCPU; c++)
+        if (a[c] && !b[c])
+            return 0;
     return 1;
 }
 
@@ -140,19 +146,14 @@ int main(int argc, char **argv)
         if (numafeed_topo_node_cpus(t, id, c, sizeof(c)) <= 0)
             continue; /* CPU-less node */
         /* expected: node CPUs & allowed (the loader's rule) */
+        unsigned char node_set[MAXCPU], allowed_set[MAXCPU];
+        expand(c, node_set);
+        expand(allowed, allowed_set);
         char inter[256] = "";
         size_t n = 0;
-        char buf[256];
-        snprintf(buf, sizeof(buf), "%s", c);
-        char *save = NULL;
-    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-            long a, b;
-            if (sscanf(tok, "%ld-%ld", &a, &b) != 2)
-                a = b = atol(tok);
-            for (long x = a; x <= b; x++)
-                if (in_list(allowed, x))
-                    n += (size_t)snprintf(inter + n, sizeof(inter) - n, "%s%ld", n ? "," : "", x);
-        }
+        for (int x = 0; x < MAXCPU; x++)
+            if (node_set[x] && allowed_set[x])
+                n += (size_t)snprintf(inter + n, sizeof(inter) - n, "%s%d", n ? "," : "", x);
         if (!n)
             continue; /* the cpuset excludes this node entirely */
         gpus[npools] = npools;
