@@ -44,9 +44,23 @@ root=$work/initramfs
 rm -rf "$root"
 mkdir -p "$root"/{bin,proc,sys,tmp,data}
 cp "$(command -v busybox)" "$root/bin/busybox"
-for a in sh mount poweroff cat echo taskset sleep; do ln -sf busybox "$root/bin/$a"; done
+for a in sh mount poweroff cat echo taskset sleep grep head; do ln -sf busybox "$root/bin/$a"; done
 cp "$bin/vm_check" "$bin/numafeed" "$root/bin/"
 cp -r "$work/data/ds" "$work/data/raw.bin" "$root/data/"
+# a GPU on the last node, for numafeed exec: the VM's own nodes, plus one
+# PCI device whose numa_node names the last of them
+fx=$root/fx
+IFS=':' read -r -a fxnodes <<< "$spec"
+last_node=$((${#fxnodes[@]} - 1))
+mkdir -p "$fx/devices/system/node" "$fx/bus/pci/devices/0000:3b:00.0"
+echo "0-$last_node" > "$fx/devices/system/node/online"
+for i in "${!fxnodes[@]}"; do
+  mkdir -p "$fx/devices/system/node/node$i"
+  echo "${fxnodes[$i]}" > "$fx/devices/system/node/node$i/cpulist"
+done
+echo 0x10de > "$fx/bus/pci/devices/0000:3b:00.0/vendor"
+echo 0x030200 > "$fx/bus/pci/devices/0000:3b:00.0/class"
+echo "$last_node" > "$fx/bus/pci/devices/0000:3b:00.0/numa_node"
 cat > "$root/init" <<INIT
 #!/bin/sh
 mount -t proc proc /proc
@@ -60,6 +74,12 @@ else
   /bin/vm_check /data/ds /data/raw.bin > /tmp/report
 fi
 echo "NUMAFEED-RC \$?"
+LOCAL_RANK=0 /bin/numafeed exec --sysfs-root /fx -- /bin/sh -c \
+  'grep Cpus_allowed_list /proc/self/status; grep -m1 -o "bind:[0-9]*" /proc/self/numa_maps' \
+  > /tmp/exec 2>&1
+echo "NUMAFEED-EXEC"
+cat /tmp/exec
+echo "NUMAFEED-EXEC-END"
 echo "NUMAFEED-REPORT"
 cat /tmp/report
 poweroff -f
@@ -87,6 +107,15 @@ rc=$(sed -n 's/^NUMAFEED-RC \([0-9]*\).*/\1/p' "$log" | tr -d '\r')
 echo "numa-vm: nodes $spec${tset:+, taskset $tset}, $accel"
 sed -n '/^NUMAFEED-TOPO/{n;p;}' "$log" | tr -d '\r'
 echo "$report"
+# numafeed exec for the GPU on the last node: the child must report that
+# node's CPUs (as narrowed by the taskset, if any) and a bind to that node
+execout=$(tr -d '\r' < "$log" | sed -n '/^NUMAFEED-EXEC$/,/^NUMAFEED-EXEC-END/p')
+echo "$execout" | grep -v '^NUMAFEED-EXEC'
+if [ -z "$tset" ] && { ! tr -d '\r' < "$log" | grep -q "^Cpus_allowed_list:.${fxnodes[$last_node]}\$" ||
+                       ! tr -d '\r' < "$log" | grep -q "^bind:$last_node\$"; }; then
+  echo "numa-vm: FAILED: numafeed exec did not bind to node $last_node" >&2
+  exit 1
+fi
 if [ "$rc" != 0 ] || ! grep -q '"ok":true' <<< "$report"; then
   echo "numa-vm: FAILED (in-VM rc '${rc}'); console log: $log" >&2
   tail -n 30 "$log" >&2
