@@ -284,6 +284,13 @@ NUMAFEED_API int numafeed_verify(int pid, int gpu, const struct numafeed_doctor_
  */
 NUMAFEED_API int numafeed_cpulist_normalize(const char *text, char *buf, size_t bufsize);
 
+/*
+ * Parse a kernel cpulist and write its ids in increasing order to ids (at
+ * most max of them). Returns how many the list holds (more than max means
+ * ids was cut), or -EINVAL as numafeed_cpulist_normalize. Thread-safe.
+ */
+NUMAFEED_API int numafeed_cpulist_ids(const char *text, int *ids, size_t max);
+
 /* ------------------------------------------------------------------------ */
 /* Datasets: writing (the format is described in docs/format.md)            */
 /* ------------------------------------------------------------------------ */

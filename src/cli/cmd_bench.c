@@ -220,23 +220,13 @@ int __nf_cmd_bench(int argc, char **argv)
         switch (c) {
         case O_HOST: cfg.host_mode = 1; break;
         case O_GPUS: {
-            char buf[1024];
-            int n = numafeed_cpulist_normalize(optarg, buf, sizeof(buf));
+            int n = numafeed_cpulist_ids(optarg, gpus, LOADER_MAX_GPUS);
             if (n <= 0)
                 return __nf_cli_usage("bench", "--gpus '%s': %s", optarg,
                                       n == 0 ? "empty list" : numafeed_last_error());
-            /* expand the canonical list */
-            for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-                int a, b2;
-                if (sscanf(tok, "%d-%d", &a, &b2) != 2)
-                    b2 = a = atoi(tok);
-                for (int g = a; g <= b2; g++) {
-                    if (ngpus == LOADER_MAX_GPUS)
-                        return __nf_cli_usage("bench", "--gpus: more than %d GPUs",
-                                              LOADER_MAX_GPUS);
-                    gpus[ngpus++] = g;
-                }
-            }
+            if (n > LOADER_MAX_GPUS)
+                return __nf_cli_usage("bench", "--gpus: more than %d GPUs", LOADER_MAX_GPUS);
+            ngpus = n;
             break;
         }
         case 'e': if (parse_u64(optarg, &epochs) || epochs == 0) bad = "--epochs"; break;

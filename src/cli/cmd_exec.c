@@ -161,16 +161,13 @@ int __nf_cmd_exec(int argc, char **argv)
         return NF_EXIT_OK;
     }
     if (bind) {
+        static int ids[65536];
+        int n = numafeed_cpulist_ids(cpus, ids, 65536);
         cpu_set_t *m = CPU_ALLOC(65536);
         size_t sz = CPU_ALLOC_SIZE(65536);
         CPU_ZERO_S(sz, m);
-        for (char *tok = strtok(cpus, ","); tok; tok = strtok(NULL, ",")) {
-            int a, b;
-            if (sscanf(tok, "%d-%d", &a, &b) != 2)
-                a = b = atoi(tok);
-            for (int i = a; i <= b; i++)
-                CPU_SET_S((size_t)i, sz, m);
-        }
+        for (int i = 0; i < n && i < 65536; i++)
+            CPU_SET_S((size_t)ids[i], sz, m);
         if (sched_setaffinity(0, sz, m)) {
             fprintf(stderr, "numafeed exec: sched_setaffinity: %s\n", strerror(errno));
             CPU_FREE(m);

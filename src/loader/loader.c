@@ -266,8 +266,8 @@ static void publish(struct pool *p, struct slot *s)
     pthread_mutex_unlock(&p->mu);
 }
 
-/* Make room for n positions and up to n distinct blocks in this unit. */
-static int worker_reserve(struct worker *w, uint64_t n)
+/* Make room for a window's positions and distinct blocks (once per worker). */
+static int worker_reserve(struct worker *w)
 {
     const struct nf_sampler *s = &w->pool->sampler;
     if (!w->sigma) {
@@ -284,7 +284,6 @@ static int worker_reserve(struct worker *w, uint64_t n)
         for (uint32_t i = 0; i < s->nblocks; i++)
             w->block_slot[i] = UINT32_MAX;
     }
-    (void)n;
     return 0;
 }
 
@@ -412,7 +411,7 @@ static int run_unit(struct worker *w, uint64_t u)
     __nf_batch_of(s, a - s->start, &bfirst, &ifirst);
     uint64_t first_seq = epoch * s->nbatches + bfirst;
 
-    int rc = worker_reserve(w, e - a);
+    int rc = worker_reserve(w);
     if (!rc && (!w->plan.valid || w->plan.epoch != epoch))
         rc = __nf_plan_make(s, epoch, &w->plan);
     if (rc) {

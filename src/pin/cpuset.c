@@ -265,6 +265,22 @@ int __nf_cpuset_apply_affinity(const struct nf_cpuset *s, pid_t tid)
     return 0;
 }
 
+int numafeed_cpulist_ids(const char *text, int *ids, size_t max)
+{
+    struct nf_cpuset s = {0};
+    __nf_error_clear();
+    if (!text)
+        return __nf_error(-EINVAL, "cpulist: NULL text");
+    int rc = __nf_cpuset_parse(&s, text, strlen(text), "cpulist");
+    int n = 0;
+    for (long c = rc ? -1 : __nf_cpuset_next(&s, 0); c >= 0;
+         c = __nf_cpuset_next(&s, (unsigned)c + 1), n++)
+        if ((size_t)n < max)
+            ids[n] = (int)c;
+    __nf_cpuset_free(&s);
+    return rc ? rc : n;
+}
+
 int numafeed_cpulist_normalize(const char *text, char *buf, size_t bufsize)
 {
     struct nf_cpuset s = {0};

@@ -101,6 +101,20 @@ static void test_huge_ids(void **state)
     assert_error("18446744073709551616", "exceeds");
 }
 
+static void test_ids(void **state)
+{
+    (void)state;
+    int ids[4];
+    assert_int_equal(numafeed_cpulist_ids("5,0-2", ids, 4), 4);
+    assert_int_equal(ids[0], 0);
+    assert_int_equal(ids[2], 2);
+    assert_int_equal(ids[3], 5);
+    assert_int_equal(numafeed_cpulist_ids("0-9", ids, 4), 10); /* cut, count kept */
+    assert_int_equal(ids[3], 3);
+    assert_int_equal(numafeed_cpulist_ids("", ids, 4), 0);
+    assert_int_equal(numafeed_cpulist_ids("1,", ids, 4), -EINVAL);
+}
+
 static void test_truncated_output(void **state)
 {
     (void)state;
@@ -224,7 +238,7 @@ int main(void)
         cmocka_unit_test(test_happy),          cmocka_unit_test(test_boundaries),
         cmocka_unit_test(test_whitespace),     cmocka_unit_test(test_trailing_comma),
         cmocka_unit_test(test_garbage),        cmocka_unit_test(test_reversed),
-        cmocka_unit_test(test_huge_ids),       cmocka_unit_test(test_truncated_output),
+        cmocka_unit_test(test_huge_ids),       cmocka_unit_test(test_truncated_output), cmocka_unit_test(test_ids),
         cmocka_unit_test(test_random_equivalence), cmocka_unit_test(test_set_ops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
