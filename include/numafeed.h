@@ -506,6 +506,12 @@ struct loader_config {
      * cudaHostRegister, instead of falling back (with a note) to a pinned
      * allocation made by the node's pool thread. Default 0. */
     int strict;
+    /* Where delivery starts: batch start_batch (0 .. loader_epoch_batches
+     * - 1) of epoch start_epoch (default 0 and 0). The batches before it are
+     * never built; the ones from it on are exactly those an uninterrupted
+     * loader with the same configuration delivers there, which is how a
+     * job resumes mid-epoch. */
+    uint64_t start_epoch, start_batch;
 };
 
 /* Fill *cfg with the defaults above. */

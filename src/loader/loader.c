@@ -125,6 +125,7 @@ struct pool {
     size_t ring_mapped, slot_bytes, slot_stride;
     struct nf_placement placement;
     _Atomic uint64_t next_unit;
+    uint64_t base_seq;          /* the first batch delivered (config start) */
     atomic_bool stop;
 
     pthread_mutex_t mu;
@@ -410,6 +411,8 @@ static int run_unit(struct worker *w, uint64_t u)
     uint64_t bfirst, ifirst;
     __nf_batch_of(s, a - s->start, &bfirst, &ifirst);
     uint64_t first_seq = epoch * s->nbatches + bfirst;
+    if (first_seq < p->base_seq)
+        first_seq = p->base_seq; /* the unit holding the start batch */
 
     int rc = worker_reserve(w);
     if (!rc && (!w->plan.valid || w->plan.epoch != epoch))
@@ -454,6 +457,8 @@ static int run_unit(struct worker *w, uint64_t u)
     for (uint64_t q = a; q < e; q++) {
         uint64_t b, i;
         __nf_batch_of(s, q - s->start, &b, &i);
+        if (epoch * s->nbatches + b < p->base_seq)
+            continue; /* before the start: never delivered */
         if (b != cur_b) {
             if (slot && written &&
                 atomic_fetch_sub_explicit(&slot->remaining, written, memory_order_acq_rel) ==
@@ -833,6 +838,13 @@ static int pool_init(struct numafeed_loader *L, struct pool *p, int pos, int ord
                            nparts, L->nblocks, block_records);
     if (rc)
         return rc == -EINVAL ? NUMAFEED_ECONFIG : rc;
+    if (c->start_batch >= p->sampler.nbatches ||
+        c->start_epoch > (UINT64_MAX >> 1) / p->sampler.nbatches)
+        return __nf_error(NUMAFEED_ECONFIG,
+                          "start_batch %llu of epoch %llu is out of range (an epoch has %llu "
+                          "batches)", (unsigned long long)c->start_batch,
+                          (unsigned long long)c->start_epoch,
+                          (unsigned long long)p->sampler.nbatches);
 
     size_t ncpus = __nf_cpuset_count(&p->cpus);
     p->nworkers = c->threads ? c->threads : (unsigned)(ncpus < 4 ? ncpus : 4);
@@ -855,10 +867,20 @@ static int pool_init(struct numafeed_loader *L, struct pool *p, int pos, int ord
     p->slots = calloc(p->depth, sizeof(*p->slots));
     if (!p->slots)
         return __nf_error(-ENOMEM, "out of memory");
+    /* Start: batch base lives in slot base % depth like every other, so
+     * slot i first holds the batch of [base, base + depth) congruent to i,
+     * and the first unit is the one holding the start batch's first record. */
+    const struct nf_sampler *sm = &p->sampler;
+    p->base_seq = c->start_epoch * sm->nbatches + c->start_batch;
+    p->next_seq = p->base_seq;
     for (unsigned i = 0; i < p->depth; i++) {
-        atomic_store(&p->slots[i].seq, i);
-        atomic_store(&p->slots[i].remaining, __nf_batch_len(&p->sampler, i % p->sampler.nbatches));
+        uint64_t seq = p->base_seq + (i + p->depth - p->base_seq % p->depth) % p->depth;
+        atomic_store(&p->slots[i].seq, seq);
+        atomic_store(&p->slots[i].remaining, __nf_batch_len(sm, seq % sm->nbatches));
     }
+    uint64_t first_pos = sm->start + __nf_batch_start(sm, c->start_batch);
+    atomic_store(&p->next_unit,
+                 c->start_epoch * sm->nwindows + first_pos / sm->window - sm->first_window);
 
     p->workers = calloc(p->nworkers, sizeof(*p->workers));
     if (!p->workers)

@@ -331,6 +331,79 @@ static void test_persistence(void **state)
     loader_destroy(L);
 }
 
+/* Collect (epoch, index, ids) of every batch until epoch `until` ends. */
+static uint64_t collect(loader_t *L, uint64_t until, uint64_t *out, uint64_t *heads)
+{
+    uint64_t n = 0, nb = 0;
+    for (;;) {
+        struct loader_batch b;
+        int rc = loader_next(L, 0, &b, 10000);
+        if (rc == NUMAFEED_EEPOCH_END)
+            continue;
+        if (rc)
+            fail_msg("loader_next: %s: %s", numafeed_strerror(rc), loader_last_error(L));
+        heads[nb++] = b.epoch << 32 | b.index;
+        for (uint32_t i = 0; i < b.records; i++)
+            out[n++] = b.record_ids[i];
+        int last = b.last_in_epoch && b.epoch == until;
+        assert_int_equal(loader_release(L, &b), 0);
+        if (last)
+            return n;
+    }
+}
+
+/* A loader started at (epoch, batch) delivers exactly what an uninterrupted
+ * one delivers from there on: the mid-epoch resume of the Python layer. */
+static void test_start_position(void **state)
+{
+    (void)state;
+    enum { EPOCHS = 3 };
+    uint64_t *ref = malloc(EPOCHS * NREC * sizeof(*ref)), *got = malloc(EPOCHS * NREC * sizeof(*got));
+    uint64_t ref_heads[EPOCHS * 64], got_heads[EPOCHS * 64];
+    loader_t *L = make(dir_zstd, 3, 5, 1, 9, 37);
+    uint64_t nb = loader_epoch_batches(L);
+    assert_true(nb > 8 && nb <= 64);
+    uint64_t nref = collect(L, EPOCHS - 1, ref, ref_heads);
+    loader_destroy(L);
+    assert_int_equal(nref, EPOCHS * NREC);
+
+    const uint64_t starts[][2] = {{0, 0}, {0, 1}, {0, 7}, {1, 0}, {1, 5}, {2, nb - 1}};
+    for (size_t k = 0; k < NF_ARRAY_SIZE(starts); k++) {
+        struct loader_config c;
+        loader_config_init(&c);
+        c.io_backend = io_backend;
+        c.path = dir_zstd;
+        c.threads = 1 + (unsigned)k % 4; /* any thread count, any depth */
+        c.ring_depth = 2 + (unsigned)k;
+        c.seed = 9;
+        c.batch_size = 37;
+        c.world_size = 1;
+        c.start_epoch = starts[k][0];
+        c.start_batch = starts[k][1];
+        assert_int_equal(loader_create(&c, &L), 0);
+        uint64_t skip_b = starts[k][0] * nb + starts[k][1], skip_r = 0;
+        for (uint64_t i = 0; i < skip_b; i++)
+            skip_r += i % nb == nb - 1 ? NREC - 37 * (nb - 1) : 37;
+        uint64_t n = collect(L, EPOCHS - 1, got, got_heads);
+        loader_destroy(L);
+        assert_int_equal(n, nref - skip_r);
+        assert_memory_equal(got, ref + skip_r, n * sizeof(*got));
+        assert_memory_equal(got_heads, ref_heads + skip_b, (EPOCHS * nb - skip_b) * sizeof(uint64_t));
+    }
+
+    /* out of range: named */
+    struct loader_config c;
+    loader_config_init(&c);
+    c.path = dir_zstd;
+    c.batch_size = 37;
+    c.world_size = 1;
+    c.start_batch = nb;
+    assert_int_equal(loader_create(&c, &L), NUMAFEED_ECONFIG);
+    assert_non_null(strstr(numafeed_last_error(), "start_batch"));
+    free(ref);
+    free(got);
+}
+
 static void test_hold_all_slots_and_timeout(void **state)
 {
     (void)state;
@@ -517,6 +590,7 @@ int main(void)
         cmocka_unit_test(test_seed_and_no_shuffle),
         cmocka_unit_test(test_ranks),
         cmocka_unit_test(test_persistence),
+        cmocka_unit_test(test_start_position),
         cmocka_unit_test(test_hold_all_slots_and_timeout),
         cmocka_unit_test(test_destroy_while_busy),
         cmocka_unit_test(test_corrupt_shard),
