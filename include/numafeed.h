@@ -581,6 +581,16 @@ NUMAFEED_API int loader_next(loader_t *loader, int gpu, struct loader_batch *bat
 NUMAFEED_API int loader_next_on_stream(loader_t *loader, int gpu, struct loader_batch *batch,
                                        int timeout_ms, void *stream);
 
+/*
+ * CUDA path: make `stream` (as for loader_next_on_stream; NULL for the
+ * legacy default stream) wait on an outstanding batch's ready event, for a
+ * consumer that learns its stream only after loader_next (DLPack's
+ * __dlpack__(stream=...)). May be called any number of times, from any
+ * thread, while the batch is outstanding. 0 and nothing done in host mode.
+ */
+NUMAFEED_API int loader_batch_wait(loader_t *loader, const struct loader_batch *batch,
+                                   void *stream);
+
 /* Give a batch's slot back to its pool. Any order, any thread. -EINVAL for
  * a batch that is not outstanding. CUDA path: the same as
  * loader_release_on_stream(loader, batch, NULL). */

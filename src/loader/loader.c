@@ -1266,6 +1266,19 @@ int loader_next_on_stream(loader_t *L, int gpu, struct loader_batch *batch, int 
     return rc;
 }
 
+int loader_batch_wait(loader_t *L, const struct loader_batch *batch, void *stream)
+{
+    struct pool *p = get_pool(L, batch ? batch->gpu : -1);
+    if (!p)
+        return -EINVAL;
+    if (!batch->ready_event)
+        return 0;
+    int rc = __nf_cuda_stream_wait_event_on(p->ordinal, stream, batch->ready_event);
+    if (rc)
+        loader_set_error(L, numafeed_last_error());
+    return rc;
+}
+
 int loader_gpu_count(const loader_t *L)
 {
     return L ? L->npools : 0;

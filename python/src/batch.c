@@ -1,0 +1,436 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Batch (one loader_next) and Field (one array of it, exported with DLPack).
+ *
+ * DLPack (dmlc/dlpack, the array API's __dlpack__): __dlpack__ returns a
+ * capsule named "dltensor" holding a DLManagedTensor that points into the
+ * batch's slot (host) or its device buffer (CUDA path); the tensor holds
+ * one batch reference, dropped by its deleter, which needs no GIL. A
+ * consumer that takes the tensor renames the capsule "used_dltensor" and
+ * owns the deleter; a capsule never consumed runs it when collected.
+ * Streams (CUDA path): the consumer's stream is made to wait on the
+ * batch's ready event (cudaStreamWaitEvent; the host never waits) and is
+ * remembered: the release when the last tensor goes records an event on
+ * it, and the pool reuses the slot only after that event completes.
+ */
+#include "nfpy.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    PyObject_HEAD
+    struct nfpy_batch *nb;
+    PyObject *fields; /* tuple of Field */
+    PyObject *ids;    /* Field of the record ids */
+} BatchObject;
+
+/* A Field holds its own batch reference (a C count, not a reference to
+ * the Batch object: the Batch holds its Fields, and a cycle would need the
+ * garbage collector to free a slot). */
+typedef struct {
+    PyObject_HEAD
+    struct nfpy_batch *nb;
+    int idx;         /* field index; -1: the record ids */
+} FieldObject;
+
+static PyTypeObject *batch_type, *field_type;
+
+static void free_self(PyObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    freefunc f = (freefunc)PyType_GetSlot(tp, Py_tp_free);
+    f(self);
+    Py_DECREF(tp);
+}
+
+static PyObject *alloc_obj(PyTypeObject *tp)
+{
+    allocfunc a = (allocfunc)PyType_GetSlot(tp, Py_tp_alloc);
+    return a(tp, 0);
+}
+
+/* ---- Field ---------------------------------------------------------------- */
+
+static struct nfpy_field *field_desc(FieldObject *f, const struct nfpy_batch **nbp)
+{
+    const struct nfpy_batch *nb = f->nb;
+    *nbp = nb;
+    return f->idx < 0 ? (struct nfpy_field *)&nb->ids : &nb->fields[f->idx];
+}
+
+static void *field_data(FieldObject *f, int *on_device)
+{
+    const struct nfpy_batch *nb = f->nb;
+    if (f->idx < 0) {
+        *on_device = 0;
+        return (void *)nb->b.record_ids;
+    }
+    const struct loader_field *lf = &nb->b.fields[f->idx];
+    *on_device = lf->device != NULL;
+    return lf->device ? lf->device : lf->host;
+}
+
+static void dl_deleter(DLManagedTensor *mt)
+{
+    struct nfpy_batch *nb = mt->manager_ctx;
+    free(mt);
+    nfpy_batch_decref(nb);
+}
+
+static void capsule_destructor(PyObject *cap)
+{
+    const char *name = PyCapsule_GetName(cap);
+    if (!name || strcmp(name, "dltensor") != 0) {
+        PyErr_Clear();
+        return; /* consumed ("used_dltensor"): the consumer owns the deleter */
+    }
+    DLManagedTensor *mt = PyCapsule_GetPointer(cap, "dltensor");
+    if (mt && mt->deleter)
+        mt->deleter(mt);
+    PyErr_Clear();
+}
+
+/* DLPack's stream argument (CUDA): None or 1 the legacy default stream, 2
+ * the per-thread default stream, -1 no synchronisation, other values a
+ * cudaStream_t; 0 is ambiguous and refused (array API standard). */
+static int parse_stream(PyObject *obj, void **stream, int *sync)
+{
+    *stream = NULL;
+    *sync = 1;
+    if (!obj || obj == Py_None)
+        return 0;
+    if (!PyLong_Check(obj)) {
+        PyErr_SetString(PyExc_TypeError, "__dlpack__: stream must be an int or None");
+        return -1;
+    }
+    long long v = PyLong_AsLongLong(obj);
+    if (v == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        uintptr_t u = (uintptr_t)PyLong_AsUnsignedLongLong(obj);
+        if (PyErr_Occurred())
+            return -1;
+        *stream = (void *)u;
+        return 0;
+    }
+    if (v == -1) {
+        *sync = 0;
+        return 0;
+    }
+    if (v == 0) {
+        PyErr_SetString(PyExc_ValueError,
+                        "__dlpack__: stream=0 is ambiguous for CUDA; use 1 (legacy default), 2 "
+                        "(per-thread default) or a cudaStream_t");
+        return -1;
+    }
+    *stream = v == 1 ? NULL : (void *)(uintptr_t)v;
+    return 0;
+}
+
+static PyObject *field_dlpack(PyObject *self, PyObject *args, PyObject *kw)
+{
+    FieldObject *f = (FieldObject *)self;
+    static char *kwlist[] = {"stream", "max_version", "dl_device", "copy", NULL};
+    PyObject *stream_obj = NULL, *max_version = NULL, *dl_device = NULL, *copy = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|$OOOO", kwlist, &stream_obj, &max_version,
+                                     &dl_device, &copy))
+        return NULL;
+    (void)max_version; /* we export the unversioned capsule, which every consumer reads */
+    const struct nfpy_batch *cnb;
+    struct nfpy_field *desc = field_desc(f, &cnb);
+    struct nfpy_batch *nb = (struct nfpy_batch *)cnb;
+    if (nfpy_check_pid(nb->core))
+        return NULL;
+    int on_device;
+    void *data = field_data(f, &on_device);
+    DLDevice dev = {on_device ? kDLCUDA : kDLCPU, on_device ? nb->core->ordinal : 0};
+    if (copy && PyObject_IsTrue(copy) == 1) {
+        PyErr_SetString(PyExc_BufferError,
+                        "__dlpack__: numafeed batches are exported without a copy (copy=True "
+                        "is not supported)");
+        return NULL;
+    }
+    if (dl_device && dl_device != Py_None) {
+        long t = -1, id = -1;
+        if (!PyArg_ParseTuple(dl_device, "ll;dl_device must be (device_type, device_id)", &t, &id))
+            return NULL;
+        if (t != dev.device_type || id != dev.device_id) {
+            PyErr_Format(PyExc_BufferError,
+                         "__dlpack__: the batch is on device (%d, %d), not (%ld, %ld); numafeed "
+                         "does not copy between devices", (int)dev.device_type,
+                         (int)dev.device_id, t, id);
+            return NULL;
+        }
+    }
+    if (on_device) {
+        void *stream;
+        int sync;
+        if (parse_stream(stream_obj, &stream, &sync))
+            return NULL;
+        if (sync) {
+            int rc = loader_batch_wait(nb->core->loader, &nb->b, stream);
+            if (rc)
+                return nfpy_raise(rc, "__dlpack__: making the consumer's stream wait",
+                                  loader_last_error(nb->core->loader));
+            atomic_store(&nb->stream, stream);
+        }
+    }
+    DLManagedTensor *mt = calloc(1, sizeof(*mt));
+    if (!mt)
+        return PyErr_NoMemory();
+    mt->dl_tensor.data = data;
+    mt->dl_tensor.device = dev;
+    mt->dl_tensor.ndim = desc->ndim;
+    mt->dl_tensor.dtype = desc->dtype;
+    mt->dl_tensor.shape = desc->shape;
+    mt->dl_tensor.strides = desc->strides;
+    mt->dl_tensor.byte_offset = 0;
+    mt->manager_ctx = nb;
+    mt->deleter = dl_deleter;
+    atomic_fetch_add(&nb->refs, 1);
+    PyObject *cap = PyCapsule_New(mt, "dltensor", capsule_destructor);
+    if (!cap)
+        dl_deleter(mt);
+    return cap;
+}
+
+static PyObject *field_dlpack_device(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    FieldObject *f = (FieldObject *)self;
+    const struct nfpy_batch *nb;
+    (void)field_desc(f, &nb);
+    int on_device;
+    (void)field_data(f, &on_device);
+    return Py_BuildValue("(ii)", on_device ? (int)kDLCUDA : (int)kDLCPU,
+                         on_device ? nb->core->ordinal : 0);
+}
+
+static PyObject *field_get_name(PyObject *self, void *c)
+{
+    (void)c;
+    FieldObject *f = (FieldObject *)self;
+    const struct nfpy_batch *nb = f->nb;
+    return PyUnicode_FromString(f->idx < 0 ? "record_ids" : nb->b.fields[f->idx].name);
+}
+
+static PyObject *field_get_dtype(PyObject *self, void *c)
+{
+    (void)c;
+    FieldObject *f = (FieldObject *)self;
+    const struct nfpy_batch *nb = f->nb;
+    return PyUnicode_FromString(f->idx < 0 ? "int64" : nb->b.fields[f->idx].dtype);
+}
+
+static PyObject *field_get_shape(PyObject *self, void *c)
+{
+    (void)c;
+    const struct nfpy_batch *nb;
+    struct nfpy_field *d = field_desc((FieldObject *)self, &nb);
+    PyObject *t = PyTuple_New(d->ndim);
+    for (int i = 0; t && i < d->ndim; i++) {
+        PyObject *v = PyLong_FromLongLong(d->shape[i]);
+        if (!v || PyTuple_SetItem(t, i, v)) {
+            Py_CLEAR(t);
+            break;
+        }
+    }
+    return t;
+}
+
+static void field_dealloc(PyObject *self)
+{
+    FieldObject *f = (FieldObject *)self;
+    if (f->nb)
+        nfpy_batch_decref(f->nb);
+    free_self(self);
+}
+
+static PyMethodDef field_methods[] = {
+    {"__dlpack__", (PyCFunction)(void (*)(void))field_dlpack, METH_VARARGS | METH_KEYWORDS,
+     "__dlpack__(*, stream=None, max_version=None, dl_device=None, copy=None): a DLPack "
+     "capsule of this array, without a copy (array API standard)."},
+    {"__dlpack_device__", field_dlpack_device, METH_NOARGS,
+     "__dlpack_device__() -> (device_type, device_id): (1, 0) host, (2, N) CUDA device N."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef field_getset[] = {
+    {"name", field_get_name, NULL, "the field's name", NULL},
+    {"dtype", field_get_dtype, NULL, "the dtype's name (\"int32\", \"bfloat16\", ...)", NULL},
+    {"shape", field_get_shape, NULL, "(records, *field shape)", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot field_slots[] = {
+    {Py_tp_dealloc, field_dealloc},
+    {Py_tp_methods, field_methods},
+    {Py_tp_getset, field_getset},
+    {Py_tp_doc, "One array of a batch, exported zero-copy with DLPack "
+                "(torch.from_dlpack, numpy.from_dlpack)."},
+    {0, NULL},
+};
+
+static PyType_Spec field_spec = {
+    "numafeed._numafeed.Field", sizeof(FieldObject), 0, Py_TPFLAGS_DEFAULT, field_slots,
+};
+
+PyObject *nfpy_field_type(PyObject *module)
+{
+    (void)module;
+    field_type = (PyTypeObject *)PyType_FromSpec(&field_spec);
+    Py_XINCREF(field_type); /* one for the module, one kept here */
+    return (PyObject *)field_type;
+}
+
+/* ---- Batch ---------------------------------------------------------------- */
+
+static PyObject *new_field(struct nfpy_batch *nb, int idx)
+{
+    FieldObject *f = (FieldObject *)alloc_obj(field_type);
+    if (!f)
+        return NULL;
+    atomic_fetch_add(&nb->refs, 1);
+    f->nb = nb;
+    f->idx = idx;
+    return (PyObject *)f;
+}
+
+static void describe(struct nfpy_field *d, uint32_t records, unsigned ndim, const uint64_t *shape)
+{
+    d->ndim = (int)ndim + 1;
+    d->shape[0] = records;
+    for (unsigned i = 0; i < ndim; i++)
+        d->shape[i + 1] = (int64_t)shape[i];
+    int64_t stride = 1;
+    for (int i = d->ndim - 1; i >= 0; i--) {
+        d->strides[i] = stride;
+        stride *= d->shape[i];
+    }
+}
+
+PyObject *nfpy_batch_new(struct nfpy_core *core, const struct loader_batch *lb)
+{
+    struct nfpy_batch *nb = calloc(1, sizeof(*nb));
+    if (nb)
+        nb->fields = calloc(lb->nfields ? lb->nfields : 1, sizeof(*nb->fields));
+    if (!nb || !nb->fields) {
+        if (nb)
+            free(nb);
+        loader_release(core->loader, (struct loader_batch *)lb);
+        nfpy_core_decref(core);
+        return PyErr_NoMemory();
+    }
+    nb->core = core;
+    nb->b = *lb;
+    atomic_init(&nb->refs, 1);
+    atomic_init(&nb->stream, NULL);
+    describe(&nb->ids, lb->records, 0, NULL);
+    nb->ids.dtype = (DLDataType){kDLInt, 64, 1}; /* int64: every torch reads it */
+    for (unsigned i = 0; i < lb->nfields; i++) {
+        const struct loader_field *lf = &lb->fields[i];
+        describe(&nb->fields[i], lb->records, lf->ndim, lf->shape);
+        if (nfpy_dtype(lf->dtype, &nb->fields[i].dtype)) {
+            nfpy_batch_decref(nb);
+            PyErr_Format(nfpy_Error, "field %s has dtype %s, unknown to DLPack", lf->name,
+                         lf->dtype);
+            return NULL;
+        }
+    }
+    BatchObject *b = (BatchObject *)alloc_obj(batch_type);
+    if (!b) {
+        nfpy_batch_decref(nb);
+        return NULL;
+    }
+    b->nb = nb;
+    b->fields = PyTuple_New(lb->nfields);
+    b->ids = b->fields ? new_field(nb, -1) : NULL;
+    if (!b->ids) {
+        Py_DECREF(b);
+        return NULL;
+    }
+    for (unsigned i = 0; i < lb->nfields; i++) {
+        PyObject *f = new_field(nb, (int)i);
+        if (!f || PyTuple_SetItem(b->fields, i, f)) {
+            Py_DECREF(b);
+            return NULL;
+        }
+    }
+    return (PyObject *)b;
+}
+
+static void batch_dealloc(PyObject *self)
+{
+    BatchObject *b = (BatchObject *)self;
+    Py_CLEAR(b->fields);
+    Py_CLEAR(b->ids);
+    if (b->nb)
+        nfpy_batch_decref(b->nb);
+    free_self(self);
+}
+
+#define BATCH_U64(attr, expr)                                                            \
+    static PyObject *batch_get_##attr(PyObject *self, void *c)                           \
+    {                                                                                    \
+        (void)c;                                                                         \
+        const struct loader_batch *lb = &((BatchObject *)self)->nb->b;                   \
+        return PyLong_FromUnsignedLongLong((unsigned long long)(expr));                  \
+    }
+BATCH_U64(epoch, lb->epoch)
+BATCH_U64(index, lb->index)
+BATCH_U64(records, lb->records)
+
+static PyObject *batch_get_last(PyObject *self, void *c)
+{
+    (void)c;
+    return PyBool_FromLong(((BatchObject *)self)->nb->b.last_in_epoch);
+}
+
+static PyObject *batch_get_fields(PyObject *self, void *c)
+{
+    (void)c;
+    PyObject *t = ((BatchObject *)self)->fields;
+    Py_INCREF(t);
+    return t;
+}
+
+static PyObject *batch_get_ids(PyObject *self, void *c)
+{
+    (void)c;
+    PyObject *t = ((BatchObject *)self)->ids;
+    Py_INCREF(t);
+    return t;
+}
+
+static PyGetSetDef batch_getset[] = {
+    {"epoch", batch_get_epoch, NULL, "the epoch, from 0", NULL},
+    {"index", batch_get_index, NULL, "the batch's index within its epoch, from 0", NULL},
+    {"records", batch_get_records, NULL, "records in the batch (short only at an epoch's end)",
+     NULL},
+    {"last_in_epoch", batch_get_last, NULL, "True on the epoch's last batch", NULL},
+    {"fields", batch_get_fields, NULL, "tuple of Field, in the dataset's field order", NULL},
+    {"record_ids", batch_get_ids, NULL,
+     "Field (int64, host) of each record's index in the dataset", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot batch_slots[] = {
+    {Py_tp_dealloc, batch_dealloc},
+    {Py_tp_getset, batch_getset},
+    {Py_tp_doc, "One batch from Loader.next(). Its slot goes back to the pool when this "
+                "object and every array exported from it are gone."},
+    {0, NULL},
+};
+
+static PyType_Spec batch_spec = {
+    "numafeed._numafeed.Batch", sizeof(BatchObject), 0, Py_TPFLAGS_DEFAULT, batch_slots,
+};
+
+PyObject *nfpy_batch_type(PyObject *module)
+{
+    (void)module;
+    batch_type = (PyTypeObject *)PyType_FromSpec(&batch_spec);
+    Py_XINCREF(batch_type);
+    return (PyObject *)batch_type;
+}

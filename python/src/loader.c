@@ -1,0 +1,349 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Loader: one C loader serving one GPU (or one host pool), for the Python
+ * layer (numafeed/_loader.py), which resolves devices, ranks and epochs and
+ * passes everything explicitly. Every call that can block (create, next,
+ * close) releases the GIL. next() waits in slices of at most 100 ms and
+ * checks for signals between them, so Ctrl-C interrupts a wait.
+ */
+#include "nfpy.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct {
+    PyObject_HEAD
+    struct nfpy_core *core; /* NULL once closed */
+} LoaderObject;
+
+static void free_self(PyObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    freefunc f = (freefunc)PyType_GetSlot(tp, Py_tp_free);
+    f(self);
+    Py_DECREF(tp);
+}
+
+static int parse_io(const char *io, int *out)
+{
+    static const char *names[] = {"auto", "io_uring", "pread", "mmap"};
+    static const int values[] = {LOADER_IO_AUTO, LOADER_IO_URING, LOADER_IO_PREAD, LOADER_IO_MMAP};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(io, names[i]) == 0) {
+            *out = values[i];
+            return 0;
+        }
+    PyErr_Format(PyExc_ValueError, "io must be one of auto, io_uring, pread, mmap; not %s", io);
+    return -1;
+}
+
+static int loader_init(PyObject *self, PyObject *args, PyObject *kw)
+{
+    LoaderObject *lo = (LoaderObject *)self;
+    static char *kwlist[] = {"path", "batch_size", "gpu", "host_mode", "shuffle", "seed",
+                             "drop_last", "threads", "ring_depth", "rank", "world_size",
+                             "start_epoch", "start_batch", "io", "node", "verbose", "strict",
+                             "shuffle_window", "sysfs_root", NULL};
+    const char *path, *io = "auto", *sysfs_root = NULL;
+    unsigned int batch_size, threads = 0, ring_depth = 0, rank = 0, world_size = 1;
+    int gpu = 0, host_mode = 0, shuffle = 1, drop_last = 0, node = -1, verbose = 0, strict = 0;
+    unsigned long long seed = 0, start_epoch = 0, start_batch = 0, window = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "sI|$ippKpIIIIKKsippKz", kwlist, &path,
+                                     &batch_size, &gpu, &host_mode, &shuffle, &seed, &drop_last,
+                                     &threads, &ring_depth, &rank, &world_size, &start_epoch,
+                                     &start_batch, &io, &node, &verbose, &strict, &window,
+                                     &sysfs_root))
+        return -1;
+    if (lo->core) {
+        PyErr_SetString(PyExc_RuntimeError, "Loader.__init__ called twice");
+        return -1;
+    }
+    struct loader_config c;
+    loader_config_init(&c);
+    if (parse_io(io, &c.io_backend))
+        return -1;
+    int gpus[1] = {gpu}, overrides[1] = {node};
+    c.path = path;
+    c.batch_size = batch_size;
+    c.gpus = gpus;
+    c.ngpus = 1;
+    c.node_override = node >= 0 ? overrides : NULL;
+    c.host_mode = host_mode;
+    c.shuffle = shuffle;
+    c.seed = seed;
+    c.drop_last = drop_last;
+    c.threads = threads;
+    c.ring_depth = ring_depth;
+    c.rank = rank;
+    c.world_size = world_size;
+    c.start_epoch = start_epoch;
+    c.start_batch = start_batch;
+    c.verbose = verbose;
+    c.strict = strict;
+    c.shuffle_window = window;
+    c.sysfs_root = sysfs_root;
+
+    loader_t *L = NULL;
+    int rc;
+    char msg[1024];
+    Py_BEGIN_ALLOW_THREADS
+    rc = loader_create(&c, &L);
+    if (rc)
+        snprintf(msg, sizeof(msg), "%s", numafeed_last_error());
+    Py_END_ALLOW_THREADS
+    if (rc) {
+        char what[600];
+        snprintf(what, sizeof(what), "loader_create(%s)", path);
+        nfpy_raise(rc, what, msg);
+        return -1;
+    }
+    struct nfpy_core *core = calloc(1, sizeof(*core));
+    if (!core) {
+        loader_destroy(L);
+        PyErr_NoMemory();
+        return -1;
+    }
+    struct loader_pool_info info = {.size = sizeof(info)};
+    loader_pool_info(L, 0, &info);
+    core->loader = L;
+    atomic_init(&core->refs, 1);
+    core->pid = getpid();
+    core->cuda = info.cuda;
+    core->ordinal = info.cuda_ordinal;
+    lo->core = core;
+    return 0;
+}
+
+static struct nfpy_core *open_core(LoaderObject *lo)
+{
+    if (!lo->core) {
+        PyErr_SetString(nfpy_Error, "the loader is closed");
+        return NULL;
+    }
+    if (nfpy_check_pid(lo->core))
+        return NULL;
+    return lo->core;
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static PyObject *loader_next_py(PyObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"timeout", NULL};
+    double timeout = -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|d", kwlist, &timeout))
+        return NULL;
+    struct nfpy_core *core = open_core((LoaderObject *)self);
+    if (!core)
+        return NULL;
+    atomic_fetch_add(&core->refs, 1); /* a close() meanwhile must not free it under us */
+    uint64_t deadline = timeout < 0 ? UINT64_MAX : now_ms() + (uint64_t)(timeout * 1000.0);
+    struct loader_batch b;
+    int rc;
+    char msg[1024];
+    for (;;) {
+        uint64_t now = now_ms();
+        int slice = deadline == UINT64_MAX || deadline - now > 100 ? 100
+                    : now >= deadline                              ? 0
+                                                                   : (int)(deadline - now);
+        Py_BEGIN_ALLOW_THREADS
+        rc = loader_next(core->loader, 0, &b, slice);
+        if (rc && rc != -ETIMEDOUT && rc != NUMAFEED_EEPOCH_END)
+            snprintf(msg, sizeof(msg), "%s", loader_last_error(core->loader));
+        Py_END_ALLOW_THREADS
+        if (rc != -ETIMEDOUT)
+            break;
+        if (PyErr_CheckSignals()) {
+            nfpy_core_decref(core);
+            return NULL;
+        }
+        if (now_ms() >= deadline) {
+            nfpy_core_decref(core);
+            return PyErr_Format(PyExc_TimeoutError, "Loader.next: no batch within %.3f s",
+                                timeout);
+        }
+    }
+    if (rc == NUMAFEED_EEPOCH_END) {
+        nfpy_core_decref(core);
+        Py_RETURN_NONE;
+    }
+    if (rc) {
+        nfpy_core_decref(core);
+        return nfpy_raise(rc, "loader_next", msg);
+    }
+    return nfpy_batch_new(core, &b); /* takes over the reference taken above */
+}
+
+static PyObject *loader_close(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    LoaderObject *lo = (LoaderObject *)self;
+    struct nfpy_core *core = lo->core;
+    lo->core = NULL;
+    if (core) {
+        Py_BEGIN_ALLOW_THREADS
+        nfpy_core_decref(core);
+        Py_END_ALLOW_THREADS
+    }
+    Py_RETURN_NONE;
+}
+
+static void loader_dealloc(PyObject *self)
+{
+    LoaderObject *lo = (LoaderObject *)self;
+    if (lo->core)
+        nfpy_core_decref(lo->core);
+    free_self(self);
+}
+
+static int set_u64(PyObject *d, const char *k, unsigned long long v)
+{
+    PyObject *o = PyLong_FromUnsignedLongLong(v);
+    int rc = o ? PyDict_SetItemString(d, k, o) : -1;
+    Py_XDECREF(o);
+    return rc;
+}
+
+static int set_str(PyObject *d, const char *k, const char *v)
+{
+    PyObject *o = PyUnicode_FromString(v);
+    int rc = o ? PyDict_SetItemString(d, k, o) : -1;
+    Py_XDECREF(o);
+    return rc;
+}
+
+static PyObject *loader_stats_py(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    struct nfpy_core *core = open_core((LoaderObject *)self);
+    if (!core)
+        return NULL;
+    struct loader_stats st = {.size = sizeof(st)};
+    int rc = loader_stats(core->loader, 0, &st);
+    if (rc)
+        return nfpy_raise(rc, "loader_stats", numafeed_last_error());
+    PyObject *d = PyDict_New();
+    if (!d)
+        return NULL;
+#define U(f)                                                                             \
+    if (set_u64(d, #f, st.f))                                                            \
+        goto fail;
+    U(batches) U(records) U(bytes) U(wait_ns_total) U(wait_p50_ns) U(wait_p99_ns)
+    U(wait_max_ns) U(worker_stall_ns) U(blocks_decoded) U(io_wait_ns) U(decode_ns) U(copy_ns)
+    U(units)
+#undef U
+    return d;
+fail:
+    Py_DECREF(d);
+    return NULL;
+}
+
+static PyObject *loader_pool_info_py(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    struct nfpy_core *core = open_core((LoaderObject *)self);
+    if (!core)
+        return NULL;
+    struct loader_pool_info in = {.size = sizeof(in)};
+    int rc = loader_pool_info(core->loader, 0, &in);
+    if (rc)
+        return nfpy_raise(rc, "loader_pool_info", numafeed_last_error());
+    PyObject *d = PyDict_New(), *tids = PyList_New(0);
+    if (!d || !tids)
+        goto fail;
+    for (unsigned i = 0; i < in.threads && i < 256; i++) {
+        PyObject *t = PyLong_FromLong(in.tids[i]);
+        if (!t || PyList_Append(tids, t)) {
+            Py_XDECREF(t);
+            goto fail;
+        }
+        Py_DECREF(t);
+    }
+    if (PyDict_SetItemString(d, "tids", tids))
+        goto fail;
+    Py_CLEAR(tids);
+#define I(f)                                                                             \
+    if (set_u64(d, #f, (unsigned long long)(long long)in.f))                             \
+        goto fail;
+    I(cuda_ordinal) I(node) I(node_known) I(cpus_fallback) I(threads) I(slot_bytes)
+    I(ring_depth) I(page_size) I(hugetlb) I(thp) I(mbind) I(verified) I(pages)
+    I(pages_on_node) I(cuda) I(registered)
+#undef I
+    if (set_str(d, "cpus", in.cpus) || set_str(d, "io_backend", in.io_backend) ||
+        set_str(d, "notes", in.notes))
+        goto fail;
+    return d;
+fail:
+    Py_XDECREF(tids);
+    Py_XDECREF(d);
+    return NULL;
+}
+
+static PyObject *loader_get_epoch_batches(PyObject *self, void *c)
+{
+    (void)c;
+    struct nfpy_core *core = open_core((LoaderObject *)self);
+    return core ? PyLong_FromUnsignedLongLong(loader_epoch_batches(core->loader)) : NULL;
+}
+
+static PyObject *loader_get_cuda(PyObject *self, void *c)
+{
+    (void)c;
+    struct nfpy_core *core = open_core((LoaderObject *)self);
+    return core ? PyBool_FromLong(core->cuda) : NULL;
+}
+
+static PyObject *loader_get_closed(PyObject *self, void *c)
+{
+    (void)c;
+    return PyBool_FromLong(((LoaderObject *)self)->core == NULL);
+}
+
+static PyMethodDef loader_methods[] = {
+    {"next", (PyCFunction)(void (*)(void))loader_next_py, METH_VARARGS | METH_KEYWORDS,
+     "next(timeout=None) -> Batch | None: the next batch in order, None once after an "
+     "epoch's last batch. Raises TimeoutError after timeout seconds, NumafeedError on a "
+     "worker's error (corrupt shard, I/O error: named) or when every slot is held."},
+    {"stats", loader_stats_py, METH_NOARGS, "stats() -> dict: the pool's counters."},
+    {"pool_info", loader_pool_info_py, METH_NOARGS,
+     "pool_info() -> dict: CPUs, node, threads, ring placement, io backend, notes."},
+    {"close", loader_close, METH_NOARGS,
+     "close(): drop this object's hold on the pool; it stops once no batch is alive."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef loader_getset[] = {
+    {"epoch_batches", loader_get_epoch_batches, NULL, "batches per epoch", NULL},
+    {"cuda", loader_get_cuda, NULL, "True when batches are copied to the GPU", NULL},
+    {"closed", loader_get_closed, NULL, "True after close()", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot loader_slots[] = {
+    {Py_tp_init, loader_init},
+    {Py_tp_new, PyType_GenericNew},
+    {Py_tp_dealloc, loader_dealloc},
+    {Py_tp_methods, loader_methods},
+    {Py_tp_getset, loader_getset},
+    {Py_tp_doc, "Loader(path, batch_size, *, gpu=0, host_mode=False, ...): one numafeed pool. "
+                "Use numafeed.Loader, which wraps this."},
+    {0, NULL},
+};
+
+static PyType_Spec loader_spec = {
+    "numafeed._numafeed.Loader", sizeof(LoaderObject), 0, Py_TPFLAGS_DEFAULT, loader_slots,
+};
+
+PyObject *nfpy_loader_type(PyObject *module)
+{
+    (void)module;
+    return PyType_FromSpec(&loader_spec);
+}

@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: Apache-2.0
+/* The module numafeed._numafeed: its exception, lifetimes, small helpers. */
+#include "nfpy.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+PyObject *nfpy_Error;
+
+PyObject *nfpy_raise(int code, const char *what, const char *detail)
+{
+    char msg[2048];
+    if (detail && *detail)
+        snprintf(msg, sizeof(msg), "%s: %s", what, detail);
+    else
+        snprintf(msg, sizeof(msg), "%s: %s", what, numafeed_strerror(code));
+    PyObject *exc = PyObject_CallFunction(nfpy_Error, "s", msg);
+    if (!exc)
+        return NULL;
+    PyObject *c = PyLong_FromLong(code), *n = PyUnicode_FromString(numafeed_err_name(code));
+    if (c && n && PyObject_SetAttrString(exc, "code", c) == 0 &&
+        PyObject_SetAttrString(exc, "name", n) == 0)
+        PyErr_SetObject(nfpy_Error, exc);
+    Py_XDECREF(c);
+    Py_XDECREF(n);
+    Py_DECREF(exc);
+    return NULL;
+}
+
+int nfpy_check_pid(const struct nfpy_core *core)
+{
+    if (core->pid == getpid())
+        return 0;
+    PyErr_Format(nfpy_Error,
+                 "this numafeed loader was created in process %d; its worker threads do not "
+                 "exist in this forked child (%d). Create a new Loader in the child",
+                 (int)core->pid, (int)getpid());
+    return -1;
+}
+
+void nfpy_core_decref(struct nfpy_core *core)
+{
+    if (atomic_fetch_sub(&core->refs, 1) != 1)
+        return;
+    /* In a forked child the pools' threads are gone: destroying would wait
+     * for them forever. Leave the copy alone. */
+    if (core->pid == getpid())
+        loader_destroy(core->loader);
+    free(core);
+}
+
+/* May run on any thread, without the GIL (the DLPack deleter). */
+void nfpy_batch_decref(struct nfpy_batch *b)
+{
+    if (atomic_fetch_sub(&b->refs, 1) != 1)
+        return;
+    struct nfpy_core *core = b->core;
+    if (core->pid == getpid()) {
+        int rc = loader_release_on_stream(core->loader, &b->b, atomic_load(&b->stream));
+        if (rc)
+            fprintf(stderr, "numafeed: releasing batch %llu of epoch %llu failed: %s\n",
+                    (unsigned long long)b->b.index, (unsigned long long)b->b.epoch,
+                    numafeed_last_error());
+    }
+    free(b->fields);
+    free(b);
+    nfpy_core_decref(core);
+}
+
+int nfpy_dtype(const char *name, DLDataType *out)
+{
+    static const struct {
+        const char *name;
+        uint8_t code, bits;
+    } map[] = {
+        {"uint8", kDLUInt, 8},    {"int8", kDLInt, 8},       {"uint16", kDLUInt, 16},
+        {"int16", kDLInt, 16},    {"uint32", kDLUInt, 32},   {"int32", kDLInt, 32},
+        {"uint64", kDLUInt, 64},  {"int64", kDLInt, 64},     {"float16", kDLFloat, 16},
+        {"bfloat16", kDLBfloat, 16}, {"float32", kDLFloat, 32}, {"float64", kDLFloat, 64},
+    };
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+        if (strcmp(map[i].name, name) == 0) {
+            out->code = map[i].code;
+            out->bits = map[i].bits;
+            out->lanes = 1;
+            return 0;
+        }
+    return -1;
+}
+
+static PyObject *mod_version(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    return PyUnicode_FromString(numafeed_version_string());
+}
+
+static PyObject *mod_has_cuda(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    return PyBool_FromLong(numafeed_has_cuda());
+}
+
+static PyObject *mod_topology(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"sysfs_root", NULL};
+    const char *root = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|z", kwlist, &root))
+        return NULL;
+    struct numafeed_topo_options opt;
+    numafeed_topo_options_init(&opt);
+    opt.sysfs_root = root;
+    numafeed_topo *t = NULL;
+    char *json = NULL;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = numafeed_topo_open(&opt, &t);
+    if (!rc)
+        rc = numafeed_topo_json(t, &json);
+    numafeed_topo_close(t);
+    Py_END_ALLOW_THREADS
+    if (rc)
+        return nfpy_raise(rc, "numafeed_topo_open", numafeed_last_error());
+    PyObject *s = PyUnicode_FromString(json);
+    free(json);
+    return s;
+}
+
+static PyMethodDef mod_methods[] = {
+    {"version", mod_version, METH_NOARGS, "version() -> str: the C library's version."},
+    {"has_cuda", mod_has_cuda, METH_NOARGS,
+     "has_cuda() -> bool: the library was built with the CUDA path (a GPU may still be absent)."},
+    {"topology_json", (PyCFunction)(void (*)(void))mod_topology, METH_VARARGS | METH_KEYWORDS,
+     "topology_json(sysfs_root=None) -> str: `numafeed topo --json` of this machine."},
+    {NULL, NULL, 0, NULL},
+};
+
+static int add_type(PyObject *m, const char *name, PyObject *type)
+{
+    if (!type)
+        return -1;
+    int rc = PyModule_AddObject(m, name, type);
+    if (rc)
+        Py_DECREF(type);
+    return rc;
+}
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "numafeed._numafeed",
+    "numafeed's C extension; use the numafeed package, not this module.", -1, mod_methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__numafeed(void)
+{
+    PyObject *m = PyModule_Create(&module_def);
+    if (!m)
+        return NULL;
+    nfpy_Error = PyErr_NewExceptionWithDoc(
+        "numafeed.NumafeedError",
+        "An error from the numafeed library. `code` is the library's negative error code "
+        "(-errno or NUMAFEED_E*), `name` its symbolic name; the message names the file, "
+        "offset and call where the library knows them.",
+        PyExc_RuntimeError, NULL);
+    if (!nfpy_Error)
+        goto fail;
+    Py_INCREF(nfpy_Error);
+    if (PyModule_AddObject(m, "NumafeedError", nfpy_Error)) {
+        Py_DECREF(nfpy_Error);
+        goto fail;
+    }
+    if (add_type(m, "Loader", nfpy_loader_type(m)) || add_type(m, "Batch", nfpy_batch_type(m)) ||
+        add_type(m, "Field", nfpy_field_type(m)) || add_type(m, "Writer", nfpy_writer_type(m)))
+        goto fail;
+    if (PyModule_AddIntConstant(m, "EPOCH_END", NUMAFEED_EEPOCH_END) ||
+        PyModule_AddIntConstant(m, "ECONFIG", NUMAFEED_ECONFIG))
+        goto fail;
+    return m;
+fail:
+    Py_DECREF(m);
+    return NULL;
+}
