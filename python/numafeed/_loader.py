@@ -119,7 +119,8 @@ class Loader:
     output      "torch" (default): torch tensors; "numpy": numpy arrays
                 (host batches only); "dlpack": numafeed Field objects, for
                 any DLPack consumer.
-    return_ids  yield (batch, record_ids) with each record's dataset index.
+    return_ids  yield (batch, record_ids): each record's index in the dataset
+                (int64, host, a copy that does not hold the batch's slot).
     io          "auto", "io_uring", "pread" or "mmap".
     node        use this NUMA node instead of the one sysfs reports.
     check_ranks with torch.distributed initialised, check at creation and
@@ -324,7 +325,9 @@ class Loader:
         else:
             data = {f.name: conv(f) for f in fields}
         if self._return_ids:
-            return data, conv(b.record_ids)
+            # a copy (8 bytes a record): keeping ids must not keep the slot
+            ids = conv(b.record_ids)
+            return data, (ids.clone() if hasattr(ids, "clone") else ids.copy())
         return data
 
     # ---- introspection and lifetime ----------------------------------------

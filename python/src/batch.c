@@ -37,14 +37,6 @@ typedef struct {
 
 static PyTypeObject *batch_type, *field_type;
 
-static void free_self(PyObject *self)
-{
-    PyTypeObject *tp = Py_TYPE(self);
-    freefunc f = (freefunc)PyType_GetSlot(tp, Py_tp_free);
-    f(self);
-    Py_DECREF(tp);
-}
-
 static PyObject *alloc_obj(PyTypeObject *tp)
 {
     allocfunc a = (allocfunc)PyType_GetSlot(tp, Py_tp_alloc);
@@ -244,7 +236,7 @@ static void field_dealloc(PyObject *self)
     FieldObject *f = (FieldObject *)self;
     if (f->nb)
         nfpy_batch_decref(f->nb);
-    free_self(self);
+    nfpy_free_self(self);
 }
 
 static PyMethodDef field_methods[] = {
@@ -367,7 +359,7 @@ static void batch_dealloc(PyObject *self)
     Py_CLEAR(b->ids);
     if (b->nb)
         nfpy_batch_decref(b->nb);
-    free_self(self);
+    nfpy_free_self(self);
 }
 
 #define BATCH_U64(attr, expr)                                                            \

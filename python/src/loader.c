@@ -19,14 +19,6 @@ typedef struct {
     struct nfpy_core *core; /* NULL once closed */
 } LoaderObject;
 
-static void free_self(PyObject *self)
-{
-    PyTypeObject *tp = Py_TYPE(self);
-    freefunc f = (freefunc)PyType_GetSlot(tp, Py_tp_free);
-    f(self);
-    Py_DECREF(tp);
-}
-
 static int parse_io(const char *io, int *out)
 {
     static const char *names[] = {"auto", "io_uring", "pread", "mmap"};
@@ -157,7 +149,7 @@ static PyObject *loader_next_py(PyObject *self, PyObject *args, PyObject *kw)
         Py_BEGIN_ALLOW_THREADS
         rc = loader_next(core->loader, 0, &b, slice);
         if (rc && rc != -ETIMEDOUT && rc != NUMAFEED_EEPOCH_END)
-            snprintf(msg, sizeof(msg), "%s", loader_last_error(core->loader));
+            snprintf(msg, sizeof(msg), "%s", numafeed_last_error());
         Py_END_ALLOW_THREADS
         if (rc != -ETIMEDOUT)
             break;
@@ -201,7 +193,7 @@ static void loader_dealloc(PyObject *self)
     LoaderObject *lo = (LoaderObject *)self;
     if (lo->core)
         nfpy_core_decref(lo->core);
-    free_self(self);
+    nfpy_free_self(self);
 }
 
 static int set_u64(PyObject *d, const char *k, unsigned long long v)

@@ -29,6 +29,15 @@ PyObject *nfpy_raise(int code, const char *what, const char *detail)
     return NULL;
 }
 
+/* tp_dealloc's end for our heap types: free, then drop the type's reference. */
+void nfpy_free_self(PyObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    freefunc f = (freefunc)PyType_GetSlot(tp, Py_tp_free);
+    f(self);
+    Py_DECREF(tp);
+}
+
 int nfpy_check_pid(const struct nfpy_core *core)
 {
     if (core->pid == getpid())

@@ -69,6 +69,7 @@ PyObject *nfpy_raise(int code, const char *what, const char *detail);
 /* NULL with an error set when the object was made in another process. */
 int nfpy_check_pid(const struct nfpy_core *core);
 void nfpy_core_decref(struct nfpy_core *core);
+void nfpy_free_self(PyObject *self);
 void nfpy_batch_decref(struct nfpy_batch *b);
 /* Map a dtype name of the format ("int32", "bfloat16", ...) to DLPack's. */
 int nfpy_dtype(const char *name, DLDataType *out);

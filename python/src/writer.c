@@ -17,14 +17,6 @@ typedef struct {
     char *out_dir;
 } WriterObject;
 
-static void free_self(PyObject *self)
-{
-    PyTypeObject *tp = Py_TYPE(self);
-    freefunc f = (freefunc)PyType_GetSlot(tp, Py_tp_free);
-    f(self);
-    Py_DECREF(tp);
-}
-
 static int parse_codec(const char *name, int *out)
 {
     if (strcmp(name, "zstd") == 0)
@@ -215,7 +207,7 @@ static void writer_dealloc(PyObject *self)
     WriterObject *wo = (WriterObject *)self;
     numafeed_writer_destroy(wo->w);
     free(wo->out_dir);
-    free_self(self);
+    nfpy_free_self(self);
 }
 
 #define WRITER_U64(attr, call)                                                           \

@@ -1,0 +1,82 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Shared fixtures: small datasets packed with numafeed.pack, and the device
+the tests run on (a GPU where torch and numafeed both see one, else cpu)."""
+import os
+
+import numpy as np
+import pytest
+
+import numafeed
+
+N_RECORDS = 3000
+
+
+def make_records(n=N_RECORDS, seed=7):
+    """Token-like int32 rows, a float label and a uint8 image-ish field: every
+    record different, so a swapped or repeated record is seen."""
+    rng = np.random.default_rng(seed)
+    tokens = rng.integers(0, 50000, size=(n, 32), dtype=np.int32)
+    tokens[:, 0] = np.arange(n, dtype=np.int32)  # the record's own index
+    label = (np.arange(n, dtype=np.float32) * 0.5).astype(np.float32)
+    pixels = rng.integers(0, 255, size=(n, 3, 4, 4), dtype=np.uint8)
+    return {"tokens": tokens, "label": label, "pixels": pixels}
+
+
+@pytest.fixture(scope="session")
+def records():
+    return make_records()
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory, records):
+    """Three fields, zstd, small blocks and shards: many blocks, 3+ shards."""
+    out = tmp_path_factory.mktemp("ds") / "multi"
+    numafeed.pack(out, records, block_bytes=8 * 1024, shard_bytes=64 * 1024, progress=False)
+    return str(out)
+
+
+@pytest.fixture(scope="session")
+def tokens_dataset(tmp_path_factory, records):
+    """One field, stored raw: batches come as a single tensor."""
+    out = tmp_path_factory.mktemp("ds") / "tokens"
+    numafeed.pack(out, records["tokens"], name="tokens", codec="none", block_bytes=16 * 1024,
+                  progress=False)
+    return str(out)
+
+
+def _gpu_available():
+    if os.environ.get("NUMAFEED_TEST_DEVICE") == "cpu":
+        return False
+    try:
+        import torch
+    except ImportError:
+        return False
+    return numafeed.has_cuda() and torch.cuda.is_available()
+
+
+GPU = _gpu_available()
+
+
+@pytest.fixture(scope="session")
+def device():
+    return "cuda:0" if GPU else "cpu"
+
+
+def to_numpy(t):
+    return t.cpu().numpy() if hasattr(t, "cpu") else np.asarray(t)
+
+
+def rss_kib():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def count_fds():
+    return len(os.listdir("/proc/self/fd"))
+
+
+def count_threads():
+    return len(os.listdir("/proc/self/task"))
