@@ -37,15 +37,21 @@ def test_side_stream_and_reuse_waits_for_release_event(tokens_dataset, records):
     with numafeed.Loader(tokens_dataset, 64, device="cuda:0", seed=2, prefetch=2,
                          return_ids=True) as loader:
         for epoch in range(3):
-            for b, ids in loader:
+            it = iter(loader)
+            while True:
+                # the batch is made (torch.from_dlpack) with `side` current:
+                # side waits on the copy, and the release is recorded on side
                 with torch.cuda.stream(side):
-                    t = torch.from_dlpack(b) if False else b  # b is the tensor itself
+                    try:
+                        t, ids = next(it)
+                    except StopIteration:
+                        break
                     # a long kernel first: if the pool refilled this slot
-                    # before the release event (queued after it) completes,
-                    # the sum below would read the next batch's bytes
+                    # before the release event (queued after the sum)
+                    # completed, the sum would read a later batch's bytes
                     torch.cuda._sleep(2_000_000)
                     sums.append(t.to(torch.int64).sum())
+                    del t
                 want.append(int(records["tokens"][ids.numpy()].astype(np.int64).sum()))
-                del b, t  # released on `side`, behind the sleep and the sum
     torch.cuda.synchronize()
     assert [int(s) for s in sums] == want
