@@ -46,7 +46,10 @@ def main():
     ap.add_argument("--work", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--counts", default="2,4,8",
+                    help="GPU counts to scale to besides 1 and all (default 2,4,8)")
     a = ap.parse_args()
+    a.counts = [int(x) for x in a.counts.split(",") if x]
     nf = os.path.join(a.bin, "src/cli/numafeed")
     ceil = os.path.join(a.bin, "bench/gpu_ceiling")
     os.makedirs(a.work, exist_ok=True)
@@ -83,9 +86,41 @@ def main():
         w["h2d_together"] = [float(x.split()[-1]) for x in sh(f"({par}; wait)").splitlines()]
         common = f"--epochs {a.epochs} --batch-size {batch} --threads {threads} --digest"
         one = sh(f"{nf} bench {ds} --gpus 0 {common}")
-        allg = sh(f"{nf} bench {ds} --gpus 0-{ngpu - 1} {common}")
-        tr = sh(f"python3 -m torch.distributed.run --nproc-per-node {ngpu} --no-python "
-                f"sh -c '{nf} bench {ds} --gpus $LOCAL_RANK {common} > {a.work}/rank$RANK.log'")
+        w["one_gpu"] = parse(one)
+        counts = sorted({k for k in a.counts if 1 < k <= ngpu} | {ngpu}) if ngpu > 1 else []
+        w["counts"] = {}
+        for k in counts:
+            allg = sh(f"{nf} bench {ds} --gpus 0-{k - 1} {common}")
+            for f in os.listdir(a.work):
+                if f.startswith("rank") and f.endswith(".log"):
+                    os.unlink(os.path.join(a.work, f))
+            sh(f"python3 -m torch.distributed.run --nproc-per-node {k} --no-python "
+               f"sh -c '{nf} bench {ds} --gpus $LOCAL_RANK {common} > {a.work}/rank$RANK.log'")
+            ranks = [parse(open(f"{a.work}/rank{r}.log").read()) for r in range(k)]
+            c = {"one_process": parse(allg), "per_gpu_processes": ranks}
+            # digests: D is a sum mod 2^64, so the ranks' Ds add up to the whole
+            dsum = {}
+            for r in ranks:
+                for e, recs, d in r["digests"]:
+                    t = dsum.setdefault(e, [0, 0])
+                    t[0] += int(recs)
+                    t[1] = (t[1] + int(d, 16)) % (1 << 64)
+            c["digest_agree"] = all(
+                (int(recs), int(d, 16)) == (dsum[e][0], dsum[e][1]) ==
+                (int(c["one_process"]["digests"][int(e)][1]),
+                 int(c["one_process"]["digests"][int(e)][2], 16))
+                for e, recs, d in w["one_gpu"]["digests"])
+            c["agg_per_gpu_processes"] = sum(r["gbps"] for r in ranks)
+            c["scaling_one_process"] = c["one_process"]["gbps"] / (k * w["one_gpu"]["gbps"])
+            c["scaling_per_gpu_processes"] = c["agg_per_gpu_processes"] / (k * w["one_gpu"]["gbps"])
+            w["counts"][k] = c
+        top = w["counts"].get(ngpu)
+        if top:  # the full-machine figures, under the names earlier runs used
+            w["one_process_all_gpus"] = top["one_process"]
+            w["per_gpu_processes"] = top["per_gpu_processes"]
+            w["digest_agree"] = top["digest_agree"]
+            w["scaling_one_process"] = top["scaling_one_process"]
+            w["scaling_per_gpu_processes"] = top["scaling_per_gpu_processes"]
         # where the pools really are, from /proc, while they run: one process
         # serving every GPU, and one process per GPU checked against its GPU
         slow = f"--epochs 1000 --batch-size {batch} --threads {threads} --step-us 2000"
@@ -96,36 +131,18 @@ def main():
            f"'{nf} bench {ds} --gpus $LOCAL_RANK {slow} >/dev/null & p=$!; sleep 3; "
            f"{nf} verify $p --gpu $LOCAL_RANK --json > {a.work}/verify$RANK.json; kill $p; true'")
         w["verify_per_gpu"] = [open(f"{a.work}/verify{r}.json").read() for r in range(ngpu)]
-        ranks = [open(f"{a.work}/rank{r}.log").read() for r in range(ngpu)]
-        w["one_gpu"] = parse(one)
-        w["one_process_all_gpus"] = parse(allg)
-        w["per_gpu_processes"] = [parse(r) for r in ranks]
-        # digests: D is a sum mod 2^64, so the ranks' Ds add up to the whole
-        dsum = {}
-        for r in w["per_gpu_processes"]:
-            for e, recs, d in r["digests"]:
-                c = dsum.setdefault(e, [0, 0])
-                c[0] += int(recs)
-                c[1] = (c[1] + int(d, 16)) % (1 << 64)
-        w["digest_agree"] = all(
-            (int(recs), int(d, 16)) == (dsum[e][0], dsum[e][1]) ==
-            (int(w["one_process_all_gpus"]["digests"][int(e)][1]),
-             int(w["one_process_all_gpus"]["digests"][int(e)][2], 16))
-            for e, recs, d in w["one_gpu"]["digests"])
-        agg = sum(r["gbps"] for r in w["per_gpu_processes"])
-        w["scaling_one_process"] = w["one_process_all_gpus"]["gbps"] / (ngpu * w["one_gpu"]["gbps"])
-        w["scaling_per_gpu_processes"] = agg / (ngpu * w["one_gpu"]["gbps"])
         res["workloads"].append(w)
         print(f"== {name} (batch {batch}, {threads} threads per pool)")
         print(f"  pinned H2D alone per GPU: {w['h2d_alone']} GB/s; all at once: "
               f"{w['h2d_together']} GB/s")
         print(f"  numafeed 1 GPU: {w['one_gpu']['gbps']:.2f} GB/s")
-        print(f"  numafeed {ngpu} GPUs, one process: {w['one_process_all_gpus']['gbps']:.2f} GB/s "
-              f"aggregate, scaling {w['scaling_one_process']:.2f} of linear")
-        each = ", ".join("%.2f" % r["gbps"] for r in w["per_gpu_processes"])
-        print(f"  numafeed {ngpu} processes (torchrun): {agg:.2f} GB/s aggregate ({each}), "
-              f"scaling {w['scaling_per_gpu_processes']:.2f} of linear")
-        print(f"  digests agree across the three runs: {w['digest_agree']}")
+        for k, c in w["counts"].items():
+            each = ", ".join("%.2f" % r["gbps"] for r in c["per_gpu_processes"])
+            print(f"  numafeed {k} GPUs, one process: {c['one_process']['gbps']:.2f} GB/s "
+                  f"aggregate, {c['scaling_one_process']:.2f} of linear; {k} processes "
+                  f"(torchrun): {c['agg_per_gpu_processes']:.2f} GB/s ({each}), "
+                  f"{c['scaling_per_gpu_processes']:.2f} of linear; digests agree: "
+                  f"{c['digest_agree']}")
         vo = json.loads(w["verify_one_process"])
         pools = [t for t in vo["threads"] if t["pool_gpu"] >= 0]
         print(f"  verify, one process: {len(pools)} pool threads, "
