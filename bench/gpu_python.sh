@@ -11,8 +11,9 @@ cd "$(dirname "$0")/.."
 out=${OUT:-out/run}
 mkdir -p "$out"
 target=$(mktemp -d /tmp/nfpy.XXXXXX)
-python3 -m pip install -q --no-index --find-links out/gpu/whl --target "$target" \
-  pytest tqdm out/gpu/numafeed-*.whl >"$out/pip.txt" 2>&1 || { cat "$out/pip.txt"; exit 1; }
+{ python3 -m pip install -q --no-index --find-links out/gpu/whl --target "$target" pytest tqdm &&
+  python3 -m pip install -q --no-index --no-deps --target "$target" out/gpu/numafeed-*.whl
+} >"$out/pip.txt" 2>&1 || { cat "$out/pip.txt"; exit 1; }
 export PYTHONPATH=$target
 { date -u; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader; nproc
   python3 -c 'import torch, numafeed; print("torch", torch.__version__, "numafeed", numafeed.__version__)'
