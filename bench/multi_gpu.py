@@ -35,8 +35,8 @@ def sh(cmd, env=None):
 
 def parse(out):
     d = {}
-    m = re.search(r"total: .* in ([0-9.]+) s: ([0-9.]+) GB/s", out)
-    d["gbps"] = float(m.group(2)) if m else None
+    m = re.search(r"total: \d+ records, ([0-9.]+) GB in ([0-9.]+) s: ([0-9.]+) GB/s", out)
+    d["gb"], d["s"], d["gbps"] = (float(m.group(i)) for i in (1, 2, 3)) if m else (None,) * 3
     d["digests"] = re.findall(r"^epoch (\d+) records (\d+) digest ([0-9a-f]+)", out, re.M)
     d["pools"] = re.findall(r"^pool \d+: .*", out, re.M)
     return d
@@ -49,7 +49,12 @@ def main():
     ap.add_argument("--work", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--epochs", type=int, default=8,
-                    help="epochs of each throughput run (default 8; digest runs take 2)")
+                    help="at least this many epochs per throughput run (default 8; digest "
+                         "runs take 2)")
+    ap.add_argument("--seconds", type=float, default=10,
+                    help="about how long each throughput run lasts (default 10)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="worker threads per pool (default: CPUs / GPUs - 2)")
     ap.add_argument("--counts", default="2,4,8",
                     help="GPU counts to scale to besides 1 and all (default 2,4,8)")
     a = ap.parse_args()
@@ -68,7 +73,7 @@ def main():
     open(os.path.join(a.out, "topology.txt"), "w").write(topo)
     print(topo)
     ngpu = int(sh("nvidia-smi -L | wc -l").strip())
-    threads = max(1, (os.cpu_count() // ngpu) - 2)
+    threads = a.threads or max(1, (os.cpu_count() // ngpu) - 2)
     res = {"date": time.strftime("%Y-%m-%d %H:%M"), "gpus": ngpu, "threads_per_pool": threads,
            "workloads": []}
     for name, field, rb, batch, codec, level, n in gpu_bench.WORKLOADS:
@@ -91,7 +96,15 @@ def main():
         # Throughput runs without --digest: the digest hashes every record in
         # the consuming thread (one core, about 5 GB/s), which would be the
         # bottleneck; the same runs again with --digest check correctness.
-        common = f"--epochs {a.epochs} --batch-size {batch} --threads {threads}"
+        # Runs of about --seconds each at any GPU count: size the epochs from
+        # a first one-GPU run, and multiply them by the GPU count (k GPUs
+        # share each epoch); one process per GPU starts at different times,
+        # which short runs would turn into overlap-free, meaningless sums.
+        probe = parse(sh(f"{nf} bench {ds} --gpus 0 --epochs {a.epochs} --batch-size {batch} "
+                         f"--threads {threads}"))
+        epochs = max(a.epochs, int(a.seconds * probe["gbps"] / (probe["gb"] / a.epochs)) + 1)
+        w["epochs_per_gpu"] = epochs
+        common = f"--epochs {epochs} --batch-size {batch} --threads {threads}"
         dcommon = f"--epochs 2 --batch-size {batch} --threads {threads} --digest"
         w["one_gpu"] = parse(sh(f"{nf} bench {ds} --gpus 0 {common}"))
         w["one_gpu"]["digests"] = parse(sh(f"{nf} bench {ds} --gpus 0 {dcommon}"))["digests"]
@@ -106,8 +119,9 @@ def main():
                    f"sh -c '{nf} bench {ds} --gpus $LOCAL_RANK {opts} > {a.work}/rank$RANK.log'")
                 return [parse(open(f"{a.work}/rank{r}.log").read()) for r in range(k)]
 
-            c = {"one_process": parse(sh(f"{nf} bench {ds} --gpus 0-{k - 1} {common}")),
-                 "per_gpu_processes": per_gpu_processes(common)}
+            kcommon = f"--epochs {epochs * k} --batch-size {batch} --threads {threads}"
+            c = {"one_process": parse(sh(f"{nf} bench {ds} --gpus 0-{k - 1} {kcommon}")),
+                 "per_gpu_processes": per_gpu_processes(kcommon)}
             c["one_process"]["digests"] = parse(
                 sh(f"{nf} bench {ds} --gpus 0-{k - 1} {dcommon}"))["digests"]
             ranks = per_gpu_processes(dcommon)
