@@ -53,6 +53,8 @@ def main():
                          "runs take 2)")
     ap.add_argument("--seconds", type=float, default=10,
                     help="about how long each throughput run lasts (default 10)")
+    ap.add_argument("--workloads", default="tokens-zstd,images-raw",
+                    help="of gpu_bench.py's (default tokens-zstd,images-raw)")
     ap.add_argument("--threads", type=int, default=0,
                     help="worker threads per pool (default: CPUs / GPUs - 2)")
     ap.add_argument("--counts", default="2,4,8",
@@ -77,7 +79,7 @@ def main():
     res = {"date": time.strftime("%Y-%m-%d %H:%M"), "gpus": ngpu, "threads_per_pool": threads,
            "workloads": []}
     for name, field, rb, batch, codec, level, n in gpu_bench.WORKLOADS:
-        if name not in ("tokens-zstd", "images-raw"):
+        if name not in a.workloads.split(","):
             continue
         raw = os.path.join(a.work, name.split("-")[0] + ".bin")
         gpu_bench.gen(raw, name, rb, n)
