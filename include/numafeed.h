@@ -528,7 +528,9 @@ NUMAFEED_API int loader_create(const struct loader_config *cfg, loader_t **out);
 
 /* Destroy a loader: stops and joins every thread, even ones blocked on a
  * full ring or in I/O, and frees everything. Batches not released become
- * invalid. NULL is allowed. */
+ * invalid. Threads waiting in loader_next meanwhile return -ECANCELED, and
+ * destroy returns only after they have left; calling anything on the loader
+ * after destroy has begun is an error. NULL is allowed. */
 NUMAFEED_API void loader_destroy(loader_t *loader);
 
 /* One field of a batch: a contiguous [records, shape...] array. */

@@ -144,6 +144,7 @@ struct pool {
     uint64_t next_seq;
     bool epoch_end_pending;
     unsigned outstanding;       /* under mu */
+    _Atomic unsigned inside;    /* callers inside loader_next(_on_stream): destroy waits */
 
     /* stats */
     _Atomic uint64_t st_batches, st_records, st_bytes, st_wait_ns, st_wait_max, st_stall_ns,
@@ -672,6 +673,15 @@ static void pool_stop(struct pool *p)
     pthread_cond_broadcast(&p->cv_work);
     pthread_cond_broadcast(&p->cv_ready);
     pthread_mutex_unlock(&p->mu);
+    /* A consumer woken above (or queued on cmu) sees stop and returns
+     * -ECANCELED; it still touches the pool and the loader on its way out,
+     * so nothing is freed until the last one has left. */
+    while (atomic_load_explicit(&p->inside, memory_order_acquire)) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->cv_ready);
+        pthread_mutex_unlock(&p->mu);
+        usleep(100);
+    }
     for (unsigned i = 0; i < p->nworkers; i++)
         if (p->workers[i].started) {
             pthread_join(p->workers[i].thread, NULL);
@@ -1109,11 +1119,9 @@ static uint64_t bucket_value(unsigned b)
     return (UINT64_C(1) << lg) + ((uint64_t)(b % 4) << (lg - 2));
 }
 
-int loader_next(loader_t *L, int gpu, struct loader_batch *batch, int timeout_ms)
+static int next_batch(loader_t *L, struct pool *p, int gpu, struct loader_batch *batch,
+                      int timeout_ms)
 {
-    struct pool *p = get_pool(L, gpu);
-    if (!p || !batch)
-        return p ? __nf_error(-EINVAL, "loader_next: batch is NULL") : -EINVAL;
     uint64_t t0 = now_ns();
     pthread_mutex_lock(&p->cmu);
     if (p->epoch_end_pending) {
@@ -1213,6 +1221,17 @@ int loader_next(loader_t *L, int gpu, struct loader_batch *batch, int timeout_ms
     return 0;
 }
 
+int loader_next(loader_t *L, int gpu, struct loader_batch *batch, int timeout_ms)
+{
+    struct pool *p = get_pool(L, gpu);
+    if (!p || !batch)
+        return p ? __nf_error(-EINVAL, "loader_next: batch is NULL") : -EINVAL;
+    atomic_fetch_add_explicit(&p->inside, 1, memory_order_relaxed);
+    int rc = next_batch(L, p, gpu, batch, timeout_ms);
+    atomic_fetch_sub_explicit(&p->inside, 1, memory_order_release); /* last touch */
+    return rc;
+}
+
 int loader_release(loader_t *L, struct loader_batch *batch)
 {
     return loader_release_on_stream(L, batch, NULL);
@@ -1255,14 +1274,19 @@ int loader_release_on_stream(loader_t *L, struct loader_batch *batch, void *stre
 int loader_next_on_stream(loader_t *L, int gpu, struct loader_batch *batch, int timeout_ms,
                           void *stream)
 {
+    struct pool *p = get_pool(L, gpu);
+    if (!p)
+        return -EINVAL;
+    atomic_fetch_add_explicit(&p->inside, 1, memory_order_relaxed);
     int rc = loader_next(L, gpu, batch, timeout_ms);
     if (rc == 0 && batch->ready_event) {
-        rc = __nf_cuda_stream_wait_event_on(L->pools[gpu].ordinal, stream, batch->ready_event);
+        rc = __nf_cuda_stream_wait_event_on(p->ordinal, stream, batch->ready_event);
         if (rc) {
             loader_set_error(L, numafeed_last_error());
             loader_release(L, batch);
         }
     }
+    atomic_fetch_sub_explicit(&p->inside, 1, memory_order_release);
     return rc;
 }
 

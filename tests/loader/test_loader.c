@@ -483,8 +483,8 @@ static void test_destroy_while_busy(void **state)
     assert_true(destroy_ms(L) < 3000);
     pthread_join(th, NULL);
 
-    /* a consumer waiting in loader_next while another thread destroys is a
-     * use-after-free by contract; destroy(NULL) is fine */
+    /* a consumer waiting in loader_next while another thread destroys:
+     * test_shutdown.c; destroy(NULL) is fine */
     loader_destroy(NULL);
 }
 
