@@ -112,7 +112,7 @@ def train(args):
                epochs_timed=args.epochs - 1, steps=len(events), images_per_s=images / wall_s,
                input_gb_per_s=images * 3 * 224 * 224 / wall_s / 1e9,
                step_ms_median=float(np.median([s.elapsed_time(e) for s, e in events])),
-               gpu_idle_fraction=1 - busy_ms / span_ms, final_loss=float(loss))
+               gpu_idle_fraction=1 - busy_ms / span_ms, final_loss=float(loss.detach()))
     if args.loader == "numafeed":
         st = loader.stats()
         out["numafeed"] = dict(wait_p50_us=st["wait_p50_ns"] / 1e3,
