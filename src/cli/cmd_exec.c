@@ -43,7 +43,7 @@ static void help(void)
         "Exit status: CMD's own when it runs (exec replaces this process); 1 when the\n"
         "binding or the exec fails; 2 usage error, or an inconsistent environment.\n"
         "\n"
-        "Example:\n"
+        "Example (torch 1.x spells them --nproc_per_node and --no_python):\n"
         "  torchrun --nproc-per-node 8 --no-python numafeed exec -- python3 train.py\n");
 }
 
@@ -142,13 +142,14 @@ int __nf_cmd_exec(int argc, char **argv)
     numafeed_topo_pool_cpus(t, gpu, cpus, sizeof(cpus), &fallback);
     numafeed_topo_close(t);
     int bind = g.node_known && !fallback;
-    fprintf(stderr, "numafeed exec: GPU %d (%s) node %d%s: ", gpu, g.pci_bus_id, g.numa_node,
-            g.node_known ? "" : " (unknown)");
+    /* one write per line: ranks launched together share stderr */
     if (bind)
-        fprintf(stderr, "CPUs %s, memory %s node %d\n", cpus, preferred ? "preferred on" : "bound to",
+        fprintf(stderr, "numafeed exec: GPU %d (%s) node %d: CPUs %s, memory %s node %d\n", gpu,
+                g.pci_bus_id, g.numa_node, cpus, preferred ? "preferred on" : "bound to",
                 g.numa_node);
     else
-        fprintf(stderr, "%s; launching unbound\n",
+        fprintf(stderr, "numafeed exec: GPU %d (%s) node %d%s: %s; launching unbound\n", gpu,
+                g.pci_bus_id, g.numa_node, g.node_known ? "" : " (unknown)",
                 !g.node_known ? "warning: sysfs gives no node for this GPU"
                               : "warning: no CPU this process may use is on that node");
     if (dry) {

@@ -56,12 +56,13 @@ int __nf_cli_fail(const char *cmd, const char *what, int err)
 
 int __nf_cli_usage(const char *cmd, const char *fmt, ...)
 {
+    /* formatted first, written once: ranks launched together share stderr */
+    char msg[1024];
     va_list ap;
-    fprintf(stderr, "numafeed %s: ", cmd);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    fprintf(stderr, "\nTry 'numafeed %s --help'.\n", cmd);
+    fprintf(stderr, "numafeed %s: %s\nTry 'numafeed %s --help'.\n", cmd, msg, cmd);
     return NF_EXIT_USAGE;
 }
 
