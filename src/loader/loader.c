@@ -362,7 +362,13 @@ static int load_blocks(struct worker *w, uint32_t nblocks)
     struct nf_read_done done[64];
     uint32_t next = 0, finished = 0;
     while (finished < nblocks) {
-        while (next < nblocks && __nf_reader_inflight(r) < depth) {
+        /* Stopping: submit nothing more, reap what is in flight (its
+         * buffers are ours until then), decode nothing. Destroy then waits
+         * for the reads in flight, not for the rest of the window. */
+        bool stopping = atomic_load_explicit(&w->pool->stop, memory_order_relaxed);
+        if (stopping && __nf_reader_inflight(r) == 0)
+            return __nf_error(-ECANCELED, "loader is being destroyed");
+        while (!stopping && next < nblocks && __nf_reader_inflight(r) < depth) {
             uint32_t g = w->blocks[next];
             uint32_t shard = L->gblock_shard[g], blk = L->gblock_block[g];
             const struct nf_block_info *bi = &__nf_dataset_shard_index(L->ds, shard)->blocks[blk];
@@ -383,6 +389,10 @@ static int load_blocks(struct worker *w, uint32_t nblocks)
         if (n < 0)
             return n;
         for (int i = 0; i < n; i++) {
+            if (stopping) {
+                finished++;
+                continue;
+            }
             if (done[i].result)
                 return done[i].result;
             uint32_t k = (uint32_t)done[i].tag;
