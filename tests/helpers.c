@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -17,6 +18,30 @@ const char *nf_fixture(const char *rel)
     char *b = buf[next++ % 4];
     snprintf(b, PATH_MAX, "%s/%s", NF_FIXTURES, rel);
     return b;
+}
+
+int nf_scratch(char **base, char **dir)
+{
+    *base = nf_tmpdir();
+    *dir = NULL;
+    if (!*base || asprintf(dir, "%s/ds", *base) < 0)
+        return -1;
+    return 0;
+}
+
+void nf_scratch_free(char *base, char *dir)
+{
+    if (base)
+        nf_rmtree(base);
+    free(base);
+    free(dir);
+}
+
+uint64_t nf_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 char *nf_tmpdir(void)

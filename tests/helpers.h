@@ -16,6 +16,13 @@
 const char *nf_fixture(const char *rel);
 /* Create a fresh temporary directory; returns a malloc'd path. */
 char *nf_tmpdir(void);
+/* A fresh temporary directory in *base and the path "<base>/ds" (not
+ * created) in *dir, both malloc'd; 0 on success. nf_scratch_free removes
+ * the tree and frees both. */
+int nf_scratch(char **base, char **dir);
+void nf_scratch_free(char *base, char *dir);
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t nf_now_ns(void);
 /* rm -rf a directory tree (tests only). */
 void nf_rmtree(const char *path);
 /* Write len bytes to path, creating parent directories; 0 on success. */

@@ -49,8 +49,7 @@ static uint64_t want; /* sum of XXH64 of every record */
 static int setup(void **state)
 {
     (void)state;
-    base = nf_tmpdir();
-    if (asprintf(&dir, "%s/ds", base) < 0)
+    if (nf_scratch(&base, &dir))
         return -1;
     src = malloc((size_t)N * RB);
     for (size_t i = 0; i < (size_t)N * RB; i++)
@@ -72,9 +71,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    nf_rmtree(base);
-    free(base);
-    free(dir);
+    nf_scratch_free(base, dir);
     free(src);
     return 0;
 }

@@ -45,13 +45,6 @@
 
 enum { IO_MS = 100, BOUND_MS = 2000, THREADS = 3 };
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* ---- hold points ---- */
 static atomic_int hold_read, hold_decode;  /* 1: hold workers there */
 static atomic_int in_read, in_decode;      /* workers held there now */
@@ -67,7 +60,7 @@ static void hold(atomic_int *flag, atomic_int *count)
     atomic_fetch_add(count, 1);
     for (;;) {
         uint64_t t = atomic_load(&io_done_at);
-        if (!atomic_load(flag) || (t && now_ns() >= t))
+        if (!atomic_load(flag) || (t && nf_now_ns() >= t))
             break;
         usleep(1000);
     }
@@ -137,8 +130,7 @@ static char *base, *dir;
 static int setup(void **state)
 {
     (void)state;
-    base = nf_tmpdir();
-    if (!base || asprintf(&dir, "%s/ds", base) < 0)
+    if (nf_scratch(&base, &dir))
         return -1;
     uint8_t *src = malloc((size_t)N * REC);
     if (!src)
@@ -164,9 +156,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    nf_rmtree(base);
-    free(base);
-    free(dir);
+    nf_scratch_free(base, dir);
     return 0;
 }
 
@@ -195,11 +185,11 @@ static loader_t *make(uint32_t depth)
  * destroy begins. */
 static double destroy_ms(loader_t *L, bool held_io)
 {
-    uint64_t t0 = now_ns();
+    uint64_t t0 = nf_now_ns();
     if (held_io)
         atomic_store(&io_done_at, t0 + (uint64_t)IO_MS * 1000000u);
     loader_destroy(L);
-    double ms = (double)(now_ns() - t0) / 1e6;
+    double ms = (double)(nf_now_ns() - t0) / 1e6;
     atomic_store(&io_done_at, 0);
     atomic_store(&hold_read, 0);
     atomic_store(&hold_decode, 0);
@@ -262,7 +252,7 @@ static void *consume(void *arg)
     struct loader_batch b;
     is_consumer = true;
     c->rc = loader_next(c->L, 0, &b, -1);
-    c->returned_at = now_ns();
+    c->returned_at = nf_now_ns();
     is_consumer = false;
     snprintf(c->msg, sizeof(c->msg), "%s", numafeed_last_error());
     atomic_store(&c->done, 1);
@@ -289,7 +279,7 @@ static void test_destroy_while_consumer_waits(void **state)
     assert_int_equal(pthread_create(&tc, NULL, consume, &c), 0);
     assert_true(wait_for(&consumers_sleeping, 1, 10000));
     assert_int_equal(pthread_create(&tr, NULL, release_after_consumer, &c), 0);
-    uint64_t t0 = now_ns();
+    uint64_t t0 = nf_now_ns();
     double ms = destroy_ms(c.L, false);
     pthread_join(tr, NULL);
     pthread_join(tc, NULL);

@@ -43,13 +43,6 @@
 #define SLOW_THREADS 4
 #endif
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Sleep at least ns (absolute deadline: EINTR cannot shorten it). */
 static void sleep_ns(uint64_t ns)
 {
@@ -96,8 +89,7 @@ static void record_bytes(uint64_t i, uint8_t *out)
 static int setup(void **state)
 {
     (void)state;
-    base = nf_tmpdir();
-    if (!base || asprintf(&dir, "%s/ds", base) < 0)
+    if (nf_scratch(&base, &dir))
         return -1;
     uint8_t *src = malloc((size_t)N * REC);
     if (!src)
@@ -136,9 +128,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    nf_rmtree(base);
-    free(base);
-    free(dir);
+    nf_scratch_free(base, dir);
     return 0;
 }
 
@@ -165,7 +155,7 @@ static void run_epoch(struct run *out)
         c.io_backend = LOADER_IO_PREAD;
     static unsigned char seen[N];
     memset(seen, 0, sizeof(seen));
-    uint64_t t0 = now_ns(), got = 0;
+    uint64_t t0 = nf_now_ns(), got = 0;
     loader_t *L = NULL;
     int rc = loader_create(&c, &L);
     if (rc)
@@ -190,7 +180,7 @@ static void run_epoch(struct run *out)
         }
         assert_int_equal(loader_release(L, &b), 0);
     }
-    out->ns = now_ns() - t0;
+    out->ns = nf_now_ns() - t0;
     if (rc != NUMAFEED_EEPOCH_END)
         fail_msg("loader_next: %s: %s", numafeed_strerror(rc), loader_last_error(L));
     assert_int_equal(got, N); /* N distinct ids: each record exactly once */
