@@ -1354,6 +1354,11 @@ int loader_stats(loader_t *L, int gpu, struct loader_stats *st)
         if (!v.wait_p99_ns && acc * 100 >= total * 99)
             v.wait_p99_ns = bucket_value(i + 1);
     }
+    /* an upper edge past the largest wait seen says nothing more: cap it */
+    if (v.wait_p50_ns > v.wait_max_ns)
+        v.wait_p50_ns = v.wait_max_ns;
+    if (v.wait_p99_ns > v.wait_max_ns)
+        v.wait_p99_ns = v.wait_max_ns;
     memcpy(st, &v, st->size);
     return 0;
 }

@@ -328,6 +328,7 @@ static void test_persistence(void **state)
     assert_int_equal(loader_stats(L, 0, &st), 0);
     assert_int_equal(st.records, 4 * NREC);
     assert_true(st.wait_p99_ns >= st.wait_p50_ns);
+    assert_true(st.wait_max_ns >= st.wait_p99_ns);
     loader_destroy(L);
 }
 
