@@ -143,9 +143,10 @@ static PyObject *loader_next_py(PyObject *self, PyObject *args, PyObject *kw)
     char msg[1024];
     for (;;) {
         uint64_t now = now_ms();
-        int slice = deadline == UINT64_MAX || deadline - now > 100 ? 100
-                    : now >= deadline                              ? 0
-                                                                   : (int)(deadline - now);
+        int slice = deadline == UINT64_MAX ? 100
+                    : now >= deadline      ? 0
+                    : deadline - now > 100 ? 100
+                                           : (int)(deadline - now);
         Py_BEGIN_ALLOW_THREADS
         rc = loader_next(core->loader, 0, &b, slice);
         if (rc && rc != -ETIMEDOUT && rc != NUMAFEED_EEPOCH_END)
