@@ -177,7 +177,6 @@ class Loader:
             verbose=bool(verbose))
         self._batch_size = batch_size
         self._timeout = timeout
-        self._output = output
         self._return_ids = return_ids
         self._check = check_ranks
         self._fingerprint = _fingerprint(path)
@@ -194,14 +193,19 @@ class Loader:
                 + ("" if _numafeed.has_cuda() else " (this build has no CUDA path)")
                 + (f": {notes}" if notes else "; no CUDA driver or no such GPU")
                 + "; pass device='cpu' for host batches")
-        self._torch = None
         if output == "torch":
             import torch
 
-            self._torch = torch
-        elif output == "numpy" and self._c.cuda:
-            self.close()
-            raise ValueError("output='numpy' needs host batches (device='cpu')")
+            self._conv = torch.from_dlpack
+        elif output == "numpy":
+            if self._c.cuda:
+                self.close()
+                raise ValueError("output='numpy' needs host batches (device='cpu')")
+            import numpy
+
+            self._conv = numpy.from_dlpack
+        else:
+            self._conv = None  # the Field objects themselves
         self._check_ranks(None)
 
     # ---- positioning -----------------------------------------------------
@@ -310,15 +314,7 @@ class Loader:
                 self._c_pos = (epoch + 1, 0)
 
     def _convert(self, b):
-        if self._output == "torch":
-            conv = self._torch.from_dlpack
-        elif self._output == "numpy":
-            import numpy
-
-            conv = numpy.from_dlpack
-        else:
-            def conv(f):
-                return f
+        conv = self._conv or (lambda f: f)
         fields = b.fields
         if len(fields) == 1:
             data = conv(fields[0])

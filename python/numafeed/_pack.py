@@ -11,9 +11,8 @@ _DTYPES = {np.dtype(n): n for n in ("uint8", "int8", "uint16", "int16", "uint32"
 
 
 def _dtype_name(name, dt):
-    dt = np.dtype(dt).newbyteorder("=") if np.dtype(dt).byteorder in "<>" else np.dtype(dt)
     try:
-        return _DTYPES[dt]
+        return _DTYPES[np.dtype(dt).newbyteorder("=")]  # any byte order: values convert
     except KeyError:
         raise TypeError(f"field {name!r}: dtype {dt} is not one numafeed stores "
                         f"({', '.join(sorted(_DTYPES.values()))})") from None
@@ -45,9 +44,10 @@ class _Layout:
             parts.append((name, np.dtype(dname).newbyteorder("<"), shape))
         self.record = np.dtype(parts)  # packed: numpy adds no padding by default
         self.single = len(self.names) == 1
+        self.by_name = {n: (d, s) for n, d, s in self.fields}
 
     def check(self, name, arr, per_record, where):
-        want = dict((n, (d, s)) for n, d, s in self.fields).get(name)
+        want = self.by_name.get(name)
         if want is None:
             raise ValueError(f"pack: {where} has field {name!r}, the first record has "
                              f"{self.names}")

@@ -308,8 +308,7 @@ PyObject *nfpy_batch_new(struct nfpy_core *core, const struct loader_batch *lb)
     if (nb)
         nb->fields = calloc(lb->nfields ? lb->nfields : 1, sizeof(*nb->fields));
     if (!nb || !nb->fields) {
-        if (nb)
-            free(nb);
+        free(nb);
         loader_release(core->loader, (struct loader_batch *)lb);
         nfpy_core_decref(core);
         return PyErr_NoMemory();

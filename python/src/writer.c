@@ -30,16 +30,14 @@ static int parse_codec(const char *name, int *out)
     return 0;
 }
 
-/* fields: a sequence of (name, dtype, shape tuple). */
-static int parse_fields(PyObject *seq, struct numafeed_field **out, size_t *n)
+/* fields: a tuple of (name, dtype, shape) tuples. Names and dtypes point
+ * into its strings: the caller holds it until numafeed_writer_create has
+ * copied them. */
+static int parse_fields(PyObject *fields, struct numafeed_field **out, size_t *n)
 {
-    PyObject *fast = PySequence_Tuple(seq);
-    if (!fast)
-        return -1;
-    Py_ssize_t nf = PyTuple_Size(fast);
+    Py_ssize_t nf = PyTuple_Size(fields);
     struct numafeed_field *f = nf > 0 ? calloc((size_t)nf, sizeof(*f)) : NULL;
     if (nf <= 0 || !f) {
-        Py_DECREF(fast);
         free(f);
         if (nf <= 0)
             PyErr_SetString(PyExc_ValueError, "a dataset needs at least one field");
@@ -49,7 +47,7 @@ static int parse_fields(PyObject *seq, struct numafeed_field **out, size_t *n)
     }
     for (Py_ssize_t i = 0; i < nf; i++) {
         PyObject *shape;
-        if (!PyArg_ParseTuple(PyTuple_GetItem(fast, i), "ssO;a field is (name, dtype, shape)",
+        if (!PyArg_ParseTuple(PyTuple_GetItem(fields, i), "ssO;a field is (name, dtype, shape)",
                               &f[i].name, &f[i].dtype, &shape))
             goto fail;
         PyObject *st = PySequence_Tuple(shape);
@@ -76,14 +74,10 @@ static int parse_fields(PyObject *seq, struct numafeed_field **out, size_t *n)
         }
         Py_DECREF(st);
     }
-    /* names and dtypes point into the strings of seq's items, which the
-     * caller holds until numafeed_writer_create has copied them */
     *out = f;
     *n = (size_t)nf;
-    Py_DECREF(fast);
     return 0;
 fail:
-    Py_DECREF(fast);
     free(f);
     return -1;
 }

@@ -422,8 +422,12 @@ static int run_unit(struct worker *w, uint64_t u)
     uint64_t bfirst, ifirst;
     __nf_batch_of(s, a - s->start, &bfirst, &ifirst);
     uint64_t first_seq = epoch * s->nbatches + bfirst;
-    if (first_seq < p->base_seq)
-        first_seq = p->base_seq; /* the unit holding the start batch */
+    if (first_seq < p->base_seq) {
+        /* the unit holding the start batch: the records of earlier batches
+         * are neither read nor delivered */
+        a = s->start + __nf_batch_start(s, p->base_seq - epoch * s->nbatches);
+        first_seq = p->base_seq;
+    }
 
     int rc = worker_reserve(w);
     if (!rc && (!w->plan.valid || w->plan.epoch != epoch))
@@ -468,8 +472,6 @@ static int run_unit(struct worker *w, uint64_t u)
     for (uint64_t q = a; q < e; q++) {
         uint64_t b, i;
         __nf_batch_of(s, q - s->start, &b, &i);
-        if (epoch * s->nbatches + b < p->base_seq)
-            continue; /* before the start: never delivered */
         if (b != cur_b) {
             if (slot && written &&
                 atomic_fetch_sub_explicit(&slot->remaining, written, memory_order_acq_rel) ==
@@ -686,12 +688,8 @@ static void pool_stop(struct pool *p)
     /* A consumer woken above (or queued on cmu) sees stop and returns
      * -ECANCELED; it still touches the pool and the loader on its way out,
      * so nothing is freed until the last one has left. */
-    while (atomic_load_explicit(&p->inside, memory_order_acquire)) {
-        pthread_mutex_lock(&p->mu);
-        pthread_cond_broadcast(&p->cv_ready);
-        pthread_mutex_unlock(&p->mu);
+    while (atomic_load_explicit(&p->inside, memory_order_acquire))
         usleep(100);
-    }
     for (unsigned i = 0; i < p->nworkers; i++)
         if (p->workers[i].started) {
             pthread_join(p->workers[i].thread, NULL);
@@ -1289,12 +1287,10 @@ int loader_next_on_stream(loader_t *L, int gpu, struct loader_batch *batch, int 
         return -EINVAL;
     atomic_fetch_add_explicit(&p->inside, 1, memory_order_relaxed);
     int rc = loader_next(L, gpu, batch, timeout_ms);
-    if (rc == 0 && batch->ready_event) {
-        rc = __nf_cuda_stream_wait_event_on(p->ordinal, stream, batch->ready_event);
-        if (rc) {
-            loader_set_error(L, numafeed_last_error());
+    if (rc == 0) {
+        rc = loader_batch_wait(L, batch, stream);
+        if (rc)
             loader_release(L, batch);
-        }
     }
     atomic_fetch_sub_explicit(&p->inside, 1, memory_order_release);
     return rc;
