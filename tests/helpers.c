@@ -37,6 +37,20 @@ void nf_scratch_free(char *base, char *dir)
     free(dir);
 }
 
+int nf_pack(const char *dir, const struct numafeed_field *fields, size_t nfields,
+            const struct numafeed_writer_options *o, const void *records, size_t n)
+{
+    numafeed_writer *w;
+    int rc = numafeed_writer_create(dir, fields, nfields, o, &w);
+    if (rc)
+        return rc;
+    rc = numafeed_writer_append(w, records, n);
+    if (!rc)
+        rc = numafeed_writer_finish(w);
+    numafeed_writer_destroy(w);
+    return rc;
+}
+
 uint64_t nf_now_ns(void)
 {
     struct timespec ts;

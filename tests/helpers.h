@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "numafeed.h"
+
 /* Exit status telling ctest the test was skipped (SKIP_RETURN_CODE). */
 #define NF_TEST_SKIP 77
 
@@ -21,6 +23,11 @@ char *nf_tmpdir(void);
  * the tree and frees both. */
 int nf_scratch(char **base, char **dir);
 void nf_scratch_free(char *base, char *dir);
+/* Write a dataset of n records to dir in one go (create, append, finish,
+ * destroy); o may be NULL. 0, or the writer's error (message in
+ * numafeed_last_error()). */
+int nf_pack(const char *dir, const struct numafeed_field *fields, size_t nfields,
+            const struct numafeed_writer_options *o, const void *records, size_t n);
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t nf_now_ns(void);
 /* rm -rf a directory tree (tests only). */

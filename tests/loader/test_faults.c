@@ -61,12 +61,7 @@ static int setup(void **state)
     struct numafeed_writer_options o;
     numafeed_writer_options_init(&o);
     o.block_bytes = 16 * RB;
-    numafeed_writer *w;
-    if (numafeed_writer_create(dir, &f, 1, &o, &w) || numafeed_writer_append(w, src, N) ||
-        numafeed_writer_finish(w))
-        return -1;
-    numafeed_writer_destroy(w);
-    return 0;
+    return nf_pack(dir, &f, 1, &o, src, N) ? -1 : 0;
 }
 
 static int teardown(void **state)

@@ -142,13 +142,7 @@ static int setup(void **state)
     numafeed_writer_options_init(&o);
     o.block_bytes = 16 * REC;
     o.shard_bytes = 64 * 1024;
-    numafeed_writer *w;
-    int rc = numafeed_writer_create(dir, &f, 1, &o, &w);
-    if (!rc)
-        rc = numafeed_writer_append(w, src, N);
-    if (!rc)
-        rc = numafeed_writer_finish(w);
-    numafeed_writer_destroy(w);
+    int rc = nf_pack(dir, &f, 1, &o, src, N);
     free(src);
     return rc ? -1 : 0;
 }

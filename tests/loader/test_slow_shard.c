@@ -104,13 +104,7 @@ static int setup(void **state)
     numafeed_writer_options_init(&o);
     o.block_bytes = BLOCK_RECORDS * REC;
     o.shard_bytes = 96 * 1024; /* zstd: 4 shards of about 110 blocks */
-    numafeed_writer *w;
-    int rc = numafeed_writer_create(dir, f, 2, &o, &w);
-    if (!rc)
-        rc = numafeed_writer_append(w, src, N);
-    if (!rc)
-        rc = numafeed_writer_finish(w);
-    numafeed_writer_destroy(w);
+    int rc = nf_pack(dir, f, 2, &o, src, N);
     free(src);
     if (rc) {
         fprintf(stderr, "pack: %s\n", numafeed_last_error());
