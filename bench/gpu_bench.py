@@ -160,15 +160,17 @@ def bench_dataloader(ds, batch, workers, max_secs, epochs=2):
 RING_DEPTH = 0
 
 
-def numafeed_bench(binary, ds, batch, threads, epochs, step_us=0):
+def numafeed_bench(binary, ds, batch, threads, epochs, step_us=0, io=""):
     cmd = [binary, "bench", ds, "--epochs", str(epochs), "--batch-size", str(batch),
            "--threads", str(threads)]
     if RING_DEPTH:
         cmd += ["--ring-depth", str(RING_DEPTH)]
     if step_us:
         cmd += ["--step-us", str(step_us)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    r = {"threads": threads, "step_us": step_us, "command": " ".join(cmd)}
+    env = dict(os.environ, NUMAFEED_IO=io) if io else None
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
+    r = {"threads": threads, "step_us": step_us, "io": io or "default",
+         "command": (f"NUMAFEED_IO={io} " if io else "") + " ".join(cmd)}
     m = re.search(r"total: .* in ([0-9.]+) s: ([0-9.]+) GB/s.*create ([0-9.]+) ms, first batch "
                   r"([0-9.-]+) ms", out)
     r.update(seconds=float(m.group(1)), gbps=float(m.group(2)), create_ms=float(m.group(3)),
@@ -193,6 +195,8 @@ def main():
     ap.add_argument("--workers", default="0,4,8,14")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--ring-depth", type=int, default=0, help="numafeed ring depth (0: default)")
+    ap.add_argument("--io", default="", help="comma list of NUMAFEED_IO values for numafeed "
+                    "(io_uring, pread, mmap); default: the loader's default only")
     ap.add_argument("--dl-seconds", type=float, default=8.0)
     ap.add_argument("--only", help="comma list of workload names")
     ap.add_argument("--json")
@@ -229,14 +233,17 @@ def main():
         w["ceiling_h2d_gbps"] = float(subprocess.run(
             [ceil, "h2d", str(rb * batch), "2"], check=True, capture_output=True,
             text=True).stdout.split()[-1])
-        w["numafeed"] = [numafeed_bench(nf, ds, batch, t, a.epochs) for t in threads]
+        ios = a.io.split(",") if a.io else [""]
+        w["numafeed"] = [numafeed_bench(nf, ds, batch, t, a.epochs, io=io)
+                         for io in ios for t in threads]
         if codec == "zstd":
             w["ceiling_zstd"] = {t: float(subprocess.run(
                 [ceil, "zstd", ds, str(t), "2"], check=True, capture_output=True,
                 text=True).stdout.split()[5]) for t in threads}
         best = max(w["numafeed"], key=lambda r: r["gbps"])
         step = int(2 * best.get("interval_median_us", 100))
-        w["numafeed_ahead"] = numafeed_bench(nf, ds, batch, best["threads"], 2, step_us=step)
+        w["numafeed_ahead"] = numafeed_bench(nf, ds, batch, best["threads"], 2, step_us=step,
+                                           io="" if best["io"] == "default" else best["io"])
         w["dataloader"] = []
         for k in workers:
             try:
@@ -262,7 +269,8 @@ def print_workload(w, threads):
             c = w["ceiling_zstd"][r["threads"]]
             if c == c:  # not nan: the dataset has zstd blocks
                 extra = f"  bare zstd x{r['threads']}: {c:.2f} GB/s, ratio {r['gbps'] / c:.2f}"
-        print(f"  numafeed {r['threads']:2d} threads [{r['mode']}]: {r['gbps']:.2f} GB/s, "
+        print(f"  numafeed {r['threads']:2d} threads [{r['mode']}, io {r.get('io', '?')}]: "
+              f"{r['gbps']:.2f} GB/s, "
               f"first batch {r['first_batch_ms']:.1f} ms, wait p99 {r['wait_p99_us']:.1f} us, "
               f"median interval {r.get('interval_median_us', 0):.1f} us, epoch gap "
               f"{r.get('epoch_gap_us', 0):.1f} us{extra}")

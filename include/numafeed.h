@@ -482,8 +482,9 @@ struct loader_config {
     int shuffle;
     uint64_t seed;
     /* Records mixed together by the within-window shuffle, on top of the
-     * block-level shuffle. 0 (default): 16 blocks' worth. Memory per worker
-     * is about this many records, decoded. */
+     * block-level shuffle. 0 (default): 16 blocks' worth. Blocks stream
+     * through about 1 MiB of staging per worker; only a ring smaller than
+     * one window's batches makes a worker hold the window decoded. */
     uint64_t shuffle_window;
     /* Drop each part's incomplete last batch (default 0: keep it short). */
     int drop_last;

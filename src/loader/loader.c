@@ -63,6 +63,10 @@
 #include <time.h>
 #include <unistd.h>
 #include <zstd.h>
+#if defined(__x86_64__) && defined(__SSE2__)
+#include <emmintrin.h>
+#define NF_HAVE_NT 1
+#endif
 
 #include "internal.h"
 #include "io/io.h"
@@ -102,9 +106,13 @@ struct worker {
     uint32_t *pos_in;    /* record index inside that block */
     uint64_t *pos_id;    /* global record id */
     uint32_t *blocks;    /* distinct blocks of the unit */
+    uint32_t *pos_order; /* streaming: the unit's positions grouped by block */
+    uint32_t *blk_first; /* streaming: where block k's positions start in pos_order */
+    uint32_t *bcount;    /* streaming: records written into each batch of the unit */
     uint32_t *block_slot;/* staging index of each global block, or UINT32_MAX */
     uint8_t **staging;   /* decoded blocks */
     uint8_t **readbuf;   /* stored bytes (zstd) */
+    uint32_t *free_buf;  /* streaming: staging/readbuf indices not in flight */
     const uint8_t **block_data; /* decoded bytes of each unit block: staging or the mapping */
     size_t nstaging;
     struct nf_bind_result bind;
@@ -177,6 +185,9 @@ struct numafeed_loader {
     pthread_mutex_t errmu;
     bool cuda;                  /* batches go to the GPU */
     bool mapped;                /* LOADER_IO_MMAP: blocks are read in place */
+    bool stream;                /* scatter each block as it is decoded (NUMAFEED_STREAM) */
+    size_t stream_bytes;        /* staging bytes a streaming worker keeps in flight */
+    bool nt_copy;               /* streaming: non-temporal stores into slots (NUMAFEED_NT) */
     char host_reason[256];      /* why host mode, when it is automatic */
 };
 
@@ -279,9 +290,12 @@ static int worker_reserve(struct worker *w)
         w->pos_in = malloc(c * sizeof(*w->pos_in));
         w->pos_id = malloc(c * sizeof(*w->pos_id));
         w->blocks = malloc(c * sizeof(*w->blocks));
+        w->pos_order = malloc(c * sizeof(*w->pos_order));
+        w->blk_first = malloc((c + 1) * sizeof(*w->blk_first));
+        w->bcount = malloc((c + 2) * sizeof(*w->bcount));
         w->block_slot = malloc((size_t)s->nblocks * sizeof(*w->block_slot));
         if (!w->sigma || !w->pos_block || !w->pos_in || !w->pos_id || !w->blocks ||
-            !w->block_slot)
+            !w->pos_order || !w->blk_first || !w->bcount || !w->block_slot)
             return __nf_error(-ENOMEM, "worker: out of memory for a window of %zu records", c);
         for (uint32_t i = 0; i < s->nblocks; i++)
             w->block_slot[i] = UINT32_MAX;
@@ -307,6 +321,10 @@ static int ensure_staging(struct worker *w, size_t count)
     if (!bd)
         return __nf_error(-ENOMEM, "worker: out of memory");
     w->block_data = bd;
+    uint32_t *fb = realloc(w->free_buf, count * sizeof(*fb));
+    if (!fb)
+        return __nf_error(-ENOMEM, "worker: out of memory");
+    w->free_buf = fb;
     for (size_t i = w->nstaging; i < count; i++) {
         w->staging[i] = NULL;
         w->readbuf[i] = NULL;
@@ -408,6 +426,240 @@ static int load_blocks(struct worker *w, uint32_t nblocks)
     return 0;
 }
 
+/* ---- streaming: each block goes into its batches as soon as it is
+ * verified and decoded, while its bytes are still in this core's cache.
+ * The unit's slots are all waited for first, so this needs a ring that
+ * holds every batch the unit touches (run_unit checks). ---- */
+
+/* Copy into a batch slot, which the CPU does not read again (the DMA or the
+ * consumer does). With nt, copies of 256 bytes and more use non-temporal
+ * stores: no read of each destination line first, and the cache is left to
+ * the decoder. The caller fences (nt_fence) before publishing. */
+static inline void copy_out(void *dst, const void *src, size_t n, bool nt)
+{
+#ifdef NF_HAVE_NT
+    if (nt && n >= 256) {
+        uint8_t *d = dst;
+        const uint8_t *s = src;
+        size_t head = (16 - ((uintptr_t)d & 15)) & 15;
+        memcpy(d, s, head);
+        d += head;
+        s += head;
+        n -= head;
+        size_t m = n & ~(size_t)63;
+        for (size_t i = 0; i < m; i += 64) {
+            __m128i x0 = _mm_loadu_si128((const __m128i *)(s + i));
+            __m128i x1 = _mm_loadu_si128((const __m128i *)(s + i + 16));
+            __m128i x2 = _mm_loadu_si128((const __m128i *)(s + i + 32));
+            __m128i x3 = _mm_loadu_si128((const __m128i *)(s + i + 48));
+            _mm_stream_si128((__m128i *)(d + i), x0);
+            _mm_stream_si128((__m128i *)(d + i + 16), x1);
+            _mm_stream_si128((__m128i *)(d + i + 32), x2);
+            _mm_stream_si128((__m128i *)(d + i + 48), x3);
+        }
+        memcpy(d + m, s + m, n - m);
+        return;
+    }
+#endif
+    (void)nt;
+    memcpy(dst, src, n);
+}
+
+static inline void nt_fence(bool nt)
+{
+#ifdef NF_HAVE_NT
+    if (nt)
+        _mm_sfence();
+#endif
+    (void)nt;
+}
+
+struct unit_pos {
+    uint64_t epoch, a, b_lo;
+};
+
+static void scatter_block(struct worker *w, const struct unit_pos *u, uint32_t k,
+                          const uint8_t *data)
+{
+    struct pool *p = w->pool;
+    const struct nf_sampler *s = &p->sampler;
+    const struct nf_layout *lay = p->L->layout;
+    uint64_t B = s->batch;
+    bool nt = p->L->nt_copy;
+    for (uint32_t j = w->blk_first[k]; j < w->blk_first[k + 1]; j++) {
+        uint32_t pos = w->pos_order[j];
+        uint64_t b, i;
+        __nf_batch_of(s, u->a + pos - s->start, &b, &i);
+        struct slot *slot = &p->slots[(u->epoch * s->nbatches + b) % p->depth];
+        const uint8_t *rec = data + (size_t)w->pos_in[pos] * lay->record_bytes;
+        for (unsigned f = 0; f < lay->nfields; f++) {
+            const struct nf_field *fd = &lay->fields[f];
+            copy_out(slot->mem + fd->offset * B + i * fd->bytes, rec + fd->offset, fd->bytes,
+                     nt);
+        }
+        slot->ids[i] = w->pos_id[pos];
+        w->bcount[b - u->b_lo]++;
+    }
+}
+
+/* Read, verify, decode and scatter the unit's blocks, a few buffers at a
+ * time (stream_bytes), so staging stays in cache instead of holding the
+ * whole window. */
+static int stream_blocks(struct worker *w, const struct unit_pos *u, uint32_t nblocks)
+{
+    struct pool *p = w->pool;
+    struct numafeed_loader *L = p->L;
+    struct nf_reader *r = w->reader;
+    size_t cap = __nf_dataset_max_decoded(L->ds);
+    uint64_t t_io = 0, t_dec = 0, t_copy = 0;
+    int rc = 0;
+    if (L->mapped) {
+        rc = ensure_staging(w, 1);
+        for (uint32_t k = 0; !rc && k < nblocks; k++) {
+            uint32_t g = w->blocks[k];
+            uint32_t shard = L->gblock_shard[g], blk = L->gblock_block[g];
+            const struct nf_block_info *bi = &__nf_dataset_shard_index(L->ds, shard)->blocks[blk];
+            const uint8_t *src = __nf_dataset_block_map(L->ds, shard, blk);
+            uint8_t *dst = bi->codec == NF_CODEC_RAW ? (uint8_t *)src : w->staging[0];
+            uint64_t t0 = now_ns();
+            /* raw with dst == src only hashes: the mapping is never written */
+            rc = __nf_reader_decode(r, shard, blk, src, dst, cap);
+            uint64_t t1 = now_ns();
+            if (!rc)
+                scatter_block(w, u, k, dst);
+            t_dec += t1 - t0;
+            t_copy += now_ns() - t1;
+        }
+        goto out;
+    }
+    size_t nbuf = L->stream_bytes / (cap ? cap : 1);
+    unsigned depth = __nf_reader_depth(r);
+    if (nbuf < 2)
+        nbuf = 2;
+    if (nbuf > depth)
+        nbuf = depth;
+    if (nbuf > nblocks)
+        nbuf = nblocks;
+    rc = ensure_staging(w, nbuf);
+    if (rc)
+        goto out;
+    uint32_t nfree = (uint32_t)nbuf;
+    for (uint32_t i = 0; i < nfree; i++)
+        w->free_buf[i] = nfree - 1 - i;
+    struct nf_read_done done[64];
+    uint32_t next = 0, finished = 0;
+    while (finished < nblocks) {
+        /* Stopping: as in load_blocks, reap what is in flight and no more. */
+        bool stopping = atomic_load_explicit(&p->stop, memory_order_relaxed);
+        if (stopping && __nf_reader_inflight(r) == 0) {
+            rc = __nf_error(-ECANCELED, "loader is being destroyed");
+            goto out;
+        }
+        while (!stopping && next < nblocks && nfree && __nf_reader_inflight(r) < depth) {
+            uint32_t g = w->blocks[next];
+            uint32_t bi = w->free_buf[nfree - 1];
+            rc = __nf_reader_submit(r, L->gblock_shard[g], L->gblock_block[g], w->readbuf[bi],
+                                    cap + NF_IO_DIRECT_ALIGN, (uint64_t)next << 32 | bi);
+            if (rc == -EBUSY) {
+                rc = 0;
+                break;
+            }
+            if (rc)
+                goto out;
+            nfree--;
+            next++;
+        }
+        uint64_t t0 = now_ns();
+        int n = __nf_reader_wait(r, 1, done, (unsigned)NF_ARRAY_SIZE(done));
+        t_io += now_ns() - t0;
+        if (n < 0) {
+            rc = n;
+            goto out;
+        }
+        for (int i = 0; i < n; i++) {
+            uint32_t bi = (uint32_t)done[i].tag, k = (uint32_t)(done[i].tag >> 32);
+            w->free_buf[nfree++] = bi;
+            finished++;
+            if (stopping)
+                continue;
+            if (done[i].result) {
+                rc = done[i].result;
+                goto out;
+            }
+            const struct nf_block_info *info =
+                &__nf_dataset_shard_index(L->ds, done[i].shard)->blocks[done[i].block];
+            /* raw: verified where it was read, no copy into staging */
+            uint8_t *dst = info->codec == NF_CODEC_RAW ? (uint8_t *)done[i].data : w->staging[bi];
+            uint64_t t1 = now_ns();
+            rc = __nf_reader_decode(r, done[i].shard, done[i].block, done[i].data, dst, cap);
+            uint64_t t2 = now_ns();
+            t_dec += t2 - t1;
+            if (rc)
+                goto out;
+            scatter_block(w, u, k, dst);
+            t_copy += now_ns() - t2;
+        }
+    }
+out:
+    atomic_fetch_add_explicit(&p->st_io_ns, t_io, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->st_decode_ns, t_dec, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->st_copy_ns, t_copy, memory_order_relaxed);
+    if (!rc)
+        atomic_fetch_add_explicit(&p->st_blocks, nblocks, memory_order_relaxed);
+    return rc;
+}
+
+static void release_blocks(struct worker *w, uint32_t nb)
+{
+    for (uint32_t i = 0; i < nb; i++)
+        w->block_slot[w->blocks[i]] = UINT32_MAX;
+}
+
+/* Unit [a, e) of epoch, touching batches b_lo..b_hi, nb distinct blocks. */
+static int stream_unit(struct worker *w, uint64_t epoch, uint64_t a, uint64_t e, uint64_t b_lo,
+                       uint64_t b_hi, uint32_t nb, uint64_t first_seq)
+{
+    struct pool *p = w->pool;
+    const struct nf_sampler *s = &p->sampler;
+    /* positions grouped by block: a counting sort on the staging index */
+    uint32_t n = (uint32_t)(e - a);
+    memset(w->blk_first, 0, (nb + 1) * sizeof(*w->blk_first));
+    for (uint32_t k = 0; k < n; k++)
+        w->blk_first[w->block_slot[w->pos_block[k]] + 1]++;
+    for (uint32_t k = 0; k < nb; k++)
+        w->blk_first[k + 1] += w->blk_first[k];
+    for (uint32_t k = 0; k < n; k++)
+        w->pos_order[w->blk_first[w->block_slot[w->pos_block[k]]]++] = k;
+    /* the fill advanced every start to the next block's: shift back */
+    memmove(w->blk_first + 1, w->blk_first, nb * sizeof(*w->blk_first));
+    w->blk_first[0] = 0;
+    memset(w->bcount, 0, (size_t)(b_hi - b_lo + 1) * sizeof(*w->bcount));
+
+    for (uint64_t b = b_lo; b <= b_hi; b++) {
+        uint64_t seq = epoch * s->nbatches + b;
+        if (!wait_slot(p, &p->slots[seq % p->depth], seq)) {
+            release_blocks(w, nb);
+            return 0; /* stopping */
+        }
+    }
+    struct unit_pos u = {.epoch = epoch, .a = a, .b_lo = b_lo};
+    int rc = stream_blocks(w, &u, nb);
+    release_blocks(w, nb);
+    if (rc) {
+        pool_fail(p, rc, first_seq);
+        return rc;
+    }
+    nt_fence(p->L->nt_copy);
+    for (uint64_t b = b_lo; b <= b_hi && !atomic_load(&p->stop); b++) {
+        uint32_t c = w->bcount[b - b_lo];
+        struct slot *slot = &p->slots[(epoch * s->nbatches + b) % p->depth];
+        if (c && atomic_fetch_sub_explicit(&slot->remaining, c, memory_order_acq_rel) == c)
+            publish(p, slot);
+    }
+    atomic_fetch_add_explicit(&p->st_units, 1, memory_order_relaxed);
+    return 0;
+}
+
 /* Build this worker's share of unit u. Returns 0, or an error (recorded). */
 static int run_unit(struct worker *w, uint64_t u)
 {
@@ -452,6 +704,17 @@ static int run_unit(struct worker *w, uint64_t u)
             w->blocks[nb++] = blk;
         }
     }
+    /* Streaming needs every batch the unit touches in the ring at once
+     * (its slots are waited for before any block is read); a ring smaller
+     * than that takes the window-at-a-time path below. */
+    uint64_t b_lo = 0, b_hi = 0, ib;
+    if (a < e) {
+        __nf_batch_of(s, a - s->start, &b_lo, &ib);
+        __nf_batch_of(s, e - 1 - s->start, &b_hi, &ib);
+    }
+    if (L->stream && a < e && b_hi - b_lo < p->depth)
+        return stream_unit(w, epoch, a, e, b_lo, b_hi, nb, first_seq);
+
     rc = load_blocks(w, nb);
     if (rc) {
         for (uint32_t i = 0; i < nb; i++)
@@ -710,12 +973,16 @@ static void pool_free(struct pool *p)
         }
         free(w->staging);
         free(w->readbuf);
+        free(w->free_buf);
         free(w->block_data);
         free(w->sigma);
         free(w->pos_block);
         free(w->pos_in);
         free(w->pos_id);
         free(w->blocks);
+        free(w->pos_order);
+        free(w->blk_first);
+        free(w->bcount);
         free(w->block_slot);
     }
     free(p->workers);
@@ -1005,6 +1272,28 @@ int loader_create(const struct loader_config *cfg_in, loader_t **out)
         const char *env = getenv("NUMAFEED_IO");
         if (env && !strcmp(env, "mmap"))
             L->cfg.io_backend = LOADER_IO_MMAP;
+    }
+    /* Streaming is the default; NUMAFEED_STREAM=0 builds whole windows
+     * first (the earlier path, kept for comparison), NUMAFEED_STREAM_BYTES
+     * sets the staging a streaming worker keeps in flight (default 1 MiB). */
+    L->stream = true;
+    L->stream_bytes = (size_t)1 << 20;
+    {
+        const char *env = getenv("NUMAFEED_STREAM");
+        if (env && !strcmp(env, "0"))
+            L->stream = false;
+        env = getenv("NUMAFEED_NT");
+        L->nt_copy = !(env && !strcmp(env, "0"));
+        env = getenv("NUMAFEED_STREAM_BYTES");
+        if (env && *env) {
+            char *end;
+            unsigned long long v = strtoull(env, &end, 10);
+            if (*end || !v)
+                rc = rc ? rc : __nf_error(NUMAFEED_ECONFIG, "NUMAFEED_STREAM_BYTES='%s': expected "
+                                          "a positive number of bytes", env);
+            else
+                L->stream_bytes = (size_t)v;
+        }
     }
     if (!rc && L->cfg.io_backend == LOADER_IO_MMAP) {
         rc = __nf_dataset_map(L->ds);
