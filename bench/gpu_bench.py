@@ -64,6 +64,21 @@ def gen(path, name, rb, n):
             f.write(a.tobytes())
 
 
+def prepare(nf, work, name, field, rb, codec, level, n):
+    """Generate and pack one workload (once), warm the page cache; its dir."""
+    raw = os.path.join(work, name.split("-")[0] + ".bin")
+    gen(raw, name, rb, n)
+    ds = os.path.join(work, name)
+    if not os.path.exists(os.path.join(ds, "manifest.json")):
+        cmd = [nf, "pack", "--quiet", "--force", "--out", ds, "--record-bytes", str(rb),
+               "--field", field, "--codec", codec]
+        if codec == "zstd":
+            cmd += ["--level", str(level)]
+        subprocess.run(cmd + [raw], check=True)
+    subprocess.run(f"cat {ds}/* > /dev/null", shell=True, check=True)
+    return ds
+
+
 def shard_blocks(ds):
     """(path, offset, stored, decoded, records, codec) of every block."""
     man = json.load(open(os.path.join(ds, "manifest.json")))
@@ -218,16 +233,7 @@ def main():
     for name, field, rb, batch, codec, level, n in WORKLOADS:
         if a.only and name not in a.only.split(","):
             continue
-        raw = os.path.join(a.work, name.split("-")[0] + ".bin")
-        gen(raw, name, rb, n)
-        ds = os.path.join(a.work, name)
-        if not os.path.exists(os.path.join(ds, "manifest.json")):
-            cmd = [nf, "pack", "--quiet", "--force", "--out", ds, "--record-bytes", str(rb),
-                   "--field", field, "--codec", codec]
-            if codec == "zstd":
-                cmd += ["--level", str(level)]
-            subprocess.run(cmd + [raw], check=True)
-        subprocess.run(f"cat {ds}/* > /dev/null", shell=True, check=True)
+        ds = prepare(nf, a.work, name, field, rb, codec, level, n)
         w = {"name": name, "record_bytes": rb, "batch": batch, "codec": codec, "level": level,
              "records": n, "gb_per_epoch": rb * n / 1e9}
         w["ceiling_h2d_gbps"] = float(subprocess.run(

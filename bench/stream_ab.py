@@ -71,16 +71,7 @@ def main():
     for name, field, rb, batch, codec, level, n in gpu_bench.WORKLOADS:
         if a.only and name not in a.only.split(","):
             continue
-        raw = os.path.join(a.work, name.split("-")[0] + ".bin")
-        gpu_bench.gen(raw, name, rb, n)
-        ds = os.path.join(a.work, name)
-        if not os.path.exists(os.path.join(ds, "manifest.json")):
-            cmd = [nf, "pack", "--quiet", "--force", "--out", ds, "--record-bytes", str(rb),
-                   "--field", field, "--codec", codec]
-            if codec == "zstd":
-                cmd += ["--level", str(level)]
-            subprocess.run(cmd + [raw], check=True)
-        subprocess.run(f"cat {ds}/* > /dev/null", shell=True, check=True)
+        ds = gpu_bench.prepare(nf, a.work, name, field, rb, codec, level, n)
         w = {"name": name, "batch": batch, "runs": [], "ceilings": {}}
         if not a.host:
             w["ceilings"]["h2d_gbps"] = float(subprocess.run(
