@@ -627,6 +627,10 @@ struct loader_stats {
      * monotonic clocks around each stage. */
     uint64_t io_wait_ns, decode_ns, copy_ns;
     uint64_t units;              /* shuffle windows processed */
+    /* of those, built a whole window at a time instead of streamed (the
+     * ring could not hold their batches, or those slots were still held
+     * when the unit started; docs/loader.md) */
+    uint64_t units_windowed;
 };
 
 /* Counters of one pool since creation. Thread-safe. */

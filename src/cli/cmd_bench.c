@@ -374,10 +374,10 @@ int __nf_cmd_bench(int argc, char **argv)
             if (pi.notes[0])
                 printf("pool %d notes: %s\n", i, pi.notes);
             printf("pool %d stages (worker-seconds over %.3f s x %u threads): io wait %.3f, "
-                   "verify+decode %.3f, copy %.3f, slot wait %.3f; %llu windows\n",
+                   "verify+decode %.3f, copy %.3f, slot wait %.3f; %llu windows (%llu whole, the rest streamed)\n",
                    i, secs, pi.threads, (double)s.io_wait_ns / 1e9, (double)s.decode_ns / 1e9,
                    (double)s.copy_ns / 1e9, (double)s.worker_stall_ns / 1e9,
-                   (unsigned long long)s.units);
+                   (unsigned long long)s.units, (unsigned long long)s.units_windowed);
             /* batch intervals: the median, and the gap across each epoch
              * boundary (last batch of one epoch to first of the next) */
             struct consumer *k = &cons[i];

@@ -156,7 +156,8 @@ struct pool {
 
     /* stats */
     _Atomic uint64_t st_batches, st_records, st_bytes, st_wait_ns, st_wait_max, st_stall_ns,
-        st_blocks, st_io_ns, st_decode_ns, st_copy_ns, st_units;
+        st_blocks, st_io_ns, st_decode_ns, st_copy_ns, st_units,
+        st_windowed;            /* units built by the window path */
     _Atomic uint64_t wait_hist[WAIT_BUCKETS];
 
     unsigned nworkers;
@@ -704,16 +705,35 @@ static int run_unit(struct worker *w, uint64_t u)
             w->blocks[nb++] = blk;
         }
     }
-    /* Streaming needs every batch the unit touches in the ring at once
-     * (its slots are waited for before any block is read); a ring smaller
-     * than that takes the window-at-a-time path below. */
+    /* Streaming writes every batch the unit touches at once, so it needs
+     * all their slots free before it reads a block. Waiting for any slot
+     * but the first could deadlock: its previous batch may be one the
+     * consumer holds while it waits for this unit's first batch (a caller
+     * may hold up to ring_depth - 1 batches). So: wait for the first slot,
+     * as the window path does, and stream only when the others are
+     * already free; otherwise this unit takes the window-at-a-time path,
+     * which fills one batch at a time. */
     uint64_t b_lo = 0, b_hi = 0, ib;
     if (a < e) {
         __nf_batch_of(s, a - s->start, &b_lo, &ib);
         __nf_batch_of(s, e - 1 - s->start, &b_hi, &ib);
     }
-    if (L->stream && a < e && b_hi - b_lo < p->depth)
-        return stream_unit(w, epoch, a, e, b_lo, b_hi, nb, first_seq);
+    if (L->stream && a < e && b_hi - b_lo < p->depth) {
+        uint64_t seq = epoch * s->nbatches + b_lo;
+        if (!wait_slot(p, &p->slots[seq % p->depth], seq)) {
+            release_blocks(w, nb);
+            return 0; /* stopping */
+        }
+        bool all_free = true;
+        for (uint64_t b = b_lo + 1; all_free && b <= b_hi; b++) {
+            seq = epoch * s->nbatches + b;
+            all_free = atomic_load_explicit(&p->slots[seq % p->depth].seq,
+                                            memory_order_acquire) == seq;
+        }
+        if (all_free)
+            return stream_unit(w, epoch, a, e, b_lo, b_hi, nb, first_seq);
+    }
+    atomic_fetch_add_explicit(&p->st_windowed, 1, memory_order_relaxed);
 
     rc = load_blocks(w, nb);
     if (rc) {
@@ -1627,6 +1647,7 @@ int loader_stats(loader_t *L, int gpu, struct loader_stats *st)
     v.decode_ns = atomic_load(&p->st_decode_ns);
     v.copy_ns = atomic_load(&p->st_copy_ns);
     v.units = atomic_load(&p->st_units);
+    v.units_windowed = atomic_load(&p->st_windowed);
     uint64_t hist[WAIT_BUCKETS], total = 0;
     for (unsigned i = 0; i < WAIT_BUCKETS; i++)
         total += hist[i] = atomic_load_explicit(&p->wait_hist[i], memory_order_relaxed);

@@ -200,6 +200,48 @@ static void test_exactly_once_any_threads(void **state)
     }
 }
 
+/* A caller may hold ring_depth - 1 batches while it waits for the next.
+ * Streaming units touch several batches at once; one that waited for all
+ * of their slots would wait for a batch the caller holds while the caller
+ * waits for that unit (seen as a hang in the Python suite, threads 1,
+ * prefetch 2). Every depth, holding depth - 1 batches, one epoch, exactly
+ * once. */
+static void test_hold_depth_minus_one(void **state)
+{
+    (void)state;
+    static const uint32_t depths[] = {2, 3, 4, 6};
+    for (int ds = 0; ds < 2; ds++) {
+        for (size_t d = 0; d < NF_ARRAY_SIZE(depths); d++) {
+            uint32_t depth = depths[d];
+            for (uint32_t t = 1; t <= 3; t += 2) {
+                loader_t *L = make(ds ? dir_raw : dir_zstd, t, depth, 1, 3, 77);
+                struct loader_batch kept[8];
+                unsigned nheld = 0;
+                uint64_t ids[NREC], n = 0;
+                for (;;) {
+                    if (nheld == depth - 1) {
+                        assert_int_equal(loader_release(L, &kept[0]), 0);
+                        memmove(kept, kept + 1, --nheld * sizeof(kept[0]));
+                    }
+                    int rc = loader_next(L, 0, &kept[nheld], 10000);
+                    if (rc == NUMAFEED_EEPOCH_END)
+                        break;
+                    if (rc)
+                        fail_msg("depth %u, %u threads, holding %u: loader_next: %s: %s", depth,
+                                 t, nheld, numafeed_strerror(rc), loader_last_error(L));
+                    for (uint32_t i = 0; i < kept[nheld].records; i++)
+                        ids[n++] = kept[nheld].record_ids[i];
+                    nheld++;
+                }
+                while (nheld)
+                    assert_int_equal(loader_release(L, &kept[--nheld]), 0);
+                assert_permutation(ids, n);
+                loader_destroy(L);
+            }
+        }
+    }
+}
+
 /* The same exactly-once, same-bytes, same-order checks reading in place
  * from the mapping (LOADER_IO_MMAP), against the buffered reader's order. */
 static void test_mmap_same_as_reads(void **state)
@@ -594,6 +636,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exactly_once_any_threads),
+        cmocka_unit_test(test_hold_depth_minus_one),
         cmocka_unit_test(test_mmap_same_as_reads),
         cmocka_unit_test(test_seed_and_no_shuffle),
         cmocka_unit_test(test_ranks),
