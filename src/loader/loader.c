@@ -345,6 +345,21 @@ static int ensure_staging(struct worker *w, size_t count)
     return 0;
 }
 
+/* Verify and decode the unit's block k from the mapping (LOADER_IO_MMAP):
+ * a raw block is only hashed where it is mapped (never written) and *out
+ * points there; a zstd block decodes into staging and *out points at it. */
+static int decode_mapped(struct worker *w, uint32_t k, uint8_t *staging, const uint8_t **out)
+{
+    const struct numafeed_loader *L = w->pool->L;
+    uint32_t g = w->blocks[k];
+    uint32_t shard = L->gblock_shard[g], blk = L->gblock_block[g];
+    const struct nf_block_info *bi = &__nf_dataset_shard_index(L->ds, shard)->blocks[blk];
+    const uint8_t *src = __nf_dataset_block_map(L->ds, shard, blk);
+    uint8_t *dst = bi->codec == NF_CODEC_RAW ? (uint8_t *)src : staging;
+    *out = dst;
+    return __nf_reader_decode(w->reader, shard, blk, src, dst, __nf_dataset_max_decoded(L->ds));
+}
+
 /* Read, verify and decode the unit's distinct blocks into staging. */
 static int load_blocks(struct worker *w, uint32_t nblocks)
 {
@@ -360,16 +375,9 @@ static int load_blocks(struct worker *w, uint32_t nblocks)
          * mapping into staging. No read into a buffer. */
         uint64_t t0 = now_ns();
         for (uint32_t k = 0; k < nblocks; k++) {
-            uint32_t g = w->blocks[k];
-            uint32_t shard = L->gblock_shard[g], blk = L->gblock_block[g];
-            const struct nf_block_info *bi = &__nf_dataset_shard_index(L->ds, shard)->blocks[blk];
-            const uint8_t *src = __nf_dataset_block_map(L->ds, shard, blk);
-            uint8_t *dst = bi->codec == NF_CODEC_RAW ? (uint8_t *)src : w->staging[k];
-            /* raw with dst == src only hashes: the mapping is never written */
-            rc = __nf_reader_decode(r, shard, blk, src, dst, cap);
+            rc = decode_mapped(w, k, w->staging[k], &w->block_data[k]);
             if (rc)
                 return rc;
-            w->block_data[k] = dst;
         }
         atomic_fetch_add_explicit(&w->pool->st_decode_ns, now_ns() - t0, memory_order_relaxed);
         atomic_fetch_add_explicit(&w->pool->st_blocks, nblocks, memory_order_relaxed);
@@ -427,10 +435,18 @@ static int load_blocks(struct worker *w, uint32_t nblocks)
     return 0;
 }
 
+/* The unit is done with its blocks: forget their staging indices. */
+static void release_blocks(struct worker *w, uint32_t nb)
+{
+    for (uint32_t i = 0; i < nb; i++)
+        w->block_slot[w->blocks[i]] = UINT32_MAX;
+}
+
 /* ---- streaming: each block goes into its batches as soon as it is
  * verified and decoded, while its bytes are still in this core's cache.
- * The unit's slots are all waited for first, so this needs a ring that
- * holds every batch the unit touches (run_unit checks). ---- */
+ * Every slot the unit touches must be free before the first block is read
+ * (run_unit decides; stream_unit waits, which also waits for their last
+ * GPU copies). ---- */
 
 /* Copy into a batch slot, which the CPU does not read again (the DMA or the
  * consumer does). With nt, copies of 256 bytes and more use non-temporal
@@ -517,14 +533,9 @@ static int stream_blocks(struct worker *w, const struct unit_pos *u, uint32_t nb
     if (L->mapped) {
         rc = ensure_staging(w, 1);
         for (uint32_t k = 0; !rc && k < nblocks; k++) {
-            uint32_t g = w->blocks[k];
-            uint32_t shard = L->gblock_shard[g], blk = L->gblock_block[g];
-            const struct nf_block_info *bi = &__nf_dataset_shard_index(L->ds, shard)->blocks[blk];
-            const uint8_t *src = __nf_dataset_block_map(L->ds, shard, blk);
-            uint8_t *dst = bi->codec == NF_CODEC_RAW ? (uint8_t *)src : w->staging[0];
+            const uint8_t *dst;
             uint64_t t0 = now_ns();
-            /* raw with dst == src only hashes: the mapping is never written */
-            rc = __nf_reader_decode(r, shard, blk, src, dst, cap);
+            rc = decode_mapped(w, k, w->staging[0], &dst);
             uint64_t t1 = now_ns();
             if (!rc)
                 scatter_block(w, u, k, dst);
@@ -608,12 +619,6 @@ out:
     if (!rc)
         atomic_fetch_add_explicit(&p->st_blocks, nblocks, memory_order_relaxed);
     return rc;
-}
-
-static void release_blocks(struct worker *w, uint32_t nb)
-{
-    for (uint32_t i = 0; i < nb; i++)
-        w->block_slot[w->blocks[i]] = UINT32_MAX;
 }
 
 /* Unit [a, e) of epoch, touching batches b_lo..b_hi, nb distinct blocks. */
@@ -737,8 +742,7 @@ static int run_unit(struct worker *w, uint64_t u)
 
     rc = load_blocks(w, nb);
     if (rc) {
-        for (uint32_t i = 0; i < nb; i++)
-            w->block_slot[w->blocks[i]] = UINT32_MAX;
+        release_blocks(w, nb);
         pool_fail(p, rc, first_seq);
         return rc;
     }
@@ -787,8 +791,7 @@ static int run_unit(struct worker *w, uint64_t u)
     atomic_fetch_add_explicit(&p->st_copy_ns, spent > stalled ? spent - stalled : 0,
                               memory_order_relaxed);
     atomic_fetch_add_explicit(&p->st_units, 1, memory_order_relaxed);
-    for (uint32_t i = 0; i < nb; i++)
-        w->block_slot[w->blocks[i]] = UINT32_MAX;
+    release_blocks(w, nb);
     return 0;
 }
 
