@@ -655,6 +655,12 @@ struct loader_pool_info {
     int cuda;                    /* 1: batches are copied to the GPU; 0: host mode */
     int registered;              /* 1: the ring is page-locked in place (cudaHostRegister);
                                   * 0 with cuda: the cudaHostAlloc fallback */
+    /* Where loader_create's time for this pool went, in microseconds: the
+     * first CUDA call on the pool's device (creates the process's context
+     * for it unless the caller, or torch, already did), placing the ring
+     * (map, bind, first touch, move_pages check), and page-locking it plus
+     * the device ring, stream and events. 0 for what did not run. */
+    uint64_t setup_context_us, setup_ring_us, setup_cuda_us;
 };
 
 /* What a pool achieved. Thread-safe. */

@@ -127,6 +127,12 @@ struct pool {
     struct nf_cpuset cpus;
     bool cpus_fallback;
     struct nf_sampler sampler;
+    uint64_t setup_ns[3]; /* worker 0: CUDA device/context, ring, page-lock */
+    /* start-up, under mu: the ring is mapped (1) or failed (-1); workers
+     * that have touched their share of it */
+    int ring_state;
+    unsigned ring_touched;
+    pthread_cond_t cv_setup;
     unsigned depth;
     struct slot *slots;
     void *ring;
@@ -796,6 +802,8 @@ static int run_unit(struct worker *w, uint64_t u)
 }
 
 static int alloc_ring(struct pool *p);
+static void touch_ring(struct pool *p, unsigned i, unsigned n);
+static void verify_ring(struct pool *p);
 static int setup_cuda(struct pool *p);
 static void layout_slots(struct pool *p, void *base);
 
@@ -812,12 +820,43 @@ static void *worker_main(void *arg)
     /* Pin and set the memory policy before allocating anything. */
     int rc = __nf_bind_thread(&p->cpus, p->node, &w->bind);
     /* the current device is per thread: set it in every pool thread */
+    uint64_t t0 = now_ns();
     if (!rc && p->cuda)
         rc = __nf_cuda_set_device(p->ordinal);
+    uint64_t t1 = now_ns();
+    if (w->idx == 0) {
+        if (!rc)
+            rc = alloc_ring(p);
+        pthread_mutex_lock(&p->mu);
+        p->ring_state = rc ? -1 : 1;
+        pthread_cond_broadcast(&p->cv_setup);
+        pthread_mutex_unlock(&p->mu);
+    }
+    /* the ring's first touch, shared by every worker */
+    pthread_mutex_lock(&p->mu);
+    while (!p->ring_state && !atomic_load(&p->stop))
+        pthread_cond_wait(&p->cv_setup, &p->mu);
+    bool touch = p->ring_state > 0;
+    pthread_mutex_unlock(&p->mu);
+    if (touch)
+        touch_ring(p, w->idx, p->nworkers);
+    pthread_mutex_lock(&p->mu);
+    p->ring_touched++;
+    pthread_cond_broadcast(&p->cv_setup);
+    if (w->idx == 0)
+        while (p->ring_touched < p->nworkers && !atomic_load(&p->stop))
+            pthread_cond_wait(&p->cv_setup, &p->mu);
+    pthread_mutex_unlock(&p->mu);
     if (!rc && w->idx == 0)
-        rc = alloc_ring(p);
+        verify_ring(p);
+    uint64_t t2 = now_ns();
     if (!rc && w->idx == 0 && p->cuda)
         rc = setup_cuda(p);
+    if (w->idx == 0) { /* read by create after every worker is ready */
+        p->setup_ns[0] = t1 - t0;
+        p->setup_ns[1] = t2 - t1;
+        p->setup_ns[2] = now_ns() - t2;
+    }
     if (!rc) {
         struct nf_reader_options ro;
         __nf_reader_options_init(&ro);
@@ -877,16 +916,36 @@ static int alloc_ring(struct pool *p)
     if (__nf_mul_size(per, p->depth, &total))
         return __nf_error(NUMAFEED_ECONFIG, "ring of %u slots of %zu bytes is too large",
                           p->depth, per);
-    int rc = __nf_node_alloc(L->sysfs_root, p->node, total, &p->ring, &p->ring_mapped,
-                             &p->placement);
+    /* mapped and bound only: every worker then touches its share of it
+     * (touch_ring), and worker 0 reads the placement back (verify_ring) */
+    int rc = __nf_node_map(L->sysfs_root, p->node, total, &p->ring, &p->ring_mapped,
+                           &p->placement);
     if (rc)
         return rc;
     p->slot_bytes = data;
     p->slot_stride = per;
     layout_slots(p, p->ring);
+    return 0;
+}
+
+/* Worker i of n faults in its share of the ring, in 2 MiB steps (a huge
+ * page is one fault): one thread zeroing 500 MiB of huge pages took 70 to
+ * 140 ms of loader_create on the H200 machine, most of the time to the
+ * first batch once a CUDA context exists. The pages land on the pool's node
+ * either way: mbind's policy, or failing that the workers' own. */
+static void touch_ring(struct pool *p, unsigned i, unsigned n)
+{
+    size_t steps = p->ring_mapped / NF_HUGE_2M;
+    size_t lo = steps * i / n, hi = steps * (i + 1) / n;
+    if (hi > lo)
+        __nf_node_touch((uint8_t *)p->ring + lo * NF_HUGE_2M, (hi - lo) * NF_HUGE_2M);
+}
+
+static void verify_ring(struct pool *p)
+{
+    __nf_node_verify(p->ring, p->ring_mapped, p->node, &p->placement);
     if (p->placement.note[0])
         __nf_note(p->notes, sizeof(p->notes), "ring: %s", p->placement.note);
-    return 0;
 }
 
 /* Point every slot (memory, ids, field views) into a ring at base. */
@@ -970,6 +1029,7 @@ static void pool_stop(struct pool *p)
     pthread_mutex_lock(&p->mu);
     pthread_cond_broadcast(&p->cv_work);
     pthread_cond_broadcast(&p->cv_ready);
+    pthread_cond_broadcast(&p->cv_setup);
     pthread_mutex_unlock(&p->mu);
     /* A consumer woken above (or queued on cmu) sees stop and returns
      * -ECANCELED; it still touches the pool and the loader on its way out,
@@ -1033,6 +1093,7 @@ static void pool_free(struct pool *p)
     pthread_mutex_destroy(&p->cmu);
     pthread_cond_destroy(&p->cv_work);
     pthread_cond_destroy(&p->cv_ready);
+    pthread_cond_destroy(&p->cv_setup);
 }
 
 void loader_destroy(loader_t *L)
@@ -1085,6 +1146,7 @@ static int pool_init(struct numafeed_loader *L, struct pool *p, int pos, int ord
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&p->cv_work, &ca);
     pthread_cond_init(&p->cv_ready, &ca);
+    pthread_cond_init(&p->cv_setup, &ca);
     pthread_condattr_destroy(&ca);
 
     /* node: override, else the GPU's, else (host pool without a GPU) the first */
@@ -1216,13 +1278,15 @@ static int pool_init(struct numafeed_loader *L, struct pool *p, int pos, int ord
         __nf_cpuset_format(&p->cpus, cpus, sizeof(cpus));
         fprintf(stderr,
                 "numafeed: pool GPU %d: node %d%s, CPUs %s, %u threads, ring %u x %zu bytes, "
-                "pages %zu KiB%s%s, mbind %s, on node %zu/%zu%s, io %s%s%s\n",
+                "pages %zu KiB%s%s, mbind %s, on node %zu/%zu%s, io %s; set up in: CUDA "
+                "context %.1f ms, ring %.1f ms, page-lock and device ring %.1f ms%s%s\n",
                 ordinal, p->node, p->node_known ? "" : " (unknown)", cpus, p->nworkers, p->depth,
                 p->slot_bytes, p->placement.page_size >> 10,
                 p->placement.hugetlb ? " hugetlb" : "", p->placement.thp ? " THP" : "",
                 p->placement.bound ? "yes" : "no", p->placement.pages_on_node,
                 p->placement.pages, p->placement.verified ? "" : " (not verified)",
-                p->io_backend, p->notes[0] ? "; " : "", p->notes);
+                p->io_backend, (double)p->setup_ns[0] / 1e6, (double)p->setup_ns[1] / 1e6,
+                (double)p->setup_ns[2] / 1e6, p->notes[0] ? "; " : "", p->notes);
     }
     return rc;
 }
@@ -1702,6 +1766,9 @@ int loader_pool_info(loader_t *L, int gpu, struct loader_pool_info *info)
     pthread_mutex_lock(&p->mu);
     snprintf(v.io_backend, sizeof(v.io_backend), "%s", p->io_backend);
     snprintf(v.notes, sizeof(v.notes), "%s", p->notes);
+    v.setup_context_us = p->setup_ns[0] / 1000;
+    v.setup_ring_us = p->setup_ns[1] / 1000;
+    v.setup_cuda_us = p->setup_ns[2] / 1000;
     pthread_mutex_unlock(&p->mu);
     v.cuda = p->cuda;
     v.registered = p->registered;

@@ -33,7 +33,6 @@
 
 #include "pin/pin.h"
 
-#define NF_HUGE_2M (2u << 20)
 
 
 /* A nodemask with room for node and the maxnode value mbind/set_mempolicy
@@ -132,8 +131,8 @@ int __nf_node_verify(const void *p, size_t len, int node, struct nf_placement *p
     return 0;
 }
 
-int __nf_node_alloc(const char *sysfs_root, int node, size_t len, void **out, size_t *mapped,
-                    struct nf_placement *pl)
+int __nf_node_map(const char *sysfs_root, int node, size_t len, void **out, size_t *mapped,
+                  struct nf_placement *pl)
 {
     memset(pl, 0, sizeof(*pl));
     pl->node = node;
@@ -186,14 +185,27 @@ int __nf_node_alloc(const char *sysfs_root, int node, size_t len, void **out, si
              "touch by this thread", node, strerror(errno));
     }
 
-    /* First touch: one write per base page faults everything in under the
-     * policy just set (a huge page takes the first write of its range). */
-    for (size_t off = 0; off < size; off += 4096)
-        ((volatile char *)p)[off] = 0;
-
-    __nf_node_verify(p, size, node, pl);
     *out = p;
     *mapped = size;
+    return 0;
+}
+
+void __nf_node_touch(void *p, size_t len)
+{
+    /* One write per base page faults everything in under the policy the
+     * mapping has (a huge page takes the first write of its range). */
+    for (size_t off = 0; off < len; off += 4096)
+        ((volatile char *)p)[off] = 0;
+}
+
+int __nf_node_alloc(const char *sysfs_root, int node, size_t len, void **out, size_t *mapped,
+                    struct nf_placement *pl)
+{
+    int rc = __nf_node_map(sysfs_root, node, len, out, mapped, pl);
+    if (rc)
+        return rc;
+    __nf_node_touch(*out, *mapped);
+    __nf_node_verify(*out, *mapped, node, pl);
     return 0;
 }
 

@@ -84,6 +84,13 @@ int __nf_cuda_set_device(int ordinal)
     return 0;
 }
 
+int __nf_cuda_init_context(int ordinal)
+{
+    CU(cudaSetDevice(ordinal));
+    CU(cudaFree(NULL));
+    return 0;
+}
+
 int __nf_cuda_host_register(void *p, size_t len, size_t chunk)
 {
     if (chunk == 0)
@@ -234,6 +241,7 @@ static int off(void)
 }
 int __nf_cuda_device_count(void) { return off(); }
 int __nf_cuda_set_device(int ordinal) { (void)ordinal; return off(); }
+int __nf_cuda_init_context(int ordinal) { (void)ordinal; return off(); }
 int __nf_cuda_host_register(void *p, size_t len, size_t chunk)
 {
     (void)p; (void)len; (void)chunk;

@@ -155,6 +155,15 @@ struct nf_placement {
  */
 int __nf_node_alloc(const char *sysfs_root, int node, size_t len, void **out, size_t *mapped,
                     struct nf_placement *pl);
+#define NF_HUGE_2M (2u << 20) /* buffers are sized and touched in these */
+/* The same in three steps, so that several threads can share the first
+ * touch of a big buffer: __nf_node_map does everything before the touch
+ * (nothing is resident yet; *pl has the page size, hugetlb/THP and mbind
+ * outcome), __nf_node_touch writes one byte per base page of [p, p+len),
+ * __nf_node_verify reads the placement back. */
+int __nf_node_map(const char *sysfs_root, int node, size_t len, void **out, size_t *mapped,
+                  struct nf_placement *pl);
+void __nf_node_touch(void *p, size_t len);
 void __nf_node_free(void *p, size_t mapped);
 /* Re-read where the pages of [p, p+len) are (move_pages) into *pl. */
 int __nf_node_verify(const void *p, size_t len, int node, struct nf_placement *pl);
@@ -184,6 +193,10 @@ int __nf_cuda_bus_ids(char (**ids)[NF_BUSID_LEN], int *count);
  */
 int __nf_cuda_device_count(void);  /* >= 0, or NUMAFEED_ENOCUDA */
 int __nf_cuda_set_device(int ordinal);
+/* Make ordinal current and its primary context exist (cudaFree(0)), as a
+ * framework such as torch has done before a training job builds its
+ * loader: lets a benchmark time loader_create without the context. */
+int __nf_cuda_init_context(int ordinal);
 /* Page-lock [p, p+len) as separate registrations of `chunk` bytes (very
  * large single registrations fail on recent drivers, and one async copy
  * must not span two registrations: the driver refuses it, so callers make
