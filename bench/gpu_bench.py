@@ -175,9 +175,11 @@ def bench_dataloader(ds, batch, workers, max_secs, epochs=2):
 RING_DEPTH = 0
 
 
-def numafeed_bench(binary, ds, batch, threads, epochs, step_us=0, io=""):
+def numafeed_bench(binary, ds, batch, threads, epochs, step_us=0, io="", cuda_context=False):
     cmd = [binary, "bench", ds, "--epochs", str(epochs), "--batch-size", str(batch),
            "--threads", str(threads)]
+    if cuda_context:
+        cmd += ["--cuda-context"]
     if RING_DEPTH:
         cmd += ["--ring-depth", str(RING_DEPTH)]
     if step_us:
@@ -197,9 +199,22 @@ def numafeed_bench(binary, ds, batch, threads, epochs, step_us=0, io=""):
     m = re.search(r"wait p50 ([0-9.]+) us p99 ([0-9.]+) us max ([0-9.]+) us", out)
     r.update(wait_p50_us=float(m.group(1)), wait_p99_us=float(m.group(2)),
              wait_max_us=float(m.group(3)))
-    m = re.search(r"intervals: median ([0-9.]+) us, largest epoch-boundary gap ([0-9.]+) us", out)
+    m = re.search(r"waits after the first batch \(([0-9]+) batches\): p50 ([0-9.]+) us, p99 "
+                  r"([0-9.]+) us, max ([0-9.]+) us", out)
+    if m:  # exact, and without the first batch, which waits for the pipeline to fill
+        r.update(after_first_batches=int(m.group(1)), after_first_p50_us=float(m.group(2)),
+                 after_first_p99_us=float(m.group(3)), after_first_max_us=float(m.group(4)))
+    m = re.search(r"intervals: median ([0-9.]+) us, mean [0-9.]+ us, p99 inside epochs ([0-9.]+) "
+                  r"us, largest inside epochs ([0-9.]+) us, largest epoch-boundary gap ([0-9.]+) "
+                  r"us", out)
     if m:
-        r.update(interval_median_us=float(m.group(1)), epoch_gap_us=float(m.group(2)))
+        r.update(interval_median_us=float(m.group(1)), interval_p99_us=float(m.group(2)),
+                 interval_max_inside_us=float(m.group(3)), epoch_gap_us=float(m.group(4)))
+    m = re.search(r"setup: CUDA context ([0-9.]+) ms, ring ([0-9.]+) ms, page-lock and device "
+                  r"ring ([0-9.]+) ms", out)
+    if m:
+        r.update(setup_context_ms=float(m.group(1)), setup_ring_ms=float(m.group(2)),
+                 setup_cuda_ms=float(m.group(3)))
     m = re.search(r"pool 0: (\S+)", out)
     r["mode"] = m.group(1) if m else "?"
     return r
@@ -252,8 +267,13 @@ def main():
                 text=True).stdout.split()[5]) for t in threads}
         best = max(w["numafeed"], key=lambda r: r["gbps"])
         step = int(2 * best["interval_mean_us"])
-        w["numafeed_ahead"] = numafeed_bench(nf, ds, batch, best["threads"], 2, step_us=step,
-                                           io="" if best["io"] == "default" else best["io"])
+        bio = "" if best["io"] == "default" else best["io"]
+        # 8 epochs: enough batches that p99 is not simply the largest wait
+        w["numafeed_ahead"] = numafeed_bench(nf, ds, batch, best["threads"], 8, step_us=step,
+                                           io=bio)
+        # as in a training job: torch has created the CUDA context already
+        w["numafeed_ctx"] = numafeed_bench(nf, ds, batch, best["threads"], 1, io=bio,
+                                         cuda_context=True)
         w["dataloader"] = []
         for k in workers:
             try:
@@ -285,9 +305,23 @@ def print_workload(w, threads):
               f"interval median {r.get('interval_median_us', 0):.1f} mean "
               f"{r['interval_mean_us']:.1f} us, epoch gap "
               f"{r.get('epoch_gap_us', 0):.1f} us{extra}")
+        if "setup_context_ms" in r:
+            print(f"    create {r['create_ms']:.1f} ms: CUDA context {r['setup_context_ms']:.1f}, "
+                  f"ring {r['setup_ring_ms']:.1f}, page-lock and device ring "
+                  f"{r['setup_cuda_ms']:.1f} ms; intervals p99 inside epochs "
+                  f"{r.get('interval_p99_us', 0):.1f} us, largest inside epochs "
+                  f"{r.get('interval_max_inside_us', 0):.1f} us")
     r = w["numafeed_ahead"]
-    print(f"  numafeed ahead (step {r['step_us']} us): wait p50 {r['wait_p50_us']:.1f} us "
-          f"p99 {r['wait_p99_us']:.1f} us max {r['wait_max_us']:.1f} us")
+    print(f"  numafeed ahead (step {r['step_us']} us, 8 epochs): wait p50 {r['wait_p50_us']:.1f} "
+          f"us p99 {r['wait_p99_us']:.1f} us max {r['wait_max_us']:.1f} us (histogram); after "
+          f"the first batch, exact: p50 {r.get('after_first_p50_us', -1):.1f} us p99 "
+          f"{r.get('after_first_p99_us', -1):.1f} us max {r.get('after_first_max_us', -1):.1f} us")
+    r = w.get("numafeed_ctx")
+    if r:
+        print(f"  numafeed with the CUDA context already made: create {r['create_ms']:.1f} ms "
+              f"(ring {r.get('setup_ring_ms', -1):.1f}, page-lock and device ring "
+              f"{r.get('setup_cuda_ms', -1):.1f}), first batch {r['first_batch_ms']:.1f} ms "
+              f"after create")
     for d in w["dataloader"]:
         if "error" in d:
             print(f"  DataLoader {d['workers']:2d} workers: error {d['error']}")

@@ -12,6 +12,7 @@
 #include <xxhash.h>
 
 #include "cli/cli.h"
+#include "pin/pin.h"
 
 static void help(void)
 {
@@ -19,13 +20,16 @@ static void help(void)
         "Usage: numafeed bench DIR [--host] [--gpus LIST] [--epochs E] [--batch-size B]\n"
         "                      [--threads T] [--ring-depth D] [--seed S] [--no-shuffle]\n"
         "                      [--drop-last] [--rank R --world-size W] [--io BACKEND]\n"
-        "                      [--digest] [--step-us N] [--verbose]\n"
+        "                      [--digest] [--step-us N] [--cuda-context] [--verbose]\n"
         "\n"
         "Load the dataset DIR (made by 'numafeed pack') through numafeed's pools for E\n"
         "epochs, releasing each batch as soon as it arrives, and report per run:\n"
         "throughput (GB/s of record bytes and samples/s), the time to the first batch\n"
-        "after the loader was created, the consumer's wait inside loader_next (p50,\n"
-        "p99, max), and per pool the node, CPUs, threads and where its ring's pages are.\n"
+        "after the loader was created and where loader_create's time went, the\n"
+        "consumer's wait inside loader_next (p50, p99, max; also exactly, over the\n"
+        "batches after the first, which no pipeline can have ready in advance), the\n"
+        "intervals between batches and across epoch boundaries, and per pool the node,\n"
+        "CPUs, threads and where its ring's pages are.\n"
         "With several GPUs, one consumer thread per GPU.\n"
         "\n"
         "Options:\n"
@@ -61,6 +65,9 @@ static void help(void)
         "      --step-us N       after each batch, spin N microseconds, as a training step\n"
         "                        would take (default 0); with a step longer than a batch\n"
         "                        takes to build, the waits show a pipeline that is ahead.\n"
+        "      --cuda-context    create each served GPU's CUDA context before the clock\n"
+        "                        starts, as torch has done before a training job builds\n"
+        "                        its loader; without it, create includes the context.\n"
         "  -v, --verbose         print each pool's placement as it starts.\n"
         "  -h, --help            show this help.\n"
         "\n"
@@ -105,6 +112,7 @@ struct consumer {
     size_t record_bytes;
     uint64_t step_ns;         /* simulated consumer work per batch */
     uint64_t *stamps;         /* arrival time of each batch */
+    uint64_t *waits;          /* time inside loader_next for each batch */
     size_t nstamps, capstamps;
     uint64_t *boundary;       /* per epoch: index in stamps of its first batch */
 };
@@ -122,6 +130,7 @@ static void *consume(void *arg)
     for (uint64_t e = 0; e < c->epochs; e++) {
         for (;;) {
             struct loader_batch b;
+            uint64_t tw = now_ns();
             /* on the CUDA path, the legacy default stream waits for each copy */
             int rc = loader_next_on_stream(c->L, c->gpu, &b, -1, NULL);
             if (rc == NUMAFEED_EEPOCH_END)
@@ -137,14 +146,18 @@ static void *consume(void *arg)
             if (c->nstamps == c->capstamps) {
                 size_t cap = c->capstamps ? c->capstamps * 2 : 1024;
                 uint64_t *n = realloc(c->stamps, cap * sizeof(*n));
-                if (n) {
+                if (n)
                     c->stamps = n;
+                uint64_t *w = n ? realloc(c->waits, cap * sizeof(*w)) : NULL;
+                if (w) {
+                    c->waits = w;
                     c->capstamps = cap;
                 }
             }
             if (c->nstamps < c->capstamps) {
                 if (b.index == 0)
                     c->boundary[e] = c->nstamps;
+                c->waits[c->nstamps] = t - tw;
                 c->stamps[c->nstamps++] = t;
             }
             c->records[e] += b.records;
@@ -185,10 +198,55 @@ static void *consume(void *arg)
     return NULL;
 }
 
+static uint64_t pct(const uint64_t *sorted, size_t n, double q)
+{
+    size_t i = (size_t)(q * (double)(n - 1) + 0.5);
+    return sorted[i < n ? i : n - 1];
+}
+
+static void print_timing(int pool, const struct consumer *k, uint64_t epochs)
+{
+    size_t n = k->nstamps;
+    uint64_t *w = malloc((n - 1) * sizeof(*w)), *in = malloc((n - 1) * sizeof(*in));
+    char *edge = calloc(n, 1);
+    if (!w || !in || !edge)
+        goto out;
+    memcpy(w, k->waits + 1, (n - 1) * sizeof(*w));
+    qsort(w, n - 1, sizeof(*w), cmp_u64);
+    printf("pool %d waits after the first batch (%zu batches): p50 %.1f us, p99 %.1f us, max "
+           "%.1f us\n", pool, n - 1, (double)pct(w, n - 1, 0.5) / 1e3,
+           (double)pct(w, n - 1, 0.99) / 1e3, (double)w[n - 2] / 1e3);
+    uint64_t gap = 0, sum = 0;
+    for (uint64_t e = 1; e < epochs; e++)
+        if (k->boundary[e] > 0) {
+            edge[k->boundary[e]] = 1;
+            uint64_t g = k->stamps[k->boundary[e]] - k->stamps[k->boundary[e] - 1];
+            gap = g > gap ? g : gap;
+        }
+    size_t m = 0;
+    for (size_t j = 1; j < n; j++) {
+        w[j - 1] = k->stamps[j] - k->stamps[j - 1];
+        sum += w[j - 1];
+        if (!edge[j])
+            in[m++] = w[j - 1];
+    }
+    qsort(w, n - 1, sizeof(*w), cmp_u64);
+    qsort(in, m, sizeof(*in), cmp_u64);
+    printf("pool %d intervals: median %.1f us, mean %.1f us, p99 inside epochs %.1f us, largest "
+           "inside epochs %.1f us, largest epoch-boundary gap %.1f us\n", pool,
+           (double)pct(w, n - 1, 0.5) / 1e3, (double)sum / (double)(n - 1) / 1e3,
+           m ? (double)pct(in, m, 0.99) / 1e3 : 0.0, m ? (double)in[m - 1] / 1e3 : 0.0,
+           (double)gap / 1e3);
+out:
+    free(w);
+    free(in);
+    free(edge);
+}
+
 int __nf_cmd_bench(int argc, char **argv)
 {
     enum { O_HOST = 256, O_GPUS, O_RING, O_SEED, O_NOSHUF, O_DROP, O_RANK, O_WORLD, O_IO,
-           O_DIGEST, O_SYSFS, O_STEP };
+           O_DIGEST, O_SYSFS, O_STEP, O_CTX };
     static const struct option opts[] = {
         {"host", no_argument, NULL, O_HOST},
         {"gpus", required_argument, NULL, O_GPUS},
@@ -205,6 +263,7 @@ int __nf_cmd_bench(int argc, char **argv)
         {"sysfs-root", required_argument, NULL, O_SYSFS},
         {"digest", no_argument, NULL, O_DIGEST},
         {"step-us", required_argument, NULL, O_STEP},
+        {"cuda-context", no_argument, NULL, O_CTX},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -212,7 +271,7 @@ int __nf_cmd_bench(int argc, char **argv)
     struct loader_config cfg;
     loader_config_init(&cfg);
     uint64_t epochs = 1, v, step_us = 0;
-    int digest = 0, gpus[LOADER_MAX_GPUS], ngpus = 0, c;
+    int digest = 0, gpus[LOADER_MAX_GPUS], ngpus = 0, c, cuda_ctx = 0;
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "e:b:t:vh", opts, NULL)) != -1) {
@@ -263,6 +322,7 @@ int __nf_cmd_bench(int argc, char **argv)
         case O_SYSFS: cfg.sysfs_root = optarg; break;
         case O_DIGEST: digest = 1; break;
         case O_STEP: if (parse_u64(optarg, &step_us) || step_us > 10000000) bad = "--step-us"; break;
+        case O_CTX: cuda_ctx = 1; break;
         case 'v': cfg.verbose = 1; break;
         case 'h': help(); return NF_EXIT_OK;
         default:
@@ -280,6 +340,22 @@ int __nf_cmd_bench(int argc, char **argv)
     cfg.gpus = ngpus ? gpus : NULL;
     cfg.ngpus = ngpus;
 
+    if (cuda_ctx && !cfg.host_mode) {
+        /* what a training job's process already has when it builds the loader */
+        int nd = ngpus ? ngpus : __nf_cuda_device_count();
+        for (int i = 0; i < nd; i++) {
+            uint64_t t = now_ns();
+            if (__nf_cuda_init_context(ngpus ? gpus[i] : i)) {
+                fprintf(stderr, "numafeed bench: --cuda-context: %s; create is timed without "
+                        "it\n", numafeed_last_error());
+                break;
+            }
+            printf("CUDA context of GPU %d created before the clock in %.1f ms\n",
+                   ngpus ? gpus[i] : i, (double)(now_ns() - t) / 1e6);
+        }
+        if (nd < 0)
+            fprintf(stderr, "numafeed bench: --cuda-context: %s\n", numafeed_last_error());
+    }
     uint64_t t_create = now_ns();
     loader_t *L;
     int rc = loader_create(&cfg, &L);
@@ -373,29 +449,21 @@ int __nf_cmd_bench(int argc, char **argv)
                    (unsigned long long)s.blocks_decoded);
             if (pi.notes[0])
                 printf("pool %d notes: %s\n", i, pi.notes);
+            printf("pool %d setup: CUDA context %.1f ms, ring %.1f ms, page-lock and device ring "
+                   "%.1f ms\n", i, (double)pi.setup_context_us / 1e3,
+                   (double)pi.setup_ring_us / 1e3, (double)pi.setup_cuda_us / 1e3);
             printf("pool %d stages (worker-seconds over %.3f s x %u threads): io wait %.3f, "
                    "verify+decode %.3f, copy %.3f, slot wait %.3f; %llu windows (%llu whole, the rest streamed)\n",
                    i, secs, pi.threads, (double)s.io_wait_ns / 1e9, (double)s.decode_ns / 1e9,
                    (double)s.copy_ns / 1e9, (double)s.worker_stall_ns / 1e9,
                    (unsigned long long)s.units, (unsigned long long)s.units_windowed);
-            /* batch intervals: the median, and the gap across each epoch
-             * boundary (last batch of one epoch to first of the next) */
+            /* Exact waits after the first batch (the first waits for the
+             * pipeline to fill, whatever its design); batch intervals: median,
+             * mean, p99 and largest inside epochs, and the largest gap across
+             * an epoch boundary (last batch of one epoch to first of the next). */
             struct consumer *k = &cons[i];
-            if (k->nstamps > 2) {
-                uint64_t *iv = malloc((k->nstamps - 1) * sizeof(*iv));
-                if (iv) {
-                    for (size_t j = 1; j < k->nstamps; j++)
-                        iv[j - 1] = k->stamps[j] - k->stamps[j - 1];
-                    uint64_t gap = 0;
-                    for (uint64_t e = 1; e < epochs; e++)
-                        if (k->boundary[e] > 0 && iv[k->boundary[e] - 1] > gap)
-                            gap = iv[k->boundary[e] - 1];
-                    qsort(iv, k->nstamps - 1, sizeof(*iv), cmp_u64);
-                    printf("pool %d intervals: median %.1f us, largest epoch-boundary gap %.1f "
-                           "us\n", i, (double)iv[(k->nstamps - 1) / 2] / 1e3, (double)gap / 1e3);
-                    free(iv);
-                }
-            }
+            if (k->nstamps > 2)
+                print_timing(i, k, epochs);
         }
         printf("total: %llu records, %.3f GB in %.3f s: %.3f GB/s, %.0f samples/s; create %.1f "
                "ms, first batch %.1f ms after create (%.1f ms after it returned)\n",
@@ -414,6 +482,7 @@ int __nf_cmd_bench(int argc, char **argv)
         free(cons[i].capids);
         free(cons[i].boundary);
         free(cons[i].stamps);
+        free(cons[i].waits);
     }
     free(cons);
     free(th);
