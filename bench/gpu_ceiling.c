@@ -7,9 +7,15 @@
  *   zstd  bare multi-thread zstd decode of the dataset's own blocks, already
  *         in memory: T threads, one ZSTD_DCtx each, ZSTD_decompressDCtx
  *         block after block, no hashing, no copying out.
+ *   memcpy host memory bandwidth: T threads, each copying its own buffers
+ *         (first touched by that thread) with memcpy, over and over; the
+ *         figure is bytes copied per second (each byte is read once and
+ *         written once, so DRAM moves at least twice that).
  * Usage: gpu_ceiling h2d BATCH_BYTES [SECONDS]
  *        gpu_ceiling zstd DATASET_DIR THREADS [SECONDS]
- * Prints one line: "ceiling h2d bytes B gbps X" or "ceiling zstd threads T gbps X".
+ *        gpu_ceiling memcpy THREADS [MIB_PER_THREAD] [SECONDS]
+ * Prints one line: "ceiling h2d bytes B gbps X", "ceiling zstd threads T gbps X"
+ * or "ceiling memcpy threads T gbps X".
  */
 #include <cuda_runtime_api.h>
 #include <pthread.h>
@@ -127,12 +133,60 @@ static int zstd_ceiling(const char *dir, int threads, double secs)
     return 0;
 }
 
+static size_t copy_bytes;
+static atomic_ullong copied_total;
+
+static void *copier(void *arg)
+{
+    (void)arg;
+    char *src = malloc(copy_bytes), *dst = malloc(copy_bytes);
+    if (!src || !dst) {
+        fprintf(stderr, "gpu_ceiling: out of memory\n");
+        free(src);
+        free(dst);
+        return NULL;
+    }
+    memset(src, 1, copy_bytes);
+    memset(dst, 2, copy_bytes);
+    unsigned long long mine = 0;
+    while (nfb_now() < deadline) {
+        memcpy(dst, src, copy_bytes);
+        mine += copy_bytes;
+    }
+    atomic_fetch_add(&copied_total, mine);
+    free(src);
+    free(dst);
+    return NULL;
+}
+
+static int memcpy_ceiling(int threads, size_t mib, double secs)
+{
+    pthread_t th[1024];
+    if (threads < 1 || threads > 1024 || !mib)
+        return fprintf(stderr, "gpu_ceiling memcpy: 1..1024 threads, MiB > 0\n"), 2;
+    copy_bytes = mib << 20;
+    deadline = nfb_now() + secs;
+    double t0 = nfb_now();
+    for (int i = 0; i < threads; i++)
+        pthread_create(&th[i], NULL, copier, NULL);
+    for (int i = 0; i < threads; i++)
+        pthread_join(th[i], NULL);
+    double t = nfb_now() - t0;
+    printf("ceiling memcpy threads %d gbps %.2f\n", threads,
+           (double)atomic_load(&copied_total) / t / 1e9);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 3 && !strcmp(argv[1], "h2d"))
         return h2d(strtoull(argv[2], NULL, 10), argc > 3 ? atof(argv[3]) : 2.0);
     if (argc >= 4 && !strcmp(argv[1], "zstd"))
         return zstd_ceiling(argv[2], atoi(argv[3]), argc > 4 ? atof(argv[4]) : 2.0);
-    fprintf(stderr, "usage: gpu_ceiling h2d BATCH_BYTES [SECONDS] | zstd DIR THREADS [SECONDS]\n");
+    if (argc >= 3 && !strcmp(argv[1], "memcpy"))
+        return memcpy_ceiling(atoi(argv[2]), argc > 3 ? strtoull(argv[3], NULL, 10) : 64,
+                              argc > 4 ? atof(argv[4]) : 2.0);
+    fprintf(stderr, "usage: gpu_ceiling h2d BATCH_BYTES [SECONDS] | zstd DIR THREADS [SECONDS] | "
+            "memcpy THREADS [MIB_PER_THREAD] [SECONDS]\n");
     return 2;
 }

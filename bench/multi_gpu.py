@@ -5,6 +5,11 @@
 On a machine with several GPUs: record the topology; then for each workload
 measure, in the same run,
   * the pinned H2D ceiling of each GPU alone and of all GPUs at once;
+  * host memory bandwidth: memcpy by as many threads as the pools of 1, 2,
+    4 ... GPUs have, alone and while every GPU runs its pinned H2D ceiling
+    (numafeed's raw path reads each byte from the page cache, writes it to
+    the ring, and the GPU's DMA reads it again: about three DRAM transfers
+    per delivered byte against memcpy's two);
   * numafeed serving GPU 0 alone (1 process);
   * numafeed serving all GPUs from one process (one pool each);
   * one numafeed process per GPU under torchrun (RANK/WORLD_SIZE/LOCAL_RANK);
@@ -78,6 +83,18 @@ def main():
     threads = a.threads or max(1, (os.cpu_count() // ngpu) - 2)
     res = {"date": time.strftime("%Y-%m-%d %H:%M"), "gpus": ngpu, "threads_per_pool": threads,
            "workloads": []}
+    ks = sorted({1, ngpu} | {k for k in a.counts if 1 < k <= ngpu})
+    res["memcpy_gbps"] = {k * threads: float(sh(f"{ceil} memcpy {k * threads} 64 2").split()[-1])
+                          for k in ks}
+    # with every GPU pulling batch-sized pinned copies at the same time
+    bb = 256 * 150528
+    par = " & ".join(f"CUDA_VISIBLE_DEVICES={g} {ceil} h2d {bb} 3" for g in range(ngpu))
+    out = sh(f"({par} & sleep 0.5; {ceil} memcpy {ngpu * threads} 64 2; wait)").splitlines()
+    res["memcpy_with_h2d_gbps"] = float([x for x in out if "memcpy" in x][0].split()[-1])
+    res["h2d_with_memcpy_gbps"] = [float(x.split()[-1]) for x in out if "h2d" in x]
+    print(f"host memcpy (bytes copied/s) by threads: {res['memcpy_gbps']}; {ngpu * threads} "
+          f"threads while every GPU runs pinned H2D: {res['memcpy_with_h2d_gbps']} GB/s, the "
+          f"GPUs meanwhile {res['h2d_with_memcpy_gbps']} GB/s")
     for name, field, rb, batch, codec, level, n in gpu_bench.WORKLOADS:
         if name not in a.workloads.split(","):
             continue
