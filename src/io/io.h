@@ -174,8 +174,10 @@ int __nf_pread_full(int fd, void *buf, size_t len, uint64_t off, const char *nam
  * Check and decode one block's stored bytes into dst (dst_len must be at
  * least b->decoded_size; exactly that much is written). zstd: one frame of
  * exactly stored_size bytes that declares a content size equal to the
- * index's decoded size; the frame checksum is checked by zstd. Every
- * codec: XXH3 of the decoded bytes equals the index. A raw block may be
+ * index's decoded size; the frame checksum is checked by zstd unless dctx
+ * was told to ignore it (a reader's is: the XXH3 below covers the same
+ * bytes; `numafeed check` keeps both). Every codec: XXH3 of the decoded
+ * bytes equals the index. A raw block may be
  * checked in place with dst == src. Errors name shard, block and offset:
  * NUMAFEED_ECORRUPT (bad frame, size mismatch, bomb), NUMAFEED_ECHECKSUM.
  * dctx may be NULL for raw blocks.

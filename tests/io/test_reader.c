@@ -274,6 +274,60 @@ static void short_read_at_eof(void **state)
     free(path);
 }
 
+/* A reader leaves zstd's frame checksum unchecked (the index's XXH3 of
+ * the decoded bytes covers them): damage to those 4 bytes alone costs no
+ * data, the block still reads right, and `numafeed check` still reports
+ * it; damage to the frame's payload is still an error at the reader. */
+static void frame_checksum_left_to_index_hash(void **state)
+{
+    (void)state;
+    char *path = nft_make_dataset(tmp, "fcs", RB, 400, NUMAFEED_CODEC_ZSTD, 1, BLOCK, 0);
+    char *shard = nft_shard_path(path, 0);
+    size_t len;
+    uint8_t *img = nft_read_file(shard, &len);
+    struct nf_dataset *ds = open_ds(path, 0);
+    const struct nf_shard_index *idx = __nf_dataset_shard_index(ds, 0);
+    uint32_t b = 0;
+    while (b < idx->nblocks && idx->blocks[b].codec != NF_CODEC_ZSTD)
+        b++;
+    assert_true(b < idx->nblocks);
+    struct nf_block_info bi = idx->blocks[b];
+    __nf_dataset_close(ds);
+    uint8_t buf[2 * BLOCK], dst[BLOCK];
+    for (int where = 0; where < 2; where++) {
+        /* 0: the last byte, inside the frame checksum; 1: the middle */
+        size_t at = bi.offset + (where == 0 ? bi.stored_size - 1 : bi.stored_size / 2);
+        uint8_t *copy = malloc(len);
+        memcpy(copy, img, len);
+        copy[at] ^= 0x5a;
+        FILE *f = fopen(shard, "wb");
+        assert_non_null(f);
+        assert_int_equal(fwrite(copy, 1, len, f), len);
+        fclose(f);
+        free(copy);
+        ds = open_ds(path, 0);
+        struct nf_reader *r = reader(ds, 2, 0, 0);
+        int rc = __nf_reader_read_block(r, 0, b, buf, sizeof(buf), dst, sizeof(dst));
+        if (where == 0) {
+            if (rc)
+                fail_msg("frame checksum damaged: %s", numafeed_last_error());
+            check_block(ds, 0, b, dst, 1);
+        } else {
+            assert_true(rc == NUMAFEED_ECHECKSUM || rc == NUMAFEED_ECORRUPT);
+        }
+        __nf_reader_destroy(r);
+        __nf_dataset_close(ds);
+        char *out = NULL;
+        assert_int_not_equal(nf_run(&out, "%s check %s 2>&1", NF_CLI, path), 0);
+        if (!strstr(out, "shard-00000.nfs"))
+            fail_msg("numafeed check: %s", out);
+        free(out);
+    }
+    free(img);
+    free(shard);
+    free(path);
+}
+
 int main(void)
 {
     backend = getenv("NUMAFEED_IO");
@@ -306,6 +360,7 @@ int main(void)
         cmocka_unit_test(many_in_flight),  cmocka_unit_test(records_zstd),
         cmocka_unit_test(records_raw),     cmocka_unit_test(bad_calls),
         cmocka_unit_test(env_values),      cmocka_unit_test(short_read_at_eof),
+        cmocka_unit_test(frame_checksum_left_to_index_hash),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
