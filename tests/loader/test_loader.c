@@ -567,6 +567,110 @@ static void test_destroy_while_busy(void **state)
     loader_destroy(NULL);
 }
 
+/* One field, one record per block: the streaming path decodes a zstd
+ * block straight into its slot (no copy); raw ones take the usual path.
+ * Every byte, every record once, every backend, with and without the
+ * in-place decode (NUMAFEED_IN_PLACE=0), and a damaged block surfacing as
+ * its error with nothing published from it. */
+static char *pack_blobs(int codec, char **base)
+{
+    char *d;
+    *base = nf_tmpdir();
+    assert_non_null(*base);
+    assert_true(asprintf(&d, "%s/ds", *base) > 0);
+    struct numafeed_field f = {.name = "blob", .dtype = "uint8", .ndim = 1, .shape = {REC}};
+    struct numafeed_writer_options o;
+    numafeed_writer_options_init(&o);
+    o.codec = codec;
+    o.block_bytes = REC; /* one record per block */
+    numafeed_writer *w;
+    if (numafeed_writer_create(d, &f, 1, &o, &w))
+        fail_msg("writer_create: %s", numafeed_last_error());
+    assert_int_equal(numafeed_writer_append(w, source, NREC), 0);
+    assert_int_equal(numafeed_writer_finish(w), 0);
+    numafeed_writer_destroy(w);
+    return d;
+}
+
+static uint64_t blob_epoch(loader_t *L, uint64_t *ids, int *rc_out)
+{
+    uint64_t n = 0;
+    struct loader_batch b;
+    int rc;
+    while ((rc = loader_next(L, 0, &b, 10000)) == 0) {
+        assert_int_equal(b.nfields, 1);
+        for (uint32_t i = 0; i < b.records; i++) {
+            uint64_t id = b.record_ids[i];
+            assert_true(id < NREC);
+            if (memcmp((uint8_t *)b.fields[0].host + (size_t)i * REC, source + id * REC, REC))
+                fail_msg("record %llu: bytes differ from the source", (unsigned long long)id);
+            ids[n++] = id;
+        }
+        assert_int_equal(loader_release(L, &b), 0);
+    }
+    *rc_out = rc;
+    return n;
+}
+
+static void test_one_record_blocks_in_place(void **state)
+{
+    (void)state;
+    for (int codec = 0; codec < 2; codec++) {
+        char *base, *d = pack_blobs(codec ? NUMAFEED_CODEC_ZSTD : NUMAFEED_CODEC_NONE, &base);
+        for (int mode = 0; mode < 4; mode++) { /* reads, mmap; each without in-place */
+            if (mode & 2)
+                setenv("NUMAFEED_IN_PLACE", "0", 1);
+            io_backend = mode & 1 ? LOADER_IO_MMAP : LOADER_IO_AUTO;
+            for (uint32_t t = 1; t <= 3; t += 2) {
+                loader_t *L = make(d, t, 0, 1, 5, 24);
+                for (uint64_t e = 0; e < 2; e++) {
+                    uint64_t ids[NREC];
+                    int rc;
+                    assert_int_equal(blob_epoch(L, ids, &rc), NREC);
+                    assert_int_equal(rc, NUMAFEED_EEPOCH_END);
+                    assert_permutation(ids, NREC);
+                }
+                loader_destroy(L);
+            }
+            unsetenv("NUMAFEED_IN_PLACE");
+        }
+        io_backend = LOADER_IO_AUTO;
+
+        /* damage record 505's block in the middle of its bytes */
+        struct nf_dataset *ds;
+        assert_int_equal(__nf_dataset_open(d, NULL, &ds), 0);
+        struct nf_record_loc loc;
+        assert_int_equal(__nf_dataset_locate(ds, 505, &loc), 0);
+        const struct nf_block_info *bi = &__nf_dataset_shard_index(ds, loc.shard)->blocks[loc.block];
+        uint64_t off = bi->offset + bi->stored_size / 2;
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/%s", d, __nf_dataset_shard_name(ds, loc.shard));
+        __nf_dataset_close(ds);
+        FILE *f = fopen(path, "r+b");
+        assert_non_null(f);
+        fseek(f, (long)off, SEEK_SET);
+        int ch = fgetc(f);
+        fseek(f, (long)off, SEEK_SET);
+        fputc(ch ^ 0x40, f);
+        fclose(f);
+        for (int mapped = 0; mapped < 2; mapped++) {
+            io_backend = mapped ? LOADER_IO_MMAP : LOADER_IO_AUTO;
+            loader_t *L = make(d, 3, 0, 0, 0, 25); /* in order: 500 records come first */
+            uint64_t ids[NREC];
+            int rc;
+            uint64_t n = blob_epoch(L, ids, &rc); /* every delivered byte checked */
+            assert_true(rc == NUMAFEED_ECHECKSUM || rc == NUMAFEED_ECORRUPT);
+            assert_true(n >= 475 && n <= 500);
+            assert_non_null(strstr(loader_last_error(L), "block"));
+            loader_destroy(L);
+        }
+        io_backend = LOADER_IO_AUTO;
+        nf_rmtree(base);
+        free(base);
+        free(d);
+    }
+}
+
 static void test_corrupt_shard(void **state)
 {
     (void)state;
@@ -675,6 +779,7 @@ int main(void)
         cmocka_unit_test(test_hold_all_slots_and_timeout),
         cmocka_unit_test(test_destroy_while_busy),
         cmocka_unit_test(test_corrupt_shard),
+        cmocka_unit_test(test_one_record_blocks_in_place),
         cmocka_unit_test(test_config_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
