@@ -567,6 +567,29 @@ static void test_destroy_while_busy(void **state)
     loader_destroy(NULL);
 }
 
+/* Flip one byte of the block holding `record` in dataset d: at the record's
+ * own offset (a raw block), or in the middle of the block's stored bytes.
+ * The index and trailer stay valid, so only reading that block fails. */
+static void damage_block(const char *d, uint64_t record, int middle)
+{
+    struct nf_dataset *ds;
+    assert_int_equal(__nf_dataset_open(d, NULL, &ds), 0);
+    struct nf_record_loc loc;
+    assert_int_equal(__nf_dataset_locate(ds, record, &loc), 0);
+    const struct nf_block_info *bi = &__nf_dataset_shard_index(ds, loc.shard)->blocks[loc.block];
+    uint64_t off = bi->offset + (middle ? bi->stored_size / 2 : loc.offset);
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", d, __nf_dataset_shard_name(ds, loc.shard));
+    __nf_dataset_close(ds);
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    fseek(f, (long)off, SEEK_SET);
+    int ch = fgetc(f);
+    fseek(f, (long)off, SEEK_SET);
+    fputc(ch ^ 0x40, f);
+    fclose(f);
+}
+
 /* One field, one record per block: the streaming path decodes a zstd
  * block straight into its slot (no copy); raw ones take the usual path.
  * Every byte, every record once, every backend, with and without the
@@ -637,22 +660,7 @@ static void test_one_record_blocks_in_place(void **state)
         io_backend = LOADER_IO_AUTO;
 
         /* damage record 505's block in the middle of its bytes */
-        struct nf_dataset *ds;
-        assert_int_equal(__nf_dataset_open(d, NULL, &ds), 0);
-        struct nf_record_loc loc;
-        assert_int_equal(__nf_dataset_locate(ds, 505, &loc), 0);
-        const struct nf_block_info *bi = &__nf_dataset_shard_index(ds, loc.shard)->blocks[loc.block];
-        uint64_t off = bi->offset + bi->stored_size / 2;
-        char path[4096];
-        snprintf(path, sizeof(path), "%s/%s", d, __nf_dataset_shard_name(ds, loc.shard));
-        __nf_dataset_close(ds);
-        FILE *f = fopen(path, "r+b");
-        assert_non_null(f);
-        fseek(f, (long)off, SEEK_SET);
-        int ch = fgetc(f);
-        fseek(f, (long)off, SEEK_SET);
-        fputc(ch ^ 0x40, f);
-        fclose(f);
+        damage_block(d, 505, 1);
         for (int mapped = 0; mapped < 2; mapped++) {
             io_backend = mapped ? LOADER_IO_MMAP : LOADER_IO_AUTO;
             loader_t *L = make(d, 3, 0, 0, 0, 25); /* in order: 500 records come first */
@@ -677,21 +685,7 @@ static void test_corrupt_shard(void **state)
     char *d = pack(NUMAFEED_CODEC_NONE, 10 * REC, 1 << 30);
     /* flip one byte inside the data of a block in the middle (record 505):
      * the index and trailer stay valid, so only reading that block fails */
-    struct nf_dataset *ds;
-    assert_int_equal(__nf_dataset_open(d, NULL, &ds), 0);
-    struct nf_record_loc loc;
-    assert_int_equal(__nf_dataset_locate(ds, 505, &loc), 0);
-    uint64_t off = __nf_dataset_shard_index(ds, loc.shard)->blocks[loc.block].offset + loc.offset;
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/%s", d, __nf_dataset_shard_name(ds, loc.shard));
-    __nf_dataset_close(ds);
-    FILE *f = fopen(path, "r+b");
-    assert_non_null(f);
-    fseek(f, (long)off, SEEK_SET);
-    int ch = fgetc(f);
-    fseek(f, (long)off, SEEK_SET);
-    fputc(ch ^ 0x40, f);
-    fclose(f);
+    damage_block(d, 505, 0);
 
     for (int mapped = 0; mapped < 2; mapped++) {
         struct loader_config c;
