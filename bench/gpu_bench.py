@@ -178,8 +178,10 @@ RING_DEPTH = 0
 
 
 def numafeed_bench(binary, ds, batch, threads, epochs, step_us=0, io="", cuda_context=False):
-    cmd = [binary, "bench", ds, "--epochs", str(epochs), "--batch-size", str(batch),
-           "--threads", str(threads)]
+    # one GPU (the ceilings are one GPU's): without --gpus a machine with
+    # several would be served whole, one pool per GPU
+    cmd = [binary, "bench", ds, "--gpus", "0", "--epochs", str(epochs), "--batch-size",
+           str(batch), "--threads", str(threads)]
     if cuda_context:
         cmd += ["--cuda-context"]
     if RING_DEPTH:

@@ -41,7 +41,7 @@ EPOCHS = {"tokens-zstd": 5, "images-raw": 20, "images-zstd1": 8, "small-zstd": 6
 
 
 def run(nf, ds, batch, threads, epochs, env, extra=()):
-    cmd = [nf, "bench", ds, "--epochs", str(epochs), "--batch-size", str(batch),
+    cmd = [nf, "bench", ds, "--gpus", "0", "--epochs", str(epochs), "--batch-size", str(batch),
            "--threads", str(threads), *extra]
     e = dict(os.environ, **env)
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=e).stdout
