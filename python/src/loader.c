@@ -268,7 +268,8 @@ static PyObject *loader_pool_info_py(PyObject *self, PyObject *unused)
         goto fail;
     I(cuda_ordinal) I(node) I(node_known) I(cpus_fallback) I(threads) I(slot_bytes)
     I(ring_depth) I(page_size) I(hugetlb) I(thp) I(mbind) I(verified) I(pages)
-    I(pages_on_node) I(cuda) I(registered)
+    I(pages_on_node) I(cuda) I(registered) I(setup_context_us) I(setup_ring_us)
+    I(setup_cuda_us)
 #undef I
     if (set_str(d, "cpus", in.cpus) || set_str(d, "io_backend", in.io_backend) ||
         set_str(d, "notes", in.notes))
@@ -307,7 +308,8 @@ static PyMethodDef loader_methods[] = {
      "worker's error (corrupt shard, I/O error: named) or when every slot is held."},
     {"stats", loader_stats_py, METH_NOARGS, "stats() -> dict: the pool's counters."},
     {"pool_info", loader_pool_info_py, METH_NOARGS,
-     "pool_info() -> dict: CPUs, node, threads, ring placement, io backend, notes."},
+     "pool_info() -> dict: CPUs, node, threads, ring placement, io backend, notes, "
+     "start-up time per phase (setup_*_us)."},
     {"close", loader_close, METH_NOARGS,
      "close(): drop this object's hold on the pool; it stops once no batch is alive."},
     {NULL, NULL, 0, NULL},

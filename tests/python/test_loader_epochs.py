@@ -15,7 +15,10 @@ def epoch_ids(loader):
 
 def test_exactly_once_and_new_order_each_epoch(dataset, device):
     with numafeed.Loader(dataset, 64, device=device, seed=11, return_ids=True) as loader:
-        tids = loader.stats()["pool"]["tids"]
+        pool = loader.stats()["pool"]
+        tids = pool["tids"]
+        assert pool["setup_ring_us"] > 0  # the ring was placed and touched
+        assert pool["setup_cuda_us"] >= 0 and pool["setup_context_us"] >= 0
         orders = []
         for e in range(4):
             assert loader.epoch == e
