@@ -68,6 +68,19 @@ static atomic_ullong decoded_total;
 static double deadline;
 static int ignore_checksum;
 
+/* Run fn on `threads` threads until `secs` from now; the seconds taken. */
+static double run_threads(int threads, void *(*fn)(void *), double secs)
+{
+    pthread_t th[1024];
+    deadline = nfb_now() + secs;
+    double t0 = nfb_now();
+    for (int i = 0; i < threads; i++)
+        pthread_create(&th[i], NULL, fn, NULL);
+    for (int i = 0; i < threads; i++)
+        pthread_join(th[i], NULL);
+    return nfb_now() - t0;
+}
+
 static void *decoder(void *arg)
 {
     (void)arg;
@@ -126,14 +139,7 @@ static int zstd_ceiling(const char *dir, int threads, double secs)
         printf("ceiling zstd threads %d gbps nan (no zstd block in %s)\n", threads, dir);
         return 0;
     }
-    pthread_t th[256];
-    deadline = nfb_now() + secs;
-    double t0 = nfb_now();
-    for (int i = 0; i < threads; i++)
-        pthread_create(&th[i], NULL, decoder, NULL);
-    for (int i = 0; i < threads; i++)
-        pthread_join(th[i], NULL);
-    double t = nfb_now() - t0;
+    double t = run_threads(threads, decoder, secs);
     printf("ceiling zstd%s threads %d gbps %.2f\n", ignore_checksum ? "-nocheck" : "", threads,
            (double)atomic_load(&decoded_total) / t / 1e9);
     __nf_dataset_close(ds);
@@ -168,17 +174,10 @@ static void *copier(void *arg)
 
 static int memcpy_ceiling(int threads, size_t mib, double secs)
 {
-    pthread_t th[1024];
-    if (threads < 1 || threads > 1024 || !mib)
-        return fprintf(stderr, "gpu_ceiling memcpy: 1..1024 threads, MiB > 0\n"), 2;
+    if (!mib)
+        return fprintf(stderr, "gpu_ceiling memcpy: MiB per thread must be > 0\n"), 2;
     copy_bytes = mib << 20;
-    deadline = nfb_now() + secs;
-    double t0 = nfb_now();
-    for (int i = 0; i < threads; i++)
-        pthread_create(&th[i], NULL, copier, NULL);
-    for (int i = 0; i < threads; i++)
-        pthread_join(th[i], NULL);
-    double t = nfb_now() - t0;
+    double t = run_threads(threads, copier, secs);
     printf("ceiling memcpy threads %d gbps %.2f\n", threads,
            (double)atomic_load(&copied_total) / t / 1e9);
     return 0;
@@ -186,6 +185,11 @@ static int memcpy_ceiling(int threads, size_t mib, double secs)
 
 int main(int argc, char **argv)
 {
+    int threads = argc >= 4 && !strcmp(argv[1], "zstd")     ? atoi(argv[3])
+                  : argc >= 3 && !strcmp(argv[1], "memcpy") ? atoi(argv[2])
+                                                            : 1;
+    if (threads < 1 || threads > 1024)
+        return fprintf(stderr, "gpu_ceiling: THREADS must be 1..1024\n"), 2;
     if (argc >= 3 && !strcmp(argv[1], "h2d"))
         return h2d(strtoull(argv[2], NULL, 10), argc > 3 ? atof(argv[3]) : 2.0);
     if (argc >= 4 && !strcmp(argv[1], "zstd")) {
@@ -195,7 +199,8 @@ int main(int argc, char **argv)
     if (argc >= 3 && !strcmp(argv[1], "memcpy"))
         return memcpy_ceiling(atoi(argv[2]), argc > 3 ? strtoull(argv[3], NULL, 10) : 64,
                               argc > 4 ? atof(argv[4]) : 2.0);
-    fprintf(stderr, "usage: gpu_ceiling h2d BATCH_BYTES [SECONDS] | zstd DIR THREADS [SECONDS [nocheck]] | "
-            "memcpy THREADS [MIB_PER_THREAD] [SECONDS]\n");
+    fprintf(stderr, "usage: gpu_ceiling h2d BATCH_BYTES [SECONDS]\n"
+                    "       gpu_ceiling zstd DIR THREADS [SECONDS [nocheck]]\n"
+                    "       gpu_ceiling memcpy THREADS [MIB_PER_THREAD] [SECONDS]\n");
     return 2;
 }

@@ -30,7 +30,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import gpu_bench  # noqa: E402  (data generation and packing)
+import gpu_bench  # noqa: E402  (data generation, packing, page-cache warm-up)
 
 
 def sh(cmd, env=None):
@@ -98,14 +98,7 @@ def main():
     for name, field, rb, batch, codec, level, n in gpu_bench.WORKLOADS:
         if name not in a.workloads.split(","):
             continue
-        raw = os.path.join(a.work, name.split("-")[0] + ".bin")
-        gpu_bench.gen(raw, name, rb, n)
-        ds = os.path.join(a.work, name)
-        if not os.path.exists(os.path.join(ds, "manifest.json")):
-            lv = ["--level", str(level)] if codec == "zstd" else []
-            sh(f"{nf} pack --quiet --force --out {ds} --record-bytes {rb} --field {field} "
-               f"--codec {codec} {' '.join(lv)} {raw}")
-        sh(f"cat {ds}/* > /dev/null")
+        ds = gpu_bench.prepare(nf, a.work, name, field, rb, codec, level, n)
         w = {"name": name, "batch": batch}
         bb = rb * batch
         w["h2d_alone"] = [float(sh(f"CUDA_VISIBLE_DEVICES={g} {ceil} h2d {bb} 2").split()[-1])

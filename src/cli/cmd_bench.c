@@ -111,10 +111,12 @@ struct consumer {
     size_t *nids, *capids;
     size_t record_bytes;
     uint64_t step_ns;         /* simulated consumer work per batch */
-    uint64_t *stamps;         /* arrival time of each batch */
-    uint64_t *waits;          /* time inside loader_next for each batch */
-    size_t nstamps, capstamps;
-    uint64_t *boundary;       /* per epoch: index in stamps of its first batch */
+    struct sample {
+        uint64_t at;          /* arrival time of the batch */
+        uint64_t wait;        /* time inside loader_next for it */
+    } *samples;
+    size_t nsamples, capsamples;
+    uint64_t *boundary;       /* per epoch: index in samples of its first batch */
 };
 
 static uint64_t now_ns(void)
@@ -143,22 +145,18 @@ static void *consume(void *arg)
             uint64_t t = now_ns();
             if (!c->first_ns)
                 c->first_ns = t;
-            if (c->nstamps == c->capstamps) {
-                size_t cap = c->capstamps ? c->capstamps * 2 : 1024;
-                uint64_t *n = realloc(c->stamps, cap * sizeof(*n));
-                if (n)
-                    c->stamps = n;
-                uint64_t *w = n ? realloc(c->waits, cap * sizeof(*w)) : NULL;
-                if (w) {
-                    c->waits = w;
-                    c->capstamps = cap;
+            if (c->nsamples == c->capsamples) {
+                size_t cap = c->capsamples ? c->capsamples * 2 : 1024;
+                struct sample *n = realloc(c->samples, cap * sizeof(*n));
+                if (n) {
+                    c->samples = n;
+                    c->capsamples = cap;
                 }
             }
-            if (c->nstamps < c->capstamps) {
+            if (c->nsamples < c->capsamples) {
                 if (b.index == 0)
-                    c->boundary[e] = c->nstamps;
-                c->waits[c->nstamps] = t - tw;
-                c->stamps[c->nstamps++] = t;
+                    c->boundary[e] = c->nsamples;
+                c->samples[c->nsamples++] = (struct sample){.at = t, .wait = t - tw};
             }
             c->records[e] += b.records;
             if (c->digest) {
@@ -206,12 +204,13 @@ static uint64_t pct(const uint64_t *sorted, size_t n, double q)
 
 static void print_timing(int pool, const struct consumer *k, uint64_t epochs)
 {
-    size_t n = k->nstamps;
+    size_t n = k->nsamples;
     uint64_t *w = malloc((n - 1) * sizeof(*w)), *in = malloc((n - 1) * sizeof(*in));
     char *edge = calloc(n, 1);
     if (!w || !in || !edge)
         goto out;
-    memcpy(w, k->waits + 1, (n - 1) * sizeof(*w));
+    for (size_t j = 1; j < n; j++)
+        w[j - 1] = k->samples[j].wait;
     qsort(w, n - 1, sizeof(*w), cmp_u64);
     printf("pool %d waits after the first batch (%zu batches): p50 %.1f us, p99 %.1f us, max "
            "%.1f us\n", pool, n - 1, (double)pct(w, n - 1, 0.5) / 1e3,
@@ -220,12 +219,12 @@ static void print_timing(int pool, const struct consumer *k, uint64_t epochs)
     for (uint64_t e = 1; e < epochs; e++)
         if (k->boundary[e] > 0) {
             edge[k->boundary[e]] = 1;
-            uint64_t g = k->stamps[k->boundary[e]] - k->stamps[k->boundary[e] - 1];
+            uint64_t g = k->samples[k->boundary[e]].at - k->samples[k->boundary[e] - 1].at;
             gap = g > gap ? g : gap;
         }
     size_t m = 0;
     for (size_t j = 1; j < n; j++) {
-        w[j - 1] = k->stamps[j] - k->stamps[j - 1];
+        w[j - 1] = k->samples[j].at - k->samples[j - 1].at;
         sum += w[j - 1];
         if (!edge[j])
             in[m++] = w[j - 1];
@@ -462,7 +461,7 @@ int __nf_cmd_bench(int argc, char **argv)
              * mean, p99 and largest inside epochs, and the largest gap across
              * an epoch boundary (last batch of one epoch to first of the next). */
             struct consumer *k = &cons[i];
-            if (k->nstamps > 2)
+            if (k->nsamples > 2)
                 print_timing(i, k, epochs);
         }
         printf("total: %llu records, %.3f GB in %.3f s: %.3f GB/s, %.0f samples/s; create %.1f "
@@ -481,8 +480,7 @@ int __nf_cmd_bench(int argc, char **argv)
         free(cons[i].nids);
         free(cons[i].capids);
         free(cons[i].boundary);
-        free(cons[i].stamps);
-        free(cons[i].waits);
+        free(cons[i].samples);
     }
     free(cons);
     free(th);

@@ -1346,6 +1346,13 @@ static int pool_wait_ready(struct pool *p)
     return rc;
 }
 
+/* A data-path switch for comparisons: on unless the variable is "0". */
+static bool env_off(const char *name)
+{
+    const char *v = getenv(name);
+    return v && !strcmp(v, "0");
+}
+
 int loader_create(const struct loader_config *cfg_in, loader_t **out)
 {
     __nf_error_clear();
@@ -1418,17 +1425,12 @@ int loader_create(const struct loader_config *cfg_in, loader_t **out)
     /* Streaming is the default; NUMAFEED_STREAM=0 builds whole windows
      * first (the earlier path, kept for comparison), NUMAFEED_STREAM_BYTES
      * sets the staging a streaming worker keeps in flight (default 1 MiB). */
-    L->stream = true;
+    L->stream = !env_off("NUMAFEED_STREAM");
+    L->nt_copy = !env_off("NUMAFEED_NT");
+    L->in_place = !env_off("NUMAFEED_IN_PLACE");
     L->stream_bytes = (size_t)1 << 20;
     {
-        const char *env = getenv("NUMAFEED_STREAM");
-        if (env && !strcmp(env, "0"))
-            L->stream = false;
-        env = getenv("NUMAFEED_NT");
-        L->nt_copy = !(env && !strcmp(env, "0"));
-        env = getenv("NUMAFEED_IN_PLACE");
-        L->in_place = !(env && !strcmp(env, "0"));
-        env = getenv("NUMAFEED_STREAM_BYTES");
+        const char *env = getenv("NUMAFEED_STREAM_BYTES");
         if (env && *env) {
             char *end;
             unsigned long long v = strtoull(env, &end, 10);
