@@ -10,6 +10,9 @@ measure, in the same run,
     (numafeed's raw path reads each byte from the page cache, writes it to
     the ring, and the GPU's DMA reads it again: about three DRAM transfers
     per delivered byte against memcpy's two);
+  * for zstd workloads, bare decode of the dataset's blocks by as many
+    threads as the pools of 1, 2, 4 ... GPUs have (the host's own decode
+    scaling, against which the pools' scaling is compared);
   * numafeed serving GPU 0 alone (1 process);
   * numafeed serving all GPUs from one process (one pool each);
   * one numafeed process per GPU under torchrun (RANK/WORLD_SIZE/LOCAL_RANK);
@@ -101,6 +104,14 @@ def main():
         ds = gpu_bench.prepare(nf, a.work, name, field, rb, codec, level, n)
         w = {"name": name, "batch": batch}
         bb = rb * batch
+        # the host's own rate at each count's thread total, to tell the
+        # host's scaling from the pools': bare decode of the same blocks
+        # (without zstd's frame checksum, as numafeed's readers) for zstd
+        # workloads, memcpy (measured above) for raw ones
+        if codec == "zstd":
+            w["decode_gbps"] = {k * threads: float(
+                sh(f"{ceil} zstd {ds} {k * threads} 2 nocheck").split()[-1]) for k in ks}
+        host = w.get("decode_gbps", res["memcpy_gbps"])
         w["h2d_alone"] = [float(sh(f"CUDA_VISIBLE_DEVICES={g} {ceil} h2d {bb} 2").split()[-1])
                           for g in range(ngpu)]
         par = " & ".join(f"CUDA_VISIBLE_DEVICES={g} {ceil} h2d {bb} 3" for g in range(ngpu))
@@ -154,6 +165,12 @@ def main():
             c["agg_per_gpu_processes"] = sum(r["gbps"] for r in c["per_gpu_processes"])
             c["scaling_one_process"] = c["one_process"]["gbps"] / (k * w["one_gpu"]["gbps"])
             c["scaling_per_gpu_processes"] = c["agg_per_gpu_processes"] / (k * w["one_gpu"]["gbps"])
+            # the same against the host: its own rate at k x threads over k
+            # times its rate at threads (1.0: the host scales linearly), and
+            # the pipelines' share of the host's rate at k x threads
+            c["host_scaling"] = host[k * threads] / (k * host[threads])
+            c["of_host_one_process"] = c["one_process"]["gbps"] / host[k * threads]
+            c["of_host_per_gpu_processes"] = c["agg_per_gpu_processes"] / host[k * threads]
             w["counts"][k] = c
         top = w["counts"].get(ngpu)
         if top:  # the full-machine figures, under the names earlier runs used
@@ -176,7 +193,12 @@ def main():
         print(f"== {name} (batch {batch}, {threads} threads per pool)")
         print(f"  pinned H2D alone per GPU: {w['h2d_alone']} GB/s; all at once: "
               f"{w['h2d_together']} GB/s")
-        print(f"  numafeed 1 GPU: {w['one_gpu']['gbps']:.2f} GB/s")
+        what = "bare zstd decode" if codec == "zstd" else "memcpy"
+        print(f"  host {what} by threads: " +
+              ", ".join(f"{t}: {g:.2f}" for t, g in sorted(host.items())) + " GB/s")
+        print(f"  numafeed 1 GPU: {w['one_gpu']['gbps']:.2f} GB/s "
+              f"({w['one_gpu']['gbps'] / host[threads]:.2f} of the host's {what} at "
+              f"{threads} threads)")
         for k, c in w["counts"].items():
             each = ", ".join("%.2f" % r["gbps"] for r in c["per_gpu_processes"])
             print(f"  numafeed {k} GPUs, one process: {c['one_process']['gbps']:.2f} GB/s "
@@ -184,6 +206,9 @@ def main():
                   f"(torchrun): {c['agg_per_gpu_processes']:.2f} GB/s ({each}), "
                   f"{c['scaling_per_gpu_processes']:.2f} of linear; digests agree: "
                   f"{c['digest_agree']}")
+            print(f"    host {what} at {k * threads} threads: {host[k * threads]:.2f} GB/s, "
+                  f"{c['host_scaling']:.2f} of linear; numafeed at {c['of_host_one_process']:.2f} "
+                  f"(one process) and {c['of_host_per_gpu_processes']:.2f} (processes) of it")
         vo = json.loads(w["verify_one_process"])
         pools = [t for t in vo["threads"] if t["pool_gpu"] >= 0]
         print(f"  verify, one process: {len(pools)} pool threads, "
