@@ -535,9 +535,11 @@ static void scatter_block(struct worker *w, const struct unit_pos *u, uint32_t k
 /* Where block k can be decoded without a copy: a block of one record, in
  * a layout of one field (so the record is one contiguous run of its slot),
  * wanted once by this unit. A zstd block then decodes into the slot and is
- * verified there (on the 2-core VM, 4096 images of 150 KB at zstd -1: 2-3%
- * faster than decoding into staging and copying; NUMAFEED_IN_PLACE=0 for
- * the comparison); NULL otherwise. Raw blocks do not use it: io_uring
+ * verified there; NULL otherwise. Opt-in (NUMAFEED_IN_PLACE=1): 2-3%
+ * faster than decoding into staging and copying on the 2-core VM, but 1-5%
+ * slower on the H200 hosts at 14 threads, where the decoder's plain stores
+ * read every slot line first and the non-temporal copy out of a cached
+ * staging buffer does not. Raw blocks do not use it: io_uring
  * reads straight into the slot were slower there than reading into a
  * cached buffer and copying with non-temporal stores (8.3-9.2 against
  * 9.1-9.5 GB/s). A block that fails verification leaves garbage in a
@@ -1353,6 +1355,12 @@ static bool env_off(const char *name)
     return v && !strcmp(v, "0");
 }
 
+static bool env_on(const char *name)
+{
+    const char *v = getenv(name);
+    return v && !strcmp(v, "1");
+}
+
 int loader_create(const struct loader_config *cfg_in, loader_t **out)
 {
     __nf_error_clear();
@@ -1427,7 +1435,7 @@ int loader_create(const struct loader_config *cfg_in, loader_t **out)
      * sets the staging a streaming worker keeps in flight (default 1 MiB). */
     L->stream = !env_off("NUMAFEED_STREAM");
     L->nt_copy = !env_off("NUMAFEED_NT");
-    L->in_place = !env_off("NUMAFEED_IN_PLACE");
+    L->in_place = env_on("NUMAFEED_IN_PLACE"); /* opt-in: slower on the GPU hosts */
     L->stream_bytes = (size_t)1 << 20;
     {
         const char *env = getenv("NUMAFEED_STREAM_BYTES");

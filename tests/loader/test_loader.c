@@ -590,10 +590,11 @@ static void damage_block(const char *d, uint64_t record, int middle)
     fclose(f);
 }
 
-/* One field, one record per block: the streaming path decodes a zstd
- * block straight into its slot (no copy); raw ones take the usual path.
+/* One field, one record per block: with NUMAFEED_IN_PLACE=1 the streaming
+ * path decodes a zstd block straight into its slot (no copy); raw ones
+ * take the usual path.
  * Every byte, every record once, every backend, with and without the
- * in-place decode (NUMAFEED_IN_PLACE=0), and a damaged block surfacing as
+ * in-place decode (NUMAFEED_IN_PLACE=1), and a damaged block surfacing as
  * its error with nothing published from it. */
 static char *pack_blobs(int codec, char **base)
 {
@@ -640,9 +641,9 @@ static void test_one_record_blocks_in_place(void **state)
     (void)state;
     for (int codec = 0; codec < 2; codec++) {
         char *base, *d = pack_blobs(codec ? NUMAFEED_CODEC_ZSTD : NUMAFEED_CODEC_NONE, &base);
-        for (int mode = 0; mode < 4; mode++) { /* reads, mmap; each without in-place */
+        for (int mode = 0; mode < 4; mode++) { /* reads, mmap; each with in-place */
             if (mode & 2)
-                setenv("NUMAFEED_IN_PLACE", "0", 1);
+                setenv("NUMAFEED_IN_PLACE", "1", 1);
             io_backend = mode & 1 ? LOADER_IO_MMAP : LOADER_IO_AUTO;
             for (uint32_t t = 1; t <= 3; t += 2) {
                 loader_t *L = make(d, t, 0, 1, 5, 24);
@@ -661,8 +662,10 @@ static void test_one_record_blocks_in_place(void **state)
 
         /* damage record 505's block in the middle of its bytes */
         damage_block(d, 505, 1);
-        for (int mapped = 0; mapped < 2; mapped++) {
-            io_backend = mapped ? LOADER_IO_MMAP : LOADER_IO_AUTO;
+        for (int mode = 0; mode < 4; mode++) { /* reads, mmap; each with in-place */
+            if (mode & 2)
+                setenv("NUMAFEED_IN_PLACE", "1", 1);
+            io_backend = mode & 1 ? LOADER_IO_MMAP : LOADER_IO_AUTO;
             loader_t *L = make(d, 3, 0, 0, 0, 25); /* in order: 500 records come first */
             uint64_t ids[NREC];
             int rc;
@@ -671,6 +674,7 @@ static void test_one_record_blocks_in_place(void **state)
             assert_true(n >= 475 && n <= 500);
             assert_non_null(strstr(loader_last_error(L), "block"));
             loader_destroy(L);
+            unsetenv("NUMAFEED_IN_PLACE");
         }
         io_backend = LOADER_IO_AUTO;
         nf_rmtree(base);
