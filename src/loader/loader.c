@@ -101,6 +101,7 @@ struct worker {
     struct nf_reader *reader;
     struct nf_epoch_plan plan;
     uint32_t *sigma;
+    uint32_t *span;      /* plan index of each block-order position of the window */
     /* per unit: the records needed, and the decoded blocks they come from */
     uint64_t *pos_block; /* global block of each position */
     uint32_t *pos_in;    /* record index inside that block */
@@ -295,6 +296,7 @@ static int worker_reserve(struct worker *w)
     if (!w->sigma) {
         size_t c = (size_t)s->window;
         w->sigma = malloc(c * sizeof(*w->sigma));
+        w->span = malloc(c * sizeof(*w->span));
         w->pos_block = malloc(c * sizeof(*w->pos_block));
         w->pos_in = malloc(c * sizeof(*w->pos_in));
         w->pos_id = malloc(c * sizeof(*w->pos_id));
@@ -303,7 +305,7 @@ static int worker_reserve(struct worker *w)
         w->blk_first = malloc((c + 1) * sizeof(*w->blk_first));
         w->bcount = malloc((c + 2) * sizeof(*w->bcount));
         w->block_slot = malloc((size_t)s->nblocks * sizeof(*w->block_slot));
-        if (!w->sigma || !w->pos_block || !w->pos_in || !w->pos_id || !w->blocks ||
+        if (!w->sigma || !w->span || !w->pos_block || !w->pos_in || !w->pos_id || !w->blocks ||
             !w->pos_order || !w->blk_first || !w->bcount || !w->block_slot)
             return __nf_error(-ENOMEM, "worker: out of memory for a window of %zu records", c);
         for (uint32_t i = 0; i < s->nblocks; i++)
@@ -747,12 +749,13 @@ static int run_unit(struct worker *w, uint64_t u)
         return rc;
     }
     __nf_window_perm(s, epoch, win, w->sigma, wlen);
+    __nf_plan_span(s, &w->plan, w0, wlen, w->span);
 
     /* Which records, from which blocks; each distinct block once. */
     uint32_t nb = 0;
     for (uint64_t q = a; q < e; q++) {
-        uint32_t blk, in;
-        uint64_t id = __nf_plan_record(s, &w->plan, w0 + w->sigma[q - w0], &blk, &in);
+        uint32_t blk, in, j = w->sigma[q - w0];
+        uint64_t id = __nf_plan_record_at(s, &w->plan, w->span[j], w0 + j, &blk, &in);
         size_t k = (size_t)(q - a);
         w->pos_block[k] = blk;
         w->pos_in[k] = in;
@@ -1105,6 +1108,7 @@ static void pool_free(struct pool *p)
         free(w->free_buf);
         free(w->block_data);
         free(w->sigma);
+        free(w->span);
         free(w->pos_block);
         free(w->pos_in);
         free(w->pos_id);

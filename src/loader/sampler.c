@@ -209,6 +209,28 @@ uint64_t __nf_plan_record(const struct nf_sampler *s, const struct nf_epoch_plan
     return s->block_first[b] + k;
 }
 
+void __nf_plan_span(const struct nf_sampler *s, const struct nf_epoch_plan *p, uint64_t pos0,
+                    uint64_t len, uint32_t *idx)
+{
+    if (!len)
+        return;
+    uint32_t lo = 0, hi = s->nblocks; /* as in __nf_plan_record, for pos0 */
+    while (hi - lo > 1) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (p->prefix[mid] <= pos0)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    /* positions stay below prefix[nblocks] (the record count), so lo + 1
+     * never passes the last block; empty blocks are stepped over */
+    for (uint64_t j = 0; j < len; j++) {
+        while (p->prefix[lo + 1] <= pos0 + j)
+            lo++;
+        idx[j] = lo;
+    }
+}
+
 uint64_t __nf_batch_start(const struct nf_sampler *s, uint64_t b)
 {
     if (b >= s->nbatches)

@@ -75,6 +75,24 @@ void __nf_window_perm(const struct nf_sampler *s, uint64_t epoch, uint64_t w, ui
 uint64_t __nf_plan_record(const struct nf_sampler *s, const struct nf_epoch_plan *p,
                           uint64_t pos, uint32_t *block, uint32_t *in_block);
 
+/* idx[j] for j < len: the plan index (into perm and prefix) of the block
+ * holding block-order position pos0 + j; one binary search for the first,
+ * then a walk, where __nf_plan_record searches once per position. */
+void __nf_plan_span(const struct nf_sampler *s, const struct nf_epoch_plan *p, uint64_t pos0,
+                    uint64_t len, uint32_t *idx);
+/* __nf_plan_record for a position whose plan index i is known (from
+ * __nf_plan_span); block and in_block must not be NULL. */
+static inline uint64_t __nf_plan_record_at(const struct nf_sampler *s,
+                                           const struct nf_epoch_plan *p, uint32_t i,
+                                           uint64_t pos, uint32_t *block, uint32_t *in_block)
+{
+    uint32_t b = p->perm[i];
+    uint32_t k = (uint32_t)(pos - p->prefix[i]);
+    *block = b;
+    *in_block = k;
+    return s->block_first[b] + k;
+}
+
 /* Batch of a rank position q, and q's index in it. */
 void __nf_batch_of(const struct nf_sampler *s, uint64_t q, uint64_t *b, uint64_t *i);
 /* First rank position of batch b (b == nbatches gives len). */

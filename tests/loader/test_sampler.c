@@ -158,12 +158,61 @@ static void test_determinism_and_epochs(void **state)
     free(blocks);
 }
 
+/* The walk of __nf_plan_span gives every position of every window the
+ * block and index the binary search of __nf_plan_record gives, with empty
+ * blocks (stepped over) at the start, inside and at the end, windows that
+ * cut blocks, and shuffled and unshuffled plans. */
+static void test_plan_span_matches_search(void **state)
+{
+    (void)state;
+    enum { NB = 41 };
+    uint32_t blocks[NB];
+    for (uint32_t i = 0; i < NB; i++)
+        blocks[i] = (i % 6 == 0 || i == NB - 1) ? 0 : 1 + (i * 7) % 13;
+    uint64_t R = 0;
+    for (uint32_t i = 0; i < NB; i++)
+        R += blocks[i];
+    for (int shuffle = 0; shuffle < 2; shuffle++) {
+        for (uint64_t window = 1; window <= 64; window += 9) {
+            struct nf_sampler s;
+            assert_int_equal(__nf_sampler_init(&s, 7, shuffle, false, window, 4, 0, 1, NB, blocks), 0);
+            for (uint64_t epoch = 0; epoch < 3; epoch++) {
+                struct nf_epoch_plan p = {0};
+                assert_int_equal(__nf_plan_make(&s, epoch, &p), 0);
+                uint32_t *idx = malloc(window * sizeof(*idx));
+                uint64_t checked = 0;
+                for (uint64_t w = 0; w * window < R; w++) {
+                    uint64_t w0 = w * window, len = __nf_window_len(&s, w);
+                    __nf_plan_span(&s, &p, w0, len, idx);
+                    for (uint64_t j = 0; j < len; j++) {
+                        uint32_t b1, i1, b2, i2;
+                        uint64_t r1 = __nf_plan_record(&s, &p, w0 + j, &b1, &i1);
+                        uint64_t r2 = __nf_plan_record_at(&s, &p, idx[j], w0 + j, &b2, &i2);
+                        if (r1 != r2 || b1 != b2 || i1 != i2)
+                            fail_msg("window %llu, position %llu: search gives record %llu (block %u, "
+                                     "%u), the span %llu (block %u, %u)", (unsigned long long)w,
+                                     (unsigned long long)(w0 + j), (unsigned long long)r1, b1, i1,
+                                     (unsigned long long)r2, b2, i2);
+                        assert_true(blocks[b2] > 0 && i2 < blocks[b2]);
+                        checked++;
+                    }
+                }
+                assert_int_equal(checked, R);
+                free(idx);
+                __nf_plan_free(&p);
+            }
+            __nf_sampler_free(&s);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exactly_once),
         cmocka_unit_test(test_edge_equal_counts),
         cmocka_unit_test(test_determinism_and_epochs),
+        cmocka_unit_test(test_plan_span_matches_search),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
