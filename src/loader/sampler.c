@@ -188,10 +188,10 @@ void __nf_window_perm(const struct nf_sampler *s, uint64_t epoch, uint64_t w, ui
     }
 }
 
-uint64_t __nf_plan_record(const struct nf_sampler *s, const struct nf_epoch_plan *p, uint64_t pos,
-                          uint32_t *block, uint32_t *in_block)
+/* The plan index of the block holding block-order position pos: the last
+ * i with prefix[i] <= pos (blocks with 0 records are skipped). */
+static uint32_t plan_index(const struct nf_sampler *s, const struct nf_epoch_plan *p, uint64_t pos)
 {
-    /* last i with prefix[i] <= pos (blocks with 0 records are skipped) */
     uint32_t lo = 0, hi = s->nblocks; /* prefix[lo] <= pos < prefix[hi] */
     while (hi - lo > 1) {
         uint32_t mid = lo + (hi - lo) / 2;
@@ -200,6 +200,13 @@ uint64_t __nf_plan_record(const struct nf_sampler *s, const struct nf_epoch_plan
         else
             hi = mid;
     }
+    return lo;
+}
+
+uint64_t __nf_plan_record(const struct nf_sampler *s, const struct nf_epoch_plan *p, uint64_t pos,
+                          uint32_t *block, uint32_t *in_block)
+{
+    uint32_t lo = plan_index(s, p, pos);
     uint32_t b = p->perm[lo];
     uint32_t k = (uint32_t)(pos - p->prefix[lo]);
     if (block)
@@ -214,14 +221,7 @@ void __nf_plan_span(const struct nf_sampler *s, const struct nf_epoch_plan *p, u
 {
     if (!len)
         return;
-    uint32_t lo = 0, hi = s->nblocks; /* as in __nf_plan_record, for pos0 */
-    while (hi - lo > 1) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (p->prefix[mid] <= pos0)
-            lo = mid;
-        else
-            hi = mid;
-    }
+    uint32_t lo = plan_index(s, p, pos0);
     /* positions stay below prefix[nblocks] (the record count), so lo + 1
      * never passes the last block; empty blocks are stepped over */
     for (uint64_t j = 0; j < len; j++) {
