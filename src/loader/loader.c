@@ -198,6 +198,8 @@ struct numafeed_loader {
     bool nt_copy;               /* streaming: non-temporal stores into slots (NUMAFEED_NT) */
     bool in_place;              /* streaming: one-record zstd blocks decode into
                                  * their slot (NUMAFEED_IN_PLACE) */
+    bool raw_direct;            /* streaming reads: one-record raw blocks are read
+                                 * into their slot (NUMAFEED_RAW_DIRECT) */
     char host_reason[256];      /* why host mode, when it is automatic */
 };
 
@@ -534,23 +536,14 @@ static void scatter_block(struct worker *w, const struct unit_pos *u, uint32_t k
     }
 }
 
-/* Where block k can be decoded without a copy: a block of one record, in
- * a layout of one field (so the record is one contiguous run of its slot),
- * wanted once by this unit. A zstd block then decodes into the slot and is
- * verified there; NULL otherwise. Opt-in (NUMAFEED_IN_PLACE=1): 2-3%
- * faster than decoding into staging and copying on the 2-core VM, but 1-5%
- * slower on the H200 hosts at 14 threads, where the decoder's plain stores
- * read every slot line first and the non-temporal copy out of a cached
- * staging buffer does not. Raw blocks do not use it: io_uring
- * reads straight into the slot were slower there than reading into a
- * cached buffer and copying with non-temporal stores (8.3-9.2 against
- * 9.1-9.5 GB/s). A block that fails verification leaves garbage in a
- * batch that is never published (the pool fails at that batch). */
-static uint8_t *in_place_dst(struct worker *w, const struct unit_pos *u, uint32_t k)
+/* The slot run of block k's record where block k holds exactly one record,
+ * wanted once by this unit, in a layout of one field (so the record is one
+ * contiguous run of its slot); NULL otherwise. */
+static uint8_t *one_record_slot(struct worker *w, const struct unit_pos *u, uint32_t k)
 {
     struct pool *p = w->pool;
     const struct numafeed_loader *L = p->L;
-    if (!L->in_place || L->layout->nfields != 1 || w->blk_first[k + 1] - w->blk_first[k] != 1)
+    if (L->layout->nfields != 1 || w->blk_first[k + 1] - w->blk_first[k] != 1)
         return NULL;
     uint32_t g = w->blocks[k];
     const struct nf_block_info *bi =
@@ -562,6 +555,35 @@ static uint8_t *in_place_dst(struct worker *w, const struct unit_pos *u, uint32_
     __nf_batch_of(s, u->a + w->pos_order[w->blk_first[k]] - s->start, &b, &i);
     struct slot *slot = &p->slots[(u->epoch * s->nbatches + b) % p->depth];
     return slot->mem + i * L->layout->record_bytes;
+}
+
+/* Where a one-record zstd block decodes straight into its slot, verified
+ * there; NULL otherwise. Opt-in (NUMAFEED_IN_PLACE=1): 2-3% faster than
+ * decoding into staging and copying on the 2-core VM, but 1-5% slower on
+ * the H200 hosts at 14 threads, where the decoder's plain stores read every
+ * slot line first and the non-temporal copy out of a cached staging buffer
+ * does not. A block that fails verification leaves garbage in a batch that
+ * is never published (the pool fails at that batch). */
+static uint8_t *in_place_dst(struct worker *w, const struct unit_pos *u, uint32_t k)
+{
+    return w->pool->L->in_place ? one_record_slot(w, u, k) : NULL;
+}
+
+/* Where a raw one-record block is read straight into its slot by the
+ * reader (io_uring or pread) and verified there, instead of into a read
+ * buffer and then copied: NUMAFEED_RAW_DIRECT=1; NULL otherwise, and for
+ * any block whose read would not be exactly the record (O_DIRECT). */
+static uint8_t *raw_direct_dst(struct worker *w, const struct unit_pos *u, uint32_t k)
+{
+    const struct numafeed_loader *L = w->pool->L;
+    if (!L->raw_direct)
+        return NULL;
+    uint32_t g = w->blocks[k];
+    uint32_t sh = L->gblock_shard[g], blk = L->gblock_block[g];
+    if (__nf_dataset_shard_index(L->ds, sh)->blocks[blk].codec != NF_CODEC_RAW ||
+        __nf_reader_buf_bytes(w->reader, sh, blk) != L->layout->record_bytes)
+        return NULL;
+    return one_record_slot(w, u, k);
 }
 
 /* Read, verify, decode and scatter the unit's blocks, a few buffers at a
@@ -579,8 +601,8 @@ static int stream_blocks(struct worker *w, const struct unit_pos *u, uint32_t nb
         rc = ensure_staging(w, 1);
         for (uint32_t k = 0; !rc && k < nblocks; k++) {
             const uint8_t *dst;
-            /* a zstd block of one record decodes straight into its slot; a
-             * raw one is hashed in the mapping and copied once, as before */
+            /* a zstd block of one record may decode straight into its slot
+             * (opt-in); a raw one is hashed in the mapping and copied once */
             uint8_t *into = in_place_dst(w, u, k);
             uint64_t t0 = now_ns();
             rc = decode_mapped(w, k, into ? into : w->staging[0], &dst);
@@ -618,8 +640,13 @@ static int stream_blocks(struct worker *w, const struct unit_pos *u, uint32_t nb
         while (!stopping && next < nblocks && nfree && __nf_reader_inflight(r) < depth) {
             uint32_t g = w->blocks[next];
             uint32_t bi = w->free_buf[nfree - 1];
-            rc = __nf_reader_submit(r, L->gblock_shard[g], L->gblock_block[g], w->readbuf[bi],
-                                    cap + NF_IO_DIRECT_ALIGN, (uint64_t)next << 32 | bi);
+            /* a raw one-record block may go straight to its slot; it still
+             * takes a buffer index, which bounds the reads in flight */
+            uint8_t *to = raw_direct_dst(w, u, next);
+            rc = __nf_reader_submit(r, L->gblock_shard[g], L->gblock_block[g],
+                                    to ? to : w->readbuf[bi],
+                                    to ? L->layout->record_bytes : cap + NF_IO_DIRECT_ALIGN,
+                                    (uint64_t)next << 32 | (uint64_t)(to != NULL) << 31 | bi);
             if (rc == -EBUSY) {
                 rc = 0;
                 break;
@@ -637,7 +664,8 @@ static int stream_blocks(struct worker *w, const struct unit_pos *u, uint32_t nb
             goto out;
         }
         for (int i = 0; i < n; i++) {
-            uint32_t bi = (uint32_t)done[i].tag, k = (uint32_t)(done[i].tag >> 32);
+            uint32_t bi = (uint32_t)done[i].tag & 0x7fffffffu, k = (uint32_t)(done[i].tag >> 32);
+            bool in_slot = (done[i].tag >> 31) & 1;
             w->free_buf[nfree++] = bi;
             finished++;
             if (stopping)
@@ -648,10 +676,12 @@ static int stream_blocks(struct worker *w, const struct unit_pos *u, uint32_t nb
             }
             const struct nf_block_info *info =
                 &__nf_dataset_shard_index(L->ds, done[i].shard)->blocks[done[i].block];
-            /* raw: verified where it was read, no copy into staging; zstd
-             * of one record: decoded into its slot; else into staging, then
-             * scattered */
-            uint8_t *into = info->codec == NF_CODEC_RAW ? NULL : in_place_dst(w, u, k);
+            /* raw: verified where it was read (its slot, if read there), no
+             * copy into staging; zstd of one record: decoded into its slot
+             * (opt-in); else into staging, then scattered */
+            uint8_t *into = in_slot                    ? (uint8_t *)done[i].data
+                            : info->codec == NF_CODEC_RAW ? NULL
+                                                        : in_place_dst(w, u, k);
             uint8_t *dst = info->codec == NF_CODEC_RAW ? (uint8_t *)done[i].data
                            : into                     ? into
                                                       : w->staging[bi];
@@ -1440,6 +1470,7 @@ int loader_create(const struct loader_config *cfg_in, loader_t **out)
     L->stream = !env_off("NUMAFEED_STREAM");
     L->nt_copy = !env_off("NUMAFEED_NT");
     L->in_place = env_on("NUMAFEED_IN_PLACE"); /* opt-in: slower on the GPU hosts */
+    L->raw_direct = env_on("NUMAFEED_RAW_DIRECT");
     L->stream_bytes = (size_t)1 << 20;
     {
         const char *env = getenv("NUMAFEED_STREAM_BYTES");

@@ -591,10 +591,10 @@ static void damage_block(const char *d, uint64_t record, int middle)
 }
 
 /* One field, one record per block: with NUMAFEED_IN_PLACE=1 the streaming
- * path decodes a zstd block straight into its slot (no copy); raw ones
- * take the usual path.
- * Every byte, every record once, every backend, with and without the
- * in-place decode (NUMAFEED_IN_PLACE=1), and a damaged block surfacing as
+ * path decodes a zstd block straight into its slot (no copy), with
+ * NUMAFEED_RAW_DIRECT=1 reads a raw one there.
+ * Every byte, every record once, every backend, with and without each,
+ * and a damaged block surfacing as
  * its error with nothing published from it. */
 static char *pack_blobs(int codec, char **base)
 {
@@ -641,9 +641,11 @@ static void test_one_record_blocks_in_place(void **state)
     (void)state;
     for (int codec = 0; codec < 2; codec++) {
         char *base, *d = pack_blobs(codec ? NUMAFEED_CODEC_ZSTD : NUMAFEED_CODEC_NONE, &base);
-        for (int mode = 0; mode < 4; mode++) { /* reads, mmap; each with in-place */
+        for (int mode = 0; mode < 8; mode++) { /* reads, mmap; in-place; raw direct */
             if (mode & 2)
                 setenv("NUMAFEED_IN_PLACE", "1", 1);
+            if (mode & 4)
+                setenv("NUMAFEED_RAW_DIRECT", "1", 1);
             io_backend = mode & 1 ? LOADER_IO_MMAP : LOADER_IO_AUTO;
             for (uint32_t t = 1; t <= 3; t += 2) {
                 loader_t *L = make(d, t, 0, 1, 5, 24);
@@ -657,14 +659,17 @@ static void test_one_record_blocks_in_place(void **state)
                 loader_destroy(L);
             }
             unsetenv("NUMAFEED_IN_PLACE");
+            unsetenv("NUMAFEED_RAW_DIRECT");
         }
         io_backend = LOADER_IO_AUTO;
 
         /* damage record 505's block in the middle of its bytes */
         damage_block(d, 505, 1);
-        for (int mode = 0; mode < 4; mode++) { /* reads, mmap; each with in-place */
+        for (int mode = 0; mode < 8; mode++) { /* reads, mmap; in-place; raw direct */
             if (mode & 2)
                 setenv("NUMAFEED_IN_PLACE", "1", 1);
+            if (mode & 4)
+                setenv("NUMAFEED_RAW_DIRECT", "1", 1);
             io_backend = mode & 1 ? LOADER_IO_MMAP : LOADER_IO_AUTO;
             loader_t *L = make(d, 3, 0, 0, 0, 25); /* in order: 500 records come first */
             uint64_t ids[NREC];
@@ -675,6 +680,7 @@ static void test_one_record_blocks_in_place(void **state)
             assert_non_null(strstr(loader_last_error(L), "block"));
             loader_destroy(L);
             unsetenv("NUMAFEED_IN_PLACE");
+            unsetenv("NUMAFEED_RAW_DIRECT");
         }
         io_backend = LOADER_IO_AUTO;
         nf_rmtree(base);
