@@ -20,7 +20,10 @@ Threads are grouped by name (numafeed-gG-W: pool of GPU G, worker W; the
 rest by their own names). numafeed bench's per-pool stage timers (io wait,
 verify+decode, copy, slot wait) are printed next to them with the worker
 time they leave unaccounted for, where a lock outside the stages would
-show. Asserts nothing; prints a table and writes JSON.
+show. The timers cover the whole run, so with several pools "unaccounted"
+also holds the idle tail of a pool that finished its part before the
+others; the /proc window, in the middle of the run, has no such tail.
+Asserts nothing; prints a table and writes JSON.
 
   python3 bench/pool_contention.py --bin build/release --dataset DIR \\
       --batch-size 64 --threads 4 --gpus "0;0-3" --json out.json
@@ -135,7 +138,8 @@ def main():
         for s in r["stages"]:
             print(f"  pool {s['pool']} worker time: io wait {s['io_wait']:.3f}, verify+decode "
                   f"{s['verify_decode']:.3f}, copy {s['copy']:.3f}, slot wait "
-                  f"{s['slot_wait']:.3f}, unaccounted {s['unaccounted']:.3f}")
+                  f"{s['slot_wait']:.3f}, unaccounted (whole run, with any idle tail) "
+                  f"{s['unaccounted']:.3f}")
         sys.stdout.flush()
     if a.json:
         with open(a.json, "w") as f:
