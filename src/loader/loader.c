@@ -676,15 +676,14 @@ static int stream_blocks(struct worker *w, const struct unit_pos *u, uint32_t nb
             }
             const struct nf_block_info *info =
                 &__nf_dataset_shard_index(L->ds, done[i].shard)->blocks[done[i].block];
-            /* raw: verified where it was read (its slot, if read there), no
-             * copy into staging; zstd of one record: decoded into its slot
-             * (opt-in); else into staging, then scattered */
-            uint8_t *into = in_slot                    ? (uint8_t *)done[i].data
-                            : info->codec == NF_CODEC_RAW ? NULL
-                                                        : in_place_dst(w, u, k);
-            uint8_t *dst = info->codec == NF_CODEC_RAW ? (uint8_t *)done[i].data
-                           : into                     ? into
-                                                      : w->staging[bi];
+            /* into: the block's bytes end in its slot (read there, or a
+             * zstd block decoded there, both opt-in), nothing to scatter.
+             * Else a raw block is verified where it was read, a zstd one
+             * decoded into staging; then scattered. */
+            bool raw = info->codec == NF_CODEC_RAW;
+            uint8_t *data = (uint8_t *)done[i].data;
+            uint8_t *into = in_slot ? data : raw ? NULL : in_place_dst(w, u, k);
+            uint8_t *dst = into ? into : raw ? data : w->staging[bi];
             uint64_t t1 = now_ns();
             rc = __nf_reader_decode(r, done[i].shard, done[i].block, done[i].data, dst,
                                     dst == into ? L->layout->record_bytes : cap);
@@ -1382,17 +1381,11 @@ static int pool_wait_ready(struct pool *p)
     return rc;
 }
 
-/* A data-path switch for comparisons: on unless the variable is "0". */
-static bool env_off(const char *name)
+/* A data-path switch for comparisons: is the variable set to exactly val? */
+static bool env_is(const char *name, const char *val)
 {
     const char *v = getenv(name);
-    return v && !strcmp(v, "0");
-}
-
-static bool env_on(const char *name)
-{
-    const char *v = getenv(name);
-    return v && !strcmp(v, "1");
+    return v && !strcmp(v, val);
 }
 
 int loader_create(const struct loader_config *cfg_in, loader_t **out)
@@ -1467,10 +1460,10 @@ int loader_create(const struct loader_config *cfg_in, loader_t **out)
     /* Streaming is the default; NUMAFEED_STREAM=0 builds whole windows
      * first (the earlier path, kept for comparison), NUMAFEED_STREAM_BYTES
      * sets the staging a streaming worker keeps in flight (default 1 MiB). */
-    L->stream = !env_off("NUMAFEED_STREAM");
-    L->nt_copy = !env_off("NUMAFEED_NT");
-    L->in_place = env_on("NUMAFEED_IN_PLACE"); /* opt-in: slower on the GPU hosts */
-    L->raw_direct = env_on("NUMAFEED_RAW_DIRECT");
+    L->stream = !env_is("NUMAFEED_STREAM", "0");
+    L->nt_copy = !env_is("NUMAFEED_NT", "0");
+    L->in_place = env_is("NUMAFEED_IN_PLACE", "1"); /* opt-in: slower on the GPU hosts */
+    L->raw_direct = env_is("NUMAFEED_RAW_DIRECT", "1");
     L->stream_bytes = (size_t)1 << 20;
     {
         const char *env = getenv("NUMAFEED_STREAM_BYTES");

@@ -33,8 +33,6 @@
 
 #include "pin/pin.h"
 
-
-
 /* A nodemask with room for node and the maxnode value mbind/set_mempolicy
  * want for it (bits + 1: the kernel uses maxnode - 1 bits). */
 struct nodemask {

@@ -636,17 +636,28 @@ static uint64_t blob_epoch(loader_t *L, uint64_t *ids, int *rc_out)
     return n;
 }
 
+/* mode bits: 1 mmap (else the default reads), 2 NUMAFEED_IN_PLACE=1,
+ * 4 NUMAFEED_RAW_DIRECT=1; 0 restores the defaults */
+static void one_record_mode(int mode)
+{
+    if (mode & 2)
+        setenv("NUMAFEED_IN_PLACE", "1", 1);
+    else
+        unsetenv("NUMAFEED_IN_PLACE");
+    if (mode & 4)
+        setenv("NUMAFEED_RAW_DIRECT", "1", 1);
+    else
+        unsetenv("NUMAFEED_RAW_DIRECT");
+    io_backend = mode & 1 ? LOADER_IO_MMAP : LOADER_IO_AUTO;
+}
+
 static void test_one_record_blocks_in_place(void **state)
 {
     (void)state;
     for (int codec = 0; codec < 2; codec++) {
         char *base, *d = pack_blobs(codec ? NUMAFEED_CODEC_ZSTD : NUMAFEED_CODEC_NONE, &base);
         for (int mode = 0; mode < 8; mode++) { /* reads, mmap; in-place; raw direct */
-            if (mode & 2)
-                setenv("NUMAFEED_IN_PLACE", "1", 1);
-            if (mode & 4)
-                setenv("NUMAFEED_RAW_DIRECT", "1", 1);
-            io_backend = mode & 1 ? LOADER_IO_MMAP : LOADER_IO_AUTO;
+            one_record_mode(mode);
             for (uint32_t t = 1; t <= 3; t += 2) {
                 loader_t *L = make(d, t, 0, 1, 5, 24);
                 for (uint64_t e = 0; e < 2; e++) {
@@ -658,19 +669,13 @@ static void test_one_record_blocks_in_place(void **state)
                 }
                 loader_destroy(L);
             }
-            unsetenv("NUMAFEED_IN_PLACE");
-            unsetenv("NUMAFEED_RAW_DIRECT");
         }
-        io_backend = LOADER_IO_AUTO;
+        one_record_mode(0);
 
         /* damage record 505's block in the middle of its bytes */
         damage_block(d, 505, 1);
         for (int mode = 0; mode < 8; mode++) { /* reads, mmap; in-place; raw direct */
-            if (mode & 2)
-                setenv("NUMAFEED_IN_PLACE", "1", 1);
-            if (mode & 4)
-                setenv("NUMAFEED_RAW_DIRECT", "1", 1);
-            io_backend = mode & 1 ? LOADER_IO_MMAP : LOADER_IO_AUTO;
+            one_record_mode(mode);
             loader_t *L = make(d, 3, 0, 0, 0, 25); /* in order: 500 records come first */
             uint64_t ids[NREC];
             int rc;
@@ -679,10 +684,8 @@ static void test_one_record_blocks_in_place(void **state)
             assert_true(n >= 475 && n <= 500);
             assert_non_null(strstr(loader_last_error(L), "block"));
             loader_destroy(L);
-            unsetenv("NUMAFEED_IN_PLACE");
-            unsetenv("NUMAFEED_RAW_DIRECT");
         }
-        io_backend = LOADER_IO_AUTO;
+        one_record_mode(0);
         nf_rmtree(base);
         free(base);
         free(d);
