@@ -18,14 +18,18 @@ fi
 mkdir -p "$work"
 bin=$work/bin
 # 1. a host-only static build (the VM has no GPU and no shared libraries)
-if [ ! -x "$bin/vm_check" ] || [ "$src/tests/numa-vm/vm_check.c" -nt "$bin/vm_check" ]; then
+#    (the library build is incremental; the two links follow any change)
+[ -f "$work/build/build.ninja" ] ||
   cmake -S "$src" -B "$work/build" -G Ninja -DNUMAFEED_CUDA=OFF -DNUMAFEED_BUILD_TESTS=OFF \
         -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release \
         -DCMAKE_C_FLAGS=-DNUMAFEED_NO_XXH_DISPATCH >/dev/null
-  cmake --build "$work/build" --target numafeed_static >/dev/null
+cmake --build "$work/build" --target numafeed_static >/dev/null
+if [ ! -x "$bin/vm_check" ] || [ "$src/tests/numa-vm/vm_check.c" -nt "$bin/vm_check" ] ||
+   [ "$work/build/libnumafeed.a" -nt "$bin/vm_check" ]; then
   mkdir -p "$bin"
   libs="$work/build/libnumafeed.a -lnuma -luring -lzstd -lxxhash -ljansson -lpthread"
-  cc -static -O2 -Wno-unused-result -I"$src/include" -I"$work/build/include" "$src/tests/numa-vm/vm_check.c" \
+  cc -static -O2 -Wno-unused-result -I"$src/include" -I"$work/build/include" -I"$src/src" \
+     "$src/tests/numa-vm/vm_check.c" \
      -o "$bin/vm_check" $libs
   cc -static -O2 -D_GNU_SOURCE -I"$src/include" -I"$work/build/include" -I"$src/src" \
      "$src"/src/cli/*.c -o "$bin/numafeed" $libs
@@ -66,6 +70,10 @@ cat > "$root/init" <<INIT
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t tmpfs tmp /tmp
+# a line break first: the console has the firmware's screen-clearing escapes
+# and no newline before init's first line, and the markers below are matched
+# as whole lines
+echo
 echo "NUMAFEED-TOPO"
 /bin/numafeed topo --json
 if [ -n "$tset" ]; then
@@ -82,6 +90,8 @@ cat /tmp/exec
 echo "NUMAFEED-EXEC-END"
 echo "NUMAFEED-REPORT"
 cat /tmp/report
+echo "NUMAFEED-MEMFREE"
+grep -h MemFree /sys/devices/system/node/node*/meminfo
 poweroff -f
 INIT
 chmod +x "$root/init"
