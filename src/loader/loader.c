@@ -1022,6 +1022,7 @@ static void touch_ring(struct pool *p, unsigned i, unsigned n)
 static void verify_ring(struct pool *p)
 {
     __nf_node_verify(p->ring, p->ring_mapped, p->node, &p->placement);
+    __nf_node_settle(p->ring, p->ring_mapped, p->node, &p->placement);
     if (p->placement.note[0])
         __nf_note(p->notes, sizeof(p->notes), "ring: %s", p->placement.note);
 }

@@ -6,6 +6,8 @@
  * are: every pool thread's allowed CPUs and last CPU from
  * /proc/self/task/<tid>/{status,stat}, every slot page's node from
  * move_pages. Checks the digest of delivered records against the raw file.
+ * Also puts a buffer on the last node on purpose and has __nf_node_settle
+ * move it to node 0, which the kernel must then confirm page by page.
  * Prints one JSON report; exit 0 when everything is where it belongs.
  *
  *   vm_check DATASET RAWFILE
@@ -21,6 +23,8 @@
 #include <xxhash.h>
 
 #include <numafeed.h>
+
+#include "pin/pin.h"
 
 #define MAXN 16
 
@@ -124,6 +128,51 @@ static int check_threads(int npools, char pool_cpus[][256], int *bad)
     return seen;
 }
 
+/* The kernel's answer for every base page of [p, p+len): how many are on
+ * node, of how many it gave an answer for. */
+static void kernel_pages(const void *p, size_t len, int node, long *on, long *total)
+{
+    *on = *total = 0;
+    for (size_t off = 0; off < len; off += 4096) {
+        void *page = (char *)p + off;
+        int status = -1;
+        if (move_pages(0, 1, &page, NULL, &status, 0) == 0) {
+            (*total)++;
+            *on += status == node;
+        }
+    }
+}
+
+/* A 4 MiB buffer bound to and touched on the last node, then settled to
+ * node 0: the migration numafeed does when first touch left ring pages on
+ * the wrong node. */
+static void check_settle(int last, int *bad)
+{
+    if (last < 1)
+        return;
+    void *p;
+    size_t mapped;
+    struct nf_placement pl;
+    if (__nf_node_map(NULL, last, 4u << 20, &p, &mapped, &pl)) {
+        printf("\"settle\":{\"error\":\"map\"},");
+        (*bad)++;
+        return;
+    }
+    __nf_node_touch(p, mapped);
+    long before, on, total;
+    kernel_pages(p, mapped, 0, &before, &total);
+    __nf_node_verify(p, mapped, 0, &pl);
+    __nf_node_settle(p, mapped, 0, &pl);
+    kernel_pages(p, mapped, 0, &on, &total);
+    int ok = before == 0 && total > 0 && on == total && pl.strays == pl.pages &&
+             pl.pages_on_node == pl.pages;
+    *bad += !ok;
+    printf("\"settle\":{\"from\":%d,\"on_node0_before\":%ld,\"strays\":%zu,\"on_node0_after\":%ld,"
+           "\"pages\":%ld,\"note\":\"%s\",\"ok\":%s},",
+           last, before, pl.strays, on, total, pl.note, ok ? "true" : "false");
+    __nf_node_free(p, mapped);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
@@ -200,6 +249,7 @@ int main(int argc, char **argv)
     int bad = 0;
     printf("{\"nodes\":%d,\"allowed\":\"%s\",\"pools\":%d,", nn, allowed, npools);
     int threads_seen = check_threads(npools, pool_cpus, &bad);
+    check_settle(nodes[npools - 1], &bad);
     printf("\"slots\":[");
     /* every pool: epochs with digests, and its slot pages' nodes */
     printf("");
@@ -207,6 +257,9 @@ int main(int argc, char **argv)
     uint64_t got[3] = {0}, cnt[3] = {0};
     for (int g = 0; g < npools; g++) {
         long on = 0, total = 0;
+        /* where the pages that are not on the pool's node are: counts per
+         * node, and per negative status (move_pages' errno for the page) */
+        long where[MAXN] = {0}, errs = 0, first_err = 0;
         for (int e = 0; e < 3; e++) {
             int rc;
             while ((rc = loader_next(L, g, &b, 60000)) == 0) {
@@ -231,6 +284,10 @@ int main(int argc, char **argv)
                     if (move_pages(0, 1, &page, NULL, &status, 0) == 0) {
                         total++;
                         on += status == nodes[g];
+                        if (status >= 0 && status < MAXN)
+                            where[status]++;
+                        else if (status < 0 && !errs++)
+                            first_err = status;
                     }
                 }
                 loader_release(L, &b);
@@ -241,8 +298,29 @@ int main(int argc, char **argv)
             }
         }
         bad += on != total || total == 0;
-        printf("%s{\"pool\":%d,\"node\":%d,\"pages_on_node\":%ld,\"pages\":%ld}",
-               first_pool ? "" : ",", g, nodes[g], on, total);
+        /* the loader's own view of its ring (its notes say when pages had
+         * to be moved), to tell a placement that failed from one that
+         * moved afterwards */
+        struct loader_pool_info pi;
+        memset(&pi, 0, sizeof(pi));
+        pi.size = sizeof(pi);
+        loader_pool_info(L, g, &pi);
+        for (char *c = pi.notes; *c; c++)
+            if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20)
+                *c = '\'';
+        printf("%s{\"pool\":%d,\"node\":%d,\"pages_on_node\":%ld,\"pages\":%ld,\"notes\":\"%s\"",
+               first_pool ? "" : ",", g, nodes[g], on, total, pi.notes);
+        if (on != total) {
+            printf(",\"by_node\":[");
+            for (int n = 0; n < MAXN && n < nn; n++)
+                printf("%s%ld", n ? "," : "", where[n]);
+            printf("],\"errors\":%ld,\"first_error\":%ld,\"loader\":{\"mbind\":%d,"
+                   "\"verified\":%d,\"thp\":%d,\"page_size\":%zu,\"pages_on_node\":%zu,"
+                   "\"pages\":%zu}",
+                   errs, first_err, pi.mbind, pi.verified, pi.thp, pi.page_size, pi.pages_on_node,
+                   pi.pages);
+        }
+        printf("}");
         first_pool = 0;
     }
     printf("],\"epochs\":[");

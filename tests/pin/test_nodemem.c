@@ -17,6 +17,10 @@
 #include "pin/pin.h"
 
 static int fail_mbind, fail_mempolicy, fail_move_pages;
+/* > 0: that many placement queries answer "node 1" for every page, as if
+ * first touch had put the buffer on another node */
+static int fake_elsewhere;
+static int mbind_calls, mbind_last_flags;
 static unsigned long last_maxnode;
 static const unsigned long *last_mask;
 
@@ -27,6 +31,8 @@ long __wrap_mbind(void *addr, unsigned long len, int mode, const unsigned long *
 {
     last_maxnode = maxnode;
     last_mask = nodemask;
+    mbind_calls++;
+    mbind_last_flags = (int)flags;
     if (fail_mbind) {
         errno = fail_mbind;
         return -1;
@@ -53,13 +59,20 @@ long __wrap_move_pages(int pid, unsigned long count, void **pages, const int *no
         errno = fail_move_pages;
         return -1;
     }
+    if (fake_elsewhere > 0 && !nodes) {
+        fake_elsewhere--;
+        for (unsigned long i = 0; i < count; i++)
+            status[i] = 1;
+        return 0;
+    }
     return __real_move_pages(pid, count, pages, nodes, status, flags);
 }
 
 static int reset(void **state)
 {
     (void)state;
-    fail_mbind = fail_mempolicy = fail_move_pages = 0;
+    fail_mbind = fail_mempolicy = fail_move_pages = fake_elsewhere = 0;
+    mbind_calls = mbind_last_flags = 0;
     return 0;
 }
 
@@ -131,6 +144,58 @@ static void test_move_pages_refused(void **state)
     assert_int_equal(__nf_node_alloc(NULL, 0, 1u << 20, &p, &mapped, &pl), 0);
     assert_false(pl.verified);
     assert_non_null(strstr(pl.note, "placement not verified"));
+    __nf_node_free(p, mapped);
+}
+
+/* First touch put the pages elsewhere (the first placement query says node
+ * 1): they are moved with mbind(MPOL_MF_MOVE) and checked again, and the
+ * note says what happened instead of "not on node". */
+static void test_strays_moved(void **state)
+{
+    (void)state;
+    fake_elsewhere = 1;
+    void *p;
+    size_t mapped;
+    struct nf_placement pl;
+    assert_int_equal(__nf_node_alloc(NULL, 0, 4u << 20, &p, &mapped, &pl), 0);
+    assert_int_equal(mbind_calls, 2); /* the bind, then the move */
+    assert_int_equal(mbind_last_flags, MPOL_MF_MOVE | MPOL_MF_STRICT);
+    assert_true(pl.verified);
+    assert_int_equal(pl.strays, pl.pages);
+    assert_int_equal(pl.pages_on_node, pl.pages);
+    assert_non_null(strstr(pl.note, "1024 of 1024 sampled pages were first placed off node 0; "
+                                    "moved there with mbind(MPOL_MF_MOVE)"));
+    assert_null(strstr(pl.note, "not on node"));
+    __nf_node_free(p, mapped);
+
+    /* placed right the first time: no move, no note */
+    assert_int_equal(__nf_node_alloc(NULL, 0, 4u << 20, &p, &mapped, &pl), 0);
+    assert_int_equal(mbind_calls, 3);
+    assert_int_equal(pl.strays, 0);
+    assert_string_equal(pl.note, "");
+    __nf_node_free(p, mapped);
+}
+
+/* The move refused (a container without CAP_SYS_NICE refuses mbind): the
+ * note keeps both what was found and why it stayed. */
+static void test_strays_move_refused(void **state)
+{
+    (void)state;
+    fake_elsewhere = 2; /* the check after the refused move sees them elsewhere too */
+    void *p;
+    size_t mapped;
+    struct nf_placement pl;
+    assert_int_equal(__nf_node_map(NULL, 0, 2u << 20, &p, &mapped, &pl), 0);
+    __nf_node_touch(p, mapped);
+    __nf_node_verify(p, mapped, 0, &pl);
+    fail_mbind = EPERM;
+    __nf_node_settle(p, mapped, 0, &pl);
+    assert_true(pl.verified);
+    assert_int_equal(pl.strays, 512);
+    assert_int_equal(pl.pages_on_node, 0);
+    assert_non_null(strstr(pl.note, "512 of 512 sampled pages are not on node 0; 512 of 512 sampled "
+                                    "pages were first placed off node 0; mbind(MPOL_MF_MOVE): "
+                                    "Operation not permitted"));
     __nf_node_free(p, mapped);
 }
 
@@ -217,6 +282,8 @@ int main(void)
         cmocka_unit_test_setup(test_maxnode_pitfall, reset),
         cmocka_unit_test_setup(test_mbind_eperm, reset),
         cmocka_unit_test_setup(test_move_pages_refused, reset),
+        cmocka_unit_test_setup(test_strays_moved, reset),
+        cmocka_unit_test_setup(test_strays_move_refused, reset),
         cmocka_unit_test_setup(test_hugetlb_without_pool, reset),
         cmocka_unit_test_setup(test_bad_args, reset),
         cmocka_unit_test_setup(test_bind_thread, reset),
