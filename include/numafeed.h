@@ -661,6 +661,11 @@ struct loader_pool_info {
      * (map, bind, first touch, move_pages check), and page-locking it plus
      * the device ring, stream and events. 0 for what did not run. */
     uint64_t setup_context_us, setup_ring_us, setup_cuda_us;
+    /* Sampled ring pages that first touch left on another node; the pool
+     * then moved the ring there (mbind MPOL_MF_MOVE) before page-locking
+     * it, and pages_on_node is the count after the move. 0 normally; the
+     * notes say whether the move worked. */
+    size_t pages_strayed;
 };
 
 /* What a pool achieved. Thread-safe. */

@@ -332,9 +332,9 @@ class Loader:
         """The pool's counters and placement: batches, records, bytes,
         throughput (bytes/s since creation), consumer wait percentiles
         (ns), worker stage times, and pool_info (node, CPUs, threads, ring
-        page size and placement, io backend, notes on every shortfall, and
-        where start-up went: setup_context_us, setup_ring_us,
-        setup_cuda_us)."""
+        page size and placement incl. pages_strayed, io backend, notes on
+        every shortfall, and where start-up went: setup_context_us,
+        setup_ring_us, setup_cuda_us)."""
         c = self._live()
         st = c.stats()
         elapsed = time.monotonic() - self._t0

@@ -269,7 +269,7 @@ static PyObject *loader_pool_info_py(PyObject *self, PyObject *unused)
     I(cuda_ordinal) I(node) I(node_known) I(cpus_fallback) I(threads) I(slot_bytes)
     I(ring_depth) I(page_size) I(hugetlb) I(thp) I(mbind) I(verified) I(pages)
     I(pages_on_node) I(cuda) I(registered) I(setup_context_us) I(setup_ring_us)
-    I(setup_cuda_us)
+    I(setup_cuda_us) I(pages_strayed)
 #undef I
     if (set_str(d, "cpus", in.cpus) || set_str(d, "io_backend", in.io_backend) ||
         set_str(d, "notes", in.notes))

@@ -436,14 +436,14 @@ int __nf_cmd_bench(int argc, char **argv)
                 first_ready = cons[i].first_ns - t_ready;
             }
             printf("pool %d: %s GPU %d node %d%s cpus %s threads %u io %s ring %ux%zu B pages "
-                   "%zu KiB%s%s mbind %s on-node %zu/%zu%s | wait p50 %.1f us p99 %.1f us max "
+                   "%zu KiB%s%s mbind %s on-node %zu/%zu%s%s | wait p50 %.1f us p99 %.1f us max "
                    "%.1f us | worker stall %.3f s | blocks %llu\n",
                    i, pi.cuda ? (pi.registered ? "cuda(registered)" : "cuda(pinned-alloc)") : "host",
                    pi.cuda_ordinal, pi.node, pi.node_known ? "" : " (unknown)", pi.cpus,
                    pi.threads, pi.io_backend, pi.ring_depth, pi.slot_bytes, pi.page_size >> 10,
                    pi.hugetlb ? " hugetlb" : "", pi.thp ? " THP" : "", pi.mbind ? "yes" : "no",
                    pi.pages_on_node, pi.pages, pi.verified ? "" : " (unverified)",
-                   (double)s.wait_p50_ns / 1e3, (double)s.wait_p99_ns / 1e3,
+                   pi.pages_strayed ? " (after moving strays)" : "", (double)s.wait_p50_ns / 1e3, (double)s.wait_p99_ns / 1e3,
                    (double)s.wait_max_ns / 1e3, (double)s.worker_stall_ns / 1e9,
                    (unsigned long long)s.blocks_decoded);
             if (pi.notes[0])

@@ -1861,6 +1861,7 @@ int loader_pool_info(loader_t *L, int gpu, struct loader_pool_info *info)
     v.verified = p->placement.verified;
     v.pages = p->placement.pages;
     v.pages_on_node = p->placement.pages_on_node;
+    v.pages_strayed = p->placement.strays;
     pthread_mutex_lock(&p->mu);
     snprintf(v.io_backend, sizeof(v.io_backend), "%s", p->io_backend);
     snprintf(v.notes, sizeof(v.notes), "%s", p->notes);

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -401,7 +402,21 @@ static void test_ring_touched_by_every_worker(void **state)
             assert_non_null(strstr(pi.notes, "placement not verified"));
         else
             assert_int_equal(pi.pages_on_node, pi.pages);
+        assert_int_equal(pi.pages_strayed, 0); /* one node: nothing to move */
         assert_true(pi.pages > 0);
+        /* a caller built before pages_strayed existed gets its struct
+         * filled up to its own size and nothing past it */
+        struct {
+            struct loader_pool_info pi;
+            unsigned char guard[64];
+        } old;
+        memset(&old, 0xa5, sizeof(old));
+        old.pi.size = offsetof(struct loader_pool_info, pages_strayed);
+        assert_int_equal(loader_pool_info(L, 0, &old.pi), 0);
+        assert_int_equal(old.pi.pages, pi.pages);
+        const unsigned char *past = (const unsigned char *)&old.pi + old.pi.size;
+        for (size_t k = 0; k < sizeof(old) - old.pi.size; k++)
+            assert_int_equal(past[k], 0xa5);
         assert_true(pi.setup_ring_us > 0);
         uint64_t ids[NREC];
         assert_int_equal(run_epoch(L, 0, ids, 0), NREC);

@@ -308,8 +308,9 @@ int main(int argc, char **argv)
         for (char *c = pi.notes; *c; c++)
             if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20)
                 *c = '\'';
-        printf("%s{\"pool\":%d,\"node\":%d,\"pages_on_node\":%ld,\"pages\":%ld,\"notes\":\"%s\"",
-               first_pool ? "" : ",", g, nodes[g], on, total, pi.notes);
+        printf("%s{\"pool\":%d,\"node\":%d,\"pages_on_node\":%ld,\"pages\":%ld,\"strayed\":%zu,"
+               "\"notes\":\"%s\"",
+               first_pool ? "" : ",", g, nodes[g], on, total, pi.pages_strayed, pi.notes);
         if (on != total) {
             printf(",\"by_node\":[");
             for (int n = 0; n < MAXN && n < nn; n++)

@@ -19,6 +19,8 @@ def test_exactly_once_and_new_order_each_epoch(dataset, device):
         tids = pool["tids"]
         assert pool["setup_ring_us"] > 0  # the ring was placed and touched
         assert pool["setup_cuda_us"] >= 0 and pool["setup_context_us"] >= 0
+        # one node here: first touch cannot miss it, so nothing was moved
+        assert pool["pages_strayed"] == 0 and pool["pages_on_node"] == pool["pages"] > 0
         orders = []
         for e in range(4):
             assert loader.epoch == e
