@@ -443,7 +443,8 @@ int __nf_cmd_bench(int argc, char **argv)
                    pi.threads, pi.io_backend, pi.ring_depth, pi.slot_bytes, pi.page_size >> 10,
                    pi.hugetlb ? " hugetlb" : "", pi.thp ? " THP" : "", pi.mbind ? "yes" : "no",
                    pi.pages_on_node, pi.pages, pi.verified ? "" : " (unverified)",
-                   pi.pages_strayed ? " (after moving strays)" : "", (double)s.wait_p50_ns / 1e3, (double)s.wait_p99_ns / 1e3,
+                   pi.pages_strayed ? " (after moving strays)" : "",
+                   (double)s.wait_p50_ns / 1e3, (double)s.wait_p99_ns / 1e3,
                    (double)s.wait_max_ns / 1e3, (double)s.worker_stall_ns / 1e9,
                    (unsigned long long)s.blocks_decoded);
             if (pi.notes[0])
@@ -452,7 +453,8 @@ int __nf_cmd_bench(int argc, char **argv)
                    "%.1f ms\n", i, (double)pi.setup_context_us / 1e3,
                    (double)pi.setup_ring_us / 1e3, (double)pi.setup_cuda_us / 1e3);
             printf("pool %d stages (worker-seconds over %.3f s x %u threads): io wait %.3f, "
-                   "verify+decode %.3f, copy %.3f, slot wait %.3f; %llu windows (%llu whole, the rest streamed)\n",
+                   "verify+decode %.3f, copy %.3f, slot wait %.3f; %llu windows (%llu whole, "
+                   "the rest streamed)\n",
                    i, secs, pi.threads, (double)s.io_wait_ns / 1e9, (double)s.decode_ns / 1e9,
                    (double)s.copy_ns / 1e9, (double)s.worker_stall_ns / 1e9,
                    (unsigned long long)s.units, (unsigned long long)s.units_windowed);

@@ -359,17 +359,22 @@ static int ensure_staging(struct worker *w, size_t count)
 
 /* Verify and decode the unit's block k from the mapping (LOADER_IO_MMAP):
  * a raw block is only hashed where it is mapped (never written) and *out
- * points there; a zstd block decodes into staging and *out points at it. */
-static int decode_mapped(struct worker *w, uint32_t k, uint8_t *staging, const uint8_t **out)
+ * points there; a zstd block decodes into dst (dst_len bytes: staging, or
+ * the record's slot run) and *out points at it. */
+static int decode_mapped(struct worker *w, uint32_t k, uint8_t *dst, size_t dst_len,
+                         const uint8_t **out)
 {
     const struct numafeed_loader *L = w->pool->L;
     uint32_t g = w->blocks[k];
     uint32_t shard = L->gblock_shard[g], blk = L->gblock_block[g];
     const struct nf_block_info *bi = &__nf_dataset_shard_index(L->ds, shard)->blocks[blk];
     const uint8_t *src = __nf_dataset_block_map(L->ds, shard, blk);
-    uint8_t *dst = bi->codec == NF_CODEC_RAW ? (uint8_t *)src : staging;
+    if (bi->codec == NF_CODEC_RAW) {
+        dst = (uint8_t *)src;
+        dst_len = bi->decoded_size;
+    }
     *out = dst;
-    return __nf_reader_decode(w->reader, shard, blk, src, dst, __nf_dataset_max_decoded(L->ds));
+    return __nf_reader_decode(w->reader, shard, blk, src, dst, dst_len);
 }
 
 /* Read, verify and decode the unit's distinct blocks into staging. */
@@ -387,7 +392,7 @@ static int load_blocks(struct worker *w, uint32_t nblocks)
          * mapping into staging. No read into a buffer. */
         uint64_t t0 = now_ns();
         for (uint32_t k = 0; k < nblocks; k++) {
-            rc = decode_mapped(w, k, w->staging[k], &w->block_data[k]);
+            rc = decode_mapped(w, k, w->staging[k], cap, &w->block_data[k]);
             if (rc)
                 return rc;
         }
@@ -605,7 +610,8 @@ static int stream_blocks(struct worker *w, const struct unit_pos *u, uint32_t nb
              * (opt-in); a raw one is hashed in the mapping and copied once */
             uint8_t *into = in_place_dst(w, u, k);
             uint64_t t0 = now_ns();
-            rc = decode_mapped(w, k, into ? into : w->staging[0], &dst);
+            rc = decode_mapped(w, k, into ? into : w->staging[0],
+                               into ? L->layout->record_bytes : cap, &dst);
             uint64_t t1 = now_ns();
             if (!rc)
                 scatter_block(w, u, k, dst == into ? NULL : dst);
@@ -995,7 +1001,8 @@ static int alloc_ring(struct pool *p)
         return __nf_error(NUMAFEED_ECONFIG, "ring of %u slots of %zu bytes is too large",
                           p->depth, per);
     /* mapped and bound only: every worker then touches its share of it
-     * (touch_ring), and worker 0 reads the placement back (verify_ring) */
+     * (touch_ring), and worker 0 reads the placement back and moves any
+     * strays (verify_ring) */
     int rc = __nf_node_map(L->sysfs_root, p->node, total, &p->ring, &p->ring_mapped,
                            &p->placement);
     if (rc)
@@ -1021,7 +1028,6 @@ static void touch_ring(struct pool *p, unsigned i, unsigned n)
 
 static void verify_ring(struct pool *p)
 {
-    __nf_node_verify(p->ring, p->ring_mapped, p->node, &p->placement);
     __nf_node_settle(p->ring, p->ring_mapped, p->node, &p->placement);
     if (p->placement.note[0])
         __nf_note(p->notes, sizeof(p->notes), "ring: %s", p->placement.note);

@@ -206,14 +206,13 @@ static uint32_t plan_index(const struct nf_sampler *s, const struct nf_epoch_pla
 uint64_t __nf_plan_record(const struct nf_sampler *s, const struct nf_epoch_plan *p, uint64_t pos,
                           uint32_t *block, uint32_t *in_block)
 {
-    uint32_t lo = plan_index(s, p, pos);
-    uint32_t b = p->perm[lo];
-    uint32_t k = (uint32_t)(pos - p->prefix[lo]);
+    uint32_t b, k;
+    uint64_t id = __nf_plan_record_at(s, p, plan_index(s, p, pos), pos, &b, &k);
     if (block)
         *block = b;
     if (in_block)
         *in_block = k;
-    return s->block_first[b] + k;
+    return id;
 }
 
 void __nf_plan_span(const struct nf_sampler *s, const struct nf_epoch_plan *p, uint64_t pos0,

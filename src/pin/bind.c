@@ -131,6 +131,8 @@ int __nf_node_verify(const void *p, size_t len, int node, struct nf_placement *p
 
 void __nf_node_settle(void *p, size_t len, int node, struct nf_placement *pl)
 {
+    size_t said = strlen(pl->note);
+    __nf_node_verify(p, len, node, pl);
     if (!pl->verified || pl->pages_on_node == pl->pages)
         return;
     size_t strays = pl->pages - pl->pages_on_node, count = pl->pages;
@@ -142,17 +144,7 @@ void __nf_node_settle(void *p, size_t len, int node, struct nf_placement *pl)
     nodemask_one(&m, node);
     int rc = mbind(p, len, MPOL_BIND, m.bits, m.maxnode, MPOL_MF_MOVE | MPOL_MF_STRICT);
     int err = errno;
-    /* the first verify's "not on node" remark is about to be replaced by
-     * what was done about it */
-    char said[64];
-    snprintf(said, sizeof(said), "%zu of %zu sampled pages are not on node %d", strays, count, node);
-    size_t n = strlen(pl->note), k = strlen(said);
-    if (n >= k && strcmp(pl->note + n - k, said) == 0) {
-        n -= k;
-        if (n >= 2 && pl->note[n - 2] == ';')
-            n -= 2;
-        pl->note[n] = '\0';
-    }
+    pl->note[said] = '\0'; /* what the first check said is replaced by what was done */
     __nf_node_verify(p, len, node, pl);
     if (rc == 0)
         pl->bound = true;
@@ -161,8 +153,8 @@ void __nf_node_settle(void *p, size_t len, int node, struct nf_placement *pl)
         __nf_note(pl->note, sizeof(pl->note), "%zu of %zu sampled pages were first placed off node "
                   "%d; moved there with mbind(MPOL_MF_MOVE)", strays, count, node);
     else
-        __nf_note(pl->note, sizeof(pl->note), "%zu of %zu sampled pages were first placed off node "
-                  "%d; mbind(MPOL_MF_MOVE): %s", strays, count, node,
+        __nf_note(pl->note, sizeof(pl->note), "%zu of %zu sampled pages were first placed off "
+                  "node %d; mbind(MPOL_MF_MOVE): %s", strays, count, node,
                   rc == 0 ? "did not move them all" : strerror(err));
 }
 
@@ -240,7 +232,6 @@ int __nf_node_alloc(const char *sysfs_root, int node, size_t len, void **out, si
     if (rc)
         return rc;
     __nf_node_touch(*out, *mapped);
-    __nf_node_verify(*out, *mapped, node, pl);
     __nf_node_settle(*out, *mapped, node, pl);
     return 0;
 }

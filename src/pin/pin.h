@@ -168,10 +168,10 @@ void __nf_node_touch(void *p, size_t len);
 void __nf_node_free(void *p, size_t mapped);
 /* Re-read where the pages of [p, p+len) are (move_pages) into *pl. */
 int __nf_node_verify(const void *p, size_t len, int node, struct nf_placement *pl);
-/* After __nf_node_verify: when sampled pages of [p, p+len) were found on
- * other nodes, move every page of the range that is not on node there
- * (mbind with MPOL_MF_MOVE | MPOL_MF_STRICT, which also binds the range),
- * then verify again. *pl then describes the result, pl->strays counts the
+/* __nf_node_verify, and when sampled pages of [p, p+len) are on other
+ * nodes, move every page of the range that is not on node there (mbind
+ * with MPOL_MF_MOVE | MPOL_MF_STRICT, which also binds the range) and
+ * verify again. *pl then describes the result, pl->strays counts the
  * sampled pages that had been elsewhere and the note says what was done or
  * why it could not be. Not for page-locked memory: it cannot move. */
 void __nf_node_settle(void *p, size_t len, int node, struct nf_placement *pl);

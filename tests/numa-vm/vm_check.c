@@ -161,7 +161,6 @@ static void check_settle(int last, int *bad)
     __nf_node_touch(p, mapped);
     long before, on, total;
     kernel_pages(p, mapped, 0, &before, &total);
-    __nf_node_verify(p, mapped, 0, &pl);
     __nf_node_settle(p, mapped, 0, &pl);
     kernel_pages(p, mapped, 0, &on, &total);
     int ok = before == 0 && total > 0 && on == total && pl.strays == pl.pages &&
