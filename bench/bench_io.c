@@ -64,13 +64,13 @@ struct blocks {
 static struct blocks list_blocks(const struct nf_dataset *ds)
 {
     struct blocks b = {0};
-    for (uint32_t s = 0; s < __nf_dataset_shard_count(ds); s++)
-        b.n += __nf_dataset_shard_index(ds, s)->nblocks;
+    for (uint32_t s = 0; s < nf__dataset_shard_count(ds); s++)
+        b.n += nf__dataset_shard_index(ds, s)->nblocks;
     b.shard = malloc(b.n * sizeof(uint32_t));
     b.block = malloc(b.n * sizeof(uint32_t));
     uint32_t k = 0;
-    for (uint32_t s = 0; s < __nf_dataset_shard_count(ds); s++) {
-        const struct nf_shard_index *idx = __nf_dataset_shard_index(ds, s);
+    for (uint32_t s = 0; s < nf__dataset_shard_count(ds); s++) {
+        const struct nf_shard_index *idx = nf__dataset_shard_index(ds, s);
         for (uint32_t i = 0; i < idx->nblocks; i++, k++) {
             b.shard[k] = s;
             b.block[k] = i;
@@ -95,16 +95,16 @@ static double reader_pass(struct nf_reader *r, const struct blocks *b, uint8_t *
     while (got < b->n) {
         while (next < b->n && nfree) {
             unsigned bi = free_bufs[--nfree];
-            if (__nf_reader_submit(r, b->shard[next], b->block[next], bufs[bi], buf_len, bi)) {
+            if (nf__reader_submit(r, b->shard[next], b->block[next], bufs[bi], buf_len, bi)) {
                 fprintf(stderr, "submit: %s\n", numafeed_last_error());
                 exit(1);
             }
             next++;
         }
-        int k = __nf_reader_wait(r, 1, done, depth);
+        int k = nf__reader_wait(r, 1, done, depth);
         for (int i = 0; i < k; i++) {
             if (done[i].result ||
-                (decode && __nf_reader_decode(r, done[i].shard, done[i].block, done[i].data,
+                (decode && nf__reader_decode(r, done[i].shard, done[i].block, done[i].data,
                                               decode == 2 ? (void *)done[i].data : dst,
                                               decode == 2 ? buf_len : dst_len))) {
                 fprintf(stderr, "read: %s\n", numafeed_last_error());
@@ -134,17 +134,17 @@ struct contender {
 static int contender_init(struct contender *c, int backend)
 {
     struct nf_reader_options o;
-    __nf_reader_options_init(&o);
+    nf__reader_options_init(&o);
     o.backend = backend;
     o.queue_depth = depth;
-    if (__nf_reader_create(c->ds, &o, &c->r)) {
+    if (nf__reader_create(c->ds, &o, &c->r)) {
         printf("bench=io case=%s backend=%s skipped=\"%s\"\n", c->what,
                backend == NF_IO_URING ? "io_uring" : "pread", numafeed_last_error());
         c->r = NULL;
         return -1;
     }
     c->buf_len = block_bytes + 4096;
-    c->dst_len = __nf_dataset_max_decoded(c->ds);
+    c->dst_len = nf__dataset_max_decoded(c->ds);
     c->bufs = malloc(depth * sizeof(*c->bufs));
     c->dst = malloc(c->dst_len);
     for (unsigned i = 0; i < depth; i++)
@@ -160,13 +160,13 @@ static void contender_report(struct contender *c, double *base)
     double s = nfb_median(c->t, (size_t)reps), bs = nfb_median(base, (size_t)reps);
     double gb = (double)c->b->decoded / 1e9;
     printf("bench=io case=%s backend=%s block_bytes=%zu depth=%u gbps=%.3f baseline_gbps=%.3f "
-           "ratio=%.3f\n", c->what, __nf_reader_backend(c->r), block_bytes, depth, gb / s,
+           "ratio=%.3f\n", c->what, nf__reader_backend(c->r), block_bytes, depth, gb / s,
            gb / bs, bs / s);
     for (unsigned i = 0; i < depth; i++)
         free(c->bufs[i]);
     free(c->bufs);
     free(c->dst);
-    __nf_reader_destroy(c->r);
+    nf__reader_destroy(c->r);
 }
 
 /* Bare zstd: every frame already in memory, decoded into one buffer. */
@@ -184,15 +184,15 @@ static void bare_zstd_init(struct bare_zstd *z, struct nf_dataset *ds, const str
     z->frames = malloc(b->n * sizeof(*z->frames));
     z->info = malloc(b->n * sizeof(*z->info));
     for (uint32_t i = 0; i < b->n; i++) {
-        z->info[i] = &__nf_dataset_shard_index(ds, b->shard[i])->blocks[b->block[i]];
+        z->info[i] = &nf__dataset_shard_index(ds, b->shard[i])->blocks[b->block[i]];
         z->frames[i] = malloc(z->info[i]->stored_size);
-        if (__nf_pread_full(ds->shards[b->shard[i]].fd, z->frames[i], z->info[i]->stored_size,
+        if (nf__pread_full(ds->shards[b->shard[i]].fd, z->frames[i], z->info[i]->stored_size,
                             z->info[i]->offset, "shard")) {
             fprintf(stderr, "read: %s\n", numafeed_last_error());
             exit(1);
         }
     }
-    z->dst = malloc(__nf_dataset_max_decoded(ds));
+    z->dst = malloc(nf__dataset_max_decoded(ds));
     z->d = ZSTD_createDCtx();
 }
 
@@ -226,7 +226,7 @@ static double bare_pread_pass(struct nf_dataset *ds, const struct blocks *b, uin
     double t0 = nfb_now();
     for (uint32_t i = 0; i < b->n; i++) {
         const struct nf_block_info *bi =
-            &__nf_dataset_shard_index(ds, b->shard[i])->blocks[b->block[i]];
+            &nf__dataset_shard_index(ds, b->shard[i])->blocks[b->block[i]];
         if (pread(ds->shards[b->shard[i]].fd, buf, bi->stored_size, (off_t)bi->offset) !=
             (ssize_t)bi->stored_size) {
             fprintf(stderr, "pread failed\n");
@@ -278,7 +278,7 @@ int main(int argc, char **argv)
            "median of %d\n", machine, ZSTD_versionString(), mib, reps);
 
     struct nf_dataset *zds, *rds;
-    if (__nf_dataset_open(zpath, NULL, &zds) || __nf_dataset_open(rpath, NULL, &rds)) {
+    if (nf__dataset_open(zpath, NULL, &zds) || nf__dataset_open(rpath, NULL, &rds)) {
         fprintf(stderr, "open: %s\n", numafeed_last_error());
         return 1;
     }
@@ -314,8 +314,8 @@ int main(int argc, char **argv)
         contender_report(&c[i], c[i].ds == zds ? tz : tp);
     bare_zstd_free(&bz);
     free(pbuf);
-    __nf_dataset_close(zds);
-    __nf_dataset_close(rds);
+    nf__dataset_close(zds);
+    nf__dataset_close(rds);
     free(zb.shard);
     free(zb.block);
     free(rb.shard);

@@ -107,18 +107,18 @@ static void *decoder(void *arg)
 static int zstd_ceiling(const char *dir, int threads, double secs)
 {
     struct nf_dataset *ds;
-    if (__nf_dataset_open(dir, NULL, &ds)) {
+    if (nf__dataset_open(dir, NULL, &ds)) {
         fprintf(stderr, "gpu_ceiling: %s\n", numafeed_last_error());
         return 1;
     }
     size_t cap = 0;
-    for (uint32_t s = 0; s < __nf_dataset_shard_count(ds); s++)
-        cap += __nf_dataset_shard_index(ds, s)->nblocks;
+    for (uint32_t s = 0; s < nf__dataset_shard_count(ds); s++)
+        cap += nf__dataset_shard_index(ds, s)->nblocks;
     blocks = calloc(cap, sizeof(*blocks));
-    for (uint32_t s = 0; s < __nf_dataset_shard_count(ds); s++) {
-        const struct nf_shard_index *ix = __nf_dataset_shard_index(ds, s);
+    for (uint32_t s = 0; s < nf__dataset_shard_count(ds); s++) {
+        const struct nf_shard_index *ix = nf__dataset_shard_index(ds, s);
         char path[4096];
-        snprintf(path, sizeof(path), "%s/%s", dir, __nf_dataset_shard_name(ds, s));
+        snprintf(path, sizeof(path), "%s/%s", dir, nf__dataset_shard_name(ds, s));
         FILE *f = fopen(path, "rb");
         for (uint32_t b = 0; f && b < ix->nblocks; b++) {
             const struct nf_block_info *bi = &ix->blocks[b];
@@ -142,7 +142,7 @@ static int zstd_ceiling(const char *dir, int threads, double secs)
     double t = run_threads(threads, decoder, secs);
     printf("ceiling zstd%s threads %d gbps %.2f\n", ignore_checksum ? "-nocheck" : "", threads,
            (double)atomic_load(&decoded_total) / t / 1e9);
-    __nf_dataset_close(ds);
+    nf__dataset_close(ds);
     return 0;
 }
 

@@ -11,22 +11,22 @@
 
 static _Thread_local char last_error[NF_ERRMSG_MAX];
 
-int __nf_verror(int err, const char *fmt, va_list ap)
+int nf__verror(int err, const char *fmt, va_list ap)
 {
     vsnprintf(last_error, sizeof(last_error), fmt, ap);
     return err;
 }
 
-int __nf_error(int err, const char *fmt, ...)
+int nf__error(int err, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    __nf_verror(err, fmt, ap);
+    nf__verror(err, fmt, ap);
     va_end(ap);
     return err;
 }
 
-int __nf_error_prefix(int err, const char *fmt, ...)
+int nf__error_prefix(int err, const char *fmt, ...)
 {
     char prefix[256];
     char old[NF_ERRMSG_MAX];
@@ -47,12 +47,12 @@ int __nf_error_prefix(int err, const char *fmt, ...)
     return err;
 }
 
-void __nf_error_clear(void)
+void nf__error_clear(void)
 {
     last_error[0] = '\0';
 }
 
-void __nf_note(char *buf, size_t size, const char *fmt, ...)
+void nf__note(char *buf, size_t size, const char *fmt, ...)
 {
     size_t n = strlen(buf);
     if (n + 3 >= size)

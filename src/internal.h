@@ -17,24 +17,24 @@
 
 /*
  * Record a failure: formats the thread's last-error message and returns err
- * unchanged, so a failing path reads `return __nf_error(-EIO, "...", ...)`.
+ * unchanged, so a failing path reads `return nf__error(-EIO, "...", ...)`.
  */
-int __nf_error(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int __nf_verror(int err, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+int nf__error(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int nf__verror(int err, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Prefix the current last-error message with "<prefix>: ". Returns err. */
-int __nf_error_prefix(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void __nf_error_clear(void);
+int nf__error_prefix(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void nf__error_clear(void);
 
 /* Append "; <formatted>" (or just it, when buf is empty) to a fixed-size
  * report string such as a placement note; silently stops when full. */
-void __nf_note(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void nf__note(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Overflow-checked size arithmetic: 0 on success, -EOVERFLOW otherwise. */
-static inline int __nf_add_size(size_t a, size_t b, size_t *out)
+static inline int nf__add_size(size_t a, size_t b, size_t *out)
 {
     return __builtin_add_overflow(a, b, out) ? -75 /* EOVERFLOW */ : 0;
 }
-static inline int __nf_mul_size(size_t a, size_t b, size_t *out)
+static inline int nf__mul_size(size_t a, size_t b, size_t *out)
 {
     return __builtin_mul_overflow(a, b, out) ? -75 /* EOVERFLOW */ : 0;
 }

@@ -20,17 +20,17 @@ struct nf_command {
     int (*run)(int argc, char **argv); /* argv[0] is the subcommand name */
 };
 
-int __nf_cmd_topo(int argc, char **argv);
-int __nf_cmd_bench(int argc, char **argv);
-int __nf_cmd_doctor(int argc, char **argv);
-int __nf_cmd_verify(int argc, char **argv);
-int __nf_cmd_exec(int argc, char **argv);
-int __nf_cmd_pack(int, char **);
-int __nf_cmd_check(int, char **);
+int cmd_topo(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_doctor(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_exec(int argc, char **argv);
+int cmd_pack(int, char **);
+int cmd_check(int, char **);
 
 /* Print "numafeed <cmd>: <what>: <last error>" to stderr; returns NF_EXIT_FAIL. */
-int __nf_cli_fail(const char *cmd, const char *what, int err);
+int cli_fail(const char *cmd, const char *what, int err);
 /* Print a usage error and the hint to run --help; returns NF_EXIT_USAGE. */
-int __nf_cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

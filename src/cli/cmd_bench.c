@@ -242,7 +242,7 @@ out:
     free(edge);
 }
 
-int __nf_cmd_bench(int argc, char **argv)
+int cmd_bench(int argc, char **argv)
 {
     enum { O_HOST = 256, O_GPUS, O_RING, O_SEED, O_NOSHUF, O_DROP, O_RANK, O_WORLD, O_IO,
            O_DIGEST, O_SYSFS, O_STEP, O_CTX };
@@ -280,10 +280,10 @@ int __nf_cmd_bench(int argc, char **argv)
         case O_GPUS: {
             int n = numafeed_cpulist_ids(optarg, gpus, LOADER_MAX_GPUS);
             if (n <= 0)
-                return __nf_cli_usage("bench", "--gpus '%s': %s", optarg,
+                return cli_usage("bench", "--gpus '%s': %s", optarg,
                                       n == 0 ? "empty list" : numafeed_last_error());
             if (n > LOADER_MAX_GPUS)
-                return __nf_cli_usage("bench", "--gpus: more than %d GPUs", LOADER_MAX_GPUS);
+                return cli_usage("bench", "--gpus: more than %d GPUs", LOADER_MAX_GPUS);
             ngpus = n;
             break;
         }
@@ -325,26 +325,26 @@ int __nf_cmd_bench(int argc, char **argv)
         case 'v': cfg.verbose = 1; break;
         case 'h': help(); return NF_EXIT_OK;
         default:
-            return __nf_cli_usage("bench", "unknown or incomplete option '%s'", argv[optind - 1]);
+            return cli_usage("bench", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
         if (bad)
-            return __nf_cli_usage("bench", "%s: invalid value '%s'", bad, optarg);
+            return cli_usage("bench", "%s: invalid value '%s'", bad, optarg);
     }
     if (optind + 1 != argc)
-        return __nf_cli_usage("bench", optind == argc ? "missing the dataset directory"
+        return cli_usage("bench", optind == argc ? "missing the dataset directory"
                                                       : "more than one dataset directory");
     if (cfg.rank && !cfg.world_size)
-        return __nf_cli_usage("bench", "--rank needs --world-size");
+        return cli_usage("bench", "--rank needs --world-size");
     cfg.path = argv[optind];
     cfg.gpus = ngpus ? gpus : NULL;
     cfg.ngpus = ngpus;
 
     if (cuda_ctx && !cfg.host_mode) {
         /* what a training job's process already has when it builds the loader */
-        int nd = ngpus ? ngpus : __nf_cuda_device_count();
+        int nd = ngpus ? ngpus : nf__cuda_device_count();
         for (int i = 0; i < nd; i++) {
             uint64_t t = now_ns();
-            if (__nf_cuda_init_context(ngpus ? gpus[i] : i)) {
+            if (nf__cuda_init_context(ngpus ? gpus[i] : i)) {
                 fprintf(stderr, "numafeed bench: --cuda-context: %s; create is timed without "
                         "it\n", numafeed_last_error());
                 break;
@@ -359,7 +359,7 @@ int __nf_cmd_bench(int argc, char **argv)
     loader_t *L;
     int rc = loader_create(&cfg, &L);
     if (rc)
-        return __nf_cli_fail("bench", cfg.path, rc);
+        return cli_fail("bench", cfg.path, rc);
     uint64_t t_ready = now_ns();
     int n = loader_gpu_count(L);
     struct consumer *cons = calloc((size_t)n, sizeof(*cons));

@@ -51,7 +51,7 @@ static void on_problem(void *user, const struct nf_check_problem *p)
            p->message);
 }
 
-int __nf_cmd_check(int argc, char **argv)
+int cmd_check(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"quiet", no_argument, NULL, 'q'},
@@ -66,17 +66,17 @@ int __nf_cmd_check(int argc, char **argv)
         case 'q': quiet = 1; break;
         case 'h': help(); return NF_EXIT_OK;
         default:
-            return __nf_cli_usage("check", "unknown or incomplete option '%s'", argv[optind - 1]);
+            return cli_usage("check", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
     if (optind != argc - 1)
-        return __nf_cli_usage("check", optind == argc ? "no dataset directory given"
+        return cli_usage("check", optind == argc ? "no dataset directory given"
                                                       : "more than one dataset directory");
     const char *dir = argv[optind];
     struct nf_check_summary s;
-    int n = __nf_check_dataset(dir, on_problem, NULL, &s);
+    int n = nf__check_dataset(dir, on_problem, NULL, &s);
     if (n < 0)
-        return __nf_cli_fail("check", dir, n);
+        return cli_fail("check", dir, n);
     if (!quiet) {
         const char *codec = s.zstd_blocks && s.raw_blocks ? "zstd and raw"
                             : s.zstd_blocks               ? "zstd"

@@ -43,7 +43,7 @@ static void help(void)
         "the topology could not be read), 2 usage error.\n");
 }
 
-int __nf_cmd_doctor(int argc, char **argv)
+int cmd_doctor(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"json", no_argument, NULL, 'j'},
@@ -66,16 +66,16 @@ int __nf_cmd_doctor(int argc, char **argv)
         case 'a': o.allowed_cpus = optarg; break;
         case 'h': help(); return NF_EXIT_OK;
         default:
-            return __nf_cli_usage("doctor", "unknown or incomplete option '%s'", argv[optind - 1]);
+            return cli_usage("doctor", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc)
-        return __nf_cli_usage("doctor", "unexpected argument '%s'", argv[optind]);
+        return cli_usage("doctor", "unexpected argument '%s'", argv[optind]);
     char *doc;
     int warnings = 0;
     int rc = numafeed_doctor(&o, &doc, &warnings);
     if (rc)
-        return __nf_cli_fail("doctor", "checking this machine", rc);
+        return cli_fail("doctor", "checking this machine", rc);
     if (as_json) {
         printf("%s\n", doc);
     } else {

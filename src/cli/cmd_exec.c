@@ -60,22 +60,22 @@ static int local_rank(int *out)
         char *end;
         long r = strtol(v, &end, 10);
         if (!*v || *end || r < 0 || r > 4096)
-            return __nf_cli_usage("exec", "%s=\"%s\" is not a local rank", vars[i], v);
+            return cli_usage("exec", "%s=\"%s\" is not a local rank", vars[i], v);
         if (found >= 0 && r != found)
-            return __nf_cli_usage("exec", "%s=%ld disagrees with %s=%d", vars[i], r, from, found);
+            return cli_usage("exec", "%s=%ld disagrees with %s=%d", vars[i], r, from, found);
         if (found < 0) {
             found = (int)r;
             from = vars[i];
         }
     }
     if (found < 0)
-        return __nf_cli_usage("exec", "no GPU: give --gpu N, or run under a launcher that sets "
+        return cli_usage("exec", "no GPU: give --gpu N, or run under a launcher that sets "
                               "LOCAL_RANK, SLURM_LOCALID or OMPI_COMM_WORLD_LOCAL_RANK");
     *out = found;
     return NF_EXIT_OK;
 }
 
-int __nf_cmd_exec(int argc, char **argv)
+int cmd_exec(int argc, char **argv)
 {
     enum { O_GPU = 256, O_LR, O_MEMBIND, O_PREF, O_DRY, O_SYSFS };
     static const struct option opts[] = {
@@ -99,11 +99,11 @@ int __nf_cmd_exec(int argc, char **argv)
         case O_GPU:
             gpu = (int)strtol(optarg, &end, 10);
             if (*end || end == optarg || gpu < 0)
-                return __nf_cli_usage("exec", "--gpu: invalid value '%s'", optarg);
+                return cli_usage("exec", "--gpu: invalid value '%s'", optarg);
             break;
         case O_LR:
             if (strcmp(optarg, "auto"))
-                return __nf_cli_usage("exec", "--local-rank takes 'auto'");
+                return cli_usage("exec", "--local-rank takes 'auto'");
             gpu = -1;
             break;
         case O_MEMBIND: preferred = 0; break;
@@ -112,11 +112,11 @@ int __nf_cmd_exec(int argc, char **argv)
         case O_SYSFS: sysfs = optarg; break;
         case 'h': help(); return NF_EXIT_OK;
         default:
-            return __nf_cli_usage("exec", "unknown or incomplete option '%s'", argv[optind - 1]);
+            return cli_usage("exec", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
     if (optind >= argc)
-        return __nf_cli_usage("exec", "missing the command to run (after --)");
+        return cli_usage("exec", "missing the command to run (after --)");
     if (gpu < 0) {
         int rc = local_rank(&gpu);
         if (rc)
@@ -128,11 +128,11 @@ int __nf_cmd_exec(int argc, char **argv)
     numafeed_topo *t;
     int rc = numafeed_topo_open(&o, &t);
     if (rc)
-        return __nf_cli_fail("exec", "reading the topology", rc);
+        return cli_fail("exec", "reading the topology", rc);
     if (gpu >= numafeed_topo_gpu_count(t)) {
         int n = numafeed_topo_gpu_count(t);
         numafeed_topo_close(t);
-        return __nf_cli_usage("exec", "GPU %d is not visible (%d visible after "
+        return cli_usage("exec", "GPU %d is not visible (%d visible after "
                               "CUDA_VISIBLE_DEVICES)", gpu, n);
     }
     struct numafeed_gpu_info g;

@@ -169,7 +169,7 @@ static int pump(numafeed_writer *w, int fd, const struct pack_args *a, uint64_t 
     size_t chunk = (4u << 20) / rb ? ((4u << 20) / rb) * rb : rb;
     uint8_t *buf = malloc(chunk);
     if (!buf)
-        return __nf_cli_fail("pack", "allocating the input buffer", -ENOMEM);
+        return cli_fail("pack", "allocating the input buffer", -ENOMEM);
     int tty = isatty(STDERR_FILENO), show = !a->quiet && (a->show_progress || tty);
     double next = now() + 0.5;
     uint64_t in = 0;
@@ -207,7 +207,7 @@ static int pump(numafeed_writer *w, int fd, const struct pack_args *a, uint64_t 
         }
         int rc = fill ? numafeed_writer_append(w, buf, fill / rb) : 0;
         if (rc) {
-            status = __nf_cli_fail("pack", "writing", rc);
+            status = cli_fail("pack", "writing", rc);
             goto out;
         }
         in += fill;
@@ -242,14 +242,14 @@ static int run(const struct pack_args *a)
     if (rc) {
         if (fd != STDIN_FILENO)
             close(fd);
-        return __nf_cli_fail("pack", "creating the dataset", rc);
+        return cli_fail("pack", "creating the dataset", rc);
     }
     catch_signals();
     int status = pump(w, fd, a, total);
     if (fd != STDIN_FILENO)
         close(fd);
     if (status == NF_EXIT_OK && (rc = numafeed_writer_finish(w)))
-        status = __nf_cli_fail("pack", "finishing the dataset", rc);
+        status = cli_fail("pack", "finishing the dataset", rc);
     if (status == NF_EXIT_OK && !a->quiet) {
         uint64_t recs = numafeed_writer_records(w), out = numafeed_writer_bytes_written(w);
         double in = (double)recs * (double)numafeed_writer_record_bytes(w);
@@ -261,7 +261,7 @@ static int run(const struct pack_args *a)
     return status;
 }
 
-int __nf_cmd_pack(int argc, char **argv)
+int cmd_pack(int argc, char **argv)
 {
     enum { OPT_FORCE = 1000, OPT_PROGRESS };
     static const struct option opts[] = {
@@ -289,16 +289,16 @@ int __nf_cmd_pack(int argc, char **argv)
         case 'o': a.out = optarg; break;
         case 'r':
             if (parse_size(optarg, &a.record_bytes))
-                return __nf_cli_usage("pack", "--record-bytes '%s': expected a positive size", optarg);
+                return cli_usage("pack", "--record-bytes '%s': expected a positive size", optarg);
             if (a.record_bytes > NF_BLOCK_CAP)
-                return __nf_cli_usage("pack", "--record-bytes '%s': at most 256M", optarg);
+                return cli_usage("pack", "--record-bytes '%s': at most 256M", optarg);
             break;
         case 'f':
             if (a.nfields == NF_MAX_FIELDS)
-                return __nf_cli_usage("pack", "more than %u --field options", NF_MAX_FIELDS);
+                return cli_usage("pack", "more than %u --field options", NF_MAX_FIELDS);
             /* dtypes and names are checked with the whole layout below */
-            if (__nf_field_parse(optarg, &a.fields[a.nfields]))
-                return __nf_cli_usage("pack", "--field: %s", numafeed_last_error());
+            if (nf__field_parse(optarg, &a.fields[a.nfields]))
+                return cli_usage("pack", "--field: %s", numafeed_last_error());
             a.nfields++;
             break;
         case 'c':
@@ -307,35 +307,35 @@ int __nf_cmd_pack(int argc, char **argv)
             else if (!strcmp(optarg, "none"))
                 a.o.codec = NUMAFEED_CODEC_NONE;
             else
-                return __nf_cli_usage("pack", "--codec '%s': expected zstd or none", optarg);
+                return cli_usage("pack", "--codec '%s': expected zstd or none", optarg);
             break;
         case 'l':
             if (parse_int(optarg, &a.o.level) || a.o.level == 0)
-                return __nf_cli_usage("pack", "--level '%s': expected a zstd level", optarg);
+                return cli_usage("pack", "--level '%s': expected a zstd level", optarg);
             break;
         case 'b':
             if (parse_size(optarg, &a.o.block_bytes) || a.o.block_bytes > NF_BLOCK_CAP)
-                return __nf_cli_usage("pack", "--block-bytes '%s': expected a size from 1 to 256M",
+                return cli_usage("pack", "--block-bytes '%s': expected a size from 1 to 256M",
                                       optarg);
             break;
         case 's':
             if (parse_size(optarg, &a.o.shard_bytes))
-                return __nf_cli_usage("pack", "--shard-bytes '%s': expected a positive size", optarg);
+                return cli_usage("pack", "--shard-bytes '%s': expected a positive size", optarg);
             break;
         case OPT_FORCE: a.o.force = 1; break;
         case OPT_PROGRESS: a.show_progress = 1; break;
         case 'q': a.quiet = 1; break;
         case 'h': help(); return NF_EXIT_OK;
         default:
-            return __nf_cli_usage("pack", "unknown or incomplete option '%s'", argv[optind - 1]);
+            return cli_usage("pack", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
     if (!a.out)
-        return __nf_cli_usage("pack", "--out DIR is required");
+        return cli_usage("pack", "--out DIR is required");
     if (!a.record_bytes && !a.nfields)
-        return __nf_cli_usage("pack", "--record-bytes N or at least one --field is required");
+        return cli_usage("pack", "--record-bytes N or at least one --field is required");
     if (optind != argc - 1)
-        return __nf_cli_usage("pack", optind == argc ? "no input: give FILE or '-' for stdin"
+        return cli_usage("pack", optind == argc ? "no input: give FILE or '-' for stdin"
                                                      : "more than one input");
     a.input = argv[optind];
     if (!a.nfields) {
@@ -346,15 +346,15 @@ int __nf_cmd_pack(int argc, char **argv)
         a.nfields = 1;
     }
     if (a.o.level && a.o.codec == NUMAFEED_CODEC_NONE)
-        return __nf_cli_usage("pack", "--level has no meaning with --codec none");
+        return cli_usage("pack", "--level has no meaning with --codec none");
     /* Layout problems are usage errors: check them before touching the disk. */
     struct nf_layout l;
-    if (__nf_layout_build(a.fields, a.nfields, &l))
-        return __nf_cli_usage("pack", "bad record layout: %s", numafeed_last_error());
+    if (nf__layout_build(a.fields, a.nfields, &l))
+        return cli_usage("pack", "bad record layout: %s", numafeed_last_error());
     uint64_t total = l.record_bytes;
-    __nf_layout_free(&l);
+    nf__layout_free(&l);
     if (a.record_bytes && a.record_bytes != total)
-        return __nf_cli_usage("pack", "--record-bytes %llu, but the fields add up to %llu bytes",
+        return cli_usage("pack", "--record-bytes %llu, but the fields add up to %llu bytes",
                               (unsigned long long)a.record_bytes, (unsigned long long)total);
     return run(&a);
 }

@@ -89,7 +89,7 @@ static void print_table(const numafeed_topo *t)
     printf("\nAllowed CPUs (this process): %s\n", shorten(cpus, sizeof(cpus), n));
 }
 
-int __nf_cmd_topo(int argc, char **argv)
+int cmd_topo(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"json", no_argument, NULL, 'j'},
@@ -110,15 +110,15 @@ int __nf_cmd_topo(int argc, char **argv)
         case 'a': o.allowed_cpus = optarg; break;
         case 'h': help(); return NF_EXIT_OK;
         default:
-            return __nf_cli_usage("topo", "unknown or incomplete option '%s'", argv[optind - 1]);
+            return cli_usage("topo", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc)
-        return __nf_cli_usage("topo", "unexpected argument '%s'", argv[optind]);
+        return cli_usage("topo", "unexpected argument '%s'", argv[optind]);
     numafeed_topo *t;
     int rc = numafeed_topo_open(&o, &t);
     if (rc)
-        return __nf_cli_fail("topo", "reading the topology", rc);
+        return cli_fail("topo", "reading the topology", rc);
     /* one "warning:" line per finding, so scripts can grep them */
     for (const char *w = numafeed_topo_warnings(t); *w;) {
         const char *nl = strchr(w, '\n');
@@ -131,7 +131,7 @@ int __nf_cmd_topo(int argc, char **argv)
         rc = numafeed_topo_json(t, &s);
         if (rc) {
             numafeed_topo_close(t);
-            return __nf_cli_fail("topo", "encoding JSON", rc);
+            return cli_fail("topo", "encoding JSON", rc);
         }
         printf("%s\n", s);
         free(s);

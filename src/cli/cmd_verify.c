@@ -37,7 +37,7 @@ static void help(void)
         "  numafeed verify $(pgrep -f train.py) --gpu 0\n");
 }
 
-int __nf_cmd_verify(int argc, char **argv)
+int cmd_verify(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"gpu", required_argument, NULL, 'g'},
@@ -58,26 +58,26 @@ int __nf_cmd_verify(int argc, char **argv)
         case 'g':
             gpu = (int)strtol(optarg, &end, 10);
             if (*end || end == optarg || gpu < 0)
-                return __nf_cli_usage("verify", "--gpu: invalid value '%s'", optarg);
+                return cli_usage("verify", "--gpu: invalid value '%s'", optarg);
             break;
         case 'j': as_json = 1; break;
         case 'r': o.sysfs_root = optarg; break;
         case 'p': o.proc_root = optarg; break;
         case 'h': help(); return NF_EXIT_OK;
         default:
-            return __nf_cli_usage("verify", "unknown or incomplete option '%s'", argv[optind - 1]);
+            return cli_usage("verify", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
     if (optind + 1 != argc)
-        return __nf_cli_usage("verify", "expected one PID");
+        return cli_usage("verify", "expected one PID");
     long pid = strtol(argv[optind], &end, 10);
     if (*end || end == argv[optind] || pid <= 0 || pid > 0x7fffffff)
-        return __nf_cli_usage("verify", "'%s' is not a process id", argv[optind]);
+        return cli_usage("verify", "'%s' is not a process id", argv[optind]);
     char *doc;
     int problems = 0;
     int rc = numafeed_verify((int)pid, gpu, &o, &doc, &problems);
     if (rc)
-        return __nf_cli_fail("verify", argv[optind], rc);
+        return cli_fail("verify", argv[optind], rc);
     if (as_json) {
         printf("%s\n", doc);
     } else {

@@ -8,15 +8,15 @@
 #include "cli/cli.h"
 
 static const struct nf_command commands[] = {
-    {"topo", "show NUMA nodes, GPUs and the CPUs each GPU's pool would use", __nf_cmd_topo},
-    {"doctor", "check that this machine and process are set up for numafeed", __nf_cmd_doctor},
-    {"verify", "show where a process's threads and pages really are", __nf_cmd_verify},
-    {"exec", "bind CPUs and memory to a GPU's node, then run a command", __nf_cmd_exec},
-    {"pack", "pack a raw file of fixed-size records into a dataset directory", __nf_cmd_pack},
+    {"topo", "show NUMA nodes, GPUs and the CPUs each GPU's pool would use", cmd_topo},
+    {"doctor", "check that this machine and process are set up for numafeed", cmd_doctor},
+    {"verify", "show where a process's threads and pages really are", cmd_verify},
+    {"exec", "bind CPUs and memory to a GPU's node, then run a command", cmd_exec},
+    {"pack", "pack a raw file of fixed-size records into a dataset directory", cmd_pack},
     {"check", "verify a dataset: manifest, headers, indexes, every block's checksum",
-     __nf_cmd_check},
+     cmd_check},
     {"bench", "run the loader over a dataset: throughput, waits, placement, digests",
-     __nf_cmd_bench},
+     cmd_bench},
 };
 
 static void usage(FILE *f)
@@ -44,7 +44,7 @@ static void usage(FILE *f)
             "Exit status: 0 success, 1 failure, 2 usage error.\n");
 }
 
-int __nf_cli_fail(const char *cmd, const char *what, int err)
+int cli_fail(const char *cmd, const char *what, int err)
 {
     const char *detail = numafeed_last_error();
     fprintf(stderr, "numafeed %s: %s: %s", cmd, what, numafeed_strerror(err));
@@ -54,7 +54,7 @@ int __nf_cli_fail(const char *cmd, const char *what, int err)
     return NF_EXIT_FAIL;
 }
 
-int __nf_cli_usage(const char *cmd, const char *fmt, ...)
+int cli_usage(const char *cmd, const char *fmt, ...)
 {
     /* formatted first, written once: ranks launched together share stderr */
     char msg[1024];

@@ -19,7 +19,7 @@ static int pread_init(struct nf_reader *r, unsigned depth, char *why, size_t why
     /* Each slot is pending at most once, so depth entries always suffice. */
     r->pending = calloc(depth, sizeof(*r->pending));
     r->npending = 0;
-    return r->pending ? 0 : __nf_error(-ENOMEM, "out of memory");
+    return r->pending ? 0 : nf__error(-ENOMEM, "out of memory");
 }
 
 static void pread_fini(struct nf_reader *r)
@@ -43,7 +43,7 @@ static int pread_flush(struct nf_reader *r)
 static int pread_reap(struct nf_reader *r, unsigned min)
 {
     (void)min; /* everything queued is done synchronously, more than min */
-    /* Slots queued again by __nf_io_progress (short reads) land at the end
+    /* Slots queued again by nf__io_progress (short reads) land at the end
      * and are picked up by the same loop. */
     while (r->npending) {
         unsigned i = r->pending[0];
@@ -51,13 +51,13 @@ static int pread_reap(struct nf_reader *r, unsigned min)
         for (unsigned k = 0; k < r->npending; k++)
             r->pending[k] = r->pending[k + 1];
         struct nf_slot *s = &r->slots[i];
-        ssize_t n = pread(s->fd, s->buf + s->done, __nf_io_op_len(r, s), (off_t)(s->base + s->done));
-        __nf_io_progress(r, i, n < 0 ? -(long)errno : (long)n);
+        ssize_t n = pread(s->fd, s->buf + s->done, nf__io_op_len(r, s), (off_t)(s->base + s->done));
+        nf__io_progress(r, i, n < 0 ? -(long)errno : (long)n);
     }
     return 0;
 }
 
-const struct nf_io_ops __nf_io_pread_ops = {
+const struct nf_io_ops nf__io_pread_ops = {
     .name = "pread",
     .init = pread_init,
     .fini = pread_fini,

@@ -36,7 +36,7 @@ static int uring_init(struct nf_reader *r, unsigned depth, char *why, size_t why
     return 0;
 }
 
-int __nf_io_uring_probe(char *why, size_t why_len)
+int nf__io_uring_probe(char *why, size_t why_len)
 {
     /* the same setup a reader does, on a throwaway ring of 2 entries */
     struct io_uring ring;
@@ -69,10 +69,10 @@ static int uring_queue(struct nf_reader *r, unsigned slot)
         io_uring_submit(&r->ring);
         sqe = io_uring_get_sqe(&r->ring);
         if (!sqe)
-            return __nf_error(-EBUSY, "io_uring submission queue full");
+            return nf__error(-EBUSY, "io_uring submission queue full");
     }
     struct nf_slot *s = &r->slots[slot];
-    io_uring_prep_read(sqe, s->fd, s->buf + s->done, (unsigned)__nf_io_op_len(r, s),
+    io_uring_prep_read(sqe, s->fd, s->buf + s->done, (unsigned)nf__io_op_len(r, s),
                        s->base + s->done);
     io_uring_sqe_set_data64(sqe, slot);
     return 0;
@@ -83,7 +83,7 @@ static int uring_flush(struct nf_reader *r)
     if (!io_uring_sq_ready(&r->ring))
         return 0;
     int rc = io_uring_submit(&r->ring);
-    return rc < 0 ? __nf_error(rc, "io_uring_submit: %s", strerror(-rc)) : 0;
+    return rc < 0 ? nf__error(rc, "io_uring_submit: %s", strerror(-rc)) : 0;
 }
 
 /* Hand every available completion to the reader; returns how many. */
@@ -92,7 +92,7 @@ static unsigned drain(struct nf_reader *r)
     struct io_uring_cqe *cqe;
     unsigned head, n = 0;
     io_uring_for_each_cqe(&r->ring, head, cqe) {
-        __nf_io_progress(r, (unsigned)io_uring_cqe_get_data64(cqe), cqe->res);
+        nf__io_progress(r, (unsigned)io_uring_cqe_get_data64(cqe), cqe->res);
         n++;
     }
     io_uring_cq_advance(&r->ring, n);
@@ -114,14 +114,14 @@ static int uring_reap(struct nf_reader *r, unsigned min)
     while (r->nready < target && r->inflight > 0) {
         rc = io_uring_submit_and_wait(&r->ring, 1);
         if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
-            return __nf_error(rc, "io_uring_submit_and_wait: %s", strerror(-rc));
+            return nf__error(rc, "io_uring_submit_and_wait: %s", strerror(-rc));
         drain(r);
     }
     /* Short reads may have queued follow-ups: start them now. */
     return uring_flush(r);
 }
 
-const struct nf_io_ops __nf_io_uring_ops = {
+const struct nf_io_ops nf__io_uring_ops = {
     .name = "io_uring",
     .init = uring_init,
     .fini = uring_fini,

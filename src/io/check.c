@@ -2,7 +2,7 @@
 /*
  * `numafeed check`: verify a dataset completely and report every problem
  * instead of stopping at the first, so one run tells the user which shards
- * to re-create. Unlike __nf_dataset_open it re-hashes every shard file and
+ * to re-create. Unlike nf__dataset_open it re-hashes every shard file and
  * decodes every block; it uses plain preads since it reads each byte once.
  */
 #include <errno.h>
@@ -43,13 +43,13 @@ static int check_blocks(struct check *c, int fd, const char *path, const char *f
     if (!in || !out) {
         free(in);
         free(out);
-        return __nf_error(-ENOMEM, "%s: out of memory for a %u-byte block", path, idx->max_decoded);
+        return nf__error(-ENOMEM, "%s: out of memory for a %u-byte block", path, idx->max_decoded);
     }
     for (uint32_t i = 0; i < idx->nblocks; i++) {
         const struct nf_block_info *b = &idx->blocks[i];
-        int rc = __nf_pread_full(fd, in, b->stored_size, b->offset, path);
+        int rc = nf__pread_full(fd, in, b->stored_size, b->offset, path);
         if (!rc)
-            rc = __nf_block_decode(dctx, path, i, b, in, out, idx->max_decoded);
+            rc = nf__block_decode(dctx, path, i, b, in, out, idx->max_decoded);
         if (rc)
             report(c, file, i, (int64_t)b->offset, rc);
         c->sum->blocks++;
@@ -70,12 +70,12 @@ static int check_shard(struct check *c, const char *dir, const struct nf_manifes
     const struct nf_manifest_shard *ms = &m->shards[i];
     char *path;
     if (asprintf(&path, "%s/%s", dir, ms->file) < 0)
-        return __nf_error(-ENOMEM, "out of memory");
+        return nf__error(-ENOMEM, "out of memory");
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st)) {
         int e = errno;
-        report(c, ms->file, -1, -1, __nf_error(-e, "%s: %s", path, strerror(e)));
+        report(c, ms->file, -1, -1, nf__error(-e, "%s: %s", path, strerror(e)));
         if (fd >= 0)
             close(fd);
         free(path);
@@ -85,21 +85,21 @@ static int check_shard(struct check *c, const char *dir, const struct nf_manifes
     c->sum->file_bytes += size;
     if (size != ms->bytes)
         report(c, ms->file, -1, (int64_t)(size < ms->bytes ? size : ms->bytes),
-               __nf_error(NUMAFEED_ECORRUPT, "%s: %llu bytes, the manifest says %llu%s", path,
+               nf__error(NUMAFEED_ECORRUPT, "%s: %llu bytes, the manifest says %llu%s", path,
                           (unsigned long long)size, (unsigned long long)ms->bytes,
                           size < ms->bytes ? " (truncated)" : ""));
-    int rc = __nf_file_xxh3(fd, path, size, &h);
+    int rc = nf__file_xxh3(fd, path, size, &h);
     if (rc == -ENOMEM)
         goto out;
     if (rc)
         report(c, ms->file, -1, -1, rc);
     else if (h != ms->xxh3)
         report(c, ms->file, -1, -1,
-               __nf_error(NUMAFEED_ECHECKSUM, "%s: content hash %016llx, the manifest says %016llx",
+               nf__error(NUMAFEED_ECHECKSUM, "%s: content hash %016llx, the manifest says %016llx",
                           path, (unsigned long long)h, (unsigned long long)ms->xxh3));
     struct nf_shard_index idx;
     struct nf_where where = {-1, 0};
-    rc = __nf_shard_load(fd, path, size, &idx, &where);
+    rc = nf__shard_load(fd, path, size, &idx, &where);
     if (rc == -ENOMEM)
         goto out;
     if (rc) {
@@ -110,22 +110,22 @@ static int check_shard(struct check *c, const char *dir, const struct nf_manifes
     c->sum->records += idx.records;
     if (idx.records != ms->records)
         report(c, ms->file, -1, (int64_t)idx.footer_offset + 8,
-               __nf_error(NUMAFEED_ECORRUPT, "%s: holds %llu records, the manifest says %llu", path,
+               nf__error(NUMAFEED_ECORRUPT, "%s: holds %llu records, the manifest says %llu", path,
                           (unsigned long long)idx.records, (unsigned long long)ms->records));
     if (idx.record_bytes != m->layout.record_bytes)
         report(c, ms->file, -1, 24,
-               __nf_error(NUMAFEED_ECORRUPT, "%s: records of %llu bytes, the manifest's layout has "
+               nf__error(NUMAFEED_ECORRUPT, "%s: records of %llu bytes, the manifest's layout has "
                           "%llu", path, (unsigned long long)idx.record_bytes,
                           (unsigned long long)m->layout.record_bytes));
     rc = check_blocks(c, fd, path, ms->file, &idx, dctx);
-    __nf_shard_index_free(&idx);
+    nf__shard_index_free(&idx);
 out:
     close(fd);
     free(path);
     return rc;
 }
 
-int __nf_check_dataset(const char *dir,
+int nf__check_dataset(const char *dir,
                        void (*problem)(void *user, const struct nf_check_problem *p),
                        void *user, struct nf_check_summary *sum)
 {
@@ -133,7 +133,7 @@ int __nf_check_dataset(const char *dir,
     memset(sum, 0, sizeof(*sum));
     struct nf_manifest m;
     long long pos;
-    int rc = __nf_manifest_load(dir, &m, &pos);
+    int rc = nf__manifest_load(dir, &m, &pos);
     if (rc) {
         if (rc == -ENOMEM)
             return rc;
@@ -142,8 +142,8 @@ int __nf_check_dataset(const char *dir,
     }
     ZSTD_DCtx *dctx = ZSTD_createDCtx();
     if (!dctx) {
-        __nf_manifest_free(&m);
-        return __nf_error(-ENOMEM, "out of memory");
+        nf__manifest_free(&m);
+        return nf__error(-ENOMEM, "out of memory");
     }
     sum->shards = (uint32_t)m.nshards;
     sum->record_bytes = m.layout.record_bytes;
@@ -152,7 +152,7 @@ int __nf_check_dataset(const char *dir,
     /* A count the shards contradict was reported per shard; the manifest's
      * own total was checked against its shard list when it was parsed. */
     ZSTD_freeDCtx(dctx);
-    __nf_manifest_free(&m);
+    nf__manifest_free(&m);
     if (rc)
         return rc;
     return sum->problems > (uint64_t)INT32_MAX ? INT32_MAX : (int)sum->problems;

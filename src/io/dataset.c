@@ -20,13 +20,13 @@
 #include "io/io.h"
 #include "io/private.h"
 
-void __nf_dataset_options_init(struct nf_dataset_options *o)
+void nf__dataset_options_init(struct nf_dataset_options *o)
 {
     memset(o, 0, sizeof(*o));
     o->size = sizeof(*o);
 }
 
-int __nf_dataset_map(struct nf_dataset *ds)
+int nf__dataset_map(struct nf_dataset *ds)
 {
     for (uint32_t i = 0; i < ds->nshards; i++) {
         struct nf_shard *s = &ds->shards[i];
@@ -35,7 +35,7 @@ int __nf_dataset_map(struct nf_dataset *ds)
         void *p = mmap(NULL, (size_t)s->idx.file_size, PROT_READ, MAP_SHARED, s->fd, 0);
         if (p == MAP_FAILED) {
             int err = errno;
-            return __nf_error(-err, "mmap(%s, %llu bytes): %s", s->path,
+            return nf__error(-err, "mmap(%s, %llu bytes): %s", s->path,
                               (unsigned long long)s->idx.file_size, strerror(err));
         }
         s->map = p;
@@ -43,7 +43,7 @@ int __nf_dataset_map(struct nf_dataset *ds)
     return 0;
 }
 
-const uint8_t *__nf_dataset_block_map(const struct nf_dataset *ds, uint32_t shard, uint32_t block)
+const uint8_t *nf__dataset_block_map(const struct nf_dataset *ds, uint32_t shard, uint32_t block)
 {
     if (shard >= ds->nshards || !ds->shards[shard].map ||
         block >= ds->shards[shard].idx.nblocks)
@@ -52,7 +52,7 @@ const uint8_t *__nf_dataset_block_map(const struct nf_dataset *ds, uint32_t shar
     return ds->shards[shard].map + ds->shards[shard].idx.blocks[block].offset;
 }
 
-void __nf_dataset_close(struct nf_dataset *ds)
+void nf__dataset_close(struct nf_dataset *ds)
 {
     if (!ds)
         return;
@@ -65,27 +65,27 @@ void __nf_dataset_close(struct nf_dataset *ds)
         if (s->map)
             munmap((void *)s->map, (size_t)s->idx.file_size);
         free(s->path);
-        __nf_shard_index_free(&s->idx);
+        nf__shard_index_free(&s->idx);
     }
     free(ds->shards);
-    __nf_manifest_free(&ds->m);
+    nf__manifest_free(&ds->m);
     free(ds);
 }
 
-int __nf_file_xxh3(int fd, const char *name, uint64_t size, uint64_t *out)
+int nf__file_xxh3(int fd, const char *name, uint64_t size, uint64_t *out)
 {
     enum { CHUNK = 1 << 20 };
     uint8_t *buf = malloc(CHUNK);
     XXH3_state_t *st = XXH3_createState();
     int rc = 0;
     if (!buf || !st) {
-        rc = __nf_error(-ENOMEM, "%s: out of memory for hashing", name);
+        rc = nf__error(-ENOMEM, "%s: out of memory for hashing", name);
         goto out;
     }
     XXH3_64bits_reset(st);
     for (uint64_t off = 0; off < size && !rc; off += CHUNK) {
         size_t len = size - off < CHUNK ? (size_t)(size - off) : CHUNK;
-        if (!(rc = __nf_pread_full(fd, buf, len, off, name)))
+        if (!(rc = nf__pread_full(fd, buf, len, off, name)))
             XXH3_64bits_update(st, buf, len);
     }
     *out = XXH3_64bits_digest(st);
@@ -102,40 +102,40 @@ static int open_shard(struct nf_dataset *ds, uint32_t i, const char *dir,
     const struct nf_manifest_shard *ms = &ds->m.shards[i];
     if (asprintf(&s->path, "%s/%s", dir, ms->file) < 0) {
         s->path = NULL;
-        return __nf_error(-ENOMEM, "out of memory");
+        return nf__error(-ENOMEM, "out of memory");
     }
     s->name = ms->file;
     s->fd = open(s->path, O_RDONLY | O_CLOEXEC);
     if (s->fd < 0) {
         int e = errno;
-        return __nf_error(-e, "%s: shard %u listed in the manifest: %s", s->path, i, strerror(e));
+        return nf__error(-e, "%s: shard %u listed in the manifest: %s", s->path, i, strerror(e));
     }
     struct stat st;
     if (fstat(s->fd, &st))
-        return __nf_error(-errno, "%s: stat: %s", s->path, strerror(errno));
+        return nf__error(-errno, "%s: stat: %s", s->path, strerror(errno));
     if (!S_ISREG(st.st_mode))
-        return __nf_error(NUMAFEED_ECORRUPT, "%s: not a regular file", s->path);
+        return nf__error(NUMAFEED_ECORRUPT, "%s: not a regular file", s->path);
     if ((uint64_t)st.st_size != ms->bytes)
-        return __nf_error(NUMAFEED_ECORRUPT, "%s: %llu bytes, the manifest says %llu (truncated or "
+        return nf__error(NUMAFEED_ECORRUPT, "%s: %llu bytes, the manifest says %llu (truncated or "
                           "replaced)", s->path, (unsigned long long)st.st_size,
                           (unsigned long long)ms->bytes);
-    int rc = __nf_shard_load(s->fd, s->path, ms->bytes, &s->idx, NULL);
+    int rc = nf__shard_load(s->fd, s->path, ms->bytes, &s->idx, NULL);
     if (rc)
         return rc;
     if (s->idx.records != ms->records)
-        return __nf_error(NUMAFEED_ECORRUPT, "%s: holds %llu records, the manifest says %llu",
+        return nf__error(NUMAFEED_ECORRUPT, "%s: holds %llu records, the manifest says %llu",
                           s->path, (unsigned long long)s->idx.records,
                           (unsigned long long)ms->records);
     if (s->idx.record_bytes != ds->m.layout.record_bytes)
-        return __nf_error(NUMAFEED_ECORRUPT, "%s: records of %llu bytes, the manifest's layout has "
+        return nf__error(NUMAFEED_ECORRUPT, "%s: records of %llu bytes, the manifest's layout has "
                           "%llu", s->path, (unsigned long long)s->idx.record_bytes,
                           (unsigned long long)ds->m.layout.record_bytes);
     if (o->verify_content) {
         uint64_t h;
-        if ((rc = __nf_file_xxh3(s->fd, s->path, ms->bytes, &h)))
+        if ((rc = nf__file_xxh3(s->fd, s->path, ms->bytes, &h)))
             return rc;
         if (h != ms->xxh3)
-            return __nf_error(NUMAFEED_ECHECKSUM, "%s: content hash %016llx, the manifest says "
+            return nf__error(NUMAFEED_ECHECKSUM, "%s: content hash %016llx, the manifest says "
                               "%016llx", s->path, (unsigned long long)h,
                               (unsigned long long)ms->xxh3);
     }
@@ -156,33 +156,33 @@ static int open_shard(struct nf_dataset *ds, uint32_t i, const char *dir,
     return 0;
 }
 
-int __nf_dataset_open(const char *dir, const struct nf_dataset_options *o, struct nf_dataset **out)
+int nf__dataset_open(const char *dir, const struct nf_dataset_options *o, struct nf_dataset **out)
 {
     struct nf_dataset_options defaults;
     *out = NULL;
     if (!o) {
-        __nf_dataset_options_init(&defaults);
+        nf__dataset_options_init(&defaults);
         o = &defaults;
     } else if (o->size < sizeof(*o)) {
-        return __nf_error(NUMAFEED_ECONFIG, "dataset options: size %zu, expected %zu", o->size,
+        return nf__error(NUMAFEED_ECONFIG, "dataset options: size %zu, expected %zu", o->size,
                           sizeof(*o));
     }
     struct nf_dataset *ds = calloc(1, sizeof(*ds));
     if (!ds)
-        return __nf_error(-ENOMEM, "out of memory");
-    int rc = __nf_manifest_load(dir, &ds->m, NULL);
+        return nf__error(-ENOMEM, "out of memory");
+    int rc = nf__manifest_load(dir, &ds->m, NULL);
     if (rc) {
         free(ds);
         return rc;
     }
     ds->shards = calloc(ds->m.nshards ? ds->m.nshards : 1, sizeof(*ds->shards));
     if (!ds->shards) {
-        __nf_dataset_close(ds);
-        return __nf_error(-ENOMEM, "out of memory");
+        nf__dataset_close(ds);
+        return nf__error(-ENOMEM, "out of memory");
     }
     if (ds->m.nshards > UINT32_MAX) {
-        __nf_dataset_close(ds);
-        return __nf_error(NUMAFEED_EMANIFEST, "%s: too many shards", dir);
+        nf__dataset_close(ds);
+        return nf__error(NUMAFEED_EMANIFEST, "%s: too many shards", dir);
     }
     ds->direct = o->direct ? 1 : 0;
     snprintf(ds->direct_why, sizeof(ds->direct_why), "%s",
@@ -191,7 +191,7 @@ int __nf_dataset_open(const char *dir, const struct nf_dataset_options *o, struc
         ds->shards[i].fd = ds->shards[i].dfd = -1;
         ds->nshards = (uint32_t)i + 1;
         if ((rc = open_shard(ds, (uint32_t)i, dir, o))) {
-            __nf_dataset_close(ds);
+            nf__dataset_close(ds);
             return rc;
         }
     }
@@ -208,42 +208,42 @@ int __nf_dataset_open(const char *dir, const struct nf_dataset_options *o, struc
     return 0;
 }
 
-uint64_t __nf_dataset_records(const struct nf_dataset *ds)
+uint64_t nf__dataset_records(const struct nf_dataset *ds)
 {
     return ds->records;
 }
 
-const struct nf_layout *__nf_dataset_layout(const struct nf_dataset *ds)
+const struct nf_layout *nf__dataset_layout(const struct nf_dataset *ds)
 {
     return &ds->m.layout;
 }
 
-uint32_t __nf_dataset_shard_count(const struct nf_dataset *ds)
+uint32_t nf__dataset_shard_count(const struct nf_dataset *ds)
 {
     return ds->nshards;
 }
 
-const char *__nf_dataset_shard_name(const struct nf_dataset *ds, uint32_t shard)
+const char *nf__dataset_shard_name(const struct nf_dataset *ds, uint32_t shard)
 {
     return shard < ds->nshards ? ds->shards[shard].name : NULL;
 }
 
-const struct nf_shard_index *__nf_dataset_shard_index(const struct nf_dataset *ds, uint32_t shard)
+const struct nf_shard_index *nf__dataset_shard_index(const struct nf_dataset *ds, uint32_t shard)
 {
     return shard < ds->nshards ? &ds->shards[shard].idx : NULL;
 }
 
-uint64_t __nf_dataset_shard_first(const struct nf_dataset *ds, uint32_t shard)
+uint64_t nf__dataset_shard_first(const struct nf_dataset *ds, uint32_t shard)
 {
     return shard < ds->nshards ? ds->shards[shard].first_record : ds->records;
 }
 
-uint32_t __nf_dataset_max_decoded(const struct nf_dataset *ds)
+uint32_t nf__dataset_max_decoded(const struct nf_dataset *ds)
 {
     return ds->max_decoded;
 }
 
-int __nf_dataset_direct(const struct nf_dataset *ds, const char **why)
+int nf__dataset_direct(const struct nf_dataset *ds, const char **why)
 {
     if (why)
         *why = ds->direct_why;
@@ -269,10 +269,10 @@ static uint32_t last_at_or_below(const void *base, size_t stride, size_t field, 
     return lo;
 }
 
-int __nf_dataset_locate(const struct nf_dataset *ds, uint64_t record, struct nf_record_loc *loc)
+int nf__dataset_locate(const struct nf_dataset *ds, uint64_t record, struct nf_record_loc *loc)
 {
     if (record >= ds->records)
-        return __nf_error(-ERANGE, "record %llu: the dataset holds %llu",
+        return nf__error(-ERANGE, "record %llu: the dataset holds %llu",
                           (unsigned long long)record, (unsigned long long)ds->records);
     uint32_t s = last_at_or_below(ds->shards, sizeof(*ds->shards),
                                   offsetof(struct nf_shard, first_record), ds->nshards, record);

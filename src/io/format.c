@@ -59,7 +59,7 @@ static void where_set(struct nf_where *w, int64_t block, uint64_t off)
     }
 }
 
-void __nf_header_encode(uint8_t out[NF_HEADER_BYTES], uint64_t record_bytes)
+void nf__header_encode(uint8_t out[NF_HEADER_BYTES], uint64_t record_bytes)
 {
     memset(out, 0, NF_HEADER_BYTES);
     memcpy(out, header_magic, 8);
@@ -70,7 +70,7 @@ void __nf_header_encode(uint8_t out[NF_HEADER_BYTES], uint64_t record_bytes)
     put64(out + 56, XXH3_64bits(out, 56));
 }
 
-void __nf_index_entry_encode(uint8_t out[NF_INDEX_ENTRY_BYTES], const struct nf_block_info *b)
+void nf__index_entry_encode(uint8_t out[NF_INDEX_ENTRY_BYTES], const struct nf_block_info *b)
 {
     put64(out, b->offset);
     put32(out + 8, b->stored_size);
@@ -80,14 +80,14 @@ void __nf_index_entry_encode(uint8_t out[NF_INDEX_ENTRY_BYTES], const struct nf_
     put64(out + 24, b->xxh3);
 }
 
-void __nf_footer_head_encode(uint8_t out[NF_FOOTER_HEAD_BYTES], uint32_t nblocks, uint64_t records)
+void nf__footer_head_encode(uint8_t out[NF_FOOTER_HEAD_BYTES], uint32_t nblocks, uint64_t records)
 {
     put32(out, nblocks);
     put32(out + 4, 0);
     put64(out + 8, records);
 }
 
-void __nf_trailer_encode(uint8_t out[NF_TRAILER_BYTES], uint64_t footer_offset,
+void nf__trailer_encode(uint8_t out[NF_TRAILER_BYTES], uint64_t footer_offset,
                          uint64_t footer_size, uint64_t footer_xxh3)
 {
     put64(out, footer_offset);
@@ -96,7 +96,7 @@ void __nf_trailer_encode(uint8_t out[NF_TRAILER_BYTES], uint64_t footer_offset,
     memcpy(out + 24, trailer_magic, 8);
 }
 
-int __nf_pread_full(int fd, void *buf, size_t len, uint64_t off, const char *name)
+int nf__pread_full(int fd, void *buf, size_t len, uint64_t off, const char *name)
 {
     size_t done = 0;
     while (done < len) {
@@ -105,11 +105,11 @@ int __nf_pread_full(int fd, void *buf, size_t len, uint64_t off, const char *nam
             if (errno == EINTR)
                 continue;
             int e = errno;
-            return __nf_error(-e, "%s: read of %zu bytes at offset %llu: %s", name, len - done,
+            return nf__error(-e, "%s: read of %zu bytes at offset %llu: %s", name, len - done,
                               (unsigned long long)(off + done), strerror(e));
         }
         if (r == 0)
-            return __nf_error(NUMAFEED_ECORRUPT,
+            return nf__error(NUMAFEED_ECORRUPT,
                               "%s: short read at offset %llu: end of file after %zu of %zu bytes",
                               name, (unsigned long long)(off + done), done, len);
         done += (size_t)r;
@@ -125,40 +125,40 @@ static int header_decode(const uint8_t *h, const char *name, uint64_t *record_by
 {
     if (memcmp(h, header_magic, 8)) {
         where_set(w, -1, 0);
-        return __nf_error(NUMAFEED_ECORRUPT, "%s: header at offset 0: bad magic (not a numafeed shard)",
+        return nf__error(NUMAFEED_ECORRUPT, "%s: header at offset 0: bad magic (not a numafeed shard)",
                           name);
     }
     uint32_t version = get32(h + 8);
     if (version != NF_FORMAT_VERSION) {
         where_set(w, -1, 8);
-        return __nf_error(NUMAFEED_EVERSION, "%s: header at offset 8: format version %u, this "
+        return nf__error(NUMAFEED_EVERSION, "%s: header at offset 8: format version %u, this "
                           "numafeed reads version %u", name, version, NF_FORMAT_VERSION);
     }
     uint64_t sum = get64(h + 56), want = XXH3_64bits(h, 56);
     if (sum != want) {
         where_set(w, -1, 56);
-        return __nf_error(NUMAFEED_ECHECKSUM, "%s: header at offset 56: checksum %016llx, "
+        return nf__error(NUMAFEED_ECHECKSUM, "%s: header at offset 56: checksum %016llx, "
                           "computed %016llx", name, (unsigned long long)sum, (unsigned long long)want);
     }
     uint32_t flags = get32(h + 12);
     if (flags) {
         where_set(w, -1, 12);
-        return __nf_error(NUMAFEED_ECORRUPT, "%s: header at offset 12: reserved flag bits set "
+        return nf__error(NUMAFEED_ECORRUPT, "%s: header at offset 12: reserved flag bits set "
                           "(0x%08x)", name, flags);
     }
     if (get32(h + 16) != NF_HEADER_BYTES) {
         where_set(w, -1, 16);
-        return __nf_error(NUMAFEED_ECORRUPT, "%s: header at offset 16: header size %u, expected %u",
+        return nf__error(NUMAFEED_ECORRUPT, "%s: header at offset 16: header size %u, expected %u",
                           name, get32(h + 16), NF_HEADER_BYTES);
     }
     if (get32(h + 20) || get64(h + 32) || get64(h + 40) || get64(h + 48)) {
         where_set(w, -1, 20);
-        return __nf_error(NUMAFEED_ECORRUPT, "%s: header: reserved fields are not zero", name);
+        return nf__error(NUMAFEED_ECORRUPT, "%s: header: reserved fields are not zero", name);
     }
     *record_bytes = get64(h + 24);
     if (*record_bytes == 0 || *record_bytes > NF_BLOCK_CAP) {
         where_set(w, -1, 24);
-        return __nf_error(NUMAFEED_ECORRUPT, "%s: header at offset 24: record size %llu bytes "
+        return nf__error(NUMAFEED_ECORRUPT, "%s: header at offset 24: record size %llu bytes "
                           "(1 to %u allowed)", name, (unsigned long long)*record_bytes, NF_BLOCK_CAP);
     }
     return 0;
@@ -191,7 +191,7 @@ static int entry_check(const struct nf_block_info *b, uint32_t i, const char *na
     else if (b->offset > footer_offset || b->stored_size > footer_offset - b->offset)
         bad = "block extends past the data region into the footer";
     if (bad)
-        return __nf_error(NUMAFEED_ECORRUPT, "%s: block %u (index entry at offset %llu): %s "
+        return nf__error(NUMAFEED_ECORRUPT, "%s: block %u (index entry at offset %llu): %s "
                           "(offset %llu, stored %u, decoded %u, records %u, codec %u)",
                           name, i, (unsigned long long)entry_off, bad,
                           (unsigned long long)b->offset, b->stored_size, b->decoded_size,
@@ -200,7 +200,7 @@ static int entry_check(const struct nf_block_info *b, uint32_t i, const char *na
     return 0;
 }
 
-void __nf_shard_index_free(struct nf_shard_index *idx)
+void nf__shard_index_free(struct nf_shard_index *idx)
 {
     if (!idx)
         return;
@@ -208,30 +208,30 @@ void __nf_shard_index_free(struct nf_shard_index *idx)
     memset(idx, 0, sizeof(*idx));
 }
 
-int __nf_shard_load(int fd, const char *name, uint64_t file_size, struct nf_shard_index *out,
+int nf__shard_load(int fd, const char *name, uint64_t file_size, struct nf_shard_index *out,
                     struct nf_where *w)
 {
     memset(out, 0, sizeof(*out));
     const uint64_t min_size = NF_HEADER_BYTES + NF_FOOTER_HEAD_BYTES + NF_TRAILER_BYTES;
     if (file_size < min_size) {
         where_set(w, -1, file_size);
-        return __nf_error(NUMAFEED_ECORRUPT, "%s: truncated: %llu bytes, a shard has at least %llu",
+        return nf__error(NUMAFEED_ECORRUPT, "%s: truncated: %llu bytes, a shard has at least %llu",
                           name, (unsigned long long)file_size, (unsigned long long)min_size);
     }
     uint8_t h[NF_HEADER_BYTES], t[NF_TRAILER_BYTES], head[NF_FOOTER_HEAD_BYTES];
     uint64_t record_bytes = 0;
-    int rc = __nf_pread_full(fd, h, sizeof(h), 0, name);
+    int rc = nf__pread_full(fd, h, sizeof(h), 0, name);
     if (rc)
         return where_set(w, -1, 0), rc;
     if ((rc = header_decode(h, name, &record_bytes, w)))
         return rc;
 
     uint64_t toff = file_size - NF_TRAILER_BYTES;
-    if ((rc = __nf_pread_full(fd, t, sizeof(t), toff, name)))
+    if ((rc = nf__pread_full(fd, t, sizeof(t), toff, name)))
         return where_set(w, -1, toff), rc;
     if (memcmp(t + 24, trailer_magic, 8)) {
         where_set(w, -1, toff + 24);
-        return __nf_error(NUMAFEED_ECORRUPT, "%s: no valid trailer at offset %llu (bad magic): "
+        return nf__error(NUMAFEED_ECORRUPT, "%s: no valid trailer at offset %llu (bad magic): "
                           "the file is truncated or not a shard", name, (unsigned long long)toff);
     }
     uint64_t foff = get64(t), fsize = get64(t + 8), fsum = get64(t + 16), fend;
@@ -240,7 +240,7 @@ int __nf_shard_load(int fd, const char *name, uint64_t file_size, struct nf_shar
         (fsize - NF_FOOTER_HEAD_BYTES) / NF_INDEX_ENTRY_BYTES > UINT32_MAX ||
         __builtin_add_overflow(foff, fsize, &fend) || fend != toff) {
         where_set(w, -1, toff);
-        return __nf_error(NUMAFEED_ECORRUPT, "%s: trailer at offset %llu: footer at %llu of %llu "
+        return nf__error(NUMAFEED_ECORRUPT, "%s: trailer at offset %llu: footer at %llu of %llu "
                           "bytes does not end where the trailer starts (file truncated or damaged)",
                           name, (unsigned long long)toff, (unsigned long long)foff,
                           (unsigned long long)fsize);
@@ -248,9 +248,9 @@ int __nf_shard_load(int fd, const char *name, uint64_t file_size, struct nf_shar
     /* fsize < file_size here, so the allocation is bounded by the file. */
     uint8_t *footer = malloc(fsize);
     if (!footer)
-        return __nf_error(-ENOMEM, "%s: out of memory for a %llu-byte footer", name,
+        return nf__error(-ENOMEM, "%s: out of memory for a %llu-byte footer", name,
                           (unsigned long long)fsize);
-    if ((rc = __nf_pread_full(fd, footer, fsize, foff, name))) {
+    if ((rc = nf__pread_full(fd, footer, fsize, foff, name))) {
         free(footer);
         return where_set(w, -1, foff), rc;
     }
@@ -258,7 +258,7 @@ int __nf_shard_load(int fd, const char *name, uint64_t file_size, struct nf_shar
     if (got != fsum) {
         free(footer);
         where_set(w, -1, foff);
-        return __nf_error(NUMAFEED_ECHECKSUM, "%s: footer at offset %llu: checksum %016llx, "
+        return nf__error(NUMAFEED_ECHECKSUM, "%s: footer at offset %llu: checksum %016llx, "
                           "trailer says %016llx", name, (unsigned long long)foff,
                           (unsigned long long)got, (unsigned long long)fsum);
     }
@@ -269,14 +269,14 @@ int __nf_shard_load(int fd, const char *name, uint64_t file_size, struct nf_shar
         n == 0) {
         free(footer);
         where_set(w, -1, foff);
-        return __nf_error(NUMAFEED_ECORRUPT, "%s: footer at offset %llu: %u blocks in a footer "
+        return nf__error(NUMAFEED_ECORRUPT, "%s: footer at offset %llu: %u blocks in a footer "
                           "of %llu bytes, or reserved field set", name, (unsigned long long)foff,
                           n, (unsigned long long)fsize);
     }
     struct nf_block_info *b = calloc(n, sizeof(*b));
     if (!b) {
         free(footer);
-        return __nf_error(-ENOMEM, "%s: out of memory for %u index entries", name, n);
+        return nf__error(-ENOMEM, "%s: out of memory for %u index entries", name, n);
     }
     uint64_t prev_end = NF_HEADER_BYTES, sum = 0;
     for (uint32_t i = 0; i < n; i++) {
@@ -305,7 +305,7 @@ int __nf_shard_load(int fd, const char *name, uint64_t file_size, struct nf_shar
     if (sum != records) {
         free(b);
         where_set(w, -1, foff + 8);
-        return __nf_error(NUMAFEED_ECORRUPT, "%s: footer at offset %llu: blocks hold %llu records, "
+        return nf__error(NUMAFEED_ECORRUPT, "%s: footer at offset %llu: blocks hold %llu records, "
                           "footer says %llu", name, (unsigned long long)foff,
                           (unsigned long long)sum, (unsigned long long)records);
     }
@@ -318,34 +318,34 @@ int __nf_shard_load(int fd, const char *name, uint64_t file_size, struct nf_shar
     return 0;
 }
 
-int __nf_block_decode(struct ZSTD_DCtx_s *dctx, const char *shard, uint32_t block_no,
+int nf__block_decode(struct ZSTD_DCtx_s *dctx, const char *shard, uint32_t block_no,
                       const struct nf_block_info *b, const void *src, void *dst, size_t dst_len)
 {
     const unsigned long long off = (unsigned long long)b->offset;
     if (dst_len < b->decoded_size)
-        return __nf_error(-EINVAL, "%s: block %u at offset %llu: destination of %zu bytes for "
+        return nf__error(-EINVAL, "%s: block %u at offset %llu: destination of %zu bytes for "
                           "%u decoded bytes", shard, block_no, off, dst_len, b->decoded_size);
     if (b->codec == NF_CODEC_ZSTD) {
         if (!dctx)
-            return __nf_error(-EINVAL, "%s: block %u: no zstd context", shard, block_no);
+            return nf__error(-EINVAL, "%s: block %u: no zstd context", shard, block_no);
         /* Both checks before decoding: a frame that claims a different size,
          * or that is followed by more data, is refused whatever it holds. */
         unsigned long long csize = ZSTD_getFrameContentSize(src, b->stored_size);
         if (csize == ZSTD_CONTENTSIZE_ERROR)
-            return __nf_error(NUMAFEED_ECORRUPT, "%s: block %u at offset %llu: not a zstd frame",
+            return nf__error(NUMAFEED_ECORRUPT, "%s: block %u at offset %llu: not a zstd frame",
                               shard, block_no, off);
         /* Our writer always records the size; a frame without one was not
          * written by numafeed (or had its header damaged into a valid one). */
         if (csize == ZSTD_CONTENTSIZE_UNKNOWN)
-            return __nf_error(NUMAFEED_ECORRUPT, "%s: block %u at offset %llu: zstd frame does "
+            return nf__error(NUMAFEED_ECORRUPT, "%s: block %u at offset %llu: zstd frame does "
                               "not declare its content size", shard, block_no, off);
         if (csize != b->decoded_size)
-            return __nf_error(NUMAFEED_ECORRUPT, "%s: block %u at offset %llu: zstd frame declares "
+            return nf__error(NUMAFEED_ECORRUPT, "%s: block %u at offset %llu: zstd frame declares "
                               "%llu bytes, the index says %u", shard, block_no, off, csize,
                               b->decoded_size);
         size_t fsize = ZSTD_findFrameCompressedSize(src, b->stored_size);
         if (ZSTD_isError(fsize) || fsize != b->stored_size)
-            return __nf_error(NUMAFEED_ECORRUPT, "%s: block %u at offset %llu: zstd frame is "
+            return nf__error(NUMAFEED_ECORRUPT, "%s: block %u at offset %llu: zstd frame is "
                               "%s, the index says %u stored bytes", shard, block_no, off,
                               ZSTD_isError(fsize) ? ZSTD_getErrorName(fsize) : "a different size",
                               b->stored_size);
@@ -355,23 +355,23 @@ int __nf_block_decode(struct ZSTD_DCtx_s *dctx, const char *shard, uint32_t bloc
         if (ZSTD_isError(got)) {
             int code = ZSTD_getErrorCode(got) == ZSTD_error_checksum_wrong ? NUMAFEED_ECHECKSUM
                                                                            : NUMAFEED_ECORRUPT;
-            return __nf_error(code, "%s: block %u at offset %llu: zstd: %s", shard, block_no, off,
+            return nf__error(code, "%s: block %u at offset %llu: zstd: %s", shard, block_no, off,
                               ZSTD_getErrorName(got));
         }
         if (got != b->decoded_size)
-            return __nf_error(NUMAFEED_ECORRUPT, "%s: block %u at offset %llu: zstd produced %zu "
+            return nf__error(NUMAFEED_ECORRUPT, "%s: block %u at offset %llu: zstd produced %zu "
                               "bytes, the index says %u", shard, block_no, off, got,
                               b->decoded_size);
     } else if (b->codec == NF_CODEC_RAW) {
         if (dst != src)
             memcpy(dst, src, b->decoded_size);
     } else {
-        return __nf_error(NUMAFEED_ECORRUPT, "%s: block %u at offset %llu: unknown codec %u",
+        return nf__error(NUMAFEED_ECORRUPT, "%s: block %u at offset %llu: unknown codec %u",
                           shard, block_no, off, b->codec);
     }
     uint64_t h = XXH3_64bits(dst, b->decoded_size);
     if (h != b->xxh3)
-        return __nf_error(NUMAFEED_ECHECKSUM, "%s: block %u at offset %llu: decoded bytes hash to "
+        return nf__error(NUMAFEED_ECHECKSUM, "%s: block %u at offset %llu: decoded bytes hash to "
                           "%016llx, the index says %016llx", shard, block_no, off,
                           (unsigned long long)h, (unsigned long long)b->xxh3);
     return 0;

@@ -6,17 +6,17 @@
  * level reference of what is on disk.
  *
  * Nothing here knows about threads or GPUs. The intended use:
- *   1. once per process: __nf_dataset_open() parses the manifest, opens
+ *   1. once per process: nf__dataset_open() parses the manifest, opens
  *      every shard, validates header, footer and trailer and keeps the block
  *      index in memory. The dataset is read-only afterwards, so any number of
  *      threads may use it at once.
- *   2. once per worker thread: __nf_reader_create() makes a reader with its
+ *   2. once per worker thread: nf__reader_create() makes a reader with its
  *      own io_uring (or the pread backend) and its own ZSTD_DCtx. A reader
  *      is used by one thread at a time.
- *   3. per block: __nf_reader_submit() up to the queue depth, then
- *      __nf_reader_wait() for completions and __nf_reader_decode() each one
+ *   3. per block: nf__reader_submit() up to the queue depth, then
+ *      nf__reader_wait() for completions and nf__reader_decode() each one
  *      (hash check and zstd decode into a destination the caller sized from
- *      the index); or __nf_reader_read_block() / __nf_reader_read_record()
+ *      the index); or nf__reader_read_block() / nf__reader_read_record()
  *      for one synchronous block.
  *
  * Errors are 0 or a negative code (negated errno or NUMAFEED_E*), with the
@@ -56,9 +56,9 @@ enum nf_codec { NF_CODEC_RAW = 0, NF_CODEC_ZSTD = 1 };
 /* ---- record layout ------------------------------------------------------ */
 
 /* Index into the fixed dtype table; the order is the one docs/format.md lists. */
-int __nf_dtype_lookup(const char *name);           /* index or -EINVAL */
-const char *__nf_dtype_name(int dtype);           /* NULL if out of range */
-size_t __nf_dtype_size(int dtype);                /* bytes; 0 if out of range */
+int nf__dtype_lookup(const char *name);           /* index or -EINVAL */
+const char *nf__dtype_name(int dtype);           /* NULL if out of range */
+size_t nf__dtype_size(int dtype);                /* bytes; 0 if out of range */
 
 struct nf_field {
     char name[NF_NAME_MAX + 1];
@@ -78,11 +78,11 @@ struct nf_layout {
 /* Validate public field descriptions and build a layout (names unique and
  * [A-Za-z_][A-Za-z0-9_]*, dtypes known, dimensions >= 1, sizes overflow
  * checked, record size <= NF_BLOCK_CAP). -EINVAL with a message. */
-int __nf_layout_build(const struct numafeed_field *fields, size_t n, struct nf_layout *out);
-void __nf_layout_free(struct nf_layout *l);
+int nf__layout_build(const struct numafeed_field *fields, size_t n, struct nf_layout *out);
+void nf__layout_free(struct nf_layout *l);
 /* Parse "name:dtype[:D1xD2...]" (',' also separates dimensions). spec is
  * modified in place and out->name / out->dtype point into it. -EINVAL. */
-int __nf_field_parse(char *spec, struct numafeed_field *out);
+int nf__field_parse(char *spec, struct numafeed_field *out);
 
 /* ---- manifest ----------------------------------------------------------- */
 
@@ -107,15 +107,15 @@ struct nf_manifest {
  * bad JSON, missing/mistyped keys, counts that disagree, unsafe file names;
  * NUMAFEED_EVERSION for an unknown version. On error *m is left empty.
  * *err_pos (may be NULL) gets the byte offset jansson stopped at, or -1. */
-int __nf_manifest_parse(const char *text, size_t len, const char *what,
+int nf__manifest_parse(const char *text, size_t len, const char *what,
                         struct nf_manifest *m, long long *err_pos);
 /* Read DIR/manifest.json (-ENOENT with a message when missing). */
-int __nf_manifest_load(const char *dir, struct nf_manifest *m, long long *err_pos);
+int nf__manifest_load(const char *dir, struct nf_manifest *m, long long *err_pos);
 /* Write m as JSON to path (created, fsync'd). */
-int __nf_manifest_write(const char *path, const struct nf_manifest *m);
-void __nf_manifest_free(struct nf_manifest *m);
+int nf__manifest_write(const char *path, const struct nf_manifest *m);
+void nf__manifest_free(struct nf_manifest *m);
 /* 1 if s is a safe shard file name: 1..255 bytes, no '/', no leading '.'. */
-int __nf_shard_name_ok(const char *s);
+int nf__shard_name_ok(const char *s);
 
 /* ---- one shard file ----------------------------------------------------- */
 
@@ -148,10 +148,10 @@ struct nf_where {
 };
 
 /* Encoders used by the writer (little-endian, docs/format.md). */
-void __nf_header_encode(uint8_t out[NF_HEADER_BYTES], uint64_t record_bytes);
-void __nf_index_entry_encode(uint8_t out[NF_INDEX_ENTRY_BYTES], const struct nf_block_info *b);
-void __nf_footer_head_encode(uint8_t out[NF_FOOTER_HEAD_BYTES], uint32_t nblocks, uint64_t records);
-void __nf_trailer_encode(uint8_t out[NF_TRAILER_BYTES], uint64_t footer_offset,
+void nf__header_encode(uint8_t out[NF_HEADER_BYTES], uint64_t record_bytes);
+void nf__index_entry_encode(uint8_t out[NF_INDEX_ENTRY_BYTES], const struct nf_block_info *b);
+void nf__footer_head_encode(uint8_t out[NF_FOOTER_HEAD_BYTES], uint32_t nblocks, uint64_t records);
+void nf__trailer_encode(uint8_t out[NF_TRAILER_BYTES], uint64_t footer_offset,
                          uint64_t footer_size, uint64_t footer_xxh3);
 
 /*
@@ -162,13 +162,13 @@ void __nf_trailer_encode(uint8_t out[NF_TRAILER_BYTES], uint64_t footer_offset,
  * decoded) and the record count. `name` is used in messages. Errors:
  * NUMAFEED_ECORRUPT, NUMAFEED_ECHECKSUM, NUMAFEED_EVERSION, -EIO, -ENOMEM.
  */
-int __nf_shard_load(int fd, const char *name, uint64_t file_size, struct nf_shard_index *out,
+int nf__shard_load(int fd, const char *name, uint64_t file_size, struct nf_shard_index *out,
                     struct nf_where *where);
-void __nf_shard_index_free(struct nf_shard_index *idx);
+void nf__shard_index_free(struct nf_shard_index *idx);
 
 /* pread exactly len bytes at off, retrying short reads and EINTR; a short
  * read at end of file is NUMAFEED_ECORRUPT naming `name` and the offset. */
-int __nf_pread_full(int fd, void *buf, size_t len, uint64_t off, const char *name);
+int nf__pread_full(int fd, void *buf, size_t len, uint64_t off, const char *name);
 
 /*
  * Check and decode one block's stored bytes into dst (dst_len must be at
@@ -183,7 +183,7 @@ int __nf_pread_full(int fd, void *buf, size_t len, uint64_t off, const char *nam
  * dctx may be NULL for raw blocks.
  */
 struct ZSTD_DCtx_s;
-int __nf_block_decode(struct ZSTD_DCtx_s *dctx, const char *shard, uint32_t block_no,
+int nf__block_decode(struct ZSTD_DCtx_s *dctx, const char *shard, uint32_t block_no,
                       const struct nf_block_info *b, const void *src, void *dst, size_t dst_len);
 
 /* ---- a dataset ---------------------------------------------------------- */
@@ -194,30 +194,30 @@ struct nf_dataset_options {
     size_t size;  /* sizeof(struct nf_dataset_options) */
     int direct;   /* also open every shard with O_DIRECT (readers may then ask for it);
                    * default 0. Filesystems that refuse O_DIRECT fall back to
-                   * buffered reads, see __nf_dataset_direct(). */
+                   * buffered reads, see nf__dataset_direct(). */
     int verify_content; /* re-hash every shard file at open against the
                          * manifest (slow: reads everything); default 0 */
 };
 
-void __nf_dataset_options_init(struct nf_dataset_options *o);
+void nf__dataset_options_init(struct nf_dataset_options *o);
 /* Open a dataset directory (see step 1 at the top). Errors: -ENOENT (no
  * manifest or a missing shard file, named), NUMAFEED_EMANIFEST,
  * NUMAFEED_EVERSION, NUMAFEED_ECORRUPT (size or count disagreeing with the
  * manifest, bad shard), NUMAFEED_ECHECKSUM, -ENOMEM, other -errno. */
-int __nf_dataset_open(const char *dir, const struct nf_dataset_options *o, struct nf_dataset **out);
-void __nf_dataset_close(struct nf_dataset *ds);
+int nf__dataset_open(const char *dir, const struct nf_dataset_options *o, struct nf_dataset **out);
+void nf__dataset_close(struct nf_dataset *ds);
 
-uint64_t __nf_dataset_records(const struct nf_dataset *ds);
-const struct nf_layout *__nf_dataset_layout(const struct nf_dataset *ds);
-uint32_t __nf_dataset_shard_count(const struct nf_dataset *ds);
-const char *__nf_dataset_shard_name(const struct nf_dataset *ds, uint32_t shard);
+uint64_t nf__dataset_records(const struct nf_dataset *ds);
+const struct nf_layout *nf__dataset_layout(const struct nf_dataset *ds);
+uint32_t nf__dataset_shard_count(const struct nf_dataset *ds);
+const char *nf__dataset_shard_name(const struct nf_dataset *ds, uint32_t shard);
 /* The shard's index (blocks, counts); NULL if shard is out of range. */
-const struct nf_shard_index *__nf_dataset_shard_index(const struct nf_dataset *ds, uint32_t shard);
+const struct nf_shard_index *nf__dataset_shard_index(const struct nf_dataset *ds, uint32_t shard);
 /* First global record index of a shard. */
-uint64_t __nf_dataset_shard_first(const struct nf_dataset *ds, uint32_t shard);
+uint64_t nf__dataset_shard_first(const struct nf_dataset *ds, uint32_t shard);
 /* Largest decoded block over the whole dataset: the size of a destination
  * buffer that fits any block. */
-uint32_t __nf_dataset_max_decoded(const struct nf_dataset *ds);
+uint32_t nf__dataset_max_decoded(const struct nf_dataset *ds);
 /*
  * Map every shard read-only (PROT_READ, MAP_SHARED) so blocks can be
  * verified and copied in place, without a read into a buffer: one pass
@@ -226,13 +226,13 @@ uint32_t __nf_dataset_max_decoded(const struct nf_dataset *ds);
  * while mapped raises SIGBUS in the reading thread, and cold pages are
  * faulted in synchronously. Errors: -errno from mmap (message names the file).
  */
-int __nf_dataset_map(struct nf_dataset *ds);
+int nf__dataset_map(struct nf_dataset *ds);
 /* A block's stored bytes inside the mapping; NULL when not mapped or out
  * of range. */
-const uint8_t *__nf_dataset_block_map(const struct nf_dataset *ds, uint32_t shard, uint32_t block);
+const uint8_t *nf__dataset_block_map(const struct nf_dataset *ds, uint32_t shard, uint32_t block);
 
 /* 1 when shards have O_DIRECT descriptors; 0 with the reason in *why. */
-int __nf_dataset_direct(const struct nf_dataset *ds, const char **why);
+int nf__dataset_direct(const struct nf_dataset *ds, const char **why);
 
 struct nf_record_loc {
     uint32_t shard;
@@ -240,7 +240,7 @@ struct nf_record_loc {
     uint64_t offset; /* byte offset of the record in the decoded block */
 };
 /* Map a global record index to its block. -ERANGE past the end. O(log n). */
-int __nf_dataset_locate(const struct nf_dataset *ds, uint64_t record, struct nf_record_loc *loc);
+int nf__dataset_locate(const struct nf_dataset *ds, uint64_t record, struct nf_record_loc *loc);
 
 /* ---- a per-thread reader ------------------------------------------------ */
 
@@ -263,7 +263,7 @@ struct nf_reader_options {
                            * at most NF_IO_MAX_DEPTH */
     int direct;           /* 1: read through the dataset's O_DIRECT descriptors
                            * (buffers must be NF_IO_DIRECT_ALIGN aligned and
-                           * sized by __nf_reader_buf_bytes). default 0 */
+                           * sized by nf__reader_buf_bytes). default 0 */
     size_t max_op_bytes;  /* test hook: cap every single kernel read at this
                            * many bytes so that each block takes several
                            * reads, as after a short read. 0 (default): no cap */
@@ -281,59 +281,59 @@ struct nf_read_done {
                           * (an O_DIRECT read starts before the block) */
 };
 
-void __nf_reader_options_init(struct nf_reader_options *o);
+void nf__reader_options_init(struct nf_reader_options *o);
 /* Errors: NUMAFEED_ECONFIG (bad option or NUMAFEED_IO value), the io_uring
  * error when io_uring was forced and is refused, -ENOMEM. */
-int __nf_reader_create(const struct nf_dataset *ds, const struct nf_reader_options *o,
+int nf__reader_create(const struct nf_dataset *ds, const struct nf_reader_options *o,
                        struct nf_reader **out);
 /* Waits for reads still in flight (their buffers may be freed afterwards),
  * then frees the reader. NULL is allowed. */
-void __nf_reader_destroy(struct nf_reader *r);
+void nf__reader_destroy(struct nf_reader *r);
 /* "io_uring" or "pread". */
-const char *__nf_reader_backend(const struct nf_reader *r);
+const char *nf__reader_backend(const struct nf_reader *r);
 /* Why that backend: "default", "NUMAFEED_IO=pread", "io_uring_queue_init:
  * Operation not permitted", ... Valid for the reader's life. */
-const char *__nf_reader_backend_reason(const struct nf_reader *r);
-unsigned __nf_reader_depth(const struct nf_reader *r);
-unsigned __nf_reader_inflight(const struct nf_reader *r);
+const char *nf__reader_backend_reason(const struct nf_reader *r);
+unsigned nf__reader_depth(const struct nf_reader *r);
+unsigned nf__reader_inflight(const struct nf_reader *r);
 /* Bytes a read buffer needs for this block (stored size, plus alignment
  * slack with O_DIRECT); 0 if shard/block is out of range. */
-size_t __nf_reader_buf_bytes(const struct nf_reader *r, uint32_t shard, uint32_t block);
+size_t nf__reader_buf_bytes(const struct nf_reader *r, uint32_t shard, uint32_t block);
 
 /* Start reading one block's stored bytes into buf. -EBUSY when queue_depth
  * reads are already in flight (wait first), -EINVAL for a bad block or a
  * buffer too small or misaligned. Reads are handed to the kernel at the
- * latest by the next __nf_reader_flush() or __nf_reader_wait(). */
-int __nf_reader_submit(struct nf_reader *r, uint32_t shard, uint32_t block, void *buf,
+ * latest by the next nf__reader_flush() or nf__reader_wait(). */
+int nf__reader_submit(struct nf_reader *r, uint32_t shard, uint32_t block, void *buf,
                        size_t buf_len, uint64_t tag);
 /* Hand queued reads to the kernel without waiting. */
-int __nf_reader_flush(struct nf_reader *r);
+int nf__reader_flush(struct nf_reader *r);
 /* Wait until at least min reads have finished (min is clamped to those in
  * flight), then return up to max of them in done[]. Returns the count or a
  * negative error of the ring itself; a failed read is a done[] entry with
  * result < 0. Short reads are continued; a read that hits end of file early
  * fails with NUMAFEED_ECORRUPT naming file and offset. */
-int __nf_reader_wait(struct nf_reader *r, unsigned min, struct nf_read_done *done, unsigned max);
+int nf__reader_wait(struct nf_reader *r, unsigned min, struct nf_read_done *done, unsigned max);
 /* Wait for every read in flight and discard all pending completions (after
  * a failed batch, say), so the reader starts clean and no buffer handed to
  * submit is still being written. Returns 0 or an error of the ring. */
-int __nf_reader_drain(struct nf_reader *r);
-/* __nf_block_decode with this reader's DCtx; dst_len >= the decoded size. */
-int __nf_reader_decode(struct nf_reader *r, uint32_t shard, uint32_t block, const void *stored,
+int nf__reader_drain(struct nf_reader *r);
+/* nf__block_decode with this reader's DCtx; dst_len >= the decoded size. */
+int nf__reader_decode(struct nf_reader *r, uint32_t shard, uint32_t block, const void *stored,
                        void *dst, size_t dst_len);
 /* Read, check and decode one block synchronously. buf is the read buffer
- * (>= __nf_reader_buf_bytes), dst the destination (>= decoded size). */
-int __nf_reader_read_block(struct nf_reader *r, uint32_t shard, uint32_t block, void *buf,
+ * (>= nf__reader_buf_bytes), dst the destination (>= decoded size). */
+int nf__reader_read_block(struct nf_reader *r, uint32_t shard, uint32_t block, void *buf,
                            size_t buf_len, void *dst, size_t dst_len);
 /* Copy global record `record` to dst (record_bytes long), decoding exactly
  * one block: buf as for read_block, block_buf >= that block's decoded size
- * (__nf_dataset_max_decoded fits all). */
-int __nf_reader_read_record(struct nf_reader *r, uint64_t record, void *buf, size_t buf_len,
+ * (nf__dataset_max_decoded fits all). */
+int nf__reader_read_record(struct nf_reader *r, uint64_t record, void *buf, size_t buf_len,
                             void *block_buf, size_t block_len, void *dst);
 
 /* Whether this process may create an io_uring (seccomp, io_uring_disabled,
  * an old kernel refuse it): 0, or the negated errno with the reason in why. */
-int __nf_io_uring_probe(char *why, size_t why_len);
+int nf__io_uring_probe(char *why, size_t why_len);
 
 /* ---- checking a dataset ------------------------------------------------- */
 
@@ -359,7 +359,7 @@ struct nf_check_summary {
  * and content hash, header, footer, trailer, every block's hash and frame.
  * Calls problem() once per problem and goes on. Returns the number of
  * problems (>= 0), or a negative error only for -ENOMEM. */
-int __nf_check_dataset(const char *dir,
+int nf__check_dataset(const char *dir,
                        void (*problem)(void *user, const struct nf_check_problem *p),
                        void *user, struct nf_check_summary *sum);
 

@@ -17,7 +17,7 @@ static const struct {
     {"uint64", 8}, {"int64", 8}, {"float16", 2}, {"bfloat16", 2}, {"float32", 4}, {"float64", 8},
 };
 
-int __nf_dtype_lookup(const char *name)
+int nf__dtype_lookup(const char *name)
 {
     for (size_t i = 0; name && i < NF_ARRAY_SIZE(dtypes); i++)
         if (!strcmp(name, dtypes[i].name))
@@ -25,12 +25,12 @@ int __nf_dtype_lookup(const char *name)
     return -EINVAL;
 }
 
-const char *__nf_dtype_name(int dtype)
+const char *nf__dtype_name(int dtype)
 {
     return dtype >= 0 && (size_t)dtype < NF_ARRAY_SIZE(dtypes) ? dtypes[dtype].name : NULL;
 }
 
-size_t __nf_dtype_size(int dtype)
+size_t nf__dtype_size(int dtype)
 {
     return dtype >= 0 && (size_t)dtype < NF_ARRAY_SIZE(dtypes) ? dtypes[dtype].size : 0;
 }
@@ -48,7 +48,7 @@ static int name_ok(const char *s)
     return 1;
 }
 
-void __nf_layout_free(struct nf_layout *l)
+void nf__layout_free(struct nf_layout *l)
 {
     if (!l)
         return;
@@ -56,50 +56,50 @@ void __nf_layout_free(struct nf_layout *l)
     memset(l, 0, sizeof(*l));
 }
 
-int __nf_layout_build(const struct numafeed_field *fields, size_t n, struct nf_layout *out)
+int nf__layout_build(const struct numafeed_field *fields, size_t n, struct nf_layout *out)
 {
     memset(out, 0, sizeof(*out));
     if (!fields || n == 0)
-        return __nf_error(-EINVAL, "a record layout needs at least one field");
+        return nf__error(-EINVAL, "a record layout needs at least one field");
     if (n > NF_MAX_FIELDS)
-        return __nf_error(-EINVAL, "%zu fields: at most %u are allowed", n, NF_MAX_FIELDS);
+        return nf__error(-EINVAL, "%zu fields: at most %u are allowed", n, NF_MAX_FIELDS);
     struct nf_field *f = calloc(n, sizeof(*f));
     if (!f)
-        return __nf_error(-ENOMEM, "out of memory for %zu fields", n);
+        return nf__error(-ENOMEM, "out of memory for %zu fields", n);
     uint64_t off = 0;
     for (size_t i = 0; i < n; i++) {
         const struct numafeed_field *in = &fields[i];
         if (!name_ok(in->name)) {
             free(f);
-            return __nf_error(-EINVAL, "field %zu: bad name '%s' (1-%u characters of "
+            return nf__error(-EINVAL, "field %zu: bad name '%s' (1-%u characters of "
                               "[A-Za-z0-9_], not starting with a digit)",
                               i, in->name ? in->name : "(null)", NF_NAME_MAX);
         }
         for (size_t j = 0; j < i; j++) {
             if (!strcmp(f[j].name, in->name)) {
                 free(f);
-                return __nf_error(-EINVAL, "field name '%s' is used twice", in->name);
+                return nf__error(-EINVAL, "field name '%s' is used twice", in->name);
             }
         }
-        int dt = __nf_dtype_lookup(in->dtype);
+        int dt = nf__dtype_lookup(in->dtype);
         if (dt < 0) {
             free(f);
-            return __nf_error(-EINVAL, "field '%s': unknown dtype '%s' (one of uint8, int8, "
+            return nf__error(-EINVAL, "field '%s': unknown dtype '%s' (one of uint8, int8, "
                               "uint16, int16, uint32, int32, uint64, int64, float16, "
                               "bfloat16, float32, float64)",
                               in->name, in->dtype ? in->dtype : "(null)");
         }
         if (in->ndim > NF_MAX_DIMS) {
             free(f);
-            return __nf_error(-EINVAL, "field '%s': %u dimensions, at most %u", in->name,
+            return nf__error(-EINVAL, "field '%s': %u dimensions, at most %u", in->name,
                               in->ndim, NF_MAX_DIMS);
         }
-        uint64_t bytes = __nf_dtype_size(dt);
+        uint64_t bytes = nf__dtype_size(dt);
         for (unsigned d = 0; d < in->ndim; d++) {
             if (in->shape[d] == 0 || __builtin_mul_overflow(bytes, in->shape[d], &bytes) ||
                 bytes > NF_BLOCK_CAP) {
                 free(f);
-                return __nf_error(-EINVAL, "field '%s': dimension %u is %llu: each must be "
+                return nf__error(-EINVAL, "field '%s': dimension %u is %llu: each must be "
                                   ">= 1 and a record at most %u bytes",
                                   in->name, d, (unsigned long long)in->shape[d], NF_BLOCK_CAP);
             }
@@ -113,7 +113,7 @@ int __nf_layout_build(const struct numafeed_field *fields, size_t n, struct nf_l
         off += bytes; /* both <= NF_BLOCK_CAP, n <= NF_MAX_FIELDS: no overflow */
         if (off > NF_BLOCK_CAP) {
             free(f);
-            return __nf_error(-EINVAL, "record size %llu bytes exceeds the block cap of %u",
+            return nf__error(-EINVAL, "record size %llu bytes exceeds the block cap of %u",
                               (unsigned long long)off, NF_BLOCK_CAP);
         }
     }
@@ -141,12 +141,12 @@ static int parse_dim(const char *s, size_t len, uint64_t *out)
     return 0;
 }
 
-int __nf_field_parse(char *spec, struct numafeed_field *out)
+int nf__field_parse(char *spec, struct numafeed_field *out)
 {
     memset(out, 0, sizeof(*out));
     char *c1 = spec ? strchr(spec, ':') : NULL;
     if (!c1)
-        return __nf_error(-EINVAL, "field '%s': expected name:dtype[:shape]", spec ? spec : "");
+        return nf__error(-EINVAL, "field '%s': expected name:dtype[:shape]", spec ? spec : "");
     *c1 = '\0';
     char *dtype = c1 + 1;
     char *shape = strchr(dtype, ':');
@@ -160,9 +160,9 @@ int __nf_field_parse(char *spec, struct numafeed_field *out)
     for (;;) {
         size_t len = strcspn(p, "x,");
         if (out->ndim == NF_MAX_DIMS)
-            return __nf_error(-EINVAL, "field '%s': more than %u dimensions", spec, NF_MAX_DIMS);
+            return nf__error(-EINVAL, "field '%s': more than %u dimensions", spec, NF_MAX_DIMS);
         if (parse_dim(p, len, &out->shape[out->ndim]))
-            return __nf_error(-EINVAL, "field '%s': bad dimension '%.*s' in shape '%s' "
+            return nf__error(-EINVAL, "field '%s': bad dimension '%.*s' in shape '%s' "
                               "(positive integers separated by 'x' or ',')",
                               spec, (int)len, p, shape);
         out->ndim++;

@@ -3,7 +3,7 @@
  * manifest.json: the dataset's table of contents, read and written with
  * jansson. Everything in it is validated here, once, so the rest of src/io
  * can trust the struct: counts add up, file names cannot leave the dataset
- * directory, the layout is one __nf_layout_build accepts.
+ * directory, the layout is one nf__layout_build accepts.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,18 +19,18 @@
 #include "internal.h"
 #include "io/io.h"
 
-void __nf_manifest_free(struct nf_manifest *m)
+void nf__manifest_free(struct nf_manifest *m)
 {
     if (!m)
         return;
     for (size_t i = 0; i < m->nshards; i++)
         free(m->shards[i].file);
     free(m->shards);
-    __nf_layout_free(&m->layout);
+    nf__layout_free(&m->layout);
     memset(m, 0, sizeof(*m));
 }
 
-int __nf_shard_name_ok(const char *s)
+int nf__shard_name_ok(const char *s)
 {
     size_t n = s ? strlen(s) : 0;
     /* No '/', no leading '.': the name can only denote a plain entry of the
@@ -43,7 +43,7 @@ static int get_count(json_t *obj, const char *key, const char *what, const char 
 {
     json_t *v = json_object_get(obj, key);
     if (!json_is_integer(v) || json_integer_value(v) < 0)
-        return __nf_error(NUMAFEED_EMANIFEST, "%s: %s\"%s\" must be a non-negative integer", what,
+        return nf__error(NUMAFEED_EMANIFEST, "%s: %s\"%s\" must be a non-negative integer", what,
                           ctx, key);
     *out = (uint64_t)json_integer_value(v);
     return 0;
@@ -53,11 +53,11 @@ static int parse_fields(json_t *arr, const char *what, struct nf_layout *layout)
 {
     size_t n = json_array_size(arr);
     if (!json_is_array(arr) || n == 0 || n > NF_MAX_FIELDS)
-        return __nf_error(NUMAFEED_EMANIFEST, "%s: \"fields\" must be a list of 1 to %u fields",
+        return nf__error(NUMAFEED_EMANIFEST, "%s: \"fields\" must be a list of 1 to %u fields",
                           what, NF_MAX_FIELDS);
     struct numafeed_field *f = calloc(n, sizeof(*f));
     if (!f)
-        return __nf_error(-ENOMEM, "%s: out of memory", what);
+        return nf__error(-ENOMEM, "%s: out of memory", what);
     int rc = 0;
     for (size_t i = 0; i < n && !rc; i++) {
         json_t *o = json_array_get(arr, i);
@@ -66,7 +66,7 @@ static int parse_fields(json_t *arr, const char *what, struct nf_layout *layout)
         f[i].dtype = json_string_value(json_object_get(o, "dtype"));
         if (!json_is_object(o) || !f[i].name || !f[i].dtype || !json_is_array(shape) ||
             json_array_size(shape) > NF_MAX_DIMS) {
-            rc = __nf_error(NUMAFEED_EMANIFEST, "%s: field %zu needs \"name\", \"dtype\" (strings) "
+            rc = nf__error(NUMAFEED_EMANIFEST, "%s: field %zu needs \"name\", \"dtype\" (strings) "
                             "and \"shape\" (a list of at most %u integers)", what, i, NF_MAX_DIMS);
             break;
         }
@@ -74,15 +74,15 @@ static int parse_fields(json_t *arr, const char *what, struct nf_layout *layout)
         for (unsigned d = 0; d < f[i].ndim; d++) {
             json_t *dim = json_array_get(shape, d);
             if (!json_is_integer(dim) || json_integer_value(dim) < 1) {
-                rc = __nf_error(NUMAFEED_EMANIFEST, "%s: field %zu: shape entries must be "
+                rc = nf__error(NUMAFEED_EMANIFEST, "%s: field %zu: shape entries must be "
                                 "integers >= 1", what, i);
                 break;
             }
             f[i].shape[d] = (uint64_t)json_integer_value(dim);
         }
     }
-    if (!rc && (rc = __nf_layout_build(f, n, layout)))
-        rc = __nf_error_prefix(NUMAFEED_EMANIFEST, "%s", what);
+    if (!rc && (rc = nf__layout_build(f, n, layout)))
+        rc = nf__error_prefix(NUMAFEED_EMANIFEST, "%s", what);
     free(f);
     return rc;
 }
@@ -90,11 +90,11 @@ static int parse_fields(json_t *arr, const char *what, struct nf_layout *layout)
 static int parse_shards(json_t *arr, const char *what, struct nf_manifest *m)
 {
     if (!json_is_array(arr))
-        return __nf_error(NUMAFEED_EMANIFEST, "%s: \"shards\" must be a list", what);
+        return nf__error(NUMAFEED_EMANIFEST, "%s: \"shards\" must be a list", what);
     size_t n = json_array_size(arr);
     m->shards = calloc(n ? n : 1, sizeof(*m->shards));
     if (!m->shards)
-        return __nf_error(-ENOMEM, "%s: out of memory for %zu shards", what, n);
+        return nf__error(-ENOMEM, "%s: out of memory for %zu shards", what, n);
     uint64_t total = 0;
     for (size_t i = 0; i < n; i++) {
         json_t *o = json_array_get(arr, i);
@@ -103,12 +103,12 @@ static int parse_shards(json_t *arr, const char *what, struct nf_manifest *m)
         snprintf(ctx, sizeof(ctx), "shard %zu: ", i);
         const char *file = json_string_value(json_object_get(o, "file"));
         const char *hex = json_string_value(json_object_get(o, "xxh3"));
-        if (!json_is_object(o) || !file || !__nf_shard_name_ok(file))
-            return __nf_error(NUMAFEED_EMANIFEST, "%s: %s\"file\" must be a plain file name "
+        if (!json_is_object(o) || !file || !nf__shard_name_ok(file))
+            return nf__error(NUMAFEED_EMANIFEST, "%s: %s\"file\" must be a plain file name "
                               "(no '/', not starting with '.')", what, ctx);
         for (size_t j = 0; j < i; j++)
             if (!strcmp(m->shards[j].file, file))
-                return __nf_error(NUMAFEED_EMANIFEST, "%s: shard file '%s' is listed twice", what,
+                return nf__error(NUMAFEED_EMANIFEST, "%s: shard file '%s' is listed twice", what,
                                   file);
         int rc;
         if ((rc = get_count(o, "records", what, ctx, &s->records)) ||
@@ -116,24 +116,24 @@ static int parse_shards(json_t *arr, const char *what, struct nf_manifest *m)
             return rc;
         char *end = NULL;
         if (!hex || strlen(hex) != 16 || strspn(hex, "0123456789abcdef") != 16)
-            return __nf_error(NUMAFEED_EMANIFEST, "%s: %s\"xxh3\" must be 16 lower-case hex digits",
+            return nf__error(NUMAFEED_EMANIFEST, "%s: %s\"xxh3\" must be 16 lower-case hex digits",
                               what, ctx);
         s->xxh3 = strtoull(hex, &end, 16);
         if (!(s->file = strdup(file)))
-            return __nf_error(-ENOMEM, "%s: out of memory", what);
+            return nf__error(-ENOMEM, "%s: out of memory", what);
         m->nshards = i + 1;
         if (s->records == 0)
-            return __nf_error(NUMAFEED_EMANIFEST, "%s: shard '%s' holds no records", what, file);
+            return nf__error(NUMAFEED_EMANIFEST, "%s: shard '%s' holds no records", what, file);
         if (__builtin_add_overflow(total, s->records, &total))
-            return __nf_error(NUMAFEED_EMANIFEST, "%s: shard record counts overflow", what);
+            return nf__error(NUMAFEED_EMANIFEST, "%s: shard record counts overflow", what);
     }
     if (total != m->records)
-        return __nf_error(NUMAFEED_EMANIFEST, "%s: shards hold %llu records, \"records\" says %llu",
+        return nf__error(NUMAFEED_EMANIFEST, "%s: shards hold %llu records, \"records\" says %llu",
                           what, (unsigned long long)total, (unsigned long long)m->records);
     return 0;
 }
 
-int __nf_manifest_parse(const char *text, size_t len, const char *what, struct nf_manifest *m,
+int nf__manifest_parse(const char *text, size_t len, const char *what, struct nf_manifest *m,
                         long long *err_pos)
 {
     memset(m, 0, sizeof(*m));
@@ -144,7 +144,7 @@ int __nf_manifest_parse(const char *text, size_t len, const char *what, struct n
     if (!root) {
         if (err_pos)
             *err_pos = jerr.position;
-        return __nf_error(NUMAFEED_EMANIFEST, "%s: invalid JSON at line %d, column %d (byte %d): %s",
+        return nf__error(NUMAFEED_EMANIFEST, "%s: invalid JSON at line %d, column %d (byte %d): %s",
                           what, jerr.line, jerr.column, jerr.position, jerr.text);
     }
     int rc = 0;
@@ -153,20 +153,20 @@ int __nf_manifest_parse(const char *text, size_t len, const char *what, struct n
     const char *codec = json_string_value(json_object_get(root, "codec"));
     uint64_t rb = 0;
     if (!json_is_object(root) || !format || strcmp(format, "numafeed") || !json_is_integer(ver)) {
-        rc = __nf_error(NUMAFEED_EMANIFEST, "%s: not a numafeed manifest (needs \"format\": "
+        rc = nf__error(NUMAFEED_EMANIFEST, "%s: not a numafeed manifest (needs \"format\": "
                         "\"numafeed\" and an integer \"version\")", what);
     } else if (json_integer_value(ver) != NF_FORMAT_VERSION) {
-        rc = __nf_error(NUMAFEED_EVERSION, "%s: format version %lld, this numafeed reads version %u",
+        rc = nf__error(NUMAFEED_EVERSION, "%s: format version %lld, this numafeed reads version %u",
                         what, (long long)json_integer_value(ver), NF_FORMAT_VERSION);
     } else if (!codec || (strcmp(codec, "zstd") && strcmp(codec, "none"))) {
-        rc = __nf_error(NUMAFEED_EMANIFEST, "%s: \"codec\" must be \"zstd\" or \"none\"", what);
+        rc = nf__error(NUMAFEED_EMANIFEST, "%s: \"codec\" must be \"zstd\" or \"none\"", what);
     } else if (!(rc = get_count(root, "records", what, "", &m->records)) &&
                !(rc = get_count(root, "record_bytes", what, "", &rb)) &&
                !(rc = get_count(root, "block_bytes", what, "", &m->block_bytes)) &&
                !(rc = parse_fields(json_object_get(root, "fields"), what, &m->layout)) &&
                !(rc = parse_shards(json_object_get(root, "shards"), what, m))) {
         if (rb != m->layout.record_bytes)
-            rc = __nf_error(NUMAFEED_EMANIFEST, "%s: \"record_bytes\" is %llu, the fields add up "
+            rc = nf__error(NUMAFEED_EMANIFEST, "%s: \"record_bytes\" is %llu, the fields add up "
                             "to %llu", what, (unsigned long long)rb,
                             (unsigned long long)m->layout.record_bytes);
     }
@@ -176,45 +176,45 @@ int __nf_manifest_parse(const char *text, size_t len, const char *what, struct n
     }
     json_decref(root);
     if (rc)
-        __nf_manifest_free(m);
+        nf__manifest_free(m);
     return rc;
 }
 
-int __nf_manifest_load(const char *dir, struct nf_manifest *m, long long *err_pos)
+int nf__manifest_load(const char *dir, struct nf_manifest *m, long long *err_pos)
 {
     memset(m, 0, sizeof(*m));
     if (err_pos)
         *err_pos = -1;
     char path[4096];
     if (snprintf(path, sizeof(path), "%s/%s", dir, NF_MANIFEST_NAME) >= (int)sizeof(path))
-        return __nf_error(-ENAMETOOLONG, "%s: path too long", dir);
+        return nf__error(-ENAMETOOLONG, "%s: path too long", dir);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
-        return __nf_error(-e, "%s: %s%s", path, strerror(e),
+        return nf__error(-e, "%s: %s%s", path, strerror(e),
                           e == ENOENT ? " (not a numafeed dataset, or an unfinished pack)" : "");
     }
     struct stat st;
     if (fstat(fd, &st)) {
         int e = errno;
         close(fd);
-        return __nf_error(-e, "%s: stat: %s", path, strerror(e));
+        return nf__error(-e, "%s: stat: %s", path, strerror(e));
     }
     if (!S_ISREG(st.st_mode) || st.st_size < 0 || (uint64_t)st.st_size > NF_MANIFEST_MAX_BYTES) {
         close(fd);
-        return __nf_error(NUMAFEED_EMANIFEST, "%s: not a regular file of at most %u bytes", path,
+        return nf__error(NUMAFEED_EMANIFEST, "%s: not a regular file of at most %u bytes", path,
                           NF_MANIFEST_MAX_BYTES);
     }
     size_t len = (size_t)st.st_size;
     char *text = malloc(len ? len : 1);
     if (!text) {
         close(fd);
-        return __nf_error(-ENOMEM, "%s: out of memory", path);
+        return nf__error(-ENOMEM, "%s: out of memory", path);
     }
-    int rc = __nf_pread_full(fd, text, len, 0, path);
+    int rc = nf__pread_full(fd, text, len, 0, path);
     close(fd);
     if (!rc)
-        rc = __nf_manifest_parse(text, len, path, m, err_pos);
+        rc = nf__manifest_parse(text, len, path, m, err_pos);
     free(text);
     return rc;
 }
@@ -228,7 +228,7 @@ static json_t *build(const struct nf_manifest *m)
         for (unsigned d = 0; shape && d < f->ndim; d++)
             json_array_append_new(shape, json_integer((json_int_t)f->shape[d]));
         json_array_append_new(fields, json_pack("{s:s, s:s, s:o*}", "name", f->name, "dtype",
-                                                __nf_dtype_name(f->dtype), "shape", shape));
+                                                nf__dtype_name(f->dtype), "shape", shape));
     }
     for (size_t i = 0; shards && i < m->nshards; i++) {
         const struct nf_manifest_shard *s = &m->shards[i];
@@ -245,31 +245,31 @@ static json_t *build(const struct nf_manifest *m)
                      "block_bytes", (json_int_t)m->block_bytes, "shards", shards);
 }
 
-int __nf_manifest_write(const char *path, const struct nf_manifest *m)
+int nf__manifest_write(const char *path, const struct nf_manifest *m)
 {
     json_t *root = build(m);
     char *text = root ? json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
     json_decref(root);
     if (!text)
-        return __nf_error(-ENOMEM, "%s: could not encode the manifest", path);
+        return nf__error(-ENOMEM, "%s: could not encode the manifest", path);
     size_t len = strlen(text);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     int rc = 0;
     if (fd < 0) {
-        rc = __nf_error(-errno, "%s: create: %s", path, strerror(errno));
+        rc = nf__error(-errno, "%s: create: %s", path, strerror(errno));
     } else {
         size_t done = 0;
         while (done < len && !rc) {
             ssize_t w = write(fd, text + done, len - done);
             if (w < 0 && errno != EINTR)
-                rc = __nf_error(-errno, "%s: write: %s", path, strerror(errno));
+                rc = nf__error(-errno, "%s: write: %s", path, strerror(errno));
             else if (w > 0)
                 done += (size_t)w;
         }
         if (!rc && (write(fd, "\n", 1) != 1 || fsync(fd)))
-            rc = __nf_error(-errno, "%s: write/fsync: %s", path, strerror(errno));
+            rc = nf__error(-errno, "%s: write/fsync: %s", path, strerror(errno));
         if (close(fd) && !rc)
-            rc = __nf_error(-errno, "%s: close: %s", path, strerror(errno));
+            rc = nf__error(-errno, "%s: close: %s", path, strerror(errno));
     }
     free(text);
     return rc;

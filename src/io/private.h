@@ -32,7 +32,7 @@ struct nf_dataset {
 };
 
 /* XXH3_64bits of a whole file, read in 1 MiB pieces. */
-int __nf_file_xxh3(int fd, const char *name, uint64_t size, uint64_t *out);
+int nf__file_xxh3(int fd, const char *name, uint64_t size, uint64_t *out);
 
 /*
  * One read in flight: the block's extent [base, base + want) goes to buf.
@@ -58,7 +58,7 @@ struct nf_reader;
 /*
  * A backend moves bytes and nothing else: queue() asks for the slot's
  * missing bytes [done, want) (possibly capped by max_op_bytes), reap()
- * hands every finished kernel read to __nf_io_progress(), which decides
+ * hands every finished kernel read to nf__io_progress(), which decides
  * whether the slot is complete or needs another queue(). The short-read,
  * EOF and error policy lives once, in reader.c.
  */
@@ -74,8 +74,8 @@ struct nf_io_ops {
     int (*reap)(struct nf_reader *r, unsigned min);
 };
 
-extern const struct nf_io_ops __nf_io_uring_ops;
-extern const struct nf_io_ops __nf_io_pread_ops;
+extern const struct nf_io_ops nf__io_uring_ops;
+extern const struct nf_io_ops nf__io_pread_ops;
 
 struct nf_reader {
     const struct nf_dataset *ds;
@@ -97,8 +97,8 @@ struct nf_reader {
 };
 
 /* Account for one finished kernel read of `res` bytes (or -errno). */
-void __nf_io_progress(struct nf_reader *r, unsigned slot, long res);
+void nf__io_progress(struct nf_reader *r, unsigned slot, long res);
 /* Bytes the next kernel read of this slot asks for, at most max_op_bytes. */
-size_t __nf_io_op_len(const struct nf_reader *r, const struct nf_slot *s);
+size_t nf__io_op_len(const struct nf_reader *r, const struct nf_slot *s);
 
 #endif

@@ -13,7 +13,7 @@
  * io_uring, and pread when io_uring_queue_init is refused (ENOSYS on old
  * kernels, EPERM under seccomp or kernel.io_uring_disabled, ENOMEM under a
  * small RLIMIT_MEMLOCK on kernels before 5.12). The fallback is quiet but
- * recorded: __nf_reader_backend_reason() says what happened.
+ * recorded: nf__reader_backend_reason() says what happened.
  *
  * Short reads: the kernel may return fewer bytes than asked (signals,
  * network filesystems, a file truncated under us). The slot then asks again
@@ -34,7 +34,7 @@
  * signals should not turn into a livelock. */
 #define NF_IO_MAX_RETRIES 64u
 
-void __nf_reader_options_init(struct nf_reader_options *o)
+void nf__reader_options_init(struct nf_reader_options *o)
 {
     memset(o, 0, sizeof(*o));
     o->size = sizeof(*o);
@@ -58,7 +58,7 @@ static const struct nf_block_info *block_of(const struct nf_reader *r, uint32_t 
     return &r->ds->shards[shard].idx.blocks[block];
 }
 
-size_t __nf_reader_buf_bytes(const struct nf_reader *r, uint32_t shard, uint32_t block)
+size_t nf__reader_buf_bytes(const struct nf_reader *r, uint32_t shard, uint32_t block)
 {
     const struct nf_block_info *b = block_of(r, shard, block);
     if (!b)
@@ -79,7 +79,7 @@ static int pick_backend(struct nf_reader *r, int want)
         else if (!strcmp(env, "io_uring"))
             want = NF_IO_URING;
         else
-            return __nf_error(NUMAFEED_ECONFIG, "NUMAFEED_IO='%s': expected 'pread' or 'io_uring'",
+            return nf__error(NUMAFEED_ECONFIG, "NUMAFEED_IO='%s': expected 'pread' or 'io_uring'",
                               env);
         forced = 1;
         snprintf(r->reason, sizeof(r->reason), "NUMAFEED_IO=%s", env);
@@ -89,42 +89,42 @@ static int pick_backend(struct nf_reader *r, int want)
         snprintf(r->reason, sizeof(r->reason), "default");
     }
     if (want == NF_IO_PREAD) {
-        r->ops = &__nf_io_pread_ops;
+        r->ops = &nf__io_pread_ops;
         return r->ops->init(r, r->depth, NULL, 0);
     }
     char why[128] = "";
-    int rc = __nf_io_uring_ops.init(r, r->depth, why, sizeof(why));
+    int rc = nf__io_uring_ops.init(r, r->depth, why, sizeof(why));
     if (rc == 0) {
-        r->ops = &__nf_io_uring_ops;
+        r->ops = &nf__io_uring_ops;
         return 0;
     }
     if (forced)
-        return __nf_error(rc, "io_uring was forced (%s) but is unavailable: %s", r->reason, why);
+        return nf__error(rc, "io_uring was forced (%s) but is unavailable: %s", r->reason, why);
     snprintf(r->reason, sizeof(r->reason), "%s; using pread", why);
-    r->ops = &__nf_io_pread_ops;
+    r->ops = &nf__io_pread_ops;
     return r->ops->init(r, r->depth, NULL, 0);
 }
 
-int __nf_reader_create(const struct nf_dataset *ds, const struct nf_reader_options *o,
+int nf__reader_create(const struct nf_dataset *ds, const struct nf_reader_options *o,
                        struct nf_reader **out)
 {
     struct nf_reader_options defaults;
     *out = NULL;
     if (!o) {
-        __nf_reader_options_init(&defaults);
+        nf__reader_options_init(&defaults);
         o = &defaults;
     }
     if (o->size < sizeof(*o) || o->queue_depth > NF_IO_MAX_DEPTH || o->backend < NF_IO_AUTO ||
         o->backend > NF_IO_PREAD)
-        return __nf_error(NUMAFEED_ECONFIG, "reader options: size %zu (expected %zu), queue "
+        return nf__error(NUMAFEED_ECONFIG, "reader options: size %zu (expected %zu), queue "
                           "depth %u (at most %u), backend %d", o->size, sizeof(*o),
                           o->queue_depth, NF_IO_MAX_DEPTH, o->backend);
     const char *why;
-    if (o->direct && !__nf_dataset_direct(ds, &why))
-        return __nf_error(NUMAFEED_ECONFIG, "O_DIRECT asked for but unavailable: %s", why);
+    if (o->direct && !nf__dataset_direct(ds, &why))
+        return nf__error(NUMAFEED_ECONFIG, "O_DIRECT asked for but unavailable: %s", why);
     struct nf_reader *r = calloc(1, sizeof(*r));
     if (!r)
-        return __nf_error(-ENOMEM, "out of memory");
+        return nf__error(-ENOMEM, "out of memory");
     r->ds = ds;
     r->depth = o->queue_depth ? o->queue_depth : NF_IO_DEFAULT_DEPTH;
     r->direct = o->direct ? 1 : 0;
@@ -135,11 +135,11 @@ int __nf_reader_create(const struct nf_dataset *ds, const struct nf_reader_optio
     r->ready_rc = calloc(r->depth, sizeof(int));
     r->dctx = ZSTD_createDCtx();
     if (!r->slots || !r->free_list || !r->ready || !r->ready_rc || !r->dctx) {
-        __nf_reader_destroy(r);
-        return __nf_error(-ENOMEM, "out of memory for a reader of depth %u", r->depth);
+        nf__reader_destroy(r);
+        return nf__error(-ENOMEM, "out of memory for a reader of depth %u", r->depth);
     }
     /* Every decoded byte is checked against its block's XXH3-64 in the
-     * index (__nf_block_decode); zstd's frame checksum, an XXH64 of the same
+     * index (nf__block_decode); zstd's frame checksum, an XXH64 of the same
      * bytes, would hash them a second time on the hot path (3-6% of a
      * decode-bound pipeline). The writer still writes it and `numafeed
      * check` still verifies it. A libzstd older than 1.4.7 refuses the
@@ -151,21 +151,21 @@ int __nf_reader_create(const struct nf_dataset *ds, const struct nf_reader_optio
     int rc = pick_backend(r, o->backend);
     if (rc) {
         r->ops = NULL;
-        __nf_reader_destroy(r);
+        nf__reader_destroy(r);
         return rc;
     }
     *out = r;
     return 0;
 }
 
-void __nf_reader_destroy(struct nf_reader *r)
+void nf__reader_destroy(struct nf_reader *r)
 {
     if (!r)
         return;
     if (r->ops) {
         /* The kernel may still be writing into the caller's buffers: let it
          * finish before the caller frees them. */
-        __nf_reader_drain(r);
+        nf__reader_drain(r);
         r->ops->fini(r);
     }
     ZSTD_freeDCtx(r->dctx);
@@ -176,27 +176,27 @@ void __nf_reader_destroy(struct nf_reader *r)
     free(r);
 }
 
-const char *__nf_reader_backend(const struct nf_reader *r)
+const char *nf__reader_backend(const struct nf_reader *r)
 {
     return r->ops->name;
 }
 
-const char *__nf_reader_backend_reason(const struct nf_reader *r)
+const char *nf__reader_backend_reason(const struct nf_reader *r)
 {
     return r->reason;
 }
 
-unsigned __nf_reader_depth(const struct nf_reader *r)
+unsigned nf__reader_depth(const struct nf_reader *r)
 {
     return r->depth;
 }
 
-unsigned __nf_reader_inflight(const struct nf_reader *r)
+unsigned nf__reader_inflight(const struct nf_reader *r)
 {
     return r->inflight + r->nready;
 }
 
-size_t __nf_io_op_len(const struct nf_reader *r, const struct nf_slot *s)
+size_t nf__io_op_len(const struct nf_reader *r, const struct nf_slot *s)
 {
     size_t len = s->want - s->done;
     if (r->max_op_bytes && len > r->max_op_bytes) {
@@ -232,7 +232,7 @@ static void requeue(struct nf_reader *r, unsigned i)
         complete(r, i, rc);
 }
 
-void __nf_io_progress(struct nf_reader *r, unsigned i, long res)
+void nf__io_progress(struct nf_reader *r, unsigned i, long res)
 {
     struct nf_slot *s = &r->slots[i];
     const char *path = r->ds->shards[s->shard].path;
@@ -241,13 +241,13 @@ void __nf_io_progress(struct nf_reader *r, unsigned i, long res)
             requeue(r, i);
             return;
         }
-        complete(r, i, __nf_error((int)res, "%s: block %u: read at offset %llu: %s", path,
+        complete(r, i, nf__error((int)res, "%s: block %u: read at offset %llu: %s", path,
                                   s->block, (unsigned long long)(s->base + s->done),
                                   strerror((int)-res)));
         return;
     }
     if (res == 0 && s->done < s->need) {
-        complete(r, i, __nf_error(NUMAFEED_ECORRUPT, "%s: block %u: short read: end of file at "
+        complete(r, i, nf__error(NUMAFEED_ECORRUPT, "%s: block %u: short read: end of file at "
                                   "offset %llu, the block ends at %llu", path, s->block,
                                   (unsigned long long)(s->base + s->done),
                                   (unsigned long long)(s->base + s->need)));
@@ -261,17 +261,17 @@ void __nf_io_progress(struct nf_reader *r, unsigned i, long res)
         requeue(r, i);
 }
 
-int __nf_reader_submit(struct nf_reader *r, uint32_t shard, uint32_t block, void *buf,
+int nf__reader_submit(struct nf_reader *r, uint32_t shard, uint32_t block, void *buf,
                        size_t buf_len, uint64_t tag)
 {
     const struct nf_block_info *b = block_of(r, shard, block);
     if (!b)
-        return __nf_error(-EINVAL, "no block %u in shard %u", block, shard);
+        return nf__error(-EINVAL, "no block %u in shard %u", block, shard);
     if (r->nfree == 0)
-        return __nf_error(-EBUSY, "%u reads in flight: wait before submitting more", r->depth);
-    size_t need_buf = __nf_reader_buf_bytes(r, shard, block);
+        return nf__error(-EBUSY, "%u reads in flight: wait before submitting more", r->depth);
+    size_t need_buf = nf__reader_buf_bytes(r, shard, block);
     if (!buf || buf_len < need_buf || (r->direct && (uintptr_t)buf % NF_IO_DIRECT_ALIGN))
-        return __nf_error(-EINVAL, "%s: block %u: read buffer of %zu bytes at %p, %zu bytes%s "
+        return nf__error(-EINVAL, "%s: block %u: read buffer of %zu bytes at %p, %zu bytes%s "
                           "needed", r->ds->shards[shard].path, block, buf_len, buf, need_buf,
                           r->direct ? " aligned to 4096" : "");
     unsigned i = r->free_list[--r->nfree];
@@ -305,12 +305,12 @@ int __nf_reader_submit(struct nf_reader *r, uint32_t shard, uint32_t block, void
     return 0;
 }
 
-int __nf_reader_flush(struct nf_reader *r)
+int nf__reader_flush(struct nf_reader *r)
 {
     return r->ops->flush(r);
 }
 
-int __nf_reader_wait(struct nf_reader *r, unsigned min, struct nf_read_done *done, unsigned max)
+int nf__reader_wait(struct nf_reader *r, unsigned min, struct nf_read_done *done, unsigned max)
 {
     if (min > r->inflight + r->nready)
         min = r->inflight + r->nready;
@@ -341,7 +341,7 @@ int __nf_reader_wait(struct nf_reader *r, unsigned min, struct nf_read_done *don
     return (int)n;
 }
 
-int __nf_reader_drain(struct nf_reader *r)
+int nf__reader_drain(struct nf_reader *r)
 {
     int rc = 0;
     while (r->inflight && !rc)
@@ -356,13 +356,13 @@ int __nf_reader_drain(struct nf_reader *r)
     return 0;
 }
 
-int __nf_reader_decode(struct nf_reader *r, uint32_t shard, uint32_t block, const void *stored,
+int nf__reader_decode(struct nf_reader *r, uint32_t shard, uint32_t block, const void *stored,
                        void *dst, size_t dst_len)
 {
     const struct nf_block_info *b = block_of(r, shard, block);
     if (!b)
-        return __nf_error(-EINVAL, "no block %u in shard %u", block, shard);
-    return __nf_block_decode(r->dctx, r->ds->shards[shard].path, block, b, stored, dst, dst_len);
+        return nf__error(-EINVAL, "no block %u in shard %u", block, shard);
+    return nf__block_decode(r->dctx, r->ds->shards[shard].path, block, b, stored, dst, dst_len);
 }
 
 /* Read one block synchronously; *data points at its stored bytes in buf. */
@@ -370,34 +370,34 @@ static int read_sync(struct nf_reader *r, uint32_t shard, uint32_t block, void *
                      size_t buf_len, const uint8_t **data)
 {
     if (r->inflight || r->nready)
-        return __nf_error(-EBUSY, "synchronous read while %u asynchronous reads are pending",
+        return nf__error(-EBUSY, "synchronous read while %u asynchronous reads are pending",
                           r->inflight + r->nready);
-    int rc = __nf_reader_submit(r, shard, block, buf, buf_len, 0);
+    int rc = nf__reader_submit(r, shard, block, buf, buf_len, 0);
     if (rc)
         return rc;
     struct nf_read_done d;
-    int n = __nf_reader_wait(r, 1, &d, 1);
+    int n = nf__reader_wait(r, 1, &d, 1);
     if (n < 0)
         return n;
     if (n != 1)
-        return __nf_error(-EIO, "read of block %u in shard %u did not complete", block, shard);
+        return nf__error(-EIO, "read of block %u in shard %u did not complete", block, shard);
     *data = d.data;
     return d.result;
 }
 
-int __nf_reader_read_block(struct nf_reader *r, uint32_t shard, uint32_t block, void *buf,
+int nf__reader_read_block(struct nf_reader *r, uint32_t shard, uint32_t block, void *buf,
                            size_t buf_len, void *dst, size_t dst_len)
 {
     const uint8_t *data;
     int rc = read_sync(r, shard, block, buf, buf_len, &data);
-    return rc ? rc : __nf_reader_decode(r, shard, block, data, dst, dst_len);
+    return rc ? rc : nf__reader_decode(r, shard, block, data, dst, dst_len);
 }
 
-int __nf_reader_read_record(struct nf_reader *r, uint64_t record, void *buf, size_t buf_len,
+int nf__reader_read_record(struct nf_reader *r, uint64_t record, void *buf, size_t buf_len,
                             void *block_buf, size_t block_len, void *dst)
 {
     struct nf_record_loc loc;
-    int rc = __nf_dataset_locate(r->ds, record, &loc);
+    int rc = nf__dataset_locate(r->ds, record, &loc);
     if (rc)
         return rc;
     const struct nf_block_info *b = block_of(r, loc.shard, loc.block);
@@ -407,10 +407,10 @@ int __nf_reader_read_record(struct nf_reader *r, uint64_t record, void *buf, siz
     const uint8_t *from;
     if (b->codec == NF_CODEC_RAW) {
         /* Verified where it was read: no copy of the whole block. */
-        rc = __nf_reader_decode(r, loc.shard, loc.block, data, (void *)data, b->decoded_size);
+        rc = nf__reader_decode(r, loc.shard, loc.block, data, (void *)data, b->decoded_size);
         from = data;
     } else {
-        rc = __nf_reader_decode(r, loc.shard, loc.block, data, block_buf, block_len);
+        rc = nf__reader_decode(r, loc.shard, loc.block, data, block_buf, block_len);
         from = block_buf;
     }
     if (rc)

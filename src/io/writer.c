@@ -103,8 +103,8 @@ static int fsync_path(const char *path, int flags)
 {
     int fd = open(path, flags | O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return __nf_error(-errno, "%s: open for fsync: %s", path, strerror(errno));
-    int rc = fsync(fd) ? __nf_error(-errno, "%s: fsync: %s", path, strerror(errno)) : 0;
+        return nf__error(-errno, "%s: open for fsync: %s", path, strerror(errno));
+    int rc = fsync(fd) ? nf__error(-errno, "%s: fsync: %s", path, strerror(errno)) : 0;
     close(fd);
     return rc;
 }
@@ -119,7 +119,7 @@ static int write_all(numafeed_writer *w, const void *p, size_t len)
             if (errno == EINTR)
                 continue;
             int e = errno;
-            return __nf_error(-e, "%s: write of %zu bytes at offset %llu: %s", w->shard_path,
+            return nf__error(-e, "%s: write of %zu bytes at offset %llu: %s", w->shard_path,
                               len - done, (unsigned long long)(w->shard_off + done), strerror(e));
         }
         done += (size_t)n;
@@ -137,17 +137,17 @@ static int open_shard(numafeed_writer *w)
     free(w->shard_path);
     if (asprintf(&w->shard_path, "%s/%s", w->tmp_dir, name) < 0) {
         w->shard_path = NULL;
-        return __nf_error(-ENOMEM, "out of memory");
+        return nf__error(-ENOMEM, "out of memory");
     }
     w->fd = open(w->shard_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (w->fd < 0)
-        return __nf_error(-errno, "%s: create: %s", w->shard_path, strerror(errno));
+        return nf__error(-errno, "%s: create: %s", w->shard_path, strerror(errno));
     w->shard_off = 0;
     w->shard_records = 0;
     w->nindex = 0;
     XXH3_64bits_reset(w->hash);
     uint8_t h[NF_HEADER_BYTES];
-    __nf_header_encode(h, w->m.layout.record_bytes);
+    nf__header_encode(h, w->m.layout.record_bytes);
     return write_all(w, h, sizeof(h));
 }
 
@@ -156,21 +156,21 @@ static int close_shard(numafeed_writer *w)
     size_t fsize = NF_FOOTER_HEAD_BYTES + w->nindex * NF_INDEX_ENTRY_BYTES;
     uint8_t *footer = malloc(fsize);
     if (!footer)
-        return __nf_error(-ENOMEM, "out of memory for a footer of %zu bytes", fsize);
-    __nf_footer_head_encode(footer, (uint32_t)w->nindex, w->shard_records);
+        return nf__error(-ENOMEM, "out of memory for a footer of %zu bytes", fsize);
+    nf__footer_head_encode(footer, (uint32_t)w->nindex, w->shard_records);
     for (size_t i = 0; i < w->nindex; i++)
-        __nf_index_entry_encode(footer + NF_FOOTER_HEAD_BYTES + i * NF_INDEX_ENTRY_BYTES,
+        nf__index_entry_encode(footer + NF_FOOTER_HEAD_BYTES + i * NF_INDEX_ENTRY_BYTES,
                                 &w->index[i]);
     uint8_t t[NF_TRAILER_BYTES];
-    __nf_trailer_encode(t, w->shard_off, fsize, XXH3_64bits(footer, fsize));
+    nf__trailer_encode(t, w->shard_off, fsize, XXH3_64bits(footer, fsize));
     int rc = write_all(w, footer, fsize);
     free(footer);
     if (!rc)
         rc = write_all(w, t, sizeof(t));
     if (!rc && fsync(w->fd))
-        rc = __nf_error(-errno, "%s: fsync: %s", w->shard_path, strerror(errno));
+        rc = nf__error(-errno, "%s: fsync: %s", w->shard_path, strerror(errno));
     if (close(w->fd) && !rc)
-        rc = __nf_error(-errno, "%s: close: %s", w->shard_path, strerror(errno));
+        rc = nf__error(-errno, "%s: close: %s", w->shard_path, strerror(errno));
     w->fd = -1;
     if (rc)
         return rc;
@@ -178,13 +178,13 @@ static int close_shard(numafeed_writer *w)
         size_t cap = w->shards_cap ? 2 * w->shards_cap : 16;
         struct nf_manifest_shard *s = realloc(w->m.shards, cap * sizeof(*s));
         if (!s)
-            return __nf_error(-ENOMEM, "out of memory");
+            return nf__error(-ENOMEM, "out of memory");
         w->m.shards = s;
         w->shards_cap = cap;
     }
     struct nf_manifest_shard *s = &w->m.shards[w->m.nshards];
     if (!(s->file = strdup(strrchr(w->shard_path, '/') + 1)))
-        return __nf_error(-ENOMEM, "out of memory");
+        return nf__error(-ENOMEM, "out of memory");
     s->records = w->shard_records;
     s->bytes = w->shard_off;
     s->xxh3 = XXH3_64bits_digest(w->hash);
@@ -203,11 +203,11 @@ static int flush_block(numafeed_writer *w)
     if (w->nindex == w->index_cap) {
         /* A shard's index is bounded by the footer's 32-bit block count. */
         if (w->index_cap >= UINT32_MAX / 2)
-            return __nf_error(-EFBIG, "%s: too many blocks in one shard", w->shard_path);
+            return nf__error(-EFBIG, "%s: too many blocks in one shard", w->shard_path);
         size_t cap = w->index_cap ? 2 * w->index_cap : 256;
         struct nf_block_info *ix = realloc(w->index, cap * sizeof(*ix));
         if (!ix)
-            return __nf_error(-ENOMEM, "out of memory");
+            return nf__error(-ENOMEM, "out of memory");
         w->index = ix;
         w->index_cap = cap;
     }
@@ -224,7 +224,7 @@ static int flush_block(numafeed_writer *w)
     if (w->codec == NUMAFEED_CODEC_ZSTD) {
         size_t n = ZSTD_compress2(w->cctx, w->cbuf, w->cbuf_cap, w->block, w->block_fill);
         if (ZSTD_isError(n))
-            return __nf_error(-EIO, "%s: zstd: %s", w->shard_path, ZSTD_getErrorName(n));
+            return nf__error(-EIO, "%s: zstd: %s", w->shard_path, ZSTD_getErrorName(n));
         if (n < w->block_fill) { /* incompressible blocks stay raw: cheaper to read */
             out = w->cbuf;
             out_len = n;
@@ -266,13 +266,13 @@ static int check_out(const char *out_dir, int force)
     if (lstat(out_dir, &st)) {
         if (errno == ENOENT)
             return 0;
-        return __nf_error(-errno, "%s: %s", out_dir, strerror(errno));
+        return nf__error(-errno, "%s: %s", out_dir, strerror(errno));
     }
     if (!force)
-        return __nf_error(-EEXIST, "%s already exists (remove it, or use force to replace a "
+        return nf__error(-EEXIST, "%s already exists (remove it, or use force to replace a "
                           "dataset)", out_dir);
     if (!S_ISDIR(st.st_mode) || !is_empty_or_dataset(out_dir))
-        return __nf_error(-EEXIST, "%s exists and is neither a numafeed dataset nor an empty "
+        return nf__error(-EEXIST, "%s exists and is neither a numafeed dataset nor an empty "
                           "directory: refusing to replace it", out_dir);
     return 0;
 }
@@ -281,15 +281,15 @@ static int resolve_options(numafeed_writer *w, const struct numafeed_writer_opti
 {
     w->codec = o->codec == NUMAFEED_CODEC_DEFAULT ? NUMAFEED_CODEC_ZSTD : o->codec;
     if (w->codec != NUMAFEED_CODEC_NONE && w->codec != NUMAFEED_CODEC_ZSTD)
-        return __nf_error(-EINVAL, "unknown codec %d", o->codec);
+        return nf__error(-EINVAL, "unknown codec %d", o->codec);
     int level = o->level ? o->level : 3;
     if (w->codec == NUMAFEED_CODEC_ZSTD && (level < ZSTD_minCLevel() || level > ZSTD_maxCLevel()))
-        return __nf_error(-EINVAL, "zstd level %d: allowed %d to %d", level, ZSTD_minCLevel(),
+        return nf__error(-EINVAL, "zstd level %d: allowed %d to %d", level, ZSTD_minCLevel(),
                           ZSTD_maxCLevel());
     uint64_t bb = o->block_bytes ? o->block_bytes : NF_DEFAULT_BLOCK_BYTES;
     uint64_t rb = w->m.layout.record_bytes;
     if (bb > NF_BLOCK_CAP)
-        return __nf_error(-EINVAL, "block size %llu bytes: at most %u", (unsigned long long)bb,
+        return nf__error(-EINVAL, "block size %llu bytes: at most %u", (unsigned long long)bb,
                           NF_BLOCK_CAP);
     w->block_records = (size_t)(bb / rb ? bb / rb : 1); /* at least one record */
     w->block_cap = w->block_records * (size_t)rb;       /* <= NF_BLOCK_CAP */
@@ -302,7 +302,7 @@ static int resolve_options(numafeed_writer *w, const struct numafeed_writer_opti
         w->cbuf_cap = ZSTD_compressBound(w->block_cap);
         w->cbuf = malloc(w->cbuf_cap);
         if (!w->cctx || !w->cbuf)
-            return __nf_error(-ENOMEM, "out of memory for zstd");
+            return nf__error(-ENOMEM, "out of memory for zstd");
         /* The frame checksum lets zstd itself catch corruption; the content
          * size in the frame is what the reader cross-checks with the index. */
         ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, level);
@@ -312,7 +312,7 @@ static int resolve_options(numafeed_writer *w, const struct numafeed_writer_opti
     w->block = malloc(w->block_cap);
     w->hash = XXH3_createState();
     if (!w->block || !w->hash)
-        return __nf_error(-ENOMEM, "out of memory for a %zu-byte block", w->block_cap);
+        return nf__error(-ENOMEM, "out of memory for a %zu-byte block", w->block_cap);
     return 0;
 }
 
@@ -323,7 +323,7 @@ static int make_tmp(numafeed_writer *w)
     char *a = strdup(w->out_dir), *b = strdup(w->out_dir);
     int rc = 0;
     if (!a || !b) {
-        rc = __nf_error(-ENOMEM, "out of memory");
+        rc = nf__error(-ENOMEM, "out of memory");
         goto out;
     }
     size_t len = strlen(b);
@@ -331,12 +331,12 @@ static int make_tmp(numafeed_writer *w)
         b[--len] = '\0';
     const char *base = basename(b);
     if (!*base || !strcmp(base, ".") || !strcmp(base, "..") || !strcmp(base, "/")) {
-        rc = __nf_error(-EINVAL, "'%s' is not usable as an output directory name", w->out_dir);
+        rc = nf__error(-EINVAL, "'%s' is not usable as an output directory name", w->out_dir);
         goto out;
     }
     w->parent = strdup(dirname(a));
     if (!w->parent) {
-        rc = __nf_error(-ENOMEM, "out of memory");
+        rc = nf__error(-ENOMEM, "out of memory");
         goto out;
     }
     /* Not mkdtemp: its 0700 would become the dataset's mode. mkdir with
@@ -349,7 +349,7 @@ static int make_tmp(numafeed_writer *w)
         if (asprintf(&w->tmp_dir, "%s/.%s.tmp-%ld-%06x", w->parent, base, (long)getpid(),
                      (salt + (unsigned)tries * 2654435761u) & 0xffffffu) < 0) {
             w->tmp_dir = NULL;
-            rc = __nf_error(-ENOMEM, "out of memory");
+            rc = nf__error(-ENOMEM, "out of memory");
             goto out;
         }
         if (mkdir(w->tmp_dir, 0777) == 0)
@@ -357,7 +357,7 @@ static int make_tmp(numafeed_writer *w)
         if (errno != EEXIST)
             break;
     }
-    rc = __nf_error(-errno, "%s: cannot create a temporary directory there: %s", w->parent,
+    rc = nf__error(-errno, "%s: cannot create a temporary directory there: %s", w->parent,
                     strerror(errno));
     free(w->tmp_dir);
     w->tmp_dir = NULL;
@@ -377,19 +377,19 @@ int numafeed_writer_create(const char *out_dir, const struct numafeed_field *fie
         numafeed_writer_options_init(&defaults);
         opt = &defaults;
     } else if (opt->size < sizeof(*opt)) {
-        return __nf_error(-EINVAL, "writer options: size %zu, expected %zu (call "
+        return nf__error(-EINVAL, "writer options: size %zu, expected %zu (call "
                           "numafeed_writer_options_init)", opt->size, sizeof(*opt));
     }
     if (!out_dir || !*out_dir)
-        return __nf_error(-EINVAL, "no output directory");
+        return nf__error(-EINVAL, "no output directory");
     numafeed_writer *w = calloc(1, sizeof(*w));
     if (!w)
-        return __nf_error(-ENOMEM, "out of memory");
+        return nf__error(-ENOMEM, "out of memory");
     w->fd = -1;
     int rc;
     if (!(w->out_dir = strdup(out_dir)))
-        rc = __nf_error(-ENOMEM, "out of memory");
-    else if (!(rc = __nf_layout_build(fields, nfields, &w->m.layout)) &&
+        rc = nf__error(-ENOMEM, "out of memory");
+    else if (!(rc = nf__layout_build(fields, nfields, &w->m.layout)) &&
              !(rc = resolve_options(w, opt)) && !(rc = check_out(out_dir, opt->force)))
         rc = make_tmp(w);
     if (rc) {
@@ -403,7 +403,7 @@ int numafeed_writer_create(const char *out_dir, const struct numafeed_field *fie
 int numafeed_writer_append(numafeed_writer *w, const void *records, size_t count)
 {
     if (w->failed || w->finished)
-        return __nf_error(-EINVAL, "writer for %s: %s", w->out_dir,
+        return nf__error(-EINVAL, "writer for %s: %s", w->out_dir,
                           w->finished ? "already finished" : "an earlier call failed");
     const uint8_t *p = records;
     size_t rb = (size_t)w->m.layout.record_bytes;
@@ -435,20 +435,20 @@ static int publish(numafeed_writer *w)
     if (renameat2(AT_FDCWD, w->tmp_dir, AT_FDCWD, w->out_dir, RENAME_NOREPLACE) == 0)
         goto done;
     if (errno != EEXIST && errno != ENOTEMPTY && errno != EINVAL)
-        return __nf_error(-errno, "rename %s -> %s: %s", w->tmp_dir, w->out_dir, strerror(errno));
+        return nf__error(-errno, "rename %s -> %s: %s", w->tmp_dir, w->out_dir, strerror(errno));
     if (errno == EINVAL) {
         /* The filesystem has no renameat2 flags: check_out just ran, so a
          * plain rename only races with someone creating out_dir now. */
         struct stat st;
         if (!w->force && lstat(w->out_dir, &st) == 0)
-            return __nf_error(-EEXIST, "%s appeared while packing", w->out_dir);
+            return nf__error(-EEXIST, "%s appeared while packing", w->out_dir);
         if (rename(w->tmp_dir, w->out_dir) == 0)
             goto done;
         if (!w->force || (errno != EEXIST && errno != ENOTEMPTY))
-            return __nf_error(-errno, "rename %s -> %s: %s", w->tmp_dir, w->out_dir,
+            return nf__error(-errno, "rename %s -> %s: %s", w->tmp_dir, w->out_dir,
                               strerror(errno));
     } else if (!w->force) {
-        return __nf_error(-EEXIST, "%s appeared while packing", w->out_dir);
+        return nf__error(-EEXIST, "%s appeared while packing", w->out_dir);
     }
     /* Replace: atomic exchange where supported, else move the old aside. */
     if (renameat2(AT_FDCWD, w->tmp_dir, AT_FDCWD, w->out_dir, RENAME_EXCHANGE) == 0) {
@@ -457,9 +457,9 @@ static int publish(numafeed_writer *w)
     }
     char *aside;
     if (asprintf(&aside, "%s.old", w->tmp_dir) < 0)
-        return __nf_error(-ENOMEM, "out of memory");
+        return nf__error(-ENOMEM, "out of memory");
     if (rename(w->out_dir, aside) || rename(w->tmp_dir, w->out_dir)) {
-        rc = __nf_error(-errno, "replacing %s: %s", w->out_dir, strerror(errno));
+        rc = nf__error(-errno, "replacing %s: %s", w->out_dir, strerror(errno));
         rename(aside, w->out_dir); /* put the old one back if it was moved */
         free(aside);
         return rc;
@@ -475,20 +475,20 @@ done:
 int numafeed_writer_finish(numafeed_writer *w)
 {
     if (w->failed || w->finished)
-        return __nf_error(-EINVAL, "writer for %s: %s", w->out_dir,
+        return nf__error(-EINVAL, "writer for %s: %s", w->out_dir,
                           w->finished ? "already finished" : "an earlier call failed");
     int rc = flush_block(w);
     if (!rc && w->fd >= 0)
         rc = close_shard(w);
     if (!rc && w->m.records == 0)
-        rc = __nf_error(-EINVAL, "%s: no records were written", w->out_dir);
+        rc = nf__error(-EINVAL, "%s: no records were written", w->out_dir);
     char *mpath = NULL;
     if (!rc && asprintf(&mpath, "%s/%s", w->tmp_dir, NF_MANIFEST_NAME) < 0) {
         mpath = NULL;
-        rc = __nf_error(-ENOMEM, "out of memory");
+        rc = nf__error(-ENOMEM, "out of memory");
     }
     if (!rc)
-        rc = __nf_manifest_write(mpath, &w->m);
+        rc = nf__manifest_write(mpath, &w->m);
     free(mpath);
     if (!rc)
         rc = fsync_path(w->tmp_dir, O_DIRECTORY);
@@ -518,6 +518,6 @@ void numafeed_writer_destroy(numafeed_writer *w)
     free(w->cbuf);
     ZSTD_freeCCtx(w->cctx);
     XXH3_freeState(w->hash);
-    __nf_manifest_free(&w->m);
+    nf__manifest_free(&w->m);
     free(w);
 }

@@ -262,8 +262,8 @@ static bool wait_slot(struct pool *p, struct slot *s, uint64_t seq)
          * the consumer's work must be done with the device buffer. Usually
          * long complete; waited for here, in the worker. */
         uint64_t t0 = now_ns();
-        if ((s->copied && __nf_cuda_event_synchronize(s->ready_ev)) ||
-            (s->released_gpu && __nf_cuda_event_synchronize(s->release_ev))) {
+        if ((s->copied && nf__cuda_event_synchronize(s->ready_ev)) ||
+            (s->released_gpu && nf__cuda_event_synchronize(s->release_ev))) {
             pool_fail(p, NUMAFEED_ECUDA, seq);
             return false;
         }
@@ -278,8 +278,8 @@ static void publish(struct pool *p, struct slot *s)
         /* the whole data region: a short batch copies some stale bytes past
          * its records rather than one copy per field */
         uint64_t seq = atomic_load(&s->seq);
-        if (__nf_cuda_memcpy_h2d(s->dev, s->mem, p->slot_bytes, p->stream) ||
-            __nf_cuda_event_record(s->ready_ev, p->stream)) {
+        if (nf__cuda_memcpy_h2d(s->dev, s->mem, p->slot_bytes, p->stream) ||
+            nf__cuda_event_record(s->ready_ev, p->stream)) {
             pool_fail(p, NUMAFEED_ECUDA, seq);
             return;
         }
@@ -309,7 +309,7 @@ static int worker_reserve(struct worker *w)
         w->block_slot = malloc((size_t)s->nblocks * sizeof(*w->block_slot));
         if (!w->sigma || !w->span || !w->pos_block || !w->pos_in || !w->pos_id || !w->blocks ||
             !w->pos_order || !w->blk_first || !w->bcount || !w->block_slot)
-            return __nf_error(-ENOMEM, "worker: out of memory for a window of %zu records", c);
+            return nf__error(-ENOMEM, "worker: out of memory for a window of %zu records", c);
         for (uint32_t i = 0; i < s->nblocks; i++)
             w->block_slot[i] = UINT32_MAX;
     }
@@ -321,22 +321,22 @@ static int ensure_staging(struct worker *w, size_t count)
     if (count <= w->nstaging)
         return 0;
     const struct numafeed_loader *L = w->pool->L;
-    size_t cap = __nf_dataset_max_decoded(L->ds);
+    size_t cap = nf__dataset_max_decoded(L->ds);
     uint8_t **st = realloc(w->staging, count * sizeof(*st));
     if (!st)
-        return __nf_error(-ENOMEM, "worker: out of memory");
+        return nf__error(-ENOMEM, "worker: out of memory");
     w->staging = st;
     uint8_t **rb = realloc(w->readbuf, count * sizeof(*rb));
     if (!rb)
-        return __nf_error(-ENOMEM, "worker: out of memory");
+        return nf__error(-ENOMEM, "worker: out of memory");
     w->readbuf = rb;
     const uint8_t **bd = realloc(w->block_data, count * sizeof(*bd));
     if (!bd)
-        return __nf_error(-ENOMEM, "worker: out of memory");
+        return nf__error(-ENOMEM, "worker: out of memory");
     w->block_data = bd;
     uint32_t *fb = realloc(w->free_buf, count * sizeof(*fb));
     if (!fb)
-        return __nf_error(-ENOMEM, "worker: out of memory");
+        return nf__error(-ENOMEM, "worker: out of memory");
     w->free_buf = fb;
     for (size_t i = w->nstaging; i < count; i++) {
         w->staging[i] = NULL;
@@ -350,7 +350,7 @@ static int ensure_staging(struct worker *w, size_t count)
                                       (cap + 2 * NF_IO_DIRECT_ALIGN) & ~(size_t)(NF_IO_DIRECT_ALIGN - 1));
         if (!w->staging[i] || !w->readbuf[i]) {
             w->nstaging = i + 1;
-            return __nf_error(-ENOMEM, "worker: out of memory for staging (%zu bytes)", cap);
+            return nf__error(-ENOMEM, "worker: out of memory for staging (%zu bytes)", cap);
         }
     }
     w->nstaging = count;
@@ -367,14 +367,14 @@ static int decode_mapped(struct worker *w, uint32_t k, uint8_t *dst, size_t dst_
     const struct numafeed_loader *L = w->pool->L;
     uint32_t g = w->blocks[k];
     uint32_t shard = L->gblock_shard[g], blk = L->gblock_block[g];
-    const struct nf_block_info *bi = &__nf_dataset_shard_index(L->ds, shard)->blocks[blk];
-    const uint8_t *src = __nf_dataset_block_map(L->ds, shard, blk);
+    const struct nf_block_info *bi = &nf__dataset_shard_index(L->ds, shard)->blocks[blk];
+    const uint8_t *src = nf__dataset_block_map(L->ds, shard, blk);
     if (bi->codec == NF_CODEC_RAW) {
         dst = (uint8_t *)src;
         dst_len = bi->decoded_size;
     }
     *out = dst;
-    return __nf_reader_decode(w->reader, shard, blk, src, dst, dst_len);
+    return nf__reader_decode(w->reader, shard, blk, src, dst, dst_len);
 }
 
 /* Read, verify and decode the unit's distinct blocks into staging. */
@@ -382,7 +382,7 @@ static int load_blocks(struct worker *w, uint32_t nblocks)
 {
     struct numafeed_loader *L = w->pool->L;
     struct nf_reader *r = w->reader;
-    size_t cap = __nf_dataset_max_decoded(L->ds);
+    size_t cap = nf__dataset_max_decoded(L->ds);
     int rc = ensure_staging(w, nblocks);
     if (rc)
         return rc;
@@ -402,7 +402,7 @@ static int load_blocks(struct worker *w, uint32_t nblocks)
     }
     for (uint32_t k = 0; k < nblocks; k++)
         w->block_data[k] = w->staging[k];
-    unsigned depth = __nf_reader_depth(r);
+    unsigned depth = nf__reader_depth(r);
     struct nf_read_done done[64];
     uint32_t next = 0, finished = 0;
     while (finished < nblocks) {
@@ -410,16 +410,16 @@ static int load_blocks(struct worker *w, uint32_t nblocks)
          * buffers are ours until then), decode nothing. Destroy then waits
          * for the reads in flight, not for the rest of the window. */
         bool stopping = atomic_load_explicit(&w->pool->stop, memory_order_relaxed);
-        if (stopping && __nf_reader_inflight(r) == 0)
-            return __nf_error(-ECANCELED, "loader is being destroyed");
-        while (!stopping && next < nblocks && __nf_reader_inflight(r) < depth) {
+        if (stopping && nf__reader_inflight(r) == 0)
+            return nf__error(-ECANCELED, "loader is being destroyed");
+        while (!stopping && next < nblocks && nf__reader_inflight(r) < depth) {
             uint32_t g = w->blocks[next];
             uint32_t shard = L->gblock_shard[g], blk = L->gblock_block[g];
-            const struct nf_block_info *bi = &__nf_dataset_shard_index(L->ds, shard)->blocks[blk];
+            const struct nf_block_info *bi = &nf__dataset_shard_index(L->ds, shard)->blocks[blk];
             /* raw blocks are read straight into staging and checked there */
             void *buf = bi->codec == NF_CODEC_RAW ? w->staging[next] : w->readbuf[next];
             size_t len = bi->codec == NF_CODEC_RAW ? cap : cap + NF_IO_DIRECT_ALIGN;
-            rc = __nf_reader_submit(r, shard, blk, buf, len, next);
+            rc = nf__reader_submit(r, shard, blk, buf, len, next);
             if (rc == -EBUSY)
                 break;
             if (rc)
@@ -427,7 +427,7 @@ static int load_blocks(struct worker *w, uint32_t nblocks)
             next++;
         }
         uint64_t t0 = now_ns();
-        int n = __nf_reader_wait(r, 1, done, (unsigned)NF_ARRAY_SIZE(done));
+        int n = nf__reader_wait(r, 1, done, (unsigned)NF_ARRAY_SIZE(done));
         uint64_t t1 = now_ns();
         atomic_fetch_add_explicit(&w->pool->st_io_ns, t1 - t0, memory_order_relaxed);
         if (n < 0)
@@ -440,7 +440,7 @@ static int load_blocks(struct worker *w, uint32_t nblocks)
             if (done[i].result)
                 return done[i].result;
             uint32_t k = (uint32_t)done[i].tag;
-            rc = __nf_reader_decode(r, done[i].shard, done[i].block, done[i].data, w->staging[k],
+            rc = nf__reader_decode(r, done[i].shard, done[i].block, done[i].data, w->staging[k],
                                     cap);
             if (rc)
                 return rc;
@@ -526,7 +526,7 @@ static void scatter_block(struct worker *w, const struct unit_pos *u, uint32_t k
     for (uint32_t j = w->blk_first[k]; j < w->blk_first[k + 1]; j++) {
         uint32_t pos = w->pos_order[j];
         uint64_t b, i;
-        __nf_batch_of(s, u->a + pos - s->start, &b, &i);
+        nf__batch_of(s, u->a + pos - s->start, &b, &i);
         struct slot *slot = &p->slots[(u->epoch * s->nbatches + b) % p->depth];
         if (data) {
             const uint8_t *rec = data + (size_t)w->pos_in[pos] * lay->record_bytes;
@@ -552,12 +552,12 @@ static uint8_t *one_record_slot(struct worker *w, const struct unit_pos *u, uint
         return NULL;
     uint32_t g = w->blocks[k];
     const struct nf_block_info *bi =
-        &__nf_dataset_shard_index(L->ds, L->gblock_shard[g])->blocks[L->gblock_block[g]];
+        &nf__dataset_shard_index(L->ds, L->gblock_shard[g])->blocks[L->gblock_block[g]];
     if (bi->records != 1 || bi->decoded_size != L->layout->record_bytes)
         return NULL;
     const struct nf_sampler *s = &p->sampler;
     uint64_t b, i;
-    __nf_batch_of(s, u->a + w->pos_order[w->blk_first[k]] - s->start, &b, &i);
+    nf__batch_of(s, u->a + w->pos_order[w->blk_first[k]] - s->start, &b, &i);
     struct slot *slot = &p->slots[(u->epoch * s->nbatches + b) % p->depth];
     return slot->mem + i * L->layout->record_bytes;
 }
@@ -585,8 +585,8 @@ static uint8_t *raw_direct_dst(struct worker *w, const struct unit_pos *u, uint3
         return NULL;
     uint32_t g = w->blocks[k];
     uint32_t sh = L->gblock_shard[g], blk = L->gblock_block[g];
-    if (__nf_dataset_shard_index(L->ds, sh)->blocks[blk].codec != NF_CODEC_RAW ||
-        __nf_reader_buf_bytes(w->reader, sh, blk) != L->layout->record_bytes)
+    if (nf__dataset_shard_index(L->ds, sh)->blocks[blk].codec != NF_CODEC_RAW ||
+        nf__reader_buf_bytes(w->reader, sh, blk) != L->layout->record_bytes)
         return NULL;
     return one_record_slot(w, u, k);
 }
@@ -599,7 +599,7 @@ static int stream_blocks(struct worker *w, const struct unit_pos *u, uint32_t nb
     struct pool *p = w->pool;
     struct numafeed_loader *L = p->L;
     struct nf_reader *r = w->reader;
-    size_t cap = __nf_dataset_max_decoded(L->ds);
+    size_t cap = nf__dataset_max_decoded(L->ds);
     uint64_t t_io = 0, t_dec = 0, t_copy = 0;
     int rc = 0;
     if (L->mapped) {
@@ -621,7 +621,7 @@ static int stream_blocks(struct worker *w, const struct unit_pos *u, uint32_t nb
         goto out;
     }
     size_t nbuf = L->stream_bytes / (cap ? cap : 1);
-    unsigned depth = __nf_reader_depth(r);
+    unsigned depth = nf__reader_depth(r);
     if (nbuf < 2)
         nbuf = 2;
     if (nbuf > depth)
@@ -639,17 +639,17 @@ static int stream_blocks(struct worker *w, const struct unit_pos *u, uint32_t nb
     while (finished < nblocks) {
         /* Stopping: as in load_blocks, reap what is in flight and no more. */
         bool stopping = atomic_load_explicit(&p->stop, memory_order_relaxed);
-        if (stopping && __nf_reader_inflight(r) == 0) {
-            rc = __nf_error(-ECANCELED, "loader is being destroyed");
+        if (stopping && nf__reader_inflight(r) == 0) {
+            rc = nf__error(-ECANCELED, "loader is being destroyed");
             goto out;
         }
-        while (!stopping && next < nblocks && nfree && __nf_reader_inflight(r) < depth) {
+        while (!stopping && next < nblocks && nfree && nf__reader_inflight(r) < depth) {
             uint32_t g = w->blocks[next];
             uint32_t bi = w->free_buf[nfree - 1];
             /* a raw one-record block may go straight to its slot; it still
              * takes a buffer index, which bounds the reads in flight */
             uint8_t *to = raw_direct_dst(w, u, next);
-            rc = __nf_reader_submit(r, L->gblock_shard[g], L->gblock_block[g],
+            rc = nf__reader_submit(r, L->gblock_shard[g], L->gblock_block[g],
                                     to ? to : w->readbuf[bi],
                                     to ? L->layout->record_bytes : cap + NF_IO_DIRECT_ALIGN,
                                     (uint64_t)next << 32 | (uint64_t)(to != NULL) << 31 | bi);
@@ -663,7 +663,7 @@ static int stream_blocks(struct worker *w, const struct unit_pos *u, uint32_t nb
             next++;
         }
         uint64_t t0 = now_ns();
-        int n = __nf_reader_wait(r, 1, done, (unsigned)NF_ARRAY_SIZE(done));
+        int n = nf__reader_wait(r, 1, done, (unsigned)NF_ARRAY_SIZE(done));
         t_io += now_ns() - t0;
         if (n < 0) {
             rc = n;
@@ -681,7 +681,7 @@ static int stream_blocks(struct worker *w, const struct unit_pos *u, uint32_t nb
                 goto out;
             }
             const struct nf_block_info *info =
-                &__nf_dataset_shard_index(L->ds, done[i].shard)->blocks[done[i].block];
+                &nf__dataset_shard_index(L->ds, done[i].shard)->blocks[done[i].block];
             /* into: the block's bytes end in its slot (read there, or a
              * zstd block decoded there, both opt-in), nothing to scatter.
              * Else a raw block is verified where it was read, a zstd one
@@ -691,7 +691,7 @@ static int stream_blocks(struct worker *w, const struct unit_pos *u, uint32_t nb
             uint8_t *into = in_slot ? data : raw ? NULL : in_place_dst(w, u, k);
             uint8_t *dst = into ? into : raw ? data : w->staging[bi];
             uint64_t t1 = now_ns();
-            rc = __nf_reader_decode(r, done[i].shard, done[i].block, done[i].data, dst,
+            rc = nf__reader_decode(r, done[i].shard, done[i].block, done[i].data, dst,
                                     dst == into ? L->layout->record_bytes : cap);
             uint64_t t2 = now_ns();
             t_dec += t2 - t1;
@@ -763,34 +763,34 @@ static int run_unit(struct worker *w, uint64_t u)
     const struct nf_sampler *s = &p->sampler;
     uint64_t epoch = u / s->nwindows;
     uint64_t win = s->first_window + u % s->nwindows;
-    uint64_t w0 = win * s->window, wlen = __nf_window_len(s, win);
+    uint64_t w0 = win * s->window, wlen = nf__window_len(s, win);
     uint64_t a = w0 > s->start ? w0 : s->start;
     uint64_t e = w0 + wlen < s->start + s->len ? w0 + wlen : s->start + s->len;
     uint64_t bfirst, ifirst;
-    __nf_batch_of(s, a - s->start, &bfirst, &ifirst);
+    nf__batch_of(s, a - s->start, &bfirst, &ifirst);
     uint64_t first_seq = epoch * s->nbatches + bfirst;
     if (first_seq < p->base_seq) {
         /* the unit holding the start batch: the records of earlier batches
          * are neither read nor delivered */
-        a = s->start + __nf_batch_start(s, p->base_seq - epoch * s->nbatches);
+        a = s->start + nf__batch_start(s, p->base_seq - epoch * s->nbatches);
         first_seq = p->base_seq;
     }
 
     int rc = worker_reserve(w);
     if (!rc && (!w->plan.valid || w->plan.epoch != epoch))
-        rc = __nf_plan_make(s, epoch, &w->plan);
+        rc = nf__plan_make(s, epoch, &w->plan);
     if (rc) {
         pool_fail(p, rc, first_seq);
         return rc;
     }
-    __nf_window_perm(s, epoch, win, w->sigma, wlen);
-    __nf_plan_span(s, &w->plan, w0, wlen, w->span);
+    nf__window_perm(s, epoch, win, w->sigma, wlen);
+    nf__plan_span(s, &w->plan, w0, wlen, w->span);
 
     /* Which records, from which blocks; each distinct block once. */
     uint32_t nb = 0;
     for (uint64_t q = a; q < e; q++) {
         uint32_t blk, in, j = w->sigma[q - w0];
-        uint64_t id = __nf_plan_record_at(s, &w->plan, w->span[j], w0 + j, &blk, &in);
+        uint64_t id = nf__plan_record_at(s, &w->plan, w->span[j], w0 + j, &blk, &in);
         size_t k = (size_t)(q - a);
         w->pos_block[k] = blk;
         w->pos_in[k] = in;
@@ -810,8 +810,8 @@ static int run_unit(struct worker *w, uint64_t u)
      * which fills one batch at a time. */
     uint64_t b_lo = 0, b_hi = 0, ib;
     if (a < e) {
-        __nf_batch_of(s, a - s->start, &b_lo, &ib);
-        __nf_batch_of(s, e - 1 - s->start, &b_hi, &ib);
+        nf__batch_of(s, a - s->start, &b_lo, &ib);
+        nf__batch_of(s, e - 1 - s->start, &b_hi, &ib);
     }
     if (L->stream && a < e && b_hi - b_lo < p->depth) {
         uint64_t seq = epoch * s->nbatches + b_lo;
@@ -848,7 +848,7 @@ static int run_unit(struct worker *w, uint64_t u)
     struct slot *slot = NULL;
     for (uint64_t q = a; q < e; q++) {
         uint64_t b, i;
-        __nf_batch_of(s, q - s->start, &b, &i);
+        nf__batch_of(s, q - s->start, &b, &i);
         if (b != cur_b) {
             if (slot && written &&
                 atomic_fetch_sub_explicit(&slot->remaining, written, memory_order_acq_rel) ==
@@ -902,11 +902,11 @@ static void *worker_main(void *arg)
     pthread_setname_np(pthread_self(), name);
 
     /* Pin and set the memory policy before allocating anything. */
-    int rc = __nf_bind_thread(&p->cpus, p->node, &w->bind);
+    int rc = nf__bind_thread(&p->cpus, p->node, &w->bind);
     /* the current device is per thread: set it in every pool thread */
     uint64_t t0 = now_ns();
     if (!rc && p->cuda)
-        rc = __nf_cuda_set_device(p->ordinal);
+        rc = nf__cuda_set_device(p->ordinal);
     uint64_t t1 = now_ns();
     if (w->idx == 0) {
         if (!rc)
@@ -943,11 +943,11 @@ static void *worker_main(void *arg)
     }
     if (!rc) {
         struct nf_reader_options ro;
-        __nf_reader_options_init(&ro);
+        nf__reader_options_init(&ro);
         /* mapped: the reader is only the zstd context; pread costs nothing */
         ro.backend = L->mapped ? LOADER_IO_PREAD : L->cfg.io_backend;
         ro.queue_depth = L->cfg.io_depth;
-        rc = __nf_reader_create(L->ds, &ro, &w->reader);
+        rc = nf__reader_create(L->ds, &ro, &w->reader);
     }
     pthread_mutex_lock(&p->mu);
     if (rc && !p->start_err) {
@@ -958,13 +958,13 @@ static void *worker_main(void *arg)
     if (!rc) {
         if (w->idx == 0)
             snprintf(p->io_backend, sizeof(p->io_backend), "%s",
-                     L->mapped ? "mmap" : __nf_reader_backend(w->reader));
+                     L->mapped ? "mmap" : nf__reader_backend(w->reader));
         if (w->bind.note[0])
-            __nf_note(p->notes, sizeof(p->notes), "worker %u: %s", w->idx, w->bind.note);
+            nf__note(p->notes, sizeof(p->notes), "worker %u: %s", w->idx, w->bind.note);
         if (w->idx == 0 && !L->mapped &&
-            strcmp(__nf_reader_backend_reason(w->reader), "default") != 0)
-            __nf_note(p->notes, sizeof(p->notes), "io: %s (%s)", __nf_reader_backend(w->reader),
-                     __nf_reader_backend_reason(w->reader));
+            strcmp(nf__reader_backend_reason(w->reader), "default") != 0)
+            nf__note(p->notes, sizeof(p->notes), "io: %s (%s)", nf__reader_backend(w->reader),
+                     nf__reader_backend_reason(w->reader));
     }
     p->ready_workers++;
     pthread_cond_broadcast(&p->cv_ready);
@@ -991,19 +991,19 @@ static int alloc_ring(struct pool *p)
     const struct nf_layout *lay = L->layout;
     uint64_t B = p->sampler.batch;
     size_t data, ids, per;
-    if (__nf_mul_size((size_t)lay->record_bytes, (size_t)B, &data) ||
-        __nf_mul_size((size_t)B, sizeof(uint64_t), &ids) ||
-        __nf_add_size((data + 4095) & ~(size_t)4095, (ids + 4095) & ~(size_t)4095, &per))
-        return __nf_error(NUMAFEED_ECONFIG, "batch of %llu records of %llu bytes is too large",
+    if (nf__mul_size((size_t)lay->record_bytes, (size_t)B, &data) ||
+        nf__mul_size((size_t)B, sizeof(uint64_t), &ids) ||
+        nf__add_size((data + 4095) & ~(size_t)4095, (ids + 4095) & ~(size_t)4095, &per))
+        return nf__error(NUMAFEED_ECONFIG, "batch of %llu records of %llu bytes is too large",
                           (unsigned long long)B, (unsigned long long)lay->record_bytes);
     size_t total;
-    if (__nf_mul_size(per, p->depth, &total))
-        return __nf_error(NUMAFEED_ECONFIG, "ring of %u slots of %zu bytes is too large",
+    if (nf__mul_size(per, p->depth, &total))
+        return nf__error(NUMAFEED_ECONFIG, "ring of %u slots of %zu bytes is too large",
                           p->depth, per);
     /* mapped and bound only: every worker then touches its share of it
      * (touch_ring), and worker 0 reads the placement back and moves any
      * strays (verify_ring) */
-    int rc = __nf_node_map(L->sysfs_root, p->node, total, &p->ring, &p->ring_mapped,
+    int rc = nf__node_map(L->sysfs_root, p->node, total, &p->ring, &p->ring_mapped,
                            &p->placement);
     if (rc)
         return rc;
@@ -1023,14 +1023,14 @@ static void touch_ring(struct pool *p, unsigned i, unsigned n)
     size_t steps = p->ring_mapped / NF_HUGE_2M;
     size_t lo = steps * i / n, hi = steps * (i + 1) / n;
     if (hi > lo)
-        __nf_node_touch((uint8_t *)p->ring + lo * NF_HUGE_2M, (hi - lo) * NF_HUGE_2M);
+        nf__node_touch((uint8_t *)p->ring + lo * NF_HUGE_2M, (hi - lo) * NF_HUGE_2M);
 }
 
 static void verify_ring(struct pool *p)
 {
-    __nf_node_settle(p->ring, p->ring_mapped, p->node, &p->placement);
+    nf__node_settle(p->ring, p->ring_mapped, p->node, &p->placement);
     if (p->placement.note[0])
-        __nf_note(p->notes, sizeof(p->notes), "ring: %s", p->placement.note);
+        nf__note(p->notes, sizeof(p->notes), "ring: %s", p->placement.note);
 }
 
 /* Point every slot (memory, ids, field views) into a ring at base. */
@@ -1046,7 +1046,7 @@ static void layout_slots(struct pool *p, void *base)
         for (unsigned f = 0; f < lay->nfields; f++) {
             const struct nf_field *fd = &lay->fields[f];
             s->fields[f].name = fd->name;
-            s->fields[f].dtype = __nf_dtype_name(fd->dtype);
+            s->fields[f].dtype = nf__dtype_name(fd->dtype);
             s->fields[f].ndim = fd->ndim;
             s->fields[f].shape = fd->shape;
             s->fields[f].record_bytes = (size_t)fd->bytes;
@@ -1069,35 +1069,35 @@ static int setup_cuda(struct pool *p)
     size_t total = p->slot_stride * p->depth;
     /* one registration per slot: a slot is one copy's source, and a copy
      * may not span two registrations */
-    int rc = __nf_cuda_host_register(p->ring, total, p->slot_stride);
+    int rc = nf__cuda_host_register(p->ring, total, p->slot_stride);
     if (rc == 0) {
         p->registered = true;
     } else {
         if (p->L->cfg.strict)
-            return __nf_error_prefix(rc, "ring of pool for GPU %d (strict)", p->ordinal);
-        __nf_note(p->notes, sizeof(p->notes), "%s; using cudaHostAlloc by a node-%d thread",
+            return nf__error_prefix(rc, "ring of pool for GPU %d (strict)", p->ordinal);
+        nf__note(p->notes, sizeof(p->notes), "%s; using cudaHostAlloc by a node-%d thread",
                  numafeed_last_error(), p->node);
-        rc = __nf_cuda_host_alloc(total, &p->pinned);
+        rc = nf__cuda_host_alloc(total, &p->pinned);
         if (rc)
             return rc;
         memset(p->pinned, 0, total);
-        __nf_node_verify(p->pinned, total, p->node, &p->placement);
+        nf__node_verify(p->pinned, total, p->node, &p->placement);
         p->placement.bound = false;
         p->placement.hugetlb = p->placement.thp = false;
         p->placement.page_size = 4096;
-        __nf_node_free(p->ring, p->ring_mapped);
+        nf__node_free(p->ring, p->ring_mapped);
         p->ring = NULL;
         p->ring_mapped = 0;
     }
-    rc = __nf_cuda_stream_create(&p->stream);
+    rc = nf__cuda_stream_create(&p->stream);
     if (!rc)
-        rc = __nf_cuda_malloc(p->slot_bytes * p->depth, &p->dev_ring);
+        rc = nf__cuda_malloc(p->slot_bytes * p->depth, &p->dev_ring);
     for (unsigned i = 0; !rc && i < p->depth; i++) {
         struct slot *s = &p->slots[i];
         s->dev = (uint8_t *)p->dev_ring + (size_t)i * p->slot_bytes;
-        rc = __nf_cuda_event_create(&s->ready_ev);
+        rc = nf__cuda_event_create(&s->ready_ev);
         if (!rc)
-            rc = __nf_cuda_event_create(&s->release_ev);
+            rc = nf__cuda_event_create(&s->release_ev);
     }
     if (!rc)
         layout_slots(p, p->pinned ? p->pinned : p->ring);
@@ -1133,8 +1133,8 @@ static void pool_free(struct pool *p)
     pool_stop(p);
     for (unsigned i = 0; p->workers && i < p->nworkers; i++) {
         struct worker *w = &p->workers[i];
-        __nf_reader_destroy(w->reader);
-        __nf_plan_free(&w->plan);
+        nf__reader_destroy(w->reader);
+        nf__plan_free(&w->plan);
         for (size_t k = 0; k < w->nstaging; k++) {
             free(w->staging[k]);
             free(w->readbuf[k]);
@@ -1159,22 +1159,22 @@ static void pool_free(struct pool *p)
         /* nothing may still read the ring: let queued copies finish */
         for (unsigned i = 0; p->slots && i < p->depth; i++)
             if (p->slots[i].copied)
-                __nf_cuda_event_synchronize(p->slots[i].ready_ev);
+                nf__cuda_event_synchronize(p->slots[i].ready_ev);
         for (unsigned i = 0; p->slots && i < p->depth; i++) {
-            __nf_cuda_event_destroy(p->slots[i].ready_ev);
-            __nf_cuda_event_destroy(p->slots[i].release_ev);
+            nf__cuda_event_destroy(p->slots[i].ready_ev);
+            nf__cuda_event_destroy(p->slots[i].release_ev);
         }
-        __nf_cuda_stream_destroy(p->stream);
-        __nf_cuda_free(p->dev_ring);
+        nf__cuda_stream_destroy(p->stream);
+        nf__cuda_free(p->dev_ring);
         if (p->registered)
-            __nf_cuda_host_unregister(p->ring, p->slot_stride * p->depth,
+            nf__cuda_host_unregister(p->ring, p->slot_stride * p->depth,
                                       p->slot_stride); /* before munmap */
-        __nf_cuda_host_free(p->pinned);
+        nf__cuda_host_free(p->pinned);
     }
-    __nf_node_free(p->ring, p->ring_mapped);
+    nf__node_free(p->ring, p->ring_mapped);
     free(p->slots);
-    __nf_sampler_free(&p->sampler);
-    __nf_cpuset_free(&p->cpus);
+    nf__sampler_free(&p->sampler);
+    nf__cpuset_free(&p->cpus);
     pthread_mutex_destroy(&p->mu);
     pthread_mutex_destroy(&p->cmu);
     pthread_cond_destroy(&p->cv_work);
@@ -1193,7 +1193,7 @@ void loader_destroy(loader_t *L)
     free(L->pools);
     free(L->gblock_shard);
     free(L->gblock_block);
-    __nf_dataset_close(L->ds);
+    nf__dataset_close(L->ds);
     free(L->path);
     free(L->sysfs_root);
     pthread_mutex_destroy(&L->errmu);
@@ -1210,7 +1210,7 @@ static int env_u32(const char *name, uint32_t *out, bool *set)
     errno = 0;
     unsigned long x = strtoul(v, &end, 10);
     if (errno || *end || x > UINT32_MAX || v[0] == '-')
-        return __nf_error(NUMAFEED_ECONFIG, "environment %s=\"%s\" is not a count", name, v);
+        return nf__error(NUMAFEED_ECONFIG, "environment %s=\"%s\" is not a count", name, v);
     *out = (uint32_t)x;
     *set = true;
     return 0;
@@ -1241,7 +1241,7 @@ static int pool_init(struct numafeed_loader *L, struct pool *p, int pos, int ord
     if (override >= 0) {
         char tmp[8];
         if (numafeed_topo_node_cpus(topo, override, tmp, sizeof(tmp)) < 0)
-            return __nf_error(NUMAFEED_ECONFIG, "node_override[%d] = %d: no such online node", pos,
+            return nf__error(NUMAFEED_ECONFIG, "node_override[%d] = %d: no such online node", pos,
                               override);
         p->node = override;
         p->node_known = true;
@@ -1251,58 +1251,58 @@ static int pool_init(struct numafeed_loader *L, struct pool *p, int pos, int ord
         p->node = gi.numa_node;
         p->node_known = gi.node_known;
         if (!gi.node_known)
-            __nf_note(p->notes, sizeof(p->notes), "GPU %d (%s): NUMA node unknown (sysfs %d), "
+            nf__note(p->notes, sizeof(p->notes), "GPU %d (%s): NUMA node unknown (sysfs %d), "
                      "using node %d", ordinal, gi.pci_bus_id, gi.numa_node_raw, gi.numa_node);
     } else if (host) {
         p->node = numafeed_topo_node_id(topo, 0);
         p->node_known = false;
-        __nf_note(p->notes, sizeof(p->notes), "host pool %d has no GPU: using node %d", ordinal,
+        nf__note(p->notes, sizeof(p->notes), "host pool %d has no GPU: using node %d", ordinal,
                  p->node);
     } else {
-        return __nf_error(NUMAFEED_ECONFIG, "GPU %d is not visible (%d visible)", ordinal, ngpu);
+        return nf__error(NUMAFEED_ECONFIG, "GPU %d is not visible (%d visible)", ordinal, ngpu);
     }
 
     /* CPUs: node & allowed, else allowed (never an empty mask) */
     struct nf_cpuset node_cpus = {0};
     char list[4096];
     int n = numafeed_topo_node_cpus(topo, p->node, list, sizeof(list));
-    int rc = n < 0 ? n : __nf_cpuset_parse(&node_cpus, list, (size_t)n, "node cpus");
+    int rc = n < 0 ? n : nf__cpuset_parse(&node_cpus, list, (size_t)n, "node cpus");
     if (!rc)
-        rc = __nf_cpuset_and(&p->cpus, &node_cpus, &topo->allowed);
-    __nf_cpuset_free(&node_cpus);
+        rc = nf__cpuset_and(&p->cpus, &node_cpus, &topo->allowed);
+    nf__cpuset_free(&node_cpus);
     if (rc)
         return rc;
-    if (__nf_cpuset_empty(&p->cpus)) {
+    if (nf__cpuset_empty(&p->cpus)) {
         p->cpus_fallback = true;
-        rc = __nf_cpuset_copy(&p->cpus, &topo->allowed);
+        rc = nf__cpuset_copy(&p->cpus, &topo->allowed);
         if (rc)
             return rc;
-        __nf_note(p->notes, sizeof(p->notes), "no allowed CPU on node %d: pool runs on every "
+        nf__note(p->notes, sizeof(p->notes), "no allowed CPU on node %d: pool runs on every "
                  "allowed CPU", p->node);
     }
 
     uint64_t window = c->shuffle_window;
     if (!window) {
-        uint64_t avg = __nf_dataset_records(L->ds) / (L->nblocks ? L->nblocks : 1);
+        uint64_t avg = nf__dataset_records(L->ds) / (L->nblocks ? L->nblocks : 1);
         window = 16 * (avg ? avg : 1);
     }
     if (window > (1u << 24))
         window = 1u << 24;
     uint64_t nparts = (uint64_t)world * (uint64_t)L->npools;
-    rc = __nf_sampler_init(&p->sampler, c->seed, c->shuffle != 0, c->drop_last != 0, window,
+    rc = nf__sampler_init(&p->sampler, c->seed, c->shuffle != 0, c->drop_last != 0, window,
                            c->batch_size, (uint64_t)rank * (uint64_t)L->npools + (uint64_t)pos,
                            nparts, L->nblocks, block_records);
     if (rc)
         return rc == -EINVAL ? NUMAFEED_ECONFIG : rc;
     if (c->start_batch >= p->sampler.nbatches ||
         c->start_epoch > (UINT64_MAX >> 1) / p->sampler.nbatches)
-        return __nf_error(NUMAFEED_ECONFIG,
+        return nf__error(NUMAFEED_ECONFIG,
                           "start_batch %llu of epoch %llu is out of range (an epoch has %llu "
                           "batches)", (unsigned long long)c->start_batch,
                           (unsigned long long)c->start_epoch,
                           (unsigned long long)p->sampler.nbatches);
 
-    size_t ncpus = __nf_cpuset_count(&p->cpus);
+    size_t ncpus = nf__cpuset_count(&p->cpus);
     p->nworkers = c->threads ? c->threads : (unsigned)(ncpus < 4 ? ncpus : 4);
     p->depth = c->ring_depth;
     if (!p->depth) {
@@ -1322,7 +1322,7 @@ static int pool_init(struct numafeed_loader *L, struct pool *p, int pos, int ord
     }
     p->slots = calloc(p->depth, sizeof(*p->slots));
     if (!p->slots)
-        return __nf_error(-ENOMEM, "out of memory");
+        return nf__error(-ENOMEM, "out of memory");
     /* Start: batch base lives in slot base % depth like every other, so
      * slot i first holds the batch of [base, base + depth) congruent to i,
      * and the first unit is the one holding the start batch's first record. */
@@ -1332,22 +1332,22 @@ static int pool_init(struct numafeed_loader *L, struct pool *p, int pos, int ord
     for (unsigned i = 0; i < p->depth; i++) {
         uint64_t seq = p->base_seq + (i + p->depth - p->base_seq % p->depth) % p->depth;
         atomic_store(&p->slots[i].seq, seq);
-        atomic_store(&p->slots[i].remaining, __nf_batch_len(sm, seq % sm->nbatches));
+        atomic_store(&p->slots[i].remaining, nf__batch_len(sm, seq % sm->nbatches));
     }
-    uint64_t first_pos = sm->start + __nf_batch_start(sm, c->start_batch);
+    uint64_t first_pos = sm->start + nf__batch_start(sm, c->start_batch);
     atomic_store(&p->next_unit,
                  c->start_epoch * sm->nwindows + first_pos / sm->window - sm->first_window);
 
     p->workers = calloc(p->nworkers, sizeof(*p->workers));
     if (!p->workers)
-        return __nf_error(-ENOMEM, "out of memory");
+        return nf__error(-ENOMEM, "out of memory");
     for (unsigned i = 0; i < p->nworkers; i++) {
         struct worker *w = &p->workers[i];
         w->pool = p;
         w->idx = i;
         int e = pthread_create(&w->thread, NULL, worker_main, w);
         if (e)
-            return __nf_error(-e, "pthread_create (pool for GPU %d): %s", ordinal, strerror(e));
+            return nf__error(-e, "pthread_create (pool for GPU %d): %s", ordinal, strerror(e));
         w->started = true;
     }
     return 0;
@@ -1366,12 +1366,12 @@ static int pool_wait_ready(struct pool *p)
         pthread_cond_wait(&p->cv_ready, &p->mu);
     rc = p->start_err;
     if (rc)
-        __nf_error(rc, "%s", p->start_msg);
+        nf__error(rc, "%s", p->start_msg);
     pthread_cond_broadcast(&p->cv_work);
     pthread_mutex_unlock(&p->mu);
     if (!rc && p->L->cfg.verbose) {
         char cpus[256];
-        __nf_cpuset_format(&p->cpus, cpus, sizeof(cpus));
+        nf__cpuset_format(&p->cpus, cpus, sizeof(cpus));
         fprintf(stderr,
                 "numafeed: pool GPU %d: node %d%s, CPUs %s, %u threads, ring %u x %zu bytes, "
                 "pages %zu KiB%s%s, mbind %s, on node %zu/%zu%s, io %s; set up in: CUDA "
@@ -1397,28 +1397,28 @@ static bool env_is(const char *name, const char *val)
 
 int loader_create(const struct loader_config *cfg_in, loader_t **out)
 {
-    __nf_error_clear();
+    nf__error_clear();
     if (!cfg_in || !out)
-        return __nf_error(NUMAFEED_ECONFIG, "loader_create: NULL argument");
+        return nf__error(NUMAFEED_ECONFIG, "loader_create: NULL argument");
     *out = NULL;
     struct loader_config cfg;
     loader_config_init(&cfg);
     if (cfg_in->size < offsetof(struct loader_config, batch_size) || cfg_in->size > sizeof(cfg))
-        return __nf_error(NUMAFEED_ECONFIG, "loader_create: config.size %zu is not one this "
+        return nf__error(NUMAFEED_ECONFIG, "loader_create: config.size %zu is not one this "
                           "library knows; call loader_config_init", cfg_in->size);
     memcpy(&cfg, cfg_in, cfg_in->size);
     if (!cfg.path || !*cfg.path)
-        return __nf_error(NUMAFEED_ECONFIG, "loader_create: config.path is not set");
+        return nf__error(NUMAFEED_ECONFIG, "loader_create: config.path is not set");
     if (cfg.batch_size == 0)
-        return __nf_error(NUMAFEED_ECONFIG, "loader_create: batch_size must be >= 1");
+        return nf__error(NUMAFEED_ECONFIG, "loader_create: batch_size must be >= 1");
     if (cfg.ring_depth == 1)
-        return __nf_error(NUMAFEED_ECONFIG, "loader_create: ring_depth must be >= 2 (or 0)");
+        return nf__error(NUMAFEED_ECONFIG, "loader_create: ring_depth must be >= 2 (or 0)");
     if (cfg.ngpus < 0 || cfg.ngpus > LOADER_MAX_GPUS || (cfg.ngpus && !cfg.gpus))
-        return __nf_error(NUMAFEED_ECONFIG, "loader_create: ngpus %d out of range", cfg.ngpus);
+        return nf__error(NUMAFEED_ECONFIG, "loader_create: ngpus %d out of range", cfg.ngpus);
     if (cfg.threads > 256)
-        return __nf_error(NUMAFEED_ECONFIG, "loader_create: threads %u > 256", cfg.threads);
+        return nf__error(NUMAFEED_ECONFIG, "loader_create: threads %u > 256", cfg.threads);
     if (cfg.io_backend < LOADER_IO_AUTO || cfg.io_backend > LOADER_IO_MMAP)
-        return __nf_error(NUMAFEED_ECONFIG, "loader_create: io_backend %d unknown",
+        return nf__error(NUMAFEED_ECONFIG, "loader_create: io_backend %d unknown",
                           cfg.io_backend);
 
     uint32_t rank = cfg.rank, world = cfg.world_size;
@@ -1430,7 +1430,7 @@ int loader_create(const struct loader_config *cfg_in, loader_t **out)
         if (rc)
             return rc;
         if (rs != ws)
-            return __nf_error(NUMAFEED_ECONFIG, "environment has %s but not %s",
+            return nf__error(NUMAFEED_ECONFIG, "environment has %s but not %s",
                               rs ? "RANK" : "WORLD_SIZE", rs ? "WORLD_SIZE" : "RANK");
         if (!ws) {
             rank = 0;
@@ -1438,11 +1438,11 @@ int loader_create(const struct loader_config *cfg_in, loader_t **out)
         }
     }
     if (world == 0 || rank >= world)
-        return __nf_error(NUMAFEED_ECONFIG, "rank %u is not below world size %u", rank, world);
+        return nf__error(NUMAFEED_ECONFIG, "rank %u is not below world size %u", rank, world);
 
     struct numafeed_loader *L = calloc(1, sizeof(*L));
     if (!L)
-        return __nf_error(-ENOMEM, "loader_create: out of memory");
+        return nf__error(-ENOMEM, "loader_create: out of memory");
     pthread_mutex_init(&L->errmu, NULL);
     L->cfg = cfg;
     L->path = strdup(cfg.path);
@@ -1456,9 +1456,9 @@ int loader_create(const struct loader_config *cfg_in, loader_t **out)
     uint32_t *block_records = NULL;
     int overrides[LOADER_MAX_GPUS];
     int ordinals[LOADER_MAX_GPUS];
-    int rc = L->path ? 0 : __nf_error(-ENOMEM, "out of memory");
+    int rc = L->path ? 0 : nf__error(-ENOMEM, "out of memory");
     if (!rc)
-        rc = __nf_dataset_open(L->path, NULL, &L->ds);
+        rc = nf__dataset_open(L->path, NULL, &L->ds);
     if (!rc && cfg.io_backend == LOADER_IO_AUTO) {
         const char *env = getenv("NUMAFEED_IO");
         if (env && !strcmp(env, "mmap"))
@@ -1478,14 +1478,14 @@ int loader_create(const struct loader_config *cfg_in, loader_t **out)
             char *end;
             unsigned long long v = strtoull(env, &end, 10);
             if (*end || !v)
-                rc = rc ? rc : __nf_error(NUMAFEED_ECONFIG, "NUMAFEED_STREAM_BYTES='%s': expected "
+                rc = rc ? rc : nf__error(NUMAFEED_ECONFIG, "NUMAFEED_STREAM_BYTES='%s': expected "
                                           "a positive number of bytes", env);
             else
                 L->stream_bytes = (size_t)v;
         }
     }
     if (!rc && L->cfg.io_backend == LOADER_IO_MMAP) {
-        rc = __nf_dataset_map(L->ds);
+        rc = nf__dataset_map(L->ds);
         L->mapped = rc == 0;
     }
     if (!rc) {
@@ -1498,53 +1498,53 @@ int loader_create(const struct loader_config *cfg_in, loader_t **out)
     int ndev = 0;
     if (!rc && !host) {
         /* host mode by itself when there is no CUDA runtime, driver or GPU */
-        ndev = __nf_cuda_device_count();
+        ndev = nf__cuda_device_count();
         if (ndev <= 0) {
             host = true;
             snprintf(L->host_reason, sizeof(L->host_reason), "host mode: %s",
                      ndev == 0 ? "no CUDA device" : numafeed_last_error());
-            __nf_error_clear();
+            nf__error_clear();
         }
     }
     L->cuda = !host;
     if (!rc) {
-        L->layout = __nf_dataset_layout(L->ds);
+        L->layout = nf__dataset_layout(L->ds);
         int nvis = numafeed_topo_gpu_count(topo);
         L->npools = cfg.ngpus ? cfg.ngpus : (nvis ? nvis : 1);
         for (int i = 0; i < L->npools; i++) {
             ordinals[i] = cfg.ngpus ? cfg.gpus[i] : i;
             overrides[i] = cfg.node_override ? cfg.node_override[i] : -1;
             if (ordinals[i] < 0)
-                rc = __nf_error(NUMAFEED_ECONFIG, "gpus[%d] = %d is negative", i, ordinals[i]);
+                rc = nf__error(NUMAFEED_ECONFIG, "gpus[%d] = %d is negative", i, ordinals[i]);
             else if (!host && ordinals[i] >= ndev)
-                rc = __nf_error(NUMAFEED_ECONFIG, "gpus[%d] = %d: the CUDA runtime sees %d "
+                rc = nf__error(NUMAFEED_ECONFIG, "gpus[%d] = %d: the CUDA runtime sees %d "
                                 "device(s)", i, ordinals[i], ndev);
             for (int j = 0; j < i && !rc; j++)
                 if (ordinals[j] == ordinals[i])
-                    rc = __nf_error(NUMAFEED_ECONFIG, "GPU %d listed twice", ordinals[i]);
+                    rc = nf__error(NUMAFEED_ECONFIG, "GPU %d listed twice", ordinals[i]);
         }
         L->cfg.node_override = overrides;
-        if (!rc && __nf_dataset_layout(L->ds)->nfields > LOADER_MAX_FIELDS)
-            rc = __nf_error(NUMAFEED_ECONFIG, "dataset has more than %d fields",
+        if (!rc && nf__dataset_layout(L->ds)->nfields > LOADER_MAX_FIELDS)
+            rc = nf__error(NUMAFEED_ECONFIG, "dataset has more than %d fields",
                             LOADER_MAX_FIELDS);
     }
     if (!rc) {
         /* the global block list: shard by shard */
-        uint32_t nshards = __nf_dataset_shard_count(L->ds);
+        uint32_t nshards = nf__dataset_shard_count(L->ds);
         uint64_t nb = 0;
         for (uint32_t s = 0; s < nshards; s++)
-            nb += __nf_dataset_shard_index(L->ds, s)->nblocks;
+            nb += nf__dataset_shard_index(L->ds, s)->nblocks;
         if (nb > UINT32_MAX)
-            rc = __nf_error(NUMAFEED_ECONFIG, "dataset has %llu blocks, more than 2^32-1",
+            rc = nf__error(NUMAFEED_ECONFIG, "dataset has %llu blocks, more than 2^32-1",
                             (unsigned long long)nb);
         L->nblocks = (uint32_t)nb;
         L->gblock_shard = malloc((nb ? nb : 1) * sizeof(uint32_t));
         L->gblock_block = malloc((nb ? nb : 1) * sizeof(uint32_t));
         block_records = malloc((nb ? nb : 1) * sizeof(uint32_t));
         if (!rc && (!L->gblock_shard || !L->gblock_block || !block_records))
-            rc = __nf_error(-ENOMEM, "out of memory");
+            rc = nf__error(-ENOMEM, "out of memory");
         for (uint32_t s = 0, g = 0; !rc && s < nshards; s++) {
-            const struct nf_shard_index *ix = __nf_dataset_shard_index(L->ds, s);
+            const struct nf_shard_index *ix = nf__dataset_shard_index(L->ds, s);
             for (uint32_t b = 0; b < ix->nblocks; b++, g++) {
                 L->gblock_shard[g] = s;
                 L->gblock_block[g] = b;
@@ -1555,11 +1555,11 @@ int loader_create(const struct loader_config *cfg_in, loader_t **out)
     if (!rc) {
         L->pools = calloc((size_t)L->npools, sizeof(*L->pools));
         if (!L->pools)
-            rc = __nf_error(-ENOMEM, "out of memory");
+            rc = nf__error(-ENOMEM, "out of memory");
     }
     for (int i = 0; !rc && i < L->npools; i++) {
         if (L->host_reason[0])
-            __nf_note(L->pools[i].notes, sizeof(L->pools[i].notes), "%s", L->host_reason);
+            nf__note(L->pools[i].notes, sizeof(L->pools[i].notes), "%s", L->host_reason);
         rc = pool_init(L, &L->pools[i], i, ordinals[i], topo, host, rank, world, block_records);
     }
     for (int i = 0; !rc && i < L->npools; i++)
@@ -1571,7 +1571,7 @@ int loader_create(const struct loader_config *cfg_in, loader_t **out)
         char msg[1024];
         snprintf(msg, sizeof(msg), "%s", numafeed_last_error());
         loader_destroy(L);
-        __nf_error(rc, "%s", msg);
+        nf__error(rc, "%s", msg);
         return rc;
     }
     *out = L;
@@ -1583,7 +1583,7 @@ int loader_create(const struct loader_config *cfg_in, loader_t **out)
 static struct pool *get_pool(struct numafeed_loader *L, int gpu)
 {
     if (!L || gpu < 0 || gpu >= L->npools) {
-        __nf_error(-EINVAL, "GPU index %d out of range (%d served)", gpu, L ? L->npools : 0);
+        nf__error(-EINVAL, "GPU index %d out of range (%d served)", gpu, L ? L->npools : 0);
         return NULL;
     }
     return &L->pools[gpu];
@@ -1634,19 +1634,19 @@ static int next_batch(loader_t *L, struct pool *p, int gpu, struct loader_batch 
     if (p->outstanding >= p->depth) {
         pthread_mutex_unlock(&p->mu);
         pthread_mutex_unlock(&p->cmu);
-        return __nf_error(-EDEADLK, "loader_next(GPU %d): all %u slots are held by batches not "
+        return nf__error(-EDEADLK, "loader_next(GPU %d): all %u slots are held by batches not "
                           "yet released; release one first", gpu, p->depth);
     }
     for (;;) {
         if (p->err && p->err_seq <= seq) {
             rc = p->err;
-            __nf_error(rc, "%s", p->errmsg);
+            nf__error(rc, "%s", p->errmsg);
             break;
         }
         if (atomic_load(&s->seq) == seq && s->ready)
             break;
         if (atomic_load(&p->stop)) {
-            rc = __nf_error(-ECANCELED, "loader is being destroyed");
+            rc = nf__error(-ECANCELED, "loader is being destroyed");
             break;
         }
         if (timeout_ms == 0) {
@@ -1663,7 +1663,7 @@ static int next_batch(loader_t *L, struct pool *p, int gpu, struct loader_batch 
         if (atomic_load(&s->seq) == seq && s->ready)
             rc = 0;
         else
-            __nf_error(rc, "loader_next(GPU %d): batch %llu not ready within %d ms", gpu,
+            nf__error(rc, "loader_next(GPU %d): batch %llu not ready within %d ms", gpu,
                        (unsigned long long)seq, timeout_ms);
         break;
     }
@@ -1683,7 +1683,7 @@ static int next_batch(loader_t *L, struct pool *p, int gpu, struct loader_batch 
     batch->gpu = gpu;
     batch->epoch = seq / sm->nbatches;
     batch->index = seq % sm->nbatches;
-    batch->records = (uint32_t)__nf_batch_len(sm, batch->index);
+    batch->records = (uint32_t)nf__batch_len(sm, batch->index);
     batch->last_in_epoch = batch->index + 1 == sm->nbatches;
     batch->record_ids = s->ids;
     batch->nfields = L->layout->nfields;
@@ -1713,7 +1713,7 @@ int loader_next(loader_t *L, int gpu, struct loader_batch *batch, int timeout_ms
 {
     struct pool *p = get_pool(L, gpu);
     if (!p || !batch)
-        return p ? __nf_error(-EINVAL, "loader_next: batch is NULL") : -EINVAL;
+        return p ? nf__error(-EINVAL, "loader_next: batch is NULL") : -EINVAL;
     atomic_fetch_add_explicit(&p->inside, 1, memory_order_relaxed);
     int rc = next_batch(L, p, gpu, batch, timeout_ms);
     atomic_fetch_sub_explicit(&p->inside, 1, memory_order_release); /* last touch */
@@ -1735,11 +1735,11 @@ int loader_release_on_stream(loader_t *L, struct loader_batch *batch, void *stre
     pthread_mutex_lock(&p->mu);
     if (!s->out || atomic_load(&s->seq) != seq) {
         pthread_mutex_unlock(&p->mu);
-        return __nf_error(-EINVAL, "loader_release: batch %llu of GPU %d is not outstanding",
+        return nf__error(-EINVAL, "loader_release: batch %llu of GPU %d is not outstanding",
                           (unsigned long long)seq, batch->gpu);
     }
     if (p->cuda) {
-        int rc = __nf_cuda_event_record_on(p->ordinal, s->release_ev, stream);
+        int rc = nf__cuda_event_record_on(p->ordinal, s->release_ev, stream);
         if (rc) {
             pthread_mutex_unlock(&p->mu);
             return rc;
@@ -1751,7 +1751,7 @@ int loader_release_on_stream(loader_t *L, struct loader_batch *batch, void *stre
     s->ready = false;
     p->outstanding--;
     atomic_store_explicit(&s->remaining,
-                          __nf_batch_len(&p->sampler, next % p->sampler.nbatches),
+                          nf__batch_len(&p->sampler, next % p->sampler.nbatches),
                           memory_order_relaxed);
     atomic_store_explicit(&s->seq, next, memory_order_release);
     pthread_cond_broadcast(&p->cv_work);
@@ -1783,7 +1783,7 @@ int loader_batch_wait(loader_t *L, const struct loader_batch *batch, void *strea
         return -EINVAL;
     if (!batch->ready_event)
         return 0;
-    int rc = __nf_cuda_stream_wait_event_on(p->ordinal, stream, batch->ready_event);
+    int rc = nf__cuda_stream_wait_event_on(p->ordinal, stream, batch->ready_event);
     if (rc)
         loader_set_error(L, numafeed_last_error());
     return rc;
@@ -1805,7 +1805,7 @@ int loader_stats(loader_t *L, int gpu, struct loader_stats *st)
     if (!p || !st)
         return -EINVAL;
     if (st->size < sizeof(size_t) || st->size > sizeof(*st))
-        return __nf_error(-EINVAL, "loader_stats: size %zu unknown", st->size);
+        return nf__error(-EINVAL, "loader_stats: size %zu unknown", st->size);
     struct loader_stats v = {.size = st->size};
     v.batches = atomic_load(&p->st_batches);
     v.records = atomic_load(&p->st_records);
@@ -1846,14 +1846,14 @@ int loader_pool_info(loader_t *L, int gpu, struct loader_pool_info *info)
     if (!p || !info)
         return -EINVAL;
     if (info->size < sizeof(size_t) || info->size > sizeof(*info))
-        return __nf_error(-EINVAL, "loader_pool_info: size %zu unknown", info->size);
+        return nf__error(-EINVAL, "loader_pool_info: size %zu unknown", info->size);
     struct loader_pool_info v;
     memset(&v, 0, sizeof(v));
     v.size = info->size;
     v.cuda_ordinal = p->ordinal;
     v.node = p->node;
     v.node_known = p->node_known;
-    __nf_cpuset_format(&p->cpus, v.cpus, sizeof(v.cpus));
+    nf__cpuset_format(&p->cpus, v.cpus, sizeof(v.cpus));
     v.cpus_fallback = p->cpus_fallback;
     v.threads = p->nworkers;
     for (unsigned i = 0; i < p->nworkers && i < NF_ARRAY_SIZE(v.tids); i++)

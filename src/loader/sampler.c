@@ -43,16 +43,16 @@ static uint64_t stream_key(uint64_t seed, uint64_t purpose, uint64_t epoch, uint
     return XXH3_64bits_withSeed(in, sizeof(in), seed);
 }
 
-int __nf_sampler_init(struct nf_sampler *s, uint64_t seed, bool shuffle, bool drop_last,
+int nf__sampler_init(struct nf_sampler *s, uint64_t seed, bool shuffle, bool drop_last,
                       uint64_t window, uint64_t batch, uint64_t part, uint64_t nparts,
                       uint32_t nblocks, const uint32_t *block_records)
 {
     memset(s, 0, sizeof(*s));
     if (batch == 0 || window == 0 || window > UINT32_MAX)
-        return __nf_error(-EINVAL, "sampler: batch size %llu and window %llu must be >= 1 (window "
+        return nf__error(-EINVAL, "sampler: batch size %llu and window %llu must be >= 1 (window "
                           "<= 2^32-1)", (unsigned long long)batch, (unsigned long long)window);
     if (nparts == 0 || part >= nparts)
-        return __nf_error(-EINVAL, "sampler: part %llu of %llu", (unsigned long long)part,
+        return nf__error(-EINVAL, "sampler: part %llu of %llu", (unsigned long long)part,
                           (unsigned long long)nparts);
     s->seed = seed;
     s->shuffle = shuffle;
@@ -65,8 +65,8 @@ int __nf_sampler_init(struct nf_sampler *s, uint64_t seed, bool shuffle, bool dr
     s->block_records = malloc((nblocks ? nblocks : 1) * sizeof(uint32_t));
     s->block_first = malloc((nblocks ? nblocks : 1) * sizeof(uint64_t));
     if (!s->block_records || !s->block_first) {
-        __nf_sampler_free(s);
-        return __nf_error(-ENOMEM, "sampler: out of memory");
+        nf__sampler_free(s);
+        return nf__error(-ENOMEM, "sampler: out of memory");
     }
     for (uint32_t i = 0; i < nblocks; i++) {
         s->block_records[i] = block_records[i];
@@ -75,8 +75,8 @@ int __nf_sampler_init(struct nf_sampler *s, uint64_t seed, bool shuffle, bool dr
     }
     uint64_t R = s->records, P = nparts, B = batch;
     if (R < P) {
-        __nf_sampler_free(s);
-        return __nf_error(-EINVAL, "sampler: %llu records cannot be split over %llu parts (ranks "
+        nf__sampler_free(s);
+        return nf__error(-EINVAL, "sampler: %llu records cannot be split over %llu parts (ranks "
                           "x GPUs)", (unsigned long long)R, (unsigned long long)P);
     }
     if (drop_last) {
@@ -86,8 +86,8 @@ int __nf_sampler_init(struct nf_sampler *s, uint64_t seed, bool shuffle, bool dr
         s->start = part * per;
         if (s->nbatches == 0) {
             uint64_t n = s->len;
-            __nf_sampler_free(s);
-            return __nf_error(-EINVAL, "sampler: with drop_last each of %llu parts gets %llu "
+            nf__sampler_free(s);
+            return nf__error(-EINVAL, "sampler: with drop_last each of %llu parts gets %llu "
                               "records, less than one batch of %llu", (unsigned long long)P,
                               (unsigned long long)(R / P), (unsigned long long)B + 0 * n);
         }
@@ -106,8 +106,8 @@ int __nf_sampler_init(struct nf_sampler *s, uint64_t seed, bool shuffle, bool dr
         s->last_start = (s->nbatches - 1) * B;
         if (s->len <= s->last_start) {
             if (B == 1) {
-                __nf_sampler_free(s);
-                return __nf_error(-EINVAL, "sampler: %llu records over %llu parts with batch size "
+                nf__sampler_free(s);
+                return nf__error(-EINVAL, "sampler: %llu records over %llu parts with batch size "
                                   "1 cannot give every part the same number of batches; use "
                                   "drop_last", (unsigned long long)R, (unsigned long long)P);
             }
@@ -119,7 +119,7 @@ int __nf_sampler_init(struct nf_sampler *s, uint64_t seed, bool shuffle, bool dr
     return 0;
 }
 
-void __nf_sampler_free(struct nf_sampler *s)
+void nf__sampler_free(struct nf_sampler *s)
 {
     free(s->block_records);
     free(s->block_first);
@@ -127,14 +127,14 @@ void __nf_sampler_free(struct nf_sampler *s)
     s->block_first = NULL;
 }
 
-int __nf_plan_make(const struct nf_sampler *s, uint64_t epoch, struct nf_epoch_plan *p)
+int nf__plan_make(const struct nf_sampler *s, uint64_t epoch, struct nf_epoch_plan *p)
 {
     if (!p->perm) {
         p->perm = malloc((s->nblocks ? s->nblocks : 1) * sizeof(*p->perm));
         p->prefix = malloc(((size_t)s->nblocks + 1) * sizeof(*p->prefix));
         if (!p->perm || !p->prefix) {
-            __nf_plan_free(p);
-            return __nf_error(-ENOMEM, "sampler: out of memory for an epoch plan");
+            nf__plan_free(p);
+            return nf__error(-ENOMEM, "sampler: out of memory for an epoch plan");
         }
     }
     for (uint32_t i = 0; i < s->nblocks; i++)
@@ -156,14 +156,14 @@ int __nf_plan_make(const struct nf_sampler *s, uint64_t epoch, struct nf_epoch_p
     return 0;
 }
 
-void __nf_plan_free(struct nf_epoch_plan *p)
+void nf__plan_free(struct nf_epoch_plan *p)
 {
     free(p->perm);
     free(p->prefix);
     memset(p, 0, sizeof(*p));
 }
 
-uint64_t __nf_window_len(const struct nf_sampler *s, uint64_t w)
+uint64_t nf__window_len(const struct nf_sampler *s, uint64_t w)
 {
     uint64_t a = w * s->window;
     if (a >= s->records)
@@ -172,7 +172,7 @@ uint64_t __nf_window_len(const struct nf_sampler *s, uint64_t w)
     return n < s->window ? n : s->window;
 }
 
-void __nf_window_perm(const struct nf_sampler *s, uint64_t epoch, uint64_t w, uint32_t *sigma,
+void nf__window_perm(const struct nf_sampler *s, uint64_t epoch, uint64_t w, uint32_t *sigma,
                       uint64_t len)
 {
     for (uint64_t j = 0; j < len; j++)
@@ -203,11 +203,11 @@ static uint32_t plan_index(const struct nf_sampler *s, const struct nf_epoch_pla
     return lo;
 }
 
-uint64_t __nf_plan_record(const struct nf_sampler *s, const struct nf_epoch_plan *p, uint64_t pos,
+uint64_t nf__plan_record(const struct nf_sampler *s, const struct nf_epoch_plan *p, uint64_t pos,
                           uint32_t *block, uint32_t *in_block)
 {
     uint32_t b, k;
-    uint64_t id = __nf_plan_record_at(s, p, plan_index(s, p, pos), pos, &b, &k);
+    uint64_t id = nf__plan_record_at(s, p, plan_index(s, p, pos), pos, &b, &k);
     if (block)
         *block = b;
     if (in_block)
@@ -215,7 +215,7 @@ uint64_t __nf_plan_record(const struct nf_sampler *s, const struct nf_epoch_plan
     return id;
 }
 
-void __nf_plan_span(const struct nf_sampler *s, const struct nf_epoch_plan *p, uint64_t pos0,
+void nf__plan_span(const struct nf_sampler *s, const struct nf_epoch_plan *p, uint64_t pos0,
                     uint64_t len, uint32_t *idx)
 {
     if (!len)
@@ -230,47 +230,47 @@ void __nf_plan_span(const struct nf_sampler *s, const struct nf_epoch_plan *p, u
     }
 }
 
-uint64_t __nf_batch_start(const struct nf_sampler *s, uint64_t b)
+uint64_t nf__batch_start(const struct nf_sampler *s, uint64_t b)
 {
     if (b >= s->nbatches)
         return s->len;
     return b + 1 == s->nbatches ? s->last_start : b * s->batch;
 }
 
-uint64_t __nf_batch_len(const struct nf_sampler *s, uint64_t b)
+uint64_t nf__batch_len(const struct nf_sampler *s, uint64_t b)
 {
-    return __nf_batch_start(s, b + 1) - __nf_batch_start(s, b);
+    return nf__batch_start(s, b + 1) - nf__batch_start(s, b);
 }
 
-void __nf_batch_of(const struct nf_sampler *s, uint64_t q, uint64_t *b, uint64_t *i)
+void nf__batch_of(const struct nf_sampler *s, uint64_t q, uint64_t *b, uint64_t *i)
 {
     uint64_t k = q / s->batch;
     if (k + 1 >= s->nbatches || q >= s->last_start)
         k = s->nbatches - 1;
     *b = k;
-    *i = q - __nf_batch_start(s, k);
+    *i = q - nf__batch_start(s, k);
 }
 
-int __nf_sampler_epoch_order(const struct nf_sampler *s, uint64_t epoch, uint64_t *out)
+int nf__sampler_epoch_order(const struct nf_sampler *s, uint64_t epoch, uint64_t *out)
 {
     struct nf_epoch_plan plan = {0};
-    int rc = __nf_plan_make(s, epoch, &plan);
+    int rc = nf__plan_make(s, epoch, &plan);
     if (rc)
         return rc;
     uint32_t *sigma = malloc(s->window * sizeof(*sigma));
     if (!sigma) {
-        __nf_plan_free(&plan);
-        return __nf_error(-ENOMEM, "sampler: out of memory");
+        nf__plan_free(&plan);
+        return nf__error(-ENOMEM, "sampler: out of memory");
     }
     for (uint64_t w = s->first_window; w < s->first_window + s->nwindows; w++) {
-        uint64_t wlen = __nf_window_len(s, w), w0 = w * s->window;
-        __nf_window_perm(s, epoch, w, sigma, wlen);
+        uint64_t wlen = nf__window_len(s, w), w0 = w * s->window;
+        nf__window_perm(s, epoch, w, sigma, wlen);
         uint64_t a = w0 > s->start ? w0 : s->start;
         uint64_t e = w0 + wlen < s->start + s->len ? w0 + wlen : s->start + s->len;
         for (uint64_t p = a; p < e; p++)
-            out[p - s->start] = __nf_plan_record(s, &plan, w0 + sigma[p - w0], NULL, NULL);
+            out[p - s->start] = nf__plan_record(s, &plan, w0 + sigma[p - w0], NULL, NULL);
     }
     free(sigma);
-    __nf_plan_free(&plan);
+    nf__plan_free(&plan);
     return 0;
 }

@@ -56,33 +56,33 @@ struct nf_epoch_plan {
  * where equal batch counts per part are impossible without drop_last
  * (batch size 1 and records not divisible by parts).
  */
-int __nf_sampler_init(struct nf_sampler *s, uint64_t seed, bool shuffle, bool drop_last,
+int nf__sampler_init(struct nf_sampler *s, uint64_t seed, bool shuffle, bool drop_last,
                       uint64_t window, uint64_t batch, uint64_t part, uint64_t nparts,
                       uint32_t nblocks, const uint32_t *block_records);
-void __nf_sampler_free(struct nf_sampler *s);
+void nf__sampler_free(struct nf_sampler *s);
 
-int __nf_plan_make(const struct nf_sampler *s, uint64_t epoch, struct nf_epoch_plan *p);
-void __nf_plan_free(struct nf_epoch_plan *p);
+int nf__plan_make(const struct nf_sampler *s, uint64_t epoch, struct nf_epoch_plan *p);
+void nf__plan_free(struct nf_epoch_plan *p);
 
 /* Length of window w (C, or less for the last). */
-uint64_t __nf_window_len(const struct nf_sampler *s, uint64_t w);
+uint64_t nf__window_len(const struct nf_sampler *s, uint64_t w);
 /* sigma[j] for j < len: the block-order offset inside window w of the
  * record at final offset j. Identity without shuffle. */
-void __nf_window_perm(const struct nf_sampler *s, uint64_t epoch, uint64_t w, uint32_t *sigma,
+void nf__window_perm(const struct nf_sampler *s, uint64_t epoch, uint64_t w, uint32_t *sigma,
                       uint64_t len);
 /* Global record index at block-order position pos of the plan's epoch;
  * *block gets the global block holding it, *in_block its index there. */
-uint64_t __nf_plan_record(const struct nf_sampler *s, const struct nf_epoch_plan *p,
+uint64_t nf__plan_record(const struct nf_sampler *s, const struct nf_epoch_plan *p,
                           uint64_t pos, uint32_t *block, uint32_t *in_block);
 
 /* idx[j] for j < len: the plan index (into perm and prefix) of the block
  * holding block-order position pos0 + j; one binary search for the first,
- * then a walk, where __nf_plan_record searches once per position. */
-void __nf_plan_span(const struct nf_sampler *s, const struct nf_epoch_plan *p, uint64_t pos0,
+ * then a walk, where nf__plan_record searches once per position. */
+void nf__plan_span(const struct nf_sampler *s, const struct nf_epoch_plan *p, uint64_t pos0,
                     uint64_t len, uint32_t *idx);
-/* __nf_plan_record for a position whose plan index i is known (from
- * __nf_plan_span); block and in_block must not be NULL. */
-static inline uint64_t __nf_plan_record_at(const struct nf_sampler *s,
+/* nf__plan_record for a position whose plan index i is known (from
+ * nf__plan_span); block and in_block must not be NULL. */
+static inline uint64_t nf__plan_record_at(const struct nf_sampler *s,
                                            const struct nf_epoch_plan *p, uint32_t i,
                                            uint64_t pos, uint32_t *block, uint32_t *in_block)
 {
@@ -94,13 +94,13 @@ static inline uint64_t __nf_plan_record_at(const struct nf_sampler *s,
 }
 
 /* Batch of a rank position q, and q's index in it. */
-void __nf_batch_of(const struct nf_sampler *s, uint64_t q, uint64_t *b, uint64_t *i);
+void nf__batch_of(const struct nf_sampler *s, uint64_t q, uint64_t *b, uint64_t *i);
 /* First rank position of batch b (b == nbatches gives len). */
-uint64_t __nf_batch_start(const struct nf_sampler *s, uint64_t b);
-uint64_t __nf_batch_len(const struct nf_sampler *s, uint64_t b);
+uint64_t nf__batch_start(const struct nf_sampler *s, uint64_t b);
+uint64_t nf__batch_len(const struct nf_sampler *s, uint64_t b);
 
 /* The whole epoch for this part in delivery order (len entries): tests and
  * `numafeed bench --digest` checks. */
-int __nf_sampler_epoch_order(const struct nf_sampler *s, uint64_t epoch, uint64_t *out);
+int nf__sampler_epoch_order(const struct nf_sampler *s, uint64_t epoch, uint64_t *out);
 
 #endif

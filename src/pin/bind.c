@@ -48,12 +48,12 @@ static void nodemask_one(struct nodemask *m, int node)
     m->maxnode = ((unsigned long)node / bpw + 1) * bpw + 1;
 }
 
-int __nf_bind_thread(const struct nf_cpuset *cpus, int node, struct nf_bind_result *res)
+int nf__bind_thread(const struct nf_cpuset *cpus, int node, struct nf_bind_result *res)
 {
     memset(res, 0, sizeof(*res));
     if (node < 0 || node > NF_CPU_ID_MAX)
-        return __nf_error(-EINVAL, "bind: node %d out of range", node);
-    int rc = __nf_cpuset_apply_affinity(cpus, 0);
+        return nf__error(-EINVAL, "bind: node %d out of range", node);
+    int rc = nf__cpuset_apply_affinity(cpus, 0);
     if (rc)
         return rc;
     res->affinity = true;
@@ -67,7 +67,7 @@ int __nf_bind_thread(const struct nf_cpuset *cpus, int node, struct nf_bind_resu
         res->mempolicy = true;
     } else {
         int err = errno;
-        __nf_note(res->note, sizeof(res->note),
+        nf__note(res->note, sizeof(res->note),
              "set_mempolicy(MPOL_PREFERRED, node %d): %s; relying on first touch by a pinned "
              "thread", node, strerror(err));
     }
@@ -80,12 +80,12 @@ static long free_hugepages(const char *root, int node)
     long n = 0;
     snprintf(rel, sizeof(rel), "devices/system/node/node%d/hugepages/hugepages-2048kB/free_hugepages",
              node);
-    if (__nf_sysfs_long(root, rel, &n) != 0 || n < 0)
+    if (nf__sysfs_long(root, rel, &n) != 0 || n < 0)
         return 0; /* no pool, no file, or garbage: do not try hugetlb */
     return n;
 }
 
-int __nf_node_verify(const void *p, size_t len, int node, struct nf_placement *pl)
+int nf__node_verify(const void *p, size_t len, int node, struct nf_placement *pl)
 {
     const size_t pg = 4096; /* move_pages works on base pages */
     size_t n = (len + pg - 1) / pg;
@@ -98,7 +98,7 @@ int __nf_node_verify(const void *p, size_t len, int node, struct nf_placement *p
     if (!pages || !status) {
         free(pages);
         free(status);
-        return __nf_error(-ENOMEM, "move_pages: out of memory");
+        return nf__error(-ENOMEM, "move_pages: out of memory");
     }
     for (size_t i = 0; i < count; i++)
         pages[i] = (char *)p + i * step * pg;
@@ -113,26 +113,26 @@ int __nf_node_verify(const void *p, size_t len, int node, struct nf_placement *p
             if (status[i] == node)
                 pl->pages_on_node++;
             else if (status[i] < 0 && pl->verified) {
-                __nf_note(pl->note, sizeof(pl->note), "move_pages: page %zu status %s", i * step,
+                nf__note(pl->note, sizeof(pl->note), "move_pages: page %zu status %s", i * step,
                      strerror(-status[i]));
                 pl->verified = false;
             }
         }
         if (pl->verified && pl->pages_on_node != count)
-            __nf_note(pl->note, sizeof(pl->note), "%zu of %zu sampled pages are not on node %d",
+            nf__note(pl->note, sizeof(pl->note), "%zu of %zu sampled pages are not on node %d",
                  count - pl->pages_on_node, count, node);
     } else {
-        __nf_note(pl->note, sizeof(pl->note), "move_pages: %s; placement not verified", strerror(err));
+        nf__note(pl->note, sizeof(pl->note), "move_pages: %s; placement not verified", strerror(err));
     }
     free(pages);
     free(status);
     return 0;
 }
 
-void __nf_node_settle(void *p, size_t len, int node, struct nf_placement *pl)
+void nf__node_settle(void *p, size_t len, int node, struct nf_placement *pl)
 {
     size_t said = strlen(pl->note);
-    __nf_node_verify(p, len, node, pl);
+    nf__node_verify(p, len, node, pl);
     if (!pl->verified || pl->pages_on_node == pl->pages)
         return;
     size_t strays = pl->pages - pl->pages_on_node, count = pl->pages;
@@ -145,35 +145,35 @@ void __nf_node_settle(void *p, size_t len, int node, struct nf_placement *pl)
     int rc = mbind(p, len, MPOL_BIND, m.bits, m.maxnode, MPOL_MF_MOVE | MPOL_MF_STRICT);
     int err = errno;
     pl->note[said] = '\0'; /* what the first check said is replaced by what was done */
-    __nf_node_verify(p, len, node, pl);
+    nf__node_verify(p, len, node, pl);
     if (rc == 0)
         pl->bound = true;
     pl->strays = strays;
     if (rc == 0 && pl->verified && pl->pages_on_node == pl->pages)
-        __nf_note(pl->note, sizeof(pl->note), "%zu of %zu sampled pages were first placed off node "
+        nf__note(pl->note, sizeof(pl->note), "%zu of %zu sampled pages were first placed off node "
                   "%d; moved there with mbind(MPOL_MF_MOVE)", strays, count, node);
     else
-        __nf_note(pl->note, sizeof(pl->note), "%zu of %zu sampled pages were first placed off "
+        nf__note(pl->note, sizeof(pl->note), "%zu of %zu sampled pages were first placed off "
                   "node %d; mbind(MPOL_MF_MOVE): %s", strays, count, node,
                   rc == 0 ? "did not move them all" : strerror(err));
 }
 
-int __nf_node_map(const char *sysfs_root, int node, size_t len, void **out, size_t *mapped,
+int nf__node_map(const char *sysfs_root, int node, size_t len, void **out, size_t *mapped,
                   struct nf_placement *pl)
 {
     memset(pl, 0, sizeof(*pl));
     pl->node = node;
     *out = NULL;
     if (len == 0 || node < 0 || node > NF_CPU_ID_MAX)
-        return __nf_error(-EINVAL, "node buffer: bad length %zu or node %d", len, node);
+        return nf__error(-EINVAL, "node buffer: bad length %zu or node %d", len, node);
     size_t size;
-    if (__nf_add_size(len, NF_HUGE_2M - 1, &size))
-        return __nf_error(-EOVERFLOW, "node buffer: %zu bytes is too large", len);
+    if (nf__add_size(len, NF_HUGE_2M - 1, &size))
+        return nf__error(-EOVERFLOW, "node buffer: %zu bytes is too large", len);
     size &= ~(size_t)(NF_HUGE_2M - 1);
 
     void *p = MAP_FAILED;
     long need = (long)(size / NF_HUGE_2M);
-    long avail = free_hugepages(__nf_sysfs_root(sysfs_root), node);
+    long avail = free_hugepages(nf__sysfs_root(sysfs_root), node);
     if (avail >= need) {
         p = mmap(NULL, size, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | (21 << MAP_HUGE_SHIFT), -1, 0);
@@ -181,25 +181,25 @@ int __nf_node_map(const char *sysfs_root, int node, size_t len, void **out, size
             pl->hugetlb = true;
             pl->page_size = NF_HUGE_2M;
         } else {
-            __nf_note(pl->note, sizeof(pl->note), "MAP_HUGETLB with %ld free 2 MiB pages on node %d: %s",
+            nf__note(pl->note, sizeof(pl->note), "MAP_HUGETLB with %ld free 2 MiB pages on node %d: %s",
                  avail, node, strerror(errno));
         }
     } else if (avail > 0) {
-        __nf_note(pl->note, sizeof(pl->note), "node %d has %ld free 2 MiB huge pages, %ld needed", node,
+        nf__note(pl->note, sizeof(pl->note), "node %d has %ld free 2 MiB huge pages, %ld needed", node,
              avail, need);
     }
     if (p == MAP_FAILED) {
         p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED) {
             int err = errno;
-            return __nf_error(-err, "mmap(%zu bytes) for node %d: %s", size, node, strerror(err));
+            return nf__error(-err, "mmap(%zu bytes) for node %d: %s", size, node, strerror(err));
         }
         pl->page_size = 4096;
         if (madvise(p, size, MADV_HUGEPAGE) == 0) {
             pl->thp = true;
             pl->page_size = NF_HUGE_2M;
         } else {
-            __nf_note(pl->note, sizeof(pl->note), "madvise(MADV_HUGEPAGE): %s", strerror(errno));
+            nf__note(pl->note, sizeof(pl->note), "madvise(MADV_HUGEPAGE): %s", strerror(errno));
         }
     }
 
@@ -208,7 +208,7 @@ int __nf_node_map(const char *sysfs_root, int node, size_t len, void **out, size
     if (mbind(p, size, MPOL_BIND, m.bits, m.maxnode, 0) == 0) {
         pl->bound = true;
     } else {
-        __nf_note(pl->note, sizeof(pl->note), "mbind(MPOL_BIND, node %d): %s; pages come from first "
+        nf__note(pl->note, sizeof(pl->note), "mbind(MPOL_BIND, node %d): %s; pages come from first "
              "touch by this thread", node, strerror(errno));
     }
 
@@ -217,7 +217,7 @@ int __nf_node_map(const char *sysfs_root, int node, size_t len, void **out, size
     return 0;
 }
 
-void __nf_node_touch(void *p, size_t len)
+void nf__node_touch(void *p, size_t len)
 {
     /* One write per base page faults everything in under the policy the
      * mapping has (a huge page takes the first write of its range). */
@@ -225,18 +225,18 @@ void __nf_node_touch(void *p, size_t len)
         ((volatile char *)p)[off] = 0;
 }
 
-int __nf_node_alloc(const char *sysfs_root, int node, size_t len, void **out, size_t *mapped,
+int nf__node_alloc(const char *sysfs_root, int node, size_t len, void **out, size_t *mapped,
                     struct nf_placement *pl)
 {
-    int rc = __nf_node_map(sysfs_root, node, len, out, mapped, pl);
+    int rc = nf__node_map(sysfs_root, node, len, out, mapped, pl);
     if (rc)
         return rc;
-    __nf_node_touch(*out, *mapped);
-    __nf_node_settle(*out, *mapped, node, pl);
+    nf__node_touch(*out, *mapped);
+    nf__node_settle(*out, *mapped, node, pl);
     return 0;
 }
 
-void __nf_node_free(void *p, size_t mapped)
+void nf__node_free(void *p, size_t mapped)
 {
     if (p)
         munmap(p, mapped);

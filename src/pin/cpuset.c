@@ -14,7 +14,7 @@
 
 #include "pin/pin.h"
 
-void __nf_cpuset_free(struct nf_cpuset *s)
+void nf__cpuset_free(struct nf_cpuset *s)
 {
     free(s->w);
     s->w = NULL;
@@ -27,14 +27,14 @@ static int grow(struct nf_cpuset *s, size_t nwords)
         return 0;
     uint64_t *w = realloc(s->w, nwords * sizeof(*w));
     if (!w)
-        return __nf_error(-ENOMEM, "cpuset: out of memory");
+        return nf__error(-ENOMEM, "cpuset: out of memory");
     memset(w + s->nwords, 0, (nwords - s->nwords) * sizeof(*w));
     s->w = w;
     s->nwords = nwords;
     return 0;
 }
 
-int __nf_cpuset_set(struct nf_cpuset *s, unsigned id)
+int nf__cpuset_set(struct nf_cpuset *s, unsigned id)
 {
     int rc = grow(s, id / 64 + 1);
     if (rc)
@@ -43,14 +43,14 @@ int __nf_cpuset_set(struct nf_cpuset *s, unsigned id)
     return 0;
 }
 
-bool __nf_cpuset_test(const struct nf_cpuset *s, unsigned id)
+bool nf__cpuset_test(const struct nf_cpuset *s, unsigned id)
 {
     if (id / 64 >= s->nwords)
         return false;
     return (s->w[id / 64] >> (id % 64)) & 1;
 }
 
-size_t __nf_cpuset_count(const struct nf_cpuset *s)
+size_t nf__cpuset_count(const struct nf_cpuset *s)
 {
     size_t n = 0;
     for (size_t i = 0; i < s->nwords; i++)
@@ -58,7 +58,7 @@ size_t __nf_cpuset_count(const struct nf_cpuset *s)
     return n;
 }
 
-bool __nf_cpuset_empty(const struct nf_cpuset *s)
+bool nf__cpuset_empty(const struct nf_cpuset *s)
 {
     for (size_t i = 0; i < s->nwords; i++)
         if (s->w[i])
@@ -66,7 +66,7 @@ bool __nf_cpuset_empty(const struct nf_cpuset *s)
     return true;
 }
 
-bool __nf_cpuset_equal(const struct nf_cpuset *a, const struct nf_cpuset *b)
+bool nf__cpuset_equal(const struct nf_cpuset *a, const struct nf_cpuset *b)
 {
     size_t n = a->nwords > b->nwords ? a->nwords : b->nwords;
     for (size_t i = 0; i < n; i++) {
@@ -78,7 +78,7 @@ bool __nf_cpuset_equal(const struct nf_cpuset *a, const struct nf_cpuset *b)
     return true;
 }
 
-int __nf_cpuset_copy(struct nf_cpuset *dst, const struct nf_cpuset *src)
+int nf__cpuset_copy(struct nf_cpuset *dst, const struct nf_cpuset *src)
 {
     int rc = grow(dst, src->nwords);
     if (rc)
@@ -91,7 +91,7 @@ int __nf_cpuset_copy(struct nf_cpuset *dst, const struct nf_cpuset *src)
     return 0;
 }
 
-int __nf_cpuset_and(struct nf_cpuset *dst, const struct nf_cpuset *a, const struct nf_cpuset *b)
+int nf__cpuset_and(struct nf_cpuset *dst, const struct nf_cpuset *a, const struct nf_cpuset *b)
 {
     size_t n = a->nwords < b->nwords ? a->nwords : b->nwords;
     int rc = grow(dst, n ? n : 1);
@@ -103,7 +103,7 @@ int __nf_cpuset_and(struct nf_cpuset *dst, const struct nf_cpuset *a, const stru
     return 0;
 }
 
-long __nf_cpuset_next(const struct nf_cpuset *s, unsigned from)
+long nf__cpuset_next(const struct nf_cpuset *s, unsigned from)
 {
     for (size_t i = from / 64; i < s->nwords; i++) {
         uint64_t word = s->w[i];
@@ -128,16 +128,16 @@ static int parse_id(const char *text, size_t len, size_t *pos, unsigned *out, co
     while (*pos < len && text[*pos] >= '0' && text[*pos] <= '9') {
         v = v * 10 + (unsigned long)(text[*pos] - '0');
         if (v > NF_CPU_ID_MAX)
-            return __nf_error(-EINVAL, "%s: id at offset %zu exceeds %d", what, start,
+            return nf__error(-EINVAL, "%s: id at offset %zu exceeds %d", what, start,
                               NF_CPU_ID_MAX);
         (*pos)++;
     }
     if (*pos == start) {
         if (*pos >= len || text[*pos] == ',')
-            return __nf_error(-EINVAL, "%s: empty element at offset %zu (stray comma?)", what,
+            return nf__error(-EINVAL, "%s: empty element at offset %zu (stray comma?)", what,
                               start);
         unsigned char c = (unsigned char)text[*pos];
-        return __nf_error(-EINVAL, "%s: unexpected %s%c%s at offset %zu, expected a number",
+        return nf__error(-EINVAL, "%s: unexpected %s%c%s at offset %zu, expected a number",
                           what, isprint(c) ? "'" : "byte 0x", isprint(c) ? c : '?',
                           isprint(c) ? "'" : "", start);
     }
@@ -145,7 +145,7 @@ static int parse_id(const char *text, size_t len, size_t *pos, unsigned *out, co
     return 0;
 }
 
-int __nf_cpuset_parse(struct nf_cpuset *s, const char *text, size_t len, const char *what)
+int nf__cpuset_parse(struct nf_cpuset *s, const char *text, size_t len, const char *what)
 {
     if (s->nwords)
         memset(s->w, 0, s->nwords * sizeof(*s->w));
@@ -171,7 +171,7 @@ int __nf_cpuset_parse(struct nf_cpuset *s, const char *text, size_t len, const c
             if (rc)
                 return rc;
             if (hi < lo)
-                return __nf_error(-EINVAL, "%s: reversed range %u-%u at offset %zu", what, lo,
+                return nf__error(-EINVAL, "%s: reversed range %u-%u at offset %zu", what, lo,
                                   hi, hi_at);
         }
         rc = grow(s, hi / 64 + 1);
@@ -183,25 +183,25 @@ int __nf_cpuset_parse(struct nf_cpuset *s, const char *text, size_t len, const c
             return 0;
         if (text[pos] != ',') {
             unsigned char c = (unsigned char)text[pos];
-            return __nf_error(-EINVAL, "%s: unexpected %s%c%s at offset %zu, expected ',' or '-'",
+            return nf__error(-EINVAL, "%s: unexpected %s%c%s at offset %zu, expected ',' or '-'",
                               what, isprint(c) ? "'" : "byte 0x", isprint(c) ? c : '?',
                               isprint(c) ? "'" : "", pos);
         }
         pos++;
         if (pos == e)
-            return __nf_error(-EINVAL, "%s: trailing comma at offset %zu", what, pos - 1);
+            return nf__error(-EINVAL, "%s: trailing comma at offset %zu", what, pos - 1);
     }
 }
 
-size_t __nf_cpuset_format(const struct nf_cpuset *s, char *buf, size_t bufsize)
+size_t nf__cpuset_format(const struct nf_cpuset *s, char *buf, size_t bufsize)
 {
     size_t n = 0;
     if (bufsize)
         buf[0] = '\0';
-    long id = __nf_cpuset_next(s, 0);
+    long id = nf__cpuset_next(s, 0);
     while (id >= 0) {
         long end = id;
-        while (__nf_cpuset_test(s, (unsigned)(end + 1)))
+        while (nf__cpuset_test(s, (unsigned)(end + 1)))
             end++;
         char tmp[32];
         int k = end > id ? snprintf(tmp, sizeof(tmp), "%s%ld-%ld", n ? "," : "", id, end)
@@ -211,18 +211,18 @@ size_t __nf_cpuset_format(const struct nf_cpuset *s, char *buf, size_t bufsize)
         else if (bufsize && n < bufsize)
             buf[n] = '\0';
         n += (size_t)k;
-        id = __nf_cpuset_next(s, (unsigned)end + 1);
+        id = nf__cpuset_next(s, (unsigned)end + 1);
     }
     return n;
 }
 
-int __nf_cpuset_from_affinity(struct nf_cpuset *s, pid_t tid)
+int nf__cpuset_from_affinity(struct nf_cpuset *s, pid_t tid)
 {
     /* The kernel's mask may be wider than CPU_SETSIZE: grow until it fits. */
     for (int ncpus = 1024; ncpus <= NF_CPU_ID_MAX + 1; ncpus *= 2) {
         cpu_set_t *m = CPU_ALLOC((size_t)ncpus);
         if (!m)
-            return __nf_error(-ENOMEM, "sched_getaffinity: out of memory");
+            return nf__error(-ENOMEM, "sched_getaffinity: out of memory");
         size_t sz = CPU_ALLOC_SIZE((size_t)ncpus);
         if (sched_getaffinity(tid, sz, m) == 0) {
             if (s->nwords)
@@ -230,37 +230,37 @@ int __nf_cpuset_from_affinity(struct nf_cpuset *s, pid_t tid)
             int rc = 0;
             for (int c = 0; c < ncpus && !rc; c++)
                 if (CPU_ISSET_S((size_t)c, sz, m))
-                    rc = __nf_cpuset_set(s, (unsigned)c);
+                    rc = nf__cpuset_set(s, (unsigned)c);
             CPU_FREE(m);
             return rc;
         }
         int err = errno;
         CPU_FREE(m);
         if (err != EINVAL)
-            return __nf_error(-err, "sched_getaffinity(%d): %s", (int)tid, strerror(err));
+            return nf__error(-err, "sched_getaffinity(%d): %s", (int)tid, strerror(err));
     }
-    return __nf_error(-EINVAL, "sched_getaffinity: mask wider than %d CPUs", NF_CPU_ID_MAX + 1);
+    return nf__error(-EINVAL, "sched_getaffinity: mask wider than %d CPUs", NF_CPU_ID_MAX + 1);
 }
 
-int __nf_cpuset_apply_affinity(const struct nf_cpuset *s, pid_t tid)
+int nf__cpuset_apply_affinity(const struct nf_cpuset *s, pid_t tid)
 {
-    if (__nf_cpuset_empty(s))
-        return __nf_error(-EINVAL, "sched_setaffinity(%d): refusing an empty CPU mask", (int)tid);
+    if (nf__cpuset_empty(s))
+        return nf__error(-EINVAL, "sched_setaffinity(%d): refusing an empty CPU mask", (int)tid);
     size_t ncpus = s->nwords * 64;
     cpu_set_t *m = CPU_ALLOC(ncpus);
     if (!m)
-        return __nf_error(-ENOMEM, "sched_setaffinity: out of memory");
+        return nf__error(-ENOMEM, "sched_setaffinity: out of memory");
     size_t sz = CPU_ALLOC_SIZE(ncpus);
     CPU_ZERO_S(sz, m);
-    for (long c = __nf_cpuset_next(s, 0); c >= 0; c = __nf_cpuset_next(s, (unsigned)c + 1))
+    for (long c = nf__cpuset_next(s, 0); c >= 0; c = nf__cpuset_next(s, (unsigned)c + 1))
         CPU_SET_S((size_t)c, sz, m);
     int rc = sched_setaffinity(tid, sz, m);
     int err = errno;
     CPU_FREE(m);
     if (rc) {
         char list[256];
-        __nf_cpuset_format(s, list, sizeof(list));
-        return __nf_error(-err, "sched_setaffinity(%d, %s): %s", (int)tid, list, strerror(err));
+        nf__cpuset_format(s, list, sizeof(list));
+        return nf__error(-err, "sched_setaffinity(%d, %s): %s", (int)tid, list, strerror(err));
     }
     return 0;
 }
@@ -268,30 +268,30 @@ int __nf_cpuset_apply_affinity(const struct nf_cpuset *s, pid_t tid)
 int numafeed_cpulist_ids(const char *text, int *ids, size_t max)
 {
     struct nf_cpuset s = {0};
-    __nf_error_clear();
+    nf__error_clear();
     if (!text)
-        return __nf_error(-EINVAL, "cpulist: NULL text");
-    int rc = __nf_cpuset_parse(&s, text, strlen(text), "cpulist");
+        return nf__error(-EINVAL, "cpulist: NULL text");
+    int rc = nf__cpuset_parse(&s, text, strlen(text), "cpulist");
     int n = 0;
-    for (long c = rc ? -1 : __nf_cpuset_next(&s, 0); c >= 0;
-         c = __nf_cpuset_next(&s, (unsigned)c + 1), n++)
+    for (long c = rc ? -1 : nf__cpuset_next(&s, 0); c >= 0;
+         c = nf__cpuset_next(&s, (unsigned)c + 1), n++)
         if ((size_t)n < max)
             ids[n] = (int)c;
-    __nf_cpuset_free(&s);
+    nf__cpuset_free(&s);
     return rc ? rc : n;
 }
 
 int numafeed_cpulist_normalize(const char *text, char *buf, size_t bufsize)
 {
     struct nf_cpuset s = {0};
-    __nf_error_clear();
+    nf__error_clear();
     if (!text)
-        return __nf_error(-EINVAL, "cpulist: NULL text");
-    int rc = __nf_cpuset_parse(&s, text, strlen(text), "cpulist");
+        return nf__error(-EINVAL, "cpulist: NULL text");
+    int rc = nf__cpuset_parse(&s, text, strlen(text), "cpulist");
     if (rc == 0) {
-        size_t n = __nf_cpuset_format(&s, buf, bufsize);
+        size_t n = nf__cpuset_format(&s, buf, bufsize);
         rc = n > INT32_MAX ? -EOVERFLOW : (int)n;
     }
-    __nf_cpuset_free(&s);
+    nf__cpuset_free(&s);
     return rc;
 }

@@ -32,7 +32,7 @@ static int no_gpu(cudaError_t e)
            e == cudaErrorInvalidDevice;
 }
 
-int __nf_cuda_bus_ids(char (**ids)[NF_BUSID_LEN], int *count)
+int nf__cuda_bus_ids(char (**ids)[NF_BUSID_LEN], int *count)
 {
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
@@ -40,17 +40,17 @@ int __nf_cuda_bus_ids(char (**ids)[NF_BUSID_LEN], int *count)
     *count = 0;
     if (e != cudaSuccess) {
         int rc = no_gpu(e) ? NUMAFEED_ENOCUDA : NUMAFEED_ECUDA;
-        return __nf_error(rc, "cudaGetDeviceCount: %s (%s)", cudaGetErrorString(e),
+        return nf__error(rc, "cudaGetDeviceCount: %s (%s)", cudaGetErrorString(e),
                           cudaGetErrorName(e));
     }
     char (*out)[NF_BUSID_LEN] = calloc(n ? (size_t)n : 1, NF_BUSID_LEN);
     if (!out)
-        return __nf_error(-ENOMEM, "CUDA bus ids: out of memory");
+        return nf__error(-ENOMEM, "CUDA bus ids: out of memory");
     for (int i = 0; i < n; i++) {
         e = cudaDeviceGetPCIBusId(out[i], NF_BUSID_LEN, i);
         if (e != cudaSuccess) {
             free(out);
-            return __nf_error(NUMAFEED_ECUDA, "cudaDeviceGetPCIBusId(%d): %s", i,
+            return nf__error(NUMAFEED_ECUDA, "cudaDeviceGetPCIBusId(%d): %s", i,
                               cudaGetErrorString(e));
         }
     }
@@ -62,12 +62,12 @@ int __nf_cuda_bus_ids(char (**ids)[NF_BUSID_LEN], int *count)
 static int cuda_fail(cudaError_t e, const char *call)
 {
     int rc = no_gpu(e) ? NUMAFEED_ENOCUDA : NUMAFEED_ECUDA;
-    return __nf_error(rc, "%s: %s (%s)", call, cudaGetErrorString(e), cudaGetErrorName(e));
+    return nf__error(rc, "%s: %s (%s)", call, cudaGetErrorString(e), cudaGetErrorName(e));
 }
 
 #define CU(call) do { cudaError_t e_ = (call); if (e_ != cudaSuccess) return cuda_fail(e_, #call); } while (0)
 
-int __nf_cuda_device_count(void)
+int nf__cuda_device_count(void)
 {
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
@@ -78,67 +78,67 @@ int __nf_cuda_device_count(void)
     return n;
 }
 
-int __nf_cuda_set_device(int ordinal)
+int nf__cuda_set_device(int ordinal)
 {
     CU(cudaSetDevice(ordinal));
     return 0;
 }
 
-int __nf_cuda_init_context(int ordinal)
+int nf__cuda_init_context(int ordinal)
 {
     CU(cudaSetDevice(ordinal));
     CU(cudaFree(NULL));
     return 0;
 }
 
-int __nf_cuda_host_register(void *p, size_t len, size_t chunk)
+int nf__cuda_host_register(void *p, size_t len, size_t chunk)
 {
     if (chunk == 0)
-        return __nf_error(-EINVAL, "cudaHostRegister: chunk size 0");
+        return nf__error(-EINVAL, "cudaHostRegister: chunk size 0");
     for (size_t off = 0; off < len; off += chunk) {
         size_t n = len - off < chunk ? len - off : chunk;
         cudaError_t e = cudaHostRegister((char *)p + off, n, cudaHostRegisterPortable);
         if (e != cudaSuccess) {
             cudaGetLastError();
-            __nf_cuda_host_unregister(p, off, chunk);
-            return __nf_error(NUMAFEED_ECUDA, "cudaHostRegister(%zu bytes at offset %zu): %s",
+            nf__cuda_host_unregister(p, off, chunk);
+            return nf__error(NUMAFEED_ECUDA, "cudaHostRegister(%zu bytes at offset %zu): %s",
                               n, off, cudaGetErrorString(e));
         }
     }
     return 0;
 }
 
-void __nf_cuda_host_unregister(void *p, size_t len, size_t chunk)
+void nf__cuda_host_unregister(void *p, size_t len, size_t chunk)
 {
     for (size_t off = 0; chunk && off < len; off += chunk)
         cudaHostUnregister((char *)p + off);
 }
 
-int __nf_cuda_host_alloc(size_t len, void **p)
+int nf__cuda_host_alloc(size_t len, void **p)
 {
     CU(cudaHostAlloc(p, len, cudaHostAllocPortable));
     return 0;
 }
 
-void __nf_cuda_host_free(void *p)
+void nf__cuda_host_free(void *p)
 {
     if (p)
         cudaFreeHost(p);
 }
 
-int __nf_cuda_malloc(size_t len, void **p)
+int nf__cuda_malloc(size_t len, void **p)
 {
     CU(cudaMalloc(p, len));
     return 0;
 }
 
-void __nf_cuda_free(void *p)
+void nf__cuda_free(void *p)
 {
     if (p)
         cudaFree(p);
 }
 
-int __nf_cuda_stream_create(void **stream)
+int nf__cuda_stream_create(void **stream)
 {
     cudaStream_t s;
     CU(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
@@ -146,13 +146,13 @@ int __nf_cuda_stream_create(void **stream)
     return 0;
 }
 
-void __nf_cuda_stream_destroy(void *stream)
+void nf__cuda_stream_destroy(void *stream)
 {
     if (stream)
         cudaStreamDestroy((cudaStream_t)stream);
 }
 
-int __nf_cuda_event_create(void **event)
+int nf__cuda_event_create(void **event)
 {
     cudaEvent_t ev;
     CU(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
@@ -160,31 +160,31 @@ int __nf_cuda_event_create(void **event)
     return 0;
 }
 
-void __nf_cuda_event_destroy(void *event)
+void nf__cuda_event_destroy(void *event)
 {
     if (event)
         cudaEventDestroy((cudaEvent_t)event);
 }
 
-int __nf_cuda_memcpy_h2d(void *dst, const void *src, size_t len, void *stream)
+int nf__cuda_memcpy_h2d(void *dst, const void *src, size_t len, void *stream)
 {
     CU(cudaMemcpyAsync(dst, src, len, cudaMemcpyHostToDevice, (cudaStream_t)stream));
     return 0;
 }
 
-int __nf_cuda_event_record(void *event, void *stream)
+int nf__cuda_event_record(void *event, void *stream)
 {
     CU(cudaEventRecord((cudaEvent_t)event, (cudaStream_t)stream));
     return 0;
 }
 
-int __nf_cuda_stream_wait_event(void *stream, void *event)
+int nf__cuda_stream_wait_event(void *stream, void *event)
 {
     CU(cudaStreamWaitEvent((cudaStream_t)stream, (cudaEvent_t)event, 0));
     return 0;
 }
 
-int __nf_cuda_event_synchronize(void *event)
+int nf__cuda_event_synchronize(void *event)
 {
     CU(cudaEventSynchronize((cudaEvent_t)event));
     return 0;
@@ -210,12 +210,12 @@ static int on_device(int dev, void *stream, void *event, int record)
     return 0;
 }
 
-int __nf_cuda_event_record_on(int dev, void *event, void *stream)
+int nf__cuda_event_record_on(int dev, void *event, void *stream)
 {
     return on_device(dev, stream, event, 1);
 }
 
-int __nf_cuda_stream_wait_event_on(int dev, void *stream, void *event)
+int nf__cuda_stream_wait_event_on(int dev, void *stream, void *event)
 {
     return on_device(dev, stream, event, 0);
 }
@@ -227,7 +227,7 @@ int numafeed_has_cuda(void)
     return 0;
 }
 
-int __nf_cuda_bus_ids(char (**ids)[NF_BUSID_LEN], int *count)
+int nf__cuda_bus_ids(char (**ids)[NF_BUSID_LEN], int *count)
 {
     *ids = NULL;
     *count = 0;
@@ -237,38 +237,38 @@ int __nf_cuda_bus_ids(char (**ids)[NF_BUSID_LEN], int *count)
 /* Same API, compiled out: every call says so. */
 static int off(void)
 {
-    return __nf_error(NUMAFEED_ENOCUDA, "the CUDA path is not compiled into this build");
+    return nf__error(NUMAFEED_ENOCUDA, "the CUDA path is not compiled into this build");
 }
-int __nf_cuda_device_count(void) { return off(); }
-int __nf_cuda_set_device(int ordinal) { (void)ordinal; return off(); }
-int __nf_cuda_init_context(int ordinal) { (void)ordinal; return off(); }
-int __nf_cuda_host_register(void *p, size_t len, size_t chunk)
+int nf__cuda_device_count(void) { return off(); }
+int nf__cuda_set_device(int ordinal) { (void)ordinal; return off(); }
+int nf__cuda_init_context(int ordinal) { (void)ordinal; return off(); }
+int nf__cuda_host_register(void *p, size_t len, size_t chunk)
 {
     (void)p; (void)len; (void)chunk;
     return off();
 }
-void __nf_cuda_host_unregister(void *p, size_t len, size_t chunk)
+void nf__cuda_host_unregister(void *p, size_t len, size_t chunk)
 {
     (void)p; (void)len; (void)chunk;
 }
-int __nf_cuda_host_alloc(size_t len, void **p) { (void)len; *p = NULL; return off(); }
-void __nf_cuda_host_free(void *p) { (void)p; }
-int __nf_cuda_malloc(size_t len, void **p) { (void)len; *p = NULL; return off(); }
-void __nf_cuda_free(void *p) { (void)p; }
-int __nf_cuda_stream_create(void **s) { *s = NULL; return off(); }
-void __nf_cuda_stream_destroy(void *s) { (void)s; }
-int __nf_cuda_event_create(void **e) { *e = NULL; return off(); }
-void __nf_cuda_event_destroy(void *e) { (void)e; }
-int __nf_cuda_memcpy_h2d(void *d, const void *s, size_t n, void *st)
+int nf__cuda_host_alloc(size_t len, void **p) { (void)len; *p = NULL; return off(); }
+void nf__cuda_host_free(void *p) { (void)p; }
+int nf__cuda_malloc(size_t len, void **p) { (void)len; *p = NULL; return off(); }
+void nf__cuda_free(void *p) { (void)p; }
+int nf__cuda_stream_create(void **s) { *s = NULL; return off(); }
+void nf__cuda_stream_destroy(void *s) { (void)s; }
+int nf__cuda_event_create(void **e) { *e = NULL; return off(); }
+void nf__cuda_event_destroy(void *e) { (void)e; }
+int nf__cuda_memcpy_h2d(void *d, const void *s, size_t n, void *st)
 {
     (void)d; (void)s; (void)n; (void)st;
     return off();
 }
-int __nf_cuda_event_record(void *e, void *s) { (void)e; (void)s; return off(); }
-int __nf_cuda_stream_wait_event(void *s, void *e) { (void)s; (void)e; return off(); }
-int __nf_cuda_event_synchronize(void *e) { (void)e; return off(); }
-int __nf_cuda_event_record_on(int d, void *e, void *s) { (void)d; (void)e; (void)s; return off(); }
-int __nf_cuda_stream_wait_event_on(int d, void *s, void *e)
+int nf__cuda_event_record(void *e, void *s) { (void)e; (void)s; return off(); }
+int nf__cuda_stream_wait_event(void *s, void *e) { (void)s; (void)e; return off(); }
+int nf__cuda_event_synchronize(void *e) { (void)e; return off(); }
+int nf__cuda_event_record_on(int d, void *e, void *s) { (void)d; (void)e; (void)s; return off(); }
+int nf__cuda_stream_wait_event_on(int d, void *s, void *e)
 {
     (void)d; (void)s; (void)e;
     return off();

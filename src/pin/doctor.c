@@ -46,7 +46,7 @@ static char *read_text(const char *root, const char *rel)
 {
     char *buf;
     size_t len;
-    if (__nf_sysfs_read(root, rel, &buf, &len))
+    if (nf__sysfs_read(root, rel, &buf, &len))
         return NULL;
     while (len && (buf[len - 1] == '\n' || buf[len - 1] == ' '))
         buf[--len] = '\0';
@@ -58,8 +58,8 @@ static void check_topology(struct report *r, const numafeed_topo *t)
     char v[64], d[1024] = "", cpus[256];
     snprintf(v, sizeof(v), "%d node%s", t->nnodes, t->nnodes == 1 ? "" : "s");
     for (int i = 0; i < t->nnodes; i++) {
-        __nf_cpuset_format(&t->nodes[i].cpus, cpus, sizeof(cpus));
-        __nf_note(d, sizeof(d), "node %d: %s", t->nodes[i].id, cpus[0] ? cpus : "no CPUs");
+        nf__cpuset_format(&t->nodes[i].cpus, cpus, sizeof(cpus));
+        nf__note(d, sizeof(d), "node %d: %s", t->nodes[i].id, cpus[0] ? cpus : "no CPUs");
     }
     add(r, "nodes", 1, v, d, "one pool per GPU on the GPU's node; CPU-less nodes get no threads");
 
@@ -82,10 +82,10 @@ static void check_topology(struct report *r, const numafeed_topo *t)
 
         struct nf_cpuset pool = {0};
         bool fb = false;
-        if (__nf_topo_pool_cpus(t, g, &pool, &fb) == 0) {
+        if (nf__topo_pool_cpus(t, g, &pool, &fb) == 0) {
             char allowed[200];
-            __nf_cpuset_format(&pool, cpus, sizeof(cpus));
-            __nf_cpuset_format(&t->allowed, allowed, sizeof(allowed));
+            nf__cpuset_format(&pool, cpus, sizeof(cpus));
+            nf__cpuset_format(&t->allowed, allowed, sizeof(allowed));
             snprintf(check, sizeof(check), "gpu %d cpus", g);
             snprintf(det, sizeof(det), "allowed CPUs %s", allowed);
             add(r, check, !fb, cpus, det,
@@ -93,7 +93,7 @@ static void check_topology(struct report *r, const numafeed_topo *t)
                      "on every allowed CPU, off-node"
                    : "the pool's threads are pinned to these CPUs");
         }
-        __nf_cpuset_free(&pool);
+        nf__cpuset_free(&pool);
     }
 }
 
@@ -141,7 +141,7 @@ static void check_kernel(struct report *r, const char *sysroot, const char *proc
                  "devices/system/node/node%d/hugepages/hugepages-2048kB/free_hugepages",
                  t->nodes[i].id);
         snprintf(check, sizeof(check), "hugepages node %d", t->nodes[i].id);
-        int rc = __nf_sysfs_long(sysroot, rel, &n);
+        int rc = nf__sysfs_long(sysroot, rel, &n);
         snprintf(v, sizeof(v), rc ? "unknown" : "%ld free 2 MiB pages", n);
         add(r, check, 1, v, rc ? numafeed_last_error() : "the node's reserved hugetlb pool",
             n > 0 ? "slots use MAP_HUGETLB when the pool covers them"
@@ -150,7 +150,7 @@ static void check_kernel(struct report *r, const char *sysroot, const char *proc
 
     char why[256];
     char *dis = read_text(procroot, "sys/kernel/io_uring_disabled");
-    int urc = __nf_io_uring_probe(why, sizeof(why));
+    int urc = nf__io_uring_probe(why, sizeof(why));
     char det[384];
     snprintf(det, sizeof(det), "%s; io_uring_disabled=%s", why, dis ? dis : "absent");
     free(dis);
@@ -176,7 +176,7 @@ static void check_kernel(struct report *r, const char *sysroot, const char *proc
                      : "slots are placed by first touch of node-pinned threads, and checked");
     }
 
-    int n = numafeed_has_cuda() ? __nf_cuda_device_count() : NUMAFEED_ENOCUDA;
+    int n = numafeed_has_cuda() ? nf__cuda_device_count() : NUMAFEED_ENOCUDA;
     snprintf(v, sizeof(v), n >= 0 ? "%d device%s" : "unavailable", n, n == 1 ? "" : "s");
     /* without a GPU in sysfs, host mode is what the machine is for */
     add(r, "cuda", n > 0 || t->ngpus == 0, v,
@@ -187,14 +187,14 @@ static void check_kernel(struct report *r, const char *sysroot, const char *proc
               : "the loader delivers host batches");
 }
 
-int __nf_doctor_setup(const char *who, const struct numafeed_doctor_options *in,
+int nf__doctor_setup(const char *who, const struct numafeed_doctor_options *in,
                       numafeed_topo **topo, const char **proc_root)
 {
     struct numafeed_doctor_options opt;
     numafeed_doctor_options_init(&opt);
     if (in) {
         if (in->size < sizeof(size_t) || in->size > sizeof(opt))
-            return __nf_error(-EINVAL, "%s: options.size %zu unknown", who, in->size);
+            return nf__error(-EINVAL, "%s: options.size %zu unknown", who, in->size);
         memcpy(&opt, in, in->size);
     }
     struct numafeed_topo_options to;
@@ -210,18 +210,18 @@ int __nf_doctor_setup(const char *who, const struct numafeed_doctor_options *in,
 
 int numafeed_doctor(const struct numafeed_doctor_options *opt_in, char **json, int *warnings)
 {
-    __nf_error_clear();
+    nf__error_clear();
     if (!json)
-        return __nf_error(-EINVAL, "numafeed_doctor: json is NULL");
+        return nf__error(-EINVAL, "numafeed_doctor: json is NULL");
     numafeed_topo *t;
     const char *proc;
-    int rc = __nf_doctor_setup("numafeed_doctor", opt_in, &t, &proc);
+    int rc = nf__doctor_setup("numafeed_doctor", opt_in, &t, &proc);
     if (rc)
         return rc;
     struct report r = {json_array(), 0};
     if (!r.findings) {
         numafeed_topo_close(t);
-        return __nf_error(-ENOMEM, "numafeed_doctor: out of memory");
+        return nf__error(-ENOMEM, "numafeed_doctor: out of memory");
     }
     check_topology(&r, t);
     check_kernel(&r, t->root, proc, t);
@@ -230,9 +230,9 @@ int numafeed_doctor(const struct numafeed_doctor_options *opt_in, char **json, i
     *json = doc ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(doc);
     if (!*json)
-        return __nf_error(-ENOMEM, "numafeed_doctor: out of memory");
+        return nf__error(-ENOMEM, "numafeed_doctor: out of memory");
     if (warnings)
         *warnings = r.warnings;
-    __nf_error_clear();
+    nf__error_clear();
     return 0;
 }

@@ -26,28 +26,28 @@ struct nf_cpuset {
     uint64_t *w;
 };
 
-void __nf_cpuset_free(struct nf_cpuset *s);
-int __nf_cpuset_set(struct nf_cpuset *s, unsigned id);
-bool __nf_cpuset_test(const struct nf_cpuset *s, unsigned id);
-size_t __nf_cpuset_count(const struct nf_cpuset *s);
-bool __nf_cpuset_empty(const struct nf_cpuset *s);
-bool __nf_cpuset_equal(const struct nf_cpuset *a, const struct nf_cpuset *b);
-int __nf_cpuset_copy(struct nf_cpuset *dst, const struct nf_cpuset *src);
+void nf__cpuset_free(struct nf_cpuset *s);
+int nf__cpuset_set(struct nf_cpuset *s, unsigned id);
+bool nf__cpuset_test(const struct nf_cpuset *s, unsigned id);
+size_t nf__cpuset_count(const struct nf_cpuset *s);
+bool nf__cpuset_empty(const struct nf_cpuset *s);
+bool nf__cpuset_equal(const struct nf_cpuset *a, const struct nf_cpuset *b);
+int nf__cpuset_copy(struct nf_cpuset *dst, const struct nf_cpuset *src);
 /* dst = a & b (dst may alias neither) */
-int __nf_cpuset_and(struct nf_cpuset *dst, const struct nf_cpuset *a, const struct nf_cpuset *b);
+int nf__cpuset_and(struct nf_cpuset *dst, const struct nf_cpuset *a, const struct nf_cpuset *b);
 /* Next id >= from that is set, or -1. */
-long __nf_cpuset_next(const struct nf_cpuset *s, unsigned from);
+long nf__cpuset_next(const struct nf_cpuset *s, unsigned from);
 /*
  * Parse a kernel cpulist of len bytes (need not be NUL-terminated) into *s
  * (which is cleared first). `what` names the source in error messages (a
  * file path, "--allowed-cpus"). Errors: -EINVAL with the offset, -ENOMEM.
  */
-int __nf_cpuset_parse(struct nf_cpuset *s, const char *text, size_t len, const char *what);
+int nf__cpuset_parse(struct nf_cpuset *s, const char *text, size_t len, const char *what);
 /* Canonical cpulist into buf; returns the full length like snprintf. */
-size_t __nf_cpuset_format(const struct nf_cpuset *s, char *buf, size_t bufsize);
+size_t nf__cpuset_format(const struct nf_cpuset *s, char *buf, size_t bufsize);
 /* Conversions to and from the kernel's affinity masks. */
-int __nf_cpuset_from_affinity(struct nf_cpuset *s, pid_t tid);
-int __nf_cpuset_apply_affinity(const struct nf_cpuset *s, pid_t tid);
+int nf__cpuset_from_affinity(struct nf_cpuset *s, pid_t tid);
+int nf__cpuset_apply_affinity(const struct nf_cpuset *s, pid_t tid);
 
 /* ---- sysfs (sysfs.c) ---- */
 
@@ -60,22 +60,22 @@ int __nf_cpuset_apply_affinity(const struct nf_cpuset *s, pid_t tid);
  * when larger than NF_SYSFS_MAX or not readable as a file (a directory),
  * other negated errno. Every message names the full path.
  */
-int __nf_sysfs_read(const char *root, const char *rel, char **out, size_t *len);
+int nf__sysfs_read(const char *root, const char *rel, char **out, size_t *len);
 /* Read and parse a cpulist file. */
-int __nf_sysfs_cpulist(const char *root, const char *rel, struct nf_cpuset *s);
+int nf__sysfs_cpulist(const char *root, const char *rel, struct nf_cpuset *s);
 /* Read a decimal integer (optional sign, surrounding whitespace). */
-int __nf_sysfs_long(const char *root, const char *rel, long *out);
+int nf__sysfs_long(const char *root, const char *rel, long *out);
 /* Read a hexadecimal integer with optional 0x prefix. */
-int __nf_sysfs_hex(const char *root, const char *rel, unsigned long *out);
+int nf__sysfs_hex(const char *root, const char *rel, unsigned long *out);
 /* The effective root: explicit, else $NUMAFEED_SYSFS_ROOT, else "/sys". */
-const char *__nf_sysfs_root(const char *explicit_root);
+const char *nf__sysfs_root(const char *explicit_root);
 
 /* ---- PCI bus ids ---- */
 
 #define NF_BUSID_LEN 32
 /* Parse "dddd:bb:dd.f" (any case, domain of 1-8 hex digits) into a sort key
  * and the normalised lower-case "%04x:%02x:%02x.%x". -EINVAL if malformed. */
-int __nf_busid_normalize(const char *in, char out[NF_BUSID_LEN], uint64_t *key);
+int nf__busid_normalize(const char *in, char out[NF_BUSID_LEN], uint64_t *key);
 
 /* ---- topology (topo.c) ---- */
 
@@ -106,9 +106,9 @@ struct numafeed_topo {
     bool used_cuda;            /* ordinals came from the CUDA runtime */
 };
 
-const struct nf_node *__nf_topo_node(const struct numafeed_topo *t, int id);
+const struct nf_node *nf__topo_node(const struct numafeed_topo *t, int id);
 /* Pool CPUs for a GPU: node CPUs & allowed, else allowed (*fallback = true). */
-int __nf_topo_pool_cpus(const struct numafeed_topo *t, int gpu, struct nf_cpuset *out,
+int nf__topo_pool_cpus(const struct numafeed_topo *t, int gpu, struct nf_cpuset *out,
                         bool *fallback);
 
 /* ---- threads and memory on a node (bind.c) ---- */
@@ -130,7 +130,7 @@ struct nf_bind_result {
  * are not errors: first touch by a pinned thread already allocates locally.
  * A failed sched_setaffinity is an error.
  */
-int __nf_bind_thread(const struct nf_cpuset *cpus, int node, struct nf_bind_result *res);
+int nf__bind_thread(const struct nf_cpuset *cpus, int node, struct nf_bind_result *res);
 
 /* What a node-local buffer achieved. */
 struct nf_placement {
@@ -140,7 +140,7 @@ struct nf_placement {
     bool bound;             /* mbind(MPOL_BIND, node) succeeded */
     bool verified;          /* move_pages said where every page is */
     size_t pages, pages_on_node;
-    size_t strays;          /* sampled pages found elsewhere, then moved (__nf_node_settle) */
+    size_t strays;          /* sampled pages found elsewhere, then moved (nf__node_settle) */
     int node;               /* the node asked for */
     char note[200];         /* reasons for anything not achieved */
 };
@@ -151,36 +151,36 @@ struct nf_placement {
  * sysfs_root) cover the size, else madvise(MADV_HUGEPAGE); mbind(MPOL_BIND)
  * to the node; first touch (write) of every page by the calling thread;
  * placement read back with move_pages. *mapped is the mapping's length (len
- * rounded up to the page size) for __nf_node_free. Errors: -ENOMEM (mmap),
+ * rounded up to the page size) for nf__node_free. Errors: -ENOMEM (mmap),
  * -EINVAL; a refused mbind or move_pages is reported in *pl, not an error.
  */
-int __nf_node_alloc(const char *sysfs_root, int node, size_t len, void **out, size_t *mapped,
+int nf__node_alloc(const char *sysfs_root, int node, size_t len, void **out, size_t *mapped,
                     struct nf_placement *pl);
 #define NF_HUGE_2M (2u << 20) /* buffers are sized and touched in these */
 /* The same in three steps, so that several threads can share the first
- * touch of a big buffer: __nf_node_map does everything before the touch
+ * touch of a big buffer: nf__node_map does everything before the touch
  * (nothing is resident yet; *pl has the page size, hugetlb/THP and mbind
- * outcome), __nf_node_touch writes one byte per base page of [p, p+len),
- * __nf_node_verify reads the placement back. */
-int __nf_node_map(const char *sysfs_root, int node, size_t len, void **out, size_t *mapped,
+ * outcome), nf__node_touch writes one byte per base page of [p, p+len),
+ * nf__node_verify reads the placement back. */
+int nf__node_map(const char *sysfs_root, int node, size_t len, void **out, size_t *mapped,
                   struct nf_placement *pl);
-void __nf_node_touch(void *p, size_t len);
-void __nf_node_free(void *p, size_t mapped);
+void nf__node_touch(void *p, size_t len);
+void nf__node_free(void *p, size_t mapped);
 /* Re-read where the pages of [p, p+len) are (move_pages) into *pl. */
-int __nf_node_verify(const void *p, size_t len, int node, struct nf_placement *pl);
-/* __nf_node_verify, and when sampled pages of [p, p+len) are on other
+int nf__node_verify(const void *p, size_t len, int node, struct nf_placement *pl);
+/* nf__node_verify, and when sampled pages of [p, p+len) are on other
  * nodes, move every page of the range that is not on node there (mbind
  * with MPOL_MF_MOVE | MPOL_MF_STRICT, which also binds the range) and
  * verify again. *pl then describes the result, pl->strays counts the
  * sampled pages that had been elsewhere and the note says what was done or
  * why it could not be. Not for page-locked memory: it cannot move. */
-void __nf_node_settle(void *p, size_t len, int node, struct nf_placement *pl);
+void nf__node_settle(void *p, size_t len, int node, struct nf_placement *pl);
 
 /* ---- doctor and verify (doctor.c, verify.c) ---- */
 
 /* Copy the caller's options (honouring their size), open the topology they
  * describe and resolve the proc root. `who` names the call in messages. */
-int __nf_doctor_setup(const char *who, const struct numafeed_doctor_options *in,
+int nf__doctor_setup(const char *who, const struct numafeed_doctor_options *in,
                       numafeed_topo **topo, const char **proc_root);
 
 /* ---- CUDA runtime (cuda.c: the only file that includes CUDA headers) ---- */
@@ -190,7 +190,7 @@ int __nf_doctor_setup(const char *who, const struct numafeed_doctor_options *in,
  * malloc'd array of NF_BUSID_LEN strings. NUMAFEED_ENOCUDA when the runtime
  * is compiled out or no driver/device answers; NUMAFEED_ECUDA otherwise.
  */
-int __nf_cuda_bus_ids(char (**ids)[NF_BUSID_LEN], int *count);
+int nf__cuda_bus_ids(char (**ids)[NF_BUSID_LEN], int *count);
 
 /*
  * The runtime calls the loader's CUDA path needs, as opaque pointers so no
@@ -199,35 +199,35 @@ int __nf_cuda_bus_ids(char (**ids)[NF_BUSID_LEN], int *count);
  * message in the last error. Streams are created non-blocking and events
  * without timing.
  */
-int __nf_cuda_device_count(void);  /* >= 0, or NUMAFEED_ENOCUDA */
-int __nf_cuda_set_device(int ordinal);
+int nf__cuda_device_count(void);  /* >= 0, or NUMAFEED_ENOCUDA */
+int nf__cuda_set_device(int ordinal);
 /* Make ordinal current and its primary context exist (cudaFree(0)), as a
  * framework such as torch has done before a training job builds its
  * loader: lets a benchmark time loader_create without the context. */
-int __nf_cuda_init_context(int ordinal);
+int nf__cuda_init_context(int ordinal);
 /* Page-lock [p, p+len) as separate registrations of `chunk` bytes (very
  * large single registrations fail on recent drivers, and one async copy
  * must not span two registrations: the driver refuses it, so callers make
  * each chunk one copy source, e.g. one ring slot). Portable, so any context
  * may copy from it. On failure nothing stays registered. */
-int __nf_cuda_host_register(void *p, size_t len, size_t chunk);
-void __nf_cuda_host_unregister(void *p, size_t len, size_t chunk);
-int __nf_cuda_host_alloc(size_t len, void **p);
-void __nf_cuda_host_free(void *p);
-int __nf_cuda_malloc(size_t len, void **p);
-void __nf_cuda_free(void *p);
-int __nf_cuda_stream_create(void **stream);
-void __nf_cuda_stream_destroy(void *stream);
-int __nf_cuda_event_create(void **event);
-void __nf_cuda_event_destroy(void *event);
-int __nf_cuda_memcpy_h2d(void *dst, const void *src, size_t len, void *stream);
-int __nf_cuda_event_record(void *event, void *stream);
-int __nf_cuda_stream_wait_event(void *stream, void *event);
+int nf__cuda_host_register(void *p, size_t len, size_t chunk);
+void nf__cuda_host_unregister(void *p, size_t len, size_t chunk);
+int nf__cuda_host_alloc(size_t len, void **p);
+void nf__cuda_host_free(void *p);
+int nf__cuda_malloc(size_t len, void **p);
+void nf__cuda_free(void *p);
+int nf__cuda_stream_create(void **stream);
+void nf__cuda_stream_destroy(void *stream);
+int nf__cuda_event_create(void **event);
+void nf__cuda_event_destroy(void *event);
+int nf__cuda_memcpy_h2d(void *dst, const void *src, size_t len, void *stream);
+int nf__cuda_event_record(void *event, void *stream);
+int nf__cuda_stream_wait_event(void *stream, void *event);
 /* The same for a caller's stream; stream NULL means the legacy default
  * stream of device `dev` (the batch's GPU, which need not be the calling
  * thread's current device: the current device is left as it was). */
-int __nf_cuda_event_record_on(int dev, void *event, void *stream);
-int __nf_cuda_stream_wait_event_on(int dev, void *stream, void *event);
-int __nf_cuda_event_synchronize(void *event);
+int nf__cuda_event_record_on(int dev, void *event, void *stream);
+int nf__cuda_stream_wait_event_on(int dev, void *stream, void *event);
+int nf__cuda_event_synchronize(void *event);
 
 #endif

@@ -15,7 +15,7 @@
 
 #include "pin/pin.h"
 
-const char *__nf_sysfs_root(const char *explicit_root)
+const char *nf__sysfs_root(const char *explicit_root)
 {
     if (explicit_root && *explicit_root)
         return explicit_root;
@@ -25,21 +25,21 @@ const char *__nf_sysfs_root(const char *explicit_root)
     return "/sys";
 }
 
-int __nf_sysfs_read(const char *root, const char *rel, char **out, size_t *len)
+int nf__sysfs_read(const char *root, const char *rel, char **out, size_t *len)
 {
     char path[4096];
     int n = snprintf(path, sizeof(path), "%s/%s", root, rel);
     if (n < 0 || (size_t)n >= sizeof(path))
-        return __nf_error(-ENAMETOOLONG, "%s/%s: path too long", root, rel);
+        return nf__error(-ENAMETOOLONG, "%s/%s: path too long", root, rel);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int err = errno;
-        return __nf_error(-err, "open(%s): %s", path, strerror(err));
+        return nf__error(-err, "open(%s): %s", path, strerror(err));
     }
     char *buf = malloc(NF_SYSFS_MAX + 1);
     if (!buf) {
         close(fd);
-        return __nf_error(-ENOMEM, "%s: out of memory", path);
+        return nf__error(-ENOMEM, "%s: out of memory", path);
     }
     size_t got = 0;
     for (;;) {
@@ -51,7 +51,7 @@ int __nf_sysfs_read(const char *root, const char *rel, char **out, size_t *len)
             free(buf);
             close(fd);
             /* EISDIR and friends: the tree does not have the shape we read */
-            return __nf_error(err == EISDIR ? NUMAFEED_ESYSFS : -err, "read(%s): %s", path,
+            return nf__error(err == EISDIR ? NUMAFEED_ESYSFS : -err, "read(%s): %s", path,
                               strerror(err));
         }
         if (r == 0)
@@ -60,14 +60,14 @@ int __nf_sysfs_read(const char *root, const char *rel, char **out, size_t *len)
         if (got > NF_SYSFS_MAX) {
             free(buf);
             close(fd);
-            return __nf_error(NUMAFEED_ESYSFS, "%s: larger than %d bytes, not a sysfs attribute",
+            return nf__error(NUMAFEED_ESYSFS, "%s: larger than %d bytes, not a sysfs attribute",
                               path, NF_SYSFS_MAX);
         }
     }
     close(fd);
     if (memchr(buf, '\0', got)) {
         free(buf);
-        return __nf_error(NUMAFEED_ESYSFS, "%s: contains a NUL byte", path);
+        return nf__error(NUMAFEED_ESYSFS, "%s: contains a NUL byte", path);
     }
     buf[got] = '\0';
     *out = buf;
@@ -75,16 +75,16 @@ int __nf_sysfs_read(const char *root, const char *rel, char **out, size_t *len)
     return 0;
 }
 
-int __nf_sysfs_cpulist(const char *root, const char *rel, struct nf_cpuset *s)
+int nf__sysfs_cpulist(const char *root, const char *rel, struct nf_cpuset *s)
 {
     char *buf;
     size_t len;
-    int rc = __nf_sysfs_read(root, rel, &buf, &len);
+    int rc = nf__sysfs_read(root, rel, &buf, &len);
     if (rc)
         return rc;
     char what[4096];
     snprintf(what, sizeof(what), "%s/%s", root, rel);
-    rc = __nf_cpuset_parse(s, buf, len, what);
+    rc = nf__cpuset_parse(s, buf, len, what);
     free(buf);
     return rc == -EINVAL ? NUMAFEED_ESYSFS : rc;
 }
@@ -105,7 +105,7 @@ static int read_number(const char *root, const char *rel, int base, long *sval,
 {
     char *buf;
     size_t len;
-    int rc = __nf_sysfs_read(root, rel, &buf, &len);
+    int rc = nf__sysfs_read(root, rel, &buf, &len);
     if (rc)
         return rc;
     char *t = trim(buf);
@@ -122,24 +122,24 @@ static int read_number(const char *root, const char *rel, int base, long *sval,
     }
     ok = ok && errno == 0 && end && *end == '\0' && end != t;
     if (!ok) {
-        rc = __nf_error(NUMAFEED_ESYSFS, "%s/%s: expected a %s number, read \"%.40s\"", root, rel,
+        rc = nf__error(NUMAFEED_ESYSFS, "%s/%s: expected a %s number, read \"%.40s\"", root, rel,
                         base == 10 ? "decimal" : "hexadecimal", t ? t : "");
     }
     free(buf);
     return rc;
 }
 
-int __nf_sysfs_long(const char *root, const char *rel, long *out)
+int nf__sysfs_long(const char *root, const char *rel, long *out)
 {
     return read_number(root, rel, 10, out, NULL);
 }
 
-int __nf_sysfs_hex(const char *root, const char *rel, unsigned long *out)
+int nf__sysfs_hex(const char *root, const char *rel, unsigned long *out)
 {
     return read_number(root, rel, 16, NULL, out);
 }
 
-int __nf_busid_normalize(const char *in, char out[NF_BUSID_LEN], uint64_t *key)
+int nf__busid_normalize(const char *in, char out[NF_BUSID_LEN], uint64_t *key)
 {
     unsigned long v[4];
     const char *p = in;

@@ -53,7 +53,7 @@ void numafeed_topo_options_init(struct numafeed_topo_options *opt)
     opt->use_cuda = -1;
 }
 
-const struct nf_node *__nf_topo_node(const struct numafeed_topo *t, int id)
+const struct nf_node *nf__topo_node(const struct numafeed_topo *t, int id)
 {
     for (int i = 0; i < t->nnodes; i++)
         if (t->nodes[i].id == id)
@@ -65,7 +65,7 @@ const struct nf_node *__nf_topo_node(const struct numafeed_topo *t, int id)
 static int required(struct numafeed_topo *t, const char *rel, int rc)
 {
     if (rc == -ENOENT)
-        return __nf_error(NUMAFEED_ESYSFS, "%s/%s: missing (the rest of the tree is there)",
+        return nf__error(NUMAFEED_ESYSFS, "%s/%s: missing (the rest of the tree is there)",
                           t->root, rel);
     return rc;
 }
@@ -73,7 +73,7 @@ static int required(struct numafeed_topo *t, const char *rel, int rc)
 static int read_nodes(struct numafeed_topo *t)
 {
     struct nf_cpuset online = {0};
-    int rc = __nf_sysfs_cpulist(t->root, "devices/system/node/online", &online);
+    int rc = nf__sysfs_cpulist(t->root, "devices/system/node/online", &online);
     if (rc == -ENOENT) {
         /* A kernel without CONFIG_NUMA has no node directory at all: one
          * node 0 holding every online CPU. A node directory without
@@ -83,15 +83,15 @@ static int read_nodes(struct numafeed_topo *t)
         DIR *d = opendir(path);
         if (d) {
             closedir(d);
-            return __nf_error(NUMAFEED_ESYSFS, "%s/online: missing", path);
+            return nf__error(NUMAFEED_ESYSFS, "%s/online: missing", path);
         }
         t->nodes = calloc(1, sizeof(*t->nodes));
         if (!t->nodes)
-            return __nf_error(-ENOMEM, "topology: out of memory");
+            return nf__error(-ENOMEM, "topology: out of memory");
         t->nnodes = 1;
-        rc = __nf_sysfs_cpulist(t->root, "devices/system/cpu/online", &t->nodes[0].cpus);
+        rc = nf__sysfs_cpulist(t->root, "devices/system/cpu/online", &t->nodes[0].cpus);
         if (rc == -ENOENT)
-            return __nf_error(-ENOENT, "%s: neither devices/system/node/online nor "
+            return nf__error(-ENOENT, "%s: neither devices/system/node/online nor "
                               "devices/system/cpu/online exists; is this a sysfs tree?", t->root);
         if (rc == 0)
             warn(t, "no NUMA node directory under %s: treating the machine as one node", t->root);
@@ -99,29 +99,29 @@ static int read_nodes(struct numafeed_topo *t)
     }
     if (rc) {
         /* a list that fails part-way ("0-1,x") has already set bits */
-        __nf_cpuset_free(&online);
+        nf__cpuset_free(&online);
         return rc;
     }
-    size_t n = __nf_cpuset_count(&online);
+    size_t n = nf__cpuset_count(&online);
     if (n == 0) {
-        __nf_cpuset_free(&online);
-        return __nf_error(NUMAFEED_ESYSFS, "%s/devices/system/node/online: no node online",
+        nf__cpuset_free(&online);
+        return nf__error(NUMAFEED_ESYSFS, "%s/devices/system/node/online: no node online",
                           t->root);
     }
     t->nodes = calloc(n, sizeof(*t->nodes));
     if (!t->nodes) {
-        __nf_cpuset_free(&online);
-        return __nf_error(-ENOMEM, "topology: out of memory");
+        nf__cpuset_free(&online);
+        return nf__error(-ENOMEM, "topology: out of memory");
     }
-    for (long id = __nf_cpuset_next(&online, 0); id >= 0 && rc == 0;
-         id = __nf_cpuset_next(&online, (unsigned)id + 1)) {
+    for (long id = nf__cpuset_next(&online, 0); id >= 0 && rc == 0;
+         id = nf__cpuset_next(&online, (unsigned)id + 1)) {
         char rel[128];
         snprintf(rel, sizeof(rel), "devices/system/node/node%ld/cpulist", id);
         struct nf_node *node = &t->nodes[t->nnodes++];
         node->id = (int)id;
-        rc = required(t, rel, __nf_sysfs_cpulist(t->root, rel, &node->cpus));
+        rc = required(t, rel, nf__sysfs_cpulist(t->root, rel, &node->cpus));
     }
-    __nf_cpuset_free(&online);
+    nf__cpuset_free(&online);
     return rc;
 }
 
@@ -134,7 +134,7 @@ static int cmp_gpu(const void *a, const void *b)
 static void free_gpus(struct nf_gpu *g, int n)
 {
     for (int i = 0; i < n; i++)
-        __nf_cpuset_free(&g[i].local_cpus);
+        nf__cpuset_free(&g[i].local_cpus);
     free(g);
 }
 
@@ -144,13 +144,13 @@ static int read_gpu_locality(struct numafeed_topo *t, struct nf_gpu *g, const ch
     char rel[512];
     long raw = -1;
     snprintf(rel, sizeof(rel), "bus/pci/devices/%s/numa_node", dirname);
-    int rc = __nf_sysfs_long(t->root, rel, &raw);
+    int rc = nf__sysfs_long(t->root, rel, &raw);
     if (rc && rc != -ENOENT)
         return rc;
     if (rc == 0 && (raw < -1 || raw > NF_CPU_ID_MAX))
-        return __nf_error(NUMAFEED_ESYSFS, "%s/%s: %ld is not a node id", t->root, rel, raw);
+        return nf__error(NUMAFEED_ESYSFS, "%s/%s: %ld is not a node id", t->root, rel, raw);
     g->node_raw = (int)raw;
-    g->known = raw >= 0 && __nf_topo_node(t, (int)raw) != NULL;
+    g->known = raw >= 0 && nf__topo_node(t, (int)raw) != NULL;
     g->node = g->known ? (int)raw : t->nodes[0].id;
     if (rc == -ENOENT)
         warn(t, "GPU %s: no numa_node file; node unknown, using node %d", g->bus_id, g->node);
@@ -162,7 +162,7 @@ static int read_gpu_locality(struct numafeed_topo *t, struct nf_gpu *g, const ch
              "node %d", g->bus_id, raw, g->node);
 
     snprintf(rel, sizeof(rel), "bus/pci/devices/%s/local_cpulist", dirname);
-    rc = __nf_sysfs_cpulist(t->root, rel, &g->local_cpus);
+    rc = nf__sysfs_cpulist(t->root, rel, &g->local_cpus);
     if (rc == 0)
         g->has_local_cpus = true;
     else if (rc != -ENOENT)
@@ -182,7 +182,7 @@ static int read_pci_gpus(struct numafeed_topo *t, struct nf_gpu **out, int *coun
         if (errno == ENOENT)
             return 0; /* no PCI bus (some VMs, containers with a partial /sys) */
         int err = errno;
-        return __nf_error(-err, "opendir(%s): %s", path, strerror(err));
+        return nf__error(-err, "opendir(%s): %s", path, strerror(err));
     }
     struct nf_gpu *gpus = NULL;
     int n = 0, cap = 0, rc = 0;
@@ -192,20 +192,20 @@ static int read_pci_gpus(struct numafeed_topo *t, struct nf_gpu **out, int *coun
             continue;
         char busid[NF_BUSID_LEN];
         uint64_t key;
-        if (__nf_busid_normalize(de->d_name, busid, &key)) {
+        if (nf__busid_normalize(de->d_name, busid, &key)) {
             warn(t, "%s/%s: not a PCI address, skipped", path, de->d_name);
             continue;
         }
         char rel[512];
         unsigned long vendor, cls;
         snprintf(rel, sizeof(rel), "bus/pci/devices/%s/vendor", de->d_name);
-        rc = required(t, rel, __nf_sysfs_hex(t->root, rel, &vendor));
+        rc = required(t, rel, nf__sysfs_hex(t->root, rel, &vendor));
         if (rc)
             break;
         if (vendor != 0x10de)
             continue;
         snprintf(rel, sizeof(rel), "bus/pci/devices/%s/class", de->d_name);
-        rc = required(t, rel, __nf_sysfs_hex(t->root, rel, &cls));
+        rc = required(t, rel, nf__sysfs_hex(t->root, rel, &cls));
         if (rc)
             break;
         /* 0x0300xx VGA controller, 0x0302xx 3D controller (data-centre parts);
@@ -216,7 +216,7 @@ static int read_pci_gpus(struct numafeed_topo *t, struct nf_gpu **out, int *coun
             int ncap = cap ? cap * 2 : 8;
             struct nf_gpu *g = realloc(gpus, (size_t)ncap * sizeof(*g));
             if (!g) {
-                rc = __nf_error(-ENOMEM, "topology: out of memory");
+                rc = nf__error(-ENOMEM, "topology: out of memory");
                 break;
             }
             gpus = g;
@@ -244,7 +244,7 @@ static int copy_gpu(struct nf_gpu *dst, const struct nf_gpu *src)
 {
     *dst = *src;
     memset(&dst->local_cpus, 0, sizeof(dst->local_cpus));
-    return src->has_local_cpus ? __nf_cpuset_copy(&dst->local_cpus, &src->local_cpus) : 0;
+    return src->has_local_cpus ? nf__cpuset_copy(&dst->local_cpus, &src->local_cpus) : 0;
 }
 
 /*
@@ -258,7 +258,7 @@ static int apply_visible(struct numafeed_topo *t, const char *cvd, const struct 
 {
     t->gpus = calloc(nall ? (size_t)nall : 1, sizeof(*t->gpus));
     if (!t->gpus)
-        return __nf_error(-ENOMEM, "topology: out of memory");
+        return nf__error(-ENOMEM, "topology: out of memory");
     if (!cvd) {
         for (int i = 0; i < nall; i++) {
             int rc = copy_gpu(&t->gpus[t->ngpus++], &all[i]);
@@ -274,7 +274,7 @@ static int apply_visible(struct numafeed_topo *t, const char *cvd, const struct 
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
         char tok[128];
         if (len >= sizeof(tok))
-            return __nf_error(-EINVAL, "CUDA_VISIBLE_DEVICES=\"%s\": entry too long", cvd);
+            return nf__error(-EINVAL, "CUDA_VISIBLE_DEVICES=\"%s\": entry too long", cvd);
         memcpy(tok, p, len);
         tok[len] = '\0';
         char *s = tok, *e = tok + len;
@@ -283,7 +283,7 @@ static int apply_visible(struct numafeed_topo *t, const char *cvd, const struct 
         while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
             *--e = '\0';
         if (!strncmp(s, "GPU-", 4) || !strncmp(s, "MIG-", 4))
-            return __nf_error(-EINVAL, "CUDA_VISIBLE_DEVICES=\"%s\": \"%s\" is a UUID; mapping "
+            return nf__error(-EINVAL, "CUDA_VISIBLE_DEVICES=\"%s\": \"%s\" is a UUID; mapping "
                               "UUIDs to bus ids needs the CUDA runtime and a driver, which %s",
                               cvd, s,
                               numafeed_has_cuda() ? "did not answer" : "this build lacks");
@@ -291,7 +291,7 @@ static int apply_visible(struct numafeed_topo *t, const char *cvd, const struct 
         errno = 0;
         long idx = strtol(s, &end, 10);
         if (s == e || *end != '\0' || errno)
-            return __nf_error(-EINVAL, "CUDA_VISIBLE_DEVICES=\"%s\": \"%s\" is not a device index",
+            return nf__error(-EINVAL, "CUDA_VISIBLE_DEVICES=\"%s\": \"%s\" is not a device index",
                               cvd, s);
         if (idx < 0 || idx >= nall) {
             warn(t, "CUDA_VISIBLE_DEVICES=\"%s\": index %ld does not exist (%d GPU%s); like the "
@@ -299,7 +299,7 @@ static int apply_visible(struct numafeed_topo *t, const char *cvd, const struct 
             return 0;
         }
         if (idx < (long)NF_ARRAY_SIZE(used) && used[idx])
-            return __nf_error(-EINVAL, "CUDA_VISIBLE_DEVICES=\"%s\": index %ld listed twice", cvd,
+            return nf__error(-EINVAL, "CUDA_VISIBLE_DEVICES=\"%s\": index %ld listed twice", cvd,
                               idx);
         if (idx < (long)NF_ARRAY_SIZE(used))
             used[idx] = true;
@@ -319,12 +319,12 @@ static int apply_cuda(struct numafeed_topo *t, char (*ids)[NF_BUSID_LEN], int ni
 {
     t->gpus = calloc(nids ? (size_t)nids : 1, sizeof(*t->gpus));
     if (!t->gpus)
-        return __nf_error(-ENOMEM, "topology: out of memory");
+        return nf__error(-ENOMEM, "topology: out of memory");
     for (int i = 0; i < nids; i++) {
         char norm[NF_BUSID_LEN];
         uint64_t key;
-        if (__nf_busid_normalize(ids[i], norm, &key))
-            return __nf_error(NUMAFEED_ECUDA, "cudaDeviceGetPCIBusId(%d) returned \"%s\"", i,
+        if (nf__busid_normalize(ids[i], norm, &key))
+            return nf__error(NUMAFEED_ECUDA, "cudaDeviceGetPCIBusId(%d) returned \"%s\"", i,
                               ids[i]);
         const struct nf_gpu *match = NULL;
         for (int j = 0; j < nall && !match; j++)
@@ -353,10 +353,10 @@ void numafeed_topo_close(numafeed_topo *t)
     if (!t)
         return;
     for (int i = 0; i < t->nnodes; i++)
-        __nf_cpuset_free(&t->nodes[i].cpus);
+        nf__cpuset_free(&t->nodes[i].cpus);
     free(t->nodes);
     free_gpus(t->gpus, t->ngpus);
-    __nf_cpuset_free(&t->allowed);
+    nf__cpuset_free(&t->allowed);
     free(t->warnings);
     free(t->root);
     free(t);
@@ -366,35 +366,35 @@ int numafeed_topo_open(const struct numafeed_topo_options *opt_in, numafeed_topo
 {
     struct numafeed_topo_options opt;
     numafeed_topo_options_init(&opt);
-    __nf_error_clear();
+    nf__error_clear();
     if (!out)
-        return __nf_error(-EINVAL, "numafeed_topo_open: out is NULL");
+        return nf__error(-EINVAL, "numafeed_topo_open: out is NULL");
     *out = NULL;
     if (opt_in) {
         /* Honour only the fields the caller's struct has (its size first). */
         if (opt_in->size < offsetof(struct numafeed_topo_options, sysfs_root) ||
             opt_in->size > sizeof(opt))
-            return __nf_error(-EINVAL, "numafeed_topo_open: options.size %zu is not one this "
+            return nf__error(-EINVAL, "numafeed_topo_open: options.size %zu is not one this "
                               "library knows; call numafeed_topo_options_init", opt_in->size);
         memcpy(&opt, opt_in, opt_in->size);
     }
     struct numafeed_topo *t = calloc(1, sizeof(*t));
     if (!t)
-        return __nf_error(-ENOMEM, "topology: out of memory");
-    const char *root = __nf_sysfs_root(opt.sysfs_root);
+        return nf__error(-ENOMEM, "topology: out of memory");
+    const char *root = nf__sysfs_root(opt.sysfs_root);
     t->root = strdup(root);
     struct nf_gpu *all = NULL;
     int nall = 0;
-    int rc = t->root ? 0 : __nf_error(-ENOMEM, "topology: out of memory");
+    int rc = t->root ? 0 : nf__error(-ENOMEM, "topology: out of memory");
     if (rc == 0)
         rc = read_nodes(t);
     if (rc == 0) {
         rc = opt.allowed_cpus
-                 ? __nf_cpuset_parse(&t->allowed, opt.allowed_cpus, strlen(opt.allowed_cpus),
+                 ? nf__cpuset_parse(&t->allowed, opt.allowed_cpus, strlen(opt.allowed_cpus),
                                      "allowed CPUs")
-                 : __nf_cpuset_from_affinity(&t->allowed, 0);
-        if (rc == 0 && __nf_cpuset_empty(&t->allowed))
-            rc = __nf_error(-EINVAL, "allowed CPUs: the set is empty");
+                 : nf__cpuset_from_affinity(&t->allowed, 0);
+        if (rc == 0 && nf__cpuset_empty(&t->allowed))
+            rc = nf__error(-EINVAL, "allowed CPUs: the set is empty");
     }
     if (rc == 0)
         rc = read_pci_gpus(t, &all, &nall);
@@ -403,7 +403,7 @@ int numafeed_topo_open(const struct numafeed_topo_options *opt_in, numafeed_topo
     if (rc == 0 && try_cuda && numafeed_has_cuda()) {
         char (*ids)[NF_BUSID_LEN] = NULL;
         int nids = 0;
-        int crc = __nf_cuda_bus_ids(&ids, &nids);
+        int crc = nf__cuda_bus_ids(&ids, &nids);
         if (crc == 0) {
             t->used_cuda = true;
             rc = apply_cuda(t, ids, nids, all, nall);
@@ -421,12 +421,12 @@ int numafeed_topo_open(const struct numafeed_topo_options *opt_in, numafeed_topo
     if (rc == 0) {
         for (int i = 0; i < t->ngpus; i++) {
             const struct nf_gpu *g = &t->gpus[i];
-            const struct nf_node *node = __nf_topo_node(t, g->node);
-            if (node && __nf_cpuset_empty(&node->cpus))
+            const struct nf_node *node = nf__topo_node(t, g->node);
+            if (node && nf__cpuset_empty(&node->cpus))
                 warn(t, "GPU %d (%s): node %d has no CPUs; its pool runs on the allowed CPUs", i,
                      g->bus_id, g->node);
             if (g->known && g->has_local_cpus && node &&
-                !__nf_cpuset_equal(&g->local_cpus, &node->cpus))
+                !nf__cpuset_equal(&g->local_cpus, &node->cpus))
                 warn(t, "GPU %d (%s): local_cpulist differs from node %d's cpulist; numafeed "
                      "uses the node's", i, g->bus_id, g->node);
         }
@@ -449,7 +449,7 @@ int numafeed_topo_node_count(const numafeed_topo *t)
 int numafeed_topo_node_id(const numafeed_topo *t, int i)
 {
     if (i < 0 || i >= t->nnodes)
-        return __nf_error(-EINVAL, "node index %d out of range (%d nodes)", i, t->nnodes);
+        return nf__error(-EINVAL, "node index %d out of range (%d nodes)", i, t->nnodes);
     return t->nodes[i].id;
 }
 
@@ -461,7 +461,7 @@ int numafeed_topo_gpu_count(const numafeed_topo *t)
 static int check_gpu(const numafeed_topo *t, int gpu)
 {
     if (gpu < 0 || gpu >= t->ngpus)
-        return __nf_error(-EINVAL, "GPU %d out of range (%d visible)", gpu, t->ngpus);
+        return nf__error(-EINVAL, "GPU %d out of range (%d visible)", gpu, t->ngpus);
     return 0;
 }
 
@@ -482,15 +482,15 @@ int numafeed_topo_gpu(const numafeed_topo *t, int gpu, struct numafeed_gpu_info 
 
 static int format_ret(const struct nf_cpuset *s, char *buf, size_t bufsize)
 {
-    size_t n = __nf_cpuset_format(s, buf, bufsize);
+    size_t n = nf__cpuset_format(s, buf, bufsize);
     return n > INT32_MAX ? -EOVERFLOW : (int)n;
 }
 
 int numafeed_topo_node_cpus(const numafeed_topo *t, int node, char *buf, size_t bufsize)
 {
-    const struct nf_node *n = __nf_topo_node(t, node);
+    const struct nf_node *n = nf__topo_node(t, node);
     if (!n)
-        return __nf_error(-EINVAL, "node %d is not online", node);
+        return nf__error(-EINVAL, "node %d is not online", node);
     return format_ret(&n->cpus, buf, bufsize);
 }
 
@@ -499,7 +499,7 @@ int numafeed_topo_gpu_cpus(const numafeed_topo *t, int gpu, char *buf, size_t bu
     int rc = check_gpu(t, gpu);
     if (rc)
         return rc;
-    return format_ret(&__nf_topo_node(t, t->gpus[gpu].node)->cpus, buf, bufsize);
+    return format_ret(&nf__topo_node(t, t->gpus[gpu].node)->cpus, buf, bufsize);
 }
 
 int numafeed_topo_allowed_cpus(const numafeed_topo *t, char *buf, size_t bufsize)
@@ -507,19 +507,19 @@ int numafeed_topo_allowed_cpus(const numafeed_topo *t, char *buf, size_t bufsize
     return format_ret(&t->allowed, buf, bufsize);
 }
 
-int __nf_topo_pool_cpus(const struct numafeed_topo *t, int gpu, struct nf_cpuset *out,
+int nf__topo_pool_cpus(const struct numafeed_topo *t, int gpu, struct nf_cpuset *out,
                         bool *fallback)
 {
     int rc = check_gpu(t, gpu);
     if (rc)
         return rc;
-    const struct nf_node *n = __nf_topo_node(t, t->gpus[gpu].node);
-    rc = __nf_cpuset_and(out, &n->cpus, &t->allowed);
+    const struct nf_node *n = nf__topo_node(t, t->gpus[gpu].node);
+    rc = nf__cpuset_and(out, &n->cpus, &t->allowed);
     if (rc)
         return rc;
-    *fallback = __nf_cpuset_empty(out);
+    *fallback = nf__cpuset_empty(out);
     if (*fallback)
-        rc = __nf_cpuset_copy(out, &t->allowed);
+        rc = nf__cpuset_copy(out, &t->allowed);
     return rc;
 }
 
@@ -528,13 +528,13 @@ int numafeed_topo_pool_cpus(const numafeed_topo *t, int gpu, char *buf, size_t b
 {
     struct nf_cpuset s = {0};
     bool fb = false;
-    int rc = __nf_topo_pool_cpus(t, gpu, &s, &fb);
+    int rc = nf__topo_pool_cpus(t, gpu, &s, &fb);
     if (rc == 0) {
         rc = format_ret(&s, buf, bufsize);
         if (fallback)
             *fallback = fb;
     }
-    __nf_cpuset_free(&s);
+    nf__cpuset_free(&s);
     return rc;
 }
 
@@ -546,7 +546,7 @@ const char *numafeed_topo_warnings(const numafeed_topo *t)
 static json_t *cpus_json(const struct nf_cpuset *s)
 {
     json_t *a = json_array();
-    for (long c = __nf_cpuset_next(s, 0); a && c >= 0; c = __nf_cpuset_next(s, (unsigned)c + 1))
+    for (long c = nf__cpuset_next(s, 0); a && c >= 0; c = nf__cpuset_next(s, (unsigned)c + 1))
         if (json_array_append_new(a, json_integer(c))) {
             json_decref(a);
             return NULL;
@@ -566,7 +566,7 @@ int numafeed_topo_json(const numafeed_topo *t, char **out)
         bad = json_array_append_new(
                   gpus, json_pack("{s:i,s:s,s:i,s:i,s:o*}", "index", i, "pci_bus_id", g->bus_id,
                                   "numa_node", g->node, "numa_node_raw", g->node_raw, "cpus",
-                                  cpus_json(&__nf_topo_node(t, g->node)->cpus))) != 0;
+                                  cpus_json(&nf__topo_node(t, g->node)->cpus))) != 0;
     }
     if (!bad) {
         bad = json_object_set_new(root, "nodes", nodes) ||
@@ -579,7 +579,7 @@ int numafeed_topo_json(const numafeed_topo *t, char **out)
     json_decref(nodes);
     json_decref(gpus);
     if (!s)
-        return __nf_error(-ENOMEM, "topology: JSON encoding failed (out of memory)");
+        return nf__error(-ENOMEM, "topology: JSON encoding failed (out of memory)");
     *out = s;
     return 0;
 }

@@ -68,17 +68,17 @@ static int node_bytes(const char *maps, json_t *out, int expected, uint64_t *off
 int numafeed_verify(int pid, int gpu, const struct numafeed_doctor_options *opt_in, char **json,
                     int *problems)
 {
-    __nf_error_clear();
+    nf__error_clear();
     if (!json || pid <= 0)
-        return __nf_error(-EINVAL, "numafeed_verify: bad pid %d or NULL json", pid);
+        return nf__error(-EINVAL, "numafeed_verify: bad pid %d or NULL json", pid);
     numafeed_topo *t;
     const char *proc;
-    int rc = __nf_doctor_setup("numafeed_verify", opt_in, &t, &proc);
+    int rc = nf__doctor_setup("numafeed_verify", opt_in, &t, &proc);
     if (rc)
         return rc;
     if (gpu >= t->ngpus) {
         numafeed_topo_close(t);
-        return __nf_error(-EINVAL, "numafeed_verify: GPU %d is not visible (%d visible)", gpu,
+        return nf__error(-EINVAL, "numafeed_verify: GPU %d is not visible (%d visible)", gpu,
                           t->ngpus);
     }
     char rel[600];
@@ -87,7 +87,7 @@ int numafeed_verify(int pid, int gpu, const struct numafeed_doctor_options *opt_
     if (!d) {
         int err = errno;
         numafeed_topo_close(t);
-        return __nf_error(err == ENOENT ? -ESRCH : -err, "opendir(%s): %s", rel, strerror(err));
+        return nf__error(err == ENOENT ? -ESRCH : -err, "opendir(%s): %s", rel, strerror(err));
     }
     int expected_node = gpu >= 0 ? t->gpus[gpu].node : -1;
     json_t *threads = json_array();
@@ -99,12 +99,12 @@ int numafeed_verify(int pid, int gpu, const struct numafeed_doctor_options *opt_
         char *status = NULL, *stat = NULL, *comm = NULL;
         size_t len;
         snprintf(rel, sizeof(rel), "%d/task/%s/status", pid, de->d_name);
-        if (__nf_sysfs_read(proc, rel, &status, &len))
+        if (nf__sysfs_read(proc, rel, &status, &len))
             continue; /* the thread exited meanwhile */
         snprintf(rel, sizeof(rel), "%d/task/%s/stat", pid, de->d_name);
-        __nf_sysfs_read(proc, rel, &stat, &len);
+        nf__sysfs_read(proc, rel, &stat, &len);
         snprintf(rel, sizeof(rel), "%d/task/%s/comm", pid, de->d_name);
-        __nf_sysfs_read(proc, rel, &comm, &len);
+        nf__sysfs_read(proc, rel, &comm, &len);
         if (comm && len && comm[len - 1] == '\n')
             comm[len - 1] = '\0';
         const char *cl = strstr(status, "Cpus_allowed_list:");
@@ -113,8 +113,8 @@ int numafeed_verify(int pid, int gpu, const struct numafeed_doctor_options *opt_
         if (cl) {
             cl += strlen("Cpus_allowed_list:");
             size_t n = strcspn(cl, "\n");
-            if (__nf_cpuset_parse(&cpus, cl, n, "Cpus_allowed_list") == 0)
-                __nf_cpuset_format(&cpus, cpubuf, sizeof(cpubuf));
+            if (nf__cpuset_parse(&cpus, cl, n, "Cpus_allowed_list") == 0)
+                nf__cpuset_format(&cpus, cpubuf, sizeof(cpubuf));
         }
         long lc = stat ? last_cpu(stat) : -1;
         int pool_gpu = -1;
@@ -127,16 +127,16 @@ int numafeed_verify(int pid, int gpu, const struct numafeed_doctor_options *opt_
         if (check_gpu >= 0 && check_gpu < t->ngpus) {
             struct nf_cpuset want = {0};
             bool fb;
-            if (__nf_topo_pool_cpus(t, check_gpu, &want, &fb) == 0) {
-                __nf_cpuset_format(&want, expbuf, sizeof(expbuf));
+            if (nf__topo_pool_cpus(t, check_gpu, &want, &fb) == 0) {
+                nf__cpuset_format(&want, expbuf, sizeof(expbuf));
                 /* allowed CPUs inside the pool's, and it last ran there */
                 struct nf_cpuset both = {0};
-                __nf_cpuset_and(&both, &cpus, &want);
-                ok = __nf_cpuset_equal(&both, &cpus) && !__nf_cpuset_empty(&cpus) &&
-                     (lc < 0 || __nf_cpuset_test(&want, (unsigned)lc));
-                __nf_cpuset_free(&both);
+                nf__cpuset_and(&both, &cpus, &want);
+                ok = nf__cpuset_equal(&both, &cpus) && !nf__cpuset_empty(&cpus) &&
+                     (lc < 0 || nf__cpuset_test(&want, (unsigned)lc));
+                nf__cpuset_free(&both);
             }
-            __nf_cpuset_free(&want);
+            nf__cpuset_free(&want);
         }
         bad += !ok;
         json_array_append_new(threads,
@@ -144,7 +144,7 @@ int numafeed_verify(int pid, int gpu, const struct numafeed_doctor_options *opt_
                                         comm ? comm : "", "cpus", cpubuf, "last_cpu",
                                         (json_int_t)lc, "pool_gpu", pool_gpu, "expected_cpus",
                                         expbuf, "ok", ok));
-        __nf_cpuset_free(&cpus);
+        nf__cpuset_free(&cpus);
         free(status);
         free(stat);
         free(comm);
@@ -190,7 +190,7 @@ int numafeed_verify(int pid, int gpu, const struct numafeed_doctor_options *opt_
     *json = doc ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(doc);
     if (!*json)
-        return __nf_error(-ENOMEM, "numafeed_verify: out of memory");
+        return nf__error(-ENOMEM, "numafeed_verify: out of memory");
     if (problems)
         *problems = total;
     return 0;

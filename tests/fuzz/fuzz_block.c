@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * Fuzz block checking and decoding, __nf_block_decode, for both codecs.
+ * Fuzz block checking and decoding, nf__block_decode, for both codecs.
  *
  * Input: a 13-byte descriptor, then the stored bytes.
  *   byte 0     flags: bit 0 codec (0 raw, 1 zstd); bit 1 take the expected
@@ -13,7 +13,7 @@
  *   bytes 1-4  decoded size (LE), zstd only, capped at MAX_DECODED so one
  *              input cannot ask for more than the malloc limit allows.
  *   bytes 5-12 the index's XXH3 when bit 1 is clear.
- * The index entry is built the way __nf_shard_load guarantees it for the
+ * The index entry is built the way nf__shard_load guarantees it for the
  * decoder (stored >= 1, raw stored == decoded, zstd stored within
  * ZSTD_compressBound of decoded); inputs outside that contract are skipped,
  * since the decoder is entitled to trust it.
@@ -111,7 +111,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memset(dst + b.decoded_size, GUARD_BYTE, GUARD);
     }
 
-    int rc = __nf_block_decode(zstd ? dctx : NULL, "fuzz.nfs", 7, &b, src, dst, dst_len);
+    int rc = nf__block_decode(zstd ? dctx : NULL, "fuzz.nfs", 7, &b, src, dst, dst_len);
     if (rc == 0) {
         /* success means exactly decoded_size bytes, equal to what zstd alone
          * makes of the frame, hashing to the index's value */

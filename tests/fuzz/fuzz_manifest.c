@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * Fuzz the manifest parser, __nf_manifest_parse (jansson underneath, then
+ * Fuzz the manifest parser, nf__manifest_parse (jansson underneath, then
  * numafeed's own validation). Input: the manifest text, not NUL-terminated,
  * so reading past its length shows up under ASan.
  *
  * A manifest that parses must satisfy what the rest of src/io trusts
  * without checking again (counts add up, names are plain and unique, the
  * layout is contiguous and within the block cap), and must survive a round
- * trip through __nf_manifest_write unchanged.
+ * trip through nf__manifest_write unchanged.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -48,8 +48,8 @@ static void check_manifest(const struct nf_manifest *m)
         const struct nf_field *f = &l->fields[i];
         NF_FUZZ_CHECK(f->offset == off);
         NF_FUZZ_CHECK(f->ndim <= NF_MAX_DIMS);
-        NF_FUZZ_CHECK(__nf_dtype_name(f->dtype) != NULL);
-        uint64_t bytes = __nf_dtype_size(f->dtype);
+        NF_FUZZ_CHECK(nf__dtype_name(f->dtype) != NULL);
+        uint64_t bytes = nf__dtype_size(f->dtype);
         for (unsigned d = 0; d < f->ndim; d++) {
             NF_FUZZ_CHECK(f->shape[d] >= 1);
             bytes *= f->shape[d]; /* the layout promises each prefix <= cap */
@@ -67,7 +67,7 @@ static void check_manifest(const struct nf_manifest *m)
     NF_FUZZ_CHECK(m->shards != NULL || m->nshards == 0);
     for (size_t i = 0; i < m->nshards; i++) {
         const struct nf_manifest_shard *s = &m->shards[i];
-        NF_FUZZ_CHECK(s->file && __nf_shard_name_ok(s->file));
+        NF_FUZZ_CHECK(s->file && nf__shard_name_ok(s->file));
         NF_FUZZ_CHECK(s->records >= 1);
         NF_FUZZ_CHECK(!__builtin_add_overflow(total, s->records, &total));
         for (size_t j = 0; j < i; j++)
@@ -99,7 +99,7 @@ static void check_same(const struct nf_manifest *a, const struct nf_manifest *b)
 static void round_trip(const struct nf_manifest *m)
 {
     unlink(path);
-    int rc = __nf_manifest_write(path, m);
+    int rc = nf__manifest_write(path, m);
     if (rc == -ENOMEM)
         return;
     NF_FUZZ_CHECK(rc == 0);
@@ -113,25 +113,25 @@ static void round_trip(const struct nf_manifest *m)
     NF_FUZZ_CHECK(read(fd, text, len) == (ssize_t)len);
     close(fd);
     struct nf_manifest back;
-    rc = __nf_manifest_parse(text, len, "round trip", &back, NULL);
+    rc = nf__manifest_parse(text, len, "round trip", &back, NULL);
     free(text);
     if (rc == -ENOMEM)
         return;
     NF_FUZZ_CHECK(rc == 0);
     check_same(m, &back);
-    __nf_manifest_free(&back);
+    nf__manifest_free(&back);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct nf_manifest m;
     long long pos = -2;
-    int rc = __nf_manifest_parse((const char *)data, size, "fuzz.json", &m, &pos);
+    int rc = nf__manifest_parse((const char *)data, size, "fuzz.json", &m, &pos);
     if (rc == 0) {
         NF_FUZZ_CHECK(pos == -1);
         check_manifest(&m);
         round_trip(&m);
-        __nf_manifest_free(&m);
+        nf__manifest_free(&m);
     } else {
         NF_FUZZ_CHECK(rc == NUMAFEED_EMANIFEST || rc == NUMAFEED_EVERSION || rc == -ENOMEM);
         /* "on error *m is left empty" */

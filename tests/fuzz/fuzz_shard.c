@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * Fuzz the shard header / trailer / footer / index parser, __nf_shard_load.
+ * Fuzz the shard header / trailer / footer / index parser, nf__shard_load.
  *
  * Input: one flag byte, then the shard file. The header and the footer are
  * guarded by XXH3 checksums that random mutation never gets right, so the
@@ -113,10 +113,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     struct nf_shard_index idx;
     struct nf_where where = {.block = -2, .offset = UINT64_MAX};
-    int rc = __nf_shard_load(memfd, "fuzz.nfs", n, &idx, &where);
+    int rc = nf__shard_load(memfd, "fuzz.nfs", n, &idx, &where);
     if (rc == 0) {
         check_index(&idx, n);
-        __nf_shard_index_free(&idx);
+        nf__shard_index_free(&idx);
         NF_FUZZ_CHECK(idx.blocks == NULL && idx.nblocks == 0);
     } else {
         /* the documented errors only, nothing left allocated, and a

@@ -103,19 +103,19 @@ static void check_topo(const numafeed_topo *t, size_t npci)
             NF_FUZZ_CHECK(t->nodes[i].id > t->nodes[i - 1].id);
         NF_FUZZ_CHECK(numafeed_topo_node_id(t, i) == t->nodes[i].id);
     }
-    NF_FUZZ_CHECK(!__nf_cpuset_empty(&t->allowed));
+    NF_FUZZ_CHECK(!nf__cpuset_empty(&t->allowed));
     NF_FUZZ_CHECK(t->ngpus >= 0 && (size_t)t->ngpus <= npci);
     NF_FUZZ_CHECK(numafeed_topo_gpu_count(t) == t->ngpus);
     for (int g = 0; g < t->ngpus; g++) {
         const struct nf_gpu *gpu = &t->gpus[g];
         /* -1 never leaks out as a node: the resolved node is online */
-        NF_FUZZ_CHECK(__nf_topo_node(t, gpu->node) != NULL);
+        NF_FUZZ_CHECK(nf__topo_node(t, gpu->node) != NULL);
         NF_FUZZ_CHECK(gpu->node_raw >= -1 && gpu->node_raw <= NF_CPU_ID_MAX);
         if (gpu->known)
             NF_FUZZ_CHECK(gpu->node == gpu->node_raw);
         char norm[NF_BUSID_LEN];
         uint64_t key;
-        NF_FUZZ_CHECK(__nf_busid_normalize(gpu->bus_id, norm, &key) == 0);
+        NF_FUZZ_CHECK(nf__busid_normalize(gpu->bus_id, norm, &key) == 0);
         NF_FUZZ_CHECK(!strcmp(norm, gpu->bus_id) && key == gpu->key);
 
         struct numafeed_gpu_info info;
@@ -124,12 +124,12 @@ static void check_topo(const numafeed_topo *t, size_t npci)
          * never outside allowed */
         struct nf_cpuset pool = {0};
         bool fallback = false;
-        NF_FUZZ_CHECK(__nf_topo_pool_cpus(t, g, &pool, &fallback) == 0);
-        NF_FUZZ_CHECK(!__nf_cpuset_empty(&pool));
-        for (long c = __nf_cpuset_next(&pool, 0); c >= 0;
-             c = __nf_cpuset_next(&pool, (unsigned)c + 1))
-            NF_FUZZ_CHECK(__nf_cpuset_test(&t->allowed, (unsigned)c));
-        __nf_cpuset_free(&pool);
+        NF_FUZZ_CHECK(nf__topo_pool_cpus(t, g, &pool, &fallback) == 0);
+        NF_FUZZ_CHECK(!nf__cpuset_empty(&pool));
+        for (long c = nf__cpuset_next(&pool, 0); c >= 0;
+             c = nf__cpuset_next(&pool, (unsigned)c + 1))
+            NF_FUZZ_CHECK(nf__cpuset_test(&t->allowed, (unsigned)c));
+        nf__cpuset_free(&pool);
         char buf[64];
         NF_FUZZ_CHECK(numafeed_topo_gpu_cpus(t, g, buf, sizeof(buf)) >= 0);
     }

@@ -24,12 +24,12 @@ static char *base;
  * mode. --wrap reaches the library's call because the test links it
  * statically. */
 static int refuse_register;
-int __real___nf_cuda_host_register(void *p, size_t len, size_t chunk);
-int __wrap___nf_cuda_host_register(void *p, size_t len, size_t chunk)
+int __real_nf__cuda_host_register(void *p, size_t len, size_t chunk);
+int __wrap_nf__cuda_host_register(void *p, size_t len, size_t chunk)
 {
     if (refuse_register)
-        return __nf_error(NUMAFEED_ECUDA, "cudaHostRegister: refused by the test");
-    return __real___nf_cuda_host_register(p, len, chunk);
+        return nf__error(NUMAFEED_ECUDA, "cudaHostRegister: refused by the test");
+    return __real_nf__cuda_host_register(p, len, chunk);
 }
 
 static char *pack(const char *name, size_t rb, size_t n, int codec, uint8_t **src_out)

@@ -62,7 +62,7 @@ uint8_t *nft_read_file(const char *path, size_t *len)
     assert_int_equal(fstat(fd, &st), 0);
     uint8_t *b = malloc((size_t)st.st_size + 1);
     assert_non_null(b);
-    assert_int_equal(__nf_pread_full(fd, b, (size_t)st.st_size, 0, path), 0);
+    assert_int_equal(nf__pread_full(fd, b, (size_t)st.st_size, 0, path), 0);
     close(fd);
     *len = (size_t)st.st_size;
     return b;
@@ -127,7 +127,7 @@ int nft_load_image(const uint8_t *img, size_t len, struct nf_shard_index *idx)
 {
     int fd = nft_memfd(img, len);
     struct nf_where w;
-    int rc = __nf_shard_load(fd, "image", len, idx, &w);
+    int rc = nf__shard_load(fd, "image", len, idx, &w);
     close(fd);
     return rc;
 }

@@ -21,7 +21,7 @@ char *nft_make_dataset(const char *dir, const char *name, size_t rb, uint64_t nr
 
 /* Whole file into a malloc'd buffer (fails the test on error). */
 uint8_t *nft_read_file(const char *path, size_t *len);
-/* An anonymous file holding len bytes of data, for __nf_shard_load. */
+/* An anonymous file holding len bytes of data, for nf__shard_load. */
 int nft_memfd(const void *data, size_t len);
 /* Path of the first shard of a dataset (malloc'd). */
 char *nft_shard_path(const char *ds, unsigned shard);
@@ -37,7 +37,7 @@ void nft_put64(uint8_t *p, uint64_t v);
 uint32_t nft_get32(const uint8_t *p);
 uint64_t nft_get64(const uint8_t *p);
 
-/* Load an image through __nf_shard_load; returns its result. */
+/* Load an image through nf__shard_load; returns its result. */
 int nft_load_image(const uint8_t *img, size_t len, struct nf_shard_index *idx);
 
 #endif

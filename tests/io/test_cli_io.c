@@ -111,13 +111,13 @@ static void pack_file_and_check(void **state)
     struct nf_dataset *ds;
     char *p;
     assert_true(asprintf(&p, "%s/ds", tmp) > 0);
-    assert_int_equal(__nf_dataset_open(p, NULL, &ds), 0);
-    assert_true(__nf_dataset_shard_count(ds) > 1);
-    const struct nf_layout *l = __nf_dataset_layout(ds);
+    assert_int_equal(nf__dataset_open(p, NULL, &ds), 0);
+    assert_true(nf__dataset_shard_count(ds) > 1);
+    const struct nf_layout *l = nf__dataset_layout(ds);
     assert_string_equal(l->fields[0].name, "data");
-    assert_string_equal(__nf_dtype_name(l->fields[0].dtype), "uint8");
+    assert_string_equal(nf__dtype_name(l->fields[0].dtype), "uint8");
     assert_int_equal(l->fields[0].shape[0], RB);
-    __nf_dataset_close(ds);
+    nf__dataset_close(ds);
     free(p);
     /* again: refused, then replaced with --force */
     expect(1, "pack --out ds --record-bytes 32 input.bin", "already exists");
@@ -134,23 +134,23 @@ static void pack_stdin_with_fields(void **state)
     char *p;
     assert_true(asprintf(&p, "%s/f", tmp) > 0);
     struct nf_dataset *ds;
-    assert_int_equal(__nf_dataset_open(p, NULL, &ds), 0);
-    assert_int_equal(__nf_dataset_layout(ds)->record_bytes, 16 + 8 + 16);
-    assert_int_equal(__nf_dataset_records(ds), NREC * RB / 40);
+    assert_int_equal(nf__dataset_open(p, NULL, &ds), 0);
+    assert_int_equal(nf__dataset_layout(ds)->record_bytes, 16 + 8 + 16);
+    assert_int_equal(nf__dataset_records(ds), NREC * RB / 40);
     /* the bytes come back as they went in */
     struct nf_reader *r;
-    assert_int_equal(__nf_reader_create(ds, NULL, &r), 0);
-    uint8_t *buf = malloc(1 << 20), *blk = malloc(__nf_dataset_max_decoded(ds)), rec[40];
+    assert_int_equal(nf__reader_create(ds, NULL, &r), 0);
+    uint8_t *buf = malloc(1 << 20), *blk = malloc(nf__dataset_max_decoded(ds)), rec[40];
     uint8_t *want = malloc((size_t)RB * NREC);
     nft_pattern(want, 0, NREC, RB, 1);
-    assert_int_equal(__nf_reader_read_record(r, 1234, buf, 1 << 20, blk,
-                                             __nf_dataset_max_decoded(ds), rec), 0);
+    assert_int_equal(nf__reader_read_record(r, 1234, buf, 1 << 20, blk,
+                                             nf__dataset_max_decoded(ds), rec), 0);
     assert_memory_equal(rec, want + 1234 * 40, 40);
     free(buf);
     free(blk);
     free(want);
-    __nf_reader_destroy(r);
-    __nf_dataset_close(ds);
+    nf__reader_destroy(r);
+    nf__dataset_close(ds);
     free(p);
 }
 
@@ -199,8 +199,8 @@ static void check_names_problems(void **state)
     assert_true(asprintf(&p, "%s/c", tmp) > 0);
     s = nft_shard_path(p, 0);
     struct nf_dataset *ds;
-    assert_int_equal(__nf_dataset_open(p, NULL, &ds), 0);
-    const struct nf_block_info *b = &__nf_dataset_shard_index(ds, 0)->blocks[5];
+    assert_int_equal(nf__dataset_open(p, NULL, &ds), 0);
+    const struct nf_block_info *b = &nf__dataset_shard_index(ds, 0)->blocks[5];
     char line[128];
     snprintf(line, sizeof(line), "shard-00000.nfs: block 5, offset %llu: NUMAFEED_E",
              (unsigned long long)b->offset);
@@ -208,7 +208,7 @@ static void check_names_problems(void **state)
     uint8_t *img = nft_read_file(s, &len);
     img[b->offset + b->stored_size / 2] ^= 0x10;
     assert_int_equal(nf_write_file(s, img, len), 0);
-    __nf_dataset_close(ds);
+    nf__dataset_close(ds);
     expect(1, "check c", line);
     expect(1, "check c", "content hash");
     expect(1, "check c", "result   2 problems");

@@ -54,21 +54,21 @@ static int open_and_read(const uint8_t *data, size_t len)
     int fd = nft_memfd(data, len);
     struct nf_shard_index idx;
     struct nf_where w;
-    int rc = __nf_shard_load(fd, "cut", len, &idx, &w);
+    int rc = nf__shard_load(fd, "cut", len, &idx, &w);
     for (uint32_t b = 0; rc == 0 && b < idx.nblocks; b++) {
         const struct nf_block_info *bi = &idx.blocks[b];
         /* exactly sized buffers so asan sees any overrun */
         uint8_t *in = malloc(bi->stored_size), *out = malloc(bi->decoded_size);
-        rc = __nf_pread_full(fd, in, bi->stored_size, bi->offset, "cut");
+        rc = nf__pread_full(fd, in, bi->stored_size, bi->offset, "cut");
         if (!rc)
-            rc = __nf_block_decode(dctx, "cut", b, bi, in, out, bi->decoded_size);
+            rc = nf__block_decode(dctx, "cut", b, bi, in, out, bi->decoded_size);
         free(in);
         free(out);
     }
     if (fd >= 0)
         close(fd);
     if (idx.blocks)
-        __nf_shard_index_free(&idx);
+        nf__shard_index_free(&idx);
     return rc;
 }
 
@@ -82,7 +82,7 @@ static void fixture_is_mixed(void **state)
     for (uint32_t b = 0; b < idx.nblocks; b++)
         zstd += idx.blocks[b].codec == NF_CODEC_ZSTD;
     assert_true(zstd > 0); /* the cases below cover zstd frames, not just raw bytes */
-    __nf_shard_index_free(&idx);
+    nf__shard_index_free(&idx);
     assert_int_equal(open_and_read(img, img_len), 0);
 }
 
@@ -165,10 +165,10 @@ static char *copy_dataset(const char *name)
 static void expect_open(const char *path, int code, const char *needle)
 {
     struct nf_dataset_options o;
-    __nf_dataset_options_init(&o);
+    nf__dataset_options_init(&o);
     o.verify_content = 1;
     struct nf_dataset *ds = NULL;
-    int rc = __nf_dataset_open(path, &o, &ds);
+    int rc = nf__dataset_open(path, &o, &ds);
     if (rc != code || !strstr(numafeed_last_error(), needle))
         fail_msg("got %s (%s), expected %s containing '%s'", numafeed_err_name(rc),
                  numafeed_last_error(), numafeed_err_name(code), needle);

@@ -47,7 +47,7 @@ static int load(struct fx *f)
     struct nf_shard_index idx;
     int rc = nft_load_image(f->img, f->len, &idx);
     if (rc == 0)
-        __nf_shard_index_free(&idx);
+        nf__shard_index_free(&idx);
     return rc;
 }
 
@@ -73,7 +73,7 @@ static void good_shard_loads(void **state)
         assert_int_equal(idx.blocks[i].codec, NF_CODEC_ZSTD);
         assert_int_equal(idx.blocks[i].decoded_size, 1000);
     }
-    __nf_shard_index_free(&idx);
+    nf__shard_index_free(&idx);
 }
 
 static void truncated(void **state)
@@ -207,7 +207,7 @@ static void short_pread_at_eof(void **state)
     (void)state;
     int fd = nft_memfd("abc", 3);
     char buf[8];
-    assert_int_equal(__nf_pread_full(fd, buf, 8, 0, "tiny"), NUMAFEED_ECORRUPT);
+    assert_int_equal(nf__pread_full(fd, buf, 8, 0, "tiny"), NUMAFEED_ECORRUPT);
     assert_non_null(strstr(numafeed_last_error(), "tiny: short read at offset 3"));
     close(fd);
 }
@@ -234,38 +234,38 @@ static void decode_ok_and_lies(void **state)
     size_t zn = compress(z, ZSTD_compressBound(N), src, N, 1);
     struct nf_block_info b = {64, (uint32_t)zn, N, N / 16, NF_CODEC_ZSTD, XXH3_64bits(src, N), 0};
     ZSTD_DCtx *d = ZSTD_createDCtx();
-    assert_int_equal(__nf_block_decode(d, "s", 0, &b, z, dst, N), 0);
+    assert_int_equal(nf__block_decode(d, "s", 0, &b, z, dst, N), 0);
     assert_memory_equal(src, dst, N);
 
     /* the index claims fewer bytes than the frame declares */
     struct nf_block_info lie = b;
     lie.decoded_size = N - 16;
-    assert_int_equal(__nf_block_decode(d, "s", 5, &lie, z, dst, N), NUMAFEED_ECORRUPT);
+    assert_int_equal(nf__block_decode(d, "s", 5, &lie, z, dst, N), NUMAFEED_ECORRUPT);
     assert_non_null(strstr(numafeed_last_error(), "s: block 5 at offset 64: zstd frame declares 4096"));
 
     /* stored size disagreeing with the frame's length */
     lie = b;
     lie.stored_size = (uint32_t)zn - 1;
-    assert_int_equal(__nf_block_decode(d, "s", 0, &lie, z, dst, N), NUMAFEED_ECORRUPT);
+    assert_int_equal(nf__block_decode(d, "s", 0, &lie, z, dst, N), NUMAFEED_ECORRUPT);
 
     /* wrong hash in the index */
     lie = b;
     lie.xxh3 ^= 1;
-    assert_int_equal(__nf_block_decode(d, "s", 0, &lie, z, dst, N), NUMAFEED_ECHECKSUM);
+    assert_int_equal(nf__block_decode(d, "s", 0, &lie, z, dst, N), NUMAFEED_ECHECKSUM);
 
     /* zstd's own frame checksum (the last 4 bytes) */
     z[zn - 1] ^= 0x55;
-    assert_int_equal(__nf_block_decode(d, "s", 0, &b, z, dst, N), NUMAFEED_ECHECKSUM);
+    assert_int_equal(nf__block_decode(d, "s", 0, &b, z, dst, N), NUMAFEED_ECHECKSUM);
     assert_non_null(strstr(numafeed_last_error(), "zstd"));
 
     /* raw block verified in place */
     struct nf_block_info raw = {64, N, N, N / 16, NF_CODEC_RAW, XXH3_64bits(src, N), 0};
-    assert_int_equal(__nf_block_decode(NULL, "s", 0, &raw, src, src, N), 0);
+    assert_int_equal(nf__block_decode(NULL, "s", 0, &raw, src, src, N), 0);
     src[7] ^= 1;
-    assert_int_equal(__nf_block_decode(NULL, "s", 0, &raw, src, src, N), NUMAFEED_ECHECKSUM);
+    assert_int_equal(nf__block_decode(NULL, "s", 0, &raw, src, src, N), NUMAFEED_ECHECKSUM);
 
     /* destination smaller than the index says */
-    assert_int_equal(__nf_block_decode(d, "s", 0, &b, z, dst, N - 1), -EINVAL);
+    assert_int_equal(nf__block_decode(d, "s", 0, &b, z, dst, N - 1), -EINVAL);
     ZSTD_freeDCtx(d);
     free(src);
     free(dst);
@@ -286,12 +286,12 @@ static void decode_bomb(void **state)
     struct nf_block_info b = {4096, (uint32_t)zn, SMALL, SMALL, NF_CODEC_ZSTD,
                               XXH3_64bits(zeros, SMALL), 0};
     ZSTD_DCtx *d = ZSTD_createDCtx();
-    assert_int_equal(__nf_block_decode(d, "bomb", 2, &b, z, dst, SMALL), NUMAFEED_ECORRUPT);
+    assert_int_equal(nf__block_decode(d, "bomb", 2, &b, z, dst, SMALL), NUMAFEED_ECORRUPT);
     assert_non_null(strstr(numafeed_last_error(), "bomb: block 2 at offset 4096"));
     /* the same bomb declaring its true size is refused as a lie */
     zn = compress(z, ZSTD_compressBound(BIG), zeros, BIG, 1);
     b.stored_size = (uint32_t)zn;
-    assert_int_equal(__nf_block_decode(d, "bomb", 2, &b, z, dst, SMALL), NUMAFEED_ECORRUPT);
+    assert_int_equal(nf__block_decode(d, "bomb", 2, &b, z, dst, SMALL), NUMAFEED_ECORRUPT);
     assert_non_null(strstr(numafeed_last_error(), "declares 1048576 bytes"));
     ZSTD_freeDCtx(d);
     free(zeros);
@@ -306,19 +306,19 @@ static void committed_fixture(void **state)
 {
     (void)state;
     struct nf_dataset *ds;
-    if (__nf_dataset_open(nf_fixture("shards/v1"), NULL, &ds))
+    if (nf__dataset_open(nf_fixture("shards/v1"), NULL, &ds))
         fail_msg("%s", numafeed_last_error());
-    assert_int_equal(__nf_dataset_records(ds), 40);
-    assert_int_equal(__nf_dataset_shard_count(ds), 2);
-    const struct nf_layout *l = __nf_dataset_layout(ds);
+    assert_int_equal(nf__dataset_records(ds), 40);
+    assert_int_equal(nf__dataset_shard_count(ds), 2);
+    const struct nf_layout *l = nf__dataset_layout(ds);
     assert_int_equal(l->nfields, 2);
     assert_string_equal(l->fields[1].name, "b");
-    assert_string_equal(__nf_dtype_name(l->fields[1].dtype), "float32");
+    assert_string_equal(nf__dtype_name(l->fields[1].dtype), "float32");
     struct nf_reader *r;
-    assert_int_equal(__nf_reader_create(ds, NULL, &r), 0);
+    assert_int_equal(nf__reader_create(ds, NULL, &r), 0);
     uint8_t buf[256], blk[256], rec[16];
     for (uint32_t i = 0; i < 40; i++) {
-        assert_int_equal(__nf_reader_read_record(r, i, buf, sizeof(buf), blk, sizeof(blk), rec), 0);
+        assert_int_equal(nf__reader_read_record(r, i, buf, sizeof(buf), blk, sizeof(blk), rec), 0);
         uint32_t a[2];
         float b[2];
         memcpy(a, rec, 8);
@@ -327,10 +327,10 @@ static void committed_fixture(void **state)
         assert_int_equal(a[1], 2 * i);
         assert_true(b[0] == (float)i + 0.5f && b[1] == -(float)i);
     }
-    __nf_reader_destroy(r);
-    __nf_dataset_close(ds);
+    nf__reader_destroy(r);
+    nf__dataset_close(ds);
     struct nf_check_summary sum;
-    assert_int_equal(__nf_check_dataset(nf_fixture("shards/v1"), NULL, NULL, &sum), 0);
+    assert_int_equal(nf__check_dataset(nf_fixture("shards/v1"), NULL, NULL, &sum), 0);
     assert_int_equal(sum.blocks, 5);
 }
 

@@ -96,19 +96,19 @@ static int reset(void **state)
 static struct nf_reader *pread_reader(struct nf_dataset *ds)
 {
     struct nf_reader_options o;
-    __nf_reader_options_init(&o);
+    nf__reader_options_init(&o);
     o.backend = NF_IO_PREAD;
     struct nf_reader *r;
-    assert_int_equal(__nf_reader_create(ds, &o, &r), 0);
+    assert_int_equal(nf__reader_create(ds, &o, &r), 0);
     return r;
 }
 
 static void read_all(struct nf_reader *r, struct nf_dataset *ds)
 {
-    const struct nf_shard_index *idx = __nf_dataset_shard_index(ds, 0);
+    const struct nf_shard_index *idx = nf__dataset_shard_index(ds, 0);
     uint8_t buf[BLOCK], dst[BLOCK], want[BLOCK];
     for (uint32_t b = 0; b < idx->nblocks; b++) {
-        if (__nf_reader_read_block(r, 0, b, buf, sizeof(buf), dst, sizeof(dst)))
+        if (nf__reader_read_block(r, 0, b, buf, sizeof(buf), dst, sizeof(dst)))
             fail_msg("block %u: %s", b, numafeed_last_error());
         nft_pattern(want, idx->blocks[b].first_record, idx->blocks[b].records, RB, 1);
         assert_memory_equal(want, dst, idx->blocks[b].decoded_size);
@@ -120,15 +120,15 @@ static void short_reads_continue(void **state)
     (void)state;
     pread_mode = PR_SHORT; /* also while opening: header, footer, manifest */
     struct nf_dataset *ds;
-    if (__nf_dataset_open(ds_path, NULL, &ds))
+    if (nf__dataset_open(ds_path, NULL, &ds))
         fail_msg("open: %s", numafeed_last_error());
     struct nf_reader *r = pread_reader(ds);
     unsigned before = pread_calls;
     read_all(r, ds);
-    const struct nf_shard_index *idx = __nf_dataset_shard_index(ds, 0);
+    const struct nf_shard_index *idx = nf__dataset_shard_index(ds, 0);
     assert_true(pread_calls - before > 2 * idx->nblocks); /* several reads per block */
-    __nf_reader_destroy(r);
-    __nf_dataset_close(ds);
+    nf__reader_destroy(r);
+    nf__dataset_close(ds);
 }
 
 static void eintr_retried(void **state)
@@ -136,59 +136,59 @@ static void eintr_retried(void **state)
     (void)state;
     pread_mode = PR_EINTR;
     struct nf_dataset *ds;
-    assert_int_equal(__nf_dataset_open(ds_path, NULL, &ds), 0);
+    assert_int_equal(nf__dataset_open(ds_path, NULL, &ds), 0);
     struct nf_reader *r = pread_reader(ds);
     read_all(r, ds);
-    __nf_reader_destroy(r);
-    __nf_dataset_close(ds);
+    nf__reader_destroy(r);
+    nf__dataset_close(ds);
 }
 
 static void eio_reported(void **state)
 {
     (void)state;
     struct nf_dataset *ds;
-    assert_int_equal(__nf_dataset_open(ds_path, NULL, &ds), 0);
+    assert_int_equal(nf__dataset_open(ds_path, NULL, &ds), 0);
     struct nf_reader *r = pread_reader(ds);
     pread_mode = PR_EIO;
     uint8_t buf[BLOCK], dst[BLOCK];
-    const struct nf_block_info *b = &__nf_dataset_shard_index(ds, 0)->blocks[1];
-    assert_int_equal(__nf_reader_read_block(r, 0, 1, buf, sizeof(buf), dst, sizeof(dst)), -EIO);
+    const struct nf_block_info *b = &nf__dataset_shard_index(ds, 0)->blocks[1];
+    assert_int_equal(nf__reader_read_block(r, 0, 1, buf, sizeof(buf), dst, sizeof(dst)), -EIO);
     char want[64];
     snprintf(want, sizeof(want), "block 1: read at offset %llu", (unsigned long long)b->offset);
     if (!strstr(numafeed_last_error(), want))
         fail_msg("message: %s", numafeed_last_error());
     /* and opening reports it too, naming the file */
     struct nf_dataset *ds2;
-    assert_int_equal(__nf_dataset_open(ds_path, NULL, &ds2), -EIO);
-    __nf_reader_destroy(r);
-    __nf_dataset_close(ds);
+    assert_int_equal(nf__dataset_open(ds_path, NULL, &ds2), -EIO);
+    nf__reader_destroy(r);
+    nf__dataset_close(ds);
 }
 
 static void refused(int mode, const char *name)
 {
     uring_mode = mode;
     struct nf_dataset *ds;
-    assert_int_equal(__nf_dataset_open(ds_path, NULL, &ds), 0);
+    assert_int_equal(nf__dataset_open(ds_path, NULL, &ds), 0);
     struct nf_reader *r;
-    assert_int_equal(__nf_reader_create(ds, NULL, &r), 0);
-    assert_string_equal(__nf_reader_backend(r), "pread");
-    if (!strstr(__nf_reader_backend_reason(r), name) ||
-        !strstr(__nf_reader_backend_reason(r), "using pread"))
-        fail_msg("reason: %s", __nf_reader_backend_reason(r));
+    assert_int_equal(nf__reader_create(ds, NULL, &r), 0);
+    assert_string_equal(nf__reader_backend(r), "pread");
+    if (!strstr(nf__reader_backend_reason(r), name) ||
+        !strstr(nf__reader_backend_reason(r), "using pread"))
+        fail_msg("reason: %s", nf__reader_backend_reason(r));
     read_all(r, ds);
-    __nf_reader_destroy(r);
+    nf__reader_destroy(r);
 
     /* forced by option or environment: a loud error, no fallback */
     struct nf_reader_options o;
-    __nf_reader_options_init(&o);
+    nf__reader_options_init(&o);
     o.backend = NF_IO_URING;
-    assert_int_equal(__nf_reader_create(ds, &o, &r), mode == UR_EPERM ? -EPERM : -ENOSYS);
+    assert_int_equal(nf__reader_create(ds, &o, &r), mode == UR_EPERM ? -EPERM : -ENOSYS);
     assert_non_null(strstr(numafeed_last_error(), "io_uring was forced"));
     setenv("NUMAFEED_IO", "io_uring", 1);
-    assert_int_equal(__nf_reader_create(ds, NULL, &r), mode == UR_EPERM ? -EPERM : -ENOSYS);
+    assert_int_equal(nf__reader_create(ds, NULL, &r), mode == UR_EPERM ? -EPERM : -ENOSYS);
     assert_non_null(strstr(numafeed_last_error(), "NUMAFEED_IO=io_uring"));
     unsetenv("NUMAFEED_IO");
-    __nf_dataset_close(ds);
+    nf__dataset_close(ds);
 }
 
 static void uring_eperm(void **state) { (void)state; refused(UR_EPERM, "EPERM"); }
@@ -199,16 +199,16 @@ static void uring_flags_retried(void **state)
     (void)state;
     uring_mode = UR_FLAGS_EINVAL;
     struct nf_dataset *ds;
-    assert_int_equal(__nf_dataset_open(ds_path, NULL, &ds), 0);
+    assert_int_equal(nf__dataset_open(ds_path, NULL, &ds), 0);
     struct nf_reader *r;
-    assert_int_equal(__nf_reader_create(ds, NULL, &r), 0);
+    assert_int_equal(nf__reader_create(ds, NULL, &r), 0);
     assert_int_equal(uring_calls, 2);
-    if (strcmp(__nf_reader_backend(r), "io_uring"))
+    if (strcmp(nf__reader_backend(r), "io_uring"))
         skip(); /* the real io_uring is refused here too: nothing more to learn */
-    assert_string_equal(__nf_reader_backend_reason(r), "default");
+    assert_string_equal(nf__reader_backend_reason(r), "default");
     read_all(r, ds);
-    __nf_reader_destroy(r);
-    __nf_dataset_close(ds);
+    nf__reader_destroy(r);
+    nf__dataset_close(ds);
 }
 
 int main(void)

@@ -22,7 +22,7 @@ static char *manifest(const char *version, const char *record_bytes, const char 
 
 static int parse(char *text, struct nf_manifest *m)
 {
-    int rc = __nf_manifest_parse(text, strlen(text), "m.json", m, NULL);
+    int rc = nf__manifest_parse(text, strlen(text), "m.json", m, NULL);
     free(text);
     return rc;
 }
@@ -45,12 +45,12 @@ static void good(void **state)
     assert_int_equal(m.layout.nfields, 2);
     assert_int_equal(m.layout.record_bytes, 26);
     assert_int_equal(m.layout.fields[1].offset, 24);
-    assert_string_equal(__nf_dtype_name(m.layout.fields[1].dtype), "bfloat16");
+    assert_string_equal(nf__dtype_name(m.layout.fields[1].dtype), "bfloat16");
     assert_int_equal(m.nshards, 2);
     assert_string_equal(m.shards[1].file, "b");
     assert_int_equal(m.shards[0].xxh3, 0xff);
     assert_string_equal(m.codec, "zstd");
-    __nf_manifest_free(&m);
+    nf__manifest_free(&m);
 }
 
 static void malformed(void **state)
@@ -59,7 +59,7 @@ static void malformed(void **state)
     struct nf_manifest m;
     long long pos;
     const char *text = "{\"format\": \"numafeed\", ";
-    assert_int_equal(__nf_manifest_parse(text, strlen(text), "m.json", &m, &pos), NUMAFEED_EMANIFEST);
+    assert_int_equal(nf__manifest_parse(text, strlen(text), "m.json", &m, &pos), NUMAFEED_EMANIFEST);
     assert_non_null(strstr(numafeed_last_error(), "invalid JSON"));
     assert_true(pos > 0);
     expect_bad(strdup("[1,2]"), NUMAFEED_EMANIFEST, "not a numafeed manifest");
@@ -127,23 +127,23 @@ static void field_specs(void **state)
     (void)state;
     struct numafeed_field f;
     char a[] = "img:uint8:3x224x224", b[] = "y:float32", c[] = "t:int32:2048,2";
-    assert_int_equal(__nf_field_parse(a, &f), 0);
+    assert_int_equal(nf__field_parse(a, &f), 0);
     assert_string_equal(f.name, "img");
     assert_string_equal(f.dtype, "uint8");
     assert_int_equal(f.ndim, 3);
     assert_int_equal(f.shape[2], 224);
-    assert_int_equal(__nf_field_parse(b, &f), 0);
+    assert_int_equal(nf__field_parse(b, &f), 0);
     assert_int_equal(f.ndim, 0);
-    assert_int_equal(__nf_field_parse(c, &f), 0);
+    assert_int_equal(nf__field_parse(c, &f), 0);
     assert_int_equal(f.ndim, 2);
     char d[] = "nocolon", e[] = "x:int8:3x", g[] = "x:int8:-3", h[] = "x:int8:99999999999999999999";
-    assert_int_equal(__nf_field_parse(d, &f), -EINVAL);
-    assert_int_equal(__nf_field_parse(e, &f), -EINVAL);
-    assert_int_equal(__nf_field_parse(g, &f), -EINVAL);
-    assert_int_equal(__nf_field_parse(h, &f), -EINVAL);
+    assert_int_equal(nf__field_parse(d, &f), -EINVAL);
+    assert_int_equal(nf__field_parse(e, &f), -EINVAL);
+    assert_int_equal(nf__field_parse(g, &f), -EINVAL);
+    assert_int_equal(nf__field_parse(h, &f), -EINVAL);
     struct nf_layout l;
     struct numafeed_field big = {"x", "float64", 2, {1 << 20, 1 << 20}};
-    assert_int_equal(__nf_layout_build(&big, 1, &l), -EINVAL);
+    assert_int_equal(nf__layout_build(&big, 1, &l), -EINVAL);
 }
 
 static void write_then_load(void **state)
@@ -153,14 +153,14 @@ static void write_then_load(void **state)
     assert_int_equal(parse(manifest("1", "26", GOOD_FIELDS, "30", "[" SHARD("a", 10) "," SHARD("b", 20) "]"), &m), 0);
     char *dir = nf_tmpdir(), *path;
     assert_true(asprintf(&path, "%s/%s", dir, NF_MANIFEST_NAME) > 0);
-    assert_int_equal(__nf_manifest_write(path, &m), 0);
+    assert_int_equal(nf__manifest_write(path, &m), 0);
     struct nf_manifest back;
-    assert_int_equal(__nf_manifest_load(dir, &back, NULL), 0);
+    assert_int_equal(nf__manifest_load(dir, &back, NULL), 0);
     assert_int_equal(back.records, 30);
     assert_int_equal(back.layout.fields[0].shape[1], 3);
     assert_int_equal(back.shards[1].xxh3, 0xff);
-    __nf_manifest_free(&back);
-    __nf_manifest_free(&m);
+    nf__manifest_free(&back);
+    nf__manifest_free(&m);
     free(path);
     nf_rmtree(dir);
     free(dir);
@@ -171,7 +171,7 @@ static void missing(void **state)
     (void)state;
     char *dir = nf_tmpdir();
     struct nf_manifest m;
-    assert_int_equal(__nf_manifest_load(dir, &m, NULL), -ENOENT);
+    assert_int_equal(nf__manifest_load(dir, &m, NULL), -ENOENT);
     assert_non_null(strstr(numafeed_last_error(), "manifest.json"));
     nf_rmtree(dir);
     free(dir);

@@ -39,10 +39,10 @@ static int group_teardown(void **state)
 static struct nf_dataset *open_ds(const char *path, int direct)
 {
     struct nf_dataset_options o;
-    __nf_dataset_options_init(&o);
+    nf__dataset_options_init(&o);
     o.direct = direct;
     struct nf_dataset *ds;
-    if (__nf_dataset_open(path, &o, &ds))
+    if (nf__dataset_open(path, &o, &ds))
         fail_msg("open %s: %s", path, numafeed_last_error());
     return ds;
 }
@@ -50,24 +50,24 @@ static struct nf_dataset *open_ds(const char *path, int direct)
 static struct nf_reader *reader(struct nf_dataset *ds, unsigned depth, int direct, size_t max_op)
 {
     struct nf_reader_options o;
-    __nf_reader_options_init(&o);
+    nf__reader_options_init(&o);
     o.queue_depth = depth;
     o.direct = direct;
     o.max_op_bytes = max_op;
     struct nf_reader *r;
-    if (__nf_reader_create(ds, &o, &r))
+    if (nf__reader_create(ds, &o, &r))
         fail_msg("reader: %s", numafeed_last_error());
-    assert_string_equal(__nf_reader_backend(r), backend);
+    assert_string_equal(nf__reader_backend(r), backend);
     return r;
 }
 
 /* Block b of shard s holds the expected records? */
 static void check_block(struct nf_dataset *ds, uint32_t s, uint32_t b, const uint8_t *got, int compressible)
 {
-    const struct nf_shard_index *idx = __nf_dataset_shard_index(ds, s);
+    const struct nf_shard_index *idx = nf__dataset_shard_index(ds, s);
     const struct nf_block_info *bi = &idx->blocks[b];
     uint8_t *want = malloc(bi->decoded_size);
-    nft_pattern(want, __nf_dataset_shard_first(ds, s) + bi->first_record, bi->records, RB, compressible);
+    nft_pattern(want, nf__dataset_shard_first(ds, s) + bi->first_record, bi->records, RB, compressible);
     assert_memory_equal(want, got, bi->decoded_size);
     free(want);
 }
@@ -76,17 +76,17 @@ static void all_blocks(const char *path, int compressible, int direct, size_t ma
 {
     struct nf_dataset *ds = open_ds(path, direct);
     struct nf_reader *r = reader(ds, 4, direct, max_op);
-    assert_int_equal(__nf_dataset_records(ds), NREC);
-    assert_true(__nf_dataset_shard_count(ds) > 1);
+    assert_int_equal(nf__dataset_records(ds), NREC);
+    assert_true(nf__dataset_shard_count(ds) > 1);
     size_t cap = 2 * BLOCK + 2 * NF_IO_DIRECT_ALIGN;
     uint8_t *buf = NULL, *dst = malloc(BLOCK);
     assert_int_equal(posix_memalign((void **)&buf, NF_IO_DIRECT_ALIGN, cap), 0);
     unsigned blocks = 0;
-    for (uint32_t s = 0; s < __nf_dataset_shard_count(ds); s++) {
-        const struct nf_shard_index *idx = __nf_dataset_shard_index(ds, s);
+    for (uint32_t s = 0; s < nf__dataset_shard_count(ds); s++) {
+        const struct nf_shard_index *idx = nf__dataset_shard_index(ds, s);
         for (uint32_t b = 0; b < idx->nblocks; b++, blocks++) {
-            assert_true(__nf_reader_buf_bytes(r, s, b) <= cap);
-            if (__nf_reader_read_block(r, s, b, buf, cap, dst, BLOCK))
+            assert_true(nf__reader_buf_bytes(r, s, b) <= cap);
+            if (nf__reader_read_block(r, s, b, buf, cap, dst, BLOCK))
                 fail_msg("shard %u block %u: %s", s, b, numafeed_last_error());
             check_block(ds, s, b, dst, compressible);
         }
@@ -94,8 +94,8 @@ static void all_blocks(const char *path, int compressible, int direct, size_t ma
     assert_int_equal(blocks, (NREC * RB + BLOCK - 1) / BLOCK);
     free(buf);
     free(dst);
-    __nf_reader_destroy(r);
-    __nf_dataset_close(ds);
+    nf__reader_destroy(r);
+    nf__dataset_close(ds);
 }
 
 static void sync_zstd(void **state) { (void)state; all_blocks(zds, 1, 0, 0); }
@@ -121,23 +121,23 @@ static void many_in_flight(void **state)
     struct nf_dataset *ds = open_ds(zds, 0);
     enum { DEPTH = 8 };
     struct nf_reader *r = reader(ds, DEPTH, 0, 0);
-    assert_int_equal(__nf_reader_depth(r), DEPTH);
-    const struct nf_shard_index *idx = __nf_dataset_shard_index(ds, 0);
+    assert_int_equal(nf__reader_depth(r), DEPTH);
+    const struct nf_shard_index *idx = nf__dataset_shard_index(ds, 0);
     uint32_t n = idx->nblocks;
     uint8_t *bufs = malloc((size_t)n * BLOCK), *dst = malloc(BLOCK), *seen = calloc(n, 1);
     uint32_t next = 0, got = 0;
     while (got < n) {
         while (next < n) {
-            int rc = __nf_reader_submit(r, 0, next, bufs + (size_t)next * BLOCK, BLOCK, 1000 + next);
+            int rc = nf__reader_submit(r, 0, next, bufs + (size_t)next * BLOCK, BLOCK, 1000 + next);
             if (rc == -EBUSY)
                 break;
             assert_int_equal(rc, 0);
             next++;
         }
-        assert_true(__nf_reader_inflight(r) <= DEPTH);
-        assert_int_equal(__nf_reader_flush(r), 0);
+        assert_true(nf__reader_inflight(r) <= DEPTH);
+        assert_int_equal(nf__reader_flush(r), 0);
         struct nf_read_done done[DEPTH];
-        int k = __nf_reader_wait(r, 1, done, DEPTH);
+        int k = nf__reader_wait(r, 1, done, DEPTH);
         assert_true(k >= 1);
         for (int i = 0; i < k; i++) {
             uint32_t b = (uint32_t)(done[i].tag - 1000);
@@ -145,46 +145,46 @@ static void many_in_flight(void **state)
             assert_int_equal(done[i].block, b);
             assert_false(seen[b]);
             seen[b] = 1;
-            assert_int_equal(__nf_reader_decode(r, 0, b, done[i].data, dst, BLOCK), 0);
+            assert_int_equal(nf__reader_decode(r, 0, b, done[i].data, dst, BLOCK), 0);
             check_block(ds, 0, b, dst, 1);
             got++;
         }
     }
-    assert_int_equal(__nf_reader_inflight(r), 0);
+    assert_int_equal(nf__reader_inflight(r), 0);
     /* nothing in flight: wait returns at once with nothing */
     struct nf_read_done d;
-    assert_int_equal(__nf_reader_wait(r, 1, &d, 1), 0);
+    assert_int_equal(nf__reader_wait(r, 1, &d, 1), 0);
     free(bufs);
     free(dst);
     free(seen);
-    __nf_reader_destroy(r);
-    __nf_dataset_close(ds);
+    nf__reader_destroy(r);
+    nf__dataset_close(ds);
 }
 
 static void records(const char *path, int compressible)
 {
     struct nf_dataset *ds = open_ds(path, 0);
     struct nf_reader *r = reader(ds, 2, 0, 0);
-    uint8_t *buf = malloc(BLOCK), *blk = malloc(__nf_dataset_max_decoded(ds)), rec[RB], want[RB];
+    uint8_t *buf = malloc(BLOCK), *blk = malloc(nf__dataset_max_decoded(ds)), rec[RB], want[RB];
     for (uint64_t i = 0; i < NREC; i += 7) {
-        if (__nf_reader_read_record(r, i, buf, BLOCK, blk, __nf_dataset_max_decoded(ds), rec))
+        if (nf__reader_read_record(r, i, buf, BLOCK, blk, nf__dataset_max_decoded(ds), rec))
             fail_msg("record %llu: %s", (unsigned long long)i, numafeed_last_error());
         nft_pattern(want, i, 1, RB, compressible);
         assert_memory_equal(want, rec, RB);
     }
-    assert_int_equal(__nf_reader_read_record(r, NREC - 1, buf, BLOCK, blk, BLOCK, rec), 0);
-    assert_int_equal(__nf_reader_read_record(r, NREC, buf, BLOCK, blk, BLOCK, rec), -ERANGE);
+    assert_int_equal(nf__reader_read_record(r, NREC - 1, buf, BLOCK, blk, BLOCK, rec), 0);
+    assert_int_equal(nf__reader_read_record(r, NREC, buf, BLOCK, blk, BLOCK, rec), -ERANGE);
     struct nf_record_loc loc;
-    assert_int_equal(__nf_dataset_locate(ds, 40, &loc), 0);
+    assert_int_equal(nf__dataset_locate(ds, 40, &loc), 0);
     assert_int_equal(loc.shard, 0);
     assert_int_equal(loc.block, 1);
     assert_int_equal(loc.offset, 0);
-    assert_int_equal(__nf_dataset_locate(ds, 41, &loc), 0);
+    assert_int_equal(nf__dataset_locate(ds, 41, &loc), 0);
     assert_int_equal(loc.offset, RB);
     free(buf);
     free(blk);
-    __nf_reader_destroy(r);
-    __nf_dataset_close(ds);
+    nf__reader_destroy(r);
+    nf__dataset_close(ds);
 }
 
 static void records_zstd(void **state) { (void)state; records(zds, 1); }
@@ -196,31 +196,31 @@ static void bad_calls(void **state)
     struct nf_dataset *ds = open_ds(zds, 0);
     struct nf_reader *r = reader(ds, 2, 0, 0);
     uint8_t buf[BLOCK];
-    assert_int_equal(__nf_reader_submit(r, 0, 9999, buf, sizeof(buf), 0), -EINVAL);
-    assert_int_equal(__nf_reader_submit(r, 99, 0, buf, sizeof(buf), 0), -EINVAL);
-    assert_int_equal(__nf_reader_submit(r, 0, 0, buf, 1, 0), -EINVAL);
-    assert_int_equal(__nf_reader_buf_bytes(r, 0, 9999), 0);
+    assert_int_equal(nf__reader_submit(r, 0, 9999, buf, sizeof(buf), 0), -EINVAL);
+    assert_int_equal(nf__reader_submit(r, 99, 0, buf, sizeof(buf), 0), -EINVAL);
+    assert_int_equal(nf__reader_submit(r, 0, 0, buf, 1, 0), -EINVAL);
+    assert_int_equal(nf__reader_buf_bytes(r, 0, 9999), 0);
     /* a synchronous read while asynchronous ones are pending is refused */
-    assert_int_equal(__nf_reader_submit(r, 0, 0, buf, sizeof(buf), 0), 0);
+    assert_int_equal(nf__reader_submit(r, 0, 0, buf, sizeof(buf), 0), 0);
     uint8_t dst[BLOCK];
-    assert_int_equal(__nf_reader_read_block(r, 0, 1, buf, sizeof(buf), dst, sizeof(dst)), -EBUSY);
+    assert_int_equal(nf__reader_read_block(r, 0, 1, buf, sizeof(buf), dst, sizeof(dst)), -EBUSY);
     /* drain: the pending read is waited for and dropped */
-    assert_int_equal(__nf_reader_inflight(r), 1);
-    assert_int_equal(__nf_reader_drain(r), 0);
-    assert_int_equal(__nf_reader_inflight(r), 0);
-    assert_int_equal(__nf_reader_read_block(r, 0, 1, buf, sizeof(buf), dst, sizeof(dst)), 0);
+    assert_int_equal(nf__reader_inflight(r), 1);
+    assert_int_equal(nf__reader_drain(r), 0);
+    assert_int_equal(nf__reader_inflight(r), 0);
+    assert_int_equal(nf__reader_read_block(r, 0, 1, buf, sizeof(buf), dst, sizeof(dst)), 0);
     for (uint32_t b = 0; b < 2; b++)
-        assert_int_equal(__nf_reader_submit(r, 0, b, b ? dst : buf, sizeof(buf), b), 0);
-    assert_int_equal(__nf_reader_submit(r, 0, 2, buf, sizeof(buf), 0), -EBUSY); /* depth 2 */
-    __nf_reader_destroy(r); /* with reads in flight: waits for them */
+        assert_int_equal(nf__reader_submit(r, 0, b, b ? dst : buf, sizeof(buf), b), 0);
+    assert_int_equal(nf__reader_submit(r, 0, 2, buf, sizeof(buf), 0), -EBUSY); /* depth 2 */
+    nf__reader_destroy(r); /* with reads in flight: waits for them */
     struct nf_reader_options o;
-    __nf_reader_options_init(&o);
+    nf__reader_options_init(&o);
     o.queue_depth = NF_IO_MAX_DEPTH + 1;
-    assert_int_equal(__nf_reader_create(ds, &o, &r), NUMAFEED_ECONFIG);
-    __nf_reader_options_init(&o);
+    assert_int_equal(nf__reader_create(ds, &o, &r), NUMAFEED_ECONFIG);
+    nf__reader_options_init(&o);
     o.direct = 1; /* dataset opened without */
-    assert_int_equal(__nf_reader_create(ds, &o, &r), NUMAFEED_ECONFIG);
-    __nf_dataset_close(ds);
+    assert_int_equal(nf__reader_create(ds, &o, &r), NUMAFEED_ECONFIG);
+    nf__dataset_close(ds);
 }
 
 static void env_values(void **state)
@@ -229,21 +229,21 @@ static void env_values(void **state)
     struct nf_dataset *ds = open_ds(zds, 0);
     struct nf_reader *r;
     setenv("NUMAFEED_IO", "mmap", 1);
-    assert_int_equal(__nf_reader_create(ds, NULL, &r), NUMAFEED_ECONFIG);
+    assert_int_equal(nf__reader_create(ds, NULL, &r), NUMAFEED_ECONFIG);
     assert_non_null(strstr(numafeed_last_error(), "NUMAFEED_IO='mmap'"));
     /* an explicit option wins over the environment */
     struct nf_reader_options o;
-    __nf_reader_options_init(&o);
+    nf__reader_options_init(&o);
     o.backend = NF_IO_PREAD;
-    assert_int_equal(__nf_reader_create(ds, &o, &r), 0);
-    assert_string_equal(__nf_reader_backend(r), "pread");
-    assert_string_equal(__nf_reader_backend_reason(r), "forced by the reader options");
-    __nf_reader_destroy(r);
+    assert_int_equal(nf__reader_create(ds, &o, &r), 0);
+    assert_string_equal(nf__reader_backend(r), "pread");
+    assert_string_equal(nf__reader_backend_reason(r), "forced by the reader options");
+    nf__reader_destroy(r);
     setenv("NUMAFEED_IO", backend, 1);
-    assert_int_equal(__nf_reader_create(ds, NULL, &r), 0);
-    assert_non_null(strstr(__nf_reader_backend_reason(r), "NUMAFEED_IO="));
-    __nf_reader_destroy(r);
-    __nf_dataset_close(ds);
+    assert_int_equal(nf__reader_create(ds, NULL, &r), 0);
+    assert_non_null(strstr(nf__reader_backend_reason(r), "NUMAFEED_IO="));
+    nf__reader_destroy(r);
+    nf__dataset_close(ds);
 }
 
 /* The file shrinks after open: the kernel returns a short read at end of
@@ -254,12 +254,12 @@ static void short_read_at_eof(void **state)
     char *path = nft_make_dataset(tmp, "shrink", RB, 200, NUMAFEED_CODEC_NONE, 0, BLOCK, 0);
     struct nf_dataset *ds = open_ds(path, 0);
     struct nf_reader *r = reader(ds, 2, 0, 0);
-    const struct nf_shard_index *idx = __nf_dataset_shard_index(ds, 0);
+    const struct nf_shard_index *idx = nf__dataset_shard_index(ds, 0);
     const struct nf_block_info *last = &idx->blocks[idx->nblocks - 1];
     char *shard = nft_shard_path(path, 0);
     assert_int_equal(truncate(shard, (off_t)(last->offset + 10)), 0);
     uint8_t buf[BLOCK], dst[BLOCK];
-    int rc = __nf_reader_read_block(r, 0, idx->nblocks - 1, buf, sizeof(buf), dst, sizeof(dst));
+    int rc = nf__reader_read_block(r, 0, idx->nblocks - 1, buf, sizeof(buf), dst, sizeof(dst));
     assert_int_equal(rc, NUMAFEED_ECORRUPT);
     char want[64];
     snprintf(want, sizeof(want), "short read: end of file at offset %llu",
@@ -267,9 +267,9 @@ static void short_read_at_eof(void **state)
     if (!strstr(numafeed_last_error(), want) || !strstr(numafeed_last_error(), "shard-00000.nfs"))
         fail_msg("message: %s", numafeed_last_error());
     /* the earlier blocks are intact and still read */
-    assert_int_equal(__nf_reader_read_block(r, 0, 0, buf, sizeof(buf), dst, sizeof(dst)), 0);
-    __nf_reader_destroy(r);
-    __nf_dataset_close(ds);
+    assert_int_equal(nf__reader_read_block(r, 0, 0, buf, sizeof(buf), dst, sizeof(dst)), 0);
+    nf__reader_destroy(r);
+    nf__dataset_close(ds);
     free(shard);
     free(path);
 }
@@ -286,13 +286,13 @@ static void frame_checksum_left_to_index_hash(void **state)
     size_t len;
     uint8_t *img = nft_read_file(shard, &len);
     struct nf_dataset *ds = open_ds(path, 0);
-    const struct nf_shard_index *idx = __nf_dataset_shard_index(ds, 0);
+    const struct nf_shard_index *idx = nf__dataset_shard_index(ds, 0);
     uint32_t b = 0;
     while (b < idx->nblocks && idx->blocks[b].codec != NF_CODEC_ZSTD)
         b++;
     assert_true(b < idx->nblocks);
     struct nf_block_info bi = idx->blocks[b];
-    __nf_dataset_close(ds);
+    nf__dataset_close(ds);
     uint8_t buf[2 * BLOCK], dst[BLOCK];
     for (int where = 0; where < 2; where++) {
         /* 0: the last byte, inside the frame checksum; 1: the middle */
@@ -307,7 +307,7 @@ static void frame_checksum_left_to_index_hash(void **state)
         free(copy);
         ds = open_ds(path, 0);
         struct nf_reader *r = reader(ds, 2, 0, 0);
-        int rc = __nf_reader_read_block(r, 0, b, buf, sizeof(buf), dst, sizeof(dst));
+        int rc = nf__reader_read_block(r, 0, b, buf, sizeof(buf), dst, sizeof(dst));
         if (where == 0) {
             if (rc)
                 fail_msg("frame checksum damaged: %s", numafeed_last_error());
@@ -315,8 +315,8 @@ static void frame_checksum_left_to_index_hash(void **state)
         } else {
             assert_true(rc == NUMAFEED_ECHECKSUM || rc == NUMAFEED_ECORRUPT);
         }
-        __nf_reader_destroy(r);
-        __nf_dataset_close(ds);
+        nf__reader_destroy(r);
+        nf__dataset_close(ds);
         char *out = NULL;
         assert_int_not_equal(nf_run(&out, "%s check %s 2>&1", NF_CLI, path), 0);
         if (!strstr(out, "shard-00000.nfs"))
@@ -341,15 +341,15 @@ int main(void)
         char *p = nft_make_dataset(t, "probe", 8, 1, NUMAFEED_CODEC_NONE, 0, 0, 0);
         struct nf_dataset *ds;
         struct nf_reader *r = NULL;
-        int rc = __nf_dataset_open(p, NULL, &ds);
-        if (!rc && (rc = __nf_reader_create(ds, NULL, &r)) && rc != NUMAFEED_ECONFIG) {
+        int rc = nf__dataset_open(p, NULL, &ds);
+        if (!rc && (rc = nf__reader_create(ds, NULL, &r)) && rc != NUMAFEED_ECONFIG) {
             fprintf(stderr, "io_uring unavailable here: %s\n", numafeed_last_error());
-            __nf_dataset_close(ds);
+            nf__dataset_close(ds);
             nf_rmtree(t);
             return NF_TEST_SKIP;
         }
-        __nf_reader_destroy(r);
-        __nf_dataset_close(ds);
+        nf__reader_destroy(r);
+        nf__dataset_close(ds);
         nf_rmtree(t);
         free(t);
         free(p);

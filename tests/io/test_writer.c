@@ -77,17 +77,17 @@ static void layout_and_sizes(void **state)
     assert_int_equal(entries(), 1); /* the dataset, no temporary left */
 
     struct nf_dataset *ds;
-    assert_int_equal(__nf_dataset_open(out, NULL, &ds), 0);
-    assert_int_equal(__nf_dataset_records(ds), 1000);
-    const struct nf_layout *l = __nf_dataset_layout(ds);
+    assert_int_equal(nf__dataset_open(out, NULL, &ds), 0);
+    assert_int_equal(nf__dataset_records(ds), 1000);
+    const struct nf_layout *l = nf__dataset_layout(ds);
     assert_int_equal(l->nfields, 2);
     assert_int_equal(l->fields[1].offset, 40);
-    const struct nf_shard_index *idx = __nf_dataset_shard_index(ds, 0);
+    const struct nf_shard_index *idx = nf__dataset_shard_index(ds, 0);
     assert_int_equal(idx->blocks[0].records, 23);
-    assert_int_equal(__nf_dataset_max_decoded(ds), 966);
-    __nf_dataset_close(ds);
+    assert_int_equal(nf__dataset_max_decoded(ds), 966);
+    nf__dataset_close(ds);
     struct nf_check_summary s;
-    assert_int_equal(__nf_check_dataset(out, NULL, NULL, &s), 0);
+    assert_int_equal(nf__check_dataset(out, NULL, NULL, &s), 0);
     assert_int_equal(s.records, 1000);
     free(out);
 }
@@ -97,12 +97,12 @@ static void incompressible_stays_raw(void **state)
     (void)state;
     char *out = nft_make_dataset(tmp, "noise", 64, 500, NUMAFEED_CODEC_ZSTD, 0, 4096, 0);
     struct nf_check_summary s;
-    assert_int_equal(__nf_check_dataset(out, NULL, NULL, &s), 0);
+    assert_int_equal(nf__check_dataset(out, NULL, NULL, &s), 0);
     assert_int_equal(s.zstd_blocks, 0);
     assert_true(s.raw_blocks > 0);
     free(out);
     out = nft_make_dataset(tmp, "tokens", 64, 500, NUMAFEED_CODEC_ZSTD, 1, 4096, 0);
-    assert_int_equal(__nf_check_dataset(out, NULL, NULL, &s), 0);
+    assert_int_equal(nf__check_dataset(out, NULL, NULL, &s), 0);
     assert_int_equal(s.raw_blocks, 0);
     assert_true(s.file_bytes < s.decoded_bytes / 2);
     free(out);
@@ -114,9 +114,9 @@ static void record_larger_than_block(void **state)
     /* block_bytes below one record still makes one-record blocks */
     char *out = nft_make_dataset(tmp, "big", 5000, 3, NUMAFEED_CODEC_NONE, 0, 100, 0);
     struct nf_dataset *ds;
-    assert_int_equal(__nf_dataset_open(out, NULL, &ds), 0);
-    assert_int_equal(__nf_dataset_shard_index(ds, 0)->nblocks, 3);
-    __nf_dataset_close(ds);
+    assert_int_equal(nf__dataset_open(out, NULL, &ds), 0);
+    assert_int_equal(nf__dataset_shard_index(ds, 0)->nblocks, 3);
+    nf__dataset_close(ds);
     free(out);
 }
 
@@ -157,9 +157,9 @@ static void force_replaces_dataset(void **state)
     assert_int_equal(numafeed_writer_finish(w), 0);
     numafeed_writer_destroy(w);
     struct nf_dataset *ds;
-    assert_int_equal(__nf_dataset_open(a, NULL, &ds), 0);
-    assert_int_equal(__nf_dataset_records(ds), 7);
-    __nf_dataset_close(ds);
+    assert_int_equal(nf__dataset_open(a, NULL, &ds), 0);
+    assert_int_equal(nf__dataset_records(ds), 7);
+    nf__dataset_close(ds);
     assert_int_equal(entries(), 1); /* old dataset gone, no temporary */
     free(a);
 }

@@ -30,14 +30,14 @@
 
 /* ---- I/O error injection at the reader ---- */
 static atomic_int inject_eio;
-int __real___nf_reader_wait(struct nf_reader *r, unsigned min, struct nf_read_done *done,
+int __real_nf__reader_wait(struct nf_reader *r, unsigned min, struct nf_read_done *done,
                             unsigned max);
-int __wrap___nf_reader_wait(struct nf_reader *r, unsigned min, struct nf_read_done *done,
+int __wrap_nf__reader_wait(struct nf_reader *r, unsigned min, struct nf_read_done *done,
                             unsigned max)
 {
-    int n = __real___nf_reader_wait(r, min, done, max);
+    int n = __real_nf__reader_wait(r, min, done, max);
     if (n > 0 && atomic_load(&inject_eio)) {
-        done[0].result = __nf_error(-EIO, "read(shard %u, block %u): Input/output error "
+        done[0].result = nf__error(-EIO, "read(shard %u, block %u): Input/output error "
                                     "(injected)", done[0].shard, done[0].block);
     }
     return n;

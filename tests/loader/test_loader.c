@@ -4,7 +4,7 @@
  * for many thread counts and ring depths, the same order regardless of
  * either, epochs, ranks, persistence, timeouts, destroy while busy, and a
  * corrupt shard surfacing at loader_next. The reader's wait is wrapped
- * (--wrap=__nf_reader_wait) so a test can hold workers "in I/O".
+ * (--wrap=nf__reader_wait) so a test can hold workers "in I/O".
  */
 #include "helpers.h"
 
@@ -24,9 +24,9 @@
 /* ---- reader wait hook: hold workers inside I/O on demand ---- */
 static atomic_int hold_io;      /* 1: every wait sleeps until cleared */
 static atomic_int held;         /* workers currently held */
-int __real___nf_reader_wait(struct nf_reader *r, unsigned min, struct nf_read_done *done,
+int __real_nf__reader_wait(struct nf_reader *r, unsigned min, struct nf_read_done *done,
                             unsigned max);
-int __wrap___nf_reader_wait(struct nf_reader *r, unsigned min, struct nf_read_done *done,
+int __wrap_nf__reader_wait(struct nf_reader *r, unsigned min, struct nf_read_done *done,
                             unsigned max)
 {
     if (atomic_load(&hold_io)) {
@@ -35,7 +35,7 @@ int __wrap___nf_reader_wait(struct nf_reader *r, unsigned min, struct nf_read_do
             usleep(1000);
         atomic_fetch_sub(&held, 1);
     }
-    return __real___nf_reader_wait(r, min, done, max);
+    return __real_nf__reader_wait(r, min, done, max);
 }
 
 /* ---- a dataset of known records ---- */
@@ -588,14 +588,14 @@ static void test_destroy_while_busy(void **state)
 static void damage_block(const char *d, uint64_t record, int middle)
 {
     struct nf_dataset *ds;
-    assert_int_equal(__nf_dataset_open(d, NULL, &ds), 0);
+    assert_int_equal(nf__dataset_open(d, NULL, &ds), 0);
     struct nf_record_loc loc;
-    assert_int_equal(__nf_dataset_locate(ds, record, &loc), 0);
-    const struct nf_block_info *bi = &__nf_dataset_shard_index(ds, loc.shard)->blocks[loc.block];
+    assert_int_equal(nf__dataset_locate(ds, record, &loc), 0);
+    const struct nf_block_info *bi = &nf__dataset_shard_index(ds, loc.shard)->blocks[loc.block];
     uint64_t off = bi->offset + (middle ? bi->stored_size / 2 : loc.offset);
     char path[4096];
-    snprintf(path, sizeof(path), "%s/%s", d, __nf_dataset_shard_name(ds, loc.shard));
-    __nf_dataset_close(ds);
+    snprintf(path, sizeof(path), "%s/%s", d, nf__dataset_shard_name(ds, loc.shard));
+    nf__dataset_close(ds);
     FILE *f = fopen(path, "r+b");
     assert_non_null(f);
     fseek(f, (long)off, SEEK_SET);

@@ -30,7 +30,7 @@ static void check_partition(uint32_t nblocks, uint64_t window, uint64_t batch, u
     uint64_t nb = 0, total = 0;
     for (uint64_t k = 0; k < parts; k++) {
         struct nf_sampler s;
-        int rc = __nf_sampler_init(&s, 42, shuffle, drop_last, window, batch, k, parts, nblocks,
+        int rc = nf__sampler_init(&s, 42, shuffle, drop_last, window, batch, k, parts, nblocks,
                                    blocks);
         if (rc)
             fail_msg("init R=%llu B=%llu P=%llu: %s", (unsigned long long)R,
@@ -39,7 +39,7 @@ static void check_partition(uint32_t nblocks, uint64_t window, uint64_t batch, u
             nb = s.nbatches;
         assert_int_equal(s.nbatches, nb); /* equal batch counts on every part */
         uint64_t *order = malloc((s.len ? s.len : 1) * sizeof(*order));
-        assert_int_equal(__nf_sampler_epoch_order(&s, epoch, order), 0);
+        assert_int_equal(nf__sampler_epoch_order(&s, epoch, order), 0);
         for (uint64_t i = 0; i < s.len; i++) {
             assert_true(order[i] < R);
             if (seen[order[i]])
@@ -51,24 +51,24 @@ static void check_partition(uint32_t nblocks, uint64_t window, uint64_t batch, u
          * last (or, in the edge case, the last two) short */
         uint64_t sum = 0;
         for (uint64_t b = 0; b < s.nbatches; b++) {
-            uint64_t l = __nf_batch_len(&s, b);
+            uint64_t l = nf__batch_len(&s, b);
             assert_true(l >= 1 && l <= batch);
             if (drop_last)
                 assert_int_equal(l, batch);
             if (l < batch && b + 2 < s.nbatches)
                 fail_msg("batch %llu of %llu is short", (unsigned long long)b,
                          (unsigned long long)s.nbatches);
-            for (uint64_t q = __nf_batch_start(&s, b); q < __nf_batch_start(&s, b + 1); q++) {
+            for (uint64_t q = nf__batch_start(&s, b); q < nf__batch_start(&s, b + 1); q++) {
                 uint64_t bb, ii;
-                __nf_batch_of(&s, q, &bb, &ii);
+                nf__batch_of(&s, q, &bb, &ii);
                 assert_int_equal(bb, b);
-                assert_int_equal(ii, q - __nf_batch_start(&s, b));
+                assert_int_equal(ii, q - nf__batch_start(&s, b));
             }
             sum += l;
         }
         assert_int_equal(sum, s.len);
         free(order);
-        __nf_sampler_free(&s);
+        nf__sampler_free(&s);
     }
     if (!drop_last) {
         assert_int_equal(total, R); /* every record exactly once */
@@ -102,23 +102,23 @@ static void test_edge_equal_counts(void **state)
      * as 3 + 1 rather than 4 + nothing. */
     uint32_t blocks[] = {9};
     struct nf_sampler a, b;
-    assert_int_equal(__nf_sampler_init(&a, 0, false, false, 9, 4, 0, 2, 1, blocks), 0);
-    assert_int_equal(__nf_sampler_init(&b, 0, false, false, 9, 4, 1, 2, 1, blocks), 0);
+    assert_int_equal(nf__sampler_init(&a, 0, false, false, 9, 4, 0, 2, 1, blocks), 0);
+    assert_int_equal(nf__sampler_init(&b, 0, false, false, 9, 4, 1, 2, 1, blocks), 0);
     assert_int_equal(a.nbatches, 2);
     assert_int_equal(b.nbatches, 2);
-    assert_int_equal(__nf_batch_len(&a, 0), 4);
-    assert_int_equal(__nf_batch_len(&a, 1), 1);
-    assert_int_equal(__nf_batch_len(&b, 0), 3);
-    assert_int_equal(__nf_batch_len(&b, 1), 1);
-    __nf_sampler_free(&a);
-    __nf_sampler_free(&b);
+    assert_int_equal(nf__batch_len(&a, 0), 4);
+    assert_int_equal(nf__batch_len(&a, 1), 1);
+    assert_int_equal(nf__batch_len(&b, 0), 3);
+    assert_int_equal(nf__batch_len(&b, 1), 1);
+    nf__sampler_free(&a);
+    nf__sampler_free(&b);
     /* the same with batch 1 is impossible: refused with a reason */
-    assert_int_equal(__nf_sampler_init(&a, 0, false, false, 9, 1, 1, 2, 1, blocks), -EINVAL);
+    assert_int_equal(nf__sampler_init(&a, 0, false, false, 9, 1, 1, 2, 1, blocks), -EINVAL);
     assert_non_null(strstr(numafeed_last_error(), "drop_last"));
     /* fewer records than parts */
-    assert_int_equal(__nf_sampler_init(&a, 0, false, false, 9, 1, 0, 10, 1, blocks), -EINVAL);
-    assert_int_equal(__nf_sampler_init(&a, 0, false, false, 9, 0, 0, 1, 1, blocks), -EINVAL);
-    assert_int_equal(__nf_sampler_init(&a, 0, false, false, 9, 1, 2, 2, 1, blocks), -EINVAL);
+    assert_int_equal(nf__sampler_init(&a, 0, false, false, 9, 1, 0, 10, 1, blocks), -EINVAL);
+    assert_int_equal(nf__sampler_init(&a, 0, false, false, 9, 0, 0, 1, 1, blocks), -EINVAL);
+    assert_int_equal(nf__sampler_init(&a, 0, false, false, 9, 1, 2, 2, 1, blocks), -EINVAL);
 }
 
 static void test_determinism_and_epochs(void **state)
@@ -126,22 +126,22 @@ static void test_determinism_and_epochs(void **state)
     (void)state;
     uint32_t *blocks = make_blocks(50, 16);
     struct nf_sampler s, t;
-    assert_int_equal(__nf_sampler_init(&s, 7, true, false, 64, 10, 0, 1, 50, blocks), 0);
-    assert_int_equal(__nf_sampler_init(&t, 7, true, false, 64, 10, 0, 1, 50, blocks), 0);
+    assert_int_equal(nf__sampler_init(&s, 7, true, false, 64, 10, 0, 1, 50, blocks), 0);
+    assert_int_equal(nf__sampler_init(&t, 7, true, false, 64, 10, 0, 1, 50, blocks), 0);
     uint64_t *a = malloc(s.len * 8), *b = malloc(s.len * 8), *c = malloc(s.len * 8);
-    assert_int_equal(__nf_sampler_epoch_order(&s, 5, a), 0);
-    assert_int_equal(__nf_sampler_epoch_order(&t, 5, b), 0);
+    assert_int_equal(nf__sampler_epoch_order(&s, 5, a), 0);
+    assert_int_equal(nf__sampler_epoch_order(&t, 5, b), 0);
     assert_memory_equal(a, b, s.len * 8); /* same seed, same epoch: same order */
-    assert_int_equal(__nf_sampler_epoch_order(&s, 6, c), 0);
+    assert_int_equal(nf__sampler_epoch_order(&s, 6, c), 0);
     assert_memory_not_equal(a, c, s.len * 8); /* next epoch: another order */
-    __nf_sampler_free(&t);
-    assert_int_equal(__nf_sampler_init(&t, 8, true, false, 64, 10, 0, 1, 50, blocks), 0);
-    assert_int_equal(__nf_sampler_epoch_order(&t, 5, b), 0);
+    nf__sampler_free(&t);
+    assert_int_equal(nf__sampler_init(&t, 8, true, false, 64, 10, 0, 1, 50, blocks), 0);
+    assert_int_equal(nf__sampler_epoch_order(&t, 5, b), 0);
     assert_memory_not_equal(a, b, s.len * 8); /* another seed: another order */
-    __nf_sampler_free(&t);
+    nf__sampler_free(&t);
     /* no shuffle: the dataset's own order, every epoch */
-    assert_int_equal(__nf_sampler_init(&t, 8, false, false, 64, 10, 0, 1, 50, blocks), 0);
-    assert_int_equal(__nf_sampler_epoch_order(&t, 9, b), 0);
+    assert_int_equal(nf__sampler_init(&t, 8, false, false, 64, 10, 0, 1, 50, blocks), 0);
+    assert_int_equal(nf__sampler_epoch_order(&t, 9, b), 0);
     for (uint64_t i = 0; i < t.len; i++)
         assert_int_equal(b[i], i);
     /* shuffling moves records between blocks' neighbourhoods: the first
@@ -150,16 +150,16 @@ static void test_determinism_and_epochs(void **state)
     for (uint64_t i = 0; i < 64; i++)
         far += a[i] >= 64;
     assert_true(far > 32);
-    __nf_sampler_free(&t);
-    __nf_sampler_free(&s);
+    nf__sampler_free(&t);
+    nf__sampler_free(&s);
     free(a);
     free(b);
     free(c);
     free(blocks);
 }
 
-/* The walk of __nf_plan_span gives every position of every window the
- * block and index the binary search of __nf_plan_record gives, with empty
+/* The walk of nf__plan_span gives every position of every window the
+ * block and index the binary search of nf__plan_record gives, with empty
  * blocks (stepped over) at the start, inside and at the end, windows that
  * cut blocks, and shuffled and unshuffled plans. */
 static void test_plan_span_matches_search(void **state)
@@ -175,19 +175,19 @@ static void test_plan_span_matches_search(void **state)
     for (int shuffle = 0; shuffle < 2; shuffle++) {
         for (uint64_t window = 1; window <= 64; window += 9) {
             struct nf_sampler s;
-            assert_int_equal(__nf_sampler_init(&s, 7, shuffle, false, window, 4, 0, 1, NB, blocks), 0);
+            assert_int_equal(nf__sampler_init(&s, 7, shuffle, false, window, 4, 0, 1, NB, blocks), 0);
             for (uint64_t epoch = 0; epoch < 3; epoch++) {
                 struct nf_epoch_plan p = {0};
-                assert_int_equal(__nf_plan_make(&s, epoch, &p), 0);
+                assert_int_equal(nf__plan_make(&s, epoch, &p), 0);
                 uint32_t *idx = malloc(window * sizeof(*idx));
                 uint64_t checked = 0;
                 for (uint64_t w = 0; w * window < R; w++) {
-                    uint64_t w0 = w * window, len = __nf_window_len(&s, w);
-                    __nf_plan_span(&s, &p, w0, len, idx);
+                    uint64_t w0 = w * window, len = nf__window_len(&s, w);
+                    nf__plan_span(&s, &p, w0, len, idx);
                     for (uint64_t j = 0; j < len; j++) {
                         uint32_t b1, i1, b2, i2;
-                        uint64_t r1 = __nf_plan_record(&s, &p, w0 + j, &b1, &i1);
-                        uint64_t r2 = __nf_plan_record_at(&s, &p, idx[j], w0 + j, &b2, &i2);
+                        uint64_t r1 = nf__plan_record(&s, &p, w0 + j, &b1, &i1);
+                        uint64_t r2 = nf__plan_record_at(&s, &p, idx[j], w0 + j, &b2, &i2);
                         if (r1 != r2 || b1 != b2 || i1 != i2)
                             fail_msg("window %llu, position %llu: search gives record %llu (block %u, "
                                      "%u), the span %llu (block %u, %u)", (unsigned long long)w,
@@ -199,9 +199,9 @@ static void test_plan_span_matches_search(void **state)
                 }
                 assert_int_equal(checked, R);
                 free(idx);
-                __nf_plan_free(&p);
+                nf__plan_free(&p);
             }
-            __nf_sampler_free(&s);
+            nf__sampler_free(&s);
         }
     }
 }

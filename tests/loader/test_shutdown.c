@@ -5,8 +5,8 @@
  * and while a consumer waits inside loader_next. Each state is reached
  * deterministically and confirmed before destroy is called:
  *
- *   reading   --wrap=__nf_reader_wait holds every worker inside the wait;
- *   decoding  --wrap=__nf_reader_decode holds every worker inside decode;
+ *   reading   --wrap=nf__reader_wait holds every worker inside the wait;
+ *   decoding  --wrap=nf__reader_decode holds every worker inside decode;
  *   full ring nobody consumes; --wrap=pthread_cond_wait counts the workers
  *             that have read and now sleep on a condition, which in a
  *             worker is only wait_slot (the startup handshake comes before
@@ -67,23 +67,23 @@ static void hold(atomic_int *flag, atomic_int *count)
     atomic_fetch_sub(count, 1);
 }
 
-int __real___nf_reader_wait(struct nf_reader *r, unsigned min, struct nf_read_done *done,
+int __real_nf__reader_wait(struct nf_reader *r, unsigned min, struct nf_read_done *done,
                             unsigned max);
-int __wrap___nf_reader_wait(struct nf_reader *r, unsigned min, struct nf_read_done *done,
+int __wrap_nf__reader_wait(struct nf_reader *r, unsigned min, struct nf_read_done *done,
                             unsigned max)
 {
     has_read = true;
     hold(&hold_read, &in_read);
-    return __real___nf_reader_wait(r, min, done, max);
+    return __real_nf__reader_wait(r, min, done, max);
 }
 
-int __real___nf_reader_decode(struct nf_reader *r, uint32_t shard, uint32_t block,
+int __real_nf__reader_decode(struct nf_reader *r, uint32_t shard, uint32_t block,
                               const void *stored, void *dst, size_t dst_len);
-int __wrap___nf_reader_decode(struct nf_reader *r, uint32_t shard, uint32_t block,
+int __wrap_nf__reader_decode(struct nf_reader *r, uint32_t shard, uint32_t block,
                               const void *stored, void *dst, size_t dst_len)
 {
     hold(&hold_decode, &in_decode);
-    return __real___nf_reader_decode(r, shard, block, stored, dst, dst_len);
+    return __real_nf__reader_decode(r, shard, block, stored, dst, dst_len);
 }
 
 int __real_pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m);

@@ -4,7 +4,7 @@
  * arrives exactly once, the epoch still finishes at a stated floor of
  * throughput, and the loader's counters show where the time went.
  *
- * The slowness is injected at the reader (--wrap=__nf_reader_wait): after
+ * The slowness is injected at the reader (--wrap=nf__reader_wait): after
  * the real wait, the worker that collected a finished read of shard 0
  * sleeps SLOW_NS for it, inside the window the loader times as io_wait.
  * That is a device that serves shard 0 one block at a time per reader,
@@ -58,12 +58,12 @@ static void sleep_ns(uint64_t ns)
 /* ---- the slow shard, at the reader ---- */
 static _Atomic uint64_t slow_ns;     /* 0: no slowdown */
 static _Atomic uint64_t slow_blocks; /* shard-0 reads slowed so far */
-int __real___nf_reader_wait(struct nf_reader *r, unsigned min, struct nf_read_done *done,
+int __real_nf__reader_wait(struct nf_reader *r, unsigned min, struct nf_read_done *done,
                             unsigned max);
-int __wrap___nf_reader_wait(struct nf_reader *r, unsigned min, struct nf_read_done *done,
+int __wrap_nf__reader_wait(struct nf_reader *r, unsigned min, struct nf_read_done *done,
                             unsigned max)
 {
-    int n = __real___nf_reader_wait(r, min, done, max);
+    int n = __real_nf__reader_wait(r, min, done, max);
     uint64_t d = atomic_load(&slow_ns);
     for (int i = 0; d && i < n; i++)
         if (done[i].shard == 0 && done[i].result == 0) {
@@ -111,11 +111,11 @@ static int setup(void **state)
         return -1;
     }
     struct nf_dataset *ds;
-    if (__nf_dataset_open(dir, NULL, &ds))
+    if (nf__dataset_open(dir, NULL, &ds))
         return -1;
-    nshards = __nf_dataset_shard_count(ds);
-    b0 = __nf_dataset_shard_index(ds, 0)->nblocks;
-    __nf_dataset_close(ds);
+    nshards = nf__dataset_shard_count(ds);
+    b0 = nf__dataset_shard_index(ds, 0)->nblocks;
+    nf__dataset_close(ds);
     return 0;
 }
 
@@ -143,7 +143,7 @@ static void run_epoch(struct run *out)
     c.world_size = 1;
     c.host_mode = 1;
     c.seed = 8;
-    /* the slowdown lives in __nf_reader_wait, which the mapped path skips */
+    /* the slowdown lives in nf__reader_wait, which the mapped path skips */
     const char *io = getenv("NUMAFEED_IO");
     if (io && !strcmp(io, "mmap"))
         c.io_backend = LOADER_IO_PREAD;

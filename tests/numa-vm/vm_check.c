@@ -6,7 +6,7 @@
  * are: every pool thread's allowed CPUs and last CPU from
  * /proc/self/task/<tid>/{status,stat}, every slot page's node from
  * move_pages. Checks the digest of delivered records against the raw file.
- * Also puts a buffer on the last node on purpose and has __nf_node_settle
+ * Also puts a buffer on the last node on purpose and has nf__node_settle
  * move it to node 0, which the kernel must then confirm page by page.
  * Prints one JSON report; exit 0 when everything is where it belongs.
  *
@@ -153,15 +153,15 @@ static void check_settle(int last, int *bad)
     void *p;
     size_t mapped;
     struct nf_placement pl;
-    if (__nf_node_map(NULL, last, 4u << 20, &p, &mapped, &pl)) {
+    if (nf__node_map(NULL, last, 4u << 20, &p, &mapped, &pl)) {
         printf("\"settle\":{\"error\":\"map\"},");
         (*bad)++;
         return;
     }
-    __nf_node_touch(p, mapped);
+    nf__node_touch(p, mapped);
     long before, on, total;
     kernel_pages(p, mapped, 0, &before, &total);
-    __nf_node_settle(p, mapped, 0, &pl);
+    nf__node_settle(p, mapped, 0, &pl);
     kernel_pages(p, mapped, 0, &on, &total);
     int ok = before == 0 && total > 0 && on == total && pl.strays == pl.pages &&
              pl.pages_on_node == pl.pages;
@@ -169,7 +169,7 @@ static void check_settle(int last, int *bad)
     printf("\"settle\":{\"from\":%d,\"on_node0_before\":%ld,\"strays\":%zu,\"on_node0_after\":%ld,"
            "\"pages\":%ld,\"note\":\"%s\",\"ok\":%s},",
            last, before, pl.strays, on, total, pl.note, ok ? "true" : "false");
-    __nf_node_free(p, mapped);
+    nf__node_free(p, mapped);
 }
 
 int main(int argc, char **argv)

@@ -184,52 +184,52 @@ static void test_random_equivalence(void **state)
 
         unsigned char ref[MAXID];
         int rrc = ref_parse(text, ref, MAXID);
-        int rc = __nf_cpuset_parse(&set, text, len, "random");
+        int rc = nf__cpuset_parse(&set, text, len, "random");
         if ((rrc == 0) != (rc == 0))
             fail_msg("\"%s\": reference %d, parser %d (%s)", text, rrc, rc, numafeed_last_error());
         if (rc)
             continue;
         for (unsigned i = 0; i < MAXID; i++)
-            if (ref[i] != __nf_cpuset_test(&set, i))
+            if (ref[i] != nf__cpuset_test(&set, i))
                 fail_msg("\"%s\": CPU %u differs", text, i);
         /* format -> parse round trip is the identity */
         char out[2048];
         struct nf_cpuset again = {0};
-        size_t n = __nf_cpuset_format(&set, out, sizeof(out));
-        assert_int_equal(__nf_cpuset_parse(&again, out, n, "roundtrip"), 0);
-        assert_true(__nf_cpuset_equal(&set, &again));
-        __nf_cpuset_free(&again);
+        size_t n = nf__cpuset_format(&set, out, sizeof(out));
+        assert_int_equal(nf__cpuset_parse(&again, out, n, "roundtrip"), 0);
+        assert_true(nf__cpuset_equal(&set, &again));
+        nf__cpuset_free(&again);
     }
-    __nf_cpuset_free(&set);
+    nf__cpuset_free(&set);
 }
 
 static void test_set_ops(void **state)
 {
     (void)state;
     struct nf_cpuset a = {0}, b = {0}, c = {0};
-    assert_int_equal(__nf_cpuset_parse(&a, "0-127", 5, "a"), 0);
-    assert_int_equal(__nf_cpuset_parse(&b, "64-65,200", 9, "b"), 0);
-    assert_int_equal(__nf_cpuset_and(&c, &a, &b), 0);
+    assert_int_equal(nf__cpuset_parse(&a, "0-127", 5, "a"), 0);
+    assert_int_equal(nf__cpuset_parse(&b, "64-65,200", 9, "b"), 0);
+    assert_int_equal(nf__cpuset_and(&c, &a, &b), 0);
     char out[64];
-    __nf_cpuset_format(&c, out, sizeof(out));
+    nf__cpuset_format(&c, out, sizeof(out));
     assert_string_equal(out, "64-65");
-    assert_int_equal(__nf_cpuset_count(&c), 2);
-    assert_int_equal(__nf_cpuset_next(&c, 0), 64);
-    assert_int_equal(__nf_cpuset_next(&c, 66), -1);
-    assert_int_equal(__nf_cpuset_parse(&b, "200", 3, "b"), 0);
-    assert_int_equal(__nf_cpuset_and(&c, &a, &b), 0);
-    assert_true(__nf_cpuset_empty(&c));
+    assert_int_equal(nf__cpuset_count(&c), 2);
+    assert_int_equal(nf__cpuset_next(&c, 0), 64);
+    assert_int_equal(nf__cpuset_next(&c, 66), -1);
+    assert_int_equal(nf__cpuset_parse(&b, "200", 3, "b"), 0);
+    assert_int_equal(nf__cpuset_and(&c, &a, &b), 0);
+    assert_true(nf__cpuset_empty(&c));
     /* applying an empty mask is refused, never passed to the kernel */
-    assert_int_equal(__nf_cpuset_apply_affinity(&c, 0), -EINVAL);
-    __nf_cpuset_free(&a);
-    __nf_cpuset_free(&b);
-    __nf_cpuset_free(&c);
+    assert_int_equal(nf__cpuset_apply_affinity(&c, 0), -EINVAL);
+    nf__cpuset_free(&a);
+    nf__cpuset_free(&b);
+    nf__cpuset_free(&c);
     /* copying a never-grown set into another (both w NULL): found by
      * fuzz_cpulist as memset(NULL, 0, 0) under UBSan */
     struct nf_cpuset e = {0}, f = {0};
-    assert_int_equal(__nf_cpuset_copy(&f, &e), 0);
-    assert_true(__nf_cpuset_empty(&f) && __nf_cpuset_equal(&e, &f));
-    __nf_cpuset_free(&f);
+    assert_int_equal(nf__cpuset_copy(&f, &e), 0);
+    assert_true(nf__cpuset_empty(&f) && nf__cpuset_equal(&e, &f));
+    nf__cpuset_free(&f);
 }
 
 int main(void)

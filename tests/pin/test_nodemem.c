@@ -82,7 +82,7 @@ static void test_alloc_node0(void **state)
     void *p;
     size_t mapped;
     struct nf_placement pl;
-    assert_int_equal(__nf_node_alloc(NULL, 0, 5u << 20, &p, &mapped, &pl), 0);
+    assert_int_equal(nf__node_alloc(NULL, 0, 5u << 20, &p, &mapped, &pl), 0);
     assert_int_equal(mapped, 6u << 20); /* rounded to 2 MiB */
     assert_true(pl.bound);
     assert_true(pl.verified);
@@ -94,7 +94,7 @@ static void test_alloc_node0(void **state)
     /* mbind was told about node 0 with room for the kernel's decrement */
     assert_true(last_maxnode >= 2);
     assert_int_equal(last_mask[0] & 1, 1);
-    __nf_node_free(p, mapped);
+    nf__node_free(p, mapped);
 }
 
 static void test_maxnode_pitfall(void **state)
@@ -107,7 +107,7 @@ static void test_maxnode_pitfall(void **state)
         void *p;
         size_t mapped;
         struct nf_placement pl;
-        assert_int_equal(__nf_node_alloc(NULL, nodes[i], 4096, &p, &mapped, &pl), 0);
+        assert_int_equal(nf__node_alloc(NULL, nodes[i], 4096, &p, &mapped, &pl), 0);
         if (last_maxnode < (unsigned long)nodes[i] + 2)
             fail_msg("node %d: maxnode %lu", nodes[i], last_maxnode);
         const unsigned bpw = 8 * sizeof(unsigned long);
@@ -116,7 +116,7 @@ static void test_maxnode_pitfall(void **state)
             assert_false(pl.bound); /* no such node on this machine */
             assert_non_null(strstr(pl.note, "mbind"));
         }
-        __nf_node_free(p, mapped);
+        nf__node_free(p, mapped);
     }
 }
 
@@ -127,11 +127,11 @@ static void test_mbind_eperm(void **state)
     void *p;
     size_t mapped;
     struct nf_placement pl;
-    assert_int_equal(__nf_node_alloc(NULL, 0, 1u << 20, &p, &mapped, &pl), 0);
+    assert_int_equal(nf__node_alloc(NULL, 0, 1u << 20, &p, &mapped, &pl), 0);
     assert_false(pl.bound);
     assert_non_null(strstr(pl.note, "mbind(MPOL_BIND, node 0): Operation not permitted"));
     assert_true(pl.verified); /* first touch still placed it, and we checked */
-    __nf_node_free(p, mapped);
+    nf__node_free(p, mapped);
 }
 
 static void test_move_pages_refused(void **state)
@@ -141,10 +141,10 @@ static void test_move_pages_refused(void **state)
     void *p;
     size_t mapped;
     struct nf_placement pl;
-    assert_int_equal(__nf_node_alloc(NULL, 0, 1u << 20, &p, &mapped, &pl), 0);
+    assert_int_equal(nf__node_alloc(NULL, 0, 1u << 20, &p, &mapped, &pl), 0);
     assert_false(pl.verified);
     assert_non_null(strstr(pl.note, "placement not verified"));
-    __nf_node_free(p, mapped);
+    nf__node_free(p, mapped);
 }
 
 /* First touch put the pages elsewhere (the first placement query says node
@@ -157,7 +157,7 @@ static void test_strays_moved(void **state)
     void *p;
     size_t mapped;
     struct nf_placement pl;
-    assert_int_equal(__nf_node_alloc(NULL, 0, 4u << 20, &p, &mapped, &pl), 0);
+    assert_int_equal(nf__node_alloc(NULL, 0, 4u << 20, &p, &mapped, &pl), 0);
     assert_int_equal(mbind_calls, 2); /* the bind, then the move */
     assert_int_equal(mbind_last_flags, MPOL_MF_MOVE | MPOL_MF_STRICT);
     assert_true(pl.verified);
@@ -166,14 +166,14 @@ static void test_strays_moved(void **state)
     assert_non_null(strstr(pl.note, "1024 of 1024 sampled pages were first placed off node 0; "
                                     "moved there with mbind(MPOL_MF_MOVE)"));
     assert_null(strstr(pl.note, "not on node"));
-    __nf_node_free(p, mapped);
+    nf__node_free(p, mapped);
 
     /* placed right the first time: no move, no note */
-    assert_int_equal(__nf_node_alloc(NULL, 0, 4u << 20, &p, &mapped, &pl), 0);
+    assert_int_equal(nf__node_alloc(NULL, 0, 4u << 20, &p, &mapped, &pl), 0);
     assert_int_equal(mbind_calls, 3);
     assert_int_equal(pl.strays, 0);
     assert_string_equal(pl.note, "");
-    __nf_node_free(p, mapped);
+    nf__node_free(p, mapped);
 }
 
 /* The move refused (a container without CAP_SYS_NICE refuses mbind): the
@@ -185,17 +185,17 @@ static void test_strays_move_refused(void **state)
     void *p;
     size_t mapped;
     struct nf_placement pl;
-    assert_int_equal(__nf_node_map(NULL, 0, 2u << 20, &p, &mapped, &pl), 0);
-    __nf_node_touch(p, mapped);
+    assert_int_equal(nf__node_map(NULL, 0, 2u << 20, &p, &mapped, &pl), 0);
+    nf__node_touch(p, mapped);
     fail_mbind = EPERM;
-    __nf_node_settle(p, mapped, 0, &pl);
+    nf__node_settle(p, mapped, 0, &pl);
     assert_true(pl.verified);
     assert_int_equal(pl.strays, 512);
     assert_int_equal(pl.pages_on_node, 0);
     assert_non_null(strstr(pl.note, "512 of 512 sampled pages are not on node 0; 512 of 512 "
                                     "sampled pages were first placed off node 0; "
                                     "mbind(MPOL_MF_MOVE): Operation not permitted"));
-    __nf_node_free(p, mapped);
+    nf__node_free(p, mapped);
 }
 
 static void test_hugetlb_without_pool(void **state)
@@ -212,18 +212,18 @@ static void test_hugetlb_without_pool(void **state)
     void *p;
     size_t mapped;
     struct nf_placement pl;
-    assert_int_equal(__nf_node_alloc(d, 0, 3u << 20, &p, &mapped, &pl), 0);
+    assert_int_equal(nf__node_alloc(d, 0, 3u << 20, &p, &mapped, &pl), 0);
     assert_int_equal(mapped, 4u << 20);
     if (!pl.hugetlb)
         assert_non_null(strstr(pl.note, "MAP_HUGETLB with 16 free 2 MiB pages on node 0"));
     else
         assert_int_equal(pl.page_size, 2u << 20);
-    __nf_node_free(p, mapped);
+    nf__node_free(p, mapped);
     /* garbage in free_hugepages: hugetlb is not tried */
     assert_int_equal(nf_write_file(path, "lots\n", 5), 0);
-    assert_int_equal(__nf_node_alloc(d, 0, 1u << 20, &p, &mapped, &pl), 0);
+    assert_int_equal(nf__node_alloc(d, 0, 1u << 20, &p, &mapped, &pl), 0);
     assert_false(pl.hugetlb);
-    __nf_node_free(p, mapped);
+    nf__node_free(p, mapped);
     nf_rmtree(d);
     free(d);
 }
@@ -234,44 +234,44 @@ static void test_bad_args(void **state)
     void *p;
     size_t mapped;
     struct nf_placement pl;
-    assert_int_equal(__nf_node_alloc(NULL, 0, 0, &p, &mapped, &pl), -EINVAL);
-    assert_int_equal(__nf_node_alloc(NULL, -1, 4096, &p, &mapped, &pl), -EINVAL);
-    assert_int_equal(__nf_node_alloc(NULL, 0, SIZE_MAX - 10, &p, &mapped, &pl), -EOVERFLOW);
+    assert_int_equal(nf__node_alloc(NULL, 0, 0, &p, &mapped, &pl), -EINVAL);
+    assert_int_equal(nf__node_alloc(NULL, -1, 4096, &p, &mapped, &pl), -EINVAL);
+    assert_int_equal(nf__node_alloc(NULL, 0, SIZE_MAX - 10, &p, &mapped, &pl), -EOVERFLOW);
 }
 
 static void test_bind_thread(void **state)
 {
     (void)state;
     struct nf_cpuset before = {0}, cpus = {0}, after = {0};
-    assert_int_equal(__nf_cpuset_from_affinity(&before, 0), 0);
+    assert_int_equal(nf__cpuset_from_affinity(&before, 0), 0);
     /* bind to the first allowed CPU, then check the kernel agrees */
-    long first = __nf_cpuset_next(&before, 0);
+    long first = nf__cpuset_next(&before, 0);
     assert_true(first >= 0);
-    assert_int_equal(__nf_cpuset_set(&cpus, (unsigned)first), 0);
+    assert_int_equal(nf__cpuset_set(&cpus, (unsigned)first), 0);
     struct nf_bind_result res;
-    assert_int_equal(__nf_bind_thread(&cpus, 0, &res), 0);
+    assert_int_equal(nf__bind_thread(&cpus, 0, &res), 0);
     assert_true(res.affinity);
     assert_true(res.mempolicy);
     assert_string_equal(res.note, "");
-    assert_int_equal(__nf_cpuset_from_affinity(&after, 0), 0);
-    assert_true(__nf_cpuset_equal(&after, &cpus));
+    assert_int_equal(nf__cpuset_from_affinity(&after, 0), 0);
+    assert_true(nf__cpuset_equal(&after, &cpus));
     int mode = -1;
     assert_int_equal(get_mempolicy(&mode, NULL, 0, NULL, 0), 0);
     assert_int_equal(mode, MPOL_PREFERRED);
 
     fail_mempolicy = EPERM;
-    assert_int_equal(__nf_bind_thread(&cpus, 0, &res), 0);
+    assert_int_equal(nf__bind_thread(&cpus, 0, &res), 0);
     assert_false(res.mempolicy);
     assert_non_null(strstr(res.note, "Operation not permitted"));
 
     struct nf_cpuset empty = {0};
-    assert_int_equal(__nf_bind_thread(&empty, 0, &res), -EINVAL); /* never an empty mask */
-    assert_int_equal(__nf_cpuset_apply_affinity(&before, 0), 0);
+    assert_int_equal(nf__bind_thread(&empty, 0, &res), -EINVAL); /* never an empty mask */
+    assert_int_equal(nf__cpuset_apply_affinity(&before, 0), 0);
     set_mempolicy(MPOL_DEFAULT, NULL, 0);
-    __nf_cpuset_free(&before);
-    __nf_cpuset_free(&cpus);
-    __nf_cpuset_free(&after);
-    __nf_cpuset_free(&empty);
+    nf__cpuset_free(&before);
+    nf__cpuset_free(&cpus);
+    nf__cpuset_free(&after);
+    nf__cpuset_free(&empty);
 }
 
 int main(void)

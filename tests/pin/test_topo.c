@@ -242,9 +242,9 @@ static void test_allowed_intersection(void **state)
     o.sysfs_root = nf_fixture("sysfs/no-gpu");
     assert_int_equal(numafeed_topo_open(&o, &t), 0);
     struct nf_cpuset mine = {0};
-    assert_int_equal(__nf_cpuset_from_affinity(&mine, 0), 0);
-    assert_true(__nf_cpuset_equal(&mine, &t->allowed));
-    __nf_cpuset_free(&mine);
+    assert_int_equal(nf__cpuset_from_affinity(&mine, 0), 0);
+    assert_true(nf__cpuset_equal(&mine, &t->allowed));
+    nf__cpuset_free(&mine);
     numafeed_topo_close(t);
 
     /* garbage or empty allowed lists are refused */
@@ -378,17 +378,17 @@ static void test_busid(void **state)
     (void)state;
     char out[NF_BUSID_LEN];
     uint64_t a, b;
-    assert_int_equal(__nf_busid_normalize("00000000:1A:00.0", out, &a), 0); /* nvidia-smi form */
+    assert_int_equal(nf__busid_normalize("00000000:1A:00.0", out, &a), 0); /* nvidia-smi form */
     assert_string_equal(out, "0000:1a:00.0");
-    assert_int_equal(__nf_busid_normalize("0000:1a:00.0", out, &b), 0);
+    assert_int_equal(nf__busid_normalize("0000:1a:00.0", out, &b), 0);
     assert_true(a == b);
-    assert_int_equal(__nf_busid_normalize("10000:00:01.0", out, &a), 0); /* VMD domain */
+    assert_int_equal(nf__busid_normalize("10000:00:01.0", out, &a), 0); /* VMD domain */
     assert_string_equal(out, "10000:00:01.0");
-    assert_int_equal(__nf_busid_normalize("0000:1a:00", out, NULL), -EINVAL);
-    assert_int_equal(__nf_busid_normalize("0000:1a:20.0", out, NULL), -EINVAL); /* dev > 31 */
-    assert_int_equal(__nf_busid_normalize("0000:1a:00.8", out, NULL), -EINVAL);
-    assert_int_equal(__nf_busid_normalize("0000:1a:00.0x", out, NULL), -EINVAL);
-    assert_int_equal(__nf_busid_normalize("pci0000:00", out, NULL), -EINVAL);
+    assert_int_equal(nf__busid_normalize("0000:1a:00", out, NULL), -EINVAL);
+    assert_int_equal(nf__busid_normalize("0000:1a:20.0", out, NULL), -EINVAL); /* dev > 31 */
+    assert_int_equal(nf__busid_normalize("0000:1a:00.8", out, NULL), -EINVAL);
+    assert_int_equal(nf__busid_normalize("0000:1a:00.0x", out, NULL), -EINVAL);
+    assert_int_equal(nf__busid_normalize("pci0000:00", out, NULL), -EINVAL);
 }
 
 static void test_strerror(void **state)
