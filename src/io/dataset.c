@@ -67,6 +67,9 @@ void nf__dataset_close(struct nf_dataset *ds)
         free(s->path);
         nf__shard_index_free(&s->idx);
     }
+    free(ds->gblock_shard);
+    free(ds->gblock_block);
+    free(ds->gblock_records);
     free(ds->shards);
     nf__manifest_free(&ds->m);
     free(ds);
@@ -156,6 +159,33 @@ static int open_shard(struct nf_dataset *ds, uint32_t i, const char *dir,
     return 0;
 }
 
+/* The global block list (io.h): shard by shard, each shard's blocks in order. */
+static int build_block_list(struct nf_dataset *ds)
+{
+    uint64_t nb = 0;
+    for (uint32_t s = 0; s < ds->nshards; s++)
+        nb += ds->shards[s].idx.nblocks;
+    if (nb > UINT32_MAX)
+        return nf__error(NUMAFEED_ECORRUPT, "dataset has %llu blocks, more than 2^32-1",
+                         (unsigned long long)nb);
+    size_t n = nb ? (size_t)nb : 1;
+    ds->gblock_shard = malloc(n * sizeof(uint32_t));
+    ds->gblock_block = malloc(n * sizeof(uint32_t));
+    ds->gblock_records = malloc(n * sizeof(uint32_t));
+    if (!ds->gblock_shard || !ds->gblock_block || !ds->gblock_records)
+        return nf__error(-ENOMEM, "out of memory for the list of %llu blocks",
+                         (unsigned long long)nb);
+    uint32_t g = 0;
+    for (uint32_t s = 0; s < ds->nshards; s++)
+        for (uint32_t b = 0; b < ds->shards[s].idx.nblocks; b++, g++) {
+            ds->gblock_shard[g] = s;
+            ds->gblock_block[g] = b;
+            ds->gblock_records[g] = ds->shards[s].idx.blocks[b].records;
+        }
+    ds->nblocks = g;
+    return 0;
+}
+
 int nf__dataset_open(const char *dir, const struct nf_dataset_options *o, struct nf_dataset **out)
 {
     struct nf_dataset_options defaults;
@@ -202,10 +232,36 @@ int nf__dataset_open(const char *dir, const struct nf_dataset_options *o, struct
             ds->shards[i].dfd = -1;
         }
     }
+    if ((rc = build_block_list(ds))) {
+        nf__dataset_close(ds);
+        return rc;
+    }
     /* Validated by the manifest (shards sum to records) and by each shard
      * (its records equal the manifest's): the two totals agree. */
     *out = ds;
     return 0;
+}
+
+uint32_t nf__dataset_blocks(const struct nf_dataset *ds)
+{
+    return ds->nblocks;
+}
+
+const struct nf_block_info *nf__dataset_block(const struct nf_dataset *ds, uint32_t g,
+                                              uint32_t *shard, uint32_t *block)
+{
+    if (g >= ds->nblocks)
+        return NULL;
+    if (shard)
+        *shard = ds->gblock_shard[g];
+    if (block)
+        *block = ds->gblock_block[g];
+    return &ds->shards[ds->gblock_shard[g]].idx.blocks[ds->gblock_block[g]];
+}
+
+const uint32_t *nf__dataset_block_records(const struct nf_dataset *ds)
+{
+    return ds->gblock_records;
 }
 
 uint64_t nf__dataset_records(const struct nf_dataset *ds)

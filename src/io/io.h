@@ -231,6 +231,19 @@ int nf__dataset_map(struct nf_dataset *ds);
  * of range. */
 const uint8_t *nf__dataset_block_map(const struct nf_dataset *ds, uint32_t shard, uint32_t block);
 
+/*
+ * The global block list: every block of every shard, shard by shard, in
+ * file order; the numbering the sampler and the loader use. Built once at
+ * open. nf__dataset_block fills *shard and *block (either may be NULL) and
+ * returns the block's index entry, or NULL when g is out of range.
+ * nf__dataset_block_records is the records of each global block
+ * (nf__dataset_blocks entries).
+ */
+uint32_t nf__dataset_blocks(const struct nf_dataset *ds);
+const struct nf_block_info *nf__dataset_block(const struct nf_dataset *ds, uint32_t g,
+                                              uint32_t *shard, uint32_t *block);
+const uint32_t *nf__dataset_block_records(const struct nf_dataset *ds);
+
 /* 1 when shards have O_DIRECT descriptors; 0 with the reason in *why. */
 int nf__dataset_direct(const struct nf_dataset *ds, const char **why);
 

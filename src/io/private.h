@@ -29,6 +29,10 @@ struct nf_dataset {
     uint32_t max_decoded;
     int direct;            /* every shard has a dfd */
     char direct_why[320];  /* why not, when direct is 0 */
+    /* the global block list, shard by shard: block g is block gblock_block[g]
+     * of shard gblock_shard[g], and holds gblock_records[g] records */
+    uint32_t nblocks;
+    uint32_t *gblock_shard, *gblock_block, *gblock_records;
 };
 
 /* XXH3_64bits of a whole file, read in 1 MiB pieces. */
