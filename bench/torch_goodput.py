@@ -34,10 +34,10 @@ class Config(C.Structure):
     _fields_ = [("size", C.c_size_t), ("path", C.c_char_p), ("batch_size", C.c_uint32),
                 ("gpus", C.POINTER(C.c_int)), ("ngpus", C.c_int),
                 ("node_override", C.POINTER(C.c_int)), ("threads", C.c_uint32),
-                ("ring_depth", C.c_uint32), ("shuffle", C.c_int), ("seed", C.c_uint64),
+                ("prefetch", C.c_uint32), ("shuffle", C.c_int), ("seed", C.c_uint64),
                 ("shuffle_window", C.c_uint64), ("drop_last", C.c_int), ("rank", C.c_uint32),
-                ("world_size", C.c_uint32), ("io_backend", C.c_int), ("io_depth", C.c_uint32),
-                ("host_mode", C.c_int), ("sysfs_root", C.c_char_p), ("verbose", C.c_int),
+                ("world_size", C.c_uint32), ("io", C.c_int), ("io_depth", C.c_uint32),
+                ("device", C.c_int), ("sysfs_root", C.c_char_p), ("verbose", C.c_int),
                 ("strict", C.c_int)]
 
 
@@ -48,7 +48,7 @@ class Field(C.Structure):
 
 
 class Batch(C.Structure):
-    _fields_ = [("gpu", C.c_int), ("epoch", C.c_uint64), ("index", C.c_uint64),
+    _fields_ = [("size", C.c_size_t), ("gpu", C.c_int), ("epoch", C.c_uint64), ("index", C.c_uint64),
                 ("records", C.c_uint32), ("last_in_epoch", C.c_int),
                 ("record_ids", C.POINTER(C.c_uint64)), ("nfields", C.c_uint),
                 ("fields", C.POINTER(Field)), ("ready_event", C.c_void_p), ("seq_", C.c_uint64)]
@@ -94,7 +94,7 @@ def epochs_of(L, h, stream, epochs):
     """Yield (batch, device tensor) on `stream`; the caller releases."""
     for _ in range(epochs):
         while True:
-            b = Batch()
+            b = Batch(size=C.sizeof(Batch))
             rc = L.loader_next_on_stream(h, 0, C.byref(b), -1, stream.cuda_stream)
             if rc == EPOCH_END:
                 break

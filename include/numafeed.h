@@ -439,20 +439,45 @@ NUMAFEED_API unsigned numafeed_writer_shards(const numafeed_writer *w);
  */
 typedef struct numafeed_loader loader_t;
 
-enum loader_io_backend {
-    LOADER_IO_AUTO = 0,  /* io_uring, pread when refused; env NUMAFEED_IO overrides */
+/* How a pool's workers read shards (loader_config.io). */
+enum loader_io {
+    /* Chosen per dataset and machine when the loader is created: mmap when
+     * the shards are resident in the page cache (measured by sampling them
+     * with mincore), io_uring otherwise (pread where io_uring is refused).
+     * docs/loader.md has the rule and the measurements behind it;
+     * loader_pool_info().io_backend says what was chosen and why. */
+    LOADER_IO_AUTO = 0,
     LOADER_IO_URING = 1, /* io_uring or fail */
     LOADER_IO_PREAD = 2, /* pread */
     /* Map each shard read-only and verify and copy blocks in place: one pass
-     * fewer over page-cache-resident data (the fastest choice when the
-     * dataset fits in memory). Cold pages are faulted in synchronously, and
-     * a shard truncated by someone else while the loader runs raises
-     * SIGBUS. Also chosen by env NUMAFEED_IO=mmap with LOADER_IO_AUTO. */
+     * fewer over page-cache-resident data. Cold pages are faulted in
+     * synchronously. A shard truncated or replaced by someone else while
+     * the loader runs is the same typed error as a short read
+     * (NUMAFEED_ECORRUPT, naming shard and offset) at the batch it affects,
+     * never a signal: docs/loader.md says how. */
     LOADER_IO_MMAP = 3,
+};
+/* Deprecated spelling of enum loader_io, for one release. */
+#define loader_io_backend loader_io
+
+/* Where batches are delivered (loader_config.device). */
+enum loader_device {
+    /* The GPUs when the CUDA runtime, a driver and a device are there,
+     * host batches otherwise (the reason is in loader_pool_info().notes). */
+    LOADER_DEVICE_AUTO = 0,
+    LOADER_DEVICE_CPU = 1,  /* host batches only, even where a GPU could take them */
+    LOADER_DEVICE_CUDA = 2, /* the GPUs, or loader_create fails (NUMAFEED_ENOCUDA) */
 };
 
 #define LOADER_MAX_GPUS 64
 
+/*
+ * The loader's configuration. One vocabulary across C, the numafeed command
+ * and Python: each field below is spelled the same as the command's option
+ * (--batch-size, --prefetch, --io, --device, --gpus, ...) and the Python
+ * keyword (batch_size=, prefetch=, io=, device=, ...); docs/loader.md has
+ * the table.
+ */
 struct loader_config {
     /* sizeof(struct loader_config); set by loader_config_init. */
     size_t size;
@@ -461,44 +486,60 @@ struct loader_config {
     /* Records per batch. Default 64. */
     uint32_t batch_size;
     /* CUDA ordinals to serve, ngpus entries; ngpus 0 (default) serves every
-     * visible GPU, or one host pool ("GPU 0") when none is visible. In host
-     * mode, ordinals need not exist: each is a host pool on its node
-     * override (or node 0). At most LOADER_MAX_GPUS. */
+     * visible GPU, or one host pool ("host pool 0") when none is visible.
+     * With device CPU, ordinals need not exist: each is a host pool on its
+     * node override (or node 0). Each ordinal at most once. At most
+     * LOADER_MAX_GPUS. */
     const int *gpus;
     int ngpus;
     /* Per served GPU (same order as gpus, or ordinals 0..n-1 when gpus is
      * NULL): the NUMA node to use instead of the one sysfs reports, for
      * firmware that lies; -1 for none. NULL (default): no overrides. */
     const int *node_override;
-    /* Worker threads per pool. 0 (default): min(4, CPUs of the pool). */
+    /* Worker threads per pool, 1 to 256. 0 (default): min(4, CPUs of the
+     * pool). */
     uint32_t threads;
-    /* Batch slots per pool, i.e. batches in flight. 0 (default): enough for
-     * every worker to have a shuffle window in flight (the batches of
-     * threads + 2 windows), at least 4, and no more than 512 MiB of slots
-     * unless 4 slots need more. Otherwise >= 2. */
-    uint32_t ring_depth;
+    /* Batches in flight per pool: the ring's slots, including the batches
+     * the consumer holds. 0 (default): enough for every worker to have a
+     * shuffle window in flight (the batches of threads + 2 windows), at
+     * least 4, and no more than 512 MiB of slots unless 4 slots need more.
+     * Otherwise >= 2. ring_depth is its deprecated name, for one release. */
+    union {
+        uint32_t prefetch;
+        uint32_t ring_depth;
+    };
     /* Shuffle (default 1) with this seed (default 0). The order is a pure
      * function of (seed, epoch, dataset, rank, world size, GPUs served). */
     int shuffle;
     uint64_t seed;
     /* Records mixed together by the within-window shuffle, on top of the
-     * block-level shuffle. 0 (default): 16 blocks' worth. Blocks stream
-     * through about 1 MiB of staging per worker; only a ring smaller than
-     * one window's batches makes a worker hold the window decoded. */
+     * block-level shuffle. 0 (default): 16 blocks' worth; at most 2^24.
+     * Blocks stream through about 1 MiB of staging per worker; only a ring
+     * smaller than one window's batches makes a worker hold the window
+     * decoded. */
     uint64_t shuffle_window;
     /* Drop each part's incomplete last batch (default 0: keep it short). */
     int drop_last;
     /* This process's rank and the number of ranks. world_size 0 (default):
-     * the environment's RANK and WORLD_SIZE when set, else 0 and 1. The
-     * records are split over world_size x (GPUs served) parts. */
+     * what the launcher set (numafeed_launch_env: RANK/WORLD_SIZE,
+     * SLURM_PROCID/SLURM_NTASKS, OMPI_COMM_WORLD_RANK/OMPI_COMM_WORLD_SIZE),
+     * else 0 and 1. The records are split over world_size x (GPUs served)
+     * parts. */
     uint32_t rank, world_size;
-    /* I/O: enum loader_io_backend (default AUTO) and reads in flight per
-     * thread (0: 32). */
-    int io_backend;
+    /* How shards are read: enum loader_io (default AUTO). io_backend is its
+     * deprecated name, for one release. */
+    union {
+        int io;
+        int io_backend;
+    };
+    /* Reads in flight per thread (0: 32; at most 4096). */
     uint32_t io_depth;
-    /* 1: deliver host batches even where a GPU could take them. 0 (default):
-     * automatic, host mode when there is no CUDA runtime, driver or GPU. */
-    int host_mode;
+    /* Where batches go: enum loader_device (default AUTO). host_mode is its
+     * deprecated name, for one release (host_mode = 1 is LOADER_DEVICE_CPU). */
+    union {
+        int device;
+        int host_mode;
+    };
     /* Directory standing in for /sys (NULL: $NUMAFEED_SYSFS_ROOT or /sys). */
     const char *sysfs_root;
     /* 1: print what each pool achieved (CPUs, memory placement) to stderr. */
@@ -547,7 +588,14 @@ struct loader_field {
 
 #define LOADER_MAX_FIELDS 256
 
+/*
+ * One batch, filled by loader_next. The caller sets size (the struct may
+ * grow: fields are only ever appended, and a library never writes past the
+ * size the caller gives); LOADER_BATCH_INIT does it:
+ *     struct loader_batch b = LOADER_BATCH_INIT;
+ */
 struct loader_batch {
+    size_t size;                 /* set by the caller: sizeof(struct loader_batch) */
     int gpu;                     /* the index passed to loader_next */
     uint64_t epoch;              /* from 0 */
     uint64_t index;              /* batch index within the epoch, from 0 */
@@ -557,12 +605,14 @@ struct loader_batch {
     unsigned nfields;
     const struct loader_field *fields; /* nfields entries, valid until release */
     void *ready_event;           /* CUDA path: a cudaEvent_t; NULL in host mode */
-    uint64_t seq_;               /* private: the pool's sequence number */
+    uint64_t seq_;               /* the library's: which slot to release */
 };
+#define LOADER_BATCH_INIT {.size = sizeof(struct loader_batch)}
 
 /*
  * The next batch for the gpu-th served GPU (0 .. loader_gpu_count - 1), in
  * order. Waits at most timeout_ms (-1: forever, 0: do not wait).
+ * batch->size must be set (LOADER_BATCH_INIT); -EINVAL otherwise.
  * Returns 0 with *batch filled; NUMAFEED_EEPOCH_END once after an epoch's
  * last batch (call again for the next epoch); -ETIMEDOUT; -EDEADLK when
  * every slot of the ring is held by batches not yet released; an error
@@ -646,11 +696,15 @@ struct loader_pool_info {
     unsigned threads;
     int tids[256];               /* kernel thread ids of the workers */
     size_t slot_bytes;
-    unsigned ring_depth;
+    union {                      /* the ring's slots (ring_depth: deprecated name) */
+        unsigned prefetch;
+        unsigned ring_depth;
+    };
     size_t page_size;            /* of the ring */
     int hugetlb, thp, mbind, verified; /* what the ring's placement achieved */
     size_t pages, pages_on_node; /* sampled by move_pages */
-    char io_backend[16];         /* "io_uring" or "pread" */
+    char io_backend[16];         /* "io_uring", "pread" or "mmap" (the notes say why,
+                                  * when it was not the first choice) */
     char notes[512];             /* every shortfall and its reason; "" if none */
     int cuda;                    /* 1: batches are copied to the GPU; 0: host mode */
     int registered;              /* 1: the ring is page-locked in place (cudaHostRegister);
@@ -671,8 +725,15 @@ struct loader_pool_info {
 /* What a pool achieved. Thread-safe. */
 NUMAFEED_API int loader_pool_info(loader_t *loader, int gpu, struct loader_pool_info *info);
 
-/* The loader's last error message (worker errors included); "" if none. */
-NUMAFEED_API const char *loader_last_error(const loader_t *loader);
+/*
+ * The loader's last error message (worker errors included, which name the
+ * shard, block and offset), copied into buf (always NUL-terminated when
+ * len > 0); "" if none. Returns the message's length, like snprintf: a
+ * value >= len means it was cut. Thread-safe: the copy is made under the
+ * loader's lock, so a loader_next failing meanwhile on another GPU's pool
+ * cannot tear it.
+ */
+NUMAFEED_API size_t loader_last_error(const loader_t *loader, char *buf, size_t len);
 
 #ifdef __cplusplus
 }

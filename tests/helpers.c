@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "helpers.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,4 +149,49 @@ int nf_run(char **out, const char *fmt, ...)
     else
         free(buf);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+const char *nf_loader_error(const loader_t *L)
+{
+    static _Thread_local char buf[1024];
+    loader_last_error(L, buf, sizeof(buf));
+    return buf;
+}
+
+int nf_test_io(void)
+{
+    const char *v = getenv("NF_TEST_IO");
+    if (!v || !*v || !strcmp(v, "auto"))
+        return LOADER_IO_AUTO;
+    if (!strcmp(v, "io_uring"))
+        return LOADER_IO_URING;
+    if (!strcmp(v, "pread"))
+        return LOADER_IO_PREAD;
+    if (!strcmp(v, "mmap"))
+        return LOADER_IO_MMAP;
+    fprintf(stderr, "NF_TEST_IO=%s: expected auto, io_uring, pread or mmap\n", v);
+    exit(2);
+}
+
+int nf_test_io_reads(void)
+{
+    int io = nf_test_io();
+    return io == LOADER_IO_URING ? io : LOADER_IO_PREAD;
+}
+
+void nf_evict(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        fdatasync(fd);
+        posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+        close(fd);
+    }
+    closedir(d);
 }

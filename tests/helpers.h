@@ -30,6 +30,16 @@ int nf_pack(const char *dir, const struct numafeed_field *fields, size_t nfields
             const struct numafeed_writer_options *o, const void *records, size_t n);
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t nf_now_ns(void);
+/* The io the loader tests run with (enum loader_io): NF_TEST_IO=auto,
+ * io_uring, pread or mmap (ctest runs them as a matrix); default auto.
+ * nf_test_io_reads: the same when it reads (io_uring, pread), else pread. */
+int nf_test_io(void);
+/* Drop the page-cache pages of every file in dir (posix_fadvise
+ * DONTNEED; the files are clean): io auto then sees a cold dataset. */
+void nf_evict(const char *dir);
+int nf_test_io_reads(void);
+/* loader_last_error(L) copied into a per-thread buffer, for messages. */
+const char *nf_loader_error(const loader_t *L);
 /* rm -rf a directory tree (tests only). */
 void nf_rmtree(const char *path);
 /* Write len bytes to path, creating parent directories; 0 on success. */

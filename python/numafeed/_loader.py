@@ -8,6 +8,7 @@ from . import _numafeed
 from ._numafeed import NumafeedError
 
 _OUTPUTS = ("torch", "numpy", "dlpack")
+_DEVICE_AUTO, _DEVICE_CPU = 0, 1  # enum loader_device
 
 
 def _env_int(name):
@@ -171,8 +172,9 @@ class Loader:
             raise ValueError(f"seed must be in [0, 2**64), not {seed}")
         self._path = path
         self._args = dict(
-            gpu=self._ordinal, host_mode=host_mode, shuffle=bool(shuffle), seed=int(seed),
-            drop_last=bool(drop_last), threads=threads or 0, ring_depth=prefetch or 0,
+            gpu=self._ordinal, device=_DEVICE_CPU if host_mode else _DEVICE_AUTO,
+            shuffle=bool(shuffle), seed=int(seed),
+            drop_last=bool(drop_last), threads=threads or 0, prefetch=prefetch or 0,
             rank=rank, world_size=world_size, io=io, node=-1 if node is None else node,
             verbose=bool(verbose))
         self._batch_size = batch_size

@@ -162,9 +162,11 @@ static PyObject *field_dlpack(PyObject *self, PyObject *args, PyObject *kw)
             return NULL;
         if (sync) {
             int rc = loader_batch_wait(nb->core->loader, &nb->b, stream);
-            if (rc)
-                return nfpy_raise(rc, "__dlpack__: making the consumer's stream wait",
-                                  loader_last_error(nb->core->loader));
+            if (rc) {
+                char msg[1024];
+                loader_last_error(nb->core->loader, msg, sizeof(msg));
+                return nfpy_raise(rc, "__dlpack__: making the consumer's stream wait", msg);
+            }
             atomic_store(&nb->stream, stream);
         }
     }

@@ -35,17 +35,17 @@ static int parse_io(const char *io, int *out)
 static int loader_init(PyObject *self, PyObject *args, PyObject *kw)
 {
     LoaderObject *lo = (LoaderObject *)self;
-    static char *kwlist[] = {"path", "batch_size", "gpu", "host_mode", "shuffle", "seed",
-                             "drop_last", "threads", "ring_depth", "rank", "world_size",
+    static char *kwlist[] = {"path", "batch_size", "gpu", "device", "shuffle", "seed",
+                             "drop_last", "threads", "prefetch", "rank", "world_size",
                              "start_epoch", "start_batch", "io", "node", "verbose", "strict",
                              "shuffle_window", "sysfs_root", NULL};
     const char *path, *io = "auto", *sysfs_root = NULL;
-    unsigned int batch_size, threads = 0, ring_depth = 0, rank = 0, world_size = 1;
-    int gpu = 0, host_mode = 0, shuffle = 1, drop_last = 0, node = -1, verbose = 0, strict = 0;
+    unsigned int batch_size, threads = 0, prefetch = 0, rank = 0, world_size = 1;
+    int gpu = 0, device = LOADER_DEVICE_AUTO, shuffle = 1, drop_last = 0, node = -1, verbose = 0, strict = 0;
     unsigned long long seed = 0, start_epoch = 0, start_batch = 0, window = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "sI|$ippKpIIIIKKsippKz", kwlist, &path,
-                                     &batch_size, &gpu, &host_mode, &shuffle, &seed, &drop_last,
-                                     &threads, &ring_depth, &rank, &world_size, &start_epoch,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "sI|$iipKpIIIIKKsippKz", kwlist, &path,
+                                     &batch_size, &gpu, &device, &shuffle, &seed, &drop_last,
+                                     &threads, &prefetch, &rank, &world_size, &start_epoch,
                                      &start_batch, &io, &node, &verbose, &strict, &window,
                                      &sysfs_root))
         return -1;
@@ -55,7 +55,7 @@ static int loader_init(PyObject *self, PyObject *args, PyObject *kw)
     }
     struct loader_config c;
     loader_config_init(&c);
-    if (parse_io(io, &c.io_backend))
+    if (parse_io(io, &c.io))
         return -1;
     int gpus[1] = {gpu}, overrides[1] = {node};
     c.path = path;
@@ -63,12 +63,12 @@ static int loader_init(PyObject *self, PyObject *args, PyObject *kw)
     c.gpus = gpus;
     c.ngpus = 1;
     c.node_override = node >= 0 ? overrides : NULL;
-    c.host_mode = host_mode;
+    c.device = device;
     c.shuffle = shuffle;
     c.seed = seed;
     c.drop_last = drop_last;
     c.threads = threads;
-    c.ring_depth = ring_depth;
+    c.prefetch = prefetch;
     c.rank = rank;
     c.world_size = world_size;
     c.start_epoch = start_epoch;
@@ -138,7 +138,7 @@ static PyObject *loader_next_py(PyObject *self, PyObject *args, PyObject *kw)
         return NULL;
     atomic_fetch_add(&core->refs, 1); /* a close() meanwhile must not free it under us */
     uint64_t deadline = timeout < 0 ? UINT64_MAX : now_ms() + (uint64_t)(timeout * 1000.0);
-    struct loader_batch b;
+    struct loader_batch b = LOADER_BATCH_INIT;
     int rc;
     char msg[1024];
     for (;;) {
@@ -267,7 +267,7 @@ static PyObject *loader_pool_info_py(PyObject *self, PyObject *unused)
     if (set_u64(d, #f, (unsigned long long)(long long)in.f))                             \
         goto fail;
     I(cuda_ordinal) I(node) I(node_known) I(cpus_fallback) I(threads) I(slot_bytes)
-    I(ring_depth) I(page_size) I(hugetlb) I(thp) I(mbind) I(verified) I(pages)
+    I(prefetch) I(page_size) I(hugetlb) I(thp) I(mbind) I(verified) I(pages)
     I(pages_on_node) I(cuda) I(registered) I(setup_context_us) I(setup_ring_us)
     I(setup_cuda_us) I(pages_strayed)
 #undef I

@@ -131,7 +131,7 @@ static void *consume(void *arg)
     struct consumer *c = arg;
     for (uint64_t e = 0; e < c->epochs; e++) {
         for (;;) {
-            struct loader_batch b;
+            struct loader_batch b = LOADER_BATCH_INIT;
             uint64_t tw = now_ns();
             /* on the CUDA path, the legacy default stream waits for each copy */
             int rc = loader_next_on_stream(c->L, c->gpu, &b, -1, NULL);
@@ -139,7 +139,7 @@ static void *consume(void *arg)
                 break;
             if (rc) {
                 c->rc = rc;
-                snprintf(c->msg, sizeof(c->msg), "%s", loader_last_error(c->L));
+                loader_last_error(c->L, c->msg, sizeof(c->msg));
                 return NULL;
             }
             uint64_t t = now_ns();
@@ -276,7 +276,7 @@ int cmd_bench(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "e:b:t:vh", opts, NULL)) != -1) {
         const char *bad = NULL;
         switch (c) {
-        case O_HOST: cfg.host_mode = 1; break;
+        case O_HOST: cfg.device = LOADER_DEVICE_CPU; break;
         case O_GPUS: {
             int n = numafeed_cpulist_ids(optarg, gpus, LOADER_MAX_GPUS);
             if (n <= 0)
@@ -298,7 +298,7 @@ int cmd_bench(int argc, char **argv)
             break;
         case O_RING:
             if (parse_u64(optarg, &v) || v < 2 || v > 4096) bad = "--ring-depth";
-            else cfg.ring_depth = (uint32_t)v;
+            else cfg.prefetch = (uint32_t)v;
             break;
         case O_SEED: if (parse_u64(optarg, &cfg.seed)) bad = "--seed"; break;
         case O_NOSHUF: cfg.shuffle = 0; break;
@@ -312,10 +312,10 @@ int cmd_bench(int argc, char **argv)
             else cfg.world_size = (uint32_t)v;
             break;
         case O_IO:
-            if (!strcmp(optarg, "io_uring")) cfg.io_backend = LOADER_IO_URING;
-            else if (!strcmp(optarg, "pread")) cfg.io_backend = LOADER_IO_PREAD;
-            else if (!strcmp(optarg, "auto")) cfg.io_backend = LOADER_IO_AUTO;
-            else if (!strcmp(optarg, "mmap")) cfg.io_backend = LOADER_IO_MMAP;
+            if (!strcmp(optarg, "io_uring")) cfg.io = LOADER_IO_URING;
+            else if (!strcmp(optarg, "pread")) cfg.io = LOADER_IO_PREAD;
+            else if (!strcmp(optarg, "auto")) cfg.io = LOADER_IO_AUTO;
+            else if (!strcmp(optarg, "mmap")) cfg.io = LOADER_IO_MMAP;
             else bad = "--io";
             break;
         case O_SYSFS: cfg.sysfs_root = optarg; break;
@@ -440,7 +440,7 @@ int cmd_bench(int argc, char **argv)
                    "%.1f us | worker stall %.3f s | blocks %llu\n",
                    i, pi.cuda ? (pi.registered ? "cuda(registered)" : "cuda(pinned-alloc)") : "host",
                    pi.cuda_ordinal, pi.node, pi.node_known ? "" : " (unknown)", pi.cpus,
-                   pi.threads, pi.io_backend, pi.ring_depth, pi.slot_bytes, pi.page_size >> 10,
+                   pi.threads, pi.io_backend, pi.prefetch, pi.slot_bytes, pi.page_size >> 10,
                    pi.hugetlb ? " hugetlb" : "", pi.thp ? " THP" : "", pi.mbind ? "yes" : "no",
                    pi.pages_on_node, pi.pages, pi.verified ? "" : " (unverified)",
                    pi.pages_strayed ? " (after moving strays)" : "",

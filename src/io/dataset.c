@@ -5,6 +5,7 @@
  * that any number of readers (threads) can share it without locks.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -41,6 +42,56 @@ int nf__dataset_map(struct nf_dataset *ds)
         s->map = p;
     }
     return 0;
+}
+
+/* Pages sampled per dataset by nf__dataset_pick_io: runs of RUN pages at
+ * RUNS evenly spaced places over all shards' bytes together. */
+#define RESIDENT_RUNS 256u
+#define RESIDENT_RUN_PAGES 64u
+
+/* mincore() of one run of shard s at byte offset off: resident pages out
+ * of those asked; 0 pages when the mapping or the call fails. */
+static void sample_run(const struct nf_shard *s, uint64_t off, size_t page, size_t *res,
+                       size_t *asked)
+{
+    uint64_t size = s->idx.file_size;
+    off &= ~(uint64_t)(page - 1);
+    size_t len = RESIDENT_RUN_PAGES * page;
+    if (off + len > size)
+        len = (size_t)(size - off);
+    if (!len)
+        return;
+    void *m = mmap(NULL, len, PROT_READ, MAP_SHARED, s->fd, (off_t)off);
+    if (m == MAP_FAILED)
+        return;
+    unsigned char vec[RESIDENT_RUN_PAGES];
+    size_t n = (len + page - 1) / page;
+    if (mincore(m, len, vec) == 0) {
+        for (size_t i = 0; i < n; i++)
+            *res += vec[i] & 1;
+        *asked += n;
+    }
+    munmap(m, len);
+}
+
+int nf__dataset_pick_io(const struct nf_dataset *ds, char *why, size_t why_len)
+{
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < ds->nshards; i++)
+        total += ds->shards[i].idx.file_size;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), res = 0, asked = 0;
+    /* walk the shards once, sampling at every multiple of the stride */
+    uint64_t stride = total / RESIDENT_RUNS + 1, at = 0, base = 0;
+    for (uint32_t i = 0; i < ds->nshards; i++) {
+        uint64_t size = ds->shards[i].idx.file_size;
+        for (; at < base + size; at += stride)
+            sample_run(&ds->shards[i], at - base, page, &res, &asked);
+        base += size;
+    }
+    bool resident = asked && res * 10 >= asked * 9;
+    snprintf(why, why_len, "auto: %zu of %zu sampled shard pages in the page cache: %s", res,
+             asked, resident ? "mmap" : "io_uring");
+    return resident ? NF_IO_MMAP : NF_IO_AUTO;
 }
 
 const uint8_t *nf__dataset_block_map(const struct nf_dataset *ds, uint32_t shard, uint32_t block)
@@ -156,6 +207,8 @@ static int open_shard(struct nf_dataset *ds, uint32_t i, const char *dir,
     ds->records += s->idx.records;
     if (s->idx.max_decoded > ds->max_decoded)
         ds->max_decoded = s->idx.max_decoded;
+    if (s->idx.max_stored > ds->max_stored)
+        ds->max_stored = s->idx.max_stored;
     return 0;
 }
 
@@ -297,6 +350,11 @@ uint64_t nf__dataset_shard_first(const struct nf_dataset *ds, uint32_t shard)
 uint32_t nf__dataset_max_decoded(const struct nf_dataset *ds)
 {
     return ds->max_decoded;
+}
+
+uint32_t nf__dataset_max_stored(const struct nf_dataset *ds)
+{
+    return ds->max_stored;
 }
 
 int nf__dataset_direct(const struct nf_dataset *ds, const char **why)

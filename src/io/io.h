@@ -218,6 +218,8 @@ uint64_t nf__dataset_shard_first(const struct nf_dataset *ds, uint32_t shard);
 /* Largest decoded block over the whole dataset: the size of a destination
  * buffer that fits any block. */
 uint32_t nf__dataset_max_decoded(const struct nf_dataset *ds);
+/* Largest stored block: what a read buffer must hold. */
+uint32_t nf__dataset_max_stored(const struct nf_dataset *ds);
 /*
  * Map every shard read-only (PROT_READ, MAP_SHARED) so blocks can be
  * verified and copied in place, without a read into a buffer: one pass
@@ -227,6 +229,15 @@ uint32_t nf__dataset_max_decoded(const struct nf_dataset *ds);
  * faulted in synchronously. Errors: -errno from mmap (message names the file).
  */
 int nf__dataset_map(struct nf_dataset *ds);
+/*
+ * How to read this dataset when the caller lets io decide: NF_IO_MMAP when
+ * at least 90% of its pages (sampled with mincore, a few thousand pages
+ * spread over every shard) are in the page cache, where mapping saves a
+ * copy per byte; NF_IO_AUTO (io_uring, pread where refused) otherwise,
+ * where mmap would fault the cold pages in one at a time. why gets a line
+ * saying what was seen. docs/loader.md has the measurements.
+ */
+int nf__dataset_pick_io(const struct nf_dataset *ds, char *why, size_t why_len);
 /* A block's stored bytes inside the mapping; NULL when not mapped or out
  * of range. */
 const uint8_t *nf__dataset_block_map(const struct nf_dataset *ds, uint32_t shard, uint32_t block);
@@ -257,7 +268,8 @@ int nf__dataset_locate(const struct nf_dataset *ds, uint64_t record, struct nf_r
 
 /* ---- a per-thread reader ------------------------------------------------ */
 
-enum nf_io_backend { NF_IO_AUTO = 0, NF_IO_URING = 1, NF_IO_PREAD = 2 };
+/* The values of loader_config.io (enum loader_io), so the loader passes it through. */
+enum nf_io_backend { NF_IO_AUTO = 0, NF_IO_URING = 1, NF_IO_PREAD = 2, NF_IO_MMAP = 3 };
 
 #define NF_IO_DEFAULT_DEPTH 32u
 #define NF_IO_MAX_DEPTH 4096u
@@ -267,11 +279,9 @@ enum nf_io_backend { NF_IO_AUTO = 0, NF_IO_URING = 1, NF_IO_PREAD = 2 };
 
 struct nf_reader_options {
     size_t size;          /* sizeof(struct nf_reader_options) */
-    int backend;          /* enum nf_io_backend. AUTO (default): env NUMAFEED_IO
-                           * ("pread" or "io_uring", both forcing) if set, else
-                           * io_uring falling back to pread when refused. URING
-                           * fails instead of falling back. An explicit value
-                           * wins over the environment. */
+    int backend;          /* enum nf_io_backend, not MMAP (see the pipe). AUTO
+                           * (default): io_uring, falling back to pread when
+                           * refused. URING fails instead of falling back. */
     unsigned queue_depth; /* reads in flight at once; 0 = NF_IO_DEFAULT_DEPTH;
                            * at most NF_IO_MAX_DEPTH */
     int direct;           /* 1: read through the dataset's O_DIRECT descriptors
@@ -295,7 +305,7 @@ struct nf_read_done {
 };
 
 void nf__reader_options_init(struct nf_reader_options *o);
-/* Errors: NUMAFEED_ECONFIG (bad option or NUMAFEED_IO value), the io_uring
+/* Errors: NUMAFEED_ECONFIG (bad option), the io_uring
  * error when io_uring was forced and is refused, -ENOMEM. */
 int nf__reader_create(const struct nf_dataset *ds, const struct nf_reader_options *o,
                        struct nf_reader **out);
@@ -304,7 +314,7 @@ int nf__reader_create(const struct nf_dataset *ds, const struct nf_reader_option
 void nf__reader_destroy(struct nf_reader *r);
 /* "io_uring" or "pread". */
 const char *nf__reader_backend(const struct nf_reader *r);
-/* Why that backend: "default", "NUMAFEED_IO=pread", "io_uring_queue_init:
+/* Why that backend: "default", "forced by the reader options", "io_uring_queue_init:
  * Operation not permitted", ... Valid for the reader's life. */
 const char *nf__reader_backend_reason(const struct nf_reader *r);
 unsigned nf__reader_depth(const struct nf_reader *r);
@@ -343,6 +353,82 @@ int nf__reader_read_block(struct nf_reader *r, uint32_t shard, uint32_t block, v
  * (nf__dataset_max_decoded fits all). */
 int nf__reader_read_record(struct nf_reader *r, uint64_t record, void *buf, size_t buf_len,
                             void *block_buf, size_t block_len, void *dst);
+
+/* ---- the block pipeline (pipe.c): what the loader asks of src/io ------- */
+
+/*
+ * Submit global blocks, get back their verified, decoded bytes. The pipe
+ * decides everything below that: the backend (io_uring, pread, or the
+ * shards' mappings), the buffers and their sizes, raw blocks verified where
+ * they were read, zstd blocks decoded into staging. One thread at a time.
+ *
+ *   nf__pipe_submit(p, g, tag)   up to nf__pipe_room(p) blocks (else -EBUSY)
+ *   nf__pipe_next(p, &done)      one finished block (waits for a read);
+ *                                done.data: done.len verified decoded bytes
+ *   nf__pipe_release(p, &done)   its buffer may be reused
+ *
+ * A block whose read or check fails comes back from nf__pipe_next with
+ * done.result (also returned) set and its buffer already released; the
+ * message names shard, block and offset.
+ */
+struct nf_pipe;
+
+/* Decoded bytes a pipe keeps in flight by default: a few blocks that stay
+ * in a core's cache between decode and scatter. */
+#define NF_PIPE_DEFAULT_BYTES ((size_t)1 << 20)
+
+struct nf_pipe_options {
+    size_t size;          /* sizeof(struct nf_pipe_options) */
+    int io;               /* enum nf_io_backend; MMAP needs nf__dataset_map first */
+    unsigned depth;       /* reads in flight at most (0: NF_IO_DEFAULT_DEPTH) */
+    size_t staging_bytes; /* decoded bytes in flight (0: NF_PIPE_DEFAULT_BYTES);
+                           * at least 2 blocks, at most depth blocks */
+    size_t max_op_bytes;  /* test hook, as in nf_reader_options */
+};
+
+struct nf_block_done {
+    uint64_t tag;         /* the caller's, from submit */
+    uint32_t gblock;
+    uint32_t records;
+    uint32_t len;         /* decoded bytes = records x record bytes */
+    int result;           /* 0, or the error */
+    const uint8_t *data;  /* verified decoded bytes; valid until release */
+    unsigned buf_;        /* the pipe's */
+};
+
+/* Worker time spent inside the pipe, since creation. */
+struct nf_pipe_stats {
+    uint64_t io_ns;       /* waiting for reads */
+    uint64_t decode_ns;   /* verifying and decoding */
+    uint64_t blocks;      /* delivered verified */
+};
+
+void nf__pipe_options_init(struct nf_pipe_options *o);
+/* Errors: those of nf__reader_create, NUMAFEED_ECONFIG, -ENOMEM. */
+int nf__pipe_create(const struct nf_dataset *ds, const struct nf_pipe_options *o,
+                    struct nf_pipe **out);
+/* Waits for reads in flight, then frees everything. NULL is allowed. */
+void nf__pipe_destroy(struct nf_pipe *p);
+/* "io_uring", "pread" or "mmap", and why (as nf__reader_backend_reason). */
+const char *nf__pipe_backend(const struct nf_pipe *p);
+const char *nf__pipe_backend_reason(const struct nf_pipe *p);
+/* Have at least n buffers, so that n blocks can be held at once. */
+int nf__pipe_reserve(struct nf_pipe *p, unsigned n);
+/* Blocks that can be submitted now; submitted and not yet released. */
+unsigned nf__pipe_room(const struct nf_pipe *p);
+unsigned nf__pipe_outstanding(const struct nf_pipe *p);
+int nf__pipe_submit(struct nf_pipe *p, uint32_t gblock, uint64_t tag);
+/* Hand submitted reads to the kernel without waiting. */
+int nf__pipe_flush(struct nf_pipe *p);
+/* The next finished block, in completion order (reads) or submission order
+ * (mapped). -EINVAL when nothing is in flight. */
+int nf__pipe_next(struct nf_pipe *p, struct nf_block_done *done);
+void nf__pipe_release(struct nf_pipe *p, const struct nf_block_done *done);
+/* Wait for every read in flight and forget every submitted block (after a
+ * failure, or when stopping): every buffer is free afterwards, and no
+ * completion handed out earlier may still be used. */
+int nf__pipe_drain(struct nf_pipe *p);
+void nf__pipe_stats(const struct nf_pipe *p, struct nf_pipe_stats *st);
 
 /* Whether this process may create an io_uring (seccomp, io_uring_disabled,
  * an old kernel refuse it): 0, or the negated errno with the reason in why. */

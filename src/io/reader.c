@@ -8,9 +8,8 @@
  * readers except the read-only dataset, so there are no locks: the loader
  * gives each worker thread its own reader.
  *
- * Backend choice, in order: an explicit option; the NUMAFEED_IO
- * environment variable ("pread" or "io_uring", both forcing); otherwise
- * io_uring, and pread when io_uring_queue_init is refused (ENOSYS on old
+ * Backend choice: an explicit option; otherwise io_uring, and pread when
+ * io_uring_queue_init is refused (ENOSYS on old
  * kernels, EPERM under seccomp or kernel.io_uring_disabled, ENOMEM under a
  * small RLIMIT_MEMLOCK on kernels before 5.12). The fallback is quiet but
  * recorded: nf__reader_backend_reason() says what happened.
@@ -71,23 +70,9 @@ size_t nf__reader_buf_bytes(const struct nf_reader *r, uint32_t shard, uint32_t 
 /* Choose the backend; fills r->ops and r->reason. */
 static int pick_backend(struct nf_reader *r, int want)
 {
-    const char *env = getenv("NUMAFEED_IO");
     int forced = want != NF_IO_AUTO;
-    if (want == NF_IO_AUTO && env && *env) {
-        if (!strcmp(env, "pread"))
-            want = NF_IO_PREAD;
-        else if (!strcmp(env, "io_uring"))
-            want = NF_IO_URING;
-        else
-            return nf__error(NUMAFEED_ECONFIG, "NUMAFEED_IO='%s': expected 'pread' or 'io_uring'",
-                              env);
-        forced = 1;
-        snprintf(r->reason, sizeof(r->reason), "NUMAFEED_IO=%s", env);
-    } else if (forced) {
-        snprintf(r->reason, sizeof(r->reason), "forced by the reader options");
-    } else {
-        snprintf(r->reason, sizeof(r->reason), "default");
-    }
+    snprintf(r->reason, sizeof(r->reason), "%s",
+             forced ? "forced by the reader options" : "default");
     if (want == NF_IO_PREAD) {
         r->ops = &nf__io_pread_ops;
         return r->ops->init(r, r->depth, NULL, 0);
@@ -99,7 +84,7 @@ static int pick_backend(struct nf_reader *r, int want)
         return 0;
     }
     if (forced)
-        return nf__error(rc, "io_uring was forced (%s) but is unavailable: %s", r->reason, why);
+        return nf__error(rc, "io_uring was asked for but is unavailable: %s", why);
     snprintf(r->reason, sizeof(r->reason), "%s; using pread", why);
     r->ops = &nf__io_pread_ops;
     return r->ops->init(r, r->depth, NULL, 0);

@@ -62,7 +62,7 @@ static void run(const char *dir, const uint8_t *src, size_t rb, size_t n, uint32
     c.path = dir;
     c.batch_size = batch;
     c.threads = 4;
-    c.ring_depth = depth;
+    c.prefetch = depth;
     int gpu0 = 0; /* one pool, whatever the machine has: it gets every record */
     c.gpus = &gpu0;
     c.ngpus = 1;
@@ -86,7 +86,7 @@ static void run(const char *dir, const uint8_t *src, size_t rb, size_t n, uint32
     for (int e = 0; e < epochs; e++) {
         memset(seen, 0, n);
         size_t got = 0;
-        struct loader_batch b;
+        struct loader_batch b = LOADER_BATCH_INIT;
         while ((rc = loader_next_on_stream(L, 0, &b, 30000, s)) == 0) {
             assert_non_null(b.fields[0].device);
             assert_non_null(b.ready_event);
@@ -183,11 +183,11 @@ static void test_forced_host_mode(void **state)
     struct loader_config c;
     loader_config_init(&c);
     c.path = d;
-    c.host_mode = 1;
+    c.device = LOADER_DEVICE_CPU;
     c.world_size = 1;
     loader_t *L;
     assert_int_equal(loader_create(&c, &L), 0);
-    struct loader_batch b;
+    struct loader_batch b = LOADER_BATCH_INIT;
     assert_int_equal(loader_next_on_stream(L, 0, &b, 30000, NULL), 0);
     assert_null(b.fields[0].device);
     assert_null(b.ready_event);
@@ -232,7 +232,7 @@ static void test_two_gpus(void **state)
         assert_int_equal(loader_pool_info(L, g, &pi), 0);
         assert_int_equal(pi.cuda_ordinal, g);
         cudaSetDevice(0); /* deliberately not the pool's device */
-        struct loader_batch b;
+        struct loader_batch b = LOADER_BATCH_INIT;
         int rc;
         while ((rc = loader_next_on_stream(L, g, &b, 30000, NULL)) == 0) {
             memcpy(ids, b.record_ids, b.records * sizeof(ids[0]));

@@ -82,9 +82,13 @@ static char *pack(int codec, uint64_t block_bytes, uint64_t shard_bytes)
     return dir;
 }
 
+/* ctest runs this program once per io (NF_TEST_IO: the matrix) */
+static int io_backend = LOADER_IO_AUTO;
+
 static int setup(void **state)
 {
     (void)state;
+    io_backend = nf_test_io();
     source = malloc((size_t)NREC * REC);
     for (uint64_t i = 0; i < NREC; i++)
         record_bytes(i, source + i * REC);
@@ -107,17 +111,16 @@ static int teardown(void **state)
     return 0;
 }
 
-static int io_backend = LOADER_IO_AUTO; /* the matrix: io_uring/pread, then mmap */
 
 static loader_t *make(const char *dir, uint32_t threads, uint32_t depth, int shuffle,
                       uint64_t seed, uint32_t batch)
 {
     struct loader_config c;
     loader_config_init(&c);
-    c.io_backend = io_backend;
+    c.io = io_backend;
     c.path = dir;
     c.threads = threads;
-    c.ring_depth = depth;
+    c.prefetch = depth;
     c.shuffle = shuffle;
     c.seed = seed;
     c.batch_size = batch;
@@ -134,12 +137,12 @@ static uint64_t run_epoch(loader_t *L, int gpu, uint64_t *ids, uint64_t expect_e
 {
     uint64_t n = 0, index = 0;
     for (;;) {
-        struct loader_batch b;
+        struct loader_batch b = LOADER_BATCH_INIT;
         int rc = loader_next(L, gpu, &b, 10000);
         if (rc == NUMAFEED_EEPOCH_END)
             break;
         if (rc)
-            fail_msg("loader_next: %s: %s", numafeed_strerror(rc), loader_last_error(L));
+            fail_msg("loader_next: %s: %s", numafeed_strerror(rc), nf_loader_error(L));
         assert_int_equal(b.epoch, expect_epoch);
         assert_int_equal(b.index, index++);
         assert_int_equal(b.nfields, 2);
@@ -217,6 +220,8 @@ static void test_hold_depth_minus_one(void **state)
             for (uint32_t t = 1; t <= 3; t += 2) {
                 loader_t *L = make(ds ? dir_raw : dir_zstd, t, depth, 1, 3, 77);
                 struct loader_batch kept[8];
+                for (int k = 0; k < 8; k++)
+                    kept[k] = (struct loader_batch)LOADER_BATCH_INIT;
                 unsigned nheld = 0;
                 uint64_t ids[NREC], n = 0;
                 for (;;) {
@@ -229,7 +234,7 @@ static void test_hold_depth_minus_one(void **state)
                         break;
                     if (rc)
                         fail_msg("depth %u, %u threads, holding %u: loader_next: %s: %s", depth,
-                                 t, nheld, numafeed_strerror(rc), loader_last_error(L));
+                                 t, nheld, numafeed_strerror(rc), nf_loader_error(L));
                     for (uint32_t i = 0; i < kept[nheld].records; i++)
                         ids[n++] = kept[nheld].record_ids[i];
                     nheld++;
@@ -244,7 +249,7 @@ static void test_hold_depth_minus_one(void **state)
 }
 
 /* The same exactly-once, same-bytes, same-order checks reading in place
- * from the mapping (LOADER_IO_MMAP), against the buffered reader's order. */
+ * from the mapping (LOADER_IO_MMAP), against pread's order. */
 static void test_mmap_same_as_reads(void **state)
 {
     (void)state;
@@ -252,7 +257,7 @@ static void test_mmap_same_as_reads(void **state)
     for (int ds = 0; ds < 2; ds++) {
         const char *dir = ds ? dir_raw : dir_zstd;
         for (uint32_t t = 1; t <= 4; t += 3) {
-            io_backend = LOADER_IO_AUTO;
+            io_backend = LOADER_IO_PREAD;
             loader_t *L = make(dir, t, 0, 1, 21, 16);
             run_epoch(L, 0, a, 0);
             loader_destroy(L);
@@ -270,7 +275,7 @@ static void test_mmap_same_as_reads(void **state)
             loader_destroy(L);
         }
     }
-    io_backend = LOADER_IO_AUTO;
+    io_backend = nf_test_io();
 }
 
 static void test_seed_and_no_shuffle(void **state)
@@ -317,7 +322,7 @@ static void test_ranks(void **state)
             nb = loader_epoch_batches(L);
         assert_int_equal(loader_epoch_batches(L), nb); /* equal batch counts */
         uint64_t ids[NREC], batches = 0;
-        struct loader_batch b;
+        struct loader_batch b = LOADER_BATCH_INIT;
         uint64_t n = 0;
         int rc;
         while ((rc = loader_next(L, 0, &b, 10000)) == 0) {
@@ -351,7 +356,7 @@ static void test_persistence(void **state)
     int nslots = 0;
     uint64_t ids[NREC];
     for (uint64_t e = 0; e < 4; e++) {
-        struct loader_batch b;
+        struct loader_batch b = LOADER_BATCH_INIT;
         int rc;
         uint64_t n = 0;
         while ((rc = loader_next(L, 0, &b, 10000)) == 0) {
@@ -394,7 +399,7 @@ static void test_ring_touched_by_every_worker(void **state)
         loader_t *L = make(dir_raw, threads, 64, 1, 3, 512);
         struct loader_pool_info pi = {.size = sizeof(pi)};
         assert_int_equal(loader_pool_info(L, 0, &pi), 0);
-        assert_true((size_t)pi.ring_depth * pi.slot_bytes >= (size_t)8 << 20);
+        assert_true((size_t)pi.prefetch * pi.slot_bytes >= (size_t)8 << 20);
         /* a page not present makes the placement unverified with its
          * move_pages status in the notes; only a refused move_pages
          * (seccomp) may leave it unverified here */
@@ -430,12 +435,12 @@ static uint64_t collect(loader_t *L, uint64_t until, uint64_t *out, uint64_t *he
 {
     uint64_t n = 0, nb = 0;
     for (;;) {
-        struct loader_batch b;
+        struct loader_batch b = LOADER_BATCH_INIT;
         int rc = loader_next(L, 0, &b, 10000);
         if (rc == NUMAFEED_EEPOCH_END)
             continue;
         if (rc)
-            fail_msg("loader_next: %s: %s", numafeed_strerror(rc), loader_last_error(L));
+            fail_msg("loader_next: %s: %s", numafeed_strerror(rc), nf_loader_error(L));
         heads[nb++] = b.epoch << 32 | b.index;
         for (uint32_t i = 0; i < b.records; i++)
             out[n++] = b.record_ids[i];
@@ -465,10 +470,10 @@ static void test_start_position(void **state)
     for (size_t k = 0; k < NF_ARRAY_SIZE(starts); k++) {
         struct loader_config c;
         loader_config_init(&c);
-        c.io_backend = io_backend;
+        c.io = io_backend;
         c.path = dir_zstd;
         c.threads = 1 + (unsigned)k % 4; /* any thread count, any depth */
-        c.ring_depth = 2 + (unsigned)k;
+        c.prefetch = 2 + (unsigned)k;
         c.seed = 9;
         c.batch_size = 37;
         c.world_size = 1;
@@ -501,8 +506,10 @@ static void test_start_position(void **state)
 static void test_hold_all_slots_and_timeout(void **state)
 {
     (void)state;
+    io_backend = nf_test_io_reads(); /* the hold is in the reads */
     loader_t *L = make(dir_zstd, 2, 2, 1, 0, 16);
-    struct loader_batch a, b, c;
+    io_backend = nf_test_io();
+    struct loader_batch a = LOADER_BATCH_INIT, b = LOADER_BATCH_INIT, c = LOADER_BATCH_INIT;
     assert_int_equal(loader_next(L, 0, &a, 10000), 0);
     assert_int_equal(loader_next(L, 0, &b, 10000), 0);
     assert_int_equal(loader_next(L, 0, &c, 10000), -EDEADLK); /* never a silent hang */
@@ -558,7 +565,7 @@ static void test_destroy_while_busy(void **state)
     (void)state;
     /* workers blocked on a full ring, one batch held by the consumer */
     loader_t *L = make(dir_zstd, 4, 2, 1, 0, 8);
-    struct loader_batch b;
+    struct loader_batch b = LOADER_BATCH_INIT;
     assert_int_equal(loader_next(L, 0, &b, 10000), 0);
     usleep(50 * 1000);
     assert_true(destroy_ms(L) < 2000);
@@ -568,7 +575,9 @@ static void test_destroy_while_busy(void **state)
     assert_true(destroy_ms(L) < 2000);
 
     /* workers inside I/O: destroy waits for the reads, no longer */
+    io_backend = nf_test_io_reads();
     L = make(dir_zstd, 3, 4, 1, 0, 8);
+    io_backend = nf_test_io();
     atomic_store(&hold_io, 1);
     for (int i = 0; i < 200 && atomic_load(&held) == 0; i++)
         usleep(1000);
@@ -605,12 +614,9 @@ static void damage_block(const char *d, uint64_t record, int middle)
     fclose(f);
 }
 
-/* One field, one record per block: with NUMAFEED_IN_PLACE=1 the streaming
- * path decodes a zstd block straight into its slot (no copy), with
- * NUMAFEED_RAW_DIRECT=1 reads a raw one there.
- * Every byte, every record once, every backend, with and without each,
- * and a damaged block surfacing as
- * its error with nothing published from it. */
+/* One field, one record per block (images): every byte, every record once,
+ * reads and mmap, and a damaged block surfacing as its error with nothing
+ * published from it. */
 static char *pack_blobs(int codec, char **base)
 {
     char *d;
@@ -634,7 +640,7 @@ static char *pack_blobs(int codec, char **base)
 static uint64_t blob_epoch(loader_t *L, uint64_t *ids, int *rc_out)
 {
     uint64_t n = 0;
-    struct loader_batch b;
+    struct loader_batch b = LOADER_BATCH_INIT;
     int rc;
     while ((rc = loader_next(L, 0, &b, 10000)) == 0) {
         assert_int_equal(b.nfields, 1);
@@ -651,27 +657,18 @@ static uint64_t blob_epoch(loader_t *L, uint64_t *ids, int *rc_out)
     return n;
 }
 
-/* mode bits: 1 mmap (else the default reads), 2 NUMAFEED_IN_PLACE=1,
- * 4 NUMAFEED_RAW_DIRECT=1; 0 restores the defaults */
+/* mode 1: mmap, 0: the matrix's io */
 static void one_record_mode(int mode)
 {
-    if (mode & 2)
-        setenv("NUMAFEED_IN_PLACE", "1", 1);
-    else
-        unsetenv("NUMAFEED_IN_PLACE");
-    if (mode & 4)
-        setenv("NUMAFEED_RAW_DIRECT", "1", 1);
-    else
-        unsetenv("NUMAFEED_RAW_DIRECT");
-    io_backend = mode & 1 ? LOADER_IO_MMAP : LOADER_IO_AUTO;
+    io_backend = mode & 1 ? LOADER_IO_MMAP : nf_test_io();
 }
 
-static void test_one_record_blocks_in_place(void **state)
+static void test_one_record_blocks(void **state)
 {
     (void)state;
     for (int codec = 0; codec < 2; codec++) {
         char *base, *d = pack_blobs(codec ? NUMAFEED_CODEC_ZSTD : NUMAFEED_CODEC_NONE, &base);
-        for (int mode = 0; mode < 8; mode++) { /* reads, mmap; in-place; raw direct */
+        for (int mode = 0; mode < 2; mode++) { /* reads, mmap */
             one_record_mode(mode);
             for (uint32_t t = 1; t <= 3; t += 2) {
                 loader_t *L = make(d, t, 0, 1, 5, 24);
@@ -689,7 +686,7 @@ static void test_one_record_blocks_in_place(void **state)
 
         /* damage record 505's block in the middle of its bytes */
         damage_block(d, 505, 1);
-        for (int mode = 0; mode < 8; mode++) { /* reads, mmap; in-place; raw direct */
+        for (int mode = 0; mode < 2; mode++) { /* reads, mmap */
             one_record_mode(mode);
             loader_t *L = make(d, 3, 0, 0, 0, 25); /* in order: 500 records come first */
             uint64_t ids[NREC];
@@ -697,7 +694,7 @@ static void test_one_record_blocks_in_place(void **state)
             uint64_t n = blob_epoch(L, ids, &rc); /* every delivered byte checked */
             assert_true(rc == NUMAFEED_ECHECKSUM || rc == NUMAFEED_ECORRUPT);
             assert_true(n >= 475 && n <= 500);
-            assert_non_null(strstr(loader_last_error(L), "block"));
+            assert_non_null(strstr(nf_loader_error(L), "block"));
             loader_destroy(L);
         }
         one_record_mode(0);
@@ -723,10 +720,10 @@ static void test_corrupt_shard(void **state)
         c.batch_size = 25;
         c.threads = 3;
         c.world_size = 1;
-        c.io_backend = mapped ? LOADER_IO_MMAP : LOADER_IO_AUTO;
+        c.io = mapped ? LOADER_IO_MMAP : nf_test_io_reads();
         loader_t *L;
         assert_int_equal(loader_create(&c, &L), 0);
-        struct loader_batch b;
+        struct loader_batch b = LOADER_BATCH_INIT;
         int rc;
         uint64_t delivered = 0;
         while ((rc = loader_next(L, 0, &b, 10000)) == 0) {
@@ -736,7 +733,7 @@ static void test_corrupt_shard(void **state)
         /* batches before the bad block arrive; then the error, named */
         assert_int_equal(rc, NUMAFEED_ECHECKSUM);
         assert_true(delivered <= 500 && delivered >= 475);
-        assert_non_null(strstr(loader_last_error(L), "block"));
+        assert_non_null(strstr(nf_loader_error(L), "block"));
         assert_int_equal(loader_next(L, 0, &b, 1000), NUMAFEED_ECHECKSUM); /* sticky */
         loader_destroy(L);
     }
@@ -744,6 +741,40 @@ static void test_corrupt_shard(void **state)
     *slash = '\0';
     nf_rmtree(d);
     free(d);
+}
+
+/* A unit that spans more batches than the ring has slots is built a
+ * window at a time: every block decoded and held, then batch by batch.
+ * Forced here by a two-slot ring and windows of 16 batches. */
+static void test_window_path(void **state)
+{
+    (void)state;
+    uint64_t b[NREC];
+    for (int ds = 0; ds < 2; ds++) {
+        const char *dir = ds ? dir_raw : dir_zstd;
+        for (uint32_t t = 1; t <= 3; t++) {
+            struct loader_config c;
+            loader_config_init(&c);
+            c.io = io_backend;
+            c.path = dir;
+            c.threads = t;
+            c.prefetch = 2;
+            c.seed = 9;
+            c.batch_size = 16;
+            c.world_size = 1;
+            c.shuffle_window = 256;
+            loader_t *W;
+            assert_int_equal(loader_create(&c, &W), 0);
+            for (uint64_t e = 0; e < 2; e++) {
+                assert_int_equal(run_epoch(W, 0, b, e), NREC);
+                assert_permutation(b, NREC);
+            }
+            struct loader_stats st = {.size = sizeof(st)};
+            assert_int_equal(loader_stats(W, 0, &st), 0);
+            assert_true(st.units_windowed > 0);
+            loader_destroy(W);
+        }
+    }
 }
 
 static void test_config_errors(void **state)
@@ -757,9 +788,9 @@ static void test_config_errors(void **state)
     c.path = "/nonexistent/numafeed";
     assert_int_equal(loader_create(&c, &L), -ENOENT);
     c.path = dir_zstd;
-    c.ring_depth = 1;
+    c.prefetch = 1;
     assert_int_equal(loader_create(&c, &L), NUMAFEED_ECONFIG);
-    c.ring_depth = 0;
+    c.prefetch = 0;
     c.rank = 2;
     c.world_size = 2;
     assert_int_equal(loader_create(&c, &L), NUMAFEED_ECONFIG);
@@ -782,7 +813,7 @@ static void test_config_errors(void **state)
     assert_non_null(strstr(numafeed_last_error(), "node_override"));
     c.node_override = NULL;
     assert_int_equal(loader_create(&c, &L), 0);
-    struct loader_batch b;
+    struct loader_batch b = LOADER_BATCH_INIT;
     assert_int_equal(loader_next(L, 1, &b, 0), -EINVAL); /* no such GPU */
     loader_destroy(L);
 }
@@ -801,7 +832,8 @@ int main(void)
         cmocka_unit_test(test_hold_all_slots_and_timeout),
         cmocka_unit_test(test_destroy_while_busy),
         cmocka_unit_test(test_corrupt_shard),
-        cmocka_unit_test(test_one_record_blocks_in_place),
+        cmocka_unit_test(test_one_record_blocks),
+        cmocka_unit_test(test_window_path),
         cmocka_unit_test(test_config_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

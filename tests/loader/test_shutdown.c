@@ -160,14 +160,12 @@ static loader_t *make(uint32_t depth)
     loader_config_init(&c);
     c.path = dir;
     c.threads = THREADS;
-    c.ring_depth = depth;
+    c.prefetch = depth;
     c.batch_size = 16;
     c.world_size = 1;
-    c.host_mode = 1;
+    c.device = LOADER_DEVICE_CPU;
     /* the hold points are in the buffered path; mmap reads no blocks */
-    const char *io = getenv("NUMAFEED_IO");
-    if (io && !strcmp(io, "mmap"))
-        c.io_backend = LOADER_IO_PREAD;
+    c.io = nf_test_io_reads();
     loader_t *L = NULL;
     int rc = loader_create(&c, &L);
     if (rc)
@@ -222,7 +220,7 @@ static void test_destroy_on_full_ring(void **state)
     (void)state;
     loader_t *L = make(4);
     /* one batch taken and never released: destroy must not wait for it */
-    struct loader_batch b;
+    struct loader_batch b = LOADER_BATCH_INIT;
     assert_int_equal(loader_next(L, 0, &b, 10000), 0);
     /* every worker has built what fits and sleeps waiting for a slot */
     assert_true(wait_for(&workers_sleeping, THREADS, 10000));
@@ -243,7 +241,7 @@ struct consumer {
 static void *consume(void *arg)
 {
     struct consumer *c = arg;
-    struct loader_batch b;
+    struct loader_batch b = LOADER_BATCH_INIT;
     is_consumer = true;
     c->rc = loader_next(c->L, 0, &b, -1);
     c->returned_at = nf_now_ns();

@@ -141,12 +141,10 @@ static void run_epoch(struct run *out)
     c.threads = SLOW_THREADS;
     c.batch_size = 64;
     c.world_size = 1;
-    c.host_mode = 1;
+    c.device = LOADER_DEVICE_CPU;
     c.seed = 8;
     /* the slowdown lives in nf__reader_wait, which the mapped path skips */
-    const char *io = getenv("NUMAFEED_IO");
-    if (io && !strcmp(io, "mmap"))
-        c.io_backend = LOADER_IO_PREAD;
+    c.io = nf_test_io_reads();
     static unsigned char seen[N];
     memset(seen, 0, sizeof(seen));
     uint64_t t0 = nf_now_ns(), got = 0;
@@ -154,7 +152,7 @@ static void run_epoch(struct run *out)
     int rc = loader_create(&c, &L);
     if (rc)
         fail_msg("loader_create: %s: %s", numafeed_strerror(rc), numafeed_last_error());
-    struct loader_batch b;
+    struct loader_batch b = LOADER_BATCH_INIT;
     /* 60 s per batch: a stuck pool fails here rather than at ctest's timeout */
     while ((rc = loader_next(L, 0, &b, 60000)) == 0) {
         const uint8_t *tok = b.fields[0].host, *ids = b.fields[1].host;
@@ -176,7 +174,7 @@ static void run_epoch(struct run *out)
     }
     out->ns = nf_now_ns() - t0;
     if (rc != NUMAFEED_EEPOCH_END)
-        fail_msg("loader_next: %s: %s", numafeed_strerror(rc), loader_last_error(L));
+        fail_msg("loader_next: %s: %s", numafeed_strerror(rc), nf_loader_error(L));
     assert_int_equal(got, N); /* N distinct ids: each record exactly once */
     out->st.size = sizeof(out->st);
     assert_int_equal(loader_stats(L, 0, &out->st), 0);

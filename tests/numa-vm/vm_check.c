@@ -217,7 +217,7 @@ int main(int argc, char **argv)
     cfg.gpus = gpus;
     cfg.ngpus = npools;
     cfg.node_override = nodes;
-    cfg.host_mode = 1;
+    cfg.device = LOADER_DEVICE_CPU;
     cfg.threads = 2;
     cfg.batch_size = 16;
     cfg.world_size = 1;
@@ -228,7 +228,7 @@ int main(int argc, char **argv)
     }
     /* expected digest from the raw file */
     FILE *f = fopen(argv[2], "rb");
-    struct loader_batch b;
+    struct loader_batch b = LOADER_BATCH_INIT;
     if (!f || loader_next(L, 0, &b, 60000)) {
         fprintf(stderr, "no raw file or no first batch\n");
         return 1;
@@ -292,7 +292,7 @@ int main(int argc, char **argv)
                 loader_release(L, &b);
             }
             if (rc != NUMAFEED_EEPOCH_END) {
-                fprintf(stderr, "loader_next: %s\n", loader_last_error(L));
+                fprintf(stderr, "loader_next: %s\n", nf_loader_error(L));
                 return 1;
             }
         }

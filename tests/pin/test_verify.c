@@ -132,10 +132,10 @@ static void test_self_with_loader(void **state)
     c.threads = 2;
     c.batch_size = 10;
     c.world_size = 1;
-    c.host_mode = 1;
+    c.device = LOADER_DEVICE_CPU;
     loader_t *L;
     assert_int_equal(loader_create(&c, &L), 0);
-    struct loader_batch b;
+    struct loader_batch b = LOADER_BATCH_INIT;
     assert_int_equal(loader_next(L, 0, &b, 10000), 0);
     struct numafeed_doctor_options o;
     numafeed_doctor_options_init(&o);

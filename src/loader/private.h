@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Shared between the files of src/loader only; the rest of numafeed sees
+ * the loader through include/numafeed.h (loader_*). The files:
+ *
+ *   worker.c    the data path, top to bottom, and its design essay:
+ *               workers, units, streaming and whole-window building,
+ *               publishing a batch (the GPU copy)
+ *   pool.c      one pool: its node and CPUs, its ring of slots (placed on
+ *               the node, page-locked, the device ring), start and stop
+ *   loader.c    loader_create / loader_destroy: the configuration, the
+ *               dataset, the topology, the pools
+ *   consumer.c  loader_next, release, the stats and the pool report
+ *   sampler.c   which record goes where (sampler.h)
+ */
+#ifndef NUMAFEED_LOADER_PRIVATE_H
+#define NUMAFEED_LOADER_PRIVATE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "internal.h"
+#include "io/io.h"
+#include "loader/sampler.h"
+#include "pin/pin.h"
+
+#define WAIT_BUCKETS 256 /* quarter-octave histogram of consumer waits, in ns */
+
+struct slot {
+    _Atomic uint64_t seq;       /* the batch this slot holds or is being filled for */
+    _Atomic uint64_t remaining; /* records of that batch not yet written */
+    bool ready;                 /* under pool.mu */
+    bool out;                   /* handed to the consumer, not released; under pool.mu */
+    uint8_t *mem;               /* field-major: field f at mem + offset_f * batch */
+    uint64_t *ids;              /* record ids, batch entries */
+    void *dev;                  /* CUDA path: the slot's device buffer */
+    void *ready_ev;             /* recorded on the pool stream after the copy */
+    void *release_ev;           /* recorded on the consumer's stream at release */
+    bool copied, released_gpu;  /* those events were recorded (for the next reuse) */
+    struct loader_field *fields; /* the layout's nfields views into mem and dev */
+};
+
+struct pool;
+
+struct worker {
+    struct pool *pool;
+    unsigned idx;
+    pthread_t thread;
+    bool started;
+    _Atomic int tid;
+    struct nf_pipe *pipe;
+    struct nf_pipe_stats seen; /* the pipe's counters already added to the pool's */
+    struct nf_epoch_plan plan;
+    uint32_t *sigma;
+    uint32_t *span;      /* plan index of each block-order position of the window */
+    /* per unit: the records needed, and the decoded blocks they come from */
+    uint32_t *pos_block; /* global block of each position */
+    uint32_t *pos_in;    /* record index inside that block */
+    uint64_t *pos_id;    /* global record id */
+    uint32_t *blocks;    /* distinct blocks of the unit */
+    uint32_t *pos_order; /* streaming: the unit's positions grouped by block */
+    uint32_t *blk_first; /* streaming: where block k's positions start in pos_order */
+    uint32_t *bcount;    /* streaming: records written into each batch of the unit */
+    uint32_t *block_slot;/* index in blocks[] of each global block, or UINT32_MAX */
+    struct nf_block_done *held; /* window path: the unit's decoded blocks */
+    struct nf_bind_result bind;
+};
+
+struct pool {
+    struct numafeed_loader *L;
+    int gpu_index;  /* position in the served list */
+    int ordinal;
+    int node;
+    bool node_known;
+    struct nf_cpuset cpus;
+    bool cpus_fallback;
+    struct nf_sampler sampler;
+    uint64_t setup_ns[3]; /* worker 0: CUDA device/context, ring, page-lock */
+    /* start-up, under mu: the ring is mapped (1) or failed (-1); workers
+     * that have touched their share of it */
+    int ring_state;
+    unsigned ring_touched;
+    pthread_cond_t cv_setup;
+    unsigned depth;
+    struct slot *slots;
+    struct loader_field *field_views; /* depth x nfields, slots point in here */
+    void *ring;
+    size_t ring_mapped, slot_bytes, slot_stride;
+    struct nf_placement placement;
+    _Atomic uint64_t next_unit;
+    uint64_t base_seq;          /* the first batch delivered (config start) */
+    atomic_bool stop;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv_work;     /* a slot was released, or stop */
+    pthread_cond_t cv_ready;    /* a batch was published, an error, or stop */
+    int err;                    /* under mu: first worker error */
+    uint64_t err_seq;           /* under mu: the batch it affects */
+    char errmsg[1024];          /* under mu */
+    unsigned started, ready_workers; /* under mu: start-up handshake */
+    int start_err;              /* under mu */
+    char start_msg[1024];       /* under mu */
+
+    /* consumer side: under cmu (loader_next for one gpu is one caller at a
+     * time; the lock makes two callers on one gpu safe rather than fast) */
+    pthread_mutex_t cmu;
+    uint64_t next_seq;
+    bool epoch_end_pending;
+    unsigned outstanding;       /* under mu */
+    _Atomic unsigned inside;    /* callers inside loader_next(_on_stream): destroy waits */
+
+    /* stats */
+    _Atomic uint64_t st_batches, st_records, st_bytes, st_wait_ns, st_wait_max, st_stall_ns,
+        st_blocks, st_io_ns, st_decode_ns, st_copy_ns, st_units,
+        st_windowed;            /* units built by the window path */
+    _Atomic uint64_t wait_hist[WAIT_BUCKETS];
+
+    unsigned nworkers;
+    struct worker *workers;
+    char io_backend[16];
+    char notes[512];            /* under mu */
+    /* CUDA path (cuda == false: host mode) */
+    bool cuda;
+    bool registered;            /* ring page-locked in place */
+    void *pinned;               /* the cudaHostAlloc fallback ring, if used */
+    void *stream;
+    void *dev_ring;
+};
+
+struct numafeed_loader {
+    struct loader_config cfg;
+    char *path;
+    char *sysfs_root;
+    struct nf_dataset *ds;
+    const struct nf_layout *layout;
+    int npools;                 /* pools allocated (and initialised, in part or whole) */
+    struct pool *pools;
+    char errmsg[1024];          /* under errmu */
+    pthread_mutex_t errmu;
+    bool cuda;                  /* batches go to the GPU */
+    int io;                     /* enum loader_io after auto: never AUTO */
+    char io_why[160];           /* how auto chose it */
+    char host_reason[256];      /* why host mode, when it is automatic */
+};
+
+static inline uint64_t nf__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* worker.c */
+void *nf__worker_main(void *arg);
+/* Record a worker's failure against batch seq; the consumer reports it. */
+void nf__pool_fail(struct pool *p, int err, uint64_t seq);
+
+/* pool.c */
+int nf__pool_init(struct numafeed_loader *L, struct pool *p, int pos, int ordinal,
+                  const numafeed_topo *topo, bool host, uint32_t rank, uint32_t world);
+int nf__pool_wait_ready(struct pool *p);
+void nf__pool_stop(struct pool *p);
+void nf__pool_free(struct pool *p);
+/* Worker 0's part of start-up, in order: map and bind the ring; after
+ * every worker has touched its share (nf__ring_touch), verify it; then the
+ * CUDA side (page-lock, device ring, stream, events). */
+int nf__ring_alloc(struct pool *p);
+void nf__ring_touch(struct pool *p, unsigned i, unsigned n);
+void nf__ring_verify(struct pool *p);
+int nf__ring_setup_cuda(struct pool *p);
+
+/* loader.c */
+void nf__loader_set_error(struct numafeed_loader *L, const char *msg);
+
+#endif

@@ -1,0 +1,615 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The data path, top to bottom: workers, units, the ring of slots, epochs.
+ *
+ * Threads. A loader has one pool per served GPU; a pool has T worker
+ * threads. Each worker first pins itself to the pool's CPUs (the GPU node's
+ * CPUs intersected with the inherited allowed CPUs) and sets a preferred
+ * memory policy for the node, and only then allocates anything: its block
+ * pipeline (io_uring + zstd context + buffers). Worker 0 also maps the
+ * pool's ring, and every worker faults in its share of it, so the ring's
+ * first touch, too, happens on the node.
+ *
+ * Work. The sampler cuts each epoch of the pool's part into "units", the
+ * windows of the global order that overlap the part (sampler.h). A worker
+ * claims the next unit with one atomic increment of the pool's unit
+ * counter; units run on across epochs, so the next epoch's first batches
+ * are built while the current epoch's last batches are consumed. For its
+ * unit a worker lists the distinct blocks it needs, hands them to its
+ * block pipeline (src/io: several reads in flight on its own io_uring, or
+ * the shards' mappings), and gets each back verified and decoded; it
+ * copies every record into the slot of the batch it belongs to, at its
+ * place. The pipeline decides codecs, buffers and alignment; this file
+ * decides only which block's records go where.
+ *
+ * Two ways to build a unit. Streaming (the usual one): every slot the unit
+ * writes is free, so each block is scattered into its batches as soon as
+ * it is decoded, while its bytes are still in this core's cache, and the
+ * pipeline keeps only about 1 MiB of blocks in flight. Whole window (when
+ * the unit spans more batches than the ring has slots, or some of its
+ * slots are still held by the consumer): every block of the unit is
+ * decoded first and held, then batches are filled one at a time, each
+ * waiting for its slot.
+ *
+ * Slots. Batch s (s counts batches across epochs) lives in slot s % D. A
+ * slot's seq says which batch it holds; the consumer's release moves it to
+ * s + D. A batch may take records from two units (windows are not aligned
+ * to batches), so a slot counts the records still missing; whoever writes
+ * the last one publishes the batch. Workers take units in order and fill
+ * batches in increasing order, so the batch the consumer waits for always
+ * has every contributor able to make progress: no deadlock as long as the
+ * consumer releases what it took.
+ *
+ * Locks. The hot path (claim, read, decode, copy, count) takes no lock. A
+ * pool mutex and two condition variables are used only to sleep: a worker
+ * whose slot is still held by the consumer, and a consumer whose batch is
+ * not ready; and to publish a batch or release a slot (once per batch).
+ * No lock is shared between pools.
+ *
+ * Errors. A worker that fails (corrupt block, I/O error) records the error
+ * against the first batch its unit feeds; that batch never completes, and
+ * the consumer gets the error, with the worker's message, when it reaches
+ * it, and on every call after. Earlier batches are delivered normally.
+ *
+ * CUDA path. After the ring is placed (mmap, mbind, first touch, verify)
+ * worker 0 page-locks it in place with cudaHostRegister; registration pins
+ * pages where they are, so placement must come first (pool.c). Each slot
+ * has a device buffer, a ready event and a release event; the pool has one
+ * non-blocking stream. The worker that completes a batch queues the
+ * host-to-device copy of the slot on that stream and records the ready
+ * event; loader_next_on_stream makes the caller's stream wait on it, so the
+ * consumer never blocks the host on a copy. Release records the release
+ * event on the consumer's stream. A worker about to refill a slot waits
+ * (in the worker, never in the consumer) for that slot's previous copy and
+ * release events: only then are its host memory and device buffer free.
+ *
+ * Shutdown. loader_destroy sets stop, wakes every sleeper and joins. A
+ * worker in I/O lets its reads finish (page cache or device, bounded)
+ * before it returns.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#if defined(__x86_64__) && defined(__SSE2__)
+#include <emmintrin.h>
+#define NF_HAVE_NT 1
+#endif
+
+#include "loader/private.h"
+
+/* ---- failing, waiting for a slot, publishing ---------------------------- */
+
+void nf__pool_fail(struct pool *p, int err, uint64_t seq)
+{
+    pthread_mutex_lock(&p->mu);
+    if (!p->err || seq < p->err_seq) {
+        p->err = err;
+        p->err_seq = seq;
+        snprintf(p->errmsg, sizeof(p->errmsg), "%s", numafeed_last_error());
+    }
+    pthread_cond_broadcast(&p->cv_ready);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Wait until slot s holds batch seq (its previous batch was released). */
+static bool wait_slot(struct pool *p, struct slot *s, uint64_t seq)
+{
+    if (atomic_load_explicit(&s->seq, memory_order_acquire) != seq) {
+        uint64_t t0 = nf__now_ns();
+        pthread_mutex_lock(&p->mu);
+        while (atomic_load_explicit(&s->seq, memory_order_acquire) != seq &&
+               !atomic_load(&p->stop))
+            pthread_cond_wait(&p->cv_work, &p->mu);
+        pthread_mutex_unlock(&p->mu);
+        atomic_fetch_add_explicit(&p->st_stall_ns, nf__now_ns() - t0, memory_order_relaxed);
+    }
+    if (atomic_load(&p->stop))
+        return false;
+    if (p->cuda && seq >= p->depth) {
+        /* The slot's last batch: its copy must have left the host memory and
+         * the consumer's work must be done with the device buffer. Usually
+         * long complete; waited for here, in the worker. */
+        uint64_t t0 = nf__now_ns();
+        if ((s->copied && nf__cuda_event_synchronize(s->ready_ev)) ||
+            (s->released_gpu && nf__cuda_event_synchronize(s->release_ev))) {
+            nf__pool_fail(p, NUMAFEED_ECUDA, seq);
+            return false;
+        }
+        atomic_fetch_add_explicit(&p->st_stall_ns, nf__now_ns() - t0, memory_order_relaxed);
+    }
+    return true;
+}
+
+static struct slot *slot_of(struct pool *p, uint64_t epoch, uint64_t b)
+{
+    return &p->slots[(epoch * p->sampler.nbatches + b) % p->depth];
+}
+
+static void publish(struct pool *p, struct slot *s)
+{
+    if (p->cuda) {
+        /* the whole data region: a short batch copies some stale bytes past
+         * its records rather than one copy per field */
+        uint64_t seq = atomic_load(&s->seq);
+        if (nf__cuda_memcpy_h2d(s->dev, s->mem, p->slot_bytes, p->stream) ||
+            nf__cuda_event_record(s->ready_ev, p->stream)) {
+            nf__pool_fail(p, NUMAFEED_ECUDA, seq);
+            return;
+        }
+        s->copied = true;
+    }
+    pthread_mutex_lock(&p->mu);
+    s->ready = true;
+    pthread_cond_broadcast(&p->cv_ready);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* n more records of slot s are written; the last writer publishes it. */
+static void count_written(struct pool *p, struct slot *s, uint64_t n)
+{
+    if (n && atomic_fetch_sub_explicit(&s->remaining, n, memory_order_acq_rel) == n)
+        publish(p, s);
+}
+
+/* ---- copying records into slots ----------------------------------------- */
+
+/* Copy into a batch slot, which the CPU does not read again (the DMA or the
+ * consumer does). Copies of 256 bytes and more use non-temporal stores: no
+ * read of each destination line first, and the cache is left to the
+ * decoder. The caller fences (nt_fence) before publishing. */
+static inline void copy_out(void *dst, const void *src, size_t n)
+{
+#ifdef NF_HAVE_NT
+    if (n >= 256) {
+        uint8_t *d = dst;
+        const uint8_t *s = src;
+        size_t head = (16 - ((uintptr_t)d & 15)) & 15;
+        memcpy(d, s, head);
+        d += head;
+        s += head;
+        n -= head;
+        size_t m = n & ~(size_t)63;
+        for (size_t i = 0; i < m; i += 64) {
+            __m128i x0 = _mm_loadu_si128((const __m128i *)(s + i));
+            __m128i x1 = _mm_loadu_si128((const __m128i *)(s + i + 16));
+            __m128i x2 = _mm_loadu_si128((const __m128i *)(s + i + 32));
+            __m128i x3 = _mm_loadu_si128((const __m128i *)(s + i + 48));
+            _mm_stream_si128((__m128i *)(d + i), x0);
+            _mm_stream_si128((__m128i *)(d + i + 16), x1);
+            _mm_stream_si128((__m128i *)(d + i + 32), x2);
+            _mm_stream_si128((__m128i *)(d + i + 48), x3);
+        }
+        memcpy(d + m, s + m, n - m);
+        return;
+    }
+#endif
+    memcpy(dst, src, n);
+}
+
+static inline void nt_fence(void)
+{
+#ifdef NF_HAVE_NT
+    _mm_sfence();
+#endif
+}
+
+/* Record `rec` (a whole record of the layout) into place i of slot s. */
+static void put_record(const struct nf_layout *lay, uint64_t B, struct slot *s, uint64_t i,
+                       const uint8_t *rec, uint64_t id)
+{
+    for (unsigned f = 0; f < lay->nfields; f++) {
+        const struct nf_field *fd = &lay->fields[f];
+        copy_out(s->mem + fd->offset * B + i * fd->bytes, rec + fd->offset, fd->bytes);
+    }
+    s->ids[i] = id;
+}
+
+/* ---- one unit: which records, from which blocks ------------------------- */
+
+/* Make room for a window's positions and distinct blocks (once per worker). */
+static int worker_reserve(struct worker *w)
+{
+    const struct nf_sampler *s = &w->pool->sampler;
+    if (w->sigma)
+        return 0;
+    size_t c = (size_t)s->window;
+    w->sigma = malloc(c * sizeof(*w->sigma));
+    w->span = malloc(c * sizeof(*w->span));
+    w->pos_block = malloc(c * sizeof(*w->pos_block));
+    w->pos_in = malloc(c * sizeof(*w->pos_in));
+    w->pos_id = malloc(c * sizeof(*w->pos_id));
+    w->blocks = malloc(c * sizeof(*w->blocks));
+    w->pos_order = malloc(c * sizeof(*w->pos_order));
+    w->blk_first = malloc((c + 1) * sizeof(*w->blk_first));
+    w->bcount = malloc((c + 2) * sizeof(*w->bcount));
+    w->held = malloc(c * sizeof(*w->held));
+    w->block_slot = malloc((size_t)s->nblocks * sizeof(*w->block_slot));
+    if (!w->sigma || !w->span || !w->pos_block || !w->pos_in || !w->pos_id || !w->blocks ||
+        !w->pos_order || !w->blk_first || !w->bcount || !w->held || !w->block_slot)
+        return nf__error(-ENOMEM, "worker: out of memory for a window of %zu records", c);
+    for (uint32_t i = 0; i < s->nblocks; i++)
+        w->block_slot[i] = UINT32_MAX;
+    return 0;
+}
+
+/* A unit: records [a, e) of the part's slice in epoch `epoch`, feeding
+ * batches b_lo..b_hi; nb distinct blocks. */
+struct unit {
+    uint64_t epoch, a, e, b_lo, b_hi, first_seq;
+    uint32_t nb;
+};
+
+/* Fill the worker's per-position tables for unit u (window `win` of
+ * `epoch`) and list its distinct blocks. */
+static int plan_unit(struct worker *w, uint64_t u, struct unit *un)
+{
+    struct pool *p = w->pool;
+    const struct nf_sampler *s = &p->sampler;
+    uint64_t epoch = u / s->nwindows;
+    uint64_t win = s->first_window + u % s->nwindows;
+    uint64_t w0 = win * s->window, wlen = nf__window_len(s, win);
+    uint64_t a = w0 > s->start ? w0 : s->start;
+    uint64_t e = w0 + wlen < s->start + s->len ? w0 + wlen : s->start + s->len;
+    uint64_t bfirst, ib;
+    nf__batch_of(s, a - s->start, &bfirst, &ib);
+    uint64_t first_seq = epoch * s->nbatches + bfirst;
+    if (first_seq < p->base_seq) {
+        /* the unit holding the start batch: the records of earlier batches
+         * are neither read nor delivered */
+        a = s->start + nf__batch_start(s, p->base_seq - epoch * s->nbatches);
+        first_seq = p->base_seq;
+    }
+    *un = (struct unit){.epoch = epoch, .a = a, .e = e, .first_seq = first_seq};
+    int rc = worker_reserve(w);
+    if (!rc && (!w->plan.valid || w->plan.epoch != epoch))
+        rc = nf__plan_make(s, epoch, &w->plan);
+    if (rc)
+        return rc;
+    nf__window_perm(s, epoch, win, w->sigma, wlen);
+    nf__plan_span(s, &w->plan, w0, wlen, w->span);
+    uint32_t nb = 0;
+    for (uint64_t q = a; q < e; q++) {
+        uint32_t blk, in, j = w->sigma[q - w0];
+        uint64_t id = nf__plan_record_at(s, &w->plan, w->span[j], w0 + j, &blk, &in);
+        size_t k = (size_t)(q - a);
+        w->pos_block[k] = blk;
+        w->pos_in[k] = in;
+        w->pos_id[k] = id;
+        if (w->block_slot[blk] == UINT32_MAX) {
+            w->block_slot[blk] = nb;
+            w->blocks[nb++] = blk;
+        }
+    }
+    un->nb = nb;
+    if (a < e) {
+        nf__batch_of(s, a - s->start, &un->b_lo, &ib);
+        nf__batch_of(s, e - 1 - s->start, &un->b_hi, &ib);
+    }
+    return 0;
+}
+
+/* The unit is done with its blocks: forget their indices. */
+static void forget_blocks(struct worker *w, const struct unit *un)
+{
+    for (uint32_t i = 0; i < un->nb; i++)
+        w->block_slot[w->blocks[i]] = UINT32_MAX;
+}
+
+/* Add what the pipeline measured since last time to the pool's counters. */
+static void fold_pipe_stats(struct worker *w)
+{
+    struct pool *p = w->pool;
+    struct nf_pipe_stats now;
+    nf__pipe_stats(w->pipe, &now);
+    atomic_fetch_add_explicit(&p->st_io_ns, now.io_ns - w->seen.io_ns, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->st_decode_ns, now.decode_ns - w->seen.decode_ns,
+                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->st_blocks, now.blocks - w->seen.blocks, memory_order_relaxed);
+    w->seen = now;
+}
+
+/* ---- streaming: each block goes into its batches as soon as it is
+ * verified and decoded, while its bytes are still in this core's cache. ---- */
+
+/* Group the unit's positions by block: a counting sort on the block index. */
+static void group_by_block(struct worker *w, const struct unit *un)
+{
+    uint32_t n = (uint32_t)(un->e - un->a), nb = un->nb;
+    memset(w->blk_first, 0, (nb + 1) * sizeof(*w->blk_first));
+    for (uint32_t k = 0; k < n; k++)
+        w->blk_first[w->block_slot[w->pos_block[k]] + 1]++;
+    for (uint32_t k = 0; k < nb; k++)
+        w->blk_first[k + 1] += w->blk_first[k];
+    for (uint32_t k = 0; k < n; k++)
+        w->pos_order[w->blk_first[w->block_slot[w->pos_block[k]]]++] = k;
+    /* the fill advanced every start to the next block's: shift back */
+    memmove(w->blk_first + 1, w->blk_first, nb * sizeof(*w->blk_first));
+    w->blk_first[0] = 0;
+}
+
+/* Put block k's records of this unit into their slots. */
+static void scatter_block(struct worker *w, const struct unit *un, uint32_t k,
+                          const uint8_t *data)
+{
+    struct pool *p = w->pool;
+    const struct nf_sampler *s = &p->sampler;
+    const struct nf_layout *lay = p->L->layout;
+    for (uint32_t j = w->blk_first[k]; j < w->blk_first[k + 1]; j++) {
+        uint32_t pos = w->pos_order[j];
+        uint64_t b, i;
+        nf__batch_of(s, un->a + pos - s->start, &b, &i);
+        put_record(lay, s->batch, slot_of(p, un->epoch, b), i,
+                   data + (size_t)w->pos_in[pos] * lay->record_bytes, w->pos_id[pos]);
+        w->bcount[b - un->b_lo]++;
+    }
+}
+
+/* Submit every block of the unit to the pipeline, keeping as many in
+ * flight as it has room for, and take each back as it is ready: streaming
+ * scatters it into its batches and lets its buffer go at once; the window
+ * path (hold) keeps it until the whole window is copied. */
+static int pump_blocks(struct worker *w, const struct unit *un, bool hold)
+{
+    struct pool *p = w->pool;
+    uint32_t next = 0, finished = 0;
+    uint64_t t_copy = 0;
+    int rc = hold ? nf__pipe_reserve(w->pipe, un->nb) : 0;
+    while (!rc && finished < un->nb) {
+        if (atomic_load_explicit(&p->stop, memory_order_relaxed)) {
+            rc = nf__error(-ECANCELED, "loader is being destroyed");
+            break;
+        }
+        while (next < un->nb && nf__pipe_room(w->pipe) &&
+               !(rc = nf__pipe_submit(w->pipe, w->blocks[next], next)))
+            next++;
+        struct nf_block_done d;
+        if (rc || (rc = nf__pipe_flush(w->pipe)) || (rc = nf__pipe_next(w->pipe, &d)))
+            break;
+        finished++;
+        if (hold) {
+            w->held[d.tag] = d;
+            continue;
+        }
+        uint64_t t0 = nf__now_ns();
+        scatter_block(w, un, (uint32_t)d.tag, d.data);
+        t_copy += nf__now_ns() - t0;
+        nf__pipe_release(w->pipe, &d);
+    }
+    if (rc)
+        nf__pipe_drain(w->pipe); /* reads in flight finish into our buffers first */
+    atomic_fetch_add_explicit(&p->st_copy_ns, t_copy, memory_order_relaxed);
+    return rc;
+}
+
+static int stream_unit(struct worker *w, const struct unit *un)
+{
+    struct pool *p = w->pool;
+    group_by_block(w, un);
+    memset(w->bcount, 0, (size_t)(un->b_hi - un->b_lo + 1) * sizeof(*w->bcount));
+    /* every slot was seen free by run_unit; this also waits for their last
+     * GPU copies and the consumer's release events */
+    for (uint64_t b = un->b_lo; b <= un->b_hi; b++)
+        if (!wait_slot(p, slot_of(p, un->epoch, b), un->epoch * p->sampler.nbatches + b))
+            return 0; /* stopping */
+    int rc = pump_blocks(w, un, false);
+    if (rc)
+        return rc;
+    nt_fence();
+    for (uint64_t b = un->b_lo; b <= un->b_hi && !atomic_load(&p->stop); b++)
+        count_written(p, slot_of(p, un->epoch, b), w->bcount[b - un->b_lo]);
+    return 0;
+}
+
+/* ---- whole window: decode every block of the unit, then fill batches
+ * one at a time, waiting for each one's slot. ---- */
+
+static void window_unit(struct worker *w, const struct unit *un)
+{
+    struct pool *p = w->pool;
+    const struct nf_sampler *s = &p->sampler;
+    const struct nf_layout *lay = p->L->layout;
+    /* Timed without the waits for slots (those are worker_stall). */
+    uint64_t t_copy = nf__now_ns();
+    uint64_t stall0 = atomic_load_explicit(&p->st_stall_ns, memory_order_relaxed);
+    uint64_t cur_b = UINT64_MAX, written = 0;
+    struct slot *slot = NULL;
+    for (uint64_t q = un->a; q < un->e; q++) {
+        uint64_t b, i;
+        nf__batch_of(s, q - s->start, &b, &i);
+        if (b != cur_b) {
+            if (slot) {
+                nt_fence();
+                count_written(p, slot, written);
+            }
+            slot = slot_of(p, un->epoch, b);
+            if (!wait_slot(p, slot, un->epoch * s->nbatches + b)) {
+                slot = NULL;
+                break; /* stopping */
+            }
+            cur_b = b;
+            written = 0;
+        }
+        size_t k = (size_t)(q - un->a);
+        const uint8_t *blk = w->held[w->block_slot[w->pos_block[k]]].data;
+        put_record(lay, s->batch, slot, i, blk + (size_t)w->pos_in[k] * lay->record_bytes,
+                   w->pos_id[k]);
+        written++;
+    }
+    if (slot && !atomic_load(&p->stop)) {
+        nt_fence();
+        count_written(p, slot, written);
+    }
+    for (uint32_t k = 0; k < un->nb; k++)
+        nf__pipe_release(w->pipe, &w->held[k]);
+    /* other workers' stalls in between are subtracted too: an estimate, as
+     * stage timers are, good enough to see which stage dominates */
+    uint64_t stalled = atomic_load_explicit(&p->st_stall_ns, memory_order_relaxed) - stall0;
+    uint64_t spent = nf__now_ns() - t_copy;
+    atomic_fetch_add_explicit(&p->st_copy_ns, spent > stalled ? spent - stalled : 0,
+                              memory_order_relaxed);
+}
+
+/* ---- a unit, start to end ----------------------------------------------- */
+
+/* Whether the unit can stream: it writes every batch it touches at once, so
+ * it needs all their slots free before it reads a block. Waiting for any
+ * slot but the first could deadlock: its previous batch may be one the
+ * consumer holds while it waits for this unit's first batch (a caller may
+ * hold up to prefetch - 1 batches). So: wait for the first slot, as the
+ * window path does, and stream only when the others are already free. */
+static int can_stream(struct pool *p, const struct unit *un)
+{
+    const struct nf_sampler *s = &p->sampler;
+    if (un->a >= un->e || un->b_hi - un->b_lo >= p->depth)
+        return 0;
+    uint64_t seq = un->epoch * s->nbatches + un->b_lo;
+    if (!wait_slot(p, &p->slots[seq % p->depth], seq))
+        return -1; /* stopping */
+    for (uint64_t b = un->b_lo + 1; b <= un->b_hi; b++) {
+        seq = un->epoch * s->nbatches + b;
+        if (atomic_load_explicit(&p->slots[seq % p->depth].seq, memory_order_acquire) != seq)
+            return 0;
+    }
+    return 1;
+}
+
+/* Build this worker's share of unit u. Returns 0, or an error (recorded). */
+static int run_unit(struct worker *w, uint64_t u)
+{
+    struct pool *p = w->pool;
+    struct unit un;
+    int rc = plan_unit(w, u, &un);
+    if (rc) {
+        nf__pool_fail(p, rc, un.first_seq);
+        return rc;
+    }
+    int stream = can_stream(p, &un);
+    if (stream > 0) {
+        rc = stream_unit(w, &un);
+    } else if (stream == 0) {
+        atomic_fetch_add_explicit(&p->st_windowed, 1, memory_order_relaxed);
+        rc = pump_blocks(w, &un, true);
+        if (!rc)
+            window_unit(w, &un);
+    }
+    forget_blocks(w, &un);
+    fold_pipe_stats(w);
+    if (rc) {
+        if (!atomic_load(&p->stop))
+            nf__pool_fail(p, rc, un.first_seq);
+        return rc;
+    }
+    if (stream >= 0)
+        atomic_fetch_add_explicit(&p->st_units, 1, memory_order_relaxed);
+    return 0;
+}
+
+/* ---- a worker's life ---------------------------------------------------- */
+
+/* Worker 0 maps the ring; every worker touches its share; worker 0 then
+ * verifies it and sets up the CUDA side. Returns worker 0's error. */
+static int share_ring(struct worker *w, int rc)
+{
+    struct pool *p = w->pool;
+    uint64_t t1 = nf__now_ns();
+    if (w->idx == 0) {
+        if (!rc)
+            rc = nf__ring_alloc(p);
+        pthread_mutex_lock(&p->mu);
+        p->ring_state = rc ? -1 : 1;
+        pthread_cond_broadcast(&p->cv_setup);
+        pthread_mutex_unlock(&p->mu);
+    }
+    pthread_mutex_lock(&p->mu);
+    while (!p->ring_state && !atomic_load(&p->stop))
+        pthread_cond_wait(&p->cv_setup, &p->mu);
+    bool touch = p->ring_state > 0;
+    pthread_mutex_unlock(&p->mu);
+    if (touch)
+        nf__ring_touch(p, w->idx, p->nworkers);
+    pthread_mutex_lock(&p->mu);
+    p->ring_touched++;
+    pthread_cond_broadcast(&p->cv_setup);
+    if (w->idx == 0)
+        while (p->ring_touched < p->nworkers && !atomic_load(&p->stop))
+            pthread_cond_wait(&p->cv_setup, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+    if (w->idx != 0)
+        return rc;
+    if (!rc)
+        nf__ring_verify(p);
+    uint64_t t2 = nf__now_ns();
+    if (!rc && p->cuda)
+        rc = nf__ring_setup_cuda(p);
+    p->setup_ns[1] = t2 - t1; /* read by create after every worker is ready */
+    p->setup_ns[2] = nf__now_ns() - t2;
+    return rc;
+}
+
+/* Report this worker's start-up to the pool and wait until every worker is
+ * ready (or the pool failed or stops). Returns whether to run. */
+static bool start_handshake(struct worker *w, int rc)
+{
+    struct pool *p = w->pool;
+    pthread_mutex_lock(&p->mu);
+    if (rc && !p->start_err) {
+        p->start_err = rc;
+        snprintf(p->start_msg, sizeof(p->start_msg), "pool for %s %d, worker %u: %s",
+                 p->cuda ? "GPU" : "host pool", p->ordinal, w->idx, numafeed_last_error());
+    }
+    if (!rc) {
+        if (w->idx == 0)
+            snprintf(p->io_backend, sizeof(p->io_backend), "%s", nf__pipe_backend(w->pipe));
+        if (w->bind.note[0])
+            nf__note(p->notes, sizeof(p->notes), "worker %u: %s", w->idx, w->bind.note);
+        if (w->idx == 0 && strcmp(nf__pipe_backend_reason(w->pipe), "default") != 0)
+            nf__note(p->notes, sizeof(p->notes), "io: %s (%s)", nf__pipe_backend(w->pipe),
+                     nf__pipe_backend_reason(w->pipe));
+    }
+    p->ready_workers++;
+    pthread_cond_broadcast(&p->cv_ready);
+    /* Nobody starts work until every worker (and the ring) is ready. */
+    while (!atomic_load(&p->stop) && (p->ready_workers < p->nworkers || p->start_err))
+        pthread_cond_wait(&p->cv_work, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+    return !rc && !atomic_load(&p->stop);
+}
+
+void *nf__worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct pool *p = w->pool;
+    struct numafeed_loader *L = p->L;
+    atomic_store(&w->tid, (int)syscall(SYS_gettid));
+    char name[16];
+    snprintf(name, sizeof(name), "numafeed-g%d-%u", p->ordinal, w->idx);
+    pthread_setname_np(pthread_self(), name);
+
+    /* Pin and set the memory policy before allocating anything. */
+    int rc = nf__bind_thread(&p->cpus, p->node, &w->bind);
+    /* the current device is per thread: set it in every pool thread */
+    uint64_t t0 = nf__now_ns();
+    if (!rc && p->cuda)
+        rc = nf__cuda_set_device(p->ordinal);
+    if (w->idx == 0)
+        p->setup_ns[0] = nf__now_ns() - t0;
+    rc = share_ring(w, rc);
+    if (!rc) {
+        struct nf_pipe_options po;
+        nf__pipe_options_init(&po);
+        po.io = L->io;
+        po.depth = L->cfg.io_depth;
+        rc = nf__pipe_create(L->ds, &po, &w->pipe);
+    }
+    if (!start_handshake(w, rc))
+        return NULL;
+    while (!atomic_load_explicit(&p->stop, memory_order_relaxed)) {
+        uint64_t u = atomic_fetch_add_explicit(&p->next_unit, 1, memory_order_relaxed);
+        if (run_unit(w, u))
+            break; /* the error is recorded; this worker has nothing sound to add */
+    }
+    return NULL;
+}
