@@ -419,6 +419,18 @@ NUMAFEED_API uint64_t numafeed_writer_bytes_written(const numafeed_writer *w);
 /* Shard files started so far. */
 NUMAFEED_API unsigned numafeed_writer_shards(const numafeed_writer *w);
 
+/*
+ * The bytes of DIR/manifest.json as the loader reads them: opened beneath
+ * DIR (a symbolic link that leaves it is refused unless follow_symlinks),
+ * never blocking on a FIFO, a regular file of at most 64 MiB (checked
+ * before anything is read). Not parsed. On success *text is a malloc'd
+ * buffer of *len bytes (not NUL-terminated) the caller frees. Errors:
+ * -ENOENT, -EXDEV (a link out), NUMAFEED_EMANIFEST (not a regular file,
+ * too large), other -errno; the message names the file. Thread-safe.
+ */
+NUMAFEED_API int numafeed_dataset_manifest(const char *dir, int follow_symlinks, char **text,
+                                           size_t *len);
+
 /* ------------------------------------------------------------------------ */
 /* The loader: one producer pool per GPU                                    */
 /* ------------------------------------------------------------------------ */
@@ -502,8 +514,9 @@ struct loader_config {
     /* Batches in flight per pool: the ring's slots, including the batches
      * the consumer holds. 0 (default): enough for every worker to have a
      * shuffle window in flight (the batches of threads + 2 windows), at
-     * least 4, and no more than 512 MiB of slots unless 4 slots need more.
-     * Otherwise >= 2. ring_depth is its deprecated name, for one release. */
+     * least 4, and at most two epochs' batches, 4096 slots, 512 MiB of
+     * slots (unless 4 slots need more) and max_ring_bytes. Otherwise >= 2.
+     * ring_depth is its deprecated name, for one release. */
     union {
         uint32_t prefetch;
         uint32_t ring_depth;
@@ -513,7 +526,9 @@ struct loader_config {
     int shuffle;
     uint64_t seed;
     /* Records mixed together by the within-window shuffle, on top of the
-     * block-level shuffle. 0 (default): 16 blocks' worth; at most 2^24.
+     * block-level shuffle. 0 (default): 16 blocks' worth, at most 65536
+     * records; at most 2^24. Each worker keeps about 40 bytes of tables per
+     * record of the window.
      * Blocks stream through about 1 MiB of staging per worker; only a ring
      * smaller than one window's batches makes a worker hold the window
      * decoded. */
@@ -554,6 +569,17 @@ struct loader_config {
      * loader with the same configuration delivers there, which is how a
      * job resumes mid-epoch. */
     uint64_t start_epoch, start_batch;
+    /* 1: let symbolic links in the dataset directory lead outside it (a
+     * shard kept elsewhere on purpose). Default 0: the manifest and every
+     * shard are opened beneath the directory, and a link that leaves it is
+     * refused with an error naming it (docs/security.md). */
+    int follow_symlinks;
+    /* The most bytes one pool's ring of batch slots may take: slots x (batch
+     * bytes + record ids, each rounded up to 4 KiB). 0 (default): 4 GiB.
+     * The default prefetch stays below it; an explicit prefetch, or a single
+     * batch, that does not fit is a NUMAFEED_ECONFIG error naming the batch
+     * size, the record size and this field. */
+    uint64_t max_ring_bytes;
 };
 
 /* Fill *cfg with the defaults above. */

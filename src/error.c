@@ -11,9 +11,46 @@
 
 static _Thread_local char last_error[NF_ERRMSG_MAX];
 
+/*
+ * Copy a message into out, escaping what a terminal would act on: C0
+ * controls (newlines included) and DEL as \xHH, C1 controls (U+0080 to
+ * U+009F, two bytes in UTF-8) as \u00HH. Messages carry names from
+ * datasets, which may come from anyone; an escape sequence or a newline
+ * in a shard name must not repaint a terminal or forge a line of output.
+ */
+static void escape_into(char *out, size_t size, const char *in)
+{
+    size_t o = 0;
+    for (const unsigned char *c = (const unsigned char *)in; *c && o + 1 < size; c++) {
+        char esc[8];
+        size_t n = 0;
+        if (*c < 0x20 || *c == 0x7f)
+            n = (size_t)snprintf(esc, sizeof(esc), "\\x%02x", *c);
+        else if (*c == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f)
+            n = (size_t)snprintf(esc, sizeof(esc), "\\u%04x", *++c);
+        if (!n) {
+            out[o++] = (char)*c;
+            continue;
+        }
+        if (o + n + 1 > size)
+            break;
+        memcpy(out + o, esc, n);
+        o += n;
+    }
+    out[o] = '\0';
+}
+
+void nf__escape(char *out, size_t size, const char *in)
+{
+    if (size)
+        escape_into(out, size, in);
+}
+
 int nf__verror(int err, const char *fmt, va_list ap)
 {
-    vsnprintf(last_error, sizeof(last_error), fmt, ap);
+    char raw[NF_ERRMSG_MAX];
+    vsnprintf(raw, sizeof(raw), fmt, ap);
+    escape_into(last_error, sizeof(last_error), raw);
     return err;
 }
 
@@ -28,12 +65,13 @@ int nf__error(int err, const char *fmt, ...)
 
 int nf__error_prefix(int err, const char *fmt, ...)
 {
-    char prefix[256];
+    char raw[256], prefix[256];
     char old[NF_ERRMSG_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(prefix, sizeof(prefix), fmt, ap);
+    vsnprintf(raw, sizeof(raw), fmt, ap);
     va_end(ap);
+    escape_into(prefix, sizeof(prefix), raw);
     memcpy(old, last_error, sizeof(old));
     size_t n = strlen(prefix);
     memcpy(last_error, prefix, n);

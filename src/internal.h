@@ -24,6 +24,10 @@ int nf__verror(int err, const char *fmt, va_list ap) __attribute__((format(print
 /* Prefix the current last-error message with "<prefix>: ". Returns err. */
 int nf__error_prefix(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void nf__error_clear(void);
+/* Copy in to out (always terminated), escaping control characters as the
+ * last-error message does (C0 and DEL as \xHH, C1 as \u00HH): for any
+ * name from a dataset that is printed. */
+void nf__escape(char *out, size_t size, const char *in);
 
 /* Append "; <formatted>" (or just it, when buf is empty) to a fixed-size
  * report string such as a placement note; silently stops when full. */

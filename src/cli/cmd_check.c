@@ -74,7 +74,7 @@ int cmd_check(int argc, char **argv)
                                                       : "more than one dataset directory");
     const char *dir = argv[optind];
     struct nf_check_summary s;
-    int n = nf__check_dataset(dir, on_problem, NULL, &s);
+    int n = nf__check_dataset(dir, 0, on_problem, NULL, &s);
     if (n < 0)
         return cli_fail("check", dir, n);
     if (!quiet) {

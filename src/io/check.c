@@ -23,6 +23,7 @@ struct check {
     void (*cb)(void *user, const struct nf_check_problem *p);
     void *user;
     struct nf_check_summary *sum;
+    int follow; /* symbolic links may leave the dataset directory */
 };
 
 /* Report the problem whose message is numafeed_last_error(). */
@@ -64,34 +65,32 @@ static int check_blocks(struct check *c, int fd, const char *path, const char *f
     return 0;
 }
 
-static int check_shard(struct check *c, const char *dir, const struct nf_manifest *m, size_t i,
-                       ZSTD_DCtx *dctx)
+static int check_shard(struct check *c, int dirfd, const char *dir, const struct nf_manifest *m,
+                       size_t i, ZSTD_DCtx *dctx)
 {
     const struct nf_manifest_shard *ms = &m->shards[i];
     char *path;
     if (asprintf(&path, "%s/%s", dir, ms->file) < 0)
         return nf__error(-ENOMEM, "out of memory");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st)) {
-        int e = errno;
-        report(c, ms->file, -1, -1, nf__error(-e, "%s: %s", path, strerror(e)));
-        if (fd >= 0)
-            close(fd);
+    int fd;
+    uint64_t size, h;
+    int rc = nf__open_beneath(dirfd, dir, ms->file, c->follow, 0, &fd, &size);
+    if (rc) {
+        report(c, ms->file, -1, -1, rc);
         free(path);
         return 0;
     }
-    uint64_t size = (uint64_t)st.st_size, h;
     c->sum->file_bytes += size;
+    /* A size that disagrees is reported and the content hash skipped: it
+     * cannot match, and the file may be anything (a huge sparse one). */
     if (size != ms->bytes)
         report(c, ms->file, -1, (int64_t)(size < ms->bytes ? size : ms->bytes),
                nf__error(NUMAFEED_ECORRUPT, "%s: %llu bytes, the manifest says %llu%s", path,
                           (unsigned long long)size, (unsigned long long)ms->bytes,
                           size < ms->bytes ? " (truncated)" : ""));
-    int rc = nf__file_xxh3(fd, path, size, &h);
-    if (rc == -ENOMEM)
+    else if ((rc = nf__file_xxh3(fd, path, size, &h)) == -ENOMEM)
         goto out;
-    if (rc)
+    else if (rc)
         report(c, ms->file, -1, -1, rc);
     else if (h != ms->xxh3)
         report(c, ms->file, -1, -1,
@@ -125,15 +124,18 @@ out:
     return rc;
 }
 
-int nf__check_dataset(const char *dir,
+int nf__check_dataset(const char *dir, int follow,
                        void (*problem)(void *user, const struct nf_check_problem *p),
                        void *user, struct nf_check_summary *sum)
 {
-    struct check c = {problem, user, sum};
+    struct check c = {problem, user, sum, follow};
     memset(sum, 0, sizeof(*sum));
     struct nf_manifest m;
-    long long pos;
-    int rc = nf__manifest_load(dir, &m, &pos);
+    long long pos = -1;
+    int dirfd;
+    int rc = nf__dir_open(dir, &dirfd);
+    if (!rc && (rc = nf__manifest_load_at(dirfd, dir, follow, &m, &pos)))
+        close(dirfd);
     if (rc) {
         if (rc == -ENOMEM)
             return rc;
@@ -148,7 +150,8 @@ int nf__check_dataset(const char *dir,
     sum->shards = (uint32_t)m.nshards;
     sum->record_bytes = m.layout.record_bytes;
     for (size_t i = 0; i < m.nshards && rc == 0; i++)
-        rc = check_shard(&c, dir, &m, i, dctx);
+        rc = check_shard(&c, dirfd, dir, &m, i, dctx);
+    close(dirfd);
     /* A count the shards contradict was reported per shard; the manifest's
      * own total was checked against its shard list when it was parsed. */
     ZSTD_freeDCtx(dctx);

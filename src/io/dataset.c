@@ -27,8 +27,32 @@ void nf__dataset_options_init(struct nf_dataset_options *o)
     o->size = sizeof(*o);
 }
 
+int nf__dataset_map_where(const struct nf_dataset *ds, const void *addr, uint32_t *shard,
+                          uint64_t *offset)
+{
+    for (uint32_t i = 0; i < ds->nshards; i++) {
+        const uint8_t *m = ds->shards[i].map;
+        if (m && (const uint8_t *)addr >= m &&
+            (uintptr_t)((const uint8_t *)addr - m) < ds->shards[i].idx.file_size) {
+            *shard = i;
+            *offset = (uint64_t)((const uint8_t *)addr - m);
+            return 0;
+        }
+    }
+    return -ENOENT;
+}
+
+const char *nf__dataset_shard_path(const struct nf_dataset *ds, uint32_t shard)
+{
+    return shard < ds->nshards ? ds->shards[shard].path : "";
+}
+
 int nf__dataset_map(struct nf_dataset *ds)
 {
+    /* a shard truncated under its mapping is an error, not a signal */
+    int rc = nf__guard_install();
+    if (rc)
+        return rc;
     for (uint32_t i = 0; i < ds->nshards; i++) {
         struct nf_shard *s = &ds->shards[i];
         if (s->map)
@@ -149,7 +173,7 @@ out:
     return rc;
 }
 
-static int open_shard(struct nf_dataset *ds, uint32_t i, const char *dir,
+static int open_shard(struct nf_dataset *ds, uint32_t i, int dirfd, const char *dir,
                       const struct nf_dataset_options *o)
 {
     struct nf_shard *s = &ds->shards[i];
@@ -159,49 +183,43 @@ static int open_shard(struct nf_dataset *ds, uint32_t i, const char *dir,
         return nf__error(-ENOMEM, "out of memory");
     }
     s->name = ms->file;
-    s->fd = open(s->path, O_RDONLY | O_CLOEXEC);
-    if (s->fd < 0) {
-        int e = errno;
-        return nf__error(-e, "%s: shard %u listed in the manifest: %s", s->path, i, strerror(e));
-    }
-    struct stat st;
-    if (fstat(s->fd, &st))
-        return nf__error(-errno, "%s: stat: %s", s->path, strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return nf__error(NUMAFEED_ECORRUPT, "%s: not a regular file", s->path);
-    if ((uint64_t)st.st_size != ms->bytes)
+    uint64_t size;
+    int rc = nf__open_beneath(dirfd, dir, ms->file, o->follow_symlinks, 0, &s->fd, &size);
+    if (rc)
+        return nf__error_prefix(rc, "shard %u listed in the manifest", i);
+    if (size != ms->bytes)
         return nf__error(NUMAFEED_ECORRUPT, "%s: %llu bytes, the manifest says %llu (truncated or "
-                          "replaced)", s->path, (unsigned long long)st.st_size,
-                          (unsigned long long)ms->bytes);
-    int rc = nf__shard_load(s->fd, s->path, ms->bytes, &s->idx, NULL);
+                         "replaced)", s->path, (unsigned long long)size,
+                         (unsigned long long)ms->bytes);
+    rc = nf__shard_load(s->fd, s->path, ms->bytes, &s->idx, NULL);
     if (rc)
         return rc;
     if (s->idx.records != ms->records)
         return nf__error(NUMAFEED_ECORRUPT, "%s: holds %llu records, the manifest says %llu",
-                          s->path, (unsigned long long)s->idx.records,
-                          (unsigned long long)ms->records);
+                         s->path, (unsigned long long)s->idx.records,
+                         (unsigned long long)ms->records);
     if (s->idx.record_bytes != ds->m.layout.record_bytes)
         return nf__error(NUMAFEED_ECORRUPT, "%s: records of %llu bytes, the manifest's layout has "
-                          "%llu", s->path, (unsigned long long)s->idx.record_bytes,
-                          (unsigned long long)ds->m.layout.record_bytes);
+                         "%llu", s->path, (unsigned long long)s->idx.record_bytes,
+                         (unsigned long long)ds->m.layout.record_bytes);
     if (o->verify_content) {
         uint64_t h;
         if ((rc = nf__file_xxh3(s->fd, s->path, ms->bytes, &h)))
             return rc;
         if (h != ms->xxh3)
             return nf__error(NUMAFEED_ECHECKSUM, "%s: content hash %016llx, the manifest says "
-                              "%016llx", s->path, (unsigned long long)h,
-                              (unsigned long long)ms->xxh3);
+                             "%016llx", s->path, (unsigned long long)h,
+                             (unsigned long long)ms->xxh3);
     }
-    if (o->direct && ds->direct) {
-        s->dfd = open(s->path, O_RDONLY | O_CLOEXEC | O_DIRECT);
-        if (s->dfd < 0) {
-            /* tmpfs before 6.6 and some FUSE filesystems refuse O_DIRECT:
-             * keep buffered reads and say so rather than fail the open. */
-            snprintf(ds->direct_why, sizeof(ds->direct_why), "%s: O_DIRECT refused: %s", s->path,
-                     strerror(errno));
-            ds->direct = 0;
-        }
+    if (o->direct && ds->direct &&
+        nf__open_beneath(dirfd, dir, ms->file, o->follow_symlinks, O_DIRECT, &s->dfd, &size)) {
+        /* tmpfs before 6.6 and some FUSE filesystems refuse O_DIRECT: keep
+         * buffered reads and say so rather than fail the open. */
+        snprintf(ds->direct_why, sizeof(ds->direct_why), "O_DIRECT refused: %s",
+                 numafeed_last_error());
+        nf__error_clear();
+        s->dfd = -1;
+        ds->direct = 0;
     }
     s->first_record = ds->records;
     ds->records += s->idx.records;
@@ -250,22 +268,27 @@ int nf__dataset_open(const char *dir, const struct nf_dataset_options *o, struct
         return nf__error(NUMAFEED_ECONFIG, "dataset options: size %zu, expected %zu", o->size,
                           sizeof(*o));
     }
+    /* the directory is opened once; everything is opened beneath it */
+    int dirfd;
+    int rc = nf__dir_open(dir, &dirfd);
+    if (rc)
+        return rc;
     struct nf_dataset *ds = calloc(1, sizeof(*ds));
-    if (!ds)
+    if (!ds) {
+        close(dirfd);
         return nf__error(-ENOMEM, "out of memory");
-    int rc = nf__manifest_load(dir, &ds->m, NULL);
+    }
+    rc = nf__manifest_load_at(dirfd, dir, o->follow_symlinks, &ds->m, NULL);
     if (rc) {
+        close(dirfd);
         free(ds);
         return rc;
     }
     ds->shards = calloc(ds->m.nshards ? ds->m.nshards : 1, sizeof(*ds->shards));
     if (!ds->shards) {
+        close(dirfd);
         nf__dataset_close(ds);
         return nf__error(-ENOMEM, "out of memory");
-    }
-    if (ds->m.nshards > UINT32_MAX) {
-        nf__dataset_close(ds);
-        return nf__error(NUMAFEED_EMANIFEST, "%s: too many shards", dir);
     }
     ds->direct = o->direct ? 1 : 0;
     snprintf(ds->direct_why, sizeof(ds->direct_why), "%s",
@@ -273,11 +296,13 @@ int nf__dataset_open(const char *dir, const struct nf_dataset_options *o, struct
     for (size_t i = 0; i < ds->m.nshards; i++) {
         ds->shards[i].fd = ds->shards[i].dfd = -1;
         ds->nshards = (uint32_t)i + 1;
-        if ((rc = open_shard(ds, (uint32_t)i, dir, o))) {
+        if ((rc = open_shard(ds, (uint32_t)i, dirfd, dir, o))) {
+            close(dirfd);
             nf__dataset_close(ds);
             return rc;
         }
     }
+    close(dirfd);
     if (!ds->direct) {
         for (uint32_t i = 0; i < ds->nshards; i++) {
             if (ds->shards[i].dfd >= 0)

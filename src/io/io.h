@@ -37,6 +37,9 @@
 /* A manifest larger than this is refused before it is read (a million shards
  * fit in far less). */
 #define NF_MANIFEST_MAX_BYTES (64u << 20)
+/* Shards a manifest may list: far more than any dataset needs (a million
+ * 1 GiB shards is a petabyte), few enough that their index fits. */
+#define NF_MANIFEST_MAX_SHARDS 1000000u
 #define NF_HEADER_BYTES 64u
 #define NF_FOOTER_HEAD_BYTES 16u
 #define NF_INDEX_ENTRY_BYTES 32u
@@ -84,6 +87,25 @@ void nf__layout_free(struct nf_layout *l);
  * modified in place and out->name / out->dtype point into it. -EINVAL. */
 int nf__field_parse(char *spec, struct numafeed_field *out);
 
+/* ---- the dataset directory as a boundary (confine.c) --------------------- */
+
+/* Open a dataset directory (O_DIRECTORY): -errno naming it. */
+int nf__dir_open(const char *dir, int *fd);
+/*
+ * Open the plain name beneath the directory dirfd (dir names it in
+ * messages) for reading, plus extra_flags (O_DIRECT): resolution may not
+ * leave the directory unless follow (openat2 RESOLVE_BENEATH, or a check of
+ * where a final symbolic link led); O_NONBLOCK so that a FIFO cannot block;
+ * only a regular file is accepted (fstat), and *size is its size. Errors:
+ * -ENOENT and other -errno naming the file, -EXDEV for a link that leaves,
+ * NUMAFEED_ECORRUPT for something that is not a regular file.
+ */
+int nf__open_beneath(int dirfd, const char *dir, const char *name, int follow, int extra_flags,
+                     int *fd, uint64_t *size);
+/* openat2(2), or -ENOSYS where the headers lack it; its own function so
+ * that tests can take it away (--wrap) and see the fallback. */
+int nf__openat2(int dirfd, const char *name, int flags, unsigned long long resolve);
+
 /* ---- manifest ----------------------------------------------------------- */
 
 struct nf_manifest_shard {
@@ -109,12 +131,17 @@ struct nf_manifest {
  * *err_pos (may be NULL) gets the byte offset jansson stopped at, or -1. */
 int nf__manifest_parse(const char *text, size_t len, const char *what,
                         struct nf_manifest *m, long long *err_pos);
-/* Read DIR/manifest.json (-ENOENT with a message when missing). */
+/* Read DIR/manifest.json (-ENOENT with a message when missing), opened
+ * beneath the directory (confine.c); _at with the directory already open,
+ * dir naming it in messages, follow letting a symbolic link leave it. */
 int nf__manifest_load(const char *dir, struct nf_manifest *m, long long *err_pos);
+int nf__manifest_load_at(int dirfd, const char *dir, int follow, struct nf_manifest *m,
+                         long long *err_pos);
 /* Write m as JSON to path (created, fsync'd). */
 int nf__manifest_write(const char *path, const struct nf_manifest *m);
 void nf__manifest_free(struct nf_manifest *m);
-/* 1 if s is a safe shard file name: 1..255 bytes, no '/', no leading '.'. */
+/* 1 if s is a safe shard file name: 1..255 bytes, no '/', no leading '.',
+ * not the manifest's, no control characters. */
 int nf__shard_name_ok(const char *s);
 
 /* ---- one shard file ----------------------------------------------------- */
@@ -197,6 +224,8 @@ struct nf_dataset_options {
                    * buffered reads, see nf__dataset_direct(). */
     int verify_content; /* re-hash every shard file at open against the
                          * manifest (slow: reads everything); default 0 */
+    int follow_symlinks; /* let symbolic links in the dataset directory lead
+                          * outside it; default 0: refused (confine.c) */
 };
 
 void nf__dataset_options_init(struct nf_dataset_options *o);
@@ -238,6 +267,21 @@ int nf__dataset_map(struct nf_dataset *ds);
  * saying what was seen. docs/loader.md has the measurements.
  */
 int nf__dataset_pick_io(const struct nf_dataset *ds, char *why, size_t why_len);
+/* Which shard's mapping holds addr, and at which file offset: 0, or
+ * -ENOENT when no mapping does. */
+int nf__dataset_map_where(const struct nf_dataset *ds, const void *addr, uint32_t *shard,
+                          uint64_t *offset);
+/* The shard's path as opened (dir/name), for messages; "" out of range. */
+const char *nf__dataset_shard_path(const struct nf_dataset *ds, uint32_t shard);
+/*
+ * SIGBUS safety for mappings (guard.c). nf__guard_install installs the
+ * process's SIGBUS handler, once and again if someone replaced it; it
+ * passes every fault outside a guard to the handler it replaced.
+ * nf__guarded runs fn(arg) and returns 0, or NUMAFEED_ECORRUPT with the
+ * faulting address in *fault_addr when fn hit a SIGBUS (fn is cut short).
+ */
+int nf__guard_install(void);
+int nf__guarded(void (*fn)(void *arg), void *arg, void **fault_addr);
 /* A block's stored bytes inside the mapping; NULL when not mapped or out
  * of range. */
 const uint8_t *nf__dataset_block_map(const struct nf_dataset *ds, uint32_t shard, uint32_t block);
@@ -424,6 +468,15 @@ int nf__pipe_flush(struct nf_pipe *p);
  * (mapped). -EINVAL when nothing is in flight. */
 int nf__pipe_next(struct nf_pipe *p, struct nf_block_done *done);
 void nf__pipe_release(struct nf_pipe *p, const struct nf_block_done *done);
+/*
+ * Run fn(arg), which reads a block's bytes from done.data (the loader's
+ * copy into slots), so that a shard truncated under a mapping is an error,
+ * not a signal: NUMAFEED_ECORRUPT naming the shard and offset, with fn cut
+ * short somewhere (what it wrote is garbage). Without a mapping just calls
+ * fn and returns 0. Blocks the pipe verifies and decodes are guarded
+ * inside it already.
+ */
+int nf__pipe_guard(struct nf_pipe *p, void (*fn)(void *arg), void *arg);
 /* Wait for every read in flight and forget every submitted block (after a
  * failure, or when stopping): every buffer is free afterwards, and no
  * completion handed out earlier may still be used. */
@@ -456,9 +509,11 @@ struct nf_check_summary {
 
 /* Verify everything `numafeed check` promises: manifest, every shard's size
  * and content hash, header, footer, trailer, every block's hash and frame.
+ * Files are opened beneath dir as nf__open_beneath does (follow_symlinks:
+ * its follow).
  * Calls problem() once per problem and goes on. Returns the number of
  * problems (>= 0), or a negative error only for -ENOMEM. */
-int nf__check_dataset(const char *dir,
+int nf__check_dataset(const char *dir, int follow_symlinks,
                        void (*problem)(void *user, const struct nf_check_problem *p),
                        void *user, struct nf_check_summary *sum);
 

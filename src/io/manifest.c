@@ -35,7 +35,40 @@ int nf__shard_name_ok(const char *s)
     size_t n = s ? strlen(s) : 0;
     /* No '/', no leading '.': the name can only denote a plain entry of the
      * dataset directory, never "..", a hidden temporary or the manifest. */
-    return n > 0 && n <= 255 && s[0] != '.' && !strchr(s, '/') && strcmp(s, NF_MANIFEST_NAME);
+    if (n == 0 || n > 255 || s[0] == '.' || strchr(s, '/') || !strcmp(s, NF_MANIFEST_NAME))
+        return 0;
+    /* No control characters (C0, DEL, C1 in UTF-8): a name is printed by
+     * check and in errors, and must not drive the terminal it lands on. */
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++)
+        if (*c < 0x20 || *c == 0x7f || (*c == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f))
+            return 0;
+    return 1;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(**(char *const *const *)a, **(char *const *const *)b);
+}
+
+/* Every shard file listed once: sort pointers to the names, compare
+ * neighbours (a dataset of a million shards is checked in a second). */
+static int check_unique(const struct nf_manifest *m, const char *what)
+{
+    if (m->nshards < 2)
+        return 0;
+    char *const **v = malloc(m->nshards * sizeof(*v));
+    if (!v)
+        return nf__error(-ENOMEM, "%s: out of memory", what);
+    for (size_t i = 0; i < m->nshards; i++)
+        v[i] = &m->shards[i].file;
+    qsort(v, m->nshards, sizeof(*v), cmp_name);
+    int rc = 0;
+    for (size_t i = 1; i < m->nshards && !rc; i++)
+        if (!strcmp(*v[i - 1], *v[i]))
+            rc = nf__error(NUMAFEED_EMANIFEST, "%s: shard file '%s' is listed twice", what,
+                           *v[i]);
+    free(v);
+    return rc;
 }
 
 /* A non-negative JSON integer member. */
@@ -92,6 +125,9 @@ static int parse_shards(json_t *arr, const char *what, struct nf_manifest *m)
     if (!json_is_array(arr))
         return nf__error(NUMAFEED_EMANIFEST, "%s: \"shards\" must be a list", what);
     size_t n = json_array_size(arr);
+    if (n > NF_MANIFEST_MAX_SHARDS)
+        return nf__error(NUMAFEED_EMANIFEST, "%s: %zu shards, more than the %u this numafeed "
+                         "opens", what, n, NF_MANIFEST_MAX_SHARDS);
     m->shards = calloc(n ? n : 1, sizeof(*m->shards));
     if (!m->shards)
         return nf__error(-ENOMEM, "%s: out of memory for %zu shards", what, n);
@@ -105,11 +141,8 @@ static int parse_shards(json_t *arr, const char *what, struct nf_manifest *m)
         const char *hex = json_string_value(json_object_get(o, "xxh3"));
         if (!json_is_object(o) || !file || !nf__shard_name_ok(file))
             return nf__error(NUMAFEED_EMANIFEST, "%s: %s\"file\" must be a plain file name "
-                              "(no '/', not starting with '.')", what, ctx);
-        for (size_t j = 0; j < i; j++)
-            if (!strcmp(m->shards[j].file, file))
-                return nf__error(NUMAFEED_EMANIFEST, "%s: shard file '%s' is listed twice", what,
-                                  file);
+                              "(no '/', not starting with '.', no control characters)", what,
+                              ctx);
         int rc;
         if ((rc = get_count(o, "records", what, ctx, &s->records)) ||
             (rc = get_count(o, "bytes", what, ctx, &s->bytes)))
@@ -130,7 +163,7 @@ static int parse_shards(json_t *arr, const char *what, struct nf_manifest *m)
     if (total != m->records)
         return nf__error(NUMAFEED_EMANIFEST, "%s: shards hold %llu records, \"records\" says %llu",
                           what, (unsigned long long)total, (unsigned long long)m->records);
-    return 0;
+    return check_unique(m, what);
 }
 
 int nf__manifest_parse(const char *text, size_t len, const char *what, struct nf_manifest *m,
@@ -144,6 +177,11 @@ int nf__manifest_parse(const char *text, size_t len, const char *what, struct nf
     if (!root) {
         if (err_pos)
             *err_pos = jerr.position;
+        /* jansson quotes the text it stopped at ("... near 'xyz'"): cut it,
+         * so a file that is not a manifest is never echoed */
+        char *near = strstr(jerr.text, " near ");
+        if (near)
+            *near = '\0';
         return nf__error(NUMAFEED_EMANIFEST, "%s: invalid JSON at line %d, column %d (byte %d): %s",
                           what, jerr.line, jerr.column, jerr.position, jerr.text);
     }
@@ -180,42 +218,85 @@ int nf__manifest_parse(const char *text, size_t len, const char *what, struct nf
     return rc;
 }
 
-int nf__manifest_load(const char *dir, struct nf_manifest *m, long long *err_pos)
+/* The manifest's bytes, opened beneath the directory, size capped before
+ * anything is allocated. *text is malloc'd (not terminated). */
+static int read_text(int dirfd, const char *dir, int follow, char **text, size_t *len)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", dir, NF_MANIFEST_NAME);
+    int fd;
+    uint64_t size;
+    int rc = nf__open_beneath(dirfd, dir, NF_MANIFEST_NAME, follow, 0, &fd, &size);
+    if (rc == -ENOENT)
+        return nf__error(rc, "%s: no such file (not a numafeed dataset, or an unfinished "
+                         "pack)", path);
+    if (rc)
+        return rc == NUMAFEED_ECORRUPT ? nf__error_prefix(NUMAFEED_EMANIFEST, "manifest") : rc;
+    if (size > NF_MANIFEST_MAX_BYTES) {
+        close(fd);
+        return nf__error(NUMAFEED_EMANIFEST, "%s: %llu bytes, more than the %u a manifest may "
+                         "have", path, (unsigned long long)size, NF_MANIFEST_MAX_BYTES);
+    }
+    *len = (size_t)size;
+    *text = malloc(*len ? *len : 1);
+    if (!*text) {
+        close(fd);
+        return nf__error(-ENOMEM, "%s: out of memory", path);
+    }
+    rc = nf__pread_full(fd, *text, *len, 0, path);
+    close(fd);
+    if (rc) {
+        free(*text);
+        *text = NULL;
+    }
+    return rc;
+}
+
+int nf__manifest_load_at(int dirfd, const char *dir, int follow, struct nf_manifest *m,
+                         long long *err_pos)
 {
     memset(m, 0, sizeof(*m));
     if (err_pos)
         *err_pos = -1;
+    char *text;
+    size_t len;
+    int rc = read_text(dirfd, dir, follow, &text, &len);
+    if (rc)
+        return rc;
     char path[4096];
-    if (snprintf(path, sizeof(path), "%s/%s", dir, NF_MANIFEST_NAME) >= (int)sizeof(path))
-        return nf__error(-ENAMETOOLONG, "%s: path too long", dir);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        return nf__error(-e, "%s: %s%s", path, strerror(e),
-                          e == ENOENT ? " (not a numafeed dataset, or an unfinished pack)" : "");
-    }
-    struct stat st;
-    if (fstat(fd, &st)) {
-        int e = errno;
-        close(fd);
-        return nf__error(-e, "%s: stat: %s", path, strerror(e));
-    }
-    if (!S_ISREG(st.st_mode) || st.st_size < 0 || (uint64_t)st.st_size > NF_MANIFEST_MAX_BYTES) {
-        close(fd);
-        return nf__error(NUMAFEED_EMANIFEST, "%s: not a regular file of at most %u bytes", path,
-                          NF_MANIFEST_MAX_BYTES);
-    }
-    size_t len = (size_t)st.st_size;
-    char *text = malloc(len ? len : 1);
-    if (!text) {
-        close(fd);
-        return nf__error(-ENOMEM, "%s: out of memory", path);
-    }
-    int rc = nf__pread_full(fd, text, len, 0, path);
-    close(fd);
-    if (!rc)
-        rc = nf__manifest_parse(text, len, path, m, err_pos);
+    snprintf(path, sizeof(path), "%s/%s", dir, NF_MANIFEST_NAME);
+    rc = nf__manifest_parse(text, len, path, m, err_pos);
     free(text);
+    return rc;
+}
+
+int numafeed_dataset_manifest(const char *dir, int follow_symlinks, char **text, size_t *len)
+{
+    nf__error_clear();
+    if (!dir || !text || !len)
+        return nf__error(-EINVAL, "numafeed_dataset_manifest: NULL argument");
+    *text = NULL;
+    *len = 0;
+    int dirfd;
+    int rc = nf__dir_open(dir, &dirfd);
+    if (rc)
+        return rc;
+    rc = read_text(dirfd, dir, follow_symlinks, text, len);
+    close(dirfd);
+    return rc;
+}
+
+int nf__manifest_load(const char *dir, struct nf_manifest *m, long long *err_pos)
+{
+    int dirfd;
+    memset(m, 0, sizeof(*m));
+    if (err_pos)
+        *err_pos = -1;
+    int rc = nf__dir_open(dir, &dirfd);
+    if (rc)
+        return rc;
+    rc = nf__manifest_load_at(dirfd, dir, 0, m, err_pos);
+    close(dirfd);
     return rc;
 }
 

@@ -286,6 +286,39 @@ static int reap(struct nf_pipe *p)
     return 0;
 }
 
+struct decode_call {
+    struct nf_pipe *p;
+    uint32_t shard, blk;
+    const uint8_t *src;
+    uint8_t *dst;
+    size_t dst_len;
+    int rc;
+};
+
+static void decode_block(void *arg)
+{
+    struct decode_call *c = arg;
+    c->rc = nf__reader_decode(c->p->reader, c->shard, c->blk, c->src, c->dst, c->dst_len);
+}
+
+int nf__pipe_guard(struct nf_pipe *p, void (*fn)(void *arg), void *arg)
+{
+    if (!p->mapped) {
+        fn(arg);
+        return 0;
+    }
+    void *addr;
+    if (!nf__guarded(fn, arg, &addr))
+        return 0;
+    uint32_t shard;
+    uint64_t off;
+    if (nf__dataset_map_where(p->ds, addr, &shard, &off) == 0)
+        return nf__error(NUMAFEED_ECORRUPT, "%s: short read at offset %llu: the mapped shard "
+                         "lost its bytes there (truncated or replaced while the loader ran)",
+                         nf__dataset_shard_path(p->ds, shard), (unsigned long long)off);
+    return nf__error(NUMAFEED_ECORRUPT, "SIGBUS at %p while reading a mapped shard", addr);
+}
+
 int nf__pipe_next(struct nf_pipe *p, struct nf_block_done *d)
 {
     memset(d, 0, sizeof(*d));
@@ -318,9 +351,12 @@ int nf__pipe_next(struct nf_pipe *p, struct nf_block_done *d)
     /* raw: verified where it is (read buffer or mapping), never copied;
      * zstd: decoded into the buffer's staging, then verified */
     uint8_t *dst = bi->codec == NF_CODEC_RAW ? (uint8_t *)src : b->dec;
+    struct decode_call call = {p, shard, blk, src, dst,
+                               bi->codec == NF_CODEC_RAW ? bi->decoded_size : p->dec_bytes, 0};
     uint64_t t0 = now_ns();
-    int rc = nf__reader_decode(p->reader, shard, blk, src, dst,
-                               bi->codec == NF_CODEC_RAW ? bi->decoded_size : p->dec_bytes);
+    int rc = nf__pipe_guard(p, decode_block, &call);
+    if (!rc)
+        rc = call.rc;
     p->st.decode_ns += now_ns() - t0;
     if (rc) {
         nf__pipe_release(p, d);

@@ -103,7 +103,10 @@ static int resolve_ranks(const struct loader_config *cfg, uint32_t *rank, uint32
 /* The dataset, and how to read it (io auto decides per dataset). */
 static int open_dataset(struct numafeed_loader *L)
 {
-    int rc = nf__dataset_open(L->path, NULL, &L->ds);
+    struct nf_dataset_options o;
+    nf__dataset_options_init(&o);
+    o.follow_symlinks = L->cfg.follow_symlinks != 0;
+    int rc = nf__dataset_open(L->path, &o, &L->ds);
     if (rc)
         return rc;
     L->layout = nf__dataset_layout(L->ds);

@@ -185,6 +185,10 @@ static int pick_cpus(struct pool *p, const numafeed_topo *topo)
 
 /* ---- the ring's size ---------------------------------------------------- */
 
+/* The default window is 16 blocks' worth of records, at most this many:
+ * each worker keeps about 40 bytes of tables per record of its window. */
+#define DEFAULT_WINDOW_MAX 65536u
+
 /* The sampler for this pool's part of the dataset. */
 static int init_sampler(struct pool *p, int pos, uint32_t rank, uint32_t world)
 {
@@ -196,6 +200,8 @@ static int init_sampler(struct pool *p, int pos, uint32_t rank, uint32_t world)
         uint64_t avg = nf__dataset_records(L->ds) / (nblocks ? nblocks : 1);
         window = 16 * (avg ? avg : 1);
     }
+    if (!c->shuffle_window && window > DEFAULT_WINDOW_MAX)
+        window = DEFAULT_WINDOW_MAX; /* tiny records: per-worker tables stay small */
     if (window > (1u << 24))
         window = 1u << 24;
     uint64_t nparts = (uint64_t)world * (uint64_t)L->npools;
@@ -214,40 +220,82 @@ static int init_sampler(struct pool *p, int pos, uint32_t rank, uint32_t world)
     return 0;
 }
 
-/* Slot sizes and the ring's depth. */
+/* Default per-pool cap on the ring (loader_config.max_ring_bytes). */
+#define RING_MAX_DEFAULT (UINT64_C(4) << 30)
+/* The default prefetch stays within these: half a GiB of slots, and slots
+ * the dataset can fill (two epochs' batches; a ring larger than that only
+ * holds copies of the same records). */
+#define RING_DEFAULT_BYTES (UINT64_C(512) << 20)
+#define RING_DEFAULT_SLOTS 4096u
+
+static void human(char *buf, size_t len, uint64_t bytes)
+{
+    static const char *unit[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    double v = (double)bytes;
+    unsigned u = 0;
+    while (v >= 1024 && u + 1 < NF_ARRAY_SIZE(unit)) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(buf, len, u ? "%.1f %s" : "%.0f %s", v, unit[u]);
+}
+
+/* The default depth: every worker's shuffle window in flight. A worker
+ * decodes a whole window, then waits for the slots of its batches; while
+ * it waits it decodes nothing. So that every worker can have its window in
+ * flight, the ring holds the batches of (threads + 2) windows (measured on
+ * the H100 machine: 14 threads decoding 8-batch windows into 4 slots
+ * reached 0.6x bare decode), at least 4 slots. */
+static uint64_t default_depth(const struct pool *p, uint64_t max_slots)
+{
+    const struct nf_sampler *s = &p->sampler;
+    uint64_t per_window = (s->window + s->batch - 1) / s->batch + 1;
+    uint64_t d = (p->nworkers + 2) * per_window + 1;
+    uint64_t fill = 2 * s->nbatches;
+    uint64_t cap = RING_DEFAULT_BYTES / p->slot_stride;
+    if (d > fill)
+        d = fill;
+    if (d > cap)
+        d = cap;
+    if (d > RING_DEFAULT_SLOTS)
+        d = RING_DEFAULT_SLOTS;
+    if (d < 4)
+        d = 4;
+    return d < max_slots ? d : max_slots;
+}
+
+/* Slot sizes and the ring's depth, all from the configuration: batch size
+ * times record size, within max_ring_bytes. */
 static int size_ring(struct pool *p)
 {
     const struct loader_config *c = &p->L->cfg;
     const struct nf_layout *lay = p->L->layout;
     uint64_t B = p->sampler.batch;
+    uint64_t max = c->max_ring_bytes ? c->max_ring_bytes : RING_MAX_DEFAULT;
     size_t data, ids;
+    char a[32], b[32];
+    human(b, sizeof(b), max);
     if (nf__mul_size((size_t)lay->record_bytes, (size_t)B, &data) ||
         nf__mul_size((size_t)B, sizeof(uint64_t), &ids) ||
         nf__add_size((data + 4095) & ~(size_t)4095, (ids + 4095) & ~(size_t)4095,
-                     &p->slot_stride))
-        return nf__error(NUMAFEED_ECONFIG, "batch of %llu records of %llu bytes is too large",
-                         (unsigned long long)B, (unsigned long long)lay->record_bytes);
+                     &p->slot_stride) ||
+        p->slot_stride > max / 2)
+        return nf__error(NUMAFEED_ECONFIG, "a batch of %llu records of %llu bytes does not fit "
+                         "twice in max_ring_bytes (%s per pool): lower batch_size, or raise "
+                         "max_ring_bytes", (unsigned long long)B,
+                         (unsigned long long)lay->record_bytes, b);
     p->slot_bytes = data;
+    uint64_t max_slots = max / p->slot_stride;
     p->depth = c->prefetch;
-    if (!p->depth) {
-        /* A worker decodes a whole window, then waits for the slots of its
-         * batches; while it waits it decodes nothing. So that every worker
-         * can have its window in flight, the ring holds the batches of
-         * (threads + 2) windows (measured on the H100 machine: 14 threads
-         * decoding 8-batch windows into 4 slots reached 0.6x bare decode),
-         * at least 4 slots, at most 512 MiB unless 4 slots need more. */
-        uint64_t window = p->sampler.window;
-        uint64_t per_window = (window + c->batch_size - 1) / c->batch_size + 1;
-        uint64_t d = (p->nworkers + 2) * per_window + 1;
-        uint64_t cap = (UINT64_C(512) << 20) / p->slot_stride;
-        if (d > cap)
-            d = cap;
-        p->depth = d < 4 ? 4 : (unsigned)d;
+    if (!p->depth)
+        p->depth = (unsigned)default_depth(p, max_slots);
+    if (p->depth > max_slots) {
+        human(a, sizeof(a), (uint64_t)p->depth * p->slot_stride);
+        return nf__error(NUMAFEED_ECONFIG, "prefetch %u of batches of %llu records of %llu "
+                         "bytes takes %s, more than max_ring_bytes (%s per pool): lower "
+                         "prefetch or batch_size, or raise max_ring_bytes", p->depth,
+                         (unsigned long long)B, (unsigned long long)lay->record_bytes, a, b);
     }
-    size_t total;
-    if (nf__mul_size(p->slot_stride, p->depth, &total))
-        return nf__error(NUMAFEED_ECONFIG, "ring of %u slots of %zu bytes is too large",
-                         p->depth, p->slot_stride);
     return 0;
 }
 

@@ -347,6 +347,21 @@ static void scatter_block(struct worker *w, const struct unit *un, uint32_t k,
     }
 }
 
+/* scatter_block as the pipeline's guard calls it: a block read from a
+ * shard mapping may lose its bytes under the copy (pipe.c). */
+struct scatter_call {
+    struct worker *w;
+    const struct unit *un;
+    uint32_t k;
+    const uint8_t *data;
+};
+
+static void scatter_cb(void *arg)
+{
+    struct scatter_call *c = arg;
+    scatter_block(c->w, c->un, c->k, c->data);
+}
+
 /* Submit every block of the unit to the pipeline, keeping as many in
  * flight as it has room for, and take each back as it is ready: streaming
  * scatters it into its batches and lets its buffer go at once; the window
@@ -374,7 +389,8 @@ static int pump_blocks(struct worker *w, const struct unit *un, bool hold)
             continue;
         }
         uint64_t t0 = nf__now_ns();
-        scatter_block(w, un, (uint32_t)d.tag, d.data);
+        struct scatter_call call = {w, un, (uint32_t)d.tag, d.data};
+        rc = nf__pipe_guard(w->pipe, scatter_cb, &call);
         t_copy += nf__now_ns() - t0;
         nf__pipe_release(w->pipe, &d);
     }
@@ -406,7 +422,20 @@ static int stream_unit(struct worker *w, const struct unit *un)
 /* ---- whole window: decode every block of the unit, then fill batches
  * one at a time, waiting for each one's slot. ---- */
 
-static void window_unit(struct worker *w, const struct unit *un)
+struct put_call {
+    const struct nf_layout *lay;
+    uint64_t B, i, id;
+    struct slot *slot;
+    const uint8_t *rec;
+};
+
+static void put_cb(void *arg)
+{
+    struct put_call *c = arg;
+    put_record(c->lay, c->B, c->slot, c->i, c->rec, c->id);
+}
+
+static int window_unit(struct worker *w, const struct unit *un)
 {
     struct pool *p = w->pool;
     const struct nf_sampler *s = &p->sampler;
@@ -416,6 +445,7 @@ static void window_unit(struct worker *w, const struct unit *un)
     uint64_t stall0 = atomic_load_explicit(&p->st_stall_ns, memory_order_relaxed);
     uint64_t cur_b = UINT64_MAX, written = 0;
     struct slot *slot = NULL;
+    int rc = 0;
     for (uint64_t q = un->a; q < un->e; q++) {
         uint64_t b, i;
         nf__batch_of(s, q - s->start, &b, &i);
@@ -434,8 +464,12 @@ static void window_unit(struct worker *w, const struct unit *un)
         }
         size_t k = (size_t)(q - un->a);
         const uint8_t *blk = w->held[w->block_slot[w->pos_block[k]]].data;
-        put_record(lay, s->batch, slot, i, blk + (size_t)w->pos_in[k] * lay->record_bytes,
-                   w->pos_id[k]);
+        struct put_call call = {lay, s->batch, i, w->pos_id[k], slot,
+                                blk + (size_t)w->pos_in[k] * lay->record_bytes};
+        if ((rc = nf__pipe_guard(w->pipe, put_cb, &call))) {
+            slot = NULL; /* never published: the pool fails at this unit */
+            break;
+        }
         written++;
     }
     if (slot && !atomic_load(&p->stop)) {
@@ -450,6 +484,7 @@ static void window_unit(struct worker *w, const struct unit *un)
     uint64_t spent = nf__now_ns() - t_copy;
     atomic_fetch_add_explicit(&p->st_copy_ns, spent > stalled ? spent - stalled : 0,
                               memory_order_relaxed);
+    return rc;
 }
 
 /* ---- a unit, start to end ----------------------------------------------- */
@@ -493,7 +528,7 @@ static int run_unit(struct worker *w, uint64_t u)
         atomic_fetch_add_explicit(&p->st_windowed, 1, memory_order_relaxed);
         rc = pump_blocks(w, &un, true);
         if (!rc)
-            window_unit(w, &un);
+            rc = window_unit(w, &un);
     }
     forget_blocks(w, &un);
     fold_pipe_stats(w);

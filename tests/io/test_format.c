@@ -330,7 +330,7 @@ static void committed_fixture(void **state)
     nf__reader_destroy(r);
     nf__dataset_close(ds);
     struct nf_check_summary sum;
-    assert_int_equal(nf__check_dataset(nf_fixture("shards/v1"), NULL, NULL, &sum), 0);
+    assert_int_equal(nf__check_dataset(nf_fixture("shards/v1"), 0, NULL, NULL, &sum), 0);
     assert_int_equal(sum.blocks, 5);
 }
 

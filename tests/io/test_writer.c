@@ -87,7 +87,7 @@ static void layout_and_sizes(void **state)
     assert_int_equal(nf__dataset_max_decoded(ds), 966);
     nf__dataset_close(ds);
     struct nf_check_summary s;
-    assert_int_equal(nf__check_dataset(out, NULL, NULL, &s), 0);
+    assert_int_equal(nf__check_dataset(out, 0, NULL, NULL, &s), 0);
     assert_int_equal(s.records, 1000);
     free(out);
 }
@@ -97,12 +97,12 @@ static void incompressible_stays_raw(void **state)
     (void)state;
     char *out = nft_make_dataset(tmp, "noise", 64, 500, NUMAFEED_CODEC_ZSTD, 0, 4096, 0);
     struct nf_check_summary s;
-    assert_int_equal(nf__check_dataset(out, NULL, NULL, &s), 0);
+    assert_int_equal(nf__check_dataset(out, 0, NULL, NULL, &s), 0);
     assert_int_equal(s.zstd_blocks, 0);
     assert_true(s.raw_blocks > 0);
     free(out);
     out = nft_make_dataset(tmp, "tokens", 64, 500, NUMAFEED_CODEC_ZSTD, 1, 4096, 0);
-    assert_int_equal(nf__check_dataset(out, NULL, NULL, &s), 0);
+    assert_int_equal(nf__check_dataset(out, 0, NULL, NULL, &s), 0);
     assert_int_equal(s.raw_blocks, 0);
     assert_true(s.file_bytes < s.decoded_bytes / 2);
     free(out);

@@ -260,9 +260,64 @@ static void test_soak_100_epochs(void **state)
     loader_destroy(L);
 }
 
+/* A shard cut short under the loader's mapping (io mmap): a typed error at
+ * the batch it affects, naming the shard and "short read", never SIGBUS.
+ * Both codecs, both of the worker's paths (prefetch 2 with the default
+ * window: whole-window units; a large ring: streaming). */
+static void test_mmap_shard_truncated(void **state)
+{
+    (void)state;
+    for (int codec = 0; codec < 2; codec++) {
+        for (int stream = 0; stream < 2; stream++) {
+            char *b2, *d2;
+            assert_int_equal(nf_scratch(&b2, &d2), 0);
+            struct numafeed_field f = {.name = "x", .dtype = "uint8", .ndim = 1, .shape = {RB}};
+            struct numafeed_writer_options o;
+            numafeed_writer_options_init(&o);
+            o.block_bytes = 16 * RB;
+            o.codec = codec ? NUMAFEED_CODEC_ZSTD : NUMAFEED_CODEC_NONE;
+            assert_int_equal(nf_pack(d2, &f, 1, &o, src, N), 0);
+            struct loader_config c;
+            loader_config_init(&c);
+            c.path = d2;
+            c.threads = 1;
+            c.batch_size = 16;
+            c.prefetch = stream ? 8 : 2;
+            c.world_size = 1;
+            c.device = LOADER_DEVICE_CPU;
+            c.io = LOADER_IO_MMAP;
+            c.shuffle = 0;
+            loader_t *L;
+            assert_int_equal(loader_create(&c, &L), 0);
+            struct loader_batch b = LOADER_BATCH_INIT;
+            assert_int_equal(loader_next(L, 0, &b, 10000), 0);
+            char shard[4200];
+            snprintf(shard, sizeof(shard), "%s/shard-00000.nfs", d2);
+            assert_int_equal(truncate(shard, 64), 0); /* the header is all that is left */
+            assert_int_equal(loader_release(L, &b), 0);
+            int rc;
+            uint64_t got = 1;
+            while ((rc = loader_next(L, 0, &b, 10000)) == 0 || rc == NUMAFEED_EEPOCH_END) {
+                if (rc == 0) {
+                    loader_release(L, &b);
+                    got++;
+                }
+                assert_true(got < 4 * N / 16); /* within a few epochs at most */
+            }
+            assert_int_equal(rc, NUMAFEED_ECORRUPT);
+            if (!strstr(nf_loader_error(L), "short read"))
+                fail_msg("codec %d stream %d: %s", codec, stream, nf_loader_error(L));
+            assert_non_null(strstr(nf_loader_error(L), "shard-00000.nfs"));
+            loader_destroy(L);
+            nf_scratch_free(b2, d2);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_mmap_shard_truncated),
         cmocka_unit_test(test_seccomp_refuses_io_uring),
         cmocka_unit_test(test_io_error_surfaces),
         cmocka_unit_test(test_memlock_and_kill9),
