@@ -129,6 +129,47 @@ NUMAFEED_API int numafeed_cuda_device_count(void);
 NUMAFEED_API int numafeed_cuda_init_context(int ordinal);
 
 /* ------------------------------------------------------------------------ */
+/* The launcher: which GPU and which part of the data                       */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * What the job's launcher told this process through its environment:
+ *   local rank (the GPU on this host):   LOCAL_RANK (torchrun),
+ *                                        SLURM_LOCALID, OMPI_COMM_WORLD_LOCAL_RANK
+ *   rank and world size (the data part): RANK and WORLD_SIZE (torchrun),
+ *                                        SLURM_PROCID and SLURM_NTASKS,
+ *                                        OMPI_COMM_WORLD_RANK and OMPI_COMM_WORLD_SIZE
+ * Later releases may append fields.
+ */
+struct numafeed_launch {
+    size_t size;            /* sizeof(struct numafeed_launch); set by numafeed_launch_init */
+    int local_rank;         /* 0 .. 4096; -1 when no variable sets it */
+    int rank;               /* 0 .. world_size - 1; -1 when none is set */
+    int world_size;         /* >= 1; 0 when none is set */
+    /* The variable each value came from (the first set, in the order
+     * above), "" when none. */
+    char local_rank_from[32], rank_from[32], world_size_from[32];
+};
+
+/* Fill *l with "nothing set": size, -1, -1, 0 and empty names. */
+NUMAFEED_API void numafeed_launch_init(struct numafeed_launch *l);
+
+/*
+ * Read the variables above into *out (up to out->size bytes; call
+ * numafeed_launch_init first). Each value must be a plain decimal number:
+ * no sign, no spaces, no trailing characters, no overflow; a local rank is
+ * at most 4096, a world size at least 1 and a rank below its world size.
+ * Every variable of one kind that is set must give the same value (several
+ * launchers' variables can be set when one runs inside another's
+ * allocation), and a rank comes with its world size and the other way
+ * round. Nothing set is not an error: the fields keep their "none" values.
+ * Returns 0; NUMAFEED_ECONFIG naming the variables and their values (on
+ * any error *out is left as it was); -EINVAL when out or out->size is bad.
+ * Thread-safe as long as no thread changes the environment meanwhile.
+ */
+NUMAFEED_API int numafeed_launch_env(struct numafeed_launch *out);
+
+/* ------------------------------------------------------------------------ */
 /* Topology: NUMA nodes, GPUs, allowed CPUs                                  */
 /* ------------------------------------------------------------------------ */
 

@@ -27,8 +27,11 @@ static void help(void)
         "The GPU is --gpu N (a CUDA ordinal, after CUDA_VISIBLE_DEVICES), or with\n"
         "--local-rank auto (the default) the first of LOCAL_RANK (torchrun),\n"
         "SLURM_LOCALID, OMPI_COMM_WORLD_LOCAL_RANK that is set; those that are set\n"
-        "must agree. A GPU whose node is unknown (sysfs numa_node -1) is launched\n"
-        "unbound, with a warning, rather than bound to a guess.\n"
+        "must agree, and so must the launcher's ranks and world sizes (RANK and\n"
+        "WORLD_SIZE, SLURM_PROCID and SLURM_NTASKS, OMPI_COMM_WORLD_RANK and\n"
+        "OMPI_COMM_WORLD_SIZE), which the loader reads. A GPU whose node is unknown\n"
+        "(sysfs numa_node -1) is launched unbound, with a warning, rather than bound\n"
+        "to a guess.\n"
         "\n"
         "Options:\n"
         "  --gpu N            bind for CUDA ordinal N.\n"
@@ -47,31 +50,18 @@ static void help(void)
         "  torchrun --nproc-per-node 8 --no-python numafeed exec -- python3 train.py\n");
 }
 
-/* The first launcher variable that is set; all that are set must agree. */
+/* The GPU from the launcher's environment (numafeed_launch_env): an
+ * inconsistent environment is a usage error, like a bad --gpu. */
 static int local_rank(int *out)
 {
-    static const char *vars[] = {"LOCAL_RANK", "SLURM_LOCALID", "OMPI_COMM_WORLD_LOCAL_RANK"};
-    int found = -1;
-    const char *from = NULL;
-    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
-        const char *v = getenv(vars[i]);
-        if (!v)
-            continue;
-        char *end;
-        long r = strtol(v, &end, 10);
-        if (!*v || *end || r < 0 || r > 4096)
-            return cli_usage("exec", "%s=\"%s\" is not a local rank", vars[i], v);
-        if (found >= 0 && r != found)
-            return cli_usage("exec", "%s=%ld disagrees with %s=%d", vars[i], r, from, found);
-        if (found < 0) {
-            found = (int)r;
-            from = vars[i];
-        }
-    }
-    if (found < 0)
+    struct numafeed_launch l;
+    numafeed_launch_init(&l);
+    if (numafeed_launch_env(&l))
+        return cli_usage("exec", "%s", numafeed_last_error());
+    if (l.local_rank < 0)
         return cli_usage("exec", "no GPU: give --gpu N, or run under a launcher that sets "
                               "LOCAL_RANK, SLURM_LOCALID or OMPI_COMM_WORLD_LOCAL_RANK");
-    *out = found;
+    *out = l.local_rank;
     return NF_EXIT_OK;
 }
 
