@@ -11,8 +11,7 @@
 #include <time.h>
 #include <xxhash.h>
 
-#include "cli/cli.h"
-#include "pin/pin.h"
+#include "cli.h"
 
 static void help(void)
 {
@@ -323,7 +322,7 @@ int cmd_bench(int argc, char **argv)
         case O_STEP: if (parse_u64(optarg, &step_us) || step_us > 10000000) bad = "--step-us"; break;
         case O_CTX: cuda_ctx = 1; break;
         case 'v': cfg.verbose = 1; break;
-        case 'h': help(); return NF_EXIT_OK;
+        case 'h': help(); return CLI_EXIT_OK;
         default:
             return cli_usage("bench", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
@@ -341,10 +340,10 @@ int cmd_bench(int argc, char **argv)
 
     if (cuda_ctx && !cfg.host_mode) {
         /* what a training job's process already has when it builds the loader */
-        int nd = ngpus ? ngpus : nf__cuda_device_count();
+        int nd = ngpus ? ngpus : numafeed_cuda_device_count();
         for (int i = 0; i < nd; i++) {
             uint64_t t = now_ns();
-            if (nf__cuda_init_context(ngpus ? gpus[i] : i)) {
+            if (numafeed_cuda_init_context(ngpus ? gpus[i] : i)) {
                 fprintf(stderr, "numafeed bench: --cuda-context: %s; create is timed without "
                         "it\n", numafeed_last_error());
                 break;
@@ -383,7 +382,7 @@ int cmd_bench(int argc, char **argv)
     if (!ok) {
         fprintf(stderr, "numafeed bench: out of memory\n");
         loader_destroy(L);
-        return NF_EXIT_FAIL;
+        return CLI_EXIT_FAIL;
     }
     uint64_t t0 = now_ns();
     for (int i = 0; i < n; i++)
@@ -392,14 +391,14 @@ int cmd_bench(int argc, char **argv)
         pthread_join(th[i], NULL);
     uint64_t t1 = now_ns();
 
-    int status = NF_EXIT_OK;
+    int status = CLI_EXIT_OK;
     for (int i = 0; i < n; i++)
         if (cons[i].rc) {
             fprintf(stderr, "numafeed bench: GPU %d: %s: %s\n", i, numafeed_strerror(cons[i].rc),
                     cons[i].msg);
-            status = NF_EXIT_FAIL;
+            status = CLI_EXIT_FAIL;
         }
-    if (digest && status == NF_EXIT_OK) {
+    if (digest && status == CLI_EXIT_OK) {
         for (uint64_t e = 0; e < epochs; e++) {
             uint64_t d = 0, r = 0;
             XXH64_state_t *st = XXH64_createState();
@@ -421,7 +420,7 @@ int cmd_bench(int argc, char **argv)
             XXH64_freeState(st);
         }
     }
-    if (status == NF_EXIT_OK) {
+    if (status == CLI_EXIT_OK) {
         uint64_t bytes = 0, recs = 0, first = UINT64_MAX, first_ready = UINT64_MAX;
         double secs = (double)(t1 - t0) / 1e9;
         for (int i = 0; i < n; i++) {

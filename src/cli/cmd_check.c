@@ -4,8 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli/cli.h"
-#include "io/io.h"
+#include "cli.h"
 
 static void help(void)
 {
@@ -39,7 +38,7 @@ static void help(void)
         "  numafeed check data/train || echo 're-pack the shards named above'\n");
 }
 
-static void on_problem(void *user, const struct nf_check_problem *p)
+static void on_problem(void *user, const struct numafeed_check_problem *p)
 {
     (void)user;
     char block[24] = "-", off[24] = "?";
@@ -64,7 +63,7 @@ int cmd_check(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
         switch (c) {
         case 'q': quiet = 1; break;
-        case 'h': help(); return NF_EXIT_OK;
+        case 'h': help(); return CLI_EXIT_OK;
         default:
             return cli_usage("check", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
@@ -73,8 +72,8 @@ int cmd_check(int argc, char **argv)
         return cli_usage("check", optind == argc ? "no dataset directory given"
                                                       : "more than one dataset directory");
     const char *dir = argv[optind];
-    struct nf_check_summary s;
-    int n = nf__check_dataset(dir, on_problem, NULL, &s);
+    struct numafeed_check_summary s = {.size = sizeof(s)};
+    int n = numafeed_check(dir, on_problem, NULL, &s);
     if (n < 0)
         return cli_fail("check", dir, n);
     if (!quiet) {
@@ -97,5 +96,5 @@ int cmd_check(int argc, char **argv)
         else
             printf("result   OK\n");
     }
-    return n ? NF_EXIT_FAIL : NF_EXIT_OK;
+    return n ? CLI_EXIT_FAIL : CLI_EXIT_OK;
 }

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli/cli.h"
+#include "cli.h"
 
 static void help(void)
 {
@@ -62,7 +62,7 @@ static int local_rank(int *out)
         return cli_usage("exec", "no GPU: give --gpu N, or run under a launcher that sets "
                               "LOCAL_RANK, SLURM_LOCALID or OMPI_COMM_WORLD_LOCAL_RANK");
     *out = l.local_rank;
-    return NF_EXIT_OK;
+    return CLI_EXIT_OK;
 }
 
 int cmd_exec(int argc, char **argv)
@@ -100,7 +100,7 @@ int cmd_exec(int argc, char **argv)
         case O_PREF: preferred = 1; break;
         case O_DRY: dry = 1; break;
         case O_SYSFS: sysfs = optarg; break;
-        case 'h': help(); return NF_EXIT_OK;
+        case 'h': help(); return CLI_EXIT_OK;
         default:
             return cli_usage("exec", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
@@ -149,7 +149,7 @@ int cmd_exec(int argc, char **argv)
         for (int i = optind; i < argc; i++)
             printf("%s%s", i > optind ? " " : "exec ", argv[i]);
         printf("\n");
-        return NF_EXIT_OK;
+        return CLI_EXIT_OK;
     }
     if (bind) {
         static int ids[65536];
@@ -162,7 +162,7 @@ int cmd_exec(int argc, char **argv)
         if (sched_setaffinity(0, sz, m)) {
             fprintf(stderr, "numafeed exec: sched_setaffinity: %s\n", strerror(errno));
             CPU_FREE(m);
-            return NF_EXIT_FAIL;
+            return CLI_EXIT_FAIL;
         }
         CPU_FREE(m);
         unsigned long mask[1024] = {0};
@@ -178,5 +178,5 @@ int cmd_exec(int argc, char **argv)
     }
     execvp(argv[optind], &argv[optind]);
     fprintf(stderr, "numafeed exec: %s: %s\n", argv[optind], strerror(errno));
-    return NF_EXIT_FAIL;
+    return CLI_EXIT_FAIL;
 }
