@@ -174,7 +174,7 @@ def bench_dataloader(ds, batch, workers, max_secs, epochs=2):
             "first_batch_ms": (first or 0) * 1e3}
 
 
-RING_DEPTH = 0
+PREFETCH = 0
 
 
 def numafeed_bench(binary, ds, batch, threads, epochs, step_us=0, io="", cuda_context=False):
@@ -184,14 +184,14 @@ def numafeed_bench(binary, ds, batch, threads, epochs, step_us=0, io="", cuda_co
            str(batch), "--threads", str(threads)]
     if cuda_context:
         cmd += ["--cuda-context"]
-    if RING_DEPTH:
-        cmd += ["--ring-depth", str(RING_DEPTH)]
+    if PREFETCH:
+        cmd += ["--prefetch", str(PREFETCH)]
     if step_us:
         cmd += ["--step-us", str(step_us)]
-    env = dict(os.environ, NUMAFEED_IO=io) if io else None
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
-    r = {"threads": threads, "step_us": step_us, "io": io or "default",
-         "command": (f"NUMAFEED_IO={io} " if io else "") + " ".join(cmd)}
+    if io:
+        cmd += ["--io", io]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    r = {"threads": threads, "step_us": step_us, "io": io or "default", "command": " ".join(cmd)}
     m = re.search(r"total: .* in ([0-9.]+) s: ([0-9.]+) GB/s.*create ([0-9.]+) ms, first batch "
                   r"([0-9.-]+) ms", out)
     r.update(seconds=float(m.group(1)), gbps=float(m.group(2)), create_ms=float(m.group(3)),
@@ -232,15 +232,16 @@ def main():
     ap.add_argument("--threads", default="4,8,14")
     ap.add_argument("--workers", default="0,4,8,14")
     ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--ring-depth", type=int, default=0, help="numafeed ring depth (0: default)")
-    ap.add_argument("--io", default="", help="comma list of NUMAFEED_IO values for numafeed "
+    ap.add_argument("--prefetch", type=int, default=0,
+                    help="numafeed's batch slots per pool (0: default)")
+    ap.add_argument("--io", default="", help="comma list of numafeed bench --io values "
                     "(io_uring, pread, mmap); default: the loader's default only")
     ap.add_argument("--dl-seconds", type=float, default=8.0)
     ap.add_argument("--only", help="comma list of workload names")
     ap.add_argument("--json")
     a = ap.parse_args()
-    global RING_DEPTH
-    RING_DEPTH = a.ring_depth
+    global PREFETCH
+    PREFETCH = a.prefetch
     nf = os.path.join(a.bin, "src/cli/numafeed")
     ceil = os.path.join(a.bin, "bench/gpu_ceiling")
     threads = [int(x) for x in a.threads.split(",")]

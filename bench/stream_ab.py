@@ -85,9 +85,8 @@ def main():
             for rep in range(a.reps):
                 for c in a.configs.split(","):
                     for io in a.io.split(","):
-                        env = dict(CONFIGS[c], NUMAFEED_IO=io)
-                        r = run(nf, ds, batch, t, EPOCHS[name], env,
-                                ["--host"] if a.host else [])
+                        r = run(nf, ds, batch, t, EPOCHS[name], CONFIGS[c],
+                                ["--io", io] + (["--device", "cpu"] if a.host else []))
                         r.update(config=c, io=io, threads=t, rep=rep)
                         w["runs"].append(r)
                         print(f"{name} t{t} {c:10s} {io:8s} rep{rep}: {r['gbps']:7.2f} GB/s  "

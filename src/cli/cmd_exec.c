@@ -16,7 +16,7 @@
 static void help(void)
 {
     printf(
-        "Usage: numafeed exec [--gpu N | --local-rank auto] [--membind | --preferred]\n"
+        "Usage: numafeed exec [--gpus N | --local-rank auto] [--membind | --preferred]\n"
         "                     [--dry-run] [--sysfs-root DIR] -- CMD [ARGS...]\n"
         "\n"
         "Bind this process's CPUs and memory to the NUMA node of its GPU and exec CMD,\n"
@@ -24,7 +24,7 @@ static void help(void)
         "the CPUs this process may already use (a Slurm or Kubernetes cpuset is\n"
         "narrowed, never widened), and the memory policy binds (or prefers) the node.\n"
         "\n"
-        "The GPU is --gpu N (a CUDA ordinal, after CUDA_VISIBLE_DEVICES), or with\n"
+        "The GPU is --gpus N (one CUDA ordinal, after CUDA_VISIBLE_DEVICES), or with\n"
         "--local-rank auto (the default) the first of LOCAL_RANK (torchrun),\n"
         "SLURM_LOCALID, OMPI_COMM_WORLD_LOCAL_RANK that is set; those that are set\n"
         "must agree, and so must the launcher's ranks and world sizes (RANK and\n"
@@ -34,7 +34,7 @@ static void help(void)
         "to a guess.\n"
         "\n"
         "Options:\n"
-        "  --gpu N            bind for CUDA ordinal N.\n"
+        "  --gpus N           bind for CUDA ordinal N (exec binds one GPU).\n"
         "  --local-rank auto  take the ordinal from the launcher's environment.\n"
         "  --membind          memory policy MPOL_BIND to the node (default): allocations\n"
         "                     fail rather than leave it.\n"
@@ -42,6 +42,9 @@ static void help(void)
         "  --dry-run          print the plan and exit without binding or running.\n"
         "  --sysfs-root DIR   topology from DIR instead of /sys.\n"
         "  -h, --help         show this help.\n"
+        "\n"
+        "Deprecated spelling, accepted for one more release:\n"
+        "  --gpu N            the same as --gpus N.\n"
         "\n"
         "Exit status: CMD's own when it runs (exec replaces this process); 1 when the\n"
         "binding or the exec fails; 2 usage error, or an inconsistent environment.\n"
@@ -51,7 +54,7 @@ static void help(void)
 }
 
 /* The GPU from the launcher's environment (numafeed_launch_env): an
- * inconsistent environment is a usage error, like a bad --gpu. */
+ * inconsistent environment is a usage error, like a bad --gpus. */
 static int local_rank(int *out)
 {
     struct numafeed_launch l;
@@ -59,16 +62,27 @@ static int local_rank(int *out)
     if (numafeed_launch_env(&l))
         return cli_usage("exec", "%s", numafeed_last_error());
     if (l.local_rank < 0)
-        return cli_usage("exec", "no GPU: give --gpu N, or run under a launcher that sets "
+        return cli_usage("exec", "no GPU: give --gpus N, or run under a launcher that sets "
                               "LOCAL_RANK, SLURM_LOCALID or OMPI_COMM_WORLD_LOCAL_RANK");
     *out = l.local_rank;
     return CLI_EXIT_OK;
 }
 
+/* --gpus for exec: one ordinal; -2 for a list of several, -1 for garbage. */
+static int one_gpu(const char *arg)
+{
+    int ids[2];
+    int n = numafeed_cpulist_ids(arg, ids, 2);
+    if (n > 1)
+        return -2;
+    return n == 1 ? ids[0] : -1;
+}
+
 int cmd_exec(int argc, char **argv)
 {
-    enum { O_GPU = 256, O_LR, O_MEMBIND, O_PREF, O_DRY, O_SYSFS };
+    enum { O_GPUS = 256, O_GPU, O_LR, O_MEMBIND, O_PREF, O_DRY, O_SYSFS };
     static const struct option opts[] = {
+        {"gpus", required_argument, NULL, O_GPUS},
         {"gpu", required_argument, NULL, O_GPU},
         {"local-rank", required_argument, NULL, O_LR},
         {"membind", no_argument, NULL, O_MEMBIND},
@@ -80,16 +94,19 @@ int cmd_exec(int argc, char **argv)
     };
     int gpu = -1, preferred = 0, dry = 0, c;
     const char *sysfs = NULL;
-    char *end;
     opterr = 0;
     optind = 1;
     /* '+': stop at the first non-option, the command */
     while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
         switch (c) {
         case O_GPU:
-            gpu = (int)strtol(optarg, &end, 10);
-            if (*end || end == optarg || gpu < 0)
-                return cli_usage("exec", "--gpu: invalid value '%s'", optarg);
+            fprintf(stderr, "numafeed exec: --gpu is deprecated; use --gpus\n");
+            /* fall through */
+        case O_GPUS:
+            if ((gpu = one_gpu(optarg)) < 0)
+                return gpu == -2 ? cli_usage("exec", "--gpus '%s': exec binds one GPU: give "
+                                             "one CUDA ordinal", optarg)
+                                 : cli_usage("exec", "--gpus: invalid value '%s'", optarg);
             break;
         case O_LR:
             if (strcmp(optarg, "auto"))

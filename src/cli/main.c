@@ -37,8 +37,9 @@ static void usage(FILE *f)
             "Environment:\n"
             "  NUMAFEED_SYSFS_ROOT   directory standing in for /sys (tests, other machines)\n"
             "  NUMAFEED_PROC_ROOT    directory standing in for /proc (doctor, verify)\n"
-            "  NUMAFEED_IO           pread, io_uring or mmap: how the loader reads shards\n"
             "  CUDA_VISIBLE_DEVICES  which GPUs are visible, as for CUDA itself\n"
+            "  LOCAL_RANK, SLURM_LOCALID, OMPI_COMM_WORLD_LOCAL_RANK\n"
+            "                        exec's GPU when --gpus is not given\n"
             "  RANK, WORLD_SIZE      the loader's part of the dataset, as torchrun sets them\n"
             "\n"
             "Exit status: 0 success, 1 failure, 2 usage error.\n");

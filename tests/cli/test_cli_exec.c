@@ -49,6 +49,29 @@ static void test_plan(void **state)
                             "2>/dev/null", NF_CLI, dgx()), 1);
 }
 
+/* --gpus takes one ordinal; --gpu, its deprecated spelling, still works. */
+static void test_gpus_and_alias(void **state)
+{
+    (void)state;
+    char *now = NULL, *old = NULL;
+    assert_int_equal(nf_run(&now, "%s exec --dry-run --gpus 5 --sysfs-root %s -- true 2>&1",
+                            NF_CLI, dgx()), 0);
+    assert_int_equal(nf_run(&old, "%s exec --dry-run --gpu 5 --sysfs-root %s -- true 2>&1",
+                            NF_CLI, dgx()), 0);
+    assert_non_null(strstr(old, "--gpu is deprecated; use --gpus"));
+    assert_null(strstr(now, "deprecated"));
+    assert_non_null(strstr(old, strstr(now, "gpu 5 pci_bus_id")));
+    free(now);
+    free(old);
+    assert_int_equal(nf_run(&now, "%s exec --dry-run --gpus 0,1 --sysfs-root %s -- true 2>&1",
+                            NF_CLI, dgx()), 2);
+    assert_non_null(strstr(now, "exec binds one GPU"));
+    free(now);
+    assert_int_equal(nf_run(&now, "%s exec --help", NF_CLI), 0);
+    assert_non_null(strstr(now, "--gpu N            the same as --gpus N."));
+    free(now);
+}
+
 static void test_real_binding(void **state)
 {
     (void)state;
@@ -74,6 +97,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plan),
+        cmocka_unit_test(test_gpus_and_alias),
         cmocka_unit_test(test_real_binding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
