@@ -8,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { VOCAB = 50257 };
+enum { TOKEN_IDS = 50257 }; /* GPT-2's vocabulary */
 
 static uint64_t next(uint64_t *s)
 {
@@ -21,9 +21,9 @@ static uint64_t next(uint64_t *s)
 
 void nfb_tokens(int32_t *out, size_t n, uint64_t seed)
 {
-    double *cdf = malloc(VOCAB * sizeof(*cdf));
+    double *cdf = malloc(TOKEN_IDS * sizeof(*cdf));
     double sum = 0;
-    for (int i = 0; i < VOCAB; i++)
+    for (int i = 0; i < TOKEN_IDS; i++)
         cdf[i] = (sum += 1.0 / pow(i + 1, 1.1));
     uint64_t s = seed;
     for (size_t i = 0; i < n;) {
@@ -36,7 +36,7 @@ void nfb_tokens(int32_t *out, size_t n, uint64_t seed)
             continue;
         }
         double u = (double)(next(&s) >> 11) / 9007199254740992.0 * sum;
-        size_t lo = 0, hi = VOCAB - 1;
+        size_t lo = 0, hi = TOKEN_IDS - 1;
         while (lo < hi) {
             size_t mid = (lo + hi) / 2;
             if (cdf[mid] < u)

@@ -1,22 +1,31 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * The reader against its baselines, on the same data and the same thread,
- * with the shards resident in the page cache (so this measures CPU cost,
- * not the disk):
+ * The reader against its baselines, on the same blocks, one thread, with
+ * the shards resident in the page cache (so this measures CPU cost, not
+ * the disk):
  *
- *   zstd: read + verify + decode every block through the reader (both
- *         backends, queue depth --depth) vs bare ZSTD_decompressDCtx over
- *         the same frames already in memory. Target: >= 0.9x.
- *   raw:  read every block through the reader (both backends) vs a plain
- *         pread of each block into the same buffer. Target: >= 0.9x. Also
- *         read + verify (XXH3 of each block), which the loader does.
+ *   zstd_read_verify_decode: read + verify + decode every block, vs bare
+ *       ZSTD_decompressDCtx over the same frames already in memory.
+ *   raw_read_verify: read + XXH3-verify every raw block, vs a plain pread
+ *       of each block into one buffer.
+ *
+ * Each case runs two ways:
+ *   path=dataset  numafeed_dataset_read_block, block after block (pread);
+ *   path=loader   the real pipeline: a host-mode loader with one worker,
+ *                 io_uring, pread or mmap (loader_config.io_backend), no
+ *                 shuffle, one block per batch, over one epoch; its time
+ *                 includes copying every record into the batch slots.
+ * Target: >= 0.9x the baseline. The baselines find the blocks with
+ * numafeed_dataset_block, so both sides read exactly the same bytes.
  *
  *   bench_io [--mib N] [--block-bytes B] [--depth D] [--reps R] [--dir DIR]
  *
  * One machine-readable line per case:
- *   bench=io case=C backend=B block_bytes=N gbps=G baseline_gbps=H ratio=G/H
+ *   bench=io case=C path=P backend=B block_bytes=N depth=D gbps=G
+ *   baseline_gbps=H ratio=G/H
+ * (depth: reads in flight per thread; a backend this machine refuses gives
+ * a line with skipped="why" instead of the figures).
  */
-#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,12 +35,19 @@
 #include <zstd.h>
 
 #include "bench_common.h"
-#include "io/io.h"
-#include "io/private.h"
+#include "numafeed.h"
+
+enum { MAX_REPS = 100, RECORD_BYTES = 8192 };
 
 static size_t block_bytes = 256 << 10;
 static unsigned depth = 8;
 static int reps = 5;
+
+static void die(const char *what)
+{
+    fprintf(stderr, "bench_io: %s: %s\n", what, numafeed_last_error());
+    exit(1);
+}
 
 static char *make_dataset(const char *dir, const char *name, int codec, const int32_t *tok,
                           size_t bytes)
@@ -39,7 +55,7 @@ static char *make_dataset(const char *dir, const char *name, int codec, const in
     char *path;
     if (asprintf(&path, "%s/%s", dir, name) < 0)
         return NULL;
-    struct numafeed_field f = {"tokens", "int32", 1, {2048}};
+    struct numafeed_field f = {"tokens", "int32", 1, {RECORD_BYTES / 4}};
     struct numafeed_writer_options o;
     numafeed_writer_options_init(&o);
     o.codec = codec;
@@ -47,163 +63,110 @@ static char *make_dataset(const char *dir, const char *name, int codec, const in
     o.force = 1;
     numafeed_writer *w;
     if (numafeed_writer_create(path, &f, 1, &o, &w) ||
-        numafeed_writer_append(w, tok, bytes / 8192) || numafeed_writer_finish(w)) {
-        fprintf(stderr, "bench_io: writing %s: %s\n", path, numafeed_last_error());
-        exit(1);
-    }
+        numafeed_writer_append(w, tok, bytes / RECORD_BYTES) || numafeed_writer_finish(w))
+        die(path);
     numafeed_writer_destroy(w);
     return path;
 }
 
-struct blocks {
-    uint32_t n;
-    uint32_t *shard, *block;
-    uint64_t decoded;
+/* ---- one dataset: its blocks, and its shard files for the baselines ---- */
+
+struct data {
+    char *path;
+    numafeed_dataset *h;
+    uint32_t n;                      /* blocks */
+    struct numafeed_block_info *bi;  /* per block */
+    int *fd;                         /* per block: its shard file */
+    uint64_t decoded;                /* bytes of every block, decoded */
+    size_t max_decoded;
 };
 
-static struct blocks list_blocks(const struct nf_dataset *ds)
+static void data_open(struct data *d)
 {
-    struct blocks b = {0};
-    for (uint32_t s = 0; s < nf__dataset_shard_count(ds); s++)
-        b.n += nf__dataset_shard_index(ds, s)->nblocks;
-    b.shard = malloc(b.n * sizeof(uint32_t));
-    b.block = malloc(b.n * sizeof(uint32_t));
-    uint32_t k = 0;
-    for (uint32_t s = 0; s < nf__dataset_shard_count(ds); s++) {
-        const struct nf_shard_index *idx = nf__dataset_shard_index(ds, s);
-        for (uint32_t i = 0; i < idx->nblocks; i++, k++) {
-            b.shard[k] = s;
-            b.block[k] = i;
-            b.decoded += idx->blocks[i].decoded_size;
+    if (numafeed_dataset_open(d->path, &d->h))
+        die(d->path);
+    d->n = numafeed_dataset_blocks(d->h);
+    d->bi = calloc(d->n, sizeof(*d->bi));
+    d->fd = calloc(d->n, sizeof(*d->fd));
+    for (uint32_t g = 0; g < d->n; g++) {
+        d->bi[g].size = sizeof(d->bi[g]);
+        if (numafeed_dataset_block(d->h, g, &d->bi[g]))
+            die("numafeed_dataset_block");
+        d->decoded += d->bi[g].decoded_bytes;
+        if (d->bi[g].decoded_bytes > d->max_decoded)
+            d->max_decoded = d->bi[g].decoded_bytes;
+        /* blocks come shard by shard: a new name starts a new file */
+        if (g > 0 && !strcmp(d->bi[g].shard, d->bi[g - 1].shard)) {
+            d->fd[g] = d->fd[g - 1];
+            continue;
+        }
+        char file[4096];
+        snprintf(file, sizeof(file), "%s/%s", d->path, d->bi[g].shard);
+        if ((d->fd[g] = open(file, O_RDONLY | O_CLOEXEC)) < 0) {
+            perror(file);
+            exit(1);
         }
     }
-    return b;
 }
 
-/* One pass of the reader over every block, depth reads in flight; decode
- * 0: read only, 1: verify + decode into dst, 2: verify a raw block where it
- * was read (what the loader does with raw blocks: no copy). */
-static double reader_pass(struct nf_reader *r, const struct blocks *b, uint8_t **bufs,
-                          size_t buf_len, uint8_t *dst, size_t dst_len, int decode)
+static void data_close(struct data *d)
 {
-    unsigned *free_bufs = malloc(depth * sizeof(unsigned)), nfree = depth;
-    for (unsigned i = 0; i < depth; i++)
-        free_bufs[i] = i;
-    struct nf_read_done *done = malloc(depth * sizeof(*done));
+    for (uint32_t g = 0; g < d->n; g++)
+        if (g == 0 || d->fd[g] != d->fd[g - 1])
+            close(d->fd[g]);
+    free(d->bi);
+    free(d->fd);
+    numafeed_dataset_close(d->h);
+}
+
+/* ---- the baselines ------------------------------------------------------ */
+
+/* Plain pread of every block into the same buffer. */
+static double bare_pread_pass(const struct data *d, uint8_t *buf)
+{
     double t0 = nfb_now();
-    uint32_t next = 0, got = 0;
-    while (got < b->n) {
-        while (next < b->n && nfree) {
-            unsigned bi = free_bufs[--nfree];
-            if (nf__reader_submit(r, b->shard[next], b->block[next], bufs[bi], buf_len, bi)) {
-                fprintf(stderr, "submit: %s\n", numafeed_last_error());
-                exit(1);
-            }
-            next++;
-        }
-        int k = nf__reader_wait(r, 1, done, depth);
-        for (int i = 0; i < k; i++) {
-            if (done[i].result ||
-                (decode && nf__reader_decode(r, done[i].shard, done[i].block, done[i].data,
-                                              decode == 2 ? (void *)done[i].data : dst,
-                                              decode == 2 ? buf_len : dst_len))) {
-                fprintf(stderr, "read: %s\n", numafeed_last_error());
-                exit(1);
-            }
-            free_bufs[nfree++] = (unsigned)done[i].tag;
-            got++;
+    for (uint32_t g = 0; g < d->n; g++) {
+        const struct numafeed_block_info *b = &d->bi[g];
+        if (pread(d->fd[g], buf, b->stored_bytes, (off_t)b->offset) != (ssize_t)b->stored_bytes) {
+            fprintf(stderr, "bench_io: pread of %s failed\n", b->shard);
+            exit(1);
         }
     }
-    double t = nfb_now() - t0;
-    free(free_bufs);
-    free(done);
-    return t;
-}
-
-struct contender {
-    const char *what;
-    struct nf_dataset *ds;
-    const struct blocks *b;
-    int decode; /* see reader_pass; 2: raw verified in place */
-    struct nf_reader *r;
-    uint8_t **bufs, *dst;
-    size_t buf_len, dst_len;
-    double t[100];
-};
-
-static int contender_init(struct contender *c, int backend)
-{
-    struct nf_reader_options o;
-    nf__reader_options_init(&o);
-    o.backend = backend;
-    o.queue_depth = depth;
-    if (nf__reader_create(c->ds, &o, &c->r)) {
-        printf("bench=io case=%s backend=%s skipped=\"%s\"\n", c->what,
-               backend == NF_IO_URING ? "io_uring" : "pread", numafeed_last_error());
-        c->r = NULL;
-        return -1;
-    }
-    c->buf_len = block_bytes + 4096;
-    c->dst_len = nf__dataset_max_decoded(c->ds);
-    c->bufs = malloc(depth * sizeof(*c->bufs));
-    c->dst = malloc(c->dst_len);
-    for (unsigned i = 0; i < depth; i++)
-        c->bufs[i] = malloc(c->buf_len);
-    reader_pass(c->r, c->b, c->bufs, c->buf_len, c->dst, c->dst_len, c->decode); /* warm */
-    return 0;
-}
-
-static void contender_report(struct contender *c, double *base)
-{
-    if (!c->r)
-        return;
-    double s = nfb_median(c->t, (size_t)reps), bs = nfb_median(base, (size_t)reps);
-    double gb = (double)c->b->decoded / 1e9;
-    printf("bench=io case=%s backend=%s block_bytes=%zu depth=%u gbps=%.3f baseline_gbps=%.3f "
-           "ratio=%.3f\n", c->what, nf__reader_backend(c->r), block_bytes, depth, gb / s,
-           gb / bs, bs / s);
-    for (unsigned i = 0; i < depth; i++)
-        free(c->bufs[i]);
-    free(c->bufs);
-    free(c->dst);
-    nf__reader_destroy(c->r);
+    return nfb_now() - t0;
 }
 
 /* Bare zstd: every frame already in memory, decoded into one buffer. */
 struct bare_zstd {
-    const struct blocks *b;
+    const struct data *d;
     uint8_t **frames;
-    const struct nf_block_info **info;
     uint8_t *dst;
-    ZSTD_DCtx *d;
+    ZSTD_DCtx *dctx;
 };
 
-static void bare_zstd_init(struct bare_zstd *z, struct nf_dataset *ds, const struct blocks *b)
+static void bare_zstd_init(struct bare_zstd *z, const struct data *d)
 {
-    z->b = b;
-    z->frames = malloc(b->n * sizeof(*z->frames));
-    z->info = malloc(b->n * sizeof(*z->info));
-    for (uint32_t i = 0; i < b->n; i++) {
-        z->info[i] = &nf__dataset_shard_index(ds, b->shard[i])->blocks[b->block[i]];
-        z->frames[i] = malloc(z->info[i]->stored_size);
-        if (nf__pread_full(ds->shards[b->shard[i]].fd, z->frames[i], z->info[i]->stored_size,
-                            z->info[i]->offset, "shard")) {
-            fprintf(stderr, "read: %s\n", numafeed_last_error());
+    z->d = d;
+    z->frames = calloc(d->n, sizeof(*z->frames));
+    for (uint32_t g = 0; g < d->n; g++) {
+        z->frames[g] = malloc(d->bi[g].stored_bytes);
+        if (pread(d->fd[g], z->frames[g], d->bi[g].stored_bytes, (off_t)d->bi[g].offset) !=
+            (ssize_t)d->bi[g].stored_bytes) {
+            fprintf(stderr, "bench_io: pread of %s failed\n", d->bi[g].shard);
             exit(1);
         }
     }
-    z->dst = malloc(nf__dataset_max_decoded(ds));
-    z->d = ZSTD_createDCtx();
+    z->dst = malloc(d->max_decoded);
+    z->dctx = ZSTD_createDCtx();
 }
 
 static double bare_zstd_pass(struct bare_zstd *z)
 {
     double t0 = nfb_now();
-    for (uint32_t i = 0; i < z->b->n; i++) {
-        size_t n = ZSTD_decompressDCtx(z->d, z->dst, z->info[i]->decoded_size, z->frames[i],
-                                       z->info[i]->stored_size);
+    for (uint32_t g = 0; g < z->d->n; g++) {
+        size_t n = ZSTD_decompressDCtx(z->dctx, z->dst, z->d->bi[g].decoded_bytes, z->frames[g],
+                                       z->d->bi[g].stored_bytes);
         if (ZSTD_isError(n)) {
-            fprintf(stderr, "zstd: %s\n", ZSTD_getErrorName(n));
+            fprintf(stderr, "bench_io: zstd: %s\n", ZSTD_getErrorName(n));
             exit(1);
         }
     }
@@ -212,37 +175,130 @@ static double bare_zstd_pass(struct bare_zstd *z)
 
 static void bare_zstd_free(struct bare_zstd *z)
 {
-    ZSTD_freeDCtx(z->d);
-    for (uint32_t i = 0; i < z->b->n; i++)
-        free(z->frames[i]);
+    ZSTD_freeDCtx(z->dctx);
+    for (uint32_t g = 0; g < z->d->n; g++)
+        free(z->frames[g]);
     free(z->frames);
-    free(z->info);
     free(z->dst);
 }
 
-/* Plain pread of every block into the same buffer. */
-static double bare_pread_pass(struct nf_dataset *ds, const struct blocks *b, uint8_t *buf)
+/* ---- the contenders ----------------------------------------------------- */
+
+static double dataset_pass(struct data *d, uint8_t *dst)
 {
     double t0 = nfb_now();
-    for (uint32_t i = 0; i < b->n; i++) {
-        const struct nf_block_info *bi =
-            &nf__dataset_shard_index(ds, b->shard[i])->blocks[b->block[i]];
-        if (pread(ds->shards[b->shard[i]].fd, buf, bi->stored_size, (off_t)bi->offset) !=
-            (ssize_t)bi->stored_size) {
-            fprintf(stderr, "pread failed\n");
-            exit(1);
-        }
+    for (uint32_t g = 0; g < d->n; g++)
+        if (numafeed_dataset_read_block(d->h, g, dst, d->max_decoded))
+            die("numafeed_dataset_read_block");
+    return nfb_now() - t0;
+}
+
+/*
+ * One host-mode pool, one worker, no shuffle, one block per batch and per
+ * shuffle window, and the smallest ring (2 slots): between two timed epochs
+ * it can build at most those 2 batches of the next one ahead, 2/N of the
+ * blocks, which the bigger default --mib keeps small.
+ */
+static loader_t *loader_open(const struct data *d, int io, char *backend, size_t len)
+{
+    struct loader_config cfg;
+    loader_config_init(&cfg);
+    cfg.path = d->path;
+    cfg.batch_size = d->bi[0].records;
+    cfg.threads = 1;
+    cfg.prefetch = 2;
+    cfg.shuffle = 0;
+    cfg.shuffle_window = d->bi[0].records;
+    cfg.rank = 0;
+    cfg.world_size = 1;
+    cfg.io_backend = io;
+    cfg.io_depth = depth;
+    cfg.device = LOADER_DEVICE_CPU;
+    loader_t *L;
+    if (loader_create(&cfg, &L)) {
+        snprintf(backend, len, "%s", numafeed_last_error());
+        return NULL;
+    }
+    struct loader_pool_info pi = {.size = sizeof(pi)};
+    loader_pool_info(L, 0, &pi);
+    snprintf(backend, len, "%s", pi.io_backend);
+    return L;
+}
+
+static double loader_pass(loader_t *L)
+{
+    double t0 = nfb_now();
+    struct loader_batch b = LOADER_BATCH_INIT;
+    int rc;
+    while ((rc = loader_next(L, 0, &b, -1)) == 0)
+        loader_release(L, &b);
+    if (rc != NUMAFEED_EEPOCH_END) {
+        char msg[1024];
+        loader_last_error(L, msg, sizeof(msg));
+        fprintf(stderr, "bench_io: loader_next: %s\n", msg);
+        exit(1);
     }
     return nfb_now() - t0;
 }
 
-int main(int argc, char **argv)
+struct contender {
+    const char *what, *path;  /* case, and dataset or loader */
+    struct data *d;
+    const double *base;       /* the baseline's times */
+    int io;                   /* the loader's enum loader_io_backend */
+    const char *io_name;
+    loader_t *L;              /* path=loader; NULL when refused */
+    char backend[256];        /* the backend, or why it was refused */
+    uint8_t *dst;             /* path=dataset */
+    double t[MAX_REPS];
+};
+
+static double contender_pass(struct contender *c)
 {
-    size_t mib = 256;
-    const char *dir = NULL;
+    return c->L ? loader_pass(c->L) : dataset_pass(c->d, c->dst);
+}
+
+static void contender_init(struct contender *c)
+{
+    if (!strcmp(c->path, "loader")) {
+        if (!(c->L = loader_open(c->d, c->io, c->backend, sizeof(c->backend))))
+            return;
+    } else {
+        snprintf(c->backend, sizeof(c->backend), "pread");
+        c->dst = malloc(c->d->max_decoded);
+    }
+    contender_pass(c); /* warm */
+}
+
+static int contender_ready(const struct contender *c)
+{
+    return c->L || c->dst;
+}
+
+static void contender_report(struct contender *c)
+{
+    if (!contender_ready(c)) {
+        printf("bench=io case=%s path=%s backend=%s skipped=\"%s\"\n", c->what, c->path,
+               c->io_name, c->backend);
+        return;
+    }
+    double s = nfb_median(c->t, (size_t)reps);
+    double bs = nfb_median((double *)c->base, (size_t)reps);
+    double gb = (double)c->d->decoded / 1e9;
+    printf("bench=io case=%s path=%s backend=%s block_bytes=%zu depth=%u gbps=%.3f "
+           "baseline_gbps=%.3f ratio=%.3f\n", c->what, c->path, c->backend, block_bytes,
+           c->L ? depth : 1u, gb / s, gb / bs, bs / s);
+    loader_destroy(c->L);
+    free(c->dst);
+}
+
+/* ---- main --------------------------------------------------------------- */
+
+static int parse(int argc, char **argv, size_t *mib, const char **dir)
+{
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--mib"))
-            mib = (size_t)atol(argv[i + 1]);
+            *mib = (size_t)atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--block-bytes"))
             block_bytes = (size_t)atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--depth"))
@@ -250,12 +306,58 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--reps"))
             reps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--dir"))
-            dir = argv[i + 1];
+            *dir = argv[i + 1];
         else
-            break;
+            return -1;
     }
-    if (!mib || block_bytes < 8192 || block_bytes > NF_BLOCK_CAP || !depth || depth > 256 ||
-        reps < 1 || reps > 100) {
+    if (argc % 2 == 0 || !*mib || *mib > (SIZE_MAX >> 21) || block_bytes < RECORD_BYTES ||
+        block_bytes > NUMAFEED_MAX_BLOCK_BYTES || !depth || depth > 256 || reps < 1 ||
+        reps > MAX_REPS)
+        return -1;
+    return 0;
+}
+
+/* Every contender runs once per round, right after its baseline, so a noisy
+ * neighbour or a clock change on the VM hits both alike. */
+static void run(struct data *zd, struct data *rd)
+{
+    static const int ios[3] = {LOADER_IO_URING, LOADER_IO_PREAD, LOADER_IO_MMAP};
+    static const char *const io_names[3] = {"io_uring", "pread", "mmap"};
+    static double tz[MAX_REPS], tp[MAX_REPS];
+    static struct contender c[8];
+    for (int i = 0; i < 8; i++) {
+        int raw = i >= 4;
+        c[i] = (struct contender){
+            .what = raw ? "raw_read_verify" : "zstd_read_verify_decode",
+            .path = i % 4 ? "loader" : "dataset", .d = raw ? rd : zd, .base = raw ? tp : tz,
+            .io = i % 4 ? ios[i % 4 - 1] : LOADER_IO_PREAD,
+            .io_name = i % 4 ? io_names[i % 4 - 1] : "pread",
+        };
+        contender_init(&c[i]);
+    }
+    struct bare_zstd bz;
+    bare_zstd_init(&bz, zd);
+    uint8_t *pbuf = malloc(rd->max_decoded);
+    bare_zstd_pass(&bz);
+    bare_pread_pass(rd, pbuf);
+    for (int r = 0; r < reps; r++) {
+        tz[r] = bare_zstd_pass(&bz);
+        tp[r] = bare_pread_pass(rd, pbuf);
+        for (int i = 0; i < 8; i++)
+            if (contender_ready(&c[i]))
+                c[i].t[r] = contender_pass(&c[i]);
+    }
+    for (int i = 0; i < 8; i++)
+        contender_report(&c[i]);
+    bare_zstd_free(&bz);
+    free(pbuf);
+}
+
+int main(int argc, char **argv)
+{
+    size_t mib = 256;
+    const char *dir = NULL;
+    if (parse(argc, argv, &mib, &dir)) {
         fprintf(stderr, "usage: bench_io [--mib N] [--block-bytes B] [--depth D] [--reps R] "
                         "[--dir DIR]\n");
         return 2;
@@ -266,67 +368,28 @@ int main(int argc, char **argv)
         perror("mkdtemp");
         return 1;
     }
-    size_t bytes = (mib << 20) / 8192 * 8192;
+    size_t bytes = (mib << 20) / RECORD_BYTES * RECORD_BYTES;
     int32_t *tok = malloc(bytes);
     nfb_tokens(tok, bytes / 4, 7);
-    char *zpath = make_dataset(base, "zstd", NUMAFEED_CODEC_ZSTD, tok, bytes);
-    char *rpath = make_dataset(base, "raw", NUMAFEED_CODEC_NONE, tok, bytes);
+    struct data zd = {.path = make_dataset(base, "zstd", NUMAFEED_CODEC_ZSTD, tok, bytes)};
+    struct data rd = {.path = make_dataset(base, "raw", NUMAFEED_CODEC_NONE, tok, bytes)};
     free(tok);
     char machine[300];
     nfb_machine(machine, sizeof(machine));
     printf("# machine: %s; zstd %s; %zu MiB decoded per dataset; page-cache resident; "
            "median of %d\n", machine, ZSTD_versionString(), mib, reps);
-
-    struct nf_dataset *zds, *rds;
-    if (nf__dataset_open(zpath, NULL, &zds) || nf__dataset_open(rpath, NULL, &rds)) {
-        fprintf(stderr, "open: %s\n", numafeed_last_error());
-        return 1;
-    }
-    struct blocks zb = list_blocks(zds), rb = list_blocks(rds);
-    struct bare_zstd bz;
-    bare_zstd_init(&bz, zds, &zb);
-    uint8_t *pbuf = malloc(block_bytes + 4096);
-    double tz[100], tp[100];
-    bare_zstd_pass(&bz);
-    bare_pread_pass(rds, &rb, pbuf);
-    /* Every contender runs once per round, right after its baseline, so a
-     * noisy neighbour or a clock change on the VM hits both alike. */
-    struct contender c[6];
-    memset(c, 0, sizeof(c));
-    static const char *const names[3] = {"zstd_read_verify_decode", "raw_read", "raw_read_verify"};
-    for (int i = 0; i < 6; i++) {
-        c[i].what = names[i % 3];
-        c[i].ds = i % 3 ? rds : zds;
-        c[i].b = i % 3 ? &rb : &zb;
-        c[i].decode = i % 3 == 0 ? 1 : i % 3 == 1 ? 0 : 2;
-    }
-    for (int i = 0; i < 6; i++)
-        contender_init(&c[i], i < 3 ? NF_IO_URING : NF_IO_PREAD);
-    for (int r = 0; r < reps; r++) {
-        tz[r] = bare_zstd_pass(&bz);
-        tp[r] = bare_pread_pass(rds, &rb, pbuf);
-        for (int i = 0; i < 6; i++)
-            if (c[i].r)
-                c[i].t[r] = reader_pass(c[i].r, c[i].b, c[i].bufs, c[i].buf_len, c[i].dst,
-                                        c[i].dst_len, c[i].decode);
-    }
-    for (int i = 0; i < 6; i++)
-        contender_report(&c[i], c[i].ds == zds ? tz : tp);
-    bare_zstd_free(&bz);
-    free(pbuf);
-    nf__dataset_close(zds);
-    nf__dataset_close(rds);
-    free(zb.shard);
-    free(zb.block);
-    free(rb.shard);
-    free(rb.block);
+    data_open(&zd);
+    data_open(&rd);
+    run(&zd, &rd);
+    data_close(&zd);
+    data_close(&rd);
     if (!dir) {
         char cmd[128];
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
         if (system(cmd))
             fprintf(stderr, "could not remove %s\n", base);
     }
-    free(zpath);
-    free(rpath);
+    free(zd.path);
+    free(rd.path);
     return 0;
 }

@@ -30,7 +30,7 @@
 #include <zstd.h>
 
 #include "bench_common.h"
-#include "io/io.h"
+#include "numafeed.h"
 
 static int h2d(size_t bytes, double secs)
 {
@@ -104,37 +104,59 @@ static void *decoder(void *arg)
     return NULL;
 }
 
-static int zstd_ceiling(const char *dir, int threads, double secs)
+/* Every zstd block's stored bytes, read into memory; where each block is
+ * comes from numafeed_dataset_block. 0, or 1 with a message. */
+static int load_blocks(const char *dir)
 {
-    struct nf_dataset *ds;
-    if (nf__dataset_open(dir, NULL, &ds)) {
+    numafeed_dataset *ds;
+    if (numafeed_dataset_open(dir, &ds)) {
         fprintf(stderr, "gpu_ceiling: %s\n", numafeed_last_error());
         return 1;
     }
-    size_t cap = 0;
-    for (uint32_t s = 0; s < nf__dataset_shard_count(ds); s++)
-        cap += nf__dataset_shard_index(ds, s)->nblocks;
-    blocks = calloc(cap, sizeof(*blocks));
-    for (uint32_t s = 0; s < nf__dataset_shard_count(ds); s++) {
-        const struct nf_shard_index *ix = nf__dataset_shard_index(ds, s);
-        char path[4096];
-        snprintf(path, sizeof(path), "%s/%s", dir, nf__dataset_shard_name(ds, s));
-        FILE *f = fopen(path, "rb");
-        for (uint32_t b = 0; f && b < ix->nblocks; b++) {
-            const struct nf_block_info *bi = &ix->blocks[b];
-            if (bi->codec != NF_CODEC_ZSTD)
-                continue;
-            void *m = malloc(bi->stored_size);
-            fseek(f, (long)bi->offset, SEEK_SET);
-            if (fread(m, 1, bi->stored_size, f) != bi->stored_size)
-                return 1;
-            blocks[nblocks++] = (struct blk){m, bi->stored_size, bi->decoded_size};
-            if (bi->decoded_size > max_decoded)
-                max_decoded = bi->decoded_size;
+    uint32_t n = numafeed_dataset_blocks(ds);
+    blocks = calloc(n ? n : 1, sizeof(*blocks));
+    FILE *f = NULL;
+    const char *open_shard = NULL;
+    int rc = blocks ? 0 : 1;
+    for (uint32_t g = 0; g < n && rc == 0; g++) {
+        struct numafeed_block_info bi = {.size = sizeof(bi)};
+        numafeed_dataset_block(ds, g, &bi);
+        if (bi.codec != NUMAFEED_BLOCK_ZSTD)
+            continue;
+        if (!open_shard || strcmp(open_shard, bi.shard)) { /* blocks come shard by shard */
+            char path[4096];
+            snprintf(path, sizeof(path), "%s/%s", dir, bi.shard);
+            if (f)
+                fclose(f);
+            open_shard = bi.shard;
+            if (!(f = fopen(path, "rb"))) {
+                perror(path);
+                rc = 1;
+                break;
+            }
         }
-        if (f)
-            fclose(f);
+        void *m = malloc(bi.stored_bytes);
+        if (!m || fseek(f, (long)bi.offset, SEEK_SET) || fread(m, 1, bi.stored_bytes, f) !=
+                                                                 bi.stored_bytes) {
+            fprintf(stderr, "gpu_ceiling: reading block %u of %s failed\n", g, bi.shard);
+            free(m);
+            rc = 1;
+            break;
+        }
+        blocks[nblocks++] = (struct blk){m, bi.stored_bytes, bi.decoded_bytes};
+        if (bi.decoded_bytes > max_decoded)
+            max_decoded = bi.decoded_bytes;
     }
+    if (f)
+        fclose(f);
+    numafeed_dataset_close(ds);
+    return rc;
+}
+
+static int zstd_ceiling(const char *dir, int threads, double secs)
+{
+    if (load_blocks(dir))
+        return 1;
     if (!nblocks) { /* every block was stored raw: there is no decode to bound */
         printf("ceiling zstd threads %d gbps nan (no zstd block in %s)\n", threads, dir);
         return 0;
@@ -142,7 +164,6 @@ static int zstd_ceiling(const char *dir, int threads, double secs)
     double t = run_threads(threads, decoder, secs);
     printf("ceiling zstd%s threads %d gbps %.2f\n", ignore_checksum ? "-nocheck" : "", threads,
            (double)atomic_load(&decoded_total) / t / 1e9);
-    nf__dataset_close(ds);
     return 0;
 }
 

@@ -92,10 +92,84 @@ NUMAFEED_API unsigned numafeed_version(void);
 NUMAFEED_API const char *numafeed_version_string(void);
 /*
  * Whether this build has the CUDA path compiled in (1) or is host-only (0).
- * A build with CUDA still runs on a machine with no driver or no GPU.
- * Thread-safe.
+ * It says nothing about this machine: a build with CUDA still runs where
+ * there is no driver or no GPU (and then serves host batches). Ask
+ * numafeed_cuda_device_count() whether GPUs are usable here. Thread-safe.
  */
 NUMAFEED_API int numafeed_has_cuda(void);
+
+/* ------------------------------------------------------------------------ */
+/* CUDA devices                                                             */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * The number of GPUs the CUDA runtime can use in this process (after
+ * CUDA_VISIBLE_DEVICES), >= 0, or NUMAFEED_ENOCUDA when there are none to
+ * use, with the reason in numafeed_last_error(), one of:
+ *   - the CUDA runtime is not compiled into this build (numafeed_has_cuda()
+ *     is 0);
+ *   - no NVIDIA driver is loaded (libcuda.so.1 is missing or unloadable);
+ *   - the driver is older than the CUDA runtime this build links (the
+ *     message gives both versions);
+ *   - the driver is loaded but sees no GPU, or failed to initialise one.
+ * NUMAFEED_ECUDA for any other CUDA failure. The first call initialises the
+ * CUDA runtime in this process. Thread-safe.
+ */
+NUMAFEED_API int numafeed_cuda_device_count(void);
+
+/*
+ * Make CUDA ordinal `ordinal` the calling thread's current device and
+ * create its primary context, as a framework such as torch has done before
+ * a training job builds its loader (so that loader_create is not charged
+ * for it). Returns 0; NUMAFEED_ENOCUDA and NUMAFEED_ECUDA as
+ * numafeed_cuda_device_count(); -EINVAL for an ordinal that is negative or
+ * not below that count; NUMAFEED_ECUDA when creating the context fails.
+ * Thread-safe.
+ */
+NUMAFEED_API int numafeed_cuda_init_context(int ordinal);
+
+/* ------------------------------------------------------------------------ */
+/* The launcher: which GPU and which part of the data                       */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * What the job's launcher told this process through its environment:
+ *   local rank (the GPU on this host):   LOCAL_RANK (torchrun),
+ *                                        OMPI_COMM_WORLD_LOCAL_RANK, SLURM_LOCALID
+ *   rank and world size (the data part): RANK and WORLD_SIZE (torchrun),
+ *                                        OMPI_COMM_WORLD_RANK and OMPI_COMM_WORLD_SIZE,
+ *                                        SLURM_PROCID and SLURM_NTASKS
+ * Later releases may append fields.
+ */
+struct numafeed_launch {
+    size_t size;            /* sizeof(struct numafeed_launch); set by numafeed_launch_init */
+    int local_rank;         /* 0 .. 4096; -1 when no variable sets it */
+    int rank;               /* 0 .. world_size - 1; -1 when none is set */
+    int world_size;         /* >= 1; 0 when none is set */
+    /* The variable each value came from (the first set, in the order
+     * above: the innermost launcher), "" when none. */
+    char local_rank_from[32], rank_from[32], world_size_from[32];
+};
+
+/* Fill *l with "nothing set": size, -1, -1, 0 and empty names. */
+NUMAFEED_API void numafeed_launch_init(struct numafeed_launch *l);
+
+/*
+ * Read the variables above into *out (up to out->size bytes; call
+ * numafeed_launch_init first). Each value must be a plain decimal number:
+ * no sign, no spaces, no trailing characters, no overflow; a local rank is
+ * at most 4096, a world size at least 1 and a rank below its world size,
+ * and a rank comes with its world size and the other way round. When
+ * several launchers' variables are set (one runs inside another's
+ * allocation: `srun torchrun`, `mpirun` in an sbatch script) the innermost
+ * launcher's win, in the order above, and the others are not compared
+ * with them (SLURM_LOCALID is 0 on every torchrun child of one task).
+ * Nothing set is not an error: the fields keep their "none" values.
+ * Returns 0; NUMAFEED_ECONFIG naming the variables and their values (on
+ * any error *out is left as it was); -EINVAL when out or out->size is bad.
+ * Thread-safe as long as no thread changes the environment meanwhile.
+ */
+NUMAFEED_API int numafeed_launch_env(struct numafeed_launch *out);
 
 /* ------------------------------------------------------------------------ */
 /* Topology: NUMA nodes, GPUs, allowed CPUs                                  */
@@ -320,6 +394,10 @@ NUMAFEED_API int numafeed_cpulist_ids(const char *text, int *ids, size_t max);
 typedef struct numafeed_writer numafeed_writer;
 
 #define NUMAFEED_FIELD_MAX_DIMS 8
+/* At most this many fields per record. */
+#define NUMAFEED_MAX_FIELDS 256
+/* The largest decoded block, and so the largest record, in bytes (256 MiB). */
+#define NUMAFEED_MAX_BLOCK_BYTES (256u << 20)
 
 /*
  * One field of the record layout. dtype is one of: "uint8", "int8",
@@ -335,6 +413,28 @@ struct numafeed_field {
     unsigned ndim;
     uint64_t shape[NUMAFEED_FIELD_MAX_DIMS];
 };
+
+/*
+ * Parse one field description "NAME:DTYPE[:SHAPE]", the syntax of `numafeed
+ * pack --field`: SHAPE is the dimensions joined by 'x' or ',' ("2048",
+ * "3x224x224"), left out for a scalar. spec is modified in place and
+ * out->name and out->dtype point into it, so spec must outlive *out. The
+ * name and dtype are checked with the whole layout (numafeed_layout_check),
+ * not here. Returns 0, or -EINVAL (no ':', a bad or zero dimension, more
+ * than NUMAFEED_FIELD_MAX_DIMS) with a message. Thread-safe.
+ */
+NUMAFEED_API int numafeed_field_parse(char *spec, struct numafeed_field *out);
+
+/*
+ * Check a record layout exactly as numafeed_writer_create() will: 1 to
+ * NUMAFEED_MAX_FIELDS fields, names valid and unique, dtypes known, every
+ * dimension >= 1, record size at most NUMAFEED_MAX_BLOCK_BYTES, no
+ * overflow. On success *record_bytes (may be NULL) is the record size.
+ * Returns 0 or -EINVAL with the offending field named in the message.
+ * Nothing is written anywhere. Thread-safe.
+ */
+NUMAFEED_API int numafeed_layout_check(const struct numafeed_field *fields, size_t nfields,
+                                       uint64_t *record_bytes);
 
 enum numafeed_codec {
     NUMAFEED_CODEC_DEFAULT = 0, /* zstd */
@@ -430,6 +530,135 @@ NUMAFEED_API unsigned numafeed_writer_shards(const numafeed_writer *w);
  */
 NUMAFEED_API int numafeed_dataset_manifest(const char *dir, int follow_symlinks, char **text,
                                            size_t *len);
+
+/* ------------------------------------------------------------------------ */
+/* Datasets: checking and reading                                          */
+/* ------------------------------------------------------------------------ */
+
+/* One problem found by numafeed_check(); valid only during the callback. */
+struct numafeed_check_problem {
+    const char *file;    /* shard file name, or "manifest.json" */
+    int64_t block;       /* the shard's block number; -1 when not in one block */
+    int64_t offset;      /* byte offset in the file; -1 when unknown */
+    int code;            /* what numafeed_strerror() names: NUMAFEED_ECORRUPT, ... */
+    const char *message; /* the full message (also names file, block, offset) */
+};
+
+/* What numafeed_check() saw. Later releases may append fields. */
+struct numafeed_check_summary {
+    size_t size;             /* set by the caller: sizeof(struct numafeed_check_summary) */
+    uint32_t shards;
+    uint64_t records;
+    uint64_t record_bytes;
+    uint64_t blocks, zstd_blocks, raw_blocks;
+    uint64_t file_bytes;     /* sum of the shard files' sizes */
+    uint64_t decoded_bytes;  /* sum of the blocks' decoded sizes */
+    uint64_t problems;       /* as many as problem() was called */
+};
+
+/*
+ * Verify the dataset directory dir completely, as `numafeed check` does:
+ * the manifest, every shard's size and content hash (XXH3 of the whole
+ * file), header, trailer, footer and index, its record count, and every
+ * block (read, zstd frame with its checksum, decoded size and XXH3). Every
+ * byte of every shard is read, with plain preads on the calling thread.
+ * It does not stop at the first problem: problem (may be NULL) is called
+ * once per problem, on the calling thread, with user passed through.
+ * sum (may be NULL) is filled up to sum->size bytes, which the caller sets.
+ * Files are opened beneath dir as the loader opens them: a symbolic link
+ * that leaves the directory is one problem unless follow_symlinks is 1.
+ * Returns the number of problems (0: intact; a missing or unreadable
+ * manifest is one problem), or a negative error only when the check itself
+ * could not run: -ENOMEM, -EINVAL (dir NULL, sum->size too small).
+ * Thread-safe.
+ */
+NUMAFEED_API int numafeed_check(const char *dir, int follow_symlinks,
+                                void (*problem)(void *user, const struct numafeed_check_problem *p),
+                                void *user, struct numafeed_check_summary *sum);
+
+/*
+ * A read-only view of a dataset, for tools and benchmarks: its blocks, where
+ * each is stored, and synchronous reads of one block or one record, checked
+ * exactly as the loader checks them. Training reads through the loader.
+ *
+ * Blocks are numbered globally, 0 .. numafeed_dataset_blocks() - 1: every
+ * block of every shard, shard by shard (manifest order), in file order, the
+ * numbering the loader's sampler uses.
+ *
+ * Thread-safety: numafeed_dataset_records, _record_bytes, _blocks and _block
+ * may be called from any thread at once; the read calls use a buffer and
+ * a reader owned by the handle and are not thread-safe per handle (open one
+ * handle per thread to read in parallel).
+ */
+typedef struct numafeed_dataset numafeed_dataset;
+
+/*
+ * Open the dataset directory dir: parse the manifest, open every shard and
+ * validate its header, footer and index (shard contents are hashed only by
+ * numafeed_check). On success *out is a new handle to release with
+ * numafeed_dataset_close(). Errors: -EINVAL (NULL argument), -ENOENT (no
+ * manifest, or a missing shard, named), NUMAFEED_EMANIFEST,
+ * NUMAFEED_EVERSION, NUMAFEED_ECORRUPT, NUMAFEED_ECHECKSUM, -ENOMEM, other
+ * -errno from opening or reading.
+ */
+NUMAFEED_API int numafeed_dataset_open(const char *dir, numafeed_dataset **out);
+/* Close the shards and free everything. NULL is allowed. */
+NUMAFEED_API void numafeed_dataset_close(numafeed_dataset *ds);
+
+/* Records in the dataset; bytes per record; blocks (the global count). */
+NUMAFEED_API uint64_t numafeed_dataset_records(const numafeed_dataset *ds);
+NUMAFEED_API size_t numafeed_dataset_record_bytes(const numafeed_dataset *ds);
+NUMAFEED_API uint32_t numafeed_dataset_blocks(const numafeed_dataset *ds);
+
+/* How one block is stored (struct numafeed_block_info's codec). */
+enum numafeed_block_codec {
+    NUMAFEED_BLOCK_RAW = 0,  /* stored as decoded */
+    NUMAFEED_BLOCK_ZSTD = 1, /* one zstd frame */
+};
+
+/* Where a block is and what it holds. Later releases may append fields. */
+struct numafeed_block_info {
+    size_t size;            /* set by the caller: sizeof(struct numafeed_block_info) */
+    const char *shard;      /* shard file name inside the dataset directory; valid
+                             * until numafeed_dataset_close() */
+    uint64_t offset;        /* byte offset of the stored bytes in the shard file */
+    uint32_t stored_bytes;  /* bytes in the file */
+    uint32_t decoded_bytes; /* bytes after decoding: records x record bytes */
+    uint32_t records;
+    int codec;              /* enum numafeed_block_codec */
+    uint64_t first_record;  /* dataset index of the block's first record */
+};
+
+/*
+ * Describe global block `block`: fills info up to info->size bytes, which
+ * the caller sets. Returns 0, -ERANGE when block >= numafeed_dataset_blocks(),
+ * -EINVAL (NULL, or info->size too small to hold the size itself).
+ */
+NUMAFEED_API int numafeed_dataset_block(const numafeed_dataset *ds, uint32_t block,
+                                        struct numafeed_block_info *info);
+
+/*
+ * Read global block `block` (pread), decode it into dst and verify it:
+ * a zstd frame must declare the index's decoded size and produce exactly
+ * that, and the decoded bytes must hash (XXH3-64) to the index's value; a
+ * raw block is read straight into dst and hashed there. Writes exactly
+ * decoded_bytes bytes to dst. Returns 0; -ERANGE (no such block), -EINVAL
+ * (dst NULL or dst_len < decoded_bytes); NUMAFEED_ECORRUPT,
+ * NUMAFEED_ECHECKSUM, -EIO and other -errno, naming shard, block and offset;
+ * -ENOMEM. dst's contents are unspecified after a failure.
+ */
+NUMAFEED_API int numafeed_dataset_read_block(numafeed_dataset *ds, uint32_t block, void *dst,
+                                             size_t dst_len);
+
+/*
+ * Copy record `record` (0 .. numafeed_dataset_records() - 1) to dst,
+ * numafeed_dataset_record_bytes() bytes, reading, decoding and verifying
+ * its whole block as numafeed_dataset_read_block does. Returns 0; -ERANGE
+ * (no such record), -EINVAL (dst NULL or dst_len too small); the read
+ * errors of numafeed_dataset_read_block.
+ */
+NUMAFEED_API int numafeed_dataset_read_record(numafeed_dataset *ds, uint64_t record, void *dst,
+                                              size_t dst_len);
 
 /* ------------------------------------------------------------------------ */
 /* The loader: one producer pool per GPU                                    */

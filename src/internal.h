@@ -7,9 +7,11 @@
 #ifndef NUMAFEED_INTERNAL_H
 #define NUMAFEED_INTERNAL_H
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "numafeed.h"
 
@@ -41,6 +43,27 @@ static inline int nf__add_size(size_t a, size_t b, size_t *out)
 static inline int nf__mul_size(size_t a, size_t b, size_t *out)
 {
     return __builtin_mul_overflow(a, b, out) ? -75 /* EOVERFLOW */ : 0;
+}
+
+/*
+ * Fill a caller's output struct that begins with `size_t size` (set by the
+ * caller to the sizeof it was compiled with) from our complete one of
+ * full_size bytes: only the caller's size is copied, so a caller built
+ * against an older, shorter struct is never written past its end; its
+ * size field stays. -EINVAL (naming `what`) when dst is NULL, or its size
+ * is below the size field or above what this library knows.
+ */
+static inline int nf__copy_out(void *dst, const void *full, size_t full_size, const char *what)
+{
+    size_t size;
+    if (!dst)
+        return nf__error(-EINVAL, "%s: NULL", what);
+    memcpy(&size, dst, sizeof(size));
+    if (size < sizeof(size_t) || size > full_size)
+        return nf__error(-EINVAL, "%s: size %zu unknown (this library's is %zu)", what, size,
+                         full_size);
+    memcpy((char *)dst + sizeof(size_t), (const char *)full + sizeof(size_t), size - sizeof(size_t));
+    return 0;
 }
 
 #endif

@@ -9,12 +9,12 @@
 
 /* Exit statuses shared by every subcommand. */
 enum {
-    NF_EXIT_OK = 0,
-    NF_EXIT_FAIL = 1,   /* the operation failed or found problems */
-    NF_EXIT_USAGE = 2,  /* bad arguments */
+    CLI_EXIT_OK = 0,
+    CLI_EXIT_FAIL = 1,   /* the operation failed or found problems */
+    CLI_EXIT_USAGE = 2,  /* bad arguments */
 };
 
-struct nf_command {
+struct cli_command {
     const char *name;
     const char *summary;
     int (*run)(int argc, char **argv); /* argv[0] is the subcommand name */
@@ -28,9 +28,9 @@ int cmd_exec(int argc, char **argv);
 int cmd_pack(int, char **);
 int cmd_check(int, char **);
 
-/* Print "numafeed <cmd>: <what>: <last error>" to stderr; returns NF_EXIT_FAIL. */
+/* Print "numafeed <cmd>: <what>: <last error>" to stderr; returns CLI_EXIT_FAIL. */
 int cli_fail(const char *cmd, const char *what, int err);
-/* Print a usage error and the hint to run --help; returns NF_EXIT_USAGE. */
+/* Print a usage error and the hint to run --help; returns CLI_EXIT_USAGE. */
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -11,16 +11,16 @@
 #include <time.h>
 #include <xxhash.h>
 
-#include "cli/cli.h"
-#include "pin/pin.h"
+#include "cli.h"
 
 static void help(void)
 {
     printf(
-        "Usage: numafeed bench DIR [--host] [--gpus LIST] [--epochs E] [--batch-size B]\n"
-        "                      [--threads T] [--ring-depth D] [--seed S] [--no-shuffle]\n"
-        "                      [--drop-last] [--rank R --world-size W] [--io BACKEND]\n"
-        "                      [--digest] [--step-us N] [--cuda-context] [--verbose]\n"
+        "Usage: numafeed bench DIR [--device auto|cpu|cuda] [--gpus LIST] [--epochs E]\n"
+        "                      [--batch-size B] [--threads T] [--prefetch D] [--seed S]\n"
+        "                      [--no-shuffle] [--shuffle-window N] [--drop-last]\n"
+        "                      [--rank R --world-size W] [--io BACKEND] [--digest]\n"
+        "                      [--step-us N] [--cuda-context] [--verbose]\n"
         "\n"
         "Load the dataset DIR (made by 'numafeed pack') through numafeed's pools for E\n"
         "epochs, releasing each batch as soon as it arrives, and report per run:\n"
@@ -33,24 +33,30 @@ static void help(void)
         "With several GPUs, one consumer thread per GPU.\n"
         "\n"
         "Options:\n"
-        "      --host            deliver host batches even where a GPU could take them\n"
-        "                        (default: batches are copied to each GPU when the CUDA\n"
-        "                        runtime, a driver and the GPU are there; host otherwise).\n"
+        "      --device DEVICE   where batches are delivered: auto (default: copied to\n"
+        "                        each GPU when the CUDA runtime, a driver and the GPU\n"
+        "                        are there, host memory otherwise), cpu (host batches\n"
+        "                        even where a GPU could take them) or cuda (fail unless\n"
+        "                        every pool copies to its GPU).\n"
         "      --gpus LIST       CUDA ordinals to serve, a cpulist-style list (0,2-3);\n"
         "                        default: every visible GPU, or one host pool.\n"
         "  -e, --epochs E        epochs to run (default 1).\n"
         "  -b, --batch-size B    records per batch (default 64).\n"
         "  -t, --threads T       worker threads per pool (default min(4, pool CPUs)).\n"
-        "      --ring-depth D    batch slots per pool (default: the batches of threads + 2\n"
-        "                        shuffle windows, 4 to 512 MiB of slots; at least 2).\n"
+        "      --prefetch D      batch slots per pool, the batches built ahead of the\n"
+        "                        consumer (default: the batches of threads + 2 shuffle\n"
+        "                        windows, 4 to 512 MiB of slots; at least 2).\n"
         "      --seed S          shuffle seed (default 0).\n"
         "      --no-shuffle      deliver records in dataset order.\n"
+        "      --shuffle-window N\n"
+        "                        records mixed together by the within-window shuffle\n"
+        "                        (default: 16 blocks' worth).\n"
         "      --drop-last       drop each part's short last batch.\n"
         "      --rank R, --world-size W\n"
         "                        this process's part of W (default: $RANK/$WORLD_SIZE,\n"
         "                        else 0 of 1).\n"
-        "      --io BACKEND      io_uring, pread, mmap or auto (default auto: io_uring,\n"
-        "                        pread where refused; $NUMAFEED_IO also forces one).\n"
+        "      --io BACKEND      how shards are read: auto (default: io_uring, pread\n"
+        "                        where io_uring is refused), io_uring, pread or mmap.\n"
         "                        mmap verifies and copies blocks in place in a read-only\n"
         "                        mapping: fastest for page-cache-resident data; SIGBUS\n"
         "                        if a shard is truncated meanwhile.\n"
@@ -70,6 +76,10 @@ static void help(void)
         "                        its loader; without it, create includes the context.\n"
         "  -v, --verbose         print each pool's placement as it starts.\n"
         "  -h, --help            show this help.\n"
+        "\n"
+        "Deprecated spellings, accepted for one more release:\n"
+        "      --ring-depth D    the same as --prefetch D.\n"
+        "      --host            the same as --device cpu.\n"
         "\n"
         "Exit status: 0 success, 1 the loader failed (the message names the shard and\n"
         "offset), 2 usage error.\n"
@@ -242,88 +252,141 @@ out:
     free(edge);
 }
 
-int cmd_bench(int argc, char **argv)
+/* --device: the values mirror the loader's coming enum of the same name. */
+
+struct bench_args {
+    struct loader_config cfg;
+    uint64_t epochs, step_us;
+    int digest, cuda_ctx, device;
+    int gpus[LOADER_MAX_GPUS], ngpus;
+};
+
+/* A deprecated spelling still works, with a note naming its replacement. */
+static void deprecated(const char *old, const char *now)
 {
-    enum { O_HOST = 256, O_GPUS, O_RING, O_SEED, O_NOSHUF, O_DROP, O_RANK, O_WORLD, O_IO,
-           O_DIGEST, O_SYSFS, O_STEP, O_CTX };
+    fprintf(stderr, "numafeed bench: %s is deprecated; use %s\n", old, now);
+}
+
+/* A numeric option into *a: NULL, or the option's name when the value is bad. */
+static const char *parse_value(struct bench_args *a, int c, const char *arg)
+{
+    uint64_t v;
+    struct loader_config *cfg = &a->cfg;
+    switch (c) {
+    case 'e': return parse_u64(arg, &a->epochs) || a->epochs == 0 ? "--epochs" : NULL;
+    case 'b':
+        if (parse_u64(arg, &v) || v == 0 || v > UINT32_MAX)
+            return "--batch-size";
+        cfg->batch_size = (uint32_t)v;
+        return NULL;
+    case 't':
+        if (parse_u64(arg, &v) || v == 0 || v > 256)
+            return "--threads";
+        cfg->threads = (uint32_t)v;
+        return NULL;
+    case 'p':
+        if (parse_u64(arg, &v) || v < 2 || v > 4096)
+            return "--prefetch";
+        cfg->prefetch = (uint32_t)v;
+        return NULL;
+    case 'w': return parse_u64(arg, &cfg->shuffle_window) || !cfg->shuffle_window
+                     ? "--shuffle-window" : NULL;
+    case 's': return parse_u64(arg, &cfg->seed) ? "--seed" : NULL;
+    case 'r':
+        if (parse_u64(arg, &v) || v > UINT32_MAX)
+            return "--rank";
+        cfg->rank = (uint32_t)v;
+        return NULL;
+    case 'W':
+        if (parse_u64(arg, &v) || v == 0 || v > UINT32_MAX)
+            return "--world-size";
+        cfg->world_size = (uint32_t)v;
+        return NULL;
+    case 'u': return parse_u64(arg, &a->step_us) || a->step_us > 10000000 ? "--step-us" : NULL;
+    default: return "?";
+    }
+}
+
+/* --device or --io: NULL, or the option's name when the value is none of its words. */
+static const char *parse_choice(struct bench_args *a, int c, const char *arg)
+{
+    static const char *const devices[] = {"auto", "cpu", "cuda"};
+    static const struct { const char *name; int io; } ios[] = {
+        {"auto", LOADER_IO_AUTO}, {"io_uring", LOADER_IO_URING},
+        {"pread", LOADER_IO_PREAD}, {"mmap", LOADER_IO_MMAP},
+    };
+    if (c == 'd') {
+        for (int i = 0; i < 3; i++) {
+            if (!strcmp(arg, devices[i])) {
+                a->device = i;
+                return NULL;
+            }
+        }
+        return "--device";
+    }
+    for (size_t i = 0; i < sizeof(ios) / sizeof(ios[0]); i++) {
+        if (!strcmp(arg, ios[i].name)) {
+            a->cfg.io = ios[i].io;
+            return NULL;
+        }
+    }
+    return "--io";
+}
+
+/* -1: go on; otherwise the exit status (after --help or a usage error). */
+static int parse_args(int argc, char **argv, struct bench_args *a)
+{
+    enum { O_HOST = 256, O_GPUS, O_RING, O_NOSHUF, O_DROP, O_SYSFS, O_DIGEST, O_CTX };
     static const struct option opts[] = {
-        {"host", no_argument, NULL, O_HOST},
-        {"gpus", required_argument, NULL, O_GPUS},
-        {"epochs", required_argument, NULL, 'e'},
-        {"batch-size", required_argument, NULL, 'b'},
-        {"threads", required_argument, NULL, 't'},
-        {"ring-depth", required_argument, NULL, O_RING},
-        {"seed", required_argument, NULL, O_SEED},
-        {"no-shuffle", no_argument, NULL, O_NOSHUF},
-        {"drop-last", no_argument, NULL, O_DROP},
-        {"rank", required_argument, NULL, O_RANK},
-        {"world-size", required_argument, NULL, O_WORLD},
-        {"io", required_argument, NULL, O_IO},
+        {"device", required_argument, NULL, 'd'}, {"gpus", required_argument, NULL, O_GPUS},
+        {"epochs", required_argument, NULL, 'e'}, {"batch-size", required_argument, NULL, 'b'},
+        {"threads", required_argument, NULL, 't'}, {"prefetch", required_argument, NULL, 'p'},
+        {"seed", required_argument, NULL, 's'}, {"no-shuffle", no_argument, NULL, O_NOSHUF},
+        {"shuffle-window", required_argument, NULL, 'w'},
+        {"drop-last", no_argument, NULL, O_DROP}, {"rank", required_argument, NULL, 'r'},
+        {"world-size", required_argument, NULL, 'W'}, {"io", required_argument, NULL, 'i'},
         {"sysfs-root", required_argument, NULL, O_SYSFS},
-        {"digest", no_argument, NULL, O_DIGEST},
-        {"step-us", required_argument, NULL, O_STEP},
-        {"cuda-context", no_argument, NULL, O_CTX},
-        {"verbose", no_argument, NULL, 'v'},
+        {"digest", no_argument, NULL, O_DIGEST}, {"step-us", required_argument, NULL, 'u'},
+        {"cuda-context", no_argument, NULL, O_CTX}, {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
+        {"ring-depth", required_argument, NULL, O_RING}, {"host", no_argument, NULL, O_HOST},
         {NULL, 0, NULL, 0},
     };
-    struct loader_config cfg;
-    loader_config_init(&cfg);
-    uint64_t epochs = 1, v, step_us = 0;
-    int digest = 0, gpus[LOADER_MAX_GPUS], ngpus = 0, c, cuda_ctx = 0;
+    int c;
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "e:b:t:vh", opts, NULL)) != -1) {
         const char *bad = NULL;
         switch (c) {
-        case O_HOST: cfg.device = LOADER_DEVICE_CPU; break;
-        case O_GPUS: {
-            int n = numafeed_cpulist_ids(optarg, gpus, LOADER_MAX_GPUS);
-            if (n <= 0)
-                return cli_usage("bench", "--gpus '%s': %s", optarg,
-                                      n == 0 ? "empty list" : numafeed_last_error());
-            if (n > LOADER_MAX_GPUS)
-                return cli_usage("bench", "--gpus: more than %d GPUs", LOADER_MAX_GPUS);
-            ngpus = n;
-            break;
-        }
-        case 'e': if (parse_u64(optarg, &epochs) || epochs == 0) bad = "--epochs"; break;
-        case 'b':
-            if (parse_u64(optarg, &v) || v == 0 || v > UINT32_MAX) bad = "--batch-size";
-            else cfg.batch_size = (uint32_t)v;
-            break;
-        case 't':
-            if (parse_u64(optarg, &v) || v == 0 || v > 256) bad = "--threads";
-            else cfg.threads = (uint32_t)v;
+        case O_HOST:
+            deprecated("--host", "--device cpu");
+            a->device = LOADER_DEVICE_CPU;
             break;
         case O_RING:
-            if (parse_u64(optarg, &v) || v < 2 || v > 4096) bad = "--ring-depth";
-            else cfg.prefetch = (uint32_t)v;
+            deprecated("--ring-depth", "--prefetch");
+            bad = parse_value(a, 'p', optarg);
             break;
-        case O_SEED: if (parse_u64(optarg, &cfg.seed)) bad = "--seed"; break;
-        case O_NOSHUF: cfg.shuffle = 0; break;
-        case O_DROP: cfg.drop_last = 1; break;
-        case O_RANK:
-            if (parse_u64(optarg, &v) || v > UINT32_MAX) bad = "--rank";
-            else cfg.rank = (uint32_t)v;
+        case O_GPUS: {
+            int n = numafeed_cpulist_ids(optarg, a->gpus, LOADER_MAX_GPUS);
+            if (n <= 0)
+                return cli_usage("bench", "--gpus '%s': %s", optarg,
+                                 n == 0 ? "empty list" : numafeed_last_error());
+            if (n > LOADER_MAX_GPUS)
+                return cli_usage("bench", "--gpus: more than %d GPUs", LOADER_MAX_GPUS);
+            a->ngpus = n;
             break;
-        case O_WORLD:
-            if (parse_u64(optarg, &v) || v == 0 || v > UINT32_MAX) bad = "--world-size";
-            else cfg.world_size = (uint32_t)v;
+        }
+        case 'd': case 'i': bad = parse_choice(a, c, optarg); break;
+        case O_NOSHUF: a->cfg.shuffle = 0; break;
+        case O_DROP: a->cfg.drop_last = 1; break;
+        case O_SYSFS: a->cfg.sysfs_root = optarg; break;
+        case O_DIGEST: a->digest = 1; break;
+        case O_CTX: a->cuda_ctx = 1; break;
+        case 'v': a->cfg.verbose = 1; break;
+        case 'h': help(); return CLI_EXIT_OK;
+        case 'e': case 'b': case 't': case 'p': case 'w': case 's': case 'r': case 'W': case 'u':
+            bad = parse_value(a, c, optarg);
             break;
-        case O_IO:
-            if (!strcmp(optarg, "io_uring")) cfg.io = LOADER_IO_URING;
-            else if (!strcmp(optarg, "pread")) cfg.io = LOADER_IO_PREAD;
-            else if (!strcmp(optarg, "auto")) cfg.io = LOADER_IO_AUTO;
-            else if (!strcmp(optarg, "mmap")) cfg.io = LOADER_IO_MMAP;
-            else bad = "--io";
-            break;
-        case O_SYSFS: cfg.sysfs_root = optarg; break;
-        case O_DIGEST: digest = 1; break;
-        case O_STEP: if (parse_u64(optarg, &step_us) || step_us > 10000000) bad = "--step-us"; break;
-        case O_CTX: cuda_ctx = 1; break;
-        case 'v': cfg.verbose = 1; break;
-        case 'h': help(); return NF_EXIT_OK;
         default:
             return cli_usage("bench", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
@@ -332,149 +395,39 @@ int cmd_bench(int argc, char **argv)
     }
     if (optind + 1 != argc)
         return cli_usage("bench", optind == argc ? "missing the dataset directory"
-                                                      : "more than one dataset directory");
-    if (cfg.rank && !cfg.world_size)
+                                                 : "more than one dataset directory");
+    if (a->cfg.rank && !a->cfg.world_size)
         return cli_usage("bench", "--rank needs --world-size");
-    cfg.path = argv[optind];
-    cfg.gpus = ngpus ? gpus : NULL;
-    cfg.ngpus = ngpus;
+    a->cfg.path = argv[optind];
+    a->cfg.gpus = a->ngpus ? a->gpus : NULL;
+    a->cfg.ngpus = a->ngpus;
+    a->cfg.device = a->device;
+    return -1;
+}
 
-    if (cuda_ctx && !cfg.host_mode) {
-        /* what a training job's process already has when it builds the loader */
-        int nd = ngpus ? ngpus : nf__cuda_device_count();
-        for (int i = 0; i < nd; i++) {
-            uint64_t t = now_ns();
-            if (nf__cuda_init_context(ngpus ? gpus[i] : i)) {
-                fprintf(stderr, "numafeed bench: --cuda-context: %s; create is timed without "
-                        "it\n", numafeed_last_error());
-                break;
-            }
-            printf("CUDA context of GPU %d created before the clock in %.1f ms\n",
-                   ngpus ? gpus[i] : i, (double)(now_ns() - t) / 1e6);
+/* What a training job's process already has when it builds the loader. */
+static void make_contexts(const struct bench_args *a)
+{
+    int nd = a->ngpus ? a->ngpus : numafeed_cuda_device_count();
+    for (int i = 0; i < nd; i++) {
+        int gpu = a->ngpus ? a->gpus[i] : i;
+        uint64_t t = now_ns();
+        if (numafeed_cuda_init_context(gpu)) {
+            fprintf(stderr, "numafeed bench: --cuda-context: %s; create is timed without it\n",
+                    numafeed_last_error());
+            break;
         }
-        if (nd < 0)
-            fprintf(stderr, "numafeed bench: --cuda-context: %s\n", numafeed_last_error());
+        printf("CUDA context of GPU %d created before the clock in %.1f ms\n", gpu,
+               (double)(now_ns() - t) / 1e6);
     }
-    uint64_t t_create = now_ns();
-    loader_t *L;
-    int rc = loader_create(&cfg, &L);
-    if (rc)
-        return cli_fail("bench", cfg.path, rc);
-    uint64_t t_ready = now_ns();
-    int n = loader_gpu_count(L);
-    struct consumer *cons = calloc((size_t)n, sizeof(*cons));
-    pthread_t *th = calloc((size_t)n, sizeof(*th));
-    int ok = cons && th;
-    for (int i = 0; ok && i < n; i++) {
-        struct consumer *k = &cons[i];
-        k->L = L;
-        k->gpu = i;
-        k->epochs = epochs;
-        k->digest = digest;
-        k->dsum = calloc(epochs, sizeof(uint64_t));
-        k->records = calloc(epochs, sizeof(uint64_t));
-        k->ids = calloc(epochs, sizeof(uint64_t *));
-        k->nids = calloc(epochs, sizeof(size_t));
-        k->capids = calloc(epochs, sizeof(size_t));
-        k->boundary = calloc(epochs, sizeof(uint64_t));
-        k->step_ns = step_us * 1000;
-        ok = k->dsum && k->records && k->ids && k->nids && k->capids && k->boundary;
-    }
-    if (!ok) {
-        fprintf(stderr, "numafeed bench: out of memory\n");
-        loader_destroy(L);
-        return NF_EXIT_FAIL;
-    }
-    uint64_t t0 = now_ns();
-    for (int i = 0; i < n; i++)
-        pthread_create(&th[i], NULL, consume, &cons[i]);
-    for (int i = 0; i < n; i++)
-        pthread_join(th[i], NULL);
-    uint64_t t1 = now_ns();
+    if (nd < 0)
+        fprintf(stderr, "numafeed bench: --cuda-context: %s\n", numafeed_last_error());
+}
 
-    int status = NF_EXIT_OK;
-    for (int i = 0; i < n; i++)
-        if (cons[i].rc) {
-            fprintf(stderr, "numafeed bench: GPU %d: %s: %s\n", i, numafeed_strerror(cons[i].rc),
-                    cons[i].msg);
-            status = NF_EXIT_FAIL;
-        }
-    if (digest && status == NF_EXIT_OK) {
-        for (uint64_t e = 0; e < epochs; e++) {
-            uint64_t d = 0, r = 0;
-            XXH64_state_t *st = XXH64_createState();
-            XXH64_reset(st, 0);
-            for (int i = 0; i < n; i++) {
-                d += cons[i].dsum[e];
-                r += cons[i].records[e];
-                for (size_t k = 0; k < cons[i].nids[e]; k++) {
-                    uint64_t id = cons[i].ids[e][k];
-                    uint8_t le[8];
-                    for (int j = 0; j < 8; j++)
-                        le[j] = (uint8_t)(id >> (8 * j));
-                    XXH64_update(st, le, 8);
-                }
-            }
-            printf("epoch %llu records %llu digest %016llx order %016llx\n",
-                   (unsigned long long)e, (unsigned long long)r, (unsigned long long)d,
-                   (unsigned long long)XXH64_digest(st));
-            XXH64_freeState(st);
-        }
-    }
-    if (status == NF_EXIT_OK) {
-        uint64_t bytes = 0, recs = 0, first = UINT64_MAX, first_ready = UINT64_MAX;
-        double secs = (double)(t1 - t0) / 1e9;
-        for (int i = 0; i < n; i++) {
-            struct loader_stats s = {.size = sizeof(s)};
-            struct loader_pool_info pi = {.size = sizeof(pi)};
-            loader_stats(L, i, &s);
-            loader_pool_info(L, i, &pi);
-            bytes += s.bytes;
-            recs += s.records;
-            if (cons[i].first_ns && cons[i].first_ns - t_create < first) {
-                first = cons[i].first_ns - t_create;
-                first_ready = cons[i].first_ns - t_ready;
-            }
-            printf("pool %d: %s GPU %d node %d%s cpus %s threads %u io %s ring %ux%zu B pages "
-                   "%zu KiB%s%s mbind %s on-node %zu/%zu%s%s | wait p50 %.1f us p99 %.1f us max "
-                   "%.1f us | worker stall %.3f s | blocks %llu\n",
-                   i, pi.cuda ? (pi.registered ? "cuda(registered)" : "cuda(pinned-alloc)") : "host",
-                   pi.cuda_ordinal, pi.node, pi.node_known ? "" : " (unknown)", pi.cpus,
-                   pi.threads, pi.io_backend, pi.prefetch, pi.slot_bytes, pi.page_size >> 10,
-                   pi.hugetlb ? " hugetlb" : "", pi.thp ? " THP" : "", pi.mbind ? "yes" : "no",
-                   pi.pages_on_node, pi.pages, pi.verified ? "" : " (unverified)",
-                   pi.pages_strayed ? " (after moving strays)" : "",
-                   (double)s.wait_p50_ns / 1e3, (double)s.wait_p99_ns / 1e3,
-                   (double)s.wait_max_ns / 1e3, (double)s.worker_stall_ns / 1e9,
-                   (unsigned long long)s.blocks_decoded);
-            if (pi.notes[0])
-                printf("pool %d notes: %s\n", i, pi.notes);
-            printf("pool %d setup: CUDA context %.1f ms, ring %.1f ms, page-lock and device ring "
-                   "%.1f ms\n", i, (double)pi.setup_context_us / 1e3,
-                   (double)pi.setup_ring_us / 1e3, (double)pi.setup_cuda_us / 1e3);
-            printf("pool %d stages (worker-seconds over %.3f s x %u threads): io wait %.3f, "
-                   "verify+decode %.3f, copy %.3f, slot wait %.3f; %llu windows (%llu whole, "
-                   "the rest streamed)\n",
-                   i, secs, pi.threads, (double)s.io_wait_ns / 1e9, (double)s.decode_ns / 1e9,
-                   (double)s.copy_ns / 1e9, (double)s.worker_stall_ns / 1e9,
-                   (unsigned long long)s.units, (unsigned long long)s.units_windowed);
-            /* Exact waits after the first batch (the first waits for the
-             * pipeline to fill, whatever its design); batch intervals: median,
-             * mean, p99 and largest inside epochs, and the largest gap across
-             * an epoch boundary (last batch of one epoch to first of the next). */
-            struct consumer *k = &cons[i];
-            if (k->nsamples > 2)
-                print_timing(i, k, epochs);
-        }
-        printf("total: %llu records, %.3f GB in %.3f s: %.3f GB/s, %.0f samples/s; create %.1f "
-               "ms, first batch %.1f ms after create (%.1f ms after it returned)\n",
-               (unsigned long long)recs, (double)bytes / 1e9, secs, (double)bytes / 1e9 / secs,
-               (double)recs / secs, (double)(t_ready - t_create) / 1e6,
-               first == UINT64_MAX ? -1.0 : (double)first / 1e6,
-               first == UINT64_MAX ? -1.0 : (double)first_ready / 1e6);
-    }
-    for (int i = 0; i < n; i++) {
-        for (uint64_t e = 0; e < epochs; e++)
+static void consumers_free(struct consumer *cons, int n)
+{
+    for (int i = 0; cons && i < n; i++) {
+        for (uint64_t e = 0; cons[i].ids && e < cons[i].epochs; e++)
             free(cons[i].ids[e]);
         free(cons[i].ids);
         free(cons[i].dsum);
@@ -485,6 +438,168 @@ int cmd_bench(int argc, char **argv)
         free(cons[i].samples);
     }
     free(cons);
+}
+
+static struct consumer *consumers_alloc(loader_t *L, int n, const struct bench_args *a)
+{
+    struct consumer *cons = calloc((size_t)n, sizeof(*cons));
+    int ok = cons != NULL;
+    for (int i = 0; ok && i < n; i++) {
+        struct consumer *k = &cons[i];
+        k->L = L;
+        k->gpu = i;
+        k->epochs = a->epochs;
+        k->digest = a->digest;
+        k->dsum = calloc(a->epochs, sizeof(uint64_t));
+        k->records = calloc(a->epochs, sizeof(uint64_t));
+        k->ids = calloc(a->epochs, sizeof(uint64_t *));
+        k->nids = calloc(a->epochs, sizeof(size_t));
+        k->capids = calloc(a->epochs, sizeof(size_t));
+        k->boundary = calloc(a->epochs, sizeof(uint64_t));
+        k->step_ns = a->step_us * 1000;
+        ok = k->dsum && k->records && k->ids && k->nids && k->capids && k->boundary;
+    }
+    if (!ok) {
+        consumers_free(cons, n);
+        return NULL;
+    }
+    return cons;
+}
+
+static void print_digests(const struct consumer *cons, int n, uint64_t epochs)
+{
+    for (uint64_t e = 0; e < epochs; e++) {
+        uint64_t d = 0, r = 0;
+        XXH64_state_t *st = XXH64_createState();
+        XXH64_reset(st, 0);
+        for (int i = 0; i < n; i++) {
+            d += cons[i].dsum[e];
+            r += cons[i].records[e];
+            for (size_t k = 0; k < cons[i].nids[e]; k++) {
+                uint64_t id = cons[i].ids[e][k];
+                uint8_t le[8];
+                for (int j = 0; j < 8; j++)
+                    le[j] = (uint8_t)(id >> (8 * j));
+                XXH64_update(st, le, 8);
+            }
+        }
+        printf("epoch %llu records %llu digest %016llx order %016llx\n", (unsigned long long)e,
+               (unsigned long long)r, (unsigned long long)d,
+               (unsigned long long)XXH64_digest(st));
+        XXH64_freeState(st);
+    }
+}
+
+static void print_pool(loader_t *L, int i, double secs, const struct loader_stats *s)
+{
+    struct loader_pool_info pi = {.size = sizeof(pi)};
+    loader_pool_info(L, i, &pi);
+    printf("pool %d: %s GPU %d node %d%s cpus %s threads %u io %s ring %ux%zu B pages "
+           "%zu KiB%s%s mbind %s on-node %zu/%zu%s%s | wait p50 %.1f us p99 %.1f us max "
+           "%.1f us | worker stall %.3f s | blocks %llu\n",
+           i, pi.cuda ? (pi.registered ? "cuda(registered)" : "cuda(pinned-alloc)") : "host",
+           pi.cuda_ordinal, pi.node, pi.node_known ? "" : " (unknown)", pi.cpus,
+           pi.threads, pi.io_backend, pi.prefetch, pi.slot_bytes, pi.page_size >> 10,
+           pi.hugetlb ? " hugetlb" : "", pi.thp ? " THP" : "", pi.mbind ? "yes" : "no",
+           pi.pages_on_node, pi.pages, pi.verified ? "" : " (unverified)",
+           pi.pages_strayed ? " (after moving strays)" : "",
+           (double)s->wait_p50_ns / 1e3, (double)s->wait_p99_ns / 1e3,
+           (double)s->wait_max_ns / 1e3, (double)s->worker_stall_ns / 1e9,
+           (unsigned long long)s->blocks_decoded);
+    if (pi.notes[0])
+        printf("pool %d notes: %s\n", i, pi.notes);
+    printf("pool %d setup: CUDA context %.1f ms, ring %.1f ms, page-lock and device ring "
+           "%.1f ms\n", i, (double)pi.setup_context_us / 1e3,
+           (double)pi.setup_ring_us / 1e3, (double)pi.setup_cuda_us / 1e3);
+    printf("pool %d stages (worker-seconds over %.3f s x %u threads): io wait %.3f, "
+           "verify+decode %.3f, copy %.3f, slot wait %.3f; %llu windows (%llu whole, "
+           "the rest streamed)\n",
+           i, secs, pi.threads, (double)s->io_wait_ns / 1e9, (double)s->decode_ns / 1e9,
+           (double)s->copy_ns / 1e9, (double)s->worker_stall_ns / 1e9,
+           (unsigned long long)s->units, (unsigned long long)s->units_windowed);
+}
+
+/* Clock points of a run: create called, create returned, consumers started
+ * and joined. */
+struct clocks {
+    uint64_t create, ready, start, end;
+};
+
+static void print_report(loader_t *L, const struct consumer *cons, int n, uint64_t epochs,
+                         const struct clocks *t)
+{
+    uint64_t bytes = 0, recs = 0, first = UINT64_MAX, first_ready = UINT64_MAX;
+    double secs = (double)(t->end - t->start) / 1e9;
+    for (int i = 0; i < n; i++) {
+        struct loader_stats s = {.size = sizeof(s)};
+        loader_stats(L, i, &s);
+        bytes += s.bytes;
+        recs += s.records;
+        if (cons[i].first_ns && cons[i].first_ns - t->create < first) {
+            first = cons[i].first_ns - t->create;
+            first_ready = cons[i].first_ns - t->ready;
+        }
+        print_pool(L, i, secs, &s);
+        /* Exact waits after the first batch (the first waits for the
+         * pipeline to fill, whatever its design); batch intervals: median,
+         * mean, p99 and largest inside epochs, and the largest gap across
+         * an epoch boundary (last batch of one epoch to first of the next). */
+        if (cons[i].nsamples > 2)
+            print_timing(i, &cons[i], epochs);
+    }
+    printf("total: %llu records, %.3f GB in %.3f s: %.3f GB/s, %.0f samples/s; create %.1f "
+           "ms, first batch %.1f ms after create (%.1f ms after it returned)\n",
+           (unsigned long long)recs, (double)bytes / 1e9, secs, (double)bytes / 1e9 / secs,
+           (double)recs / secs, (double)(t->ready - t->create) / 1e6,
+           first == UINT64_MAX ? -1.0 : (double)first / 1e6,
+           first == UINT64_MAX ? -1.0 : (double)first_ready / 1e6);
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    static struct bench_args a; /* the GPU list is large for the stack */
+    memset(&a, 0, sizeof(a));
+    loader_config_init(&a.cfg);
+    a.epochs = 1;
+    int status = parse_args(argc, argv, &a);
+    if (status >= 0)
+        return status;
+    if (a.cuda_ctx && a.device != LOADER_DEVICE_CPU)
+        make_contexts(&a);
+    struct clocks t = {.create = now_ns()};
+    loader_t *L;
+    int rc = loader_create(&a.cfg, &L);
+    if (rc)
+        return cli_fail("bench", a.cfg.path, rc);
+    t.ready = now_ns();
+    int n = loader_gpu_count(L);
+    struct consumer *cons = consumers_alloc(L, n, &a);
+    pthread_t *th = calloc((size_t)n, sizeof(*th));
+    if (!cons || !th) {
+        fprintf(stderr, "numafeed bench: out of memory\n");
+        consumers_free(cons, n);
+        free(th);
+        loader_destroy(L);
+        return CLI_EXIT_FAIL;
+    }
+    t.start = now_ns();
+    for (int i = 0; i < n; i++)
+        pthread_create(&th[i], NULL, consume, &cons[i]);
+    for (int i = 0; i < n; i++)
+        pthread_join(th[i], NULL);
+    t.end = now_ns();
+    status = CLI_EXIT_OK;
+    for (int i = 0; i < n; i++)
+        if (cons[i].rc) {
+            fprintf(stderr, "numafeed bench: GPU %d: %s: %s\n", i, numafeed_strerror(cons[i].rc),
+                    cons[i].msg);
+            status = CLI_EXIT_FAIL;
+        }
+    if (a.digest && status == CLI_EXIT_OK)
+        print_digests(cons, n, a.epochs);
+    if (status == CLI_EXIT_OK)
+        print_report(L, cons, n, a.epochs, &t);
+    consumers_free(cons, n);
     free(th);
     loader_destroy(L);
     return status;

@@ -4,13 +4,12 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli/cli.h"
-#include "io/io.h"
+#include "cli.h"
 
 static void help(void)
 {
     printf(
-        "Usage: numafeed check [--quiet] DIR\n"
+        "Usage: numafeed check [--quiet] [--follow-symlinks] DIR\n"
         "\n"
         "Verify the dataset directory DIR completely: the manifest (JSON, version,\n"
         "record layout, counts), then for every shard its size and content hash\n"
@@ -28,9 +27,16 @@ static void help(void)
         "follows: shards, records, blocks per codec, decoded and stored bytes and\n"
         "their ratio.\n"
         "\n"
+        "The manifest and every shard are opened beneath DIR, as the loader opens\n"
+        "them: a symbolic link that leads outside DIR is reported, not followed, and\n"
+        "nothing that is not a regular file (a FIFO, a device) is read.\n"
+        "\n"
         "Options:\n"
-        "  -q, --quiet   print the problem lines only, no summary.\n"
-        "  -h, --help    show this help.\n"
+        "  -q, --quiet         print the problem lines only, no summary.\n"
+        "      --follow-symlinks\n"
+        "                      follow symbolic links that leave DIR (a shard kept\n"
+        "                      elsewhere on purpose).\n"
+        "  -h, --help          show this help.\n"
         "\n"
         "Exit status: 0 the dataset is intact, 1 problems were found (or DIR could not\n"
         "be read), 2 usage error.\n"
@@ -39,7 +45,7 @@ static void help(void)
         "  numafeed check data/train || echo 're-pack the shards named above'\n");
 }
 
-static void on_problem(void *user, const struct nf_check_problem *p)
+static void on_problem(void *user, const struct numafeed_check_problem *p)
 {
     (void)user;
     char block[24] = "-", off[24] = "?";
@@ -55,16 +61,18 @@ int cmd_check(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"quiet", no_argument, NULL, 'q'},
+        {"follow-symlinks", no_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    int quiet = 0, c;
+    int quiet = 0, follow = 0, c;
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
         switch (c) {
         case 'q': quiet = 1; break;
-        case 'h': help(); return NF_EXIT_OK;
+        case 'F': follow = 1; break;
+        case 'h': help(); return CLI_EXIT_OK;
         default:
             return cli_usage("check", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
@@ -73,8 +81,8 @@ int cmd_check(int argc, char **argv)
         return cli_usage("check", optind == argc ? "no dataset directory given"
                                                       : "more than one dataset directory");
     const char *dir = argv[optind];
-    struct nf_check_summary s;
-    int n = nf__check_dataset(dir, 0, on_problem, NULL, &s);
+    struct numafeed_check_summary s = {.size = sizeof(s)};
+    int n = numafeed_check(dir, follow, on_problem, NULL, &s);
     if (n < 0)
         return cli_fail("check", dir, n);
     if (!quiet) {
@@ -97,5 +105,5 @@ int cmd_check(int argc, char **argv)
         else
             printf("result   OK\n");
     }
-    return n ? NF_EXIT_FAIL : NF_EXIT_OK;
+    return n ? CLI_EXIT_FAIL : CLI_EXIT_OK;
 }

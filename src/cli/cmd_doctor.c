@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/cli.h"
+#include "cli.h"
 
 static void help(void)
 {
@@ -64,7 +64,7 @@ int cmd_doctor(int argc, char **argv)
         case 'r': o.sysfs_root = optarg; break;
         case 'p': o.proc_root = optarg; break;
         case 'a': o.allowed_cpus = optarg; break;
-        case 'h': help(); return NF_EXIT_OK;
+        case 'h': help(); return CLI_EXIT_OK;
         default:
             return cli_usage("doctor", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
@@ -94,5 +94,5 @@ int cmd_doctor(int argc, char **argv)
         json_decref(root);
     }
     free(doc);
-    return warnings ? NF_EXIT_FAIL : NF_EXIT_OK;
+    return warnings ? CLI_EXIT_FAIL : CLI_EXIT_OK;
 }

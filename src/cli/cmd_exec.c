@@ -11,12 +11,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli/cli.h"
+#include "cli.h"
 
 static void help(void)
 {
     printf(
-        "Usage: numafeed exec [--gpu N | --local-rank auto] [--membind | --preferred]\n"
+        "Usage: numafeed exec [--gpus N | --local-rank auto] [--membind | --preferred]\n"
         "                     [--dry-run] [--sysfs-root DIR] -- CMD [ARGS...]\n"
         "\n"
         "Bind this process's CPUs and memory to the NUMA node of its GPU and exec CMD,\n"
@@ -24,14 +24,19 @@ static void help(void)
         "the CPUs this process may already use (a Slurm or Kubernetes cpuset is\n"
         "narrowed, never widened), and the memory policy binds (or prefers) the node.\n"
         "\n"
-        "The GPU is --gpu N (a CUDA ordinal, after CUDA_VISIBLE_DEVICES), or with\n"
+        "The GPU is --gpus N (one CUDA ordinal, after CUDA_VISIBLE_DEVICES), or with\n"
         "--local-rank auto (the default) the first of LOCAL_RANK (torchrun),\n"
-        "SLURM_LOCALID, OMPI_COMM_WORLD_LOCAL_RANK that is set; those that are set\n"
-        "must agree. A GPU whose node is unknown (sysfs numa_node -1) is launched\n"
-        "unbound, with a warning, rather than bound to a guess.\n"
+        "OMPI_COMM_WORLD_LOCAL_RANK, SLURM_LOCALID that is set: the innermost\n"
+        "launcher's, when one runs inside another's allocation (srun torchrun).\n"
+        "Every one that is set must be a number, as must the ranks and world sizes\n"
+        "the loader reads (RANK and WORLD_SIZE, OMPI_COMM_WORLD_RANK and\n"
+        "OMPI_COMM_WORLD_SIZE, SLURM_PROCID and SLURM_NTASKS, in that order).\n"
+        "A GPU whose node is unknown\n"
+        "(sysfs numa_node -1) is launched unbound, with a warning, rather than bound\n"
+        "to a guess.\n"
         "\n"
         "Options:\n"
-        "  --gpu N            bind for CUDA ordinal N.\n"
+        "  --gpus N           bind for CUDA ordinal N (exec binds one GPU).\n"
         "  --local-rank auto  take the ordinal from the launcher's environment.\n"
         "  --membind          memory policy MPOL_BIND to the node (default): allocations\n"
         "                     fail rather than leave it.\n"
@@ -40,6 +45,9 @@ static void help(void)
         "  --sysfs-root DIR   topology from DIR instead of /sys.\n"
         "  -h, --help         show this help.\n"
         "\n"
+        "Deprecated spelling, accepted for one more release:\n"
+        "  --gpu N            the same as --gpus N.\n"
+        "\n"
         "Exit status: CMD's own when it runs (exec replaces this process); 1 when the\n"
         "binding or the exec fails; 2 usage error, or an inconsistent environment.\n"
         "\n"
@@ -47,38 +55,36 @@ static void help(void)
         "  torchrun --nproc-per-node 8 --no-python numafeed exec -- python3 train.py\n");
 }
 
-/* The first launcher variable that is set; all that are set must agree. */
+/* The GPU from the launcher's environment (numafeed_launch_env): an
+ * inconsistent environment is a usage error, like a bad --gpus. */
 static int local_rank(int *out)
 {
-    static const char *vars[] = {"LOCAL_RANK", "SLURM_LOCALID", "OMPI_COMM_WORLD_LOCAL_RANK"};
-    int found = -1;
-    const char *from = NULL;
-    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
-        const char *v = getenv(vars[i]);
-        if (!v)
-            continue;
-        char *end;
-        long r = strtol(v, &end, 10);
-        if (!*v || *end || r < 0 || r > 4096)
-            return cli_usage("exec", "%s=\"%s\" is not a local rank", vars[i], v);
-        if (found >= 0 && r != found)
-            return cli_usage("exec", "%s=%ld disagrees with %s=%d", vars[i], r, from, found);
-        if (found < 0) {
-            found = (int)r;
-            from = vars[i];
-        }
-    }
-    if (found < 0)
-        return cli_usage("exec", "no GPU: give --gpu N, or run under a launcher that sets "
-                              "LOCAL_RANK, SLURM_LOCALID or OMPI_COMM_WORLD_LOCAL_RANK");
-    *out = found;
-    return NF_EXIT_OK;
+    struct numafeed_launch l;
+    numafeed_launch_init(&l);
+    if (numafeed_launch_env(&l))
+        return cli_usage("exec", "%s", numafeed_last_error());
+    if (l.local_rank < 0)
+        return cli_usage("exec", "no GPU: give --gpus N, or run under a launcher that sets "
+                              "LOCAL_RANK, OMPI_COMM_WORLD_LOCAL_RANK or SLURM_LOCALID");
+    *out = l.local_rank;
+    return CLI_EXIT_OK;
+}
+
+/* --gpus for exec: one ordinal; -2 for a list of several, -1 for garbage. */
+static int one_gpu(const char *arg)
+{
+    int ids[2];
+    int n = numafeed_cpulist_ids(arg, ids, 2);
+    if (n > 1)
+        return -2;
+    return n == 1 ? ids[0] : -1;
 }
 
 int cmd_exec(int argc, char **argv)
 {
-    enum { O_GPU = 256, O_LR, O_MEMBIND, O_PREF, O_DRY, O_SYSFS };
+    enum { O_GPUS = 256, O_GPU, O_LR, O_MEMBIND, O_PREF, O_DRY, O_SYSFS };
     static const struct option opts[] = {
+        {"gpus", required_argument, NULL, O_GPUS},
         {"gpu", required_argument, NULL, O_GPU},
         {"local-rank", required_argument, NULL, O_LR},
         {"membind", no_argument, NULL, O_MEMBIND},
@@ -90,16 +96,19 @@ int cmd_exec(int argc, char **argv)
     };
     int gpu = -1, preferred = 0, dry = 0, c;
     const char *sysfs = NULL;
-    char *end;
     opterr = 0;
     optind = 1;
     /* '+': stop at the first non-option, the command */
     while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
         switch (c) {
         case O_GPU:
-            gpu = (int)strtol(optarg, &end, 10);
-            if (*end || end == optarg || gpu < 0)
-                return cli_usage("exec", "--gpu: invalid value '%s'", optarg);
+            fprintf(stderr, "numafeed exec: --gpu is deprecated; use --gpus\n");
+            /* fall through */
+        case O_GPUS:
+            if ((gpu = one_gpu(optarg)) < 0)
+                return gpu == -2 ? cli_usage("exec", "--gpus '%s': exec binds one GPU: give "
+                                             "one CUDA ordinal", optarg)
+                                 : cli_usage("exec", "--gpus: invalid value '%s'", optarg);
             break;
         case O_LR:
             if (strcmp(optarg, "auto"))
@@ -110,7 +119,7 @@ int cmd_exec(int argc, char **argv)
         case O_PREF: preferred = 1; break;
         case O_DRY: dry = 1; break;
         case O_SYSFS: sysfs = optarg; break;
-        case 'h': help(); return NF_EXIT_OK;
+        case 'h': help(); return CLI_EXIT_OK;
         default:
             return cli_usage("exec", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
@@ -159,7 +168,7 @@ int cmd_exec(int argc, char **argv)
         for (int i = optind; i < argc; i++)
             printf("%s%s", i > optind ? " " : "exec ", argv[i]);
         printf("\n");
-        return NF_EXIT_OK;
+        return CLI_EXIT_OK;
     }
     if (bind) {
         static int ids[65536];
@@ -172,7 +181,7 @@ int cmd_exec(int argc, char **argv)
         if (sched_setaffinity(0, sz, m)) {
             fprintf(stderr, "numafeed exec: sched_setaffinity: %s\n", strerror(errno));
             CPU_FREE(m);
-            return NF_EXIT_FAIL;
+            return CLI_EXIT_FAIL;
         }
         CPU_FREE(m);
         unsigned long mask[1024] = {0};
@@ -188,5 +197,5 @@ int cmd_exec(int argc, char **argv)
     }
     execvp(argv[optind], &argv[optind]);
     fprintf(stderr, "numafeed exec: %s: %s\n", argv[optind], strerror(errno));
-    return NF_EXIT_FAIL;
+    return CLI_EXIT_FAIL;
 }

@@ -12,8 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli/cli.h"
-#include "io/io.h"
+#include "cli.h"
 
 static void help(void)
 {
@@ -155,7 +154,7 @@ struct pack_args {
     const char *out, *input;
     uint64_t record_bytes;
     int show_progress, quiet;
-    struct numafeed_field fields[NF_MAX_FIELDS];
+    struct numafeed_field fields[NUMAFEED_MAX_FIELDS];
     size_t nfields;
     struct numafeed_writer_options o;
 };
@@ -173,7 +172,7 @@ static int pump(numafeed_writer *w, int fd, const struct pack_args *a, uint64_t 
     int tty = isatty(STDERR_FILENO), show = !a->quiet && (a->show_progress || tty);
     double next = now() + 0.5;
     uint64_t in = 0;
-    int status = NF_EXIT_OK;
+    int status = CLI_EXIT_OK;
     for (;;) {
         size_t fill = 0;
         while (fill < chunk && !stop_signal) {
@@ -183,7 +182,7 @@ static int pump(numafeed_writer *w, int fd, const struct pack_args *a, uint64_t 
             if (n < 0) {
                 fprintf(stderr, "numafeed pack: reading %s at offset %llu: %s\n", a->input,
                         (unsigned long long)(in + fill), strerror(errno));
-                status = NF_EXIT_FAIL;
+                status = CLI_EXIT_FAIL;
                 goto out;
             }
             if (n == 0)
@@ -202,7 +201,7 @@ static int pump(numafeed_writer *w, int fd, const struct pack_args *a, uint64_t 
             fprintf(stderr, "numafeed pack: %s ends with a partial record: %llu bytes is not a "
                     "multiple of the record size %zu\n", a->input,
                     (unsigned long long)(in + fill), rb);
-            status = NF_EXIT_FAIL;
+            status = CLI_EXIT_FAIL;
             goto out;
         }
         int rc = fill ? numafeed_writer_append(w, buf, fill / rb) : 0;
@@ -231,7 +230,7 @@ static int run(const struct pack_args *a)
         fd = open(a->input, O_RDONLY | O_CLOEXEC);
         if (fd < 0) {
             fprintf(stderr, "numafeed pack: %s: %s\n", a->input, strerror(errno));
-            return NF_EXIT_FAIL;
+            return CLI_EXIT_FAIL;
         }
         struct stat st;
         if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
@@ -248,9 +247,9 @@ static int run(const struct pack_args *a)
     int status = pump(w, fd, a, total);
     if (fd != STDIN_FILENO)
         close(fd);
-    if (status == NF_EXIT_OK && (rc = numafeed_writer_finish(w)))
+    if (status == CLI_EXIT_OK && (rc = numafeed_writer_finish(w)))
         status = cli_fail("pack", "finishing the dataset", rc);
-    if (status == NF_EXIT_OK && !a->quiet) {
+    if (status == CLI_EXIT_OK && !a->quiet) {
         uint64_t recs = numafeed_writer_records(w), out = numafeed_writer_bytes_written(w);
         double in = (double)recs * (double)numafeed_writer_record_bytes(w);
         printf("%s: %llu records of %zu bytes in %u shards, %llu bytes stored (ratio %.2f)\n",
@@ -290,14 +289,14 @@ int cmd_pack(int argc, char **argv)
         case 'r':
             if (parse_size(optarg, &a.record_bytes))
                 return cli_usage("pack", "--record-bytes '%s': expected a positive size", optarg);
-            if (a.record_bytes > NF_BLOCK_CAP)
+            if (a.record_bytes > NUMAFEED_MAX_BLOCK_BYTES)
                 return cli_usage("pack", "--record-bytes '%s': at most 256M", optarg);
             break;
         case 'f':
-            if (a.nfields == NF_MAX_FIELDS)
-                return cli_usage("pack", "more than %u --field options", NF_MAX_FIELDS);
+            if (a.nfields == NUMAFEED_MAX_FIELDS)
+                return cli_usage("pack", "more than %u --field options", NUMAFEED_MAX_FIELDS);
             /* dtypes and names are checked with the whole layout below */
-            if (nf__field_parse(optarg, &a.fields[a.nfields]))
+            if (numafeed_field_parse(optarg, &a.fields[a.nfields]))
                 return cli_usage("pack", "--field: %s", numafeed_last_error());
             a.nfields++;
             break;
@@ -314,7 +313,7 @@ int cmd_pack(int argc, char **argv)
                 return cli_usage("pack", "--level '%s': expected a zstd level", optarg);
             break;
         case 'b':
-            if (parse_size(optarg, &a.o.block_bytes) || a.o.block_bytes > NF_BLOCK_CAP)
+            if (parse_size(optarg, &a.o.block_bytes) || a.o.block_bytes > NUMAFEED_MAX_BLOCK_BYTES)
                 return cli_usage("pack", "--block-bytes '%s': expected a size from 1 to 256M",
                                       optarg);
             break;
@@ -325,7 +324,7 @@ int cmd_pack(int argc, char **argv)
         case OPT_FORCE: a.o.force = 1; break;
         case OPT_PROGRESS: a.show_progress = 1; break;
         case 'q': a.quiet = 1; break;
-        case 'h': help(); return NF_EXIT_OK;
+        case 'h': help(); return CLI_EXIT_OK;
         default:
             return cli_usage("pack", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
@@ -348,11 +347,9 @@ int cmd_pack(int argc, char **argv)
     if (a.o.level && a.o.codec == NUMAFEED_CODEC_NONE)
         return cli_usage("pack", "--level has no meaning with --codec none");
     /* Layout problems are usage errors: check them before touching the disk. */
-    struct nf_layout l;
-    if (nf__layout_build(a.fields, a.nfields, &l))
+    uint64_t total;
+    if (numafeed_layout_check(a.fields, a.nfields, &total))
         return cli_usage("pack", "bad record layout: %s", numafeed_last_error());
-    uint64_t total = l.record_bytes;
-    nf__layout_free(&l);
     if (a.record_bytes && a.record_bytes != total)
         return cli_usage("pack", "--record-bytes %llu, but the fields add up to %llu bytes",
                               (unsigned long long)a.record_bytes, (unsigned long long)total);

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/cli.h"
+#include "cli.h"
 
 static void help(void)
 {
@@ -108,7 +108,7 @@ int cmd_topo(int argc, char **argv)
         case 'j': json = 1; break;
         case 'r': o.sysfs_root = optarg; break;
         case 'a': o.allowed_cpus = optarg; break;
-        case 'h': help(); return NF_EXIT_OK;
+        case 'h': help(); return CLI_EXIT_OK;
         default:
             return cli_usage("topo", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
@@ -139,5 +139,5 @@ int cmd_topo(int argc, char **argv)
         print_table(t);
     }
     numafeed_topo_close(t);
-    return NF_EXIT_OK;
+    return CLI_EXIT_OK;
 }

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/cli.h"
+#include "cli.h"
 
 static void help(void)
 {
@@ -63,7 +63,7 @@ int cmd_verify(int argc, char **argv)
         case 'j': as_json = 1; break;
         case 'r': o.sysfs_root = optarg; break;
         case 'p': o.proc_root = optarg; break;
-        case 'h': help(); return NF_EXIT_OK;
+        case 'h': help(); return CLI_EXIT_OK;
         default:
             return cli_usage("verify", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
@@ -109,5 +109,5 @@ int cmd_verify(int argc, char **argv)
         json_decref(root);
     }
     free(doc);
-    return problems ? NF_EXIT_FAIL : NF_EXIT_OK;
+    return problems ? CLI_EXIT_FAIL : CLI_EXIT_OK;
 }

@@ -5,9 +5,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli/cli.h"
+#include "cli.h"
 
-static const struct nf_command commands[] = {
+static const struct cli_command commands[] = {
     {"topo", "show NUMA nodes, GPUs and the CPUs each GPU's pool would use", cmd_topo},
     {"doctor", "check that this machine and process are set up for numafeed", cmd_doctor},
     {"verify", "show where a process's threads and pages really are", cmd_verify},
@@ -37,9 +37,13 @@ static void usage(FILE *f)
             "Environment:\n"
             "  NUMAFEED_SYSFS_ROOT   directory standing in for /sys (tests, other machines)\n"
             "  NUMAFEED_PROC_ROOT    directory standing in for /proc (doctor, verify)\n"
-            "  NUMAFEED_IO           pread, io_uring or mmap: how the loader reads shards\n"
             "  CUDA_VISIBLE_DEVICES  which GPUs are visible, as for CUDA itself\n"
-            "  RANK, WORLD_SIZE      the loader's part of the dataset, as torchrun sets them\n"
+            "  LOCAL_RANK, OMPI_COMM_WORLD_LOCAL_RANK, SLURM_LOCALID\n"
+            "                        exec's GPU when --gpus is not given (the first set:\n"
+            "                        the innermost launcher's)\n"
+            "  RANK and WORLD_SIZE, OMPI_COMM_WORLD_RANK and OMPI_COMM_WORLD_SIZE,\n"
+            "  SLURM_PROCID and SLURM_NTASKS\n"
+            "                        the loader's part of the dataset (the first pair set)\n"
             "\n"
             "Exit status: 0 success, 1 failure, 2 usage error.\n");
 }
@@ -51,7 +55,7 @@ int cli_fail(const char *cmd, const char *what, int err)
     if (detail && *detail)
         fprintf(stderr, ": %s", detail);
     fputc('\n', stderr);
-    return NF_EXIT_FAIL;
+    return CLI_EXIT_FAIL;
 }
 
 int cli_usage(const char *cmd, const char *fmt, ...)
@@ -63,28 +67,28 @@ int cli_usage(const char *cmd, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     fprintf(stderr, "numafeed %s: %s\nTry 'numafeed %s --help'.\n", cmd, msg, cmd);
-    return NF_EXIT_USAGE;
+    return CLI_EXIT_USAGE;
 }
 
 int main(int argc, char **argv)
 {
     if (argc < 2) {
         usage(stderr);
-        return NF_EXIT_USAGE;
+        return CLI_EXIT_USAGE;
     }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
-        return NF_EXIT_OK;
+        return CLI_EXIT_OK;
     }
     if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
         printf("numafeed %s (CUDA path %s)\n", numafeed_version_string(),
                numafeed_has_cuda() ? "compiled in" : "not compiled in");
-        return NF_EXIT_OK;
+        return CLI_EXIT_OK;
     }
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         if (!strcmp(argv[1], commands[i].name))
             return commands[i].run(argc - 1, argv + 1);
     fprintf(stderr, "numafeed: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
-    return NF_EXIT_USAGE;
+    return CLI_EXIT_USAGE;
 }

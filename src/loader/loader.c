@@ -59,41 +59,19 @@ static int copy_config(const struct loader_config *in, struct loader_config *cfg
     return 0;
 }
 
-static int env_u32(const char *name, uint32_t *out, bool *set)
-{
-    const char *v = getenv(name);
-    *set = false;
-    if (!v || !*v)
-        return 0;
-    char *end;
-    errno = 0;
-    unsigned long x = strtoul(v, &end, 10);
-    if (errno || *end || x > UINT32_MAX || v[0] == '-')
-        return nf__error(NUMAFEED_ECONFIG, "environment %s=\"%s\" is not a count", name, v);
-    *out = (uint32_t)x;
-    *set = true;
-    return 0;
-}
-
 /* This process's part: the config's, else the launcher's, else 0 of 1. */
 static int resolve_ranks(const struct loader_config *cfg, uint32_t *rank, uint32_t *world)
 {
     *rank = cfg->rank;
     *world = cfg->world_size;
     if (*world == 0) {
-        bool rs, ws;
-        int rc = env_u32("RANK", rank, &rs);
-        if (!rc)
-            rc = env_u32("WORLD_SIZE", world, &ws);
+        struct numafeed_launch l;
+        numafeed_launch_init(&l);
+        int rc = numafeed_launch_env(&l);
         if (rc)
             return rc;
-        if (rs != ws)
-            return nf__error(NUMAFEED_ECONFIG, "environment has %s but not %s",
-                             rs ? "RANK" : "WORLD_SIZE", rs ? "WORLD_SIZE" : "RANK");
-        if (!ws) {
-            *rank = 0;
-            *world = 1;
-        }
+        *rank = l.world_size ? (uint32_t)l.rank : 0;
+        *world = l.world_size ? (uint32_t)l.world_size : 1;
     }
     if (*world == 0 || *rank >= *world)
         return nf__error(NUMAFEED_ECONFIG, "rank %u is not below world size %u", *rank, *world);

@@ -34,20 +34,16 @@ static int no_gpu(cudaError_t e)
 
 int nf__cuda_bus_ids(char (**ids)[NF_BUSID_LEN], int *count)
 {
-    int n = 0;
-    cudaError_t e = cudaGetDeviceCount(&n);
     *ids = NULL;
     *count = 0;
-    if (e != cudaSuccess) {
-        int rc = no_gpu(e) ? NUMAFEED_ENOCUDA : NUMAFEED_ECUDA;
-        return nf__error(rc, "cudaGetDeviceCount: %s (%s)", cudaGetErrorString(e),
-                          cudaGetErrorName(e));
-    }
+    int n = nf__cuda_device_count();
+    if (n < 0)
+        return n;
     char (*out)[NF_BUSID_LEN] = calloc(n ? (size_t)n : 1, NF_BUSID_LEN);
     if (!out)
         return nf__error(-ENOMEM, "CUDA bus ids: out of memory");
     for (int i = 0; i < n; i++) {
-        e = cudaDeviceGetPCIBusId(out[i], NF_BUSID_LEN, i);
+        cudaError_t e = cudaDeviceGetPCIBusId(out[i], NF_BUSID_LEN, i);
         if (e != cudaSuccess) {
             free(out);
             return nf__error(NUMAFEED_ECUDA, "cudaDeviceGetPCIBusId(%d): %s", i,
@@ -67,13 +63,50 @@ static int cuda_fail(cudaError_t e, const char *call)
 
 #define CU(call) do { cudaError_t e_ = (call); if (e_ != cudaSuccess) return cuda_fail(e_, #call); } while (0)
 
+/* "13.0" from CUDA's 1000 * major + 10 * minor. */
+static void version(char *buf, size_t len, int v)
+{
+    snprintf(buf, len, "%d.%d", v / 1000, v % 1000 / 10);
+}
+
+/*
+ * Why cudaGetDeviceCount found nothing to use, in words one can act on: a
+ * missing driver and an old one both come back as
+ * cudaErrorInsufficientDriver, and only cudaDriverGetVersion (0 when no
+ * driver is loaded) tells them apart.
+ */
+static int no_devices(cudaError_t e)
+{
+    int drv = 0, rt = 0;
+    char dv[16], rv[16];
+    cudaDriverGetVersion(&drv);
+    cudaRuntimeGetVersion(&rt);
+    version(dv, sizeof(dv), drv);
+    version(rv, sizeof(rv), rt);
+    const char *name = cudaGetErrorName(e), *visible = getenv("CUDA_VISIBLE_DEVICES");
+    if (drv == 0)
+        return nf__error(NUMAFEED_ENOCUDA, "no NVIDIA driver loaded (libcuda.so.1 is missing or "
+                         "cannot be loaded; %s)", name);
+    if (e == cudaErrorInsufficientDriver)
+        return nf__error(NUMAFEED_ENOCUDA, "the NVIDIA driver (CUDA %s) is older than this "
+                         "build's CUDA runtime %s: update the driver (%s)", dv, rv, name);
+    if (e == cudaErrorNoDevice)
+        return nf__error(NUMAFEED_ENOCUDA, "the NVIDIA driver (CUDA %s) sees no GPU%s%s%s (%s)",
+                         dv, visible ? " with CUDA_VISIBLE_DEVICES=\"" : "",
+                         visible ? visible : "", visible ? "\"" : "", name);
+    if (no_gpu(e))
+        return nf__error(NUMAFEED_ENOCUDA, "the NVIDIA driver (CUDA %s) is loaded but could not "
+                         "initialise a GPU: %s (%s)", dv, cudaGetErrorString(e), name);
+    return cuda_fail(e, "cudaGetDeviceCount");
+}
+
 int nf__cuda_device_count(void)
 {
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
     if (e != cudaSuccess) {
         cudaGetLastError(); /* clear the sticky-free error so later calls start clean */
-        return cuda_fail(e, "cudaGetDeviceCount");
+        return no_devices(e);
     }
     return n;
 }
@@ -275,3 +308,25 @@ int nf__cuda_stream_wait_event_on(int d, void *s, void *e)
 }
 
 #endif
+
+/* ---- the public calls: the same whether CUDA is compiled in or not ---- */
+
+int numafeed_cuda_device_count(void)
+{
+    int n = nf__cuda_device_count();
+    if (n >= 0)
+        nf__error_clear();
+    return n;
+}
+
+int numafeed_cuda_init_context(int ordinal)
+{
+    /* counting first gives the reason in words when there is no GPU */
+    int n = nf__cuda_device_count();
+    if (n < 0)
+        return n;
+    if (ordinal < 0 || ordinal >= n)
+        return nf__error(-EINVAL, "CUDA ordinal %d: %d GPU%s visible", ordinal, n,
+                         n == 1 ? " is" : "s are");
+    return nf__cuda_init_context(ordinal);
+}

@@ -176,13 +176,6 @@ int nf__node_verify(const void *p, size_t len, int node, struct nf_placement *pl
  * why it could not be. Not for page-locked memory: it cannot move. */
 void nf__node_settle(void *p, size_t len, int node, struct nf_placement *pl);
 
-/* ---- doctor and verify (doctor.c, verify.c) ---- */
-
-/* Copy the caller's options (honouring their size), open the topology they
- * describe and resolve the proc root. `who` names the call in messages. */
-int nf__doctor_setup(const char *who, const struct numafeed_doctor_options *in,
-                      numafeed_topo **topo, const char **proc_root);
-
 /* ---- CUDA runtime (cuda.c: the only file that includes CUDA headers) ---- */
 
 /*

@@ -98,12 +98,57 @@ static void test_usage(void **state)
     assert_int_equal(nf_run(NULL, "%s bench /nonexistent 2>/dev/null", NF_CLI), 1);
 }
 
+/* The deprecated spellings still work, say so on stderr, and mean exactly
+ * what their replacements mean. */
+static void test_deprecated_aliases(void **state)
+{
+    (void)state;
+    char *now = NULL, *old = NULL, *help = NULL;
+    assert_int_equal(nf_run(&now, "%s bench %s --digest --threads 2 --prefetch 5 --device cpu "
+                            "--seed 3 2>&1 | grep -E '^epoch|deprecated'", NF_CLI, dir), 0);
+    assert_null(strstr(now, "deprecated"));
+    assert_int_equal(nf_run(&old, "%s bench %s --digest --threads 2 --ring-depth 5 --host "
+                            "--seed 3 2>&1 | grep -E '^epoch|deprecated'", NF_CLI, dir), 0);
+    assert_non_null(strstr(old, "--ring-depth is deprecated; use --prefetch"));
+    assert_non_null(strstr(old, "--host is deprecated; use --device cpu"));
+    assert_non_null(strstr(old, strstr(now, "epoch 0")));
+    assert_int_equal(nf_run(&help, "%s bench --help", NF_CLI), 0);
+    assert_non_null(strstr(help, "--ring-depth D    the same as --prefetch D."));
+    assert_non_null(strstr(help, "--host            the same as --device cpu."));
+    free(now);
+    free(old);
+    free(help);
+}
+
+/* --shuffle-window reaches the loader (another order, the same records),
+ * and --device cuda refuses to fall back to host batches. */
+static void test_window_and_device(void **state)
+{
+    (void)state;
+    char *a = NULL, *b = NULL;
+    assert_int_equal(nf_run(&a, "%s bench %s --digest --seed 4 | grep '^epoch'", NF_CLI, dir), 0);
+    assert_int_equal(nf_run(&b, "%s bench %s --digest --seed 4 --shuffle-window 3 | grep "
+                            "'^epoch'", NF_CLI, dir), 0);
+    assert_memory_equal(a, b, strlen("epoch 0 records 777 digest 0123456789abcdef"));
+    assert_string_not_equal(a, b);
+    free(a);
+    free(b);
+    int gpus = numafeed_cuda_device_count();
+    assert_int_equal(nf_run(NULL, "%s bench %s --device cuda >/dev/null 2>&1", NF_CLI, dir),
+                     gpus > 0 ? 0 : 1);
+    assert_int_equal(nf_run(NULL, "%s bench %s --device gpu 2>/dev/null", NF_CLI, dir), 2);
+    assert_int_equal(nf_run(NULL, "%s bench %s --prefetch 1 2>/dev/null", NF_CLI, dir), 2);
+    assert_int_equal(nf_run(NULL, "%s bench %s --shuffle-window 0 2>/dev/null", NF_CLI, dir), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_digest_matches_source),
         cmocka_unit_test(test_shuffled_same_for_any_threads),
         cmocka_unit_test(test_usage),
+        cmocka_unit_test(test_deprecated_aliases),
+        cmocka_unit_test(test_window_and_device),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

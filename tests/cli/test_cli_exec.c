@@ -17,14 +17,16 @@ static void test_plan(void **state)
 {
     (void)state;
     char *out = NULL;
-    /* launcher variables pick the GPU; all that are set must agree */
+    /* launcher variables pick the GPU; the innermost launcher's win */
     assert_int_equal(nf_run(&out, "LOCAL_RANK=3 SLURM_LOCALID=3 %s exec --dry-run --sysfs-root "
                             "%s -- echo hi 2>/dev/null", NF_CLI, dgx()), 0);
     assert_non_null(strstr(out, "gpu 3 pci_bus_id 0000:5d:00.0 node 0"));
     assert_non_null(strstr(out, "exec echo hi"));
     free(out);
-    assert_int_equal(nf_run(NULL, "LOCAL_RANK=1 SLURM_LOCALID=2 %s exec --dry-run --sysfs-root "
-                            "%s -- true 2>/dev/null", NF_CLI, dgx()), 2);
+    assert_int_equal(nf_run(&out, "LOCAL_RANK=1 SLURM_LOCALID=0 %s exec --dry-run --sysfs-root "
+                            "%s -- true 2>/dev/null", NF_CLI, dgx()), 0);
+    assert_non_null(strstr(out, "gpu 1 "));
+    free(out);
     assert_int_equal(nf_run(NULL, "LOCAL_RANK=x %s exec --dry-run --sysfs-root %s -- true "
                             "2>/dev/null", NF_CLI, dgx()), 2);
     assert_int_equal(nf_run(NULL, "env -u LOCAL_RANK -u SLURM_LOCALID -u "
@@ -47,6 +49,29 @@ static void test_plan(void **state)
     assert_int_equal(nf_run(NULL, "%s exec --gpu 0 2>/dev/null", NF_CLI), 2);
     assert_int_equal(nf_run(NULL, "%s exec --gpu 0 --sysfs-root %s -- /nonexistent/cmd "
                             "2>/dev/null", NF_CLI, dgx()), 1);
+}
+
+/* --gpus takes one ordinal; --gpu, its deprecated spelling, still works. */
+static void test_gpus_and_alias(void **state)
+{
+    (void)state;
+    char *now = NULL, *old = NULL;
+    assert_int_equal(nf_run(&now, "%s exec --dry-run --gpus 5 --sysfs-root %s -- true 2>&1",
+                            NF_CLI, dgx()), 0);
+    assert_int_equal(nf_run(&old, "%s exec --dry-run --gpu 5 --sysfs-root %s -- true 2>&1",
+                            NF_CLI, dgx()), 0);
+    assert_non_null(strstr(old, "--gpu is deprecated; use --gpus"));
+    assert_null(strstr(now, "deprecated"));
+    assert_non_null(strstr(old, strstr(now, "gpu 5 pci_bus_id")));
+    free(now);
+    free(old);
+    assert_int_equal(nf_run(&now, "%s exec --dry-run --gpus 0,1 --sysfs-root %s -- true 2>&1",
+                            NF_CLI, dgx()), 2);
+    assert_non_null(strstr(now, "exec binds one GPU"));
+    free(now);
+    assert_int_equal(nf_run(&now, "%s exec --help", NF_CLI), 0);
+    assert_non_null(strstr(now, "--gpu N            the same as --gpus N."));
+    free(now);
 }
 
 static void test_real_binding(void **state)
@@ -74,6 +99,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plan),
+        cmocka_unit_test(test_gpus_and_alias),
         cmocka_unit_test(test_real_binding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

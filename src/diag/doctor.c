@@ -15,8 +15,8 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 
+#include "diag/diag.h"
 #include "io/io.h"
-#include "pin/pin.h"
 
 struct report {
     json_t *findings;
@@ -188,7 +188,7 @@ static void check_kernel(struct report *r, const char *sysroot, const char *proc
 }
 
 int nf__doctor_setup(const char *who, const struct numafeed_doctor_options *in,
-                      numafeed_topo **topo, const char **proc_root)
+                     numafeed_topo **topo, const char **proc_root)
 {
     struct numafeed_doctor_options opt;
     numafeed_doctor_options_init(&opt);

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pin/pin.h"
+#include "diag/diag.h"
 
 /* The CPU a task last ran on: field 39 of its stat line, counted after the
  * command name, whose parentheses may themselves hold spaces or ')'. */
