@@ -292,7 +292,9 @@ int main(int argc, char **argv)
                 loader_release(L, &b);
             }
             if (rc != NUMAFEED_EEPOCH_END) {
-                fprintf(stderr, "loader_next: %s\n", nf_loader_error(L));
+                char msg[1024];
+                loader_last_error(L, msg, sizeof(msg));
+                fprintf(stderr, "loader_next: %s\n", msg);
                 return 1;
             }
         }
