@@ -40,7 +40,7 @@ static void help(void)
         "                        every pool copies to its GPU).\n"
         "      --gpus LIST       CUDA ordinals to serve, a cpulist-style list (0,2-3);\n"
         "                        default: every visible GPU, or one host pool.\n"
-        "  -e, --epochs E        epochs to run (default 1).\n"
+        "  -e, --epochs E        epochs to run, 1 to 1000000 (default 1).\n"
         "  -b, --batch-size B    records per batch (default 64).\n"
         "  -t, --threads T       worker threads per pool (default min(4, pool CPUs)).\n"
         "      --prefetch D      batch slots per pool, the batches built ahead of the\n"
@@ -267,13 +267,18 @@ static void deprecated(const char *old, const char *now)
     fprintf(stderr, "numafeed bench: %s is deprecated; use %s\n", old, now);
 }
 
+#define EPOCHS_MAX 1000000u
+
 /* A numeric option into *a: NULL, or the option's name when the value is bad. */
 static const char *parse_value(struct bench_args *a, int c, const char *arg)
 {
     uint64_t v;
     struct loader_config *cfg = &a->cfg;
     switch (c) {
-    case 'e': return parse_u64(arg, &a->epochs) || a->epochs == 0 ? "--epochs" : NULL;
+    case 'e':
+        /* a million epochs of per-epoch counters are a few tens of MB */
+        return parse_u64(arg, &a->epochs) || a->epochs == 0 || a->epochs > EPOCHS_MAX
+                   ? "--epochs (1 to 1000000)" : NULL;
     case 'b':
         if (parse_u64(arg, &v) || v == 0 || v > UINT32_MAX)
             return "--batch-size";

@@ -92,6 +92,11 @@ static void test_usage(void **state)
     free(out);
     assert_int_equal(nf_run(NULL, "%s bench 2>/dev/null", NF_CLI), 2);
     assert_int_equal(nf_run(NULL, "%s bench %s --epochs 0 2>/dev/null", NF_CLI, dir), 2);
+    /* a usage error naming the range, not "out of memory" */
+    assert_int_equal(nf_run(&out, "%s bench %s --epochs 18446744073709551615 2>&1", NF_CLI, dir),
+                     2);
+    assert_non_null(strstr(out, "--epochs (1 to 1000000)"));
+    free(out);
     assert_int_equal(nf_run(NULL, "%s bench %s --ring-depth 1 2>/dev/null", NF_CLI, dir), 2);
     assert_int_equal(nf_run(NULL, "%s bench %s --gpus 1, 2>/dev/null", NF_CLI, dir), 2);
     assert_int_equal(nf_run(NULL, "%s bench %s --io nope 2>/dev/null", NF_CLI, dir), 2);
