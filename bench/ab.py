@@ -28,7 +28,16 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gpu_bench  # noqa: E402  (the workloads and their generator)
 
 
-def run(binary, ds, batch, threads, epochs, io, host, gpus):
+def drop_caches():
+    """Evict the page cache (root only); False where the kernel refuses."""
+    r = subprocess.run(["sh", "-c", "sync && echo 3 > /proc/sys/vm/drop_caches"],
+                       capture_output=True)
+    return r.returncode == 0
+
+
+def run(binary, ds, batch, threads, epochs, io, host, gpus, cold=False):
+    if cold and not drop_caches():
+        raise SystemExit("--cold: cannot drop the page cache here (needs root)")
     cmd = [binary, "bench", ds, "--epochs", str(epochs), "--batch-size", str(batch),
            "--threads", str(threads)]
     if io:
@@ -36,7 +45,8 @@ def run(binary, ds, batch, threads, epochs, io, host, gpus):
     cmd += ["--host"] if host else ["--gpus", gpus]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     m = re.search(r"([0-9.]+) GB/s", out[out.find("total"):] if "total" in out else out)
-    return float(m.group(1)), " ".join(cmd)
+    io_used = re.search(r"\bio ([a-z_]+)", out)
+    return float(m.group(1)), " ".join(cmd), io_used.group(1) if io_used else ""
 
 
 def main():
@@ -52,13 +62,16 @@ def main():
                     help="fraction of gpu_bench's record counts (default 0.25)")
     ap.add_argument("--host", action="store_true")
     ap.add_argument("--gpus", default="0")
+    ap.add_argument("--cold", action="store_true",
+                    help="drop the page cache before every run (root): data read cold")
+    ap.add_argument("--ceiling", help="gpu_ceiling binary: pinned H2D of one batch per workload")
     ap.add_argument("--json")
     a = ap.parse_args()
     builds = [b.split("=", 1) for b in a.build]
     os.makedirs(a.work, exist_ok=True)
     wanted = a.workloads.split(",")
     ios = a.io.split(",") if a.io else [""]
-    runs = []
+    runs, ceilings = [], {}
     for name, field, rb, batch, codec, level, n in gpu_bench.WORKLOADS:
         if name not in wanted:
             continue
@@ -68,11 +81,17 @@ def main():
             for r in range(a.rounds):
                 order = builds[r % len(builds):] + builds[:r % len(builds)]
                 for label, binary in order:
-                    gbps, cmd = run(binary, ds, batch, a.threads, a.epochs, io, a.host, a.gpus)
+                    gbps, cmd, used = run(binary, ds, batch, a.threads, a.epochs, io, a.host,
+                                          a.gpus, a.cold)
                     runs.append(dict(workload=name, io=io or "default", label=label, round=r,
-                                     gbps=gbps, command=cmd))
+                                     gbps=gbps, io_used=used, command=cmd))
                     print(f"{name:12s} io={io or 'default':8s} {label:8s} round {r}: "
-                          f"{gbps:.3f} GB/s", flush=True)
+                          f"{gbps:.3f} GB/s ({used})", flush=True)
+        if a.ceiling:
+            out = subprocess.run([a.ceiling, "h2d", str(rb * batch)], check=True,
+                                 capture_output=True, text=True).stdout
+            ceilings[name] = float(re.search(r"gbps ([0-9.]+)", out).group(1))
+            print(f"{name:12s} pinned H2D of one batch: {ceilings[name]:.2f} GB/s", flush=True)
     summary = []
     for name in wanted:
         for io in ios:
@@ -80,16 +99,20 @@ def main():
                 v = [x["gbps"] for x in runs if x["workload"] == name and
                      x["io"] == (io or "default") and x["label"] == label]
                 if v:
+                    h2d = ceilings.get(name)
                     summary.append(dict(workload=name, io=io or "default", label=label,
-                                        mean=statistics.mean(v), min=min(v), max=max(v), n=len(v)))
-    print("\nworkload      io        label     mean GB/s  min     max")
+                                        mean=statistics.mean(v), min=min(v), max=max(v), n=len(v),
+                                        h2d=h2d, of_h2d=statistics.mean(v) / h2d if h2d else None))
+    print("\nworkload      io        label     mean GB/s  min     max     x pinned H2D")
     for s in summary:
         print(f"{s['workload']:12s}  {s['io']:8s}  {s['label']:8s}  {s['mean']:8.3f}  "
-              f"{s['min']:6.3f}  {s['max']:6.3f}")
+              f"{s['min']:6.3f}  {s['max']:6.3f}  "
+              + (f"{s['of_h2d']:.3f}" if s["of_h2d"] else "-"))
     if a.json:
         with open(a.json, "w") as f:
             json.dump(dict(date=time.strftime("%Y-%m-%d %H:%M"), machine=os.uname().nodename,
-                           threads=a.threads, epochs=a.epochs, rounds=a.rounds, host=a.host,
+                           command=" ".join(sys.argv), threads=a.threads, epochs=a.epochs,
+                           rounds=a.rounds, host=a.host, cold=a.cold, ceilings=ceilings,
                            runs=runs, summary=summary), f, indent=1)
 
 
