@@ -409,10 +409,22 @@ typedef struct numafeed_writer numafeed_writer;
  */
 struct numafeed_field {
     const char *name;
+    /* A dtype of the table in docs/format.md ("int32", "bfloat16", ...), or
+     * "bytes" / "str" (UTF-8) for a variable-length field (ndim 0). */
     const char *dtype;
     unsigned ndim;
+    /* Each >= 1; a 1-D field whose length varies from record to record has
+     * ndim 1 and shape[0] = NUMAFEED_VARIABLE. */
     uint64_t shape[NUMAFEED_FIELD_MAX_DIMS];
 };
+
+/* shape[0] of a 1-D field whose length varies per record. */
+#define NUMAFEED_VARIABLE 0
+
+/* Bytes of one element of a dtype of the table ("bfloat16": 2); 0 for a
+ * name that is not one (bytes and str are not dtypes: their elements are
+ * uint8). Thread-safe. */
+NUMAFEED_API size_t numafeed_dtype_size(const char *dtype);
 
 /*
  * Parse one field description "NAME:DTYPE[:SHAPE]", the syntax of `numafeed
@@ -468,6 +480,13 @@ struct numafeed_writer_options {
      * first, leaving a moment with no output. The old dataset is then
      * removed. */
     int force;
+    /* The largest record numafeed_writer_add accepts, in bytes (its fixed
+     * and variable fields together); a larger one is refused with -EFBIG,
+     * naming the record, and the writer stays usable. 0 (the default): 64
+     * MiB; at most 256 MiB (the block cap). The loader sizes a batch's
+     * variable fields from the largest records, so this also bounds a
+     * batch. */
+    uint64_t max_record_bytes;
 };
 
 /* Fill *opt with the defaults documented above. */
@@ -495,6 +514,20 @@ NUMAFEED_API int numafeed_writer_create(const char *out_dir, const struct numafe
 NUMAFEED_API int numafeed_writer_append(numafeed_writer *w, const void *records, size_t count);
 
 /*
+ * Append one record given field by field, in the layout's order: data[f]
+ * points at sizes[f] bytes of field f. A fixed field's size must be its
+ * size in the layout; a variable field's a whole number of its elements
+ * (any number, 0 included), and a "str" field's valid UTF-8. Works for any
+ * layout; a layout with a variable field must use it (numafeed_writer_append
+ * takes fixed records only). Errors that refuse the record and leave the
+ * writer usable: -EINVAL (a size, UTF-8 or NULL data, named with the record
+ * number and field), -EFBIG (over max_record_bytes). Errors from writing
+ * (-EIO, -ENOSPC, ...) fail the writer as for append.
+ */
+NUMAFEED_API int numafeed_writer_add(numafeed_writer *w, const void *const *data,
+                                     const size_t *sizes);
+
+/*
  * Write the last block, every shard's footer, the manifest, fsync them and
  * rename the temporary directory to out_dir. After success the writer only
  * answers the query functions and destroy. Errors: -EINVAL when no record
@@ -510,7 +543,8 @@ NUMAFEED_API int numafeed_writer_finish(numafeed_writer *w);
  */
 NUMAFEED_API void numafeed_writer_destroy(numafeed_writer *w);
 
-/* The record size in bytes (the sum of the fields' sizes). */
+/* The record size in bytes (the sum of the fields' sizes); with variable
+ * fields, the size of a record's fixed fields. */
 NUMAFEED_API size_t numafeed_writer_record_bytes(const numafeed_writer *w);
 /* Records appended so far. */
 NUMAFEED_API uint64_t numafeed_writer_records(const numafeed_writer *w);
@@ -605,7 +639,8 @@ NUMAFEED_API int numafeed_dataset_open(const char *dir, numafeed_dataset **out);
 /* Close the shards and free everything. NULL is allowed. */
 NUMAFEED_API void numafeed_dataset_close(numafeed_dataset *ds);
 
-/* Records in the dataset; bytes per record; blocks (the global count). */
+/* Records in the dataset; bytes of a record's fixed fields (the whole
+ * record without variable fields); blocks (the global count). */
 NUMAFEED_API uint64_t numafeed_dataset_records(const numafeed_dataset *ds);
 NUMAFEED_API size_t numafeed_dataset_record_bytes(const numafeed_dataset *ds);
 NUMAFEED_API uint32_t numafeed_dataset_blocks(const numafeed_dataset *ds);
@@ -651,8 +686,17 @@ NUMAFEED_API int numafeed_dataset_read_block(numafeed_dataset *ds, uint32_t bloc
                                              size_t dst_len);
 
 /*
- * Copy record `record` (0 .. numafeed_dataset_records() - 1) to dst,
- * numafeed_dataset_record_bytes() bytes, reading, decoding and verifying
+ * Record `record`'s stored size in bytes: numafeed_dataset_record_bytes()
+ * (its fixed fields), plus, in a dataset with variable fields, their
+ * lengths. 0 for no such record.
+ */
+NUMAFEED_API uint64_t numafeed_dataset_record_size(const numafeed_dataset *ds, uint64_t record);
+
+/*
+ * Copy record `record` (0 .. numafeed_dataset_records() - 1) to dst as it
+ * is stored, numafeed_dataset_record_size() bytes (its fixed fields at
+ * their offsets, then each variable field's bytes in field order: see
+ * docs/format.md), reading, decoding and verifying
  * its whole block as numafeed_dataset_read_block does. Returns 0; -ERANGE
  * (no such record), -EINVAL (dst NULL or dst_len too small); the read
  * errors of numafeed_dataset_read_block.
@@ -831,14 +875,38 @@ NUMAFEED_API int loader_create(const struct loader_config *cfg, loader_t **out);
 NUMAFEED_API void loader_destroy(loader_t *loader);
 
 /* One field of a batch: a contiguous [records, shape...] array. */
+/* What a field of a batch holds (loader_field.kind). */
+enum loader_field_kind {
+    LOADER_FIELD_FIXED = 0, /* a [records, shape...] array */
+    LOADER_FIELD_BYTES = 1, /* variable: values (uint8) + offsets */
+    LOADER_FIELD_STR = 2,   /* variable: UTF-8 values (uint8) + offsets */
+    LOADER_FIELD_ARRAY = 3, /* variable: values of dtype + offsets */
+};
+
+/*
+ * One field of a batch, in the batch's slot (host) and its device copy.
+ * A fixed field is one contiguous [records, shape...] array. A variable
+ * field (bytes, str, a 1-D array whose length varies) is one values array
+ * and records + 1 int64 offsets, in elements of dtype: record i is
+ * values[offsets[i] .. offsets[i+1]), offsets[0] = 0 (the jagged layout of
+ * torch's nested tensors). Values and offsets travel in the same copy and
+ * are made ready by the same event as the fixed fields. Everything is
+ * valid until the batch is released.
+ */
 struct loader_field {
     const char *name;
-    const char *dtype;      /* "uint8", "int32", "float32", ... (docs/format.md) */
-    unsigned ndim;          /* of one record's field */
-    const uint64_t *shape;  /* ndim entries */
-    size_t record_bytes;    /* bytes of one record's field */
-    void *host;             /* records * record_bytes bytes, in the slot */
+    const char *dtype;      /* "uint8", "int32", "float32", ... (docs/format.md);
+                             * the element's for a variable field (uint8 for bytes, str) */
+    unsigned ndim;          /* of one record's field; 1 for a variable field */
+    const uint64_t *shape;  /* ndim entries; a variable field's is {NUMAFEED_VARIABLE} */
+    size_t record_bytes;    /* bytes of one record's field; 0 for a variable field */
+    void *host;             /* fixed: records * record_bytes bytes; variable: the values */
     void *device;           /* the device copy (CUDA path); NULL in host mode */
+    int kind;               /* enum loader_field_kind */
+    const int64_t *offsets; /* variable: records + 1 element offsets (host); else NULL */
+    const int64_t *offsets_device; /* variable, CUDA path: their device copy */
+    uint64_t values_bytes;  /* variable: bytes of values in this batch (offsets[records]
+                             * elements); fixed: records * record_bytes */
 };
 
 #define LOADER_MAX_FIELDS 256

@@ -55,16 +55,21 @@ static void help(void)
         "      --rank R, --world-size W\n"
         "                        this process's part of W (default: $RANK/$WORLD_SIZE,\n"
         "                        else 0 of 1).\n"
-        "      --io BACKEND      how shards are read: auto (default: io_uring, pread\n"
-        "                        where io_uring is refused), io_uring, pread or mmap.\n"
+        "      --io BACKEND      how shards are read: auto (the default: mmap when the\n"
+        "                        dataset is in the page cache, else io_uring, pread where\n"
+        "                        io_uring is refused), io_uring, pread or mmap.\n"
         "                        mmap verifies and copies blocks in place in a read-only\n"
-        "                        mapping: fastest for page-cache-resident data; SIGBUS\n"
-        "                        if a shard is truncated meanwhile.\n"
+        "                        mapping: fastest for page-cache-resident data, which\n"
+        "                        auto picks it for; a shard truncated meanwhile is an\n"
+        "                        error naming it, not a signal.\n"
         "      --sysfs-root DIR  read DIR instead of /sys.\n"
         "      --digest          print one line per epoch:\n"
         "                          epoch E records R digest D order O\n"
-        "                        D: sum mod 2^64 of XXH64(record bytes, seed 0) over the\n"
-        "                        records delivered that epoch (independent of order);\n"
+        "                        D: sum mod 2^64 of XXH64(record, seed 0) over the\n"
+        "                        records delivered that epoch (independent of order),\n"
+        "                        where a record is its bytes when every field is fixed,\n"
+        "                        and with variable fields every field in order as its\n"
+        "                        byte length (little-endian uint64) then its bytes;\n"
         "                        O: XXH64 (seed 0) of their dataset record indices as\n"
         "                        little-endian uint64, in delivery order (GPU by GPU).\n"
         "                        D and O in hex. Costs a hash of every byte.\n"
@@ -136,6 +141,39 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* XXH64 (seed 0) of record i of a batch, reassembled from its fields
+ * (field-major slot): the record's bytes when every field is fixed; with a
+ * variable field, every field in order as its byte length (little-endian
+ * uint64) then its bytes (docs/format.md). */
+static uint64_t record_digest(const struct loader_batch *b, uint32_t i)
+{
+    int var = 0;
+    for (unsigned f = 0; f < b->nfields; f++)
+        var |= b->fields[f].kind != LOADER_FIELD_FIXED;
+    XXH64_state_t *st = XXH64_createState();
+    XXH64_reset(st, 0);
+    for (unsigned f = 0; f < b->nfields; f++) {
+        const struct loader_field *fd = &b->fields[f];
+        const uint8_t *p = (const uint8_t *)fd->host + (size_t)i * fd->record_bytes;
+        uint64_t n = fd->record_bytes;
+        if (fd->kind != LOADER_FIELD_FIXED) {
+            size_t elem = numafeed_dtype_size(fd->dtype);
+            p = (const uint8_t *)fd->host + (size_t)fd->offsets[i] * elem;
+            n = (uint64_t)(fd->offsets[i + 1] - fd->offsets[i]) * elem;
+        }
+        if (var) {
+            uint8_t len[8];
+            for (int k = 0; k < 8; k++)
+                len[k] = (uint8_t)(n >> (8 * k));
+            XXH64_update(st, len, sizeof(len));
+        }
+        XXH64_update(st, p, (size_t)n);
+    }
+    uint64_t h = XXH64_digest(st);
+    XXH64_freeState(st);
+    return h;
+}
+
 static void *consume(void *arg)
 {
     struct consumer *c = arg;
@@ -182,15 +220,7 @@ static void *consume(void *arg)
                     c->capids[e] = cap;
                 }
                 for (uint32_t i = 0; i < b.records; i++) {
-                    /* reassemble the record from its fields (field-major slot) */
-                    XXH64_state_t *st = XXH64_createState();
-                    XXH64_reset(st, 0);
-                    for (unsigned f = 0; f < b.nfields; f++)
-                        XXH64_update(st, (const char *)b.fields[f].host +
-                                             (size_t)i * b.fields[f].record_bytes,
-                                     b.fields[f].record_bytes);
-                    c->dsum[e] += XXH64_digest(st);
-                    XXH64_freeState(st);
+                    c->dsum[e] += record_digest(&b, i);
                     c->ids[e][c->nids[e]++] = b.record_ids[i];
                 }
             }

@@ -145,6 +145,9 @@ void nf__dataset_close(struct nf_dataset *ds)
     free(ds->gblock_shard);
     free(ds->gblock_block);
     free(ds->gblock_records);
+    free(ds->var_len);
+    free(ds->var_max);
+    free(ds->rec_off);
     free(ds->shards);
     nf__manifest_free(&ds->m);
     free(ds);
@@ -198,10 +201,11 @@ static int open_shard(struct nf_dataset *ds, uint32_t i, int dirfd, const char *
         return nf__error(NUMAFEED_ECORRUPT, "%s: holds %llu records, the manifest says %llu",
                          s->path, (unsigned long long)s->idx.records,
                          (unsigned long long)ms->records);
-    if (s->idx.record_bytes != ds->m.layout.record_bytes)
-        return nf__error(NUMAFEED_ECORRUPT, "%s: records of %llu bytes, the manifest's layout has "
-                         "%llu", s->path, (unsigned long long)s->idx.record_bytes,
-                         (unsigned long long)ds->m.layout.record_bytes);
+    if (s->idx.record_bytes != ds->m.layout.record_bytes || s->idx.nvar != ds->m.layout.nvar)
+        return nf__error(NUMAFEED_ECORRUPT, "%s: records of %llu fixed bytes and %u variable "
+                         "fields, the manifest's layout has %llu and %u", s->path,
+                         (unsigned long long)s->idx.record_bytes, s->idx.nvar,
+                         (unsigned long long)ds->m.layout.record_bytes, ds->m.layout.nvar);
     if (o->verify_content) {
         uint64_t h;
         if ((rc = nf__file_xxh3(s->fd, s->path, ms->bytes, &h)))
@@ -227,6 +231,59 @@ static int open_shard(struct nf_dataset *ds, uint32_t i, int dirfd, const char *
         ds->max_decoded = s->idx.max_decoded;
     if (s->idx.max_stored > ds->max_stored)
         ds->max_stored = s->idx.max_stored;
+    return 0;
+}
+
+/* Version 2: the shards' length tables joined in global record order, each
+ * length checked to be whole elements of its field, and each field's
+ * largest. The shards' own copies are freed. */
+static int build_var_table(struct nf_dataset *ds)
+{
+    const struct nf_layout *lay = &ds->m.layout;
+    unsigned nv = lay->nvar;
+    if (!nv)
+        return 0;
+    size_t elem[NF_MAX_FIELDS];
+    for (unsigned f = 0; f < lay->nfields; f++)
+        if (lay->fields[f].kind != NF_KIND_FIXED)
+            elem[lay->fields[f].var] = nf__dtype_size(lay->fields[f].dtype);
+    ds->var_len = malloc(ds->records * nv * sizeof(uint32_t) + 1);
+    ds->var_max = calloc(nv, sizeof(uint32_t));
+    ds->rec_off = malloc(ds->records * sizeof(uint32_t) + 1);
+    if (!ds->var_len || !ds->var_max || !ds->rec_off)
+        return nf__error(-ENOMEM, "out of memory for %llu record lengths",
+                         (unsigned long long)ds->records);
+    uint32_t *out = ds->var_len;
+    for (uint32_t i = 0; i < ds->nshards; i++) {
+        struct nf_shard *s = &ds->shards[i];
+        size_t n = (size_t)s->idx.records * nv;
+        for (size_t k = 0; k < n; k++) {
+            uint32_t len = s->idx.var_len[k];
+            if (len % elem[k % nv])
+                return nf__error(NUMAFEED_ECORRUPT, "%s: record %llu: variable field %zu is "
+                                 "%u bytes, not whole elements of %zu bytes", s->path,
+                                 (unsigned long long)(k / nv), k % nv, len, elem[k % nv]);
+            if (len > ds->var_max[k % nv])
+                ds->var_max[k % nv] = len;
+            *out++ = len;
+        }
+        free(s->idx.var_len);
+        s->idx.var_len = NULL;
+    }
+    /* offsets inside blocks: the shard checked that each block's records
+     * add up to its decoded size (< 2^28), so no offset overflows */
+    for (uint32_t i = 0; i < ds->nshards; i++) {
+        const struct nf_shard *s = &ds->shards[i];
+        for (uint32_t b = 0; b < s->idx.nblocks; b++) {
+            uint64_t r = s->first_record + s->idx.blocks[b].first_record, off = 0;
+            for (uint32_t k = 0; k < s->idx.blocks[b].records; k++, r++) {
+                ds->rec_off[r] = (uint32_t)off;
+                off += lay->record_bytes;
+                for (unsigned v = 0; v < nv; v++)
+                    off += ds->var_len[r * nv + v];
+            }
+        }
+    }
     return 0;
 }
 
@@ -310,7 +367,7 @@ int nf__dataset_open(const char *dir, const struct nf_dataset_options *o, struct
             ds->shards[i].dfd = -1;
         }
     }
-    if ((rc = build_block_list(ds))) {
+    if ((rc = build_block_list(ds)) || (rc = build_var_table(ds))) {
         nf__dataset_close(ds);
         return rc;
     }
@@ -340,6 +397,21 @@ const struct nf_block_info *nf__dataset_block(const struct nf_dataset *ds, uint3
 const uint32_t *nf__dataset_block_records(const struct nf_dataset *ds)
 {
     return ds->gblock_records;
+}
+
+const uint32_t *nf__dataset_var_len(const struct nf_dataset *ds)
+{
+    return ds->var_len;
+}
+
+const uint32_t *nf__dataset_rec_off(const struct nf_dataset *ds)
+{
+    return ds->rec_off;
+}
+
+uint32_t nf__dataset_var_max(const struct nf_dataset *ds, unsigned v)
+{
+    return ds->var_max && v < ds->m.layout.nvar ? ds->var_max[v] : 0;
 }
 
 uint64_t nf__dataset_records(const struct nf_dataset *ds)
@@ -421,7 +493,18 @@ int nf__dataset_locate(const struct nf_dataset *ds, uint64_t record, struct nf_r
                                   offsetof(struct nf_block_info, first_record), idx->nblocks, r);
     loc->shard = s;
     loc->block = b;
-    /* < records * record_bytes == decoded_size <= NF_BLOCK_CAP: no overflow */
-    loc->offset = (r - idx->blocks[b].first_record) * idx->record_bytes;
+    /* < decoded_size <= NF_BLOCK_CAP: no overflow */
+    loc->offset = ds->rec_off ? ds->rec_off[record]
+                              : (r - idx->blocks[b].first_record) * idx->record_bytes;
+    loc->bytes = nf__dataset_record_size(ds, record);
     return 0;
+}
+
+uint64_t nf__dataset_record_size(const struct nf_dataset *ds, uint64_t record)
+{
+    uint64_t n = ds->m.layout.record_bytes;
+    unsigned nv = ds->m.layout.nvar;
+    for (unsigned v = 0; v < nv && record < ds->records; v++)
+        n += ds->var_len[record * nv + v];
+    return n;
 }

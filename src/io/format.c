@@ -59,13 +59,14 @@ static void where_set(struct nf_where *w, int64_t block, uint64_t off)
     }
 }
 
-void nf__header_encode(uint8_t out[NF_HEADER_BYTES], uint64_t record_bytes)
+void nf__header_encode(uint8_t out[NF_HEADER_BYTES], uint64_t record_bytes, unsigned nvar)
 {
     memset(out, 0, NF_HEADER_BYTES);
     memcpy(out, header_magic, 8);
-    put32(out + 8, NF_FORMAT_VERSION);
-    put32(out + 12, 0); /* flags: none defined in version 1 */
+    put32(out + 8, nvar ? NF_FORMAT_VERSION : NF_FORMAT_VERSION_FIXED);
+    put32(out + 12, 0); /* flags: none defined */
     put32(out + 16, NF_HEADER_BYTES);
+    put32(out + 20, nvar); /* version 2: variable fields per record */
     put64(out + 24, record_bytes);
     put64(out + 56, XXH3_64bits(out, 56));
 }
@@ -120,7 +121,7 @@ int nf__pread_full(int fd, void *buf, size_t len, uint64_t off, const char *name
 /* Header: magic, then version (before the checksum, so that a file from a
  * newer numafeed is reported as a version problem rather than as damage),
  * then checksum, then the fields the checksum vouches for. */
-static int header_decode(const uint8_t *h, const char *name, uint64_t *record_bytes,
+static int header_decode(const uint8_t *h, const char *name, struct nf_shard_index *x,
                          struct nf_where *w)
 {
     if (memcmp(h, header_magic, 8)) {
@@ -129,10 +130,11 @@ static int header_decode(const uint8_t *h, const char *name, uint64_t *record_by
                           name);
     }
     uint32_t version = get32(h + 8);
-    if (version != NF_FORMAT_VERSION) {
+    if (version < NF_FORMAT_VERSION_FIXED || version > NF_FORMAT_VERSION) {
         where_set(w, -1, 8);
         return nf__error(NUMAFEED_EVERSION, "%s: header at offset 8: format version %u, this "
-                          "numafeed reads version %u", name, version, NF_FORMAT_VERSION);
+                          "numafeed reads versions %u and %u", name, version,
+                          NF_FORMAT_VERSION_FIXED, NF_FORMAT_VERSION);
     }
     uint64_t sum = get64(h + 56), want = XXH3_64bits(h, 56);
     if (sum != want) {
@@ -151,24 +153,47 @@ static int header_decode(const uint8_t *h, const char *name, uint64_t *record_by
         return nf__error(NUMAFEED_ECORRUPT, "%s: header at offset 16: header size %u, expected %u",
                           name, get32(h + 16), NF_HEADER_BYTES);
     }
-    if (get32(h + 20) || get64(h + 32) || get64(h + 40) || get64(h + 48)) {
+    if ((version == 1 && get32(h + 20)) || get64(h + 32) || get64(h + 40) || get64(h + 48)) {
         where_set(w, -1, 20);
         return nf__error(NUMAFEED_ECORRUPT, "%s: header: reserved fields are not zero", name);
     }
-    *record_bytes = get64(h + 24);
-    if (*record_bytes == 0 || *record_bytes > NF_BLOCK_CAP) {
+    x->version = version;
+    x->nvar = version == 1 ? 0 : get32(h + 20);
+    if (version == 2 && (x->nvar == 0 || x->nvar > NF_MAX_FIELDS)) {
+        where_set(w, -1, 20);
+        return nf__error(NUMAFEED_ECORRUPT, "%s: header at offset 20: %u variable fields (1 to "
+                          "%u in version 2)", name, x->nvar, NF_MAX_FIELDS);
+    }
+    x->record_bytes = get64(h + 24);
+    if ((x->nvar == 0 && x->record_bytes == 0) || x->record_bytes > NF_BLOCK_CAP) {
         where_set(w, -1, 24);
         return nf__error(NUMAFEED_ECORRUPT, "%s: header at offset 24: record size %llu bytes "
-                          "(1 to %u allowed)", name, (unsigned long long)*record_bytes, NF_BLOCK_CAP);
+                          "(%u to %u allowed)", name, (unsigned long long)x->record_bytes,
+                          x->nvar ? 0 : 1, NF_BLOCK_CAP);
     }
     return 0;
+}
+
+/* Version 2: the decoded size block b must have, from its records' fixed
+ * parts and their variable lengths in the table. */
+static uint64_t block_bytes_v2(const struct nf_shard_index *x, const struct nf_block_info *b)
+{
+    /* the table holds x->records entries per field and the caller checked
+     * first_record + records against that; lengths < 2^32, < 2^38 of them
+     * in a file: sums below 2^70 would overflow, so saturate instead */
+    uint64_t sum = (uint64_t)b->records * x->record_bytes;
+    const uint32_t *l = x->var_len + b->first_record * x->nvar;
+    for (uint64_t i = 0; i < (uint64_t)b->records * x->nvar; i++)
+        if (__builtin_add_overflow(sum, l[i], &sum))
+            return UINT64_MAX;
+    return sum;
 }
 
 /* One index entry against everything known so far; *prev_end is the end of
  * the previous block (or the header), advanced on success. */
 static int entry_check(const struct nf_block_info *b, uint32_t i, const char *name,
-                       uint64_t record_bytes, uint64_t footer_offset, uint64_t entry_off,
-                       uint64_t *prev_end, struct nf_where *w)
+                       const struct nf_shard_index *x, uint64_t footer_offset,
+                       uint64_t entry_off, uint64_t *prev_end, struct nf_where *w)
 {
     where_set(w, i, entry_off);
     const char *bad = NULL;
@@ -179,8 +204,14 @@ static int entry_check(const struct nf_block_info *b, uint32_t i, const char *na
         bad = "empty block";
     else if (b->decoded_size > NF_BLOCK_CAP)
         bad = "decoded size above the 256 MiB block cap";
-    else if (__builtin_mul_overflow((uint64_t)b->records, record_bytes, &want) || want != b->decoded_size)
-        bad = "decoded size is not records times record size";
+    else if (b->first_record + b->records > x->records)
+        bad = "more records than the footer holds";
+    else if (x->nvar ? block_bytes_v2(x, b) != b->decoded_size
+                     : __builtin_mul_overflow((uint64_t)b->records, x->record_bytes, &want) ||
+                           want != b->decoded_size)
+        bad = x->nvar ? "decoded size is not its records' fixed parts plus their variable "
+                        "lengths"
+                      : "decoded size is not records times record size";
     else if (b->codec == NF_CODEC_RAW && b->stored_size != b->decoded_size)
         bad = "raw block whose stored size differs from its decoded size";
     else if (b->codec == NF_CODEC_ZSTD && b->stored_size > ZSTD_compressBound(b->decoded_size))
@@ -205,28 +236,28 @@ void nf__shard_index_free(struct nf_shard_index *idx)
     if (!idx)
         return;
     free(idx->blocks);
+    free(idx->var_len);
     memset(idx, 0, sizeof(*idx));
 }
 
-int nf__shard_load(int fd, const char *name, uint64_t file_size, struct nf_shard_index *out,
-                    struct nf_where *w)
+/* Header and trailer: *foff and *fsize locate the footer, which ends where
+ * the trailer starts. */
+static int load_ends(int fd, const char *name, uint64_t file_size, struct nf_shard_index *out,
+                     uint64_t *foff, uint64_t *fsize, uint64_t *fsum, struct nf_where *w)
 {
-    memset(out, 0, sizeof(*out));
     const uint64_t min_size = NF_HEADER_BYTES + NF_FOOTER_HEAD_BYTES + NF_TRAILER_BYTES;
     if (file_size < min_size) {
         where_set(w, -1, file_size);
         return nf__error(NUMAFEED_ECORRUPT, "%s: truncated: %llu bytes, a shard has at least %llu",
                           name, (unsigned long long)file_size, (unsigned long long)min_size);
     }
-    uint8_t h[NF_HEADER_BYTES], t[NF_TRAILER_BYTES], head[NF_FOOTER_HEAD_BYTES];
-    uint64_t record_bytes = 0;
+    uint8_t h[NF_HEADER_BYTES], t[NF_TRAILER_BYTES];
     int rc = nf__pread_full(fd, h, sizeof(h), 0, name);
     if (rc)
         return where_set(w, -1, 0), rc;
-    if ((rc = header_decode(h, name, &record_bytes, w)))
+    if ((rc = header_decode(h, name, out, w)))
         return rc;
-
-    uint64_t toff = file_size - NF_TRAILER_BYTES;
+    uint64_t toff = file_size - NF_TRAILER_BYTES, fend;
     if ((rc = nf__pread_full(fd, t, sizeof(t), toff, name)))
         return where_set(w, -1, toff), rc;
     if (memcmp(t + 24, trailer_magic, 8)) {
@@ -234,50 +265,37 @@ int nf__shard_load(int fd, const char *name, uint64_t file_size, struct nf_shard
         return nf__error(NUMAFEED_ECORRUPT, "%s: no valid trailer at offset %llu (bad magic): "
                           "the file is truncated or not a shard", name, (unsigned long long)toff);
     }
-    uint64_t foff = get64(t), fsize = get64(t + 8), fsum = get64(t + 16), fend;
-    if (foff < NF_HEADER_BYTES || fsize < NF_FOOTER_HEAD_BYTES ||
-        (fsize - NF_FOOTER_HEAD_BYTES) % NF_INDEX_ENTRY_BYTES ||
-        (fsize - NF_FOOTER_HEAD_BYTES) / NF_INDEX_ENTRY_BYTES > UINT32_MAX ||
-        __builtin_add_overflow(foff, fsize, &fend) || fend != toff) {
+    *foff = get64(t), *fsize = get64(t + 8), *fsum = get64(t + 16);
+    if (*foff < NF_HEADER_BYTES || *fsize < NF_FOOTER_HEAD_BYTES ||
+        __builtin_add_overflow(*foff, *fsize, &fend) || fend != toff) {
         where_set(w, -1, toff);
         return nf__error(NUMAFEED_ECORRUPT, "%s: trailer at offset %llu: footer at %llu of %llu "
                           "bytes does not end where the trailer starts (file truncated or damaged)",
-                          name, (unsigned long long)toff, (unsigned long long)foff,
-                          (unsigned long long)fsize);
+                          name, (unsigned long long)toff, (unsigned long long)*foff,
+                          (unsigned long long)*fsize);
     }
-    /* fsize < file_size here, so the allocation is bounded by the file. */
-    uint8_t *footer = malloc(fsize);
-    if (!footer)
-        return nf__error(-ENOMEM, "%s: out of memory for a %llu-byte footer", name,
-                          (unsigned long long)fsize);
-    if ((rc = nf__pread_full(fd, footer, fsize, foff, name))) {
-        free(footer);
-        return where_set(w, -1, foff), rc;
-    }
-    uint64_t got = XXH3_64bits(footer, fsize);
-    if (got != fsum) {
-        free(footer);
-        where_set(w, -1, foff);
-        return nf__error(NUMAFEED_ECHECKSUM, "%s: footer at offset %llu: checksum %016llx, "
-                          "trailer says %016llx", name, (unsigned long long)foff,
-                          (unsigned long long)got, (unsigned long long)fsum);
-    }
-    memcpy(head, footer, sizeof(head));
-    uint32_t n = get32(head);
-    uint64_t records = get64(head + 8);
-    if ((uint64_t)n != (fsize - NF_FOOTER_HEAD_BYTES) / NF_INDEX_ENTRY_BYTES || get32(head + 4) ||
-        n == 0) {
-        free(footer);
-        where_set(w, -1, foff);
-        return nf__error(NUMAFEED_ECORRUPT, "%s: footer at offset %llu: %u blocks in a footer "
-                          "of %llu bytes, or reserved field set", name, (unsigned long long)foff,
-                          n, (unsigned long long)fsize);
-    }
+    return 0;
+}
+
+/* The footer's size is exactly its head, n entries and (version 2) the
+ * length table of records x nvar entries: computed without overflow. */
+static int footer_size_ok(const struct nf_shard_index *x, uint32_t n, uint64_t records,
+                          uint64_t fsize)
+{
+    uint64_t want = NF_FOOTER_HEAD_BYTES + (uint64_t)n * NF_INDEX_ENTRY_BYTES, table;
+    if (__builtin_mul_overflow(records, (uint64_t)x->nvar * 4u, &table) ||
+        __builtin_add_overflow(want, table, &want))
+        return 0;
+    return n > 0 && want == fsize;
+}
+
+/* Every index entry, checked; *out gets blocks and the maxima. */
+static int load_entries(const uint8_t *footer, uint32_t n, const char *name, uint64_t foff,
+                        struct nf_shard_index *out, struct nf_where *w)
+{
     struct nf_block_info *b = calloc(n, sizeof(*b));
-    if (!b) {
-        free(footer);
+    if (!b)
         return nf__error(-ENOMEM, "%s: out of memory for %u index entries", name, n);
-    }
     uint64_t prev_end = NF_HEADER_BYTES, sum = 0;
     for (uint32_t i = 0; i < n; i++) {
         const uint8_t *e = footer + NF_FOOTER_HEAD_BYTES + (size_t)i * NF_INDEX_ENTRY_BYTES;
@@ -289,10 +307,9 @@ int nf__shard_load(int fd, const char *name, uint64_t file_size, struct nf_shard
         b[i].xxh3 = get64(e + 24);
         b[i].first_record = sum;
         uint64_t eoff = foff + (uint64_t)(e - footer);
-        rc = entry_check(&b[i], i, name, record_bytes, foff, eoff, &prev_end, w);
+        int rc = entry_check(&b[i], i, name, out, foff, eoff, &prev_end, w);
         if (rc) {
             free(b);
-            free(footer);
             return rc;
         }
         sum += b[i].records; /* n < 2^32 entries of < 2^32 records: no overflow */
@@ -301,20 +318,72 @@ int nf__shard_load(int fd, const char *name, uint64_t file_size, struct nf_shard
         if (b[i].decoded_size > out->max_decoded)
             out->max_decoded = b[i].decoded_size;
     }
-    free(footer);
-    if (sum != records) {
+    if (sum != out->records) {
         free(b);
         where_set(w, -1, foff + 8);
         return nf__error(NUMAFEED_ECORRUPT, "%s: footer at offset %llu: blocks hold %llu records, "
                           "footer says %llu", name, (unsigned long long)foff,
-                          (unsigned long long)sum, (unsigned long long)records);
+                          (unsigned long long)sum, (unsigned long long)out->records);
+    }
+    out->blocks = b;
+    out->nblocks = n;
+    return 0;
+}
+
+int nf__shard_load(int fd, const char *name, uint64_t file_size, struct nf_shard_index *out,
+                    struct nf_where *w)
+{
+    memset(out, 0, sizeof(*out));
+    uint64_t foff = 0, fsize = 0, fsum = 0;
+    int rc = load_ends(fd, name, file_size, out, &foff, &fsize, &fsum, w);
+    if (rc)
+        return rc;
+    /* fsize < file_size here, so the allocation is bounded by the file. */
+    uint8_t *footer = malloc(fsize);
+    if (!footer)
+        return nf__error(-ENOMEM, "%s: out of memory for a %llu-byte footer", name,
+                          (unsigned long long)fsize);
+    if ((rc = nf__pread_full(fd, footer, fsize, foff, name))) {
+        free(footer);
+        return where_set(w, -1, foff), rc;
+    }
+    uint64_t got = XXH3_64bits(footer, fsize);
+    uint32_t n = get32(footer);
+    out->records = get64(footer + 8);
+    if (got != fsum)
+        rc = nf__error(NUMAFEED_ECHECKSUM, "%s: footer at offset %llu: checksum %016llx, "
+                       "trailer says %016llx", name, (unsigned long long)foff,
+                       (unsigned long long)got, (unsigned long long)fsum);
+    else if (get32(footer + 4) || !footer_size_ok(out, n, out->records, fsize))
+        rc = nf__error(NUMAFEED_ECORRUPT, "%s: footer at offset %llu: %u blocks and %llu "
+                       "records in a footer of %llu bytes, or reserved field set", name,
+                       (unsigned long long)foff, n, (unsigned long long)out->records,
+                       (unsigned long long)fsize);
+    if (rc) {
+        free(footer);
+        where_set(w, -1, foff);
+        return rc;
+    }
+    if (out->nvar) {
+        /* the length table follows the entries; its size was just checked */
+        size_t cnt = (size_t)out->records * out->nvar;
+        const uint8_t *t = footer + NF_FOOTER_HEAD_BYTES + (size_t)n * NF_INDEX_ENTRY_BYTES;
+        out->var_len = malloc(cnt ? cnt * sizeof(uint32_t) : 1);
+        if (!out->var_len) {
+            free(footer);
+            return nf__error(-ENOMEM, "%s: out of memory for %zu record lengths", name, cnt);
+        }
+        for (size_t i = 0; i < cnt; i++)
+            out->var_len[i] = get32(t + 4 * i);
+    }
+    rc = load_entries(footer, n, name, foff, out, w);
+    free(footer);
+    if (rc) {
+        nf__shard_index_free(out);
+        return rc;
     }
     out->file_size = file_size;
-    out->record_bytes = record_bytes;
-    out->records = records;
     out->footer_offset = foff;
-    out->nblocks = n;
-    out->blocks = b;
     return 0;
 }
 

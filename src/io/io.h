@@ -32,7 +32,11 @@
 
 /* ---- on-disk constants (docs/format.md) --------------------------------- */
 
-#define NF_FORMAT_VERSION 1u
+/* Version 1: fixed-size records. Version 2: records with variable-length
+ * fields beside fixed ones (docs/format.md); a writer writes 1 whenever the
+ * layout has no variable field, so such datasets read everywhere. */
+#define NF_FORMAT_VERSION 2u
+#define NF_FORMAT_VERSION_FIXED 1u
 #define NF_MANIFEST_NAME "manifest.json"
 /* A manifest larger than this is refused before it is read (a million shards
  * fit in far less). */
@@ -50,6 +54,10 @@
 /* Default decoded bytes per block; docs/format.md has the measurements. */
 #define NF_DEFAULT_BLOCK_BYTES (256u << 10)
 #define NF_DEFAULT_SHARD_BYTES (1ull << 30)
+/* The largest record a writer accepts by default (numafeed_writer_options
+ * max_record_bytes): far above any image or document, far below the block
+ * cap, so that a batch of them still fits a loader's ring. */
+#define NF_DEFAULT_MAX_RECORD (64ull << 20)
 #define NF_MAX_DIMS 8u
 #define NF_MAX_FIELDS 256u
 #define NF_NAME_MAX 63u
@@ -63,27 +71,40 @@ int nf__dtype_lookup(const char *name);           /* index or -EINVAL */
 const char *nf__dtype_name(int dtype);           /* NULL if out of range */
 size_t nf__dtype_size(int dtype);                /* bytes; 0 if out of range */
 
+/* What a field holds: a fixed array, or a variable-length 1-D run of
+ * elements (bytes, a UTF-8 string, an array of a numeric dtype). */
+enum nf_kind { NF_KIND_FIXED = 0, NF_KIND_BYTES = 1, NF_KIND_STR = 2, NF_KIND_ARRAY = 3 };
+
 struct nf_field {
     char name[NF_NAME_MAX + 1];
-    int dtype;
-    unsigned ndim;
+    int kind;        /* enum nf_kind */
+    int dtype;       /* the element's: uint8 for bytes and str */
+    unsigned ndim;   /* fixed: its shape's; variable: 1 */
     uint64_t shape[NF_MAX_DIMS];
-    uint64_t offset; /* byte offset within a record */
-    uint64_t bytes;  /* dtype size times the product of shape */
+    uint64_t offset; /* fixed: byte offset within a record's fixed part */
+    uint64_t bytes;  /* fixed: dtype size times the product of shape; variable: 0 */
+    unsigned var;    /* variable: its index among the variable fields */
 };
 
 struct nf_layout {
     unsigned nfields;
     struct nf_field *fields; /* malloc'd */
-    uint64_t record_bytes;   /* sum of the fields' bytes, >= 1 */
+    /* Bytes of a record's fixed fields: the whole record without variable
+     * fields (>= 1 then); 0 and more with them. A stored record is its
+     * fixed part, then each variable field's bytes in field order. */
+    uint64_t record_bytes;
+    unsigned nvar;           /* variable fields */
 };
 
 /* Validate public field descriptions and build a layout (names unique and
- * [A-Za-z_][A-Za-z0-9_]*, dtypes known, dimensions >= 1, sizes overflow
- * checked, record size <= NF_BLOCK_CAP). -EINVAL with a message. */
+ * [A-Za-z_][A-Za-z0-9_]*, dtypes known, dimensions >= 1 or, for a 1-D
+ * variable field, NUMAFEED_VARIABLE; "bytes" and "str" variable fields;
+ * sizes overflow checked, fixed part <= NF_BLOCK_CAP, at least one byte
+ * when nothing is variable). -EINVAL with a message. */
 int nf__layout_build(const struct numafeed_field *fields, size_t n, struct nf_layout *out);
 void nf__layout_free(struct nf_layout *l);
-/* Parse "name:dtype[:D1xD2...]" (',' also separates dimensions). spec is
+/* Parse "name:dtype[:D1xD2...]" (',' also separates dimensions; "*" is a
+ * variable length: "tokens:int32:*"; "name:bytes", "name:str"). spec is
  * modified in place and out->name / out->dtype point into it. -EINVAL. */
 int nf__field_parse(char *spec, struct numafeed_field *out);
 
@@ -158,11 +179,18 @@ struct nf_block_info {
 
 struct nf_shard_index {
     uint64_t file_size;
-    uint64_t record_bytes;
+    unsigned version;             /* 1, or 2 with variable fields */
+    uint64_t record_bytes;        /* of a record's fixed part (version 2: may be 0) */
+    unsigned nvar;                /* variable fields (version 2), 0 in version 1 */
     uint64_t records;
     uint64_t footer_offset;
     uint32_t nblocks;
     struct nf_block_info *blocks; /* malloc'd */
+    /* version 2: records x nvar byte lengths, record by record (malloc'd;
+     * NULL in version 1): record r's variable field v has var_len[r * nvar
+     * + v] bytes. Each block's decoded size is its records' fixed parts
+     * plus these. */
+    uint32_t *var_len;
     uint32_t max_stored;          /* largest stored_size */
     uint32_t max_decoded;         /* largest decoded_size */
 };
@@ -175,7 +203,7 @@ struct nf_where {
 };
 
 /* Encoders used by the writer (little-endian, docs/format.md). */
-void nf__header_encode(uint8_t out[NF_HEADER_BYTES], uint64_t record_bytes);
+void nf__header_encode(uint8_t out[NF_HEADER_BYTES], uint64_t record_bytes, unsigned nvar);
 void nf__index_entry_encode(uint8_t out[NF_INDEX_ENTRY_BYTES], const struct nf_block_info *b);
 void nf__footer_head_encode(uint8_t out[NF_FOOTER_HEAD_BYTES], uint32_t nblocks, uint64_t records);
 void nf__trailer_encode(uint8_t out[NF_TRAILER_BYTES], uint64_t footer_offset,
@@ -185,8 +213,10 @@ void nf__trailer_encode(uint8_t out[NF_TRAILER_BYTES], uint64_t footer_offset,
  * Read and validate a shard's header, trailer and footer from fd (file_size
  * bytes long): magic, version, reserved bits, checksums, every index entry
  * (ascending, non-overlapping, inside the data region, codec known,
- * decoded size <= NF_BLOCK_CAP and == records * record_bytes, raw stored ==
- * decoded) and the record count. `name` is used in messages. Errors:
+ * decoded size <= NF_BLOCK_CAP and == its records' sizes: records *
+ * record_bytes, plus in version 2 their variable lengths from the footer's
+ * length table; raw stored == decoded) and the record count. `name` is
+ * used in messages. Errors:
  * NUMAFEED_ECORRUPT, NUMAFEED_ECHECKSUM, NUMAFEED_EVERSION, -EIO, -ENOMEM.
  */
 int nf__shard_load(int fd, const char *name, uint64_t file_size, struct nf_shard_index *out,
@@ -299,6 +329,17 @@ const struct nf_block_info *nf__dataset_block(const struct nf_dataset *ds, uint3
                                               uint32_t *shard, uint32_t *block);
 const uint32_t *nf__dataset_block_records(const struct nf_dataset *ds);
 
+/* Version 2: every record's variable lengths in bytes, records x nvar in
+ * global record order (record r's variable field v: [r * nvar + v]); NULL
+ * without variable fields. Each is whole elements of its field. And the
+ * largest length of variable field v over the dataset. */
+const uint32_t *nf__dataset_var_len(const struct nf_dataset *ds);
+/* Version 2: each record's byte offset inside its block's decoded bytes
+ * (global record order); NULL without variable fields, where record k of a
+ * block is at k * record_bytes. */
+const uint32_t *nf__dataset_rec_off(const struct nf_dataset *ds);
+uint32_t nf__dataset_var_max(const struct nf_dataset *ds, unsigned v);
+
 /* 1 when shards have O_DIRECT descriptors; 0 with the reason in *why. */
 int nf__dataset_direct(const struct nf_dataset *ds, const char **why);
 
@@ -306,9 +347,12 @@ struct nf_record_loc {
     uint32_t shard;
     uint32_t block;
     uint64_t offset; /* byte offset of the record in the decoded block */
+    uint64_t bytes;  /* its stored size: fixed part, then its variable fields */
 };
 /* Map a global record index to its block. -ERANGE past the end. O(log n). */
 int nf__dataset_locate(const struct nf_dataset *ds, uint64_t record, struct nf_record_loc *loc);
+/* A record's stored size (record_bytes plus its variable lengths). */
+uint64_t nf__dataset_record_size(const struct nf_dataset *ds, uint64_t record);
 
 /* ---- a per-thread reader ------------------------------------------------ */
 
@@ -392,7 +436,8 @@ int nf__reader_decode(struct nf_reader *r, uint32_t shard, uint32_t block, const
  * (>= nf__reader_buf_bytes), dst the destination (>= decoded size). */
 int nf__reader_read_block(struct nf_reader *r, uint32_t shard, uint32_t block, void *buf,
                            size_t buf_len, void *dst, size_t dst_len);
-/* Copy global record `record` to dst (record_bytes long), decoding exactly
+/* Copy global record `record` to dst (nf__dataset_record_size bytes: its
+ * fixed part, then its variable fields), decoding exactly
  * one block: buf as for read_block, block_buf >= that block's decoded size
  * (nf__dataset_max_decoded fits all). */
 int nf__reader_read_record(struct nf_reader *r, uint64_t record, void *buf, size_t buf_len,

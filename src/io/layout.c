@@ -56,6 +56,58 @@ void nf__layout_free(struct nf_layout *l)
     memset(l, 0, sizeof(*l));
 }
 
+/* The kind and dtype of a field description; -EINVAL with a message. */
+static int field_kind(const struct numafeed_field *in, int *kind, int *dt)
+{
+    int is_bytes = in->dtype && !strcmp(in->dtype, "bytes");
+    if (is_bytes || (in->dtype && !strcmp(in->dtype, "str"))) {
+        if (in->ndim != 0)
+            return nf__error(-EINVAL, "field '%s': a %s field has no shape (its length "
+                             "varies per record)", in->name, in->dtype);
+        *kind = is_bytes ? NF_KIND_BYTES : NF_KIND_STR;
+        *dt = nf__dtype_lookup("uint8");
+        return 0;
+    }
+    *dt = nf__dtype_lookup(in->dtype);
+    if (*dt < 0)
+        return nf__error(-EINVAL, "field '%s': unknown dtype '%s' (one of uint8, int8, "
+                         "uint16, int16, uint32, int32, uint64, int64, float16, "
+                         "bfloat16, float32, float64; or bytes, str)",
+                         in->name, in->dtype ? in->dtype : "(null)");
+    if (in->ndim > NF_MAX_DIMS)
+        return nf__error(-EINVAL, "field '%s': %u dimensions, at most %u", in->name, in->ndim,
+                         NF_MAX_DIMS);
+    *kind = in->ndim == 1 && in->shape[0] == NUMAFEED_VARIABLE ? NF_KIND_ARRAY : NF_KIND_FIXED;
+    return 0;
+}
+
+/* One field into f: kind, dtype, shape, size. */
+static int build_field(const struct numafeed_field *in, struct nf_field *f)
+{
+    int rc = field_kind(in, &f->kind, &f->dtype);
+    if (rc)
+        return rc;
+    memcpy(f->name, in->name, strlen(in->name) + 1);
+    if (f->kind != NF_KIND_FIXED) {
+        f->ndim = 1;
+        f->shape[0] = NUMAFEED_VARIABLE;
+        return 0;
+    }
+    uint64_t bytes = nf__dtype_size(f->dtype);
+    for (unsigned d = 0; d < in->ndim; d++) {
+        if (in->shape[d] == 0 || __builtin_mul_overflow(bytes, in->shape[d], &bytes) ||
+            bytes > NF_BLOCK_CAP)
+            return nf__error(-EINVAL, "field '%s': dimension %u is %llu: each must be "
+                             ">= 1 (a variable length only as the one dimension of a 1-D "
+                             "field) and a record at most %u bytes",
+                             in->name, d, (unsigned long long)in->shape[d], NF_BLOCK_CAP);
+        f->shape[d] = in->shape[d];
+    }
+    f->ndim = in->ndim;
+    f->bytes = bytes;
+    return 0;
+}
+
 int nf__layout_build(const struct numafeed_field *fields, size_t n, struct nf_layout *out)
 {
     memset(out, 0, sizeof(*out));
@@ -67,59 +119,39 @@ int nf__layout_build(const struct numafeed_field *fields, size_t n, struct nf_la
     if (!f)
         return nf__error(-ENOMEM, "out of memory for %zu fields", n);
     uint64_t off = 0;
-    for (size_t i = 0; i < n; i++) {
+    unsigned nvar = 0;
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
         const struct numafeed_field *in = &fields[i];
         if (!name_ok(in->name)) {
-            free(f);
-            return nf__error(-EINVAL, "field %zu: bad name '%s' (1-%u characters of "
-                              "[A-Za-z0-9_], not starting with a digit)",
-                              i, in->name ? in->name : "(null)", NF_NAME_MAX);
+            rc = nf__error(-EINVAL, "field %zu: bad name '%s' (1-%u characters of "
+                           "[A-Za-z0-9_], not starting with a digit)",
+                           i, in->name ? in->name : "(null)", NF_NAME_MAX);
+            break;
         }
-        for (size_t j = 0; j < i; j++) {
-            if (!strcmp(f[j].name, in->name)) {
-                free(f);
-                return nf__error(-EINVAL, "field name '%s' is used twice", in->name);
-            }
+        for (size_t j = 0; j < i && !rc; j++)
+            if (!strcmp(f[j].name, in->name))
+                rc = nf__error(-EINVAL, "field name '%s' is used twice", in->name);
+        if (rc || (rc = build_field(in, &f[i])))
+            break;
+        if (f[i].kind != NF_KIND_FIXED) {
+            f[i].var = nvar++;
+            continue;
         }
-        int dt = nf__dtype_lookup(in->dtype);
-        if (dt < 0) {
-            free(f);
-            return nf__error(-EINVAL, "field '%s': unknown dtype '%s' (one of uint8, int8, "
-                              "uint16, int16, uint32, int32, uint64, int64, float16, "
-                              "bfloat16, float32, float64)",
-                              in->name, in->dtype ? in->dtype : "(null)");
-        }
-        if (in->ndim > NF_MAX_DIMS) {
-            free(f);
-            return nf__error(-EINVAL, "field '%s': %u dimensions, at most %u", in->name,
-                              in->ndim, NF_MAX_DIMS);
-        }
-        uint64_t bytes = nf__dtype_size(dt);
-        for (unsigned d = 0; d < in->ndim; d++) {
-            if (in->shape[d] == 0 || __builtin_mul_overflow(bytes, in->shape[d], &bytes) ||
-                bytes > NF_BLOCK_CAP) {
-                free(f);
-                return nf__error(-EINVAL, "field '%s': dimension %u is %llu: each must be "
-                                  ">= 1 and a record at most %u bytes",
-                                  in->name, d, (unsigned long long)in->shape[d], NF_BLOCK_CAP);
-            }
-            f[i].shape[d] = in->shape[d];
-        }
-        memcpy(f[i].name, in->name, strlen(in->name) + 1);
-        f[i].dtype = dt;
-        f[i].ndim = in->ndim;
         f[i].offset = off;
-        f[i].bytes = bytes;
-        off += bytes; /* both <= NF_BLOCK_CAP, n <= NF_MAX_FIELDS: no overflow */
-        if (off > NF_BLOCK_CAP) {
-            free(f);
-            return nf__error(-EINVAL, "record size %llu bytes exceeds the block cap of %u",
-                              (unsigned long long)off, NF_BLOCK_CAP);
-        }
+        off += f[i].bytes; /* both <= NF_BLOCK_CAP, n <= NF_MAX_FIELDS: no overflow */
+        if (off > NF_BLOCK_CAP)
+            rc = nf__error(-EINVAL, "record size %llu bytes exceeds the block cap of %u",
+                           (unsigned long long)off, NF_BLOCK_CAP);
+    }
+    if (rc) {
+        free(f);
+        return rc;
     }
     out->fields = f;
     out->nfields = (unsigned)n;
     out->record_bytes = off;
+    out->nvar = nvar;
     return 0;
 }
 
@@ -155,7 +187,12 @@ int nf__field_parse(char *spec, struct numafeed_field *out)
     out->name = spec;
     out->dtype = dtype;
     if (!shape || !*shape)
-        return 0; /* a scalar */
+        return 0; /* a scalar, or bytes / str */
+    if (!strcmp(shape, "*")) { /* a 1-D field whose length varies */
+        out->ndim = 1;
+        out->shape[0] = NUMAFEED_VARIABLE;
+        return 0;
+    }
     const char *p = shape;
     for (;;) {
         size_t len = strcspn(p, "x,");

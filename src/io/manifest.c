@@ -82,7 +82,43 @@ static int get_count(json_t *obj, const char *key, const char *what, const char 
     return 0;
 }
 
-static int parse_fields(json_t *arr, const char *what, struct nf_layout *layout)
+/* One field of "fields" into f: {"name", "dtype", "shape"}, where version 2
+ * also has "dtype": "bytes" or "str" without a shape, and "shape": [-1] for
+ * a 1-D array whose length varies. */
+static int parse_field(json_t *o, size_t i, const char *what, unsigned version,
+                       struct numafeed_field *f)
+{
+    json_t *shape = json_object_get(o, "shape");
+    f->name = json_string_value(json_object_get(o, "name"));
+    f->dtype = json_string_value(json_object_get(o, "dtype"));
+    int var_kind = f->dtype && (!strcmp(f->dtype, "bytes") || !strcmp(f->dtype, "str"));
+    if (!json_is_object(o) || !f->name || !f->dtype ||
+        (var_kind ? shape && json_array_size(shape) != 0
+                  : !json_is_array(shape) || json_array_size(shape) > NF_MAX_DIMS))
+        return nf__error(NUMAFEED_EMANIFEST, "%s: field %zu needs \"name\", \"dtype\" (strings) "
+                         "and \"shape\" (a list of at most %u integers; none for bytes and "
+                         "str)", what, i, NF_MAX_DIMS);
+    if (var_kind && version < 2)
+        return nf__error(NUMAFEED_EMANIFEST, "%s: field %zu: a %s field needs format version 2",
+                         what, i, f->dtype);
+    f->ndim = var_kind ? 0 : (unsigned)json_array_size(shape);
+    for (unsigned d = 0; d < f->ndim; d++) {
+        json_t *dim = json_array_get(shape, d);
+        json_int_t v = json_is_integer(dim) ? json_integer_value(dim) : 0;
+        if (v == -1 && f->ndim == 1 && version >= 2) {
+            f->shape[0] = NUMAFEED_VARIABLE;
+            continue;
+        }
+        if (v < 1)
+            return nf__error(NUMAFEED_EMANIFEST, "%s: field %zu: shape entries must be "
+                             "integers >= 1 (or [-1], a variable length, in version 2)", what,
+                             i);
+        f->shape[d] = (uint64_t)v;
+    }
+    return 0;
+}
+
+static int parse_fields(json_t *arr, const char *what, unsigned version, struct nf_layout *layout)
 {
     size_t n = json_array_size(arr);
     if (!json_is_array(arr) || n == 0 || n > NF_MAX_FIELDS)
@@ -92,30 +128,13 @@ static int parse_fields(json_t *arr, const char *what, struct nf_layout *layout)
     if (!f)
         return nf__error(-ENOMEM, "%s: out of memory", what);
     int rc = 0;
-    for (size_t i = 0; i < n && !rc; i++) {
-        json_t *o = json_array_get(arr, i);
-        json_t *shape = json_object_get(o, "shape");
-        f[i].name = json_string_value(json_object_get(o, "name"));
-        f[i].dtype = json_string_value(json_object_get(o, "dtype"));
-        if (!json_is_object(o) || !f[i].name || !f[i].dtype || !json_is_array(shape) ||
-            json_array_size(shape) > NF_MAX_DIMS) {
-            rc = nf__error(NUMAFEED_EMANIFEST, "%s: field %zu needs \"name\", \"dtype\" (strings) "
-                            "and \"shape\" (a list of at most %u integers)", what, i, NF_MAX_DIMS);
-            break;
-        }
-        f[i].ndim = (unsigned)json_array_size(shape);
-        for (unsigned d = 0; d < f[i].ndim; d++) {
-            json_t *dim = json_array_get(shape, d);
-            if (!json_is_integer(dim) || json_integer_value(dim) < 1) {
-                rc = nf__error(NUMAFEED_EMANIFEST, "%s: field %zu: shape entries must be "
-                                "integers >= 1", what, i);
-                break;
-            }
-            f[i].shape[d] = (uint64_t)json_integer_value(dim);
-        }
-    }
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = parse_field(json_array_get(arr, i), i, what, version, &f[i]);
     if (!rc && (rc = nf__layout_build(f, n, layout)))
         rc = nf__error_prefix(NUMAFEED_EMANIFEST, "%s", what);
+    if (!rc && version >= 2 && layout->nvar == 0)
+        rc = nf__error(NUMAFEED_EMANIFEST, "%s: format version 2 without a variable field "
+                       "(version 1 is the format of fixed records)", what);
     free(f);
     return rc;
 }
@@ -193,15 +212,18 @@ int nf__manifest_parse(const char *text, size_t len, const char *what, struct nf
     if (!json_is_object(root) || !format || strcmp(format, "numafeed") || !json_is_integer(ver)) {
         rc = nf__error(NUMAFEED_EMANIFEST, "%s: not a numafeed manifest (needs \"format\": "
                         "\"numafeed\" and an integer \"version\")", what);
-    } else if (json_integer_value(ver) != NF_FORMAT_VERSION) {
-        rc = nf__error(NUMAFEED_EVERSION, "%s: format version %lld, this numafeed reads version %u",
-                        what, (long long)json_integer_value(ver), NF_FORMAT_VERSION);
+    } else if (json_integer_value(ver) < NF_FORMAT_VERSION_FIXED ||
+               json_integer_value(ver) > NF_FORMAT_VERSION) {
+        rc = nf__error(NUMAFEED_EVERSION, "%s: format version %lld, this numafeed reads versions "
+                        "%u and %u", what, (long long)json_integer_value(ver),
+                        NF_FORMAT_VERSION_FIXED, NF_FORMAT_VERSION);
     } else if (!codec || (strcmp(codec, "zstd") && strcmp(codec, "none"))) {
         rc = nf__error(NUMAFEED_EMANIFEST, "%s: \"codec\" must be \"zstd\" or \"none\"", what);
     } else if (!(rc = get_count(root, "records", what, "", &m->records)) &&
                !(rc = get_count(root, "record_bytes", what, "", &rb)) &&
                !(rc = get_count(root, "block_bytes", what, "", &m->block_bytes)) &&
-               !(rc = parse_fields(json_object_get(root, "fields"), what, &m->layout)) &&
+               !(rc = parse_fields(json_object_get(root, "fields"), what,
+                                   (unsigned)json_integer_value(ver), &m->layout)) &&
                !(rc = parse_shards(json_object_get(root, "shards"), what, m))) {
         if (rb != m->layout.record_bytes)
             rc = nf__error(NUMAFEED_EMANIFEST, "%s: \"record_bytes\" is %llu, the fields add up "
@@ -209,7 +231,7 @@ int nf__manifest_parse(const char *text, size_t len, const char *what, struct nf
                             (unsigned long long)m->layout.record_bytes);
     }
     if (!rc) {
-        m->version = NF_FORMAT_VERSION;
+        m->version = (unsigned)json_integer_value(ver);
         snprintf(m->codec, sizeof(m->codec), "%s", codec);
     }
     json_decref(root);
@@ -305,9 +327,15 @@ static json_t *build(const struct nf_manifest *m)
     json_t *fields = json_array(), *shards = json_array();
     for (unsigned i = 0; fields && i < m->layout.nfields; i++) {
         const struct nf_field *f = &m->layout.fields[i];
+        if (f->kind == NF_KIND_BYTES || f->kind == NF_KIND_STR) {
+            json_array_append_new(fields, json_pack("{s:s, s:s}", "name", f->name, "dtype",
+                                                    f->kind == NF_KIND_BYTES ? "bytes" : "str"));
+            continue;
+        }
         json_t *shape = json_array();
         for (unsigned d = 0; shape && d < f->ndim; d++)
-            json_array_append_new(shape, json_integer((json_int_t)f->shape[d]));
+            json_array_append_new(shape, json_integer(f->kind == NF_KIND_ARRAY
+                                                          ? -1 : (json_int_t)f->shape[d]));
         json_array_append_new(fields, json_pack("{s:s, s:s, s:o*}", "name", f->name, "dtype",
                                                 nf__dtype_name(f->dtype), "shape", shape));
     }
@@ -320,8 +348,9 @@ static json_t *build(const struct nf_manifest *m)
                                                 (json_int_t)s->bytes, "xxh3", hex));
     }
     /* json_pack's "o*" steals the references, also on failure. */
+    unsigned version = m->layout.nvar ? NF_FORMAT_VERSION : NF_FORMAT_VERSION_FIXED;
     return json_pack("{s:s, s:i, s:I, s:o*, s:I, s:s, s:I, s:o*}", "format", "numafeed", "version",
-                     (int)NF_FORMAT_VERSION, "record_bytes", (json_int_t)m->layout.record_bytes,
+                     (int)version, "record_bytes", (json_int_t)m->layout.record_bytes,
                      "fields", fields, "records", (json_int_t)m->records, "codec", m->codec,
                      "block_bytes", (json_int_t)m->block_bytes, "shards", shards);
 }

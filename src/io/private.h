@@ -33,6 +33,12 @@ struct nf_dataset {
      * of shard gblock_shard[g], and holds gblock_records[g] records */
     uint32_t nblocks;
     uint32_t *gblock_shard, *gblock_block, *gblock_records;
+    /* version 2: every record's variable lengths, records x nvar, in global
+     * record order (the shards' tables, joined), and each variable field's
+     * largest length */
+    uint32_t *var_len;
+    uint32_t *var_max;
+    uint32_t *rec_off;  /* version 2: each record's byte offset in its block */
 };
 
 /* XXH3_64bits of a whole file, read in 1 MiB pieces. */

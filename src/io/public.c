@@ -22,6 +22,11 @@ _Static_assert((int)NUMAFEED_BLOCK_RAW == (int)NF_CODEC_RAW &&
 
 /* ---- record layout ------------------------------------------------------ */
 
+size_t numafeed_dtype_size(const char *dtype)
+{
+    return nf__dtype_size(nf__dtype_lookup(dtype));
+}
+
 int numafeed_field_parse(char *spec, struct numafeed_field *out)
 {
     if (!out)
@@ -214,6 +219,11 @@ int numafeed_dataset_read_block(numafeed_dataset *h, uint32_t g, void *dst, size
     return nf__reader_read_block(h->reader, shard, block, h->stored, h->max_stored, dst, dst_len);
 }
 
+uint64_t numafeed_dataset_record_size(const numafeed_dataset *h, uint64_t record)
+{
+    return h && record < nf__dataset_records(h->ds) ? nf__dataset_record_size(h->ds, record) : 0;
+}
+
 int numafeed_dataset_read_record(numafeed_dataset *h, uint64_t record, void *dst, size_t dst_len)
 {
     if (!h || !dst)
@@ -222,7 +232,8 @@ int numafeed_dataset_read_record(numafeed_dataset *h, uint64_t record, void *dst
         return nf__error(-ERANGE, "record %llu: the dataset holds %llu",
                          (unsigned long long)record,
                          (unsigned long long)nf__dataset_records(h->ds));
-    size_t rb = numafeed_dataset_record_bytes(h), max_decoded = nf__dataset_max_decoded(h->ds);
+    size_t rb = (size_t)nf__dataset_record_size(h->ds, record);
+    size_t max_decoded = nf__dataset_max_decoded(h->ds);
     if (dst_len < rb)
         return nf__error(-EINVAL, "record %llu: destination of %zu bytes for a %zu-byte record",
                          (unsigned long long)record, dst_len, rb);

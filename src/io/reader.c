@@ -400,6 +400,6 @@ int nf__reader_read_record(struct nf_reader *r, uint64_t record, void *buf, size
     }
     if (rc)
         return rc;
-    memcpy(dst, from + loc.offset, r->ds->shards[loc.shard].idx.record_bytes);
+    memcpy(dst, from + loc.offset, (size_t)loc.bytes);
     return 0;
 }

@@ -15,6 +15,7 @@
  * parent fsync'd so the rename itself survives a crash.
  */
 #include <dirent.h>
+#include <stddef.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -40,10 +41,15 @@ struct numafeed_writer {
     int codec;      /* enum numafeed_codec, resolved */
     int force;
     uint64_t shard_bytes;
-    size_t block_records, block_cap; /* records and bytes per full block */
+    size_t block_records, block_cap; /* fixed layouts: records and bytes per full block */
+    size_t block_target;             /* variable layouts: bytes a block closes at */
+    uint64_t max_record;             /* variable layouts: largest record accepted */
     ZSTD_CCtx *cctx;
-    uint8_t *block;  /* block_cap bytes */
-    size_t block_fill;
+    uint8_t *block;  /* block_cap bytes (variable layouts: grown as needed) */
+    size_t block_fill, block_nrec;
+    /* variable layouts: the shard's length table so far, records x nvar */
+    uint32_t *lens;
+    size_t nlens, lens_cap;
     uint8_t *cbuf;   /* ZSTD_compressBound(block_cap) bytes */
     size_t cbuf_cap;
     /* the shard being written, fd < 0 when none */
@@ -147,13 +153,16 @@ static int open_shard(numafeed_writer *w)
     w->nindex = 0;
     XXH3_64bits_reset(w->hash);
     uint8_t h[NF_HEADER_BYTES];
-    nf__header_encode(h, w->m.layout.record_bytes);
+    nf__header_encode(h, w->m.layout.record_bytes, w->m.layout.nvar);
     return write_all(w, h, sizeof(h));
 }
 
 static int close_shard(numafeed_writer *w)
 {
-    size_t fsize = NF_FOOTER_HEAD_BYTES + w->nindex * NF_INDEX_ENTRY_BYTES;
+    /* version 2: the length table of every record of the shard follows the
+     * entries (the shard closes right after a block: no record is pending) */
+    size_t entries = NF_FOOTER_HEAD_BYTES + w->nindex * NF_INDEX_ENTRY_BYTES;
+    size_t fsize = entries + w->nlens * sizeof(uint32_t);
     uint8_t *footer = malloc(fsize);
     if (!footer)
         return nf__error(-ENOMEM, "out of memory for a footer of %zu bytes", fsize);
@@ -161,6 +170,10 @@ static int close_shard(numafeed_writer *w)
     for (size_t i = 0; i < w->nindex; i++)
         nf__index_entry_encode(footer + NF_FOOTER_HEAD_BYTES + i * NF_INDEX_ENTRY_BYTES,
                                 &w->index[i]);
+    for (size_t i = 0; i < w->nlens; i++)
+        for (int k = 0; k < 4; k++)
+            footer[entries + 4 * i + (size_t)k] = (uint8_t)(w->lens[i] >> (8 * k));
+    w->nlens = 0;
     uint8_t t[NF_TRAILER_BYTES];
     nf__trailer_encode(t, w->shard_off, fsize, XXH3_64bits(footer, fsize));
     int rc = write_all(w, footer, fsize);
@@ -215,7 +228,8 @@ static int flush_block(numafeed_writer *w)
     memset(b, 0, sizeof(*b));
     b->offset = w->shard_off;
     b->decoded_size = (uint32_t)w->block_fill;
-    b->records = (uint32_t)(w->block_fill / w->m.layout.record_bytes);
+    b->records = (uint32_t)(w->m.layout.nvar ? w->block_nrec
+                                             : w->block_fill / w->m.layout.record_bytes);
     b->xxh3 = XXH3_64bits(w->block, w->block_fill);
     b->first_record = w->shard_records;
     const void *out = w->block;
@@ -237,6 +251,7 @@ static int flush_block(numafeed_writer *w)
     w->nindex++;
     w->shard_records += b->records;
     w->block_fill = 0;
+    w->block_nrec = 0;
     if (w->shard_off >= w->shard_bytes)
         return close_shard(w);
     return 0;
@@ -277,6 +292,20 @@ static int check_out(const char *out_dir, int force)
     return 0;
 }
 
+/* The compression buffer holds any block of up to n bytes. */
+static int grow_cbuf(numafeed_writer *w, size_t n)
+{
+    size_t need = ZSTD_compressBound(n);
+    if (need <= w->cbuf_cap)
+        return 0;
+    uint8_t *p = realloc(w->cbuf, need);
+    if (!p)
+        return nf__error(-ENOMEM, "out of memory for a %zu-byte compression buffer", need);
+    w->cbuf = p;
+    w->cbuf_cap = need;
+    return 0;
+}
+
 static int resolve_options(numafeed_writer *w, const struct numafeed_writer_options *o)
 {
     w->codec = o->codec == NUMAFEED_CODEC_DEFAULT ? NUMAFEED_CODEC_ZSTD : o->codec;
@@ -291,17 +320,26 @@ static int resolve_options(numafeed_writer *w, const struct numafeed_writer_opti
     if (bb > NF_BLOCK_CAP)
         return nf__error(-EINVAL, "block size %llu bytes: at most %u", (unsigned long long)bb,
                           NF_BLOCK_CAP);
-    w->block_records = (size_t)(bb / rb ? bb / rb : 1); /* at least one record */
-    w->block_cap = w->block_records * (size_t)rb;       /* <= NF_BLOCK_CAP */
+    w->max_record = o->max_record_bytes ? o->max_record_bytes : NF_DEFAULT_MAX_RECORD;
+    if (w->max_record > NF_BLOCK_CAP)
+        return nf__error(-EINVAL, "max_record_bytes %llu: at most %u (the block cap)",
+                         (unsigned long long)w->max_record, NF_BLOCK_CAP);
+    if (w->m.layout.nvar) {
+        /* variable records: a block closes once it reaches bb; a record
+         * larger than that has a block of its own; the buffer grows */
+        w->block_target = (size_t)bb;
+        w->block_cap = (size_t)bb;
+    } else {
+        w->block_records = (size_t)(bb / rb ? bb / rb : 1); /* at least one record */
+        w->block_cap = w->block_records * (size_t)rb;       /* <= NF_BLOCK_CAP */
+    }
     w->shard_bytes = o->shard_bytes ? o->shard_bytes : NF_DEFAULT_SHARD_BYTES;
     w->force = o->force ? 1 : 0;
     w->m.block_bytes = w->block_cap;
     snprintf(w->m.codec, sizeof(w->m.codec), "%s", w->codec == NUMAFEED_CODEC_ZSTD ? "zstd" : "none");
     if (w->codec == NUMAFEED_CODEC_ZSTD) {
         w->cctx = ZSTD_createCCtx();
-        w->cbuf_cap = ZSTD_compressBound(w->block_cap);
-        w->cbuf = malloc(w->cbuf_cap);
-        if (!w->cctx || !w->cbuf)
+        if (!w->cctx || grow_cbuf(w, w->block_cap))
             return nf__error(-ENOMEM, "out of memory for zstd");
         /* The frame checksum lets zstd itself catch corruption; the content
          * size in the frame is what the reader cross-checks with the index. */
@@ -371,15 +409,18 @@ int numafeed_writer_create(const char *out_dir, const struct numafeed_field *fie
                            size_t nfields, const struct numafeed_writer_options *opt,
                            numafeed_writer **out)
 {
-    struct numafeed_writer_options defaults;
+    struct numafeed_writer_options o;
     *out = NULL;
-    if (!opt) {
-        numafeed_writer_options_init(&defaults);
-        opt = &defaults;
-    } else if (opt->size < sizeof(*opt)) {
-        return nf__error(-EINVAL, "writer options: size %zu, expected %zu (call "
-                          "numafeed_writer_options_init)", opt->size, sizeof(*opt));
+    numafeed_writer_options_init(&o);
+    if (opt) {
+        /* an older caller's smaller struct leaves the later fields at their
+         * defaults */
+        if (opt->size < offsetof(struct numafeed_writer_options, codec) || opt->size > sizeof(o))
+            return nf__error(-EINVAL, "writer options: size %zu is not one this library "
+                             "knows (call numafeed_writer_options_init)", opt->size);
+        memcpy(&o, opt, opt->size);
     }
+    opt = &o;
     if (!out_dir || !*out_dir)
         return nf__error(-EINVAL, "no output directory");
     numafeed_writer *w = calloc(1, sizeof(*w));
@@ -405,6 +446,9 @@ int numafeed_writer_append(numafeed_writer *w, const void *records, size_t count
     if (w->failed || w->finished)
         return nf__error(-EINVAL, "writer for %s: %s", w->out_dir,
                           w->finished ? "already finished" : "an earlier call failed");
+    if (w->m.layout.nvar)
+        return nf__error(-EINVAL, "writer for %s: the layout has variable fields: add records "
+                         "one at a time with numafeed_writer_add", w->out_dir);
     const uint8_t *p = records;
     size_t rb = (size_t)w->m.layout.record_bytes;
     while (count) {
@@ -424,6 +468,146 @@ int numafeed_writer_append(numafeed_writer *w, const void *records, size_t count
         }
     }
     return 0;
+}
+
+/* Well-formed UTF-8 (RFC 3629: no overlongs, no surrogates, at most
+ * U+10FFFF); the offset of the first bad byte, or len. */
+static size_t utf8_valid(const uint8_t *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        uint8_t c = s[i];
+        size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        if (!n || i + n > len)
+            return i;
+        uint32_t cp = n == 1 ? c : c & (0x7f >> n);
+        for (size_t k = 1; k < n; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return i;
+            cp = cp << 6 | (s[i + k] & 0x3f);
+        }
+        static const uint32_t min[5] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < min[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return i;
+        i += n;
+    }
+    return len;
+}
+
+/* One record's fields against the layout; its stored size in *total.
+ * Nothing of the writer changes: a refused record leaves it usable. */
+static int check_record(const numafeed_writer *w, const void *const *data, const size_t *sizes,
+                        uint64_t *total)
+{
+    const struct nf_layout *lay = &w->m.layout;
+    uint64_t rec = w->m.records, t = lay->record_bytes;
+    for (unsigned f = 0; f < lay->nfields; f++) {
+        const struct nf_field *fd = &lay->fields[f];
+        if (sizes[f] && !data[f])
+            return nf__error(-EINVAL, "record %llu, field '%s': no data for %zu bytes",
+                             (unsigned long long)rec, fd->name, sizes[f]);
+        if (fd->kind == NF_KIND_FIXED) {
+            if (sizes[f] != fd->bytes)
+                return nf__error(-EINVAL, "record %llu, field '%s': %zu bytes, the layout has "
+                                 "%llu", (unsigned long long)rec, fd->name, sizes[f],
+                                 (unsigned long long)fd->bytes);
+            continue;
+        }
+        size_t elem = nf__dtype_size(fd->dtype);
+        if (sizes[f] % elem)
+            return nf__error(-EINVAL, "record %llu, field '%s': %zu bytes is not a whole number "
+                             "of %s elements", (unsigned long long)rec, fd->name, sizes[f],
+                             nf__dtype_name(fd->dtype));
+        size_t bad;
+        if (fd->kind == NF_KIND_STR && (bad = utf8_valid(data[f], sizes[f])) != sizes[f])
+            return nf__error(-EINVAL, "record %llu, field '%s': not UTF-8 at byte %zu",
+                             (unsigned long long)rec, fd->name, bad);
+        if (sizes[f] > w->max_record || __builtin_add_overflow(t, sizes[f], &t))
+            t = UINT64_MAX;
+    }
+    if (!lay->nvar) /* a fixed record's size was accepted with the layout */
+        t = lay->record_bytes;
+    else if (t == UINT64_MAX)
+        return nf__error(-EFBIG, "record %llu: more bytes than max_record_bytes (%llu)",
+                         (unsigned long long)rec, (unsigned long long)w->max_record);
+    else if (t > w->max_record)
+        return nf__error(-EFBIG, "record %llu: %llu bytes, more than max_record_bytes (%llu)",
+                         (unsigned long long)rec, (unsigned long long)t,
+                         (unsigned long long)w->max_record);
+    *total = t;
+    return 0;
+}
+
+/* Room for n more bytes in the block buffer (variable layouts). */
+static int block_room(numafeed_writer *w, size_t n)
+{
+    if (w->block_fill + n <= w->block_cap)
+        return 0;
+    size_t cap = w->block_fill + n;
+    uint8_t *p = realloc(w->block, cap);
+    if (!p)
+        return nf__error(-ENOMEM, "out of memory for a %zu-byte block", cap);
+    w->block = p;
+    w->block_cap = cap;
+    return w->codec == NUMAFEED_CODEC_ZSTD ? grow_cbuf(w, cap) : 0;
+}
+
+/* The record's variable lengths, appended to the shard's table. */
+static int push_lens(numafeed_writer *w, const size_t *sizes)
+{
+    const struct nf_layout *lay = &w->m.layout;
+    if (w->nlens + lay->nvar > w->lens_cap) {
+        size_t cap = w->lens_cap ? 2 * w->lens_cap : 4096;
+        uint32_t *p = realloc(w->lens, cap * sizeof(*p));
+        if (!p)
+            return nf__error(-ENOMEM, "out of memory for the record lengths");
+        w->lens = p;
+        w->lens_cap = cap;
+    }
+    for (unsigned f = 0; f < lay->nfields; f++)
+        if (lay->fields[f].kind != NF_KIND_FIXED)
+            w->lens[w->nlens++] = (uint32_t)sizes[f]; /* <= max_record <= NF_BLOCK_CAP */
+    return 0;
+}
+
+int numafeed_writer_add(numafeed_writer *w, const void *const *data, const size_t *sizes)
+{
+    if (w->failed || w->finished)
+        return nf__error(-EINVAL, "writer for %s: %s", w->out_dir,
+                          w->finished ? "already finished" : "an earlier call failed");
+    if (!data || !sizes)
+        return nf__error(-EINVAL, "numafeed_writer_add: data or sizes is NULL");
+    const struct nf_layout *lay = &w->m.layout;
+    uint64_t total = 0;
+    int rc = check_record(w, data, sizes, &total);
+    if (rc)
+        return rc;
+    /* a block closes before a record that would take it past the target */
+    if (lay->nvar && w->block_nrec && w->block_fill + total > w->block_target &&
+        (rc = flush_block(w)))
+        goto fail;
+    if (lay->nvar && ((rc = block_room(w, (size_t)total)) || (rc = push_lens(w, sizes))))
+        goto fail;
+    /* stored as: the fixed fields at their offsets, then each variable
+     * field's bytes in field order */
+    uint8_t *rec = w->block + w->block_fill, *var = rec + lay->record_bytes;
+    for (unsigned f = 0; f < lay->nfields; f++) {
+        const struct nf_field *fd = &lay->fields[f];
+        uint8_t *to = fd->kind == NF_KIND_FIXED ? rec + fd->offset : var;
+        if (sizes[f])
+            memcpy(to, data[f], sizes[f]);
+        if (fd->kind != NF_KIND_FIXED)
+            var += sizes[f];
+    }
+    w->block_fill += (size_t)total;
+    w->block_nrec++;
+    w->m.records++;
+    if (!lay->nvar && w->block_fill == w->block_cap && (rc = flush_block(w)))
+        goto fail;
+    return 0;
+fail:
+    w->failed = 1;
+    return rc;
 }
 
 /* Swap the finished temporary into place. */
@@ -514,6 +698,7 @@ void numafeed_writer_destroy(numafeed_writer *w)
     free(w->out_dir);
     free(w->shard_path);
     free(w->index);
+    free(w->lens);
     free(w->block);
     free(w->cbuf);
     ZSTD_freeCCtx(w->cctx);

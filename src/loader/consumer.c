@@ -104,12 +104,14 @@ static void fill_batch(struct numafeed_loader *L, struct pool *p, int gpu, uint6
     memcpy(batch, &b, batch->size);
 }
 
-static void count_wait(struct pool *p, uint32_t records, uint64_t waited)
+static void count_wait(struct pool *p, const struct loader_batch *b, uint64_t waited)
 {
+    uint64_t bytes = 0;
+    for (unsigned f = 0; f < b->nfields; f++)
+        bytes += b->fields[f].values_bytes;
     atomic_fetch_add_explicit(&p->st_batches, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&p->st_records, records, memory_order_relaxed);
-    atomic_fetch_add_explicit(&p->st_bytes, (uint64_t)records * p->L->layout->record_bytes,
-                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->st_records, b->records, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->st_bytes, bytes, memory_order_relaxed);
     atomic_fetch_add_explicit(&p->st_wait_ns, waited, memory_order_relaxed);
     atomic_fetch_add_explicit(&p->wait_hist[wait_bucket(waited)], 1, memory_order_relaxed);
     uint64_t mx = atomic_load_explicit(&p->st_wait_max, memory_order_relaxed);
@@ -153,8 +155,9 @@ static int next_batch(loader_t *L, struct pool *p, int gpu, struct loader_batch 
     p->next_seq = seq + 1;
     p->epoch_end_pending = (seq % p->sampler.nbatches) + 1 == p->sampler.nbatches;
     pthread_mutex_unlock(&p->cmu);
-    count_wait(p, (uint32_t)nf__batch_len(&p->sampler, seq % p->sampler.nbatches),
-               nf__now_ns() - t0);
+    struct loader_batch whole = {.size = sizeof(whole)}; /* the caller's may be shorter */
+    fill_batch(L, p, gpu, seq, &whole);
+    count_wait(p, &whole, nf__now_ns() - t0);
     return 0;
 }
 

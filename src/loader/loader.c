@@ -12,6 +12,12 @@
 
 #include "loader/private.h"
 
+_Static_assert((int)LOADER_FIELD_FIXED == (int)NF_KIND_FIXED &&
+                   (int)LOADER_FIELD_BYTES == (int)NF_KIND_BYTES &&
+                   (int)LOADER_FIELD_STR == (int)NF_KIND_STR &&
+                   (int)LOADER_FIELD_ARRAY == (int)NF_KIND_ARRAY,
+               "field kinds");
+
 void nf__loader_set_error(struct numafeed_loader *L, const char *msg)
 {
     pthread_mutex_lock(&L->errmu);
@@ -78,6 +84,8 @@ static int resolve_ranks(const struct loader_config *cfg, uint32_t *rank, uint32
     return 0;
 }
 
+static int var_layout(struct numafeed_loader *L);
+
 /* The dataset, and how to read it (io auto decides per dataset). */
 static int open_dataset(struct numafeed_loader *L)
 {
@@ -96,6 +104,92 @@ static int open_dataset(struct numafeed_loader *L)
         L->io = LOADER_IO_MMAP;
     if (L->io == LOADER_IO_MMAP && (rc = nf__dataset_map(L->ds)))
         return rc;
+    return var_layout(L);
+}
+
+/* Quarter octaves of a length: an upper edge within 19% of any length in
+ * the bucket. */
+#define LEN_BUCKETS 136
+static unsigned len_bucket(uint32_t n)
+{
+    if (n < 4)
+        return n;
+    unsigned lg = 31u - (unsigned)__builtin_clz(n);
+    return 4 * lg + ((n >> (lg - 2)) & 3);
+}
+
+static uint64_t len_upper(unsigned b)
+{
+    if (b < 4)
+        return b;
+    unsigned lg = b / 4;
+    return (UINT64_C(1) << lg) + ((uint64_t)(b % 4 + 1) << (lg - 2));
+}
+
+/* For each variable field, an upper bound of the bytes batch_size records
+ * can take: the batch_size largest lengths, each rounded up to its
+ * quarter-octave bucket's edge (one pass over the length table; within
+ * 19% of the exact bound), and where the offsets and values sit in a slot.
+ * No batch can need more, whatever the order. */
+static int var_layout(struct numafeed_loader *L)
+{
+    const struct nf_layout *lay = L->layout;
+    unsigned nv = lay->nvar;
+    if (!nv)
+        return 0;
+    uint64_t B = L->cfg.batch_size, R = nf__dataset_records(L->ds);
+    const uint32_t *len = nf__dataset_var_len(L->ds);
+    L->var_cap = calloc(nv, sizeof(*L->var_cap));
+    L->var_offs = calloc(nv, sizeof(*L->var_offs));
+    L->var_vals = calloc(nv, sizeof(*L->var_vals));
+    uint64_t *hist = calloc(LEN_BUCKETS, sizeof(*hist));
+    int rc = L->var_cap && L->var_offs && L->var_vals && hist ? 0
+             : nf__error(-ENOMEM, "out of memory");
+    for (unsigned v = 0; !rc && v < nv; v++) {
+        memset(hist, 0, LEN_BUCKETS * sizeof(*hist));
+        for (uint64_t r = 0; r < R; r++)
+            hist[len_bucket(len[r * nv + v])]++;
+        /* saturating: a bound past what any ring may hold fails in the
+         * ring's size check with the numbers named */
+        uint64_t left = B, cap = 0, t, exact;
+        for (unsigned b = LEN_BUCKETS; b-- > 0 && left;) {
+            uint64_t take = hist[b] < left ? hist[b] : left;
+            if (__builtin_mul_overflow(take, len_upper(b), &t) ||
+                __builtin_add_overflow(cap, t, &cap))
+                cap = UINT64_MAX;
+            left -= take;
+        }
+        if (__builtin_mul_overflow((uint64_t)nf__dataset_var_max(L->ds, v), B, &exact))
+            exact = UINT64_MAX;
+        L->var_cap[v] = cap < exact ? cap : exact;
+    }
+    free(hist);
+    return rc;
+}
+
+/* Where each variable field's offsets and values sit in a slot, after the
+ * fixed fields, 64-byte aligned (a values array of any dtype starts
+ * aligned); *end is where the slot's data ends. -EOVERFLOW if it cannot be
+ * addressed at all (the ring's size check names the numbers). */
+int nf__slot_layout(struct numafeed_loader *L, size_t *head, size_t *end)
+{
+    const struct nf_layout *lay = L->layout;
+    size_t B = L->cfg.batch_size, at, n;
+    if (nf__mul_size((size_t)lay->record_bytes, B, &at))
+        return -EOVERFLOW;
+    for (unsigned v = 0; v < lay->nvar; v++) {
+        L->var_offs[v] = at = (at + 63) & ~(size_t)63;
+        if (nf__mul_size(B + 1, 8, &n) || nf__add_size(at, n, &at) || at > SIZE_MAX - 64)
+            return -EOVERFLOW;
+    }
+    *head = (at + 63) & ~(size_t)63;
+    for (unsigned v = 0; v < lay->nvar; v++) {
+        L->var_vals[v] = at = (at + 63) & ~(size_t)63;
+        if (L->var_cap[v] > SIZE_MAX || nf__add_size(at, (size_t)L->var_cap[v], &at) ||
+            at > SIZE_MAX - 64)
+            return -EOVERFLOW;
+    }
+    *end = at;
     return 0;
 }
 
@@ -232,6 +326,9 @@ void loader_destroy(loader_t *L)
         nf__pool_free(&L->pools[i]);
     free(L->pools);
     nf__dataset_close(L->ds);
+    free(L->var_cap);
+    free(L->var_offs);
+    free(L->var_vals);
     free(L->path);
     free(L->sysfs_root);
     pthread_mutex_destroy(&L->errmu);

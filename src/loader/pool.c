@@ -32,13 +32,22 @@ static void layout_slots(struct pool *p, void *base)
         s->ids = (uint64_t *)(void *)(s->mem + ((data + 4095) & ~(size_t)4095));
         for (unsigned f = 0; f < lay->nfields; f++) {
             const struct nf_field *fd = &lay->fields[f];
-            s->fields[f].name = fd->name;
-            s->fields[f].dtype = nf__dtype_name(fd->dtype);
-            s->fields[f].ndim = fd->ndim;
-            s->fields[f].shape = fd->shape;
-            s->fields[f].record_bytes = (size_t)fd->bytes;
-            s->fields[f].host = s->mem + fd->offset * B;
-            s->fields[f].device = s->dev ? (uint8_t *)s->dev + fd->offset * B : NULL;
+            struct loader_field *v = &s->fields[f];
+            size_t at = fd->kind == NF_KIND_FIXED ? fd->offset * B : p->L->var_vals[fd->var];
+            v->name = fd->name;
+            v->dtype = nf__dtype_name(fd->dtype);
+            v->ndim = fd->ndim;
+            v->shape = fd->shape;
+            v->record_bytes = (size_t)fd->bytes;
+            v->kind = fd->kind; /* enum nf_kind and loader_field_kind agree */
+            v->host = s->mem + at;
+            v->device = s->dev ? (uint8_t *)s->dev + at : NULL;
+            if (fd->kind != NF_KIND_FIXED) {
+                v->offsets = nf__slot_offsets(p->L, s, fd->var);
+                v->offsets_device = s->dev ? (const int64_t *)(const void *)(
+                                                 (uint8_t *)s->dev + p->L->var_offs[fd->var])
+                                           : NULL;
+            }
         }
     }
 }
@@ -275,15 +284,16 @@ static int size_ring(struct pool *p)
     size_t data, ids;
     char a[32], b[32];
     human(b, sizeof(b), max);
-    if (nf__mul_size((size_t)lay->record_bytes, (size_t)B, &data) ||
+    if (nf__slot_layout(p->L, &p->head_bytes, &data) ||
         nf__mul_size((size_t)B, sizeof(uint64_t), &ids) ||
         nf__add_size((data + 4095) & ~(size_t)4095, (ids + 4095) & ~(size_t)4095,
                      &p->slot_stride) ||
         p->slot_stride > max / 2)
-        return nf__error(NUMAFEED_ECONFIG, "a batch of %llu records of %llu bytes does not fit "
-                         "twice in max_ring_bytes (%s per pool): lower batch_size, or raise "
-                         "max_ring_bytes", (unsigned long long)B,
-                         (unsigned long long)lay->record_bytes, b);
+        return nf__error(NUMAFEED_ECONFIG, "a batch of %llu records of %llu bytes%s does not "
+                         "fit twice in max_ring_bytes (%s per pool): lower batch_size, or "
+                         "raise max_ring_bytes", (unsigned long long)B,
+                         (unsigned long long)lay->record_bytes,
+                         lay->nvar ? " and the variable fields of the largest records" : "", b);
     p->slot_bytes = data;
     uint64_t max_slots = max / p->slot_stride;
     p->depth = c->prefetch;
@@ -452,6 +462,9 @@ static void free_worker(struct worker *w)
     free(w->bcount);
     free(w->held);
     free(w->block_slot);
+    free(w->boffs);
+    free(w->sigma2);
+    free(w->span2);
 }
 
 static void free_cuda(struct pool *p)

@@ -65,6 +65,14 @@ struct worker {
     uint32_t *bcount;    /* streaming: records written into each batch of the unit */
     uint32_t *block_slot;/* index in blocks[] of each global block, or UINT32_MAX */
     struct nf_block_done *held; /* window path: the unit's decoded blocks */
+    /* variable fields: the element offsets of every batch the unit
+     * touches, (b - b_lo) x nvar x (batch + 1); and the permutation of a
+     * neighbouring window, for a batch's records outside the unit */
+    int64_t *boffs;
+    size_t boffs_cap;
+    uint32_t *sigma2, *span2;
+    uint64_t win2, win2_epoch;
+    bool win2_ok;
     struct nf_bind_result bind;
 };
 
@@ -87,7 +95,11 @@ struct pool {
     struct slot *slots;
     struct loader_field *field_views; /* depth x nfields, slots point in here */
     void *ring;
-    size_t ring_mapped, slot_bytes, slot_stride;
+    /* a slot: fixed fields (field-major), then each variable field's
+     * offsets (int64, batch + 1), then each one's values (var_off[v],
+     * var_cap[v] bytes); head_bytes is where the values start, slot_bytes
+     * where the data ends; the record ids follow, page aligned */
+    size_t ring_mapped, slot_bytes, slot_stride, head_bytes;
     struct nf_placement placement;
     _Atomic uint64_t next_unit;
     uint64_t base_seq;          /* the first batch delivered (config start) */
@@ -140,6 +152,11 @@ struct numafeed_loader {
     char errmsg[1024];          /* under errmu */
     pthread_mutex_t errmu;
     bool cuda;                  /* batches go to the GPU */
+    /* variable fields: bytes any batch of batch_size records can take of
+     * each (an upper bound of its batch_size largest values), and where
+     * each one's offsets and values sit in a slot (same for every pool) */
+    uint64_t *var_cap;
+    size_t *var_offs, *var_vals;
     int io;                     /* enum loader_io after auto: never AUTO */
     char io_why[160];           /* how auto chose it */
     char host_reason[256];      /* why host mode, when it is automatic */
@@ -173,5 +190,15 @@ int nf__ring_setup_cuda(struct pool *p);
 
 /* loader.c */
 void nf__loader_set_error(struct numafeed_loader *L, const char *msg);
+/* Lay out a slot's data (private.h's struct pool): *head is where the
+ * variable values start (the fixed fields and all offsets before it), *end
+ * where the data ends. -EOVERFLOW when that does not fit a size_t. */
+int nf__slot_layout(struct numafeed_loader *L, size_t *head, size_t *end);
+/* Variable field v's element offsets in slot s: batch + 1 entries. */
+static inline int64_t *nf__slot_offsets(const struct numafeed_loader *L, const struct slot *s,
+                                        unsigned v)
+{
+    return (int64_t *)(void *)(s->mem + L->var_offs[v]);
+}
 
 #endif

@@ -128,14 +128,44 @@ static struct slot *slot_of(struct pool *p, uint64_t epoch, uint64_t b)
     return &p->slots[(epoch * p->sampler.nbatches + b) % p->depth];
 }
 
+/* Each field's bytes in this batch (a variable field's from its offsets,
+ * which the batch's first record's writer put there). */
+static void set_sizes(struct pool *p, struct slot *s, uint64_t records)
+{
+    const struct nf_layout *lay = p->L->layout;
+    for (unsigned f = 0; f < lay->nfields; f++) {
+        const struct nf_field *fd = &lay->fields[f];
+        s->fields[f].values_bytes =
+            fd->kind == NF_KIND_FIXED
+                ? records * fd->bytes
+                : (uint64_t)nf__slot_offsets(p->L, s, fd->var)[records] * nf__dtype_size(fd->dtype);
+    }
+}
+
+/* The slot's H2D copy: without variable fields the whole data region (a
+ * short batch copies some stale bytes past its records rather than one
+ * copy per field); with them, the fixed fields and offsets, then each
+ * field's values as far as this batch uses them. */
+static int copy_slot(struct pool *p, struct slot *s)
+{
+    const struct numafeed_loader *L = p->L;
+    if (!L->layout->nvar)
+        return nf__cuda_memcpy_h2d(s->dev, s->mem, p->slot_bytes, p->stream);
+    int rc = nf__cuda_memcpy_h2d(s->dev, s->mem, p->head_bytes, p->stream);
+    for (unsigned f = 0; !rc && f < L->layout->nfields; f++) {
+        const struct loader_field *v = &s->fields[f];
+        if (v->kind != LOADER_FIELD_FIXED && v->values_bytes)
+            rc = nf__cuda_memcpy_h2d(v->device, v->host, (size_t)v->values_bytes, p->stream);
+    }
+    return rc;
+}
+
 static void publish(struct pool *p, struct slot *s)
 {
+    uint64_t seq = atomic_load(&s->seq);
+    set_sizes(p, s, nf__batch_len(&p->sampler, seq % p->sampler.nbatches));
     if (p->cuda) {
-        /* the whole data region: a short batch copies some stale bytes past
-         * its records rather than one copy per field */
-        uint64_t seq = atomic_load(&s->seq);
-        if (nf__cuda_memcpy_h2d(s->dev, s->mem, p->slot_bytes, p->stream) ||
-            nf__cuda_event_record(s->ready_ev, p->stream)) {
+        if (copy_slot(p, s) || nf__cuda_event_record(s->ready_ev, p->stream)) {
             nf__pool_fail(p, NUMAFEED_ECUDA, seq);
             return;
         }
@@ -196,15 +226,37 @@ static inline void nt_fence(void)
 #endif
 }
 
-/* Record `rec` (a whole record of the layout) into place i of slot s. */
-static void put_record(const struct nf_layout *lay, uint64_t B, struct slot *s, uint64_t i,
-                       const uint8_t *rec, uint64_t id)
+/* Record `rec` (as stored: its fixed fields, then its variable ones) into
+ * place i of slot s. bo: the batch's element offsets, nvar x (B + 1); the
+ * writer of a batch's first record also puts them into the slot. */
+static void put_record(const struct numafeed_loader *L, uint64_t B, struct slot *s, uint64_t i,
+                       const uint8_t *rec, uint64_t id, const int64_t *bo)
 {
+    const struct nf_layout *lay = L->layout;
+    const uint8_t *var = rec + lay->record_bytes;
     for (unsigned f = 0; f < lay->nfields; f++) {
         const struct nf_field *fd = &lay->fields[f];
-        copy_out(s->mem + fd->offset * B + i * fd->bytes, rec + fd->offset, fd->bytes);
+        if (fd->kind == NF_KIND_FIXED) {
+            copy_out(s->mem + fd->offset * B + i * fd->bytes, rec + fd->offset, fd->bytes);
+            continue;
+        }
+        size_t elem = nf__dtype_size(fd->dtype);
+        const int64_t *o = bo + fd->var * (B + 1);
+        size_t n = (size_t)(o[i + 1] - o[i]) * elem;
+        copy_out(s->mem + L->var_vals[fd->var] + (size_t)o[i] * elem, var, n);
+        var += n;
     }
     s->ids[i] = id;
+    if (i == 0)
+        for (unsigned v = 0; v < lay->nvar; v++)
+            memcpy(nf__slot_offsets(L, s, v), bo + v * (B + 1), (B + 1) * sizeof(*bo));
+}
+
+/* Where record id sits in a decoded block: its offset there. */
+static inline size_t rec_offset(const struct numafeed_loader *L, uint64_t id, uint32_t in_block)
+{
+    const uint32_t *off = nf__dataset_rec_off(L->ds);
+    return off ? off[id] : (size_t)in_block * L->layout->record_bytes;
 }
 
 /* ---- one unit: which records, from which blocks ------------------------- */
@@ -227,6 +279,12 @@ static int worker_reserve(struct worker *w)
     w->bcount = malloc((c + 2) * sizeof(*w->bcount));
     w->held = malloc(c * sizeof(*w->held));
     w->block_slot = malloc((size_t)s->nblocks * sizeof(*w->block_slot));
+    if (w->pool->L->layout->nvar) {
+        w->sigma2 = malloc(c * sizeof(*w->sigma2));
+        w->span2 = malloc(c * sizeof(*w->span2));
+        if (!w->sigma2 || !w->span2)
+            return nf__error(-ENOMEM, "worker: out of memory for a window of %zu records", c);
+    }
     if (!w->sigma || !w->span || !w->pos_block || !w->pos_in || !w->pos_id || !w->blocks ||
         !w->pos_order || !w->blk_first || !w->bcount || !w->held || !w->block_slot)
         return nf__error(-ENOMEM, "worker: out of memory for a window of %zu records", c);
@@ -298,6 +356,78 @@ static void forget_blocks(struct worker *w, const struct unit *un)
         w->block_slot[w->blocks[i]] = UINT32_MAX;
 }
 
+/* The global record at global-order position gp of the unit's epoch: from
+ * the unit's own tables when it is one of the unit's, else from gp's
+ * window, whose permutation is computed here (a batch may take records
+ * from the unit before or after; one window is cached). */
+static uint64_t id_at(struct worker *w, const struct unit *un, uint64_t gp)
+{
+    if (gp >= un->a && gp < un->e)
+        return w->pos_id[gp - un->a];
+    const struct nf_sampler *s = &w->pool->sampler;
+    uint64_t win = gp / s->window, w0 = win * s->window;
+    if (!w->win2_ok || w->win2 != win || w->win2_epoch != un->epoch) {
+        uint64_t wl = nf__window_len(s, win);
+        nf__window_perm(s, un->epoch, win, w->sigma2, wl);
+        nf__plan_span(s, &w->plan, w0, wl, w->span2);
+        w->win2 = win;
+        w->win2_epoch = un->epoch;
+        w->win2_ok = true;
+    }
+    uint32_t blk, in, j = w->sigma2[gp - w0];
+    return nf__plan_record_at(s, &w->plan, w->span2[j], w0 + j, &blk, &in);
+}
+
+/* Variable fields: the element offsets of every batch the unit writes
+ * into, from the lengths of all the batch's records in batch order. Every
+ * worker that writes into a batch computes the same offsets, so each
+ * writes its records' values in place without waiting for the others. */
+static int unit_offsets(struct worker *w, const struct unit *un)
+{
+    const struct numafeed_loader *L = w->pool->L;
+    const struct nf_sampler *s = &w->pool->sampler;
+    unsigned nv = L->layout->nvar;
+    if (!nv || un->a >= un->e)
+        return 0;
+    size_t stride = (size_t)(s->batch + 1) * nv, nb = (size_t)(un->b_hi - un->b_lo + 1);
+    if (nb * stride > w->boffs_cap) {
+        int64_t *o = realloc(w->boffs, nb * stride * sizeof(*o));
+        if (!o)
+            return nf__error(-ENOMEM, "worker: out of memory for %zu batches' offsets", nb);
+        w->boffs = o;
+        w->boffs_cap = nb * stride;
+    }
+    size_t elem[LOADER_MAX_FIELDS];
+    for (unsigned f = 0; f < L->layout->nfields; f++)
+        if (L->layout->fields[f].kind != NF_KIND_FIXED)
+            elem[L->layout->fields[f].var] = nf__dtype_size(L->layout->fields[f].dtype);
+    const uint32_t *len = nf__dataset_var_len(L->ds);
+    for (size_t bi = 0; bi < nb; bi++) {
+        uint64_t b = un->b_lo + bi, blen = nf__batch_len(s, b);
+        uint64_t gp0 = s->start + nf__batch_start(s, b);
+        int64_t *o = w->boffs + bi * stride;
+        for (unsigned v = 0; v < nv; v++)
+            o[v * (s->batch + 1)] = 0;
+        for (uint64_t i = 0; i < blen; i++) {
+            uint64_t id = id_at(w, un, gp0 + i);
+            for (unsigned v = 0; v < nv; v++) {
+                int64_t *ov = o + v * (s->batch + 1);
+                ov[i + 1] = ov[i] + (int64_t)(len[id * nv + v] / elem[v]);
+            }
+        }
+    }
+    return 0;
+}
+
+/* The offsets unit_offsets made for batch b; NULL without variable fields. */
+static inline const int64_t *batch_offsets(const struct worker *w, const struct unit *un,
+                                           uint64_t b)
+{
+    const struct nf_sampler *s = &w->pool->sampler;
+    unsigned nv = w->pool->L->layout->nvar;
+    return nv ? w->boffs + (size_t)(b - un->b_lo) * (size_t)(s->batch + 1) * nv : NULL;
+}
+
 /* Add what the pipeline measured since last time to the pool's counters. */
 static void fold_pipe_stats(struct worker *w)
 {
@@ -336,13 +466,13 @@ static void scatter_block(struct worker *w, const struct unit *un, uint32_t k,
 {
     struct pool *p = w->pool;
     const struct nf_sampler *s = &p->sampler;
-    const struct nf_layout *lay = p->L->layout;
     for (uint32_t j = w->blk_first[k]; j < w->blk_first[k + 1]; j++) {
         uint32_t pos = w->pos_order[j];
         uint64_t b, i;
         nf__batch_of(s, un->a + pos - s->start, &b, &i);
-        put_record(lay, s->batch, slot_of(p, un->epoch, b), i,
-                   data + (size_t)w->pos_in[pos] * lay->record_bytes, w->pos_id[pos]);
+        put_record(p->L, s->batch, slot_of(p, un->epoch, b), i,
+                   data + rec_offset(p->L, w->pos_id[pos], w->pos_in[pos]), w->pos_id[pos],
+                   batch_offsets(w, un, b));
         w->bcount[b - un->b_lo]++;
     }
 }
@@ -423,23 +553,23 @@ static int stream_unit(struct worker *w, const struct unit *un)
  * one at a time, waiting for each one's slot. ---- */
 
 struct put_call {
-    const struct nf_layout *lay;
+    const struct numafeed_loader *L;
     uint64_t B, i, id;
     struct slot *slot;
     const uint8_t *rec;
+    const int64_t *bo;
 };
 
 static void put_cb(void *arg)
 {
     struct put_call *c = arg;
-    put_record(c->lay, c->B, c->slot, c->i, c->rec, c->id);
+    put_record(c->L, c->B, c->slot, c->i, c->rec, c->id, c->bo);
 }
 
 static int window_unit(struct worker *w, const struct unit *un)
 {
     struct pool *p = w->pool;
     const struct nf_sampler *s = &p->sampler;
-    const struct nf_layout *lay = p->L->layout;
     /* Timed without the waits for slots (those are worker_stall). */
     uint64_t t_copy = nf__now_ns();
     uint64_t stall0 = atomic_load_explicit(&p->st_stall_ns, memory_order_relaxed);
@@ -464,8 +594,9 @@ static int window_unit(struct worker *w, const struct unit *un)
         }
         size_t k = (size_t)(q - un->a);
         const uint8_t *blk = w->held[w->block_slot[w->pos_block[k]]].data;
-        struct put_call call = {lay, s->batch, i, w->pos_id[k], slot,
-                                blk + (size_t)w->pos_in[k] * lay->record_bytes};
+        struct put_call call = {p->L, s->batch, i, w->pos_id[k], slot,
+                                blk + rec_offset(p->L, w->pos_id[k], w->pos_in[k]),
+                                batch_offsets(w, un, b)};
         if ((rc = nf__pipe_guard(w->pipe, put_cb, &call))) {
             slot = NULL; /* never published: the pool fails at this unit */
             break;
@@ -517,6 +648,8 @@ static int run_unit(struct worker *w, uint64_t u)
     struct pool *p = w->pool;
     struct unit un;
     int rc = plan_unit(w, u, &un);
+    if (!rc)
+        rc = unit_offsets(w, &un);
     if (rc) {
         nf__pool_fail(p, rc, un.first_seq);
         return rc;

@@ -97,9 +97,9 @@ static void bad_magic(void **state)
 static void unknown_version(void **state)
 {
     struct fx *f = *state;
-    nft_put32(f->img + 8, 2);
+    nft_put32(f->img + 8, 3);
     nft_reseal(f->img, f->len);
-    expect(f, NUMAFEED_EVERSION, "format version 2");
+    expect(f, NUMAFEED_EVERSION, "format version 3");
 }
 
 static void reserved_bits(void **state)

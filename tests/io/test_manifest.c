@@ -71,8 +71,11 @@ static void malformed(void **state)
 static void version(void **state)
 {
     (void)state;
-    expect_bad(manifest("2", "26", GOOD_FIELDS, "10", "[" SHARD("a", 10) "]"), NUMAFEED_EVERSION,
-               "format version 2");
+    expect_bad(manifest("3", "26", GOOD_FIELDS, "10", "[" SHARD("a", 10) "]"), NUMAFEED_EVERSION,
+               "format version 3");
+    /* version 2 is the format of variable fields: fixed ones alone are 1 */
+    expect_bad(manifest("2", "26", GOOD_FIELDS, "10", "[" SHARD("a", 10) "]"),
+               NUMAFEED_EMANIFEST, "version 2 without a variable field");
     expect_bad(manifest("\"1\"", "26", GOOD_FIELDS, "10", "[" SHARD("a", 10) "]"),
                NUMAFEED_EMANIFEST, "integer \"version\"");
 }
