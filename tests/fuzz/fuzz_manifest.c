@@ -38,17 +38,28 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 static void check_manifest(const struct nf_manifest *m)
 {
-    NF_FUZZ_CHECK(m->version == NF_FORMAT_VERSION);
+    NF_FUZZ_CHECK(m->version == NF_FORMAT_VERSION_FIXED || m->version == NF_FORMAT_VERSION);
     NF_FUZZ_CHECK(!strcmp(m->codec, "zstd") || !strcmp(m->codec, "none"));
     const struct nf_layout *l = &m->layout;
     NF_FUZZ_CHECK(l->nfields >= 1 && l->nfields <= NF_MAX_FIELDS && l->fields);
-    NF_FUZZ_CHECK(l->record_bytes >= 1 && l->record_bytes <= NF_BLOCK_CAP);
+    /* version 2 exactly when a field's length varies; only then may the
+     * fixed part be empty */
+    NF_FUZZ_CHECK((m->version == NF_FORMAT_VERSION) == (l->nvar > 0));
+    NF_FUZZ_CHECK(l->record_bytes >= (l->nvar ? 0 : 1) && l->record_bytes <= NF_BLOCK_CAP);
     uint64_t off = 0;
+    unsigned nvar = 0;
     for (unsigned i = 0; i < l->nfields; i++) {
         const struct nf_field *f = &l->fields[i];
+        NF_FUZZ_CHECK(nf__dtype_name(f->dtype) != NULL);
+        if (f->kind != NF_KIND_FIXED) {
+            NF_FUZZ_CHECK(f->kind == NF_KIND_BYTES || f->kind == NF_KIND_STR ||
+                          f->kind == NF_KIND_ARRAY);
+            NF_FUZZ_CHECK(f->ndim == 1 && f->shape[0] == NUMAFEED_VARIABLE && f->bytes == 0);
+            NF_FUZZ_CHECK(f->var == nvar++);
+            continue;
+        }
         NF_FUZZ_CHECK(f->offset == off);
         NF_FUZZ_CHECK(f->ndim <= NF_MAX_DIMS);
-        NF_FUZZ_CHECK(nf__dtype_name(f->dtype) != NULL);
         uint64_t bytes = nf__dtype_size(f->dtype);
         for (unsigned d = 0; d < f->ndim; d++) {
             NF_FUZZ_CHECK(f->shape[d] >= 1);
@@ -63,6 +74,7 @@ static void check_manifest(const struct nf_manifest *m)
         off += f->bytes;
     }
     NF_FUZZ_CHECK(off == l->record_bytes);
+    NF_FUZZ_CHECK(nvar == l->nvar);
     uint64_t total = 0;
     NF_FUZZ_CHECK(m->shards != NULL || m->nshards == 0);
     for (size_t i = 0; i < m->nshards; i++) {
@@ -84,7 +96,8 @@ static void check_same(const struct nf_manifest *a, const struct nf_manifest *b)
     NF_FUZZ_CHECK(a->layout.record_bytes == b->layout.record_bytes);
     for (unsigned i = 0; i < a->layout.nfields; i++) {
         const struct nf_field *x = &a->layout.fields[i], *y = &b->layout.fields[i];
-        NF_FUZZ_CHECK(!strcmp(x->name, y->name) && x->dtype == y->dtype && x->ndim == y->ndim);
+        NF_FUZZ_CHECK(!strcmp(x->name, y->name) && x->dtype == y->dtype && x->ndim == y->ndim &&
+                      x->kind == y->kind);
         NF_FUZZ_CHECK(!memcmp(x->shape, y->shape, sizeof(x->shape)));
     }
     NF_FUZZ_CHECK(a->nshards == b->nshards);

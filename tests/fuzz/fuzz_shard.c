@@ -53,15 +53,28 @@ static void fix_sums(uint8_t *f, size_t n, unsigned flags)
     }
 }
 
+/* Version 2: the decoded size a block's records add up to. */
+static uint64_t block_sum(const struct nf_shard_index *x, const struct nf_block_info *b)
+{
+    uint64_t sum = (uint64_t)b->records * x->record_bytes;
+    for (uint64_t i = 0; i < (uint64_t)b->records * x->nvar; i++)
+        sum += x->var_len[b->first_record * x->nvar + i];
+    return sum;
+}
+
 static void check_index(const struct nf_shard_index *x, uint64_t file_size)
 {
     NF_FUZZ_CHECK(x->file_size == file_size);
-    NF_FUZZ_CHECK(x->record_bytes >= 1 && x->record_bytes <= NF_BLOCK_CAP);
+    NF_FUZZ_CHECK(x->version == 1 || x->version == 2);
+    NF_FUZZ_CHECK((x->version == 1) == (x->nvar == 0));
+    NF_FUZZ_CHECK((x->nvar == 0) == (x->var_len == NULL));
+    NF_FUZZ_CHECK(x->record_bytes >= (x->nvar ? 0 : 1) && x->record_bytes <= NF_BLOCK_CAP);
     NF_FUZZ_CHECK(x->nblocks >= 1 && x->blocks != NULL);
-    /* header, data, footer (head + entries), trailer: nothing else */
+    /* header, data, footer (head + entries + lengths), trailer: nothing else */
     NF_FUZZ_CHECK(x->footer_offset >= NF_HEADER_BYTES);
     NF_FUZZ_CHECK(x->footer_offset + NF_FOOTER_HEAD_BYTES +
-                      (uint64_t)x->nblocks * NF_INDEX_ENTRY_BYTES + NF_TRAILER_BYTES ==
+                      (uint64_t)x->nblocks * NF_INDEX_ENTRY_BYTES + 4 * x->records * x->nvar +
+                      NF_TRAILER_BYTES ==
                   file_size);
     uint64_t prev_end = NF_HEADER_BYTES, records = 0;
     uint32_t max_stored = 0, max_decoded = 0;
@@ -75,7 +88,8 @@ static void check_index(const struct nf_shard_index *x, uint64_t file_size)
         NF_FUZZ_CHECK(b->codec == NF_CODEC_RAW || b->codec == NF_CODEC_ZSTD);
         NF_FUZZ_CHECK(b->records >= 1);
         NF_FUZZ_CHECK(b->decoded_size <= NF_BLOCK_CAP);
-        NF_FUZZ_CHECK((uint64_t)b->records * x->record_bytes == b->decoded_size);
+        NF_FUZZ_CHECK((x->nvar ? block_sum(x, b) : (uint64_t)b->records * x->record_bytes) ==
+                      b->decoded_size);
         if (b->codec == NF_CODEC_RAW)
             NF_FUZZ_CHECK(b->stored_size == b->decoded_size);
         NF_FUZZ_CHECK(b->first_record == records);
