@@ -211,7 +211,7 @@ static loader_t *loader_open(const struct data *d, int io, char *backend, size_t
     cfg.shuffle_window = d->bi[0].records;
     cfg.rank = 0;
     cfg.world_size = 1;
-    cfg.io_backend = io;
+    cfg.io = io;
     cfg.io_depth = depth;
     cfg.device = LOADER_DEVICE_CPU;
     loader_t *L;

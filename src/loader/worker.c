@@ -189,14 +189,18 @@ static void count_written(struct pool *p, struct slot *s, uint64_t n)
 /* Copy into a batch slot, which the CPU does not read again (the DMA or the
  * consumer does). Copies of 256 bytes and more use non-temporal stores: no
  * read of each destination line first, and the cache is left to the
- * decoder. The caller fences (nt_fence) before publishing. */
+ * decoder. Only whole cache lines are streamed (a partly written line
+ * leaves the write-combining buffer as several partial writes: variable
+ * records start anywhere, and streaming from their first byte took a third
+ * off the copy); the ends of a copy use plain stores. The caller fences
+ * (nt_fence) before publishing. */
 static inline void copy_out(void *dst, const void *src, size_t n)
 {
 #ifdef NF_HAVE_NT
     if (n >= 256) {
         uint8_t *d = dst;
         const uint8_t *s = src;
-        size_t head = (16 - ((uintptr_t)d & 15)) & 15;
+        size_t head = (64 - ((uintptr_t)d & 63)) & 63;
         memcpy(d, s, head);
         d += head;
         s += head;

@@ -1,0 +1,179 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Variable-length records against fixed ones of the same total bytes: the
+ * same token stream packed twice, once as records of exactly 2048 int32
+ * tokens (format version 1) and once as documents of 1024 to 3072 tokens
+ * (mean 2048, version 2, one variable int32 field), read through the
+ * loader with the same configuration for 3 epochs each (create included),
+ * the two alternating round by round.
+ * What the variable path adds is the lengths table, each batch's offsets
+ * and one copy per record per variable field; the target is >= 0.9x.
+ *
+ *   bench_var [--mib N] [--reps R] [--threads T] [--batch B] [--codec zstd|none]
+ *             [--device cpu|cuda] [--dir DIR] [--reuse 1]
+ *
+ * One machine-readable line per round and a summary:
+ *   bench=var round=R fixed_gbps=F var_gbps=V ratio=V/F
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench_common.h"
+#include "numafeed.h"
+
+enum { TOK = 2048, MAX_REPS = 64 };
+
+static size_t mib = 256;
+static int reps = 5, device = LOADER_DEVICE_CPU, codec = NUMAFEED_CODEC_ZSTD;
+static unsigned threads = 2, batch = 64;
+static int reuse; /* --reuse 1: keep datasets packed by an earlier run (profiling) */
+
+static void die(const char *what)
+{
+    fprintf(stderr, "bench_var: %s: %s\n", what, numafeed_last_error());
+    exit(1);
+}
+
+/* Document lengths: 1024 + (0 .. 2048), an LCG, summing to exactly n. */
+static size_t next_len(uint64_t *x, size_t left)
+{
+    *x = *x * 6364136223846793005ull + 1442695040888963407ull;
+    size_t len = 1024 + (size_t)((*x >> 33) % 2049);
+    return len < left ? len : left;
+}
+
+static void pack(const char *out, const int32_t *tok, size_t n, int var)
+{
+    struct numafeed_field f = {"tokens", "int32", 1, {var ? NUMAFEED_VARIABLE : TOK}};
+    struct numafeed_writer_options o;
+    numafeed_writer_options_init(&o);
+    o.codec = codec;
+    o.force = 1;
+    numafeed_writer *w;
+    if (numafeed_writer_create(out, &f, 1, &o, &w))
+        die(out);
+    if (!var && numafeed_writer_append(w, tok, n / TOK))
+        die("append");
+    uint64_t x = 7;
+    for (size_t at = 0; var && at < n;) {
+        size_t len = next_len(&x, n - at);
+        const void *d[1] = {tok + at};
+        size_t sz[1] = {len * 4};
+        if (numafeed_writer_add(w, d, sz))
+            die("add");
+        at += len;
+    }
+    if (numafeed_writer_finish(w))
+        die("finish");
+    numafeed_writer_destroy(w);
+}
+
+static loader_t *open_loader(const char *path)
+{
+    struct loader_config c;
+    loader_config_init(&c);
+    c.path = path;
+    c.batch_size = batch;
+    c.threads = threads;
+    c.world_size = 1;
+    c.device = device;
+    loader_t *L;
+    if (loader_create(&c, &L))
+        die(path);
+    return L;
+}
+
+/* A fresh loader over path for `epochs` epochs: GB/s of record bytes
+ * delivered, from create to the last batch (a loader kept across rounds
+ * would start each timed epoch with a ring it filled meanwhile). */
+static double run_gbps(const char *path, int epochs)
+{
+    double t0 = nfb_now();
+    loader_t *L = open_loader(path);
+    struct loader_batch b = LOADER_BATCH_INIT;
+    uint64_t bytes = 0;
+    for (int e = 0; e < epochs; e++) {
+        int rc;
+        while ((rc = loader_next_on_stream(L, 0, &b, -1, NULL)) == 0) {
+            for (unsigned f = 0; f < b.nfields; f++)
+                bytes += b.fields[f].values_bytes;
+            loader_release(L, &b);
+        }
+        if (rc != NUMAFEED_EEPOCH_END)
+            die("loader_next");
+    }
+    double gbps = (double)bytes / (nfb_now() - t0) / 1e9;
+    loader_destroy(L);
+    return gbps;
+}
+
+static void args(int argc, char **argv, const char **dir)
+{
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const char *k = argv[i], *v = argv[i + 1];
+        if (!strcmp(k, "--mib"))
+            mib = (size_t)atol(v);
+        else if (!strcmp(k, "--reps"))
+            reps = atoi(v);
+        else if (!strcmp(k, "--threads"))
+            threads = (unsigned)atoi(v);
+        else if (!strcmp(k, "--batch"))
+            batch = (unsigned)atoi(v);
+        else if (!strcmp(k, "--codec"))
+            codec = strcmp(v, "none") ? NUMAFEED_CODEC_ZSTD : NUMAFEED_CODEC_NONE;
+        else if (!strcmp(k, "--device"))
+            device = strcmp(v, "cuda") ? LOADER_DEVICE_CPU : LOADER_DEVICE_CUDA;
+        else if (!strcmp(k, "--dir"))
+            *dir = v;
+        else if (!strcmp(k, "--reuse"))
+            reuse = atoi(v);
+        else {
+            fprintf(stderr, "bench_var: unknown option %s\n", k);
+            exit(2);
+        }
+    }
+    if (reps < 1 || reps > MAX_REPS || !mib || !threads || !batch) {
+        fprintf(stderr, "bench_var: bad --reps (1 to %d), --mib, --threads or --batch\n",
+                MAX_REPS);
+        exit(2);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    const char *dir = "/tmp";
+    args(argc, argv, &dir);
+    size_t n = mib * (1u << 20) / 4 / TOK * TOK; /* whole fixed records */
+    char fixed[4096], var[4096], machine[256];
+    snprintf(fixed, sizeof(fixed), "%s/nf-bench-var-fixed", dir);
+    snprintf(var, sizeof(var), "%s/nf-bench-var-var", dir);
+    if (!reuse) {
+        int32_t *tok = malloc(n * sizeof(*tok));
+        if (!tok)
+            die("out of memory");
+        nfb_tokens(tok, n, 1);
+        pack(fixed, tok, n, 0);
+        pack(var, tok, n, 1);
+        free(tok);
+    }
+    run_gbps(fixed, 1); /* warm: the page cache */
+    run_gbps(var, 1);
+    double f[MAX_REPS], v[MAX_REPS];
+    for (int r = 0; r < reps; r++) {
+        int var_first = r & 1; /* alternate the order too */
+        v[r] = var_first ? run_gbps(var, 3) : 0;
+        f[r] = run_gbps(fixed, 3);
+        if (!var_first)
+            v[r] = run_gbps(var, 3);
+        printf("bench=var round=%d fixed_gbps=%.3f var_gbps=%.3f ratio=%.3f\n", r, f[r], v[r],
+               v[r] / f[r]);
+    }
+    nfb_machine(machine, sizeof(machine));
+    double mf = nfb_median(f, (size_t)reps), mv = nfb_median(v, (size_t)reps);
+    printf("bench=var summary machine=\"%s\" mib=%zu threads=%u batch=%u codec=%s device=%s "
+           "fixed_gbps=%.3f var_gbps=%.3f ratio=%.3f\n", machine, mib, threads, batch,
+           codec == NUMAFEED_CODEC_ZSTD ? "zstd" : "none",
+           device == LOADER_DEVICE_CUDA ? "cuda" : "cpu", mf, mv, mv / mf);
+    return 0;
+}
