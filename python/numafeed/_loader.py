@@ -1,11 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0
 """numafeed.Loader: the Python face of one numafeed pool."""
+import errno
 import hashlib
 import os
 import time
 
 from . import _numafeed
-from ._numafeed import NumafeedError
 
 _OUTPUTS = ("torch", "numpy", "dlpack")
 _DEVICE_AUTO, _DEVICE_CPU = 0, 1  # enum loader_device
@@ -84,7 +84,8 @@ def _fingerprint(path):
         with open(os.path.join(path, "manifest.json"), "rb") as f:
             return hashlib.sha256(f.read()).hexdigest()[:16]
     except OSError as e:
-        raise NumafeedError(f"{path}: cannot read the dataset's manifest.json: {e}") from None
+        raise _numafeed.error(-e.errno, f"{path}: cannot read the dataset's manifest.json: "
+                              f"{e.strerror}") from None
 
 
 class Loader:
@@ -190,7 +191,8 @@ class Loader:
         if cuda_required and not self._c.cuda:
             notes = self._c.pool_info().get("notes", "")
             self.close()
-            raise NumafeedError(
+            raise _numafeed.error(
+                _numafeed.ENOCUDA,
                 f"device {device!r}: batches cannot go to GPU {self._ordinal}"
                 + ("" if _numafeed.has_cuda() else " (this build has no CUDA path)")
                 + (f": {notes}" if notes else "; no CUDA driver or no such GPU")
@@ -222,7 +224,7 @@ class Loader:
 
     def _live(self):
         if self._c is None:
-            raise NumafeedError("the loader is closed")
+            raise _numafeed.error(-errno.EBADF, "the loader is closed")
         return self._c
 
     def _check_ranks(self, epoch):
@@ -238,7 +240,8 @@ class Loader:
         for r, theirs in enumerate(everyone):
             if theirs != mine:
                 diff = {k: (mine[k], theirs.get(k)) for k in mine if theirs.get(k) != mine[k]}
-                raise NumafeedError(
+                raise _numafeed.error(
+                    _numafeed.ECONFIG,
                     f"numafeed.Loader: rank {dist.get_rank()} and rank {r} disagree on "
                     + ", ".join(f"{k} ({a!r} here, {b!r} there)" for k, (a, b) in diff.items())
                     + ": every rank must load the same dataset with the same seed, batch "
@@ -306,7 +309,8 @@ class Loader:
                     finished = True
                     return
                 if b.epoch != epoch:  # cannot happen: say so loudly if it does
-                    raise NumafeedError(f"internal: batch of epoch {b.epoch} in epoch {epoch}")
+                    raise _numafeed.error(-errno.EPROTO, f"numafeed.Loader: internal: a batch "
+                                          f"of epoch {b.epoch} in epoch {epoch}")
                 self._batch = b.index + 1
                 self._c_pos = (epoch, b.index + 1)
                 yield self._convert(b)

@@ -9,6 +9,7 @@
 #include "nfpy.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -87,9 +88,7 @@ static int loader_init(PyObject *self, PyObject *args, PyObject *kw)
         snprintf(msg, sizeof(msg), "%s", numafeed_last_error());
     Py_END_ALLOW_THREADS
     if (rc) {
-        char what[600];
-        snprintf(what, sizeof(what), "loader_create(%s)", path);
-        nfpy_raise(rc, what, msg);
+        nfpy_raise(rc, "loader_create", msg);
         return -1;
     }
     struct nfpy_core *core = calloc(1, sizeof(*core));
@@ -112,7 +111,7 @@ static int loader_init(PyObject *self, PyObject *args, PyObject *kw)
 static struct nfpy_core *open_core(LoaderObject *lo)
 {
     if (!lo->core) {
-        PyErr_SetString(nfpy_Error, "the loader is closed");
+        nfpy_raisef(-EBADF, "the loader is closed");
         return NULL;
     }
     if (nfpy_check_pid(lo->core))
@@ -159,9 +158,11 @@ static PyObject *loader_next_py(PyObject *self, PyObject *args, PyObject *kw)
             return NULL;
         }
         if (now_ms() >= deadline) {
+            char msg[128]; /* PyErr_Format has no %f */
+            snprintf(msg, sizeof(msg), "Loader.next: no batch within %.3f s", timeout);
             nfpy_core_decref(core);
-            return PyErr_Format(PyExc_TimeoutError, "Loader.next: no batch within %.3f s",
-                                timeout);
+            PyErr_SetString(PyExc_TimeoutError, msg);
+            return NULL;
         }
     }
     if (rc == NUMAFEED_EEPOCH_END) {

@@ -2,6 +2,8 @@
 /* The module numafeed._numafeed: its exception, lifetimes, small helpers. */
 #include "nfpy.h"
 
+#include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,24 +11,44 @@
 
 PyObject *nfpy_Error;
 
-PyObject *nfpy_raise(int code, const char *what, const char *detail)
+PyObject *nfpy_error(int code, const char *msg)
 {
-    char msg[2048];
-    if (detail && *detail)
-        snprintf(msg, sizeof(msg), "%s: %s", what, detail);
-    else
-        snprintf(msg, sizeof(msg), "%s: %s", what, numafeed_strerror(code));
     PyObject *exc = PyObject_CallFunction(nfpy_Error, "s", msg);
     if (!exc)
         return NULL;
     PyObject *c = PyLong_FromLong(code), *n = PyUnicode_FromString(numafeed_err_name(code));
-    if (c && n && PyObject_SetAttrString(exc, "code", c) == 0 &&
-        PyObject_SetAttrString(exc, "name", n) == 0)
-        PyErr_SetObject(nfpy_Error, exc);
+    if (!c || !n || PyObject_SetAttrString(exc, "code", c) ||
+        PyObject_SetAttrString(exc, "name", n))
+        Py_CLEAR(exc);
     Py_XDECREF(c);
     Py_XDECREF(n);
-    Py_DECREF(exc);
+    return exc;
+}
+
+PyObject *nfpy_raisef(int code, const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    PyObject *exc = nfpy_error(code, msg);
+    if (exc) {
+        PyErr_SetObject(nfpy_Error, exc);
+        Py_DECREF(exc);
+    }
     return NULL;
+}
+
+PyObject *nfpy_raise(int code, const char *what, const char *detail)
+{
+    if (!detail || !*detail)
+        return nfpy_raisef(code, "%s: %s", what, numafeed_strerror(code));
+    /* The library's messages mostly name their call already ("loader_next(host
+     * pool 0): ..."); saying it again would only stutter. */
+    if (strncmp(detail, what, strlen(what)) == 0)
+        return nfpy_raisef(code, "%s", detail);
+    return nfpy_raisef(code, "%s: %s", what, detail);
 }
 
 /* tp_dealloc's end for our heap types: free, then drop the type's reference. */
@@ -42,10 +64,11 @@ int nfpy_check_pid(const struct nfpy_core *core)
 {
     if (core->pid == getpid())
         return 0;
-    PyErr_Format(nfpy_Error,
-                 "this numafeed loader was created in process %d; its worker threads do not "
-                 "exist in this forked child (%d). Create a new Loader in the child",
-                 (int)core->pid, (int)getpid());
+    /* ESRCH: the threads this loader needs do not exist in this process */
+    nfpy_raisef(-ESRCH,
+                "this numafeed loader was created in process %d; its worker threads do not "
+                "exist in this forked child (%d). Create a new Loader in the child",
+                (int)core->pid, (int)getpid());
     return -1;
 }
 
@@ -113,6 +136,16 @@ static PyObject *mod_has_cuda(PyObject *self, PyObject *unused)
     return PyBool_FromLong(numafeed_has_cuda());
 }
 
+static PyObject *mod_error(PyObject *self, PyObject *args)
+{
+    (void)self;
+    int code;
+    const char *msg;
+    if (!PyArg_ParseTuple(args, "is", &code, &msg))
+        return NULL;
+    return nfpy_error(code, msg);
+}
+
 static PyObject *mod_topology(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
@@ -143,6 +176,8 @@ static PyMethodDef mod_methods[] = {
     {"version", mod_version, METH_NOARGS, "version() -> str: the C library's version."},
     {"has_cuda", mod_has_cuda, METH_NOARGS,
      "has_cuda() -> bool: the library was built with the CUDA path (a GPU may still be absent)."},
+    {"error", mod_error, METH_VARARGS,
+     "error(code, message) -> NumafeedError with code and name set, for the Python layer."},
     {"topology_json", (PyCFunction)(void (*)(void))mod_topology, METH_VARARGS | METH_KEYWORDS,
      "topology_json(sysfs_root=None) -> str: `numafeed topo --json` of this machine."},
     {NULL, NULL, 0, NULL},
@@ -185,9 +220,12 @@ PyMODINIT_FUNC PyInit__numafeed(void)
     if (add_type(m, "Loader", nfpy_loader_type(m)) || add_type(m, "Batch", nfpy_batch_type(m)) ||
         add_type(m, "Field", nfpy_field_type(m)) || add_type(m, "Writer", nfpy_writer_type(m)))
         goto fail;
-    if (PyModule_AddIntConstant(m, "EPOCH_END", NUMAFEED_EEPOCH_END) ||
-        PyModule_AddIntConstant(m, "ECONFIG", NUMAFEED_ECONFIG))
+    /* numafeed's own codes, as errno's module names errno values: ECORRUPT, ... */
+#define NFPY_X_CONST(name, off, msg)                                                     \
+    if (PyModule_AddIntConstant(m, "E" #name, NUMAFEED_E##name))                         \
         goto fail;
+    NUMAFEED_ERRNO_MAP(NFPY_X_CONST)
+#undef NFPY_X_CONST
     return m;
 fail:
     Py_DECREF(m);

@@ -7,6 +7,7 @@
  */
 #include "nfpy.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,7 +135,7 @@ static int writer_init(PyObject *self, PyObject *args, PyObject *kw)
 static numafeed_writer *open_writer(WriterObject *wo)
 {
     if (!wo->w)
-        PyErr_SetString(nfpy_Error, "the writer is closed");
+        nfpy_raisef(-EBADF, "the writer is closed");
     return wo->w;
 }
 
