@@ -6,9 +6,11 @@ import os
 import time
 
 from . import _numafeed
+from ._args import U32, U64, int_arg, seconds_arg
 
 _OUTPUTS = ("torch", "numpy", "dlpack")
 _DEVICE_AUTO, _DEVICE_CPU = 0, 1  # enum loader_device
+_INT_MAX = (1 << 31) - 1
 
 
 def _env_int(name):
@@ -59,6 +61,8 @@ def _resolve_device(device):
 
 
 def _resolve_ranks(rank, world_size):
+    rank = int_arg("rank", rank, 0, U32, none=True)
+    world_size = int_arg("world_size", world_size, 1, U32, none=True)
     dist = _dist()
     if rank is None:
         rank = _env_int("RANK")
@@ -74,8 +78,8 @@ def _resolve_ranks(rank, world_size):
         raise ValueError(
             f"rank={rank} but world_size={world_size}: give both (or set both RANK and "
             "WORLD_SIZE, as torchrun does)")
-    if world_size < 1 or not 0 <= rank < world_size:
-        raise ValueError(f"rank {rank} is not in [0, world_size={world_size})")
+    if world_size < 1 or rank < 0 or rank >= world_size:
+        raise ValueError(f"rank must be below world_size: rank {rank}, world_size {world_size}")
     return rank, world_size
 
 
@@ -156,25 +160,20 @@ class Loader:
                  check_ranks=True, verbose=False):
         self._c = None
         path = os.fspath(path)
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, not {batch_size!r}")
+        batch_size = int_arg("batch_size", batch_size, 1, U32)
         if output not in _OUTPUTS:
             raise ValueError(f"output must be one of {_OUTPUTS}, not {output!r}")
-        for name, v in (("threads", threads), ("prefetch", prefetch), ("node", node)):
-            if v is not None and (not isinstance(v, int) or v < 0):
-                raise ValueError(f"{name} must be a non-negative int or None, not {v!r}")
-        if prefetch is not None and prefetch < 2:
-            raise ValueError(f"prefetch must be >= 2, not {prefetch}")
-        if timeout is not None and timeout < 0:
-            raise ValueError(f"timeout must be >= 0 seconds or None, not {timeout}")
+        threads = int_arg("threads", threads, 1, 256, none=True)
+        prefetch = int_arg("prefetch", prefetch, 2, U32, none=True)
+        node = int_arg("node", node, 0, _INT_MAX, none=True)
+        seed = int_arg("seed", seed, 0, U64)
+        timeout = seconds_arg("timeout", timeout)
         self._ordinal, host_mode, cuda_required = _resolve_device(device)
         rank, world_size = _resolve_ranks(rank, world_size)
-        if seed < 0 or seed >= 1 << 64:
-            raise ValueError(f"seed must be in [0, 2**64), not {seed}")
         self._path = path
         self._args = dict(
             gpu=self._ordinal, device=_DEVICE_CPU if host_mode else _DEVICE_AUTO,
-            shuffle=bool(shuffle), seed=int(seed),
+            shuffle=bool(shuffle), seed=seed,
             drop_last=bool(drop_last), threads=threads or 0, prefetch=prefetch or 0,
             rank=rank, world_size=world_size, io=io, node=-1 if node is None else node,
             verbose=bool(verbose))
@@ -259,8 +258,7 @@ class Loader:
     def set_epoch(self, epoch):
         """Make the next loop run epoch `epoch` from its first batch (as
         DistributedSampler.set_epoch). Free when it is the next epoch anyway."""
-        if not isinstance(epoch, int) or epoch < 0:
-            raise ValueError(f"epoch must be a non-negative int, not {epoch!r}")
+        epoch = int_arg("epoch", epoch, 0, U64)
         self._epoch, self._batch = epoch, 0
 
     def state_dict(self):

@@ -5,9 +5,12 @@ import os
 import numpy as np
 
 from . import _numafeed
+from ._args import U32, U64, int_arg
 
 _DTYPES = {np.dtype(n): n for n in ("uint8", "int8", "uint16", "int16", "uint32", "int32",
                                     "uint64", "int64", "float16", "float32", "float64")}
+# zstd's levels (ZSTD_minCLevel() .. ZSTD_maxCLevel() since zstd 1.4); 0 means 3
+_LEVELS = (-(1 << 17), 22)
 
 
 def _dtype_name(name, dt):
@@ -69,14 +72,22 @@ def pack(out_dir, data, *, name="data", codec="zstd", level=3, block_bytes=None,
         array, the field `name`), all records of the same shapes and dtypes.
 
     dtypes: uint8/16/32/64, int8/16/32/64, float16/32/64 (stored
-    little-endian). codec "zstd" (level 1-22, default 3) or "none";
-    block_bytes (default 256 KiB) is the unit of reading and decoding,
-    shard_bytes (default 1 GiB) the shard file size. Writing is atomic: on
-    any error nothing appears under out_dir. force=True replaces an existing
-    dataset. progress shows a tqdm bar (total: the record count, when data
-    is an iterable that has no len()).
+    little-endian). codec "zstd" (level -131072 to 22; None or 0: 3) or
+    "none"; block_bytes (1 to 256 MiB; None or 0: 256 KiB) is the unit of
+    reading and decoding, shard_bytes (None or 0: 1 GiB) the shard file
+    size. Writing is atomic: on any error nothing appears under out_dir.
+    force=True replaces an existing dataset. progress shows a tqdm bar
+    (total: the record count, when data is an iterable that has no len()).
+    chunk_records (default: 16 MiB's worth) is how many records are laid
+    out per call into the C writer. Integer options are taken exactly: out
+    of range is a ValueError naming the option, a bool a TypeError.
     """
     out_dir = os.fspath(out_dir)
+    level = int_arg("level", level, *_LEVELS, none=True)
+    block_bytes = int_arg("block_bytes", block_bytes, 0, 256 << 20, none=True)
+    shard_bytes = int_arg("shard_bytes", shard_bytes, 0, U64, none=True)
+    chunk_records = int_arg("chunk_records", chunk_records, 1, U32, none=True)
+    total = int_arg("total", total, 0, U64, none=True)
     if isinstance(data, dict):
         arrays = {k: _as_array(k, v) for k, v in data.items()}
         counts = {k: (a.shape[0] if a.ndim else None) for k, a in arrays.items()}
@@ -110,7 +121,7 @@ def pack(out_dir, data, *, name="data", codec="zstd", level=3, block_bytes=None,
     rec_bytes = layout.record.itemsize
     if chunk_records is None:
         chunk_records = max(1, (16 << 20) // max(rec_bytes, 1))
-    w = _numafeed.Writer(out_dir, layout.fields, codec=codec, level=level,
+    w = _numafeed.Writer(out_dir, layout.fields, codec=codec, level=level or 0,
                          block_bytes=block_bytes or 0, shard_bytes=shard_bytes or 0,
                          force=bool(force))
     bar = None

@@ -9,6 +9,8 @@
 #include "nfpy.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +35,16 @@ static int parse_io(const char *io, int *out)
     return -1;
 }
 
+/* One integer keyword of Loader(): its object (NULL: not given), range and
+ * where its value goes. */
+struct int_kw {
+    PyObject *o;
+    const char *name;
+    long long lo;
+    unsigned long long hi;
+    unsigned long long *v;
+};
+
 static int loader_init(PyObject *self, PyObject *args, PyObject *kw)
 {
     LoaderObject *lo = (LoaderObject *)self;
@@ -41,37 +53,60 @@ static int loader_init(PyObject *self, PyObject *args, PyObject *kw)
                              "start_epoch", "start_batch", "io", "node", "verbose", "strict",
                              "shuffle_window", "sysfs_root", NULL};
     const char *path, *io = "auto", *sysfs_root = NULL;
-    unsigned int batch_size, threads = 0, prefetch = 0, rank = 0, world_size = 1;
-    int gpu = 0, device = LOADER_DEVICE_AUTO, shuffle = 1, drop_last = 0, node = -1, verbose = 0, strict = 0;
-    unsigned long long seed = 0, start_epoch = 0, start_batch = 0, window = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "sI|$iipKpIIIIKKsippKz", kwlist, &path,
-                                     &batch_size, &gpu, &device, &shuffle, &seed, &drop_last,
-                                     &threads, &prefetch, &rank, &world_size, &start_epoch,
-                                     &start_batch, &io, &node, &verbose, &strict, &window,
-                                     &sysfs_root))
+    PyObject *o_batch, *o_gpu = NULL, *o_device = NULL, *o_seed = NULL, *o_threads = NULL,
+             *o_prefetch = NULL, *o_rank = NULL, *o_world = NULL, *o_epoch = NULL,
+             *o_start = NULL, *o_node = NULL, *o_window = NULL;
+    int shuffle = 1, drop_last = 0, verbose = 0, strict = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "sO|$OOpOpOOOOOOsOppOz", kwlist, &path,
+                                     &o_batch, &o_gpu, &o_device, &shuffle, &o_seed,
+                                     &drop_last, &o_threads, &o_prefetch, &o_rank, &o_world,
+                                     &o_epoch, &o_start, &io, &o_node, &verbose, &strict,
+                                     &o_window, &sysfs_root))
         return -1;
     if (lo->core) {
         PyErr_SetString(PyExc_RuntimeError, "Loader.__init__ called twice");
         return -1;
     }
+    /* The defaults are loader_config_init's, but for world_size: the Python
+     * layer resolves the launcher's ranks itself and always passes them. */
+    unsigned long long batch_size, gpu = 0, device = LOADER_DEVICE_AUTO, seed = 0, threads = 0,
+                       prefetch = 0, rank = 0, world_size = 1, start_epoch = 0,
+                       start_batch = 0, node = (unsigned long long)-1, window = 0;
+    const struct int_kw ints[] = {
+        {o_batch, "batch_size", 1, UINT32_MAX, &batch_size},
+        {o_gpu, "gpu", 0, INT_MAX, &gpu},
+        {o_device, "device", LOADER_DEVICE_AUTO, LOADER_DEVICE_CUDA, &device},
+        {o_seed, "seed", 0, UINT64_MAX, &seed},
+        {o_threads, "threads", 0, 256, &threads},
+        {o_prefetch, "prefetch", 0, UINT32_MAX, &prefetch},
+        {o_rank, "rank", 0, UINT32_MAX, &rank},
+        {o_world, "world_size", 0, UINT32_MAX, &world_size},
+        {o_epoch, "start_epoch", 0, UINT64_MAX, &start_epoch},
+        {o_start, "start_batch", 0, UINT64_MAX, &start_batch},
+        {o_node, "node", -1, INT_MAX, &node},
+        {o_window, "shuffle_window", 0, 1u << 24, &window},
+    };
+    for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++)
+        if (ints[i].o && nfpy_int_arg(ints[i].o, ints[i].name, ints[i].lo, ints[i].hi, ints[i].v))
+            return -1;
     struct loader_config c;
     loader_config_init(&c);
     if (parse_io(io, &c.io))
         return -1;
-    int gpus[1] = {gpu}, overrides[1] = {node};
+    int gpus[1] = {(int)gpu}, overrides[1] = {(int)(long long)node};
     c.path = path;
-    c.batch_size = batch_size;
+    c.batch_size = (uint32_t)batch_size;
     c.gpus = gpus;
     c.ngpus = 1;
-    c.node_override = node >= 0 ? overrides : NULL;
-    c.device = device;
+    c.node_override = overrides[0] >= 0 ? overrides : NULL;
+    c.device = (int)device;
     c.shuffle = shuffle;
     c.seed = seed;
     c.drop_last = drop_last;
-    c.threads = threads;
-    c.prefetch = prefetch;
-    c.rank = rank;
-    c.world_size = world_size;
+    c.threads = (uint32_t)threads;
+    c.prefetch = (uint32_t)prefetch;
+    c.rank = (uint32_t)rank;
+    c.world_size = (uint32_t)world_size;
     c.start_epoch = start_epoch;
     c.start_batch = start_batch;
     c.verbose = verbose;
@@ -132,11 +167,15 @@ static PyObject *loader_next_py(PyObject *self, PyObject *args, PyObject *kw)
     double timeout = -1;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "|d", kwlist, &timeout))
         return NULL;
+    if (timeout != timeout)
+        return PyErr_Format(PyExc_ValueError, "timeout must be a number of seconds, not nan");
     struct nfpy_core *core = open_core((LoaderObject *)self);
     if (!core)
         return NULL;
     atomic_fetch_add(&core->refs, 1); /* a close() meanwhile must not free it under us */
-    uint64_t deadline = timeout < 0 ? UINT64_MAX : now_ms() + (uint64_t)(timeout * 1000.0);
+    /* negative, or beyond what a millisecond clock can add: wait forever */
+    uint64_t deadline = timeout < 0 || timeout > 1e9 ? UINT64_MAX
+                                                     : now_ms() + (uint64_t)(timeout * 1000.0);
     struct loader_batch b = LOADER_BATCH_INIT;
     int rc;
     char msg[1024];

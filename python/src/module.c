@@ -51,6 +51,38 @@ PyObject *nfpy_raise(int code, const char *what, const char *detail)
     return nfpy_raisef(code, "%s: %s", what, detail);
 }
 
+int nfpy_int_arg(PyObject *o, const char *name, long long lo, unsigned long long hi,
+                 unsigned long long *out)
+{
+    char range[64];
+    snprintf(range, sizeof(range), "%lld..%llu", lo, hi);
+    /* bool is an int subclass; True as a batch size is a mistake, not a 1 */
+    PyObject *i = PyBool_Check(o) ? NULL : PyNumber_Index(o);
+    if (!i) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "%s must be an int in %s, not %R", name, range, o);
+        return -1;
+    }
+    int overflow;
+    long long v = PyLong_AsLongLongAndOverflow(i, &overflow);
+    unsigned long long u = (unsigned long long)v;
+    int ok = !PyErr_Occurred();
+    if (ok && overflow > 0) { /* above LLONG_MAX: maybe still a uint64 */
+        u = PyLong_AsUnsignedLongLong(i);
+        ok = !PyErr_Occurred() && u <= hi;
+    } else {
+        ok = ok && !overflow && v >= lo && (v < 0 || u <= hi);
+    }
+    if (ok)
+        *out = u;
+    else {
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError, "%s must be an int in %s, not %R", name, range, i);
+    }
+    Py_DECREF(i);
+    return ok ? 0 : -1;
+}
+
 /* tp_dealloc's end for our heap types: free, then drop the type's reference. */
 void nfpy_free_self(PyObject *self)
 {

@@ -74,7 +74,13 @@ PyObject *nfpy_raisef(int code, const char *fmt, ...) __attribute__((format(prin
  * detail (numafeed_last_error()), prefixed with what unless detail already
  * begins with it; with no detail, "what: <numafeed_strerror(code)>". NULL. */
 PyObject *nfpy_raise(int code, const char *what, const char *detail);
-
+/* An integer argument taken exactly, as PyArg's "I" and "K" do not (they
+ * truncate 2**32 + 16 to 16 and wrap -1): anything with __index__ but
+ * bool, in lo..hi, stored as its 64 bits in *out (cast back to the field's
+ * type, negative values included). A TypeError or ValueError naming the
+ * argument and its range otherwise; -1. */
+int nfpy_int_arg(PyObject *o, const char *name, long long lo, unsigned long long hi,
+                 unsigned long long *out);
 /* NULL with an error set when the object was made in another process. */
 int nfpy_check_pid(const struct nfpy_core *core);
 void nfpy_core_decref(struct nfpy_core *core);
