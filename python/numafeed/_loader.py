@@ -7,20 +7,28 @@ import time
 
 from . import _numafeed
 from ._args import U32, U64, int_arg, seconds_arg
+from ._numafeed import NumafeedError
 
 _OUTPUTS = ("torch", "numpy", "dlpack")
-_DEVICE_AUTO, _DEVICE_CPU = 0, 1  # enum loader_device
+_DEVICE_AUTO, _DEVICE_CPU, _DEVICE_CUDA = 0, 1, 2  # enum loader_device
 _INT_MAX = (1 << 31) - 1
 
 
-def _env_int(name):
-    v = os.environ.get(name)
-    if v is None or v == "":
-        return None
-    try:
-        return int(v)
-    except ValueError:
-        raise ValueError(f"environment variable {name}={v!r} is not an integer") from None
+class _Launcher:
+    """What the job's launcher set, read once and only when a default needs
+    it, by the C library's reader (numafeed_launch_env): the same variables,
+    in the same order, as the numafeed command and loader_create."""
+
+    def __init__(self):
+        self._env = None
+
+    def __getitem__(self, key):
+        if self._env is None:
+            try:
+                self._env = _numafeed.launch_env()
+            except NumafeedError as e:  # a bad value, like a bad argument
+                raise ValueError(str(e)) from e
+        return self._env[key]
 
 
 def _dist():
@@ -32,53 +40,50 @@ def _dist():
     return dist if dist.is_available() and dist.is_initialized() else None
 
 
-def _resolve_device(device):
-    """(ordinal, host_mode, cuda_required) from the device argument."""
-    local = _env_int("LOCAL_RANK")
-    default = local if local is not None else 0
-    if device is None:
-        return default, False, False
+def _resolve_device(device, launcher, output):
+    """(CUDA ordinal, enum loader_device) from torch's spelling of a device.
+    Without an ordinal, the launcher's local rank (0 without one)."""
+    def local():
+        r = launcher["local_rank"]
+        return 0 if r is None else r
+
+    if device is None:  # numpy holds host memory only
+        return local(), _DEVICE_CPU if output == "numpy" else _DEVICE_AUTO
     if isinstance(device, bool):
-        raise TypeError("device must be 'cuda:N', 'cuda', 'cpu', an int or a torch.device")
-    if isinstance(device, int):
-        if device < 0:
-            raise ValueError(f"device {device} is negative")
-        return device, False, True
-    text = str(device)  # torch.device prints as 'cuda:0' / 'cpu'
+        raise TypeError(f"device must be 'cuda:N', 'cuda', 'cpu', an int or a torch.device, "
+                        f"not {device!r}")
+    if hasattr(device, "__index__"):  # an int, a numpy integer
+        return int_arg("device", device, 0, _INT_MAX), _DEVICE_CUDA
+    text = str(device)  # torch.device prints as 'cuda:0' / 'cuda' / 'cpu'
     if text == "cpu":
-        return default, True, False
+        return local(), _DEVICE_CPU
     if text == "cuda":
-        return default, False, True
-    if text.startswith("cuda:"):
-        try:
-            n = int(text[5:])
-        except ValueError:
-            n = -1
-        if n < 0:
-            raise ValueError(f"device {text!r}: expected cuda:N with N >= 0")
-        return n, False, True
+        return local(), _DEVICE_CUDA
+    if text.startswith("cuda:") and text[5:].isdigit() and int(text[5:]) <= _INT_MAX:
+        return int(text[5:]), _DEVICE_CUDA
     raise ValueError(f"device {text!r}: expected 'cuda:N', 'cuda', 'cpu' or an int")
 
 
-def _resolve_ranks(rank, world_size):
+def _resolve_ranks(rank, world_size, launcher):
+    """Each of rank and world_size: the argument, else the launcher's, else
+    torch.distributed's when initialised; neither anywhere is 0 of 1."""
     rank = int_arg("rank", rank, 0, U32, none=True)
     world_size = int_arg("world_size", world_size, 1, U32, none=True)
-    dist = _dist()
     if rank is None:
-        rank = _env_int("RANK")
-        if rank is None and dist is not None:
-            rank = dist.get_rank()
+        rank = launcher["rank"]
     if world_size is None:
-        world_size = _env_int("WORLD_SIZE")
-        if world_size is None and dist is not None:
-            world_size = dist.get_world_size()
+        world_size = launcher["world_size"]
+    dist = _dist() if rank is None or world_size is None else None
+    if dist is not None:
+        rank = dist.get_rank() if rank is None else rank
+        world_size = dist.get_world_size() if world_size is None else world_size
     if rank is None and world_size is None:
         return 0, 1
     if rank is None or world_size is None:
         raise ValueError(
-            f"rank={rank} but world_size={world_size}: give both (or set both RANK and "
-            "WORLD_SIZE, as torchrun does)")
-    if world_size < 1 or rank < 0 or rank >= world_size:
+            f"rank={rank} but world_size={world_size}: give both (or run under a launcher "
+            "that sets both: torchrun's RANK and WORLD_SIZE, Open MPI's or Slurm's)")
+    if rank >= world_size:
         raise ValueError(f"rank must be below world_size: rank {rank}, world_size {world_size}")
     return rank, world_size
 
@@ -97,29 +102,47 @@ class Loader:
     GPU's NUMA node, delivered zero-copy (DLPack) as torch tensors.
 
     Loader(path, batch_size, *, device=None, shuffle=True, seed=0,
-           drop_last=False, threads=None, prefetch=None, rank=None,
-           world_size=None, timeout=None, output="torch", return_ids=False,
-           io="auto", node=None, check_ranks=True, verbose=False)
+           drop_last=False, threads=None, prefetch=None, shuffle_window=None,
+           rank=None, world_size=None, timeout=None, output="torch",
+           return_ids=False, io="auto", node=None, follow_symlinks=False,
+           max_ring_bytes=None, check_ranks=True, verbose=False)
+
+    Keywords are loader_config's fields and the numafeed command's options
+    (docs/python.md has the table).
 
     path        a dataset directory (``numafeed pack`` or numafeed.pack).
-    batch_size  records per batch; an epoch's last batch is short unless
-                drop_last.
-    device      "cuda:N" or N: batches in that GPU's memory (an error if the
-                library has no CUDA path or no such GPU); "cuda": the GPU of
-                LOCAL_RANK (0 without it); "cpu": host batches, the pool on
-                LOCAL_RANK's GPU's node; None: the GPU of LOCAL_RANK where
-                there is one, host batches otherwise.
+    batch_size  records per batch, 1 to 2**32-1; an epoch's last batch is
+                short unless drop_last.
+    device      where batches go, in torch's spelling. "cuda:N", N or
+                torch.device("cuda", N): that GPU's memory, or NumafeedError
+                NUMAFEED_ENOCUDA when no GPU is usable (no CUDA path, no
+                driver, no such GPU). "cuda": the same for the launcher's
+                local rank's GPU (0 without a launcher). "cpu": host batches,
+                the pool on the local rank's GPU's node. None: the local
+                rank's GPU when one is usable, host batches otherwise (host
+                batches always with output="numpy"). The local rank is
+                LOCAL_RANK, OMPI_COMM_WORLD_LOCAL_RANK or SLURM_LOCALID,
+                the innermost launcher's first.
     shuffle, seed
-                the order is a pure function of (seed, epoch, dataset, rank,
-                world_size): the same for any threads or prefetch.
-    threads     worker threads (default: min(4, the node's CPUs)).
-    prefetch    batches in flight, the ring's slots (default: enough for
-                every worker's shuffle window; at least 4).
+                seed 0 to 2**64-1. The order is a pure function of (seed,
+                epoch, dataset, rank, world_size, shuffle_window): the same
+                for any threads or prefetch.
+    threads     worker threads, 1 to 256 (None: min(4, the node's CPUs)).
+    prefetch    batches in flight, the ring's slots, 2 to 2**32-1 (None:
+                enough for every worker's shuffle window; at least 4; within
+                max_ring_bytes).
+    shuffle_window
+                records mixed by the within-window shuffle, 1 to 2**24 (None
+                or 0: 16 blocks' worth, at most 65536).
     rank, world_size
-                default to RANK and WORLD_SIZE (torchrun), else to
-                torch.distributed's when initialised, else 0 and 1. Every
-                rank gets the same number of batches per epoch; together
-                they see every record once.
+                this process's part of the data: rank 0 to world_size-1,
+                world_size 1 to 2**32-1. Each defaults to the launcher's
+                (RANK and WORLD_SIZE, OMPI_COMM_WORLD_RANK and
+                OMPI_COMM_WORLD_SIZE, SLURM_PROCID and SLURM_NTASKS, the
+                innermost launcher's first), else to torch.distributed's
+                when initialised, else 0 and 1. Every rank gets the same
+                number of batches per epoch; together they see every record
+                once.
     timeout     seconds to wait for a batch before TimeoutError (None:
                 forever). Ctrl-C interrupts a wait either way.
     output      "torch" (default): torch tensors; "numpy": numpy arrays
@@ -127,11 +150,24 @@ class Loader:
                 any DLPack consumer.
     return_ids  yield (batch, record_ids): each record's index in the dataset
                 (int64, host, a copy that does not hold the batch's slot).
-    io          "auto", "io_uring", "pread" or "mmap".
-    node        use this NUMA node instead of the one sysfs reports.
+    io          how shards are read: "auto" (mmap for page-cache-resident
+                data, else io_uring, else pread), "io_uring", "pread" or
+                "mmap".
+    node        use this NUMA node (0 to 2**31-1) instead of the one sysfs
+                reports.
+    follow_symlinks
+                let symbolic links in the dataset directory lead outside it
+                (default False: such a link is an error naming it).
+    max_ring_bytes
+                the most bytes the ring of batch slots may take (None or 0:
+                4 GiB); a prefetch that does not fit is a NumafeedError
+                naming it.
     check_ranks with torch.distributed initialised, check at creation and
                 at every epoch that all ranks agree on the dataset, seed,
                 batch size and epoch; a clear error otherwise.
+
+    Integer arguments are taken exactly: out of range is a ValueError naming
+    the argument and its range, a bool or a float a TypeError.
 
     Iterating yields one tensor for a one-field dataset, else a dict of
     field name -> tensor, shaped [records, *field shape] with the dataset's
@@ -155,9 +191,10 @@ class Loader:
     """
 
     def __init__(self, path, batch_size, *, device=None, shuffle=True, seed=0,
-                 drop_last=False, threads=None, prefetch=None, rank=None, world_size=None,
-                 timeout=None, output="torch", return_ids=False, io="auto", node=None,
-                 check_ranks=True, verbose=False):
+                 drop_last=False, threads=None, prefetch=None, shuffle_window=None, rank=None,
+                 world_size=None, timeout=None, output="torch", return_ids=False, io="auto",
+                 node=None, follow_symlinks=False, max_ring_bytes=None, check_ranks=True,
+                 verbose=False):
         self._c = None
         path = os.fspath(path)
         batch_size = int_arg("batch_size", batch_size, 1, U32)
@@ -165,20 +202,24 @@ class Loader:
             raise ValueError(f"output must be one of {_OUTPUTS}, not {output!r}")
         threads = int_arg("threads", threads, 1, 256, none=True)
         prefetch = int_arg("prefetch", prefetch, 2, U32, none=True)
+        shuffle_window = int_arg("shuffle_window", shuffle_window, 0, 1 << 24, none=True)
+        max_ring_bytes = int_arg("max_ring_bytes", max_ring_bytes, 0, U64, none=True)
         node = int_arg("node", node, 0, _INT_MAX, none=True)
         seed = int_arg("seed", seed, 0, U64)
-        timeout = seconds_arg("timeout", timeout)
-        self._ordinal, host_mode, cuda_required = _resolve_device(device)
-        rank, world_size = _resolve_ranks(rank, world_size)
+        self._timeout = seconds_arg("timeout", timeout)
+        launcher = _Launcher()
+        self._ordinal, c_device = _resolve_device(device, launcher, output)
+        if output == "numpy" and c_device == _DEVICE_CUDA:
+            raise ValueError(f"output='numpy' needs host batches: device='cpu', not {device!r}")
+        rank, world_size = _resolve_ranks(rank, world_size, launcher)
         self._path = path
         self._args = dict(
-            gpu=self._ordinal, device=_DEVICE_CPU if host_mode else _DEVICE_AUTO,
-            shuffle=bool(shuffle), seed=seed,
+            gpu=self._ordinal, device=c_device, shuffle=bool(shuffle), seed=seed,
             drop_last=bool(drop_last), threads=threads or 0, prefetch=prefetch or 0,
-            rank=rank, world_size=world_size, io=io, node=-1 if node is None else node,
-            verbose=bool(verbose))
+            shuffle_window=shuffle_window or 0, rank=rank, world_size=world_size, io=io,
+            node=-1 if node is None else node, follow_symlinks=bool(follow_symlinks),
+            max_ring_bytes=max_ring_bytes or 0, verbose=bool(verbose))
         self._batch_size = batch_size
-        self._timeout = timeout
         self._return_ids = return_ids
         self._check = check_ranks
         self._fingerprint = _fingerprint(path)
@@ -187,23 +228,11 @@ class Loader:
         self._c_pos = None   # (epoch, batch) the C loader delivers next
         self._t0 = time.monotonic()
         self._open(0, 0)
-        if cuda_required and not self._c.cuda:
-            notes = self._c.pool_info().get("notes", "")
-            self.close()
-            raise _numafeed.error(
-                _numafeed.ENOCUDA,
-                f"device {device!r}: batches cannot go to GPU {self._ordinal}"
-                + ("" if _numafeed.has_cuda() else " (this build has no CUDA path)")
-                + (f": {notes}" if notes else "; no CUDA driver or no such GPU")
-                + "; pass device='cpu' for host batches")
         if output == "torch":
             import torch
 
             self._conv = torch.from_dlpack
         elif output == "numpy":
-            if self._c.cuda:
-                self.close()
-                raise ValueError("output='numpy' needs host batches (device='cpu')")
             import numpy
 
             self._conv = numpy.from_dlpack
@@ -232,6 +261,7 @@ class Loader:
             return
         mine = dict(dataset=self._fingerprint, seed=self._args["seed"],
                     batch_size=self._batch_size, shuffle=self._args["shuffle"],
+                    shuffle_window=self._args["shuffle_window"],
                     drop_last=self._args["drop_last"], world_size=self._args["world_size"],
                     epoch=epoch, batch=self._batch if epoch is not None else None)
         everyone = [None] * dist.get_world_size()
@@ -265,13 +295,15 @@ class Loader:
         """Where the iteration stands: load it into a Loader over the same
         dataset and configuration to continue with exactly the next batch."""
         return dict(epoch=self._epoch, batch=self._batch, seed=self._args["seed"],
-                    shuffle=self._args["shuffle"], drop_last=self._args["drop_last"],
+                    shuffle=self._args["shuffle"], shuffle_window=self._args["shuffle_window"],
+                    drop_last=self._args["drop_last"],
                     batch_size=self._batch_size, rank=self._args["rank"],
                     world_size=self._args["world_size"], dataset=self._fingerprint)
 
     def load_state_dict(self, state):
         """Continue from a state_dict(): the next loop starts at its batch."""
-        for key in ("seed", "shuffle", "drop_last", "batch_size", "world_size", "dataset"):
+        for key in ("seed", "shuffle", "shuffle_window", "drop_last", "batch_size", "world_size",
+                    "dataset"):
             mine = self._batch_size if key == "batch_size" else (
                 self._fingerprint if key == "dataset" else self._args[key])
             if key in state and state[key] != mine:

@@ -51,17 +51,18 @@ static int loader_init(PyObject *self, PyObject *args, PyObject *kw)
     static char *kwlist[] = {"path", "batch_size", "gpu", "device", "shuffle", "seed",
                              "drop_last", "threads", "prefetch", "rank", "world_size",
                              "start_epoch", "start_batch", "io", "node", "verbose", "strict",
-                             "shuffle_window", "sysfs_root", NULL};
+                             "shuffle_window", "follow_symlinks", "max_ring_bytes", "sysfs_root",
+                             NULL};
     const char *path, *io = "auto", *sysfs_root = NULL;
     PyObject *o_batch, *o_gpu = NULL, *o_device = NULL, *o_seed = NULL, *o_threads = NULL,
              *o_prefetch = NULL, *o_rank = NULL, *o_world = NULL, *o_epoch = NULL,
-             *o_start = NULL, *o_node = NULL, *o_window = NULL;
-    int shuffle = 1, drop_last = 0, verbose = 0, strict = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "sO|$OOpOpOOOOOOsOppOz", kwlist, &path,
+             *o_start = NULL, *o_node = NULL, *o_window = NULL, *o_ring = NULL;
+    int shuffle = 1, drop_last = 0, verbose = 0, strict = 0, follow = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "sO|$OOpOpOOOOOOsOppOpOz", kwlist, &path,
                                      &o_batch, &o_gpu, &o_device, &shuffle, &o_seed,
                                      &drop_last, &o_threads, &o_prefetch, &o_rank, &o_world,
                                      &o_epoch, &o_start, &io, &o_node, &verbose, &strict,
-                                     &o_window, &sysfs_root))
+                                     &o_window, &follow, &o_ring, &sysfs_root))
         return -1;
     if (lo->core) {
         PyErr_SetString(PyExc_RuntimeError, "Loader.__init__ called twice");
@@ -71,7 +72,7 @@ static int loader_init(PyObject *self, PyObject *args, PyObject *kw)
      * layer resolves the launcher's ranks itself and always passes them. */
     unsigned long long batch_size, gpu = 0, device = LOADER_DEVICE_AUTO, seed = 0, threads = 0,
                        prefetch = 0, rank = 0, world_size = 1, start_epoch = 0,
-                       start_batch = 0, node = (unsigned long long)-1, window = 0;
+                       start_batch = 0, node = (unsigned long long)-1, window = 0, ring = 0;
     const struct int_kw ints[] = {
         {o_batch, "batch_size", 1, UINT32_MAX, &batch_size},
         {o_gpu, "gpu", 0, INT_MAX, &gpu},
@@ -85,6 +86,7 @@ static int loader_init(PyObject *self, PyObject *args, PyObject *kw)
         {o_start, "start_batch", 0, UINT64_MAX, &start_batch},
         {o_node, "node", -1, INT_MAX, &node},
         {o_window, "shuffle_window", 0, 1u << 24, &window},
+        {o_ring, "max_ring_bytes", 0, UINT64_MAX, &ring},
     };
     for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++)
         if (ints[i].o && nfpy_int_arg(ints[i].o, ints[i].name, ints[i].lo, ints[i].hi, ints[i].v))
@@ -112,6 +114,8 @@ static int loader_init(PyObject *self, PyObject *args, PyObject *kw)
     c.verbose = verbose;
     c.strict = strict;
     c.shuffle_window = window;
+    c.follow_symlinks = follow;
+    c.max_ring_bytes = ring;
     c.sysfs_root = sysfs_root;
 
     loader_t *L = NULL;
@@ -368,8 +372,9 @@ static PyType_Slot loader_slots[] = {
     {Py_tp_dealloc, loader_dealloc},
     {Py_tp_methods, loader_methods},
     {Py_tp_getset, loader_getset},
-    {Py_tp_doc, "Loader(path, batch_size, *, gpu=0, host_mode=False, ...): one numafeed pool. "
-                "Use numafeed.Loader, which wraps this."},
+    {Py_tp_doc, "Loader(path, batch_size, *, gpu=0, device=0, ...): one numafeed pool serving "
+                "CUDA ordinal gpu (loader_config.gpus[0]); the other keywords are "
+                "loader_config's fields. Use numafeed.Loader, which wraps this."},
     {0, NULL},
 };
 

@@ -168,6 +168,37 @@ static PyObject *mod_has_cuda(PyObject *self, PyObject *unused)
     return PyBool_FromLong(numafeed_has_cuda());
 }
 
+/* v, or None when it is the struct's "not set" value */
+static PyObject *int_or_none(int v, int unset)
+{
+    if (v == unset)
+        Py_RETURN_NONE;
+    return PyLong_FromLong(v);
+}
+
+static PyObject *str_or_none(const char *v)
+{
+    if (!*v)
+        Py_RETURN_NONE;
+    return PyUnicode_FromString(v);
+}
+
+static PyObject *mod_launch_env(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    struct numafeed_launch l;
+    numafeed_launch_init(&l);
+    int rc = numafeed_launch_env(&l);
+    if (rc)
+        return nfpy_raise(rc, "numafeed_launch_env", numafeed_last_error());
+    return Py_BuildValue("{sNsNsNsNsNsN}", "local_rank", int_or_none(l.local_rank, -1),
+                         "rank", int_or_none(l.rank, -1), "world_size",
+                         int_or_none(l.world_size, 0), "local_rank_from",
+                         str_or_none(l.local_rank_from), "rank_from", str_or_none(l.rank_from),
+                         "world_size_from", str_or_none(l.world_size_from));
+}
+
 static PyObject *mod_error(PyObject *self, PyObject *args)
 {
     (void)self;
@@ -208,6 +239,10 @@ static PyMethodDef mod_methods[] = {
     {"version", mod_version, METH_NOARGS, "version() -> str: the C library's version."},
     {"has_cuda", mod_has_cuda, METH_NOARGS,
      "has_cuda() -> bool: the library was built with the CUDA path (a GPU may still be absent)."},
+    {"launch_env", mod_launch_env, METH_NOARGS,
+     "launch_env() -> dict: local_rank, rank, world_size (None when unset) and the variable "
+     "each came from, as numafeed_launch_env reads the launcher's environment. "
+     "NumafeedError NUMAFEED_ECONFIG names a bad variable."},
     {"error", mod_error, METH_VARARGS,
      "error(code, message) -> NumafeedError with code and name set, for the Python layer."},
     {"topology_json", (PyCFunction)(void (*)(void))mod_topology, METH_VARARGS | METH_KEYWORDS,

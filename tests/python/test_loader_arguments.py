@@ -29,6 +29,10 @@ BAD = [
     ("seed", -1, ValueError, "0..18446744073709551615"),
     ("seed", 2**64, ValueError, "0..18446744073709551615"),
     ("seed", False, TypeError, "bool"),
+    ("shuffle_window", -1, ValueError, "0..16777216"),
+    ("shuffle_window", 2**24 + 1, ValueError, "0..16777216"),
+    ("max_ring_bytes", -1, ValueError, "0..18446744073709551615"),
+    ("max_ring_bytes", 2**64, ValueError, "0..18446744073709551615"),
     ("node", -1, ValueError, "0..2147483647"),
     ("node", 2**31, ValueError, "0..2147483647"),
     ("node", True, TypeError, "bool"),
@@ -65,7 +69,7 @@ def test_rank_and_world_size_exact(tokens_dataset, rank, world_size):
 def test_edges_and_numpy_integers_are_accepted(tokens_dataset):
     with numafeed.Loader(tokens_dataset, np.int64(100), device="cpu", threads=np.int32(1),
                          prefetch=2, seed=U64, rank=np.uint32(2), world_size=3, timeout=60,
-                         node=0) as loader:
+                         shuffle_window=2**24, max_ring_bytes=U64, node=0) as loader:
         assert loader.state_dict()["seed"] == U64
         assert sum(b.shape[0] for b in loader) == N_RECORDS // 3
     with numafeed.Loader(tokens_dataset, 10, device="cpu", timeout=math.inf) as loader:
@@ -75,7 +79,7 @@ def test_edges_and_numpy_integers_are_accepted(tokens_dataset):
 
 @pytest.mark.parametrize("kw", [dict(batch_size=2**32 + 16), dict(rank=2**32, world_size=3),
                                 dict(world_size=2**32 + 1), dict(threads=-1), dict(seed=-1),
-                                dict(shuffle_window=2**64),
+                                dict(shuffle_window=2**64), dict(max_ring_bytes=-1),
                                 dict(prefetch=True), dict(gpu=2**31), dict(node=2**31)])
 def test_the_extension_refuses_what_it_would_truncate(tokens_dataset, kw):
     key = next(iter(kw))
