@@ -88,13 +88,12 @@ def _resolve_ranks(rank, world_size, launcher):
     return rank, world_size
 
 
-def _fingerprint(path):
-    try:
-        with open(os.path.join(path, "manifest.json"), "rb") as f:
-            return hashlib.sha256(f.read()).hexdigest()[:16]
-    except OSError as e:
-        raise _numafeed.error(-e.errno, f"{path}: cannot read the dataset's manifest.json: "
-                              f"{e.strerror}") from None
+def _fingerprint(path, follow_symlinks):
+    """A hash of the dataset's manifest, which ranks compare. Read as the
+    loader reads it: beneath the directory, never from a FIFO, a regular
+    file of bounded size."""
+    text = _numafeed.dataset_manifest(path, follow_symlinks=follow_symlinks)
+    return hashlib.sha256(text).hexdigest()[:16]
 
 
 class Loader:
@@ -222,7 +221,7 @@ class Loader:
         self._batch_size = batch_size
         self._return_ids = return_ids
         self._check = check_ranks
-        self._fingerprint = _fingerprint(path)
+        self._fingerprint = _fingerprint(path, bool(follow_symlinks))
         self._epoch = 0      # the epoch the next loop runs
         self._batch = 0      # batches of it already delivered
         self._c_pos = None   # (epoch, batch) the C loader delivers next

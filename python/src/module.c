@@ -199,6 +199,32 @@ static PyObject *mod_launch_env(PyObject *self, PyObject *unused)
                          "world_size_from", str_or_none(l.world_size_from));
 }
 
+static PyObject *mod_dataset_manifest(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"path", "follow_symlinks", NULL};
+    const char *path;
+    int follow = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "s|$p", kwlist, &path, &follow))
+        return NULL;
+    char *text = NULL, msg[1024];
+    size_t len = 0;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = numafeed_dataset_manifest(path, follow, &text, &len);
+    if (rc)
+        snprintf(msg, sizeof(msg), "%s", numafeed_last_error());
+    Py_END_ALLOW_THREADS
+    /* The message names the manifest's path, unless opening the directory
+     * itself failed; then it needs saying what was being read. */
+    if (rc)
+        return strstr(msg, "manifest.json") ? nfpy_raisef(rc, "%s", msg)
+                                             : nfpy_raise(rc, "the dataset's manifest.json", msg);
+    PyObject *b = PyBytes_FromStringAndSize(text, (Py_ssize_t)len);
+    free(text);
+    return b;
+}
+
 static PyObject *mod_error(PyObject *self, PyObject *args)
 {
     (void)self;
@@ -243,6 +269,10 @@ static PyMethodDef mod_methods[] = {
      "launch_env() -> dict: local_rank, rank, world_size (None when unset) and the variable "
      "each came from, as numafeed_launch_env reads the launcher's environment. "
      "NumafeedError NUMAFEED_ECONFIG names a bad variable."},
+    {"dataset_manifest", (PyCFunction)(void (*)(void))mod_dataset_manifest,
+     METH_VARARGS | METH_KEYWORDS,
+     "dataset_manifest(path, *, follow_symlinks=False) -> bytes: PATH/manifest.json as the "
+     "loader reads it (numafeed_dataset_manifest): beneath PATH, not a FIFO, at most 64 MiB."},
     {"error", mod_error, METH_VARARGS,
      "error(code, message) -> NumafeedError with code and name set, for the Python layer."},
     {"topology_json", (PyCFunction)(void (*)(void))mod_topology, METH_VARARGS | METH_KEYWORDS,

@@ -15,6 +15,12 @@ def raised(fn):
     return e.value
 
 
+def test_missing_dataset(tmp_path):
+    e = raised(lambda: numafeed.Loader(tmp_path / "nope", 10, device="cpu"))
+    assert (e.code, e.name) == (-2, "ENOENT")
+    assert str(e).count(str(tmp_path / "nope")) == 1, str(e)
+
+
 def test_every_slot_held_is_said_once_and_names_a_host_pool(tokens_dataset):
     with numafeed.Loader(tokens_dataset, 100, device="cpu", prefetch=4) as loader:
         it = iter(loader)
