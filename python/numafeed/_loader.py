@@ -3,7 +3,9 @@
 import errno
 import hashlib
 import os
+import threading
 import time
+import weakref
 
 from . import _numafeed
 from ._args import U32, U64, int_arg, seconds_arg
@@ -12,6 +14,8 @@ from ._numafeed import NumafeedError
 _OUTPUTS = ("torch", "numpy", "dlpack")
 _DEVICE_AUTO, _DEVICE_CPU, _DEVICE_CUDA = 0, 1, 2  # enum loader_device
 _INT_MAX = (1 << 31) - 1
+_IN_USE = ("numafeed.Loader: another thread is iterating this loader; a Loader is used by "
+           "one thread at a time: create one Loader per thread")
 
 
 class _Launcher:
@@ -175,6 +179,12 @@ class Loader:
     ``load_state_dict()`` resume exactly mid-epoch. A loop left early (break,
     an exception) ends that epoch, as with torch's DataLoader.
 
+    Threads: a Loader is used by one thread at a time. While one thread has
+    an epoch open (from ``iter()`` until the loop ends or the iterator is
+    dropped), iterating, stepping its iterator, set_epoch or load_state_dict
+    from another thread raise RuntimeError: create one Loader per thread.
+    len(), state_dict(), stats() and close() may be called from any thread.
+
     Memory: a batch's slot returns to the pool when every tensor of it has
     been freed (after an event on the consumer's CUDA stream, so reuse is
     safe without synchronising). Holding more batches than the ring has
@@ -225,6 +235,8 @@ class Loader:
         self._epoch = 0      # the epoch the next loop runs
         self._batch = 0      # batches of it already delivered
         self._c_pos = None   # (epoch, batch) the C loader delivers next
+        self._lock = threading.Lock()  # guards _iteration's check and change
+        self._iteration = None  # weakref to the open _Epoch, if any
         self._t0 = time.monotonic()
         self._open(0, 0)
         if output == "torch":
@@ -253,6 +265,12 @@ class Loader:
         if self._c is None:
             raise _numafeed.error(-errno.EBADF, "the loader is closed")
         return self._c
+
+    def _same_thread(self):
+        """RuntimeError when another thread has an epoch of this loader open."""
+        it = self._iteration() if self._iteration is not None else None
+        if it is not None and it.is_open() and it.thread != threading.get_ident():
+            raise RuntimeError(_IN_USE)
 
     def _check_ranks(self, epoch):
         dist = _dist() if self._check else None
@@ -288,7 +306,9 @@ class Loader:
         """Make the next loop run epoch `epoch` from its first batch (as
         DistributedSampler.set_epoch). Free when it is the next epoch anyway."""
         epoch = int_arg("epoch", epoch, 0, U64)
-        self._epoch, self._batch = epoch, 0
+        with self._lock:
+            self._same_thread()
+            self._epoch, self._batch = epoch, 0
 
     def state_dict(self):
         """Where the iteration stands: load it into a Loader over the same
@@ -316,37 +336,27 @@ class Loader:
                              f"(an epoch has {n} batches)")
         if batch == n:  # saved after the last batch, before the loop noticed the end
             epoch, batch = epoch + 1, 0
-        self._epoch, self._batch = epoch, batch
+        with self._lock:
+            self._same_thread()
+            self._epoch, self._batch = epoch, batch
 
     # ---- iteration -------------------------------------------------------
 
     def __iter__(self):
         self._live()
-        epoch, start = self._epoch, self._batch
-        if self._c_pos != (epoch, start):
-            self._open(epoch, start)
-        self._check_ranks(epoch)
-        return self._run(epoch)
-
-    def _run(self, epoch):
-        c = self._c
-        finished = False
+        with self._lock:  # two threads starting at once: one of them is told
+            self._same_thread()
+            it = _Epoch(self, self._epoch)
+            self._iteration = weakref.ref(it)
         try:
-            while True:
-                b = c.next(timeout=-1 if self._timeout is None else self._timeout)
-                if b is None:
-                    finished = True
-                    return
-                if b.epoch != epoch:  # cannot happen: say so loudly if it does
-                    raise _numafeed.error(-errno.EPROTO, f"numafeed.Loader: internal: a batch "
-                                          f"of epoch {b.epoch} in epoch {epoch}")
-                self._batch = b.index + 1
-                self._c_pos = (epoch, b.index + 1)
-                yield self._convert(b)
-        finally:
-            self._epoch, self._batch = epoch + 1, 0
-            if finished:
-                self._c_pos = (epoch + 1, 0)
+            if self._c_pos != (it.epoch, self._batch):
+                self._open(it.epoch, self._batch)
+            self._check_ranks(it.epoch)
+        except BaseException:
+            it.close()
+            raise
+        it.c = self._c
+        return it
 
     def _convert(self, b):
         conv = self._conv or (lambda f: f)
@@ -403,3 +413,66 @@ class Loader:
             f"cuda:{self._ordinal}" if self._c.cuda else "cpu")
         return (f"numafeed.Loader({self._path!r}, batch_size={self._batch_size}, {state}, "
                 f"epoch={self._epoch}, batch={self._batch})")
+
+
+class _Epoch:
+    """One epoch of a Loader, what ``for batch in loader`` steps. It holds
+    the loader for the thread that made it until it ends, is closed or is
+    dropped; another thread stepping it gets RuntimeError."""
+
+    def __init__(self, loader, epoch):
+        self.loader, self.epoch = loader, epoch
+        self.thread = threading.get_ident()
+        self.c = None  # the C loader, once positioned
+        self._open = True
+        self._started = False
+
+    def is_open(self):
+        return self._open
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if not self._open:
+            raise StopIteration
+        if threading.get_ident() != self.thread:
+            raise RuntimeError(_IN_USE)
+        self._started = True
+        L = self.loader
+        try:
+            b = self.c.next(timeout=-1 if L._timeout is None else L._timeout)
+            if b is not None and b.epoch != self.epoch:  # cannot happen: say so if it does
+                raise _numafeed.error(-errno.EPROTO, f"numafeed.Loader: internal: a batch of "
+                                      f"epoch {b.epoch} in epoch {self.epoch}")
+        except BaseException:
+            self.close()
+            raise
+        if b is None:
+            self._end(finished=True)
+            raise StopIteration
+        L._batch = b.index + 1
+        L._c_pos = (self.epoch, b.index + 1)
+        try:
+            return L._convert(b)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self):
+        """End the epoch here, as leaving a loop early does."""
+        self._end(finished=False)
+
+    def _end(self, finished):
+        if not self._open:
+            return
+        self._open = False
+        if not self._started:  # never stepped: the loader stays where it was
+            return
+        L = self.loader
+        L._epoch, L._batch = self.epoch + 1, 0
+        if finished:
+            L._c_pos = (self.epoch + 1, 0)
+
+    def __del__(self):
+        self._end(finished=False)

@@ -20,6 +20,11 @@
 typedef struct {
     PyObject_HEAD
     struct nfpy_core *core; /* NULL once closed */
+    /* A thread is inside next(). Read and set with the GIL held, before it
+     * is released for the wait: loader_next is not safe for one pool from
+     * two threads, and the second caller must hear so, not wait behind the
+     * first or interleave with it. */
+    int in_next;
 } LoaderObject;
 
 static int parse_io(const char *io, int *out)
@@ -165,18 +170,9 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static PyObject *loader_next_py(PyObject *self, PyObject *args, PyObject *kw)
+/* One loader_next, waiting in slices so that signals are seen. */
+static PyObject *next_batch(struct nfpy_core *core, double timeout)
 {
-    static char *kwlist[] = {"timeout", NULL};
-    double timeout = -1;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|d", kwlist, &timeout))
-        return NULL;
-    if (timeout != timeout)
-        return PyErr_Format(PyExc_ValueError, "timeout must be a number of seconds, not nan");
-    struct nfpy_core *core = open_core((LoaderObject *)self);
-    if (!core)
-        return NULL;
-    atomic_fetch_add(&core->refs, 1); /* a close() meanwhile must not free it under us */
     /* negative, or beyond what a millisecond clock can add: wait forever */
     uint64_t deadline = timeout < 0 || timeout > 1e9 ? UINT64_MAX
                                                      : now_ms() + (uint64_t)(timeout * 1000.0);
@@ -196,27 +192,46 @@ static PyObject *loader_next_py(PyObject *self, PyObject *args, PyObject *kw)
         Py_END_ALLOW_THREADS
         if (rc != -ETIMEDOUT)
             break;
-        if (PyErr_CheckSignals()) {
-            nfpy_core_decref(core);
+        if (PyErr_CheckSignals())
             return NULL;
-        }
         if (now_ms() >= deadline) {
             char msg[128]; /* PyErr_Format has no %f */
             snprintf(msg, sizeof(msg), "Loader.next: no batch within %.3f s", timeout);
-            nfpy_core_decref(core);
             PyErr_SetString(PyExc_TimeoutError, msg);
             return NULL;
         }
     }
-    if (rc == NUMAFEED_EEPOCH_END) {
-        nfpy_core_decref(core);
+    if (rc == NUMAFEED_EEPOCH_END)
         Py_RETURN_NONE;
-    }
-    if (rc) {
-        nfpy_core_decref(core);
+    if (rc)
         return nfpy_raise(rc, "loader_next", msg);
-    }
-    return nfpy_batch_new(core, &b); /* takes over the reference taken above */
+    atomic_fetch_add(&core->refs, 1); /* the batch's */
+    return nfpy_batch_new(core, &b);
+}
+
+static PyObject *loader_next_py(PyObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"timeout", NULL};
+    double timeout = -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|d", kwlist, &timeout))
+        return NULL;
+    if (timeout != timeout)
+        return PyErr_Format(PyExc_ValueError, "timeout must be a number of seconds, not nan");
+    LoaderObject *lo = (LoaderObject *)self;
+    struct nfpy_core *core = open_core(lo);
+    if (!core)
+        return NULL;
+    if (lo->in_next)
+        return PyErr_Format(PyExc_RuntimeError,
+                            "numafeed.Loader: another thread is inside next() on this loader; "
+                            "a Loader is used by one thread at a time: create one Loader per "
+                            "thread");
+    lo->in_next = 1;
+    atomic_fetch_add(&core->refs, 1); /* a close() meanwhile must not free it under us */
+    PyObject *batch = next_batch(core, timeout);
+    nfpy_core_decref(core);
+    lo->in_next = 0;
+    return batch;
 }
 
 static PyObject *loader_close(PyObject *self, PyObject *unused)
