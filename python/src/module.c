@@ -168,6 +168,22 @@ static PyObject *mod_has_cuda(PyObject *self, PyObject *unused)
     return PyBool_FromLong(numafeed_has_cuda());
 }
 
+static PyObject *mod_cuda_device_count(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    int n;
+    char msg[1024];
+    Py_BEGIN_ALLOW_THREADS /* the first call initialises the CUDA runtime */
+    n = numafeed_cuda_device_count();
+    if (n < 0)
+        snprintf(msg, sizeof(msg), "%s", numafeed_last_error());
+    Py_END_ALLOW_THREADS
+    if (n < 0)
+        return nfpy_raise(n, "numafeed_cuda_device_count", msg);
+    return PyLong_FromLong(n);
+}
+
 /* v, or None when it is the struct's "not set" value */
 static PyObject *int_or_none(int v, int unset)
 {
@@ -264,7 +280,13 @@ static PyObject *mod_topology(PyObject *self, PyObject *args, PyObject *kw)
 static PyMethodDef mod_methods[] = {
     {"version", mod_version, METH_NOARGS, "version() -> str: the C library's version."},
     {"has_cuda", mod_has_cuda, METH_NOARGS,
-     "has_cuda() -> bool: the library was built with the CUDA path (a GPU may still be absent)."},
+     "has_cuda() -> bool: this build was compiled with the CUDA path. It says nothing of this "
+     "machine (a build with CUDA serves host batches where there is no GPU): "
+     "cuda_available() says whether a GPU is usable now."},
+    {"cuda_device_count", mod_cuda_device_count, METH_NOARGS,
+     "cuda_device_count() -> int: the GPUs usable in this process (numafeed_cuda_device_count). "
+     "NumafeedError NUMAFEED_ENOCUDA says why there are none (not compiled in, no driver, a "
+     "driver too old, no device)."},
     {"launch_env", mod_launch_env, METH_NOARGS,
      "launch_env() -> dict: local_rank, rank, world_size (None when unset) and the variable "
      "each came from, as numafeed_launch_env reads the launcher's environment. "

@@ -64,3 +64,15 @@ def test_a_corrupt_shard_in_a_host_loader_never_says_gpu(tmp_path, records):
 def test_no_gpu_is_enocuda(tokens_dataset):
     e = raised(lambda: numafeed.Loader(tokens_dataset, 10, device="cuda:0"))
     assert e.name == "NUMAFEED_ENOCUDA" and e.code == -10008
+
+
+def test_has_cuda_and_cuda_available():
+    assert isinstance(numafeed.has_cuda(), bool)
+    assert isinstance(numafeed.cuda_available(), bool)
+    if not numafeed.has_cuda():
+        assert not numafeed.cuda_available()
+    torch = pytest.importorskip("torch")
+    # both ask the driver whether a device is usable now
+    assert numafeed.cuda_available() == (numafeed.has_cuda() and torch.cuda.is_available())
+    assert numafeed.has_cuda.__doc__ and "compiled" in numafeed.has_cuda.__doc__
+    assert numafeed.cuda_available.__doc__
