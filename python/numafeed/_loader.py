@@ -3,9 +3,11 @@
 import errno
 import hashlib
 import os
+import sys
 import threading
 import time
 import weakref
+from collections.abc import Mapping
 
 from . import _numafeed
 from ._args import U32, U64, int_arg, seconds_arg
@@ -16,6 +18,9 @@ _DEVICE_AUTO, _DEVICE_CPU, _DEVICE_CUDA = 0, 1, 2  # enum loader_device
 _INT_MAX = (1 << 31) - 1
 _IN_USE = ("numafeed.Loader: another thread is iterating this loader; a Loader is used by "
            "one thread at a time: create one Loader per thread")
+# What to store instead of an unsigned field wider than 8 bits, for a torch
+# that cannot take one through DLPack (one without torch.uint16 and its kin)
+_WIDER = {"uint16": "int32", "uint32": "int64", "uint64": "int64, if the values fit"}
 
 
 class _Launcher:
@@ -98,6 +103,23 @@ def _fingerprint(path, follow_symlinks):
     file of bounded size."""
     text = _numafeed.dataset_manifest(path, follow_symlinks=follow_symlinks)
     return hashlib.sha256(text).hexdigest()[:16]
+
+
+def _converter(output):
+    """What turns a batch's Field into the output's array."""
+    if output == "torch":
+        try:
+            import torch
+        except ImportError as e:
+            raise ImportError("numafeed.Loader(output='torch') needs torch: install it, or "
+                              "pass output='numpy' for numpy arrays (host batches) or "
+                              "output='dlpack' for any DLPack consumer", name="torch") from e
+        return torch.from_dlpack
+    if output == "numpy":
+        import numpy
+
+        return numpy.from_dlpack
+    return None  # the Field objects themselves
 
 
 class Loader:
@@ -221,6 +243,8 @@ class Loader:
         if output == "numpy" and c_device == _DEVICE_CUDA:
             raise ValueError(f"output='numpy' needs host batches: device='cpu', not {device!r}")
         rank, world_size = _resolve_ranks(rank, world_size, launcher)
+        self._conv = _converter(output)
+        self._output = output
         self._path = path
         self._args = dict(
             gpu=self._ordinal, device=c_device, shuffle=bool(shuffle), seed=seed,
@@ -239,16 +263,6 @@ class Loader:
         self._iteration = None  # weakref to the open _Epoch, if any
         self._t0 = time.monotonic()
         self._open(0, 0)
-        if output == "torch":
-            import torch
-
-            self._conv = torch.from_dlpack
-        elif output == "numpy":
-            import numpy
-
-            self._conv = numpy.from_dlpack
-        else:
-            self._conv = None  # the Field objects themselves
         self._check_ranks(None)
 
     # ---- positioning -----------------------------------------------------
@@ -321,6 +335,15 @@ class Loader:
 
     def load_state_dict(self, state):
         """Continue from a state_dict(): the next loop starts at its batch."""
+        if not isinstance(state, Mapping):
+            raise TypeError(f"load_state_dict: state must be a dict from Loader.state_dict(), "
+                            f"not {type(state).__name__}")
+        for key in ("epoch", "batch"):
+            if key not in state:
+                raise ValueError(f"load_state_dict: the state has no {key!r}; pass a dict "
+                                 "from Loader.state_dict()")
+        epoch = int_arg("load_state_dict: state['epoch']", state["epoch"], 0, U64)
+        batch = int_arg("load_state_dict: state['batch']", state["batch"], 0, U64)
         for key in ("seed", "shuffle", "shuffle_window", "drop_last", "batch_size", "world_size",
                     "dataset"):
             mine = self._batch_size if key == "batch_size" else (
@@ -329,9 +352,8 @@ class Loader:
                 raise ValueError(
                     f"load_state_dict: the state has {key}={state[key]!r}, this loader "
                     f"{mine!r}; resuming would not continue the same sequence")
-        epoch, batch = int(state["epoch"]), int(state["batch"])
         n = len(self)
-        if epoch < 0 or not 0 <= batch <= n:
+        if batch > n:
             raise ValueError(f"load_state_dict: batch {batch} of epoch {epoch} is out of range "
                              f"(an epoch has {n} batches)")
         if batch == n:  # saved after the last batch, before the loop noticed the end
@@ -359,17 +381,32 @@ class Loader:
         return it
 
     def _convert(self, b):
-        conv = self._conv or (lambda f: f)
         fields = b.fields
         if len(fields) == 1:
-            data = conv(fields[0])
+            data = self._field(fields[0])
         else:
-            data = {f.name: conv(f) for f in fields}
+            data = {f.name: self._field(f) for f in fields}
         if self._return_ids:
             # a copy (8 bytes a record): keeping ids must not keep the slot
-            ids = conv(b.record_ids)
+            ids = self._field(b.record_ids)
             return data, (ids.clone() if hasattr(ids, "clone") else ids.copy())
         return data
+
+    def _field(self, f):
+        if self._conv is None:
+            return f
+        try:
+            return self._conv(f)
+        except (RuntimeError, TypeError, BufferError) as e:
+            if self._output != "torch" or f.dtype not in _WIDER:
+                raise
+            torch = sys.modules.get("torch")
+            raise _numafeed.error(
+                -errno.ENOTSUP,
+                f"field {f.name!r} is {f.dtype}, which this torch "
+                f"({getattr(torch, '__version__', '?')}) cannot take through DLPack ({e}): "
+                f"pass output='numpy', or store the field as {_WIDER[f.dtype]} at pack "
+                "time") from e
 
     # ---- introspection and lifetime ----------------------------------------
 
