@@ -17,13 +17,28 @@ through DLPack. See ``help(numafeed.Loader)`` and docs/python.md.
 """
 import json as _json
 
+from . import _numafeed
 from ._numafeed import NumafeedError, has_cuda
 from ._numafeed import version as _c_version
 from ._loader import Loader
 from ._pack import pack
 
-__all__ = ["Loader", "pack", "NumafeedError", "has_cuda", "topology", "__version__"]
+__all__ = ["Loader", "pack", "NumafeedError", "has_cuda", "cuda_available", "topology",
+           "__version__"]
 __version__ = _c_version()
+
+
+def cuda_available():
+    """Whether a GPU is usable now: the CUDA path is compiled in, a driver
+    new enough for it is loaded and it sees at least one device (after
+    CUDA_VISIBLE_DEVICES). The first call initialises the CUDA runtime in
+    this process; ``numafeed doctor`` says why not, when not."""
+    try:
+        return _numafeed.cuda_device_count() > 0
+    except NumafeedError as e:
+        if e.code in (_numafeed.ENOCUDA, _numafeed.ECUDA):
+            return False
+        raise
 
 
 def topology(sysfs_root=None):

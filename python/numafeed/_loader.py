@@ -1,24 +1,43 @@
 # SPDX-License-Identifier: Apache-2.0
 """numafeed.Loader: the Python face of one numafeed pool."""
+import errno
 import hashlib
 import os
+import sys
+import threading
 import time
+import weakref
+from collections.abc import Mapping
 
 from . import _numafeed
+from ._args import U32, U64, int_arg, seconds_arg
 from ._numafeed import NumafeedError
 
 _OUTPUTS = ("torch", "numpy", "dlpack")
-_DEVICE_AUTO, _DEVICE_CPU = 0, 1  # enum loader_device
+_DEVICE_AUTO, _DEVICE_CPU, _DEVICE_CUDA = 0, 1, 2  # enum loader_device
+_INT_MAX = (1 << 31) - 1
+_IN_USE = ("numafeed.Loader: another thread is iterating this loader; a Loader is used by "
+           "one thread at a time: create one Loader per thread")
+# What to store instead of an unsigned field wider than 8 bits, for a torch
+# that cannot take one through DLPack (one without torch.uint16 and its kin)
+_WIDER = {"uint16": "int32", "uint32": "int64", "uint64": "int64, if the values fit"}
 
 
-def _env_int(name):
-    v = os.environ.get(name)
-    if v is None or v == "":
-        return None
-    try:
-        return int(v)
-    except ValueError:
-        raise ValueError(f"environment variable {name}={v!r} is not an integer") from None
+class _Launcher:
+    """What the job's launcher set, read once and only when a default needs
+    it, by the C library's reader (numafeed_launch_env): the same variables,
+    in the same order, as the numafeed command and loader_create."""
+
+    def __init__(self):
+        self._env = None
+
+    def __getitem__(self, key):
+        if self._env is None:
+            try:
+                self._env = _numafeed.launch_env()
+            except NumafeedError as e:  # a bad value, like a bad argument
+                raise ValueError(str(e)) from e
+        return self._env[key]
 
 
 def _dist():
@@ -30,61 +49,77 @@ def _dist():
     return dist if dist.is_available() and dist.is_initialized() else None
 
 
-def _resolve_device(device):
-    """(ordinal, host_mode, cuda_required) from the device argument."""
-    local = _env_int("LOCAL_RANK")
-    default = local if local is not None else 0
-    if device is None:
-        return default, False, False
+def _resolve_device(device, launcher, output):
+    """(CUDA ordinal, enum loader_device) from torch's spelling of a device.
+    Without an ordinal, the launcher's local rank (0 without one)."""
+    def local():
+        r = launcher["local_rank"]
+        return 0 if r is None else r
+
+    if device is None:  # numpy holds host memory only
+        return local(), _DEVICE_CPU if output == "numpy" else _DEVICE_AUTO
     if isinstance(device, bool):
-        raise TypeError("device must be 'cuda:N', 'cuda', 'cpu', an int or a torch.device")
-    if isinstance(device, int):
-        if device < 0:
-            raise ValueError(f"device {device} is negative")
-        return device, False, True
-    text = str(device)  # torch.device prints as 'cuda:0' / 'cpu'
+        raise TypeError(f"device must be 'cuda:N', 'cuda', 'cpu', an int or a torch.device, "
+                        f"not {device!r}")
+    if hasattr(device, "__index__"):  # an int, a numpy integer
+        return int_arg("device", device, 0, _INT_MAX), _DEVICE_CUDA
+    text = str(device)  # torch.device prints as 'cuda:0' / 'cuda' / 'cpu'
     if text == "cpu":
-        return default, True, False
+        return local(), _DEVICE_CPU
     if text == "cuda":
-        return default, False, True
-    if text.startswith("cuda:"):
-        try:
-            n = int(text[5:])
-        except ValueError:
-            n = -1
-        if n < 0:
-            raise ValueError(f"device {text!r}: expected cuda:N with N >= 0")
-        return n, False, True
+        return local(), _DEVICE_CUDA
+    if text.startswith("cuda:") and text[5:].isdigit() and int(text[5:]) <= _INT_MAX:
+        return int(text[5:]), _DEVICE_CUDA
     raise ValueError(f"device {text!r}: expected 'cuda:N', 'cuda', 'cpu' or an int")
 
 
-def _resolve_ranks(rank, world_size):
-    dist = _dist()
+def _resolve_ranks(rank, world_size, launcher):
+    """Each of rank and world_size: the argument, else the launcher's, else
+    torch.distributed's when initialised; neither anywhere is 0 of 1."""
+    rank = int_arg("rank", rank, 0, U32, none=True)
+    world_size = int_arg("world_size", world_size, 1, U32, none=True)
     if rank is None:
-        rank = _env_int("RANK")
-        if rank is None and dist is not None:
-            rank = dist.get_rank()
+        rank = launcher["rank"]
     if world_size is None:
-        world_size = _env_int("WORLD_SIZE")
-        if world_size is None and dist is not None:
-            world_size = dist.get_world_size()
+        world_size = launcher["world_size"]
+    dist = _dist() if rank is None or world_size is None else None
+    if dist is not None:
+        rank = dist.get_rank() if rank is None else rank
+        world_size = dist.get_world_size() if world_size is None else world_size
     if rank is None and world_size is None:
         return 0, 1
     if rank is None or world_size is None:
         raise ValueError(
-            f"rank={rank} but world_size={world_size}: give both (or set both RANK and "
-            "WORLD_SIZE, as torchrun does)")
-    if world_size < 1 or not 0 <= rank < world_size:
-        raise ValueError(f"rank {rank} is not in [0, world_size={world_size})")
+            f"rank={rank} but world_size={world_size}: give both (or run under a launcher "
+            "that sets both: torchrun's RANK and WORLD_SIZE, Open MPI's or Slurm's)")
+    if rank >= world_size:
+        raise ValueError(f"rank must be below world_size: rank {rank}, world_size {world_size}")
     return rank, world_size
 
 
-def _fingerprint(path):
-    try:
-        with open(os.path.join(path, "manifest.json"), "rb") as f:
-            return hashlib.sha256(f.read()).hexdigest()[:16]
-    except OSError as e:
-        raise NumafeedError(f"{path}: cannot read the dataset's manifest.json: {e}") from None
+def _fingerprint(path, follow_symlinks):
+    """A hash of the dataset's manifest, which ranks compare. Read as the
+    loader reads it: beneath the directory, never from a FIFO, a regular
+    file of bounded size."""
+    text = _numafeed.dataset_manifest(path, follow_symlinks=follow_symlinks)
+    return hashlib.sha256(text).hexdigest()[:16]
+
+
+def _converter(output):
+    """What turns a batch's Field into the output's array."""
+    if output == "torch":
+        try:
+            import torch
+        except ImportError as e:
+            raise ImportError("numafeed.Loader(output='torch') needs torch: install it, or "
+                              "pass output='numpy' for numpy arrays (host batches) or "
+                              "output='dlpack' for any DLPack consumer", name="torch") from e
+        return torch.from_dlpack
+    if output == "numpy":
+        import numpy
+
+        return numpy.from_dlpack
+    return None  # the Field objects themselves
 
 
 class Loader:
@@ -92,29 +127,47 @@ class Loader:
     GPU's NUMA node, delivered zero-copy (DLPack) as torch tensors.
 
     Loader(path, batch_size, *, device=None, shuffle=True, seed=0,
-           drop_last=False, threads=None, prefetch=None, rank=None,
-           world_size=None, timeout=None, output="torch", return_ids=False,
-           io="auto", node=None, check_ranks=True, verbose=False)
+           drop_last=False, threads=None, prefetch=None, shuffle_window=None,
+           rank=None, world_size=None, timeout=None, output="torch",
+           return_ids=False, io="auto", node=None, follow_symlinks=False,
+           max_ring_bytes=None, check_ranks=True, verbose=False)
+
+    Keywords are loader_config's fields and the numafeed command's options
+    (docs/python.md has the table).
 
     path        a dataset directory (``numafeed pack`` or numafeed.pack).
-    batch_size  records per batch; an epoch's last batch is short unless
-                drop_last.
-    device      "cuda:N" or N: batches in that GPU's memory (an error if the
-                library has no CUDA path or no such GPU); "cuda": the GPU of
-                LOCAL_RANK (0 without it); "cpu": host batches, the pool on
-                LOCAL_RANK's GPU's node; None: the GPU of LOCAL_RANK where
-                there is one, host batches otherwise.
+    batch_size  records per batch, 1 to 2**32-1; an epoch's last batch is
+                short unless drop_last.
+    device      where batches go, in torch's spelling. "cuda:N", N or
+                torch.device("cuda", N): that GPU's memory, or NumafeedError
+                NUMAFEED_ENOCUDA when no GPU is usable (no CUDA path, no
+                driver, no such GPU). "cuda": the same for the launcher's
+                local rank's GPU (0 without a launcher). "cpu": host batches,
+                the pool on the local rank's GPU's node. None: the local
+                rank's GPU when one is usable, host batches otherwise (host
+                batches always with output="numpy"). The local rank is
+                LOCAL_RANK, OMPI_COMM_WORLD_LOCAL_RANK or SLURM_LOCALID,
+                the innermost launcher's first.
     shuffle, seed
-                the order is a pure function of (seed, epoch, dataset, rank,
-                world_size): the same for any threads or prefetch.
-    threads     worker threads (default: min(4, the node's CPUs)).
-    prefetch    batches in flight, the ring's slots (default: enough for
-                every worker's shuffle window; at least 4).
+                seed 0 to 2**64-1. The order is a pure function of (seed,
+                epoch, dataset, rank, world_size, shuffle_window): the same
+                for any threads or prefetch.
+    threads     worker threads, 1 to 256 (None: min(4, the node's CPUs)).
+    prefetch    batches in flight, the ring's slots, 2 to 2**32-1 (None:
+                enough for every worker's shuffle window; at least 4; within
+                max_ring_bytes).
+    shuffle_window
+                records mixed by the within-window shuffle, 1 to 2**24 (None
+                or 0: 16 blocks' worth, at most 65536).
     rank, world_size
-                default to RANK and WORLD_SIZE (torchrun), else to
-                torch.distributed's when initialised, else 0 and 1. Every
-                rank gets the same number of batches per epoch; together
-                they see every record once.
+                this process's part of the data: rank 0 to world_size-1,
+                world_size 1 to 2**32-1. Each defaults to the launcher's
+                (RANK and WORLD_SIZE, OMPI_COMM_WORLD_RANK and
+                OMPI_COMM_WORLD_SIZE, SLURM_PROCID and SLURM_NTASKS, the
+                innermost launcher's first), else to torch.distributed's
+                when initialised, else 0 and 1. Every rank gets the same
+                number of batches per epoch; together they see every record
+                once.
     timeout     seconds to wait for a batch before TimeoutError (None:
                 forever). Ctrl-C interrupts a wait either way.
     output      "torch" (default): torch tensors; "numpy": numpy arrays
@@ -122,11 +175,24 @@ class Loader:
                 any DLPack consumer.
     return_ids  yield (batch, record_ids): each record's index in the dataset
                 (int64, host, a copy that does not hold the batch's slot).
-    io          "auto", "io_uring", "pread" or "mmap".
-    node        use this NUMA node instead of the one sysfs reports.
+    io          how shards are read: "auto" (mmap for page-cache-resident
+                data, else io_uring, else pread), "io_uring", "pread" or
+                "mmap".
+    node        use this NUMA node (0 to 2**31-1) instead of the one sysfs
+                reports.
+    follow_symlinks
+                let symbolic links in the dataset directory lead outside it
+                (default False: such a link is an error naming it).
+    max_ring_bytes
+                the most bytes the ring of batch slots may take (None or 0:
+                4 GiB); a prefetch that does not fit is a NumafeedError
+                naming it.
     check_ranks with torch.distributed initialised, check at creation and
                 at every epoch that all ranks agree on the dataset, seed,
                 batch size and epoch; a clear error otherwise.
+
+    Integer arguments are taken exactly: out of range is a ValueError naming
+    the argument and its range, a bool or a float a TypeError.
 
     Iterating yields one tensor for a one-field dataset, else a dict of
     field name -> tensor, shaped [records, *field shape] with the dataset's
@@ -134,6 +200,12 @@ class Loader:
     then 1, ...; ``set_epoch(e)`` chooses the next one, ``state_dict()`` and
     ``load_state_dict()`` resume exactly mid-epoch. A loop left early (break,
     an exception) ends that epoch, as with torch's DataLoader.
+
+    Threads: a Loader is used by one thread at a time. While one thread has
+    an epoch open (from ``iter()`` until the loop ends or the iterator is
+    dropped), iterating, stepping its iterator, set_epoch or load_state_dict
+    from another thread raise RuntimeError: create one Loader per thread.
+    len(), state_dict(), stats() and close() may be called from any thread.
 
     Memory: a batch's slot returns to the pool when every tensor of it has
     been freed (after an event on the consumer's CUDA stream, so reuse is
@@ -150,64 +222,47 @@ class Loader:
     """
 
     def __init__(self, path, batch_size, *, device=None, shuffle=True, seed=0,
-                 drop_last=False, threads=None, prefetch=None, rank=None, world_size=None,
-                 timeout=None, output="torch", return_ids=False, io="auto", node=None,
-                 check_ranks=True, verbose=False):
+                 drop_last=False, threads=None, prefetch=None, shuffle_window=None, rank=None,
+                 world_size=None, timeout=None, output="torch", return_ids=False, io="auto",
+                 node=None, follow_symlinks=False, max_ring_bytes=None, check_ranks=True,
+                 verbose=False):
         self._c = None
         path = os.fspath(path)
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, not {batch_size!r}")
+        batch_size = int_arg("batch_size", batch_size, 1, U32)
         if output not in _OUTPUTS:
             raise ValueError(f"output must be one of {_OUTPUTS}, not {output!r}")
-        for name, v in (("threads", threads), ("prefetch", prefetch), ("node", node)):
-            if v is not None and (not isinstance(v, int) or v < 0):
-                raise ValueError(f"{name} must be a non-negative int or None, not {v!r}")
-        if prefetch is not None and prefetch < 2:
-            raise ValueError(f"prefetch must be >= 2, not {prefetch}")
-        if timeout is not None and timeout < 0:
-            raise ValueError(f"timeout must be >= 0 seconds or None, not {timeout}")
-        self._ordinal, host_mode, cuda_required = _resolve_device(device)
-        rank, world_size = _resolve_ranks(rank, world_size)
-        if seed < 0 or seed >= 1 << 64:
-            raise ValueError(f"seed must be in [0, 2**64), not {seed}")
+        threads = int_arg("threads", threads, 1, 256, none=True)
+        prefetch = int_arg("prefetch", prefetch, 2, U32, none=True)
+        shuffle_window = int_arg("shuffle_window", shuffle_window, 0, 1 << 24, none=True)
+        max_ring_bytes = int_arg("max_ring_bytes", max_ring_bytes, 0, U64, none=True)
+        node = int_arg("node", node, 0, _INT_MAX, none=True)
+        seed = int_arg("seed", seed, 0, U64)
+        self._timeout = seconds_arg("timeout", timeout)
+        launcher = _Launcher()
+        self._ordinal, c_device = _resolve_device(device, launcher, output)
+        if output == "numpy" and c_device == _DEVICE_CUDA:
+            raise ValueError(f"output='numpy' needs host batches: device='cpu', not {device!r}")
+        rank, world_size = _resolve_ranks(rank, world_size, launcher)
+        self._conv = _converter(output)
+        self._output = output
         self._path = path
         self._args = dict(
-            gpu=self._ordinal, device=_DEVICE_CPU if host_mode else _DEVICE_AUTO,
-            shuffle=bool(shuffle), seed=int(seed),
+            gpu=self._ordinal, device=c_device, shuffle=bool(shuffle), seed=seed,
             drop_last=bool(drop_last), threads=threads or 0, prefetch=prefetch or 0,
-            rank=rank, world_size=world_size, io=io, node=-1 if node is None else node,
-            verbose=bool(verbose))
+            shuffle_window=shuffle_window or 0, rank=rank, world_size=world_size, io=io,
+            node=-1 if node is None else node, follow_symlinks=bool(follow_symlinks),
+            max_ring_bytes=max_ring_bytes or 0, verbose=bool(verbose))
         self._batch_size = batch_size
-        self._timeout = timeout
         self._return_ids = return_ids
         self._check = check_ranks
-        self._fingerprint = _fingerprint(path)
+        self._fingerprint = _fingerprint(path, bool(follow_symlinks))
         self._epoch = 0      # the epoch the next loop runs
         self._batch = 0      # batches of it already delivered
         self._c_pos = None   # (epoch, batch) the C loader delivers next
+        self._lock = threading.Lock()  # guards _iteration's check and change
+        self._iteration = None  # weakref to the open _Epoch, if any
         self._t0 = time.monotonic()
         self._open(0, 0)
-        if cuda_required and not self._c.cuda:
-            notes = self._c.pool_info().get("notes", "")
-            self.close()
-            raise NumafeedError(
-                f"device {device!r}: batches cannot go to GPU {self._ordinal}"
-                + ("" if _numafeed.has_cuda() else " (this build has no CUDA path)")
-                + (f": {notes}" if notes else "; no CUDA driver or no such GPU")
-                + "; pass device='cpu' for host batches")
-        if output == "torch":
-            import torch
-
-            self._conv = torch.from_dlpack
-        elif output == "numpy":
-            if self._c.cuda:
-                self.close()
-                raise ValueError("output='numpy' needs host batches (device='cpu')")
-            import numpy
-
-            self._conv = numpy.from_dlpack
-        else:
-            self._conv = None  # the Field objects themselves
         self._check_ranks(None)
 
     # ---- positioning -----------------------------------------------------
@@ -222,8 +277,14 @@ class Loader:
 
     def _live(self):
         if self._c is None:
-            raise NumafeedError("the loader is closed")
+            raise _numafeed.error(-errno.EBADF, "the loader is closed")
         return self._c
+
+    def _same_thread(self):
+        """RuntimeError when another thread has an epoch of this loader open."""
+        it = self._iteration() if self._iteration is not None else None
+        if it is not None and it.is_open() and it.thread != threading.get_ident():
+            raise RuntimeError(_IN_USE)
 
     def _check_ranks(self, epoch):
         dist = _dist() if self._check else None
@@ -231,6 +292,7 @@ class Loader:
             return
         mine = dict(dataset=self._fingerprint, seed=self._args["seed"],
                     batch_size=self._batch_size, shuffle=self._args["shuffle"],
+                    shuffle_window=self._args["shuffle_window"],
                     drop_last=self._args["drop_last"], world_size=self._args["world_size"],
                     epoch=epoch, batch=self._batch if epoch is not None else None)
         everyone = [None] * dist.get_world_size()
@@ -238,7 +300,8 @@ class Loader:
         for r, theirs in enumerate(everyone):
             if theirs != mine:
                 diff = {k: (mine[k], theirs.get(k)) for k in mine if theirs.get(k) != mine[k]}
-                raise NumafeedError(
+                raise _numafeed.error(
+                    _numafeed.ECONFIG,
                     f"numafeed.Loader: rank {dist.get_rank()} and rank {r} disagree on "
                     + ", ".join(f"{k} ({a!r} here, {b!r} there)" for k, (a, b) in diff.items())
                     + ": every rank must load the same dataset with the same seed, batch "
@@ -256,77 +319,94 @@ class Loader:
     def set_epoch(self, epoch):
         """Make the next loop run epoch `epoch` from its first batch (as
         DistributedSampler.set_epoch). Free when it is the next epoch anyway."""
-        if not isinstance(epoch, int) or epoch < 0:
-            raise ValueError(f"epoch must be a non-negative int, not {epoch!r}")
-        self._epoch, self._batch = epoch, 0
+        epoch = int_arg("epoch", epoch, 0, U64)
+        with self._lock:
+            self._same_thread()
+            self._epoch, self._batch = epoch, 0
 
     def state_dict(self):
         """Where the iteration stands: load it into a Loader over the same
         dataset and configuration to continue with exactly the next batch."""
         return dict(epoch=self._epoch, batch=self._batch, seed=self._args["seed"],
-                    shuffle=self._args["shuffle"], drop_last=self._args["drop_last"],
+                    shuffle=self._args["shuffle"], shuffle_window=self._args["shuffle_window"],
+                    drop_last=self._args["drop_last"],
                     batch_size=self._batch_size, rank=self._args["rank"],
                     world_size=self._args["world_size"], dataset=self._fingerprint)
 
     def load_state_dict(self, state):
         """Continue from a state_dict(): the next loop starts at its batch."""
-        for key in ("seed", "shuffle", "drop_last", "batch_size", "world_size", "dataset"):
+        if not isinstance(state, Mapping):
+            raise TypeError(f"load_state_dict: state must be a dict from Loader.state_dict(), "
+                            f"not {type(state).__name__}")
+        for key in ("epoch", "batch"):
+            if key not in state:
+                raise ValueError(f"load_state_dict: the state has no {key!r}; pass a dict "
+                                 "from Loader.state_dict()")
+        epoch = int_arg("load_state_dict: state['epoch']", state["epoch"], 0, U64)
+        batch = int_arg("load_state_dict: state['batch']", state["batch"], 0, U64)
+        for key in ("seed", "shuffle", "shuffle_window", "drop_last", "batch_size", "world_size",
+                    "dataset"):
             mine = self._batch_size if key == "batch_size" else (
                 self._fingerprint if key == "dataset" else self._args[key])
             if key in state and state[key] != mine:
                 raise ValueError(
                     f"load_state_dict: the state has {key}={state[key]!r}, this loader "
                     f"{mine!r}; resuming would not continue the same sequence")
-        epoch, batch = int(state["epoch"]), int(state["batch"])
         n = len(self)
-        if epoch < 0 or not 0 <= batch <= n:
+        if batch > n:
             raise ValueError(f"load_state_dict: batch {batch} of epoch {epoch} is out of range "
                              f"(an epoch has {n} batches)")
         if batch == n:  # saved after the last batch, before the loop noticed the end
             epoch, batch = epoch + 1, 0
-        self._epoch, self._batch = epoch, batch
+        with self._lock:
+            self._same_thread()
+            self._epoch, self._batch = epoch, batch
 
     # ---- iteration -------------------------------------------------------
 
     def __iter__(self):
         self._live()
-        epoch, start = self._epoch, self._batch
-        if self._c_pos != (epoch, start):
-            self._open(epoch, start)
-        self._check_ranks(epoch)
-        return self._run(epoch)
-
-    def _run(self, epoch):
-        c = self._c
-        finished = False
+        with self._lock:  # two threads starting at once: one of them is told
+            self._same_thread()
+            it = _Epoch(self, self._epoch)
+            self._iteration = weakref.ref(it)
         try:
-            while True:
-                b = c.next(timeout=-1 if self._timeout is None else self._timeout)
-                if b is None:
-                    finished = True
-                    return
-                if b.epoch != epoch:  # cannot happen: say so loudly if it does
-                    raise NumafeedError(f"internal: batch of epoch {b.epoch} in epoch {epoch}")
-                self._batch = b.index + 1
-                self._c_pos = (epoch, b.index + 1)
-                yield self._convert(b)
-        finally:
-            self._epoch, self._batch = epoch + 1, 0
-            if finished:
-                self._c_pos = (epoch + 1, 0)
+            if self._c_pos != (it.epoch, self._batch):
+                self._open(it.epoch, self._batch)
+            self._check_ranks(it.epoch)
+        except BaseException:
+            it.close()
+            raise
+        it.c = self._c
+        return it
 
     def _convert(self, b):
-        conv = self._conv or (lambda f: f)
         fields = b.fields
         if len(fields) == 1:
-            data = conv(fields[0])
+            data = self._field(fields[0])
         else:
-            data = {f.name: conv(f) for f in fields}
+            data = {f.name: self._field(f) for f in fields}
         if self._return_ids:
             # a copy (8 bytes a record): keeping ids must not keep the slot
-            ids = conv(b.record_ids)
+            ids = self._field(b.record_ids)
             return data, (ids.clone() if hasattr(ids, "clone") else ids.copy())
         return data
+
+    def _field(self, f):
+        if self._conv is None:
+            return f
+        try:
+            return self._conv(f)
+        except (RuntimeError, TypeError, BufferError) as e:
+            if self._output != "torch" or f.dtype not in _WIDER:
+                raise
+            torch = sys.modules.get("torch")
+            raise _numafeed.error(
+                -errno.ENOTSUP,
+                f"field {f.name!r} is {f.dtype}, which this torch "
+                f"({getattr(torch, '__version__', '?')}) cannot take through DLPack ({e}): "
+                f"pass output='numpy', or store the field as {_WIDER[f.dtype]} at pack "
+                "time") from e
 
     # ---- introspection and lifetime ----------------------------------------
 
@@ -370,3 +450,66 @@ class Loader:
             f"cuda:{self._ordinal}" if self._c.cuda else "cpu")
         return (f"numafeed.Loader({self._path!r}, batch_size={self._batch_size}, {state}, "
                 f"epoch={self._epoch}, batch={self._batch})")
+
+
+class _Epoch:
+    """One epoch of a Loader, what ``for batch in loader`` steps. It holds
+    the loader for the thread that made it until it ends, is closed or is
+    dropped; another thread stepping it gets RuntimeError."""
+
+    def __init__(self, loader, epoch):
+        self.loader, self.epoch = loader, epoch
+        self.thread = threading.get_ident()
+        self.c = None  # the C loader, once positioned
+        self._open = True
+        self._started = False
+
+    def is_open(self):
+        return self._open
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if not self._open:
+            raise StopIteration
+        if threading.get_ident() != self.thread:
+            raise RuntimeError(_IN_USE)
+        self._started = True
+        L = self.loader
+        try:
+            b = self.c.next(timeout=-1 if L._timeout is None else L._timeout)
+            if b is not None and b.epoch != self.epoch:  # cannot happen: say so if it does
+                raise _numafeed.error(-errno.EPROTO, f"numafeed.Loader: internal: a batch of "
+                                      f"epoch {b.epoch} in epoch {self.epoch}")
+        except BaseException:
+            self.close()
+            raise
+        if b is None:
+            self._end(finished=True)
+            raise StopIteration
+        L._batch = b.index + 1
+        L._c_pos = (self.epoch, b.index + 1)
+        try:
+            return L._convert(b)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self):
+        """End the epoch here, as leaving a loop early does."""
+        self._end(finished=False)
+
+    def _end(self, finished):
+        if not self._open:
+            return
+        self._open = False
+        if not self._started:  # never stepped: the loader stays where it was
+            return
+        L = self.loader
+        L._epoch, L._batch = self.epoch + 1, 0
+        if finished:
+            L._c_pos = (self.epoch + 1, 0)
+
+    def __del__(self):
+        self._end(finished=False)

@@ -5,30 +5,46 @@ import os
 import numpy as np
 
 from . import _numafeed
+from ._args import U32, U64, int_arg
 
-_DTYPES = {np.dtype(n): n for n in ("uint8", "int8", "uint16", "int16", "uint32", "int32",
+# numafeed's dtype names and the numpy dtype whose bytes each is stored as.
+# numpy has no bfloat16: its two bytes travel as uint16.
+_STORED = {n: np.dtype(n) for n in ("uint8", "int8", "uint16", "int16", "uint32", "int32",
                                     "uint64", "int64", "float16", "float32", "float64")}
+_STORED["bfloat16"] = np.dtype(np.uint16)
+_NAMES = {dt: n for n, dt in _STORED.items() if n != "bfloat16"}
+# zstd's levels (ZSTD_minCLevel() .. ZSTD_maxCLevel() since zstd 1.4); 0 means 3
+_LEVELS = (-(1 << 17), 22)
 
 
 def _dtype_name(name, dt):
     try:
-        return _DTYPES[np.dtype(dt).newbyteorder("=")]  # any byte order: values convert
+        return _NAMES[np.dtype(dt).newbyteorder("=")]  # any byte order: values convert
     except KeyError:
         raise TypeError(f"field {name!r}: dtype {dt} is not one numafeed stores "
-                        f"({', '.join(sorted(_DTYPES.values()))})") from None
+                        f"({', '.join(sorted(_STORED))})") from None
 
 
 def _as_array(name, value):
+    """(a numpy array of the values as numafeed stores them, the dtype's name)."""
     if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor
-        value = value.detach().cpu().numpy()
+        value = value.detach().cpu()
+        if str(value.dtype) == "torch.bfloat16":
+            import torch
+
+            return value.view(torch.int16).numpy().view(np.uint16), "bfloat16"
+        value = value.numpy()
     arr = np.asarray(value)
     if arr.dtype.kind == "O":
         raise TypeError(f"field {name!r}: not a numeric array")
-    return arr
+    if arr.dtype.name == "bfloat16":  # ml_dtypes' numpy bfloat16
+        return arr.view(np.uint16), "bfloat16"
+    return arr, _dtype_name(name, arr.dtype)
 
 
 class _Layout:
-    """Fields (name, dtype, shape) and the packed little-endian record dtype."""
+    """Fields (name, dtype, shape) and the packed little-endian record dtype,
+    from the first record's (array, dtype name) per field."""
 
     def __init__(self, first, per_record):
         self.names = list(first)
@@ -37,24 +53,23 @@ class _Layout:
         self.fields = []
         parts = []
         for name in self.names:
-            arr = first[name]
+            arr, dname = first[name]
             shape = tuple(arr.shape if per_record else arr.shape[1:])
-            dname = _dtype_name(name, arr.dtype)
             self.fields.append((name, dname, shape))
-            parts.append((name, np.dtype(dname).newbyteorder("<"), shape))
+            parts.append((name, _STORED[dname].newbyteorder("<"), shape))
         self.record = np.dtype(parts)  # packed: numpy adds no padding by default
         self.single = len(self.names) == 1
         self.by_name = {n: (d, s) for n, d, s in self.fields}
 
-    def check(self, name, arr, per_record, where):
+    def check(self, name, arr, dname, per_record, where):
         want = self.by_name.get(name)
         if want is None:
             raise ValueError(f"pack: {where} has field {name!r}, the first record has "
                              f"{self.names}")
         shape = tuple(arr.shape if per_record else arr.shape[1:])
-        if shape != want[1] or _dtype_name(name, arr.dtype) != want[0]:
-            raise ValueError(f"pack: {where}, field {name!r} is {_dtype_name(name, arr.dtype)}"
-                             f"{list(shape)}, the first record's is {want[0]}{list(want[1])}")
+        if shape != want[1] or dname != want[0]:
+            raise ValueError(f"pack: {where}, field {name!r} is {dname}{list(shape)}, the "
+                             f"first record's is {want[0]}{list(want[1])}")
 
 
 def pack(out_dir, data, *, name="data", codec="zstd", level=3, block_bytes=None,
@@ -68,32 +83,40 @@ def pack(out_dir, data, *, name="data", codec="zstd", level=3, block_bytes=None,
       - an iterable of records, each a dict of field name -> array (or one
         array, the field `name`), all records of the same shapes and dtypes.
 
-    dtypes: uint8/16/32/64, int8/16/32/64, float16/32/64 (stored
-    little-endian). codec "zstd" (level 1-22, default 3) or "none";
-    block_bytes (default 256 KiB) is the unit of reading and decoding,
-    shard_bytes (default 1 GiB) the shard file size. Writing is atomic: on
-    any error nothing appears under out_dir. force=True replaces an existing
-    dataset. progress shows a tqdm bar (total: the record count, when data
-    is an iterable that has no len()).
+    dtypes: uint8/16/32/64, int8/16/32/64, float16/32/64 and bfloat16 (a
+    torch.bfloat16 tensor, or ml_dtypes' numpy bfloat16), stored
+    little-endian. codec "zstd" (level -131072 to 22; None or 0: 3) or
+    "none"; block_bytes (1 to 256 MiB; None or 0: 256 KiB) is the unit of
+    reading and decoding, shard_bytes (None or 0: 1 GiB) the shard file
+    size. Writing is atomic: on any error nothing appears under out_dir.
+    force=True replaces an existing dataset. progress shows a tqdm bar
+    (total: the record count, when data is an iterable that has no len()).
+    chunk_records (default: 16 MiB's worth) is how many records are laid
+    out per call into the C writer. Integer options are taken exactly: out
+    of range is a ValueError naming the option, a bool a TypeError.
     """
     out_dir = os.fspath(out_dir)
+    level = int_arg("level", level, *_LEVELS, none=True)
+    block_bytes = int_arg("block_bytes", block_bytes, 0, 256 << 20, none=True)
+    shard_bytes = int_arg("shard_bytes", shard_bytes, 0, U64, none=True)
+    chunk_records = int_arg("chunk_records", chunk_records, 1, U32, none=True)
+    total = int_arg("total", total, 0, U64, none=True)
     if isinstance(data, dict):
         arrays = {k: _as_array(k, v) for k, v in data.items()}
-        counts = {k: (a.shape[0] if a.ndim else None) for k, a in arrays.items()}
+        counts = {k: (a.shape[0] if a.ndim else None) for k, (a, _) in arrays.items()}
         if any(c is None for c in counts.values()) or len(set(counts.values())) != 1:
             raise ValueError(f"pack: every array needs the same record count (first "
                              f"dimension); got {counts}")
         n = next(iter(counts.values()))
         layout = _Layout(arrays, per_record=False)
-        source = ("arrays", arrays, n)
+        source = ("arrays", {k: a for k, (a, _) in arrays.items()}, n)
     elif hasattr(data, "__array__") or hasattr(data, "__dlpack__"):
-        arr = _as_array(name, data)
+        arr, dname = _as_array(name, data)
         if arr.ndim == 0:
             raise ValueError("pack: a single array needs a first (record) dimension")
-        arrays = {name: arr}
         n = arr.shape[0]
-        layout = _Layout(arrays, per_record=False)
-        source = ("arrays", arrays, n)
+        layout = _Layout({name: (arr, dname)}, per_record=False)
+        source = ("arrays", {name: arr}, n)
     else:
         it = iter(data)
         try:
@@ -101,8 +124,7 @@ def pack(out_dir, data, *, name="data", codec="zstd", level=3, block_bytes=None,
         except StopIteration:
             raise ValueError("pack: no records") from None
         first = first if isinstance(first, dict) else {name: first}
-        first = {k: _as_array(k, v) for k, v in first.items()}
-        layout = _Layout(first, per_record=True)
+        layout = _Layout({k: _as_array(k, v) for k, v in first.items()}, per_record=True)
         if total is None and hasattr(data, "__len__"):
             total = len(data)
         source = ("records", (first, it), total)
@@ -110,7 +132,7 @@ def pack(out_dir, data, *, name="data", codec="zstd", level=3, block_bytes=None,
     rec_bytes = layout.record.itemsize
     if chunk_records is None:
         chunk_records = max(1, (16 << 20) // max(rec_bytes, 1))
-    w = _numafeed.Writer(out_dir, layout.fields, codec=codec, level=level,
+    w = _numafeed.Writer(out_dir, layout.fields, codec=codec, level=level or 0,
                          block_bytes=block_bytes or 0, shard_bytes=shard_bytes or 0,
                          force=bool(force))
     bar = None
@@ -168,8 +190,8 @@ def _append_records(w, layout, first, it, chunk, bar):
             raise ValueError(f"pack: record {index} has fields {sorted(rec)}, the first "
                              f"record has {sorted(layout.names)}")
         for k, v in rec.items():
-            arr = _as_array(k, v)
-            layout.check(k, arr, True, f"record {index}")
+            arr, dname = _as_array(k, v)
+            layout.check(k, arr, dname, True, f"record {index}")
             buf[k][fill] = arr
         fill += 1
         index += 1

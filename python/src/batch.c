@@ -15,6 +15,7 @@
  */
 #include "nfpy.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -326,9 +327,8 @@ PyObject *nfpy_batch_new(struct nfpy_core *core, const struct loader_batch *lb)
         describe(&nb->fields[i], lb->records, lf->ndim, lf->shape);
         if (nfpy_dtype(lf->dtype, &nb->fields[i].dtype)) {
             nfpy_batch_decref(nb);
-            PyErr_Format(nfpy_Error, "field %s has dtype %s, unknown to DLPack", lf->name,
-                         lf->dtype);
-            return NULL;
+            return nfpy_raisef(-ENOTSUP, "field %s has dtype %s, unknown to DLPack", lf->name,
+                               lf->dtype);
         }
     }
     BatchObject *b = (BatchObject *)alloc_obj(batch_type);

@@ -9,6 +9,9 @@
 #include "nfpy.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -17,6 +20,11 @@
 typedef struct {
     PyObject_HEAD
     struct nfpy_core *core; /* NULL once closed */
+    /* A thread is inside next(). Read and set with the GIL held, before it
+     * is released for the wait: loader_next is not safe for one pool from
+     * two threads, and the second caller must hear so, not wait behind the
+     * first or interleave with it. */
+    int in_next;
 } LoaderObject;
 
 static int parse_io(const char *io, int *out)
@@ -32,50 +40,87 @@ static int parse_io(const char *io, int *out)
     return -1;
 }
 
+/* One integer keyword of Loader(): its object (NULL: not given), range and
+ * where its value goes. */
+struct int_kw {
+    PyObject *o;
+    const char *name;
+    long long lo;
+    unsigned long long hi;
+    unsigned long long *v;
+};
+
 static int loader_init(PyObject *self, PyObject *args, PyObject *kw)
 {
     LoaderObject *lo = (LoaderObject *)self;
     static char *kwlist[] = {"path", "batch_size", "gpu", "device", "shuffle", "seed",
                              "drop_last", "threads", "prefetch", "rank", "world_size",
                              "start_epoch", "start_batch", "io", "node", "verbose", "strict",
-                             "shuffle_window", "sysfs_root", NULL};
+                             "shuffle_window", "follow_symlinks", "max_ring_bytes", "sysfs_root",
+                             NULL};
     const char *path, *io = "auto", *sysfs_root = NULL;
-    unsigned int batch_size, threads = 0, prefetch = 0, rank = 0, world_size = 1;
-    int gpu = 0, device = LOADER_DEVICE_AUTO, shuffle = 1, drop_last = 0, node = -1, verbose = 0, strict = 0;
-    unsigned long long seed = 0, start_epoch = 0, start_batch = 0, window = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "sI|$iipKpIIIIKKsippKz", kwlist, &path,
-                                     &batch_size, &gpu, &device, &shuffle, &seed, &drop_last,
-                                     &threads, &prefetch, &rank, &world_size, &start_epoch,
-                                     &start_batch, &io, &node, &verbose, &strict, &window,
-                                     &sysfs_root))
+    PyObject *o_batch, *o_gpu = NULL, *o_device = NULL, *o_seed = NULL, *o_threads = NULL,
+             *o_prefetch = NULL, *o_rank = NULL, *o_world = NULL, *o_epoch = NULL,
+             *o_start = NULL, *o_node = NULL, *o_window = NULL, *o_ring = NULL;
+    int shuffle = 1, drop_last = 0, verbose = 0, strict = 0, follow = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "sO|$OOpOpOOOOOOsOppOpOz", kwlist, &path,
+                                     &o_batch, &o_gpu, &o_device, &shuffle, &o_seed,
+                                     &drop_last, &o_threads, &o_prefetch, &o_rank, &o_world,
+                                     &o_epoch, &o_start, &io, &o_node, &verbose, &strict,
+                                     &o_window, &follow, &o_ring, &sysfs_root))
         return -1;
     if (lo->core) {
         PyErr_SetString(PyExc_RuntimeError, "Loader.__init__ called twice");
         return -1;
     }
+    /* The defaults are loader_config_init's, but for world_size: the Python
+     * layer resolves the launcher's ranks itself and always passes them. */
+    unsigned long long batch_size, gpu = 0, device = LOADER_DEVICE_AUTO, seed = 0, threads = 0,
+                       prefetch = 0, rank = 0, world_size = 1, start_epoch = 0,
+                       start_batch = 0, node = (unsigned long long)-1, window = 0, ring = 0;
+    const struct int_kw ints[] = {
+        {o_batch, "batch_size", 1, UINT32_MAX, &batch_size},
+        {o_gpu, "gpu", 0, INT_MAX, &gpu},
+        {o_device, "device", LOADER_DEVICE_AUTO, LOADER_DEVICE_CUDA, &device},
+        {o_seed, "seed", 0, UINT64_MAX, &seed},
+        {o_threads, "threads", 0, 256, &threads},
+        {o_prefetch, "prefetch", 0, UINT32_MAX, &prefetch},
+        {o_rank, "rank", 0, UINT32_MAX, &rank},
+        {o_world, "world_size", 0, UINT32_MAX, &world_size},
+        {o_epoch, "start_epoch", 0, UINT64_MAX, &start_epoch},
+        {o_start, "start_batch", 0, UINT64_MAX, &start_batch},
+        {o_node, "node", -1, INT_MAX, &node},
+        {o_window, "shuffle_window", 0, 1u << 24, &window},
+        {o_ring, "max_ring_bytes", 0, UINT64_MAX, &ring},
+    };
+    for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++)
+        if (ints[i].o && nfpy_int_arg(ints[i].o, ints[i].name, ints[i].lo, ints[i].hi, ints[i].v))
+            return -1;
     struct loader_config c;
     loader_config_init(&c);
     if (parse_io(io, &c.io))
         return -1;
-    int gpus[1] = {gpu}, overrides[1] = {node};
+    int gpus[1] = {(int)gpu}, overrides[1] = {(int)(long long)node};
     c.path = path;
-    c.batch_size = batch_size;
+    c.batch_size = (uint32_t)batch_size;
     c.gpus = gpus;
     c.ngpus = 1;
-    c.node_override = node >= 0 ? overrides : NULL;
-    c.device = device;
+    c.node_override = overrides[0] >= 0 ? overrides : NULL;
+    c.device = (int)device;
     c.shuffle = shuffle;
     c.seed = seed;
     c.drop_last = drop_last;
-    c.threads = threads;
-    c.prefetch = prefetch;
-    c.rank = rank;
-    c.world_size = world_size;
+    c.threads = (uint32_t)threads;
+    c.prefetch = (uint32_t)prefetch;
+    c.rank = (uint32_t)rank;
+    c.world_size = (uint32_t)world_size;
     c.start_epoch = start_epoch;
     c.start_batch = start_batch;
     c.verbose = verbose;
     c.strict = strict;
     c.shuffle_window = window;
+    c.follow_symlinks = follow;
+    c.max_ring_bytes = ring;
     c.sysfs_root = sysfs_root;
 
     loader_t *L = NULL;
@@ -87,9 +132,7 @@ static int loader_init(PyObject *self, PyObject *args, PyObject *kw)
         snprintf(msg, sizeof(msg), "%s", numafeed_last_error());
     Py_END_ALLOW_THREADS
     if (rc) {
-        char what[600];
-        snprintf(what, sizeof(what), "loader_create(%s)", path);
-        nfpy_raise(rc, what, msg);
+        nfpy_raise(rc, "loader_create", msg);
         return -1;
     }
     struct nfpy_core *core = calloc(1, sizeof(*core));
@@ -112,7 +155,7 @@ static int loader_init(PyObject *self, PyObject *args, PyObject *kw)
 static struct nfpy_core *open_core(LoaderObject *lo)
 {
     if (!lo->core) {
-        PyErr_SetString(nfpy_Error, "the loader is closed");
+        nfpy_raisef(-EBADF, "the loader is closed");
         return NULL;
     }
     if (nfpy_check_pid(lo->core))
@@ -127,17 +170,12 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static PyObject *loader_next_py(PyObject *self, PyObject *args, PyObject *kw)
+/* One loader_next, waiting in slices so that signals are seen. */
+static PyObject *next_batch(struct nfpy_core *core, double timeout)
 {
-    static char *kwlist[] = {"timeout", NULL};
-    double timeout = -1;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|d", kwlist, &timeout))
-        return NULL;
-    struct nfpy_core *core = open_core((LoaderObject *)self);
-    if (!core)
-        return NULL;
-    atomic_fetch_add(&core->refs, 1); /* a close() meanwhile must not free it under us */
-    uint64_t deadline = timeout < 0 ? UINT64_MAX : now_ms() + (uint64_t)(timeout * 1000.0);
+    /* negative, or beyond what a millisecond clock can add: wait forever */
+    uint64_t deadline = timeout < 0 || timeout > 1e9 ? UINT64_MAX
+                                                     : now_ms() + (uint64_t)(timeout * 1000.0);
     struct loader_batch b = LOADER_BATCH_INIT;
     int rc;
     char msg[1024];
@@ -154,25 +192,46 @@ static PyObject *loader_next_py(PyObject *self, PyObject *args, PyObject *kw)
         Py_END_ALLOW_THREADS
         if (rc != -ETIMEDOUT)
             break;
-        if (PyErr_CheckSignals()) {
-            nfpy_core_decref(core);
+        if (PyErr_CheckSignals())
+            return NULL;
+        if (now_ms() >= deadline) {
+            char msg[128]; /* PyErr_Format has no %f */
+            snprintf(msg, sizeof(msg), "Loader.next: no batch within %.3f s", timeout);
+            PyErr_SetString(PyExc_TimeoutError, msg);
             return NULL;
         }
-        if (now_ms() >= deadline) {
-            nfpy_core_decref(core);
-            return PyErr_Format(PyExc_TimeoutError, "Loader.next: no batch within %.3f s",
-                                timeout);
-        }
     }
-    if (rc == NUMAFEED_EEPOCH_END) {
-        nfpy_core_decref(core);
+    if (rc == NUMAFEED_EEPOCH_END)
         Py_RETURN_NONE;
-    }
-    if (rc) {
-        nfpy_core_decref(core);
+    if (rc)
         return nfpy_raise(rc, "loader_next", msg);
-    }
-    return nfpy_batch_new(core, &b); /* takes over the reference taken above */
+    atomic_fetch_add(&core->refs, 1); /* the batch's */
+    return nfpy_batch_new(core, &b);
+}
+
+static PyObject *loader_next_py(PyObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"timeout", NULL};
+    double timeout = -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|d", kwlist, &timeout))
+        return NULL;
+    if (timeout != timeout)
+        return PyErr_Format(PyExc_ValueError, "timeout must be a number of seconds, not nan");
+    LoaderObject *lo = (LoaderObject *)self;
+    struct nfpy_core *core = open_core(lo);
+    if (!core)
+        return NULL;
+    if (lo->in_next)
+        return PyErr_Format(PyExc_RuntimeError,
+                            "numafeed.Loader: another thread is inside next() on this loader; "
+                            "a Loader is used by one thread at a time: create one Loader per "
+                            "thread");
+    lo->in_next = 1;
+    atomic_fetch_add(&core->refs, 1); /* a close() meanwhile must not free it under us */
+    PyObject *batch = next_batch(core, timeout);
+    nfpy_core_decref(core);
+    lo->in_next = 0;
+    return batch;
 }
 
 static PyObject *loader_close(PyObject *self, PyObject *unused)
@@ -328,8 +387,9 @@ static PyType_Slot loader_slots[] = {
     {Py_tp_dealloc, loader_dealloc},
     {Py_tp_methods, loader_methods},
     {Py_tp_getset, loader_getset},
-    {Py_tp_doc, "Loader(path, batch_size, *, gpu=0, host_mode=False, ...): one numafeed pool. "
-                "Use numafeed.Loader, which wraps this."},
+    {Py_tp_doc, "Loader(path, batch_size, *, gpu=0, device=0, ...): one numafeed pool serving "
+                "CUDA ordinal gpu (loader_config.gpus[0]); the other keywords are "
+                "loader_config's fields. Use numafeed.Loader, which wraps this."},
     {0, NULL},
 };
 

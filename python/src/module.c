@@ -2,6 +2,8 @@
 /* The module numafeed._numafeed: its exception, lifetimes, small helpers. */
 #include "nfpy.h"
 
+#include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,24 +11,76 @@
 
 PyObject *nfpy_Error;
 
-PyObject *nfpy_raise(int code, const char *what, const char *detail)
+PyObject *nfpy_error(int code, const char *msg)
 {
-    char msg[2048];
-    if (detail && *detail)
-        snprintf(msg, sizeof(msg), "%s: %s", what, detail);
-    else
-        snprintf(msg, sizeof(msg), "%s: %s", what, numafeed_strerror(code));
     PyObject *exc = PyObject_CallFunction(nfpy_Error, "s", msg);
     if (!exc)
         return NULL;
     PyObject *c = PyLong_FromLong(code), *n = PyUnicode_FromString(numafeed_err_name(code));
-    if (c && n && PyObject_SetAttrString(exc, "code", c) == 0 &&
-        PyObject_SetAttrString(exc, "name", n) == 0)
-        PyErr_SetObject(nfpy_Error, exc);
+    if (!c || !n || PyObject_SetAttrString(exc, "code", c) ||
+        PyObject_SetAttrString(exc, "name", n))
+        Py_CLEAR(exc);
     Py_XDECREF(c);
     Py_XDECREF(n);
-    Py_DECREF(exc);
+    return exc;
+}
+
+PyObject *nfpy_raisef(int code, const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    PyObject *exc = nfpy_error(code, msg);
+    if (exc) {
+        PyErr_SetObject(nfpy_Error, exc);
+        Py_DECREF(exc);
+    }
     return NULL;
+}
+
+PyObject *nfpy_raise(int code, const char *what, const char *detail)
+{
+    if (!detail || !*detail)
+        return nfpy_raisef(code, "%s: %s", what, numafeed_strerror(code));
+    /* The library's messages mostly name their call already ("loader_next(host
+     * pool 0): ..."); saying it again would only stutter. */
+    if (strncmp(detail, what, strlen(what)) == 0)
+        return nfpy_raisef(code, "%s", detail);
+    return nfpy_raisef(code, "%s: %s", what, detail);
+}
+
+int nfpy_int_arg(PyObject *o, const char *name, long long lo, unsigned long long hi,
+                 unsigned long long *out)
+{
+    char range[64];
+    snprintf(range, sizeof(range), "%lld..%llu", lo, hi);
+    /* bool is an int subclass; True as a batch size is a mistake, not a 1 */
+    PyObject *i = PyBool_Check(o) ? NULL : PyNumber_Index(o);
+    if (!i) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "%s must be an int in %s, not %R", name, range, o);
+        return -1;
+    }
+    int overflow;
+    long long v = PyLong_AsLongLongAndOverflow(i, &overflow);
+    unsigned long long u = (unsigned long long)v;
+    int ok = !PyErr_Occurred();
+    if (ok && overflow > 0) { /* above LLONG_MAX: maybe still a uint64 */
+        u = PyLong_AsUnsignedLongLong(i);
+        ok = !PyErr_Occurred() && u <= hi;
+    } else {
+        ok = ok && !overflow && v >= lo && (v < 0 || u <= hi);
+    }
+    if (ok)
+        *out = u;
+    else {
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError, "%s must be an int in %s, not %R", name, range, i);
+    }
+    Py_DECREF(i);
+    return ok ? 0 : -1;
 }
 
 /* tp_dealloc's end for our heap types: free, then drop the type's reference. */
@@ -42,10 +96,11 @@ int nfpy_check_pid(const struct nfpy_core *core)
 {
     if (core->pid == getpid())
         return 0;
-    PyErr_Format(nfpy_Error,
-                 "this numafeed loader was created in process %d; its worker threads do not "
-                 "exist in this forked child (%d). Create a new Loader in the child",
-                 (int)core->pid, (int)getpid());
+    /* ESRCH: the threads this loader needs do not exist in this process */
+    nfpy_raisef(-ESRCH,
+                "this numafeed loader was created in process %d; its worker threads do not "
+                "exist in this forked child (%d). Create a new Loader in the child",
+                (int)core->pid, (int)getpid());
     return -1;
 }
 
@@ -113,6 +168,89 @@ static PyObject *mod_has_cuda(PyObject *self, PyObject *unused)
     return PyBool_FromLong(numafeed_has_cuda());
 }
 
+static PyObject *mod_cuda_device_count(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    int n;
+    char msg[1024];
+    Py_BEGIN_ALLOW_THREADS /* the first call initialises the CUDA runtime */
+    n = numafeed_cuda_device_count();
+    if (n < 0)
+        snprintf(msg, sizeof(msg), "%s", numafeed_last_error());
+    Py_END_ALLOW_THREADS
+    if (n < 0)
+        return nfpy_raise(n, "numafeed_cuda_device_count", msg);
+    return PyLong_FromLong(n);
+}
+
+/* v, or None when it is the struct's "not set" value */
+static PyObject *int_or_none(int v, int unset)
+{
+    if (v == unset)
+        Py_RETURN_NONE;
+    return PyLong_FromLong(v);
+}
+
+static PyObject *str_or_none(const char *v)
+{
+    if (!*v)
+        Py_RETURN_NONE;
+    return PyUnicode_FromString(v);
+}
+
+static PyObject *mod_launch_env(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    struct numafeed_launch l;
+    numafeed_launch_init(&l);
+    int rc = numafeed_launch_env(&l);
+    if (rc)
+        return nfpy_raise(rc, "numafeed_launch_env", numafeed_last_error());
+    return Py_BuildValue("{sNsNsNsNsNsN}", "local_rank", int_or_none(l.local_rank, -1),
+                         "rank", int_or_none(l.rank, -1), "world_size",
+                         int_or_none(l.world_size, 0), "local_rank_from",
+                         str_or_none(l.local_rank_from), "rank_from", str_or_none(l.rank_from),
+                         "world_size_from", str_or_none(l.world_size_from));
+}
+
+static PyObject *mod_dataset_manifest(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"path", "follow_symlinks", NULL};
+    const char *path;
+    int follow = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "s|$p", kwlist, &path, &follow))
+        return NULL;
+    char *text = NULL, msg[1024];
+    size_t len = 0;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = numafeed_dataset_manifest(path, follow, &text, &len);
+    if (rc)
+        snprintf(msg, sizeof(msg), "%s", numafeed_last_error());
+    Py_END_ALLOW_THREADS
+    /* The message names the manifest's path, unless opening the directory
+     * itself failed; then it needs saying what was being read. */
+    if (rc)
+        return strstr(msg, "manifest.json") ? nfpy_raisef(rc, "%s", msg)
+                                             : nfpy_raise(rc, "the dataset's manifest.json", msg);
+    PyObject *b = PyBytes_FromStringAndSize(text, (Py_ssize_t)len);
+    free(text);
+    return b;
+}
+
+static PyObject *mod_error(PyObject *self, PyObject *args)
+{
+    (void)self;
+    int code;
+    const char *msg;
+    if (!PyArg_ParseTuple(args, "is", &code, &msg))
+        return NULL;
+    return nfpy_error(code, msg);
+}
+
 static PyObject *mod_topology(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
@@ -142,7 +280,23 @@ static PyObject *mod_topology(PyObject *self, PyObject *args, PyObject *kw)
 static PyMethodDef mod_methods[] = {
     {"version", mod_version, METH_NOARGS, "version() -> str: the C library's version."},
     {"has_cuda", mod_has_cuda, METH_NOARGS,
-     "has_cuda() -> bool: the library was built with the CUDA path (a GPU may still be absent)."},
+     "has_cuda() -> bool: this build was compiled with the CUDA path. It says nothing of this "
+     "machine (a build with CUDA serves host batches where there is no GPU): "
+     "cuda_available() says whether a GPU is usable now."},
+    {"cuda_device_count", mod_cuda_device_count, METH_NOARGS,
+     "cuda_device_count() -> int: the GPUs usable in this process (numafeed_cuda_device_count). "
+     "NumafeedError NUMAFEED_ENOCUDA says why there are none (not compiled in, no driver, a "
+     "driver too old, no device)."},
+    {"launch_env", mod_launch_env, METH_NOARGS,
+     "launch_env() -> dict: local_rank, rank, world_size (None when unset) and the variable "
+     "each came from, as numafeed_launch_env reads the launcher's environment. "
+     "NumafeedError NUMAFEED_ECONFIG names a bad variable."},
+    {"dataset_manifest", (PyCFunction)(void (*)(void))mod_dataset_manifest,
+     METH_VARARGS | METH_KEYWORDS,
+     "dataset_manifest(path, *, follow_symlinks=False) -> bytes: PATH/manifest.json as the "
+     "loader reads it (numafeed_dataset_manifest): beneath PATH, not a FIFO, at most 64 MiB."},
+    {"error", mod_error, METH_VARARGS,
+     "error(code, message) -> NumafeedError with code and name set, for the Python layer."},
     {"topology_json", (PyCFunction)(void (*)(void))mod_topology, METH_VARARGS | METH_KEYWORDS,
      "topology_json(sysfs_root=None) -> str: `numafeed topo --json` of this machine."},
     {NULL, NULL, 0, NULL},
@@ -185,9 +339,12 @@ PyMODINIT_FUNC PyInit__numafeed(void)
     if (add_type(m, "Loader", nfpy_loader_type(m)) || add_type(m, "Batch", nfpy_batch_type(m)) ||
         add_type(m, "Field", nfpy_field_type(m)) || add_type(m, "Writer", nfpy_writer_type(m)))
         goto fail;
-    if (PyModule_AddIntConstant(m, "EPOCH_END", NUMAFEED_EEPOCH_END) ||
-        PyModule_AddIntConstant(m, "ECONFIG", NUMAFEED_ECONFIG))
+    /* numafeed's own codes, as errno's module names errno values: ECORRUPT, ... */
+#define NFPY_X_CONST(name, off, msg)                                                     \
+    if (PyModule_AddIntConstant(m, "E" #name, NUMAFEED_E##name))                         \
         goto fail;
+    NUMAFEED_ERRNO_MAP(NFPY_X_CONST)
+#undef NFPY_X_CONST
     return m;
 fail:
     Py_DECREF(m);

@@ -64,8 +64,23 @@ struct nfpy_batch {
 
 /* module.c */
 extern PyObject *nfpy_Error;
-/* Raise numafeed.NumafeedError(code, "what: <numafeed_last_error()>"); NULL. */
+/* A new numafeed.NumafeedError with message msg and its code and name
+ * (numafeed_err_name) set, not raised; NULL with an error set on failure.
+ * Every NumafeedError is made here, so none lacks its code. */
+PyObject *nfpy_error(int code, const char *msg);
+/* Raise nfpy_error(code, printf-style message); NULL. */
+PyObject *nfpy_raisef(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Raise nfpy_error for the failed call `what` with the library's message
+ * detail (numafeed_last_error()), prefixed with what unless detail already
+ * begins with it; with no detail, "what: <numafeed_strerror(code)>". NULL. */
 PyObject *nfpy_raise(int code, const char *what, const char *detail);
+/* An integer argument taken exactly, as PyArg's "I" and "K" do not (they
+ * truncate 2**32 + 16 to 16 and wrap -1): anything with __index__ but
+ * bool, in lo..hi, stored as its 64 bits in *out (cast back to the field's
+ * type, negative values included). A TypeError or ValueError naming the
+ * argument and its range otherwise; -1. */
+int nfpy_int_arg(PyObject *o, const char *name, long long lo, unsigned long long hi,
+                 unsigned long long *out);
 /* NULL with an error set when the object was made in another process. */
 int nfpy_check_pid(const struct nfpy_core *core);
 void nfpy_core_decref(struct nfpy_core *core);

@@ -7,7 +7,10 @@
  */
 #include "nfpy.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,21 +91,25 @@ static int writer_init(PyObject *self, PyObject *args, PyObject *kw)
     static char *kwlist[] = {"out_dir", "fields", "codec", "level", "block_bytes",
                              "shard_bytes", "force", NULL};
     const char *out_dir, *codec = "zstd";
-    PyObject *fields_obj;
-    int level = 0, force = 0;
-    unsigned long long block = 0, shard = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "sO|$siKKp", kwlist, &out_dir, &fields_obj,
-                                     &codec, &level, &block, &shard, &force))
+    PyObject *fields_obj, *o_level = NULL, *o_block = NULL, *o_shard = NULL;
+    int force = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "sO|$sOOOp", kwlist, &out_dir, &fields_obj,
+                                     &codec, &o_level, &o_block, &o_shard, &force))
         return -1;
     if (wo->w) {
         PyErr_SetString(PyExc_RuntimeError, "Writer.__init__ called twice");
         return -1;
     }
+    unsigned long long level = 0, block = 0, shard = 0;
+    if ((o_level && nfpy_int_arg(o_level, "level", INT_MIN, INT_MAX, &level)) ||
+        (o_block && nfpy_int_arg(o_block, "block_bytes", 0, UINT64_MAX, &block)) ||
+        (o_shard && nfpy_int_arg(o_shard, "shard_bytes", 0, UINT64_MAX, &shard)))
+        return -1;
     struct numafeed_writer_options o;
     numafeed_writer_options_init(&o);
     if (parse_codec(codec, &o.codec))
         return -1;
-    o.level = level;
+    o.level = (int)(long long)level;
     o.block_bytes = block;
     o.shard_bytes = shard;
     o.force = force;
@@ -134,21 +141,23 @@ static int writer_init(PyObject *self, PyObject *args, PyObject *kw)
 static numafeed_writer *open_writer(WriterObject *wo)
 {
     if (!wo->w)
-        PyErr_SetString(nfpy_Error, "the writer is closed");
+        nfpy_raisef(-EBADF, "the writer is closed");
     return wo->w;
 }
 
 static PyObject *writer_append(PyObject *self, PyObject *args)
 {
     WriterObject *wo = (WriterObject *)self;
-    PyObject *data;
+    PyObject *data, *o_count;
     unsigned long long count;
-    if (!PyArg_ParseTuple(args, "OK", &data, &count) || !open_writer(wo))
+    if (!PyArg_ParseTuple(args, "OO", &data, &o_count) ||
+        nfpy_int_arg(o_count, "count", 0, SIZE_MAX, &count) || !open_writer(wo))
         return NULL;
     size_t rb = numafeed_writer_record_bytes(wo->w);
     const void *ptr;
     if (PyBytes_Check(data)) {
-        if ((unsigned long long)PyBytes_Size(data) != count * rb)
+        unsigned long long have = (unsigned long long)PyBytes_Size(data);
+        if (rb && (count > have / rb || have != count * rb))
             return PyErr_Format(PyExc_ValueError, "append: %zd bytes for %llu records of %zu",
                                 PyBytes_Size(data), count, rb);
         ptr = PyBytes_AsString(data);

@@ -2,6 +2,10 @@
 """Shared fixtures: small datasets packed with numafeed.pack, and the device
 the tests run on (a GPU where torch and numafeed both see one, else cpu)."""
 import os
+import subprocess
+import sys
+import tempfile
+import time
 
 import numpy as np
 import pytest
@@ -80,3 +84,32 @@ def count_fds():
 
 def count_threads():
     return len(os.listdir("/proc/self/task"))
+
+
+def run_bounded(code, *args, timeout=30, max_rss_mib=1024):
+    """Run `python -c code args...` in a child and return (exit code, stderr),
+    killing it (and failing the test) when it outlives timeout seconds or
+    its resident memory passes max_rss_mib: for calls that, done wrong, block
+    forever or read without end."""
+    err = tempfile.TemporaryFile(mode="w+")
+    child = subprocess.Popen([sys.executable, "-c", code, *map(str, args)],
+                             stdout=subprocess.DEVNULL, stderr=err, text=True)
+    deadline = time.monotonic() + timeout
+    why = None
+    while child.poll() is None and why is None:
+        try:
+            with open(f"/proc/{child.pid}/status") as f:
+                rss = next((int(l.split()[1]) for l in f if l.startswith("VmRSS:")), 0)
+        except OSError:  # exited meanwhile
+            rss = 0
+        if rss > max_rss_mib * 1024:
+            why = f"used more than {max_rss_mib} MiB"
+        elif time.monotonic() > deadline:
+            why = f"ran longer than {timeout} s"
+        time.sleep(0.01)
+    if why is not None:
+        child.kill()
+        child.wait()
+        pytest.fail(f"the child {why}")
+    err.seek(0)
+    return child.returncode, err.read()
