@@ -117,7 +117,7 @@ def train(args):
         st = loader.stats()
         out["numafeed"] = dict(wait_p50_us=st["wait_p50_ns"] / 1e3,
                                wait_p99_us=st["wait_p99_ns"] / 1e3,
-                               threads=st["pool"]["threads"], ring=st["pool"]["ring_depth"],
+                               threads=st["pool"]["threads"], ring=st["pool"]["prefetch"],
                                registered=st["pool"]["registered"])
         loader.close()
     else:

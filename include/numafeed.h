@@ -17,8 +17,12 @@
  *     that accepts NULL.
  *   - Not thread-safe except where a function says otherwise. Different
  *     handles may be used from different threads at once.
- *   - The library never calls exit() or abort() and installs no signal
- *     handlers.
+ *   - The library never calls exit() or abort(). It installs one signal
+ *     handler, and only when a loader reads shards through mmap: a SIGBUS
+ *     handler that turns a fault inside numafeed's own guarded reads of a
+ *     shard mapping (a shard truncated meanwhile) into an error, and passes
+ *     every other SIGBUS to the handler installed before it
+ *     (docs/security.md).
  */
 #ifndef NUMAFEED_H
 #define NUMAFEED_H
@@ -755,6 +759,7 @@ enum loader_device {
 };
 
 #define LOADER_MAX_GPUS 64
+#define LOADER_MAX_SHUFFLE_WINDOW (1u << 24)
 
 /*
  * The loader's configuration. One vocabulary across C, the numafeed command
@@ -800,8 +805,9 @@ struct loader_config {
     uint64_t seed;
     /* Records mixed together by the within-window shuffle, on top of the
      * block-level shuffle. 0 (default): 16 blocks' worth, at most 65536
-     * records; at most 2^24. Each worker keeps about 40 bytes of tables per
-     * record of the window.
+     * records; at most LOADER_MAX_SHUFFLE_WINDOW (2^24). Each worker keeps
+     * about 40 bytes of tables per record of the window; docs/loader.md
+     * measures what larger windows buy.
      * Blocks stream through about 1 MiB of staging per worker; only a ring
      * smaller than one window's batches makes a worker hold the window
      * decoded. */

@@ -3,11 +3,14 @@
  * The launcher's environment, read in one place for the CLI, the loader and
  * Python alike: which GPU of this host a process is for (its local rank)
  * and which part of the data it reads (rank of world size). torchrun, Slurm
- * and Open MPI each spell these their own way. When several are set, as
- * when one launcher runs inside another's allocation, they must agree:
- * choosing one of two different answers silently would bind the wrong GPU
- * or train on the wrong part of the data. Knows nothing of NUMA, shards or
- * GPUs.
+ * and Open MPI each spell these their own way. When several are set, one
+ * launcher runs inside another's allocation (`srun torchrun`, `mpirun` in
+ * an sbatch script), and the innermost one, the one that started this
+ * process, is the one that knows: torchrun's, then Open MPI's, then
+ * Slurm's. Their values differ legitimately there (SLURM_LOCALID=0 on
+ * every torchrun child), so they are not compared; which variable was
+ * used is reported. Every variable that is set must still be a number.
+ * Knows nothing of NUMA, shards or GPUs.
  */
 #include <errno.h>
 #include <limits.h>

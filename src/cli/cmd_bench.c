@@ -20,6 +20,7 @@ static void help(void)
         "                      [--batch-size B] [--threads T] [--prefetch D] [--seed S]\n"
         "                      [--no-shuffle] [--shuffle-window N] [--drop-last]\n"
         "                      [--rank R --world-size W] [--io BACKEND] [--digest]\n"
+        "                      [--max-ring-bytes N] [--follow-symlinks]\n"
         "                      [--step-us N] [--cuda-context] [--verbose]\n"
         "\n"
         "Load the dataset DIR (made by 'numafeed pack') through numafeed's pools for E\n"
@@ -45,12 +46,22 @@ static void help(void)
         "  -t, --threads T       worker threads per pool (default min(4, pool CPUs)).\n"
         "      --prefetch D      batch slots per pool, the batches built ahead of the\n"
         "                        consumer (default: the batches of threads + 2 shuffle\n"
-        "                        windows, 4 to 512 MiB of slots; at least 2).\n"
+        "                        windows, at least 4, at most two epochs' batches, 4096\n"
+        "                        slots and 512 MiB; at least 2 when given).\n"
         "      --seed S          shuffle seed (default 0).\n"
         "      --no-shuffle      deliver records in dataset order.\n"
         "      --shuffle-window N\n"
-        "                        records mixed together by the within-window shuffle\n"
-        "                        (default: 16 blocks' worth).\n"
+        "                        records mixed together by the within-window shuffle,\n"
+        "                        1 to 16777216 (default: 16 blocks' worth, at most\n"
+        "                        65536). Larger windows mix more blocks into each batch\n"
+        "                        (docs/loader.md) for about 40 bytes per record per\n"
+        "                        worker.\n"
+        "      --max-ring-bytes N\n"
+        "                        the most memory one pool's ring of batch slots may take\n"
+        "                        (default 4 GiB); a batch that does not fit twice is an\n"
+        "                        error.\n"
+        "      --follow-symlinks let symbolic links in DIR lead outside it (refused by\n"
+        "                        default: docs/security.md).\n"
         "      --drop-last       drop each part's short last batch.\n"
         "      --rank R, --world-size W\n"
         "                        this process's part of W (default: $RANK/$WORLD_SIZE,\n"
@@ -324,8 +335,13 @@ static const char *parse_value(struct bench_args *a, int c, const char *arg)
             return "--prefetch";
         cfg->prefetch = (uint32_t)v;
         return NULL;
-    case 'w': return parse_u64(arg, &cfg->shuffle_window) || !cfg->shuffle_window
-                     ? "--shuffle-window" : NULL;
+    case 'w':
+        return parse_u64(arg, &cfg->shuffle_window) || !cfg->shuffle_window ||
+                       cfg->shuffle_window > LOADER_MAX_SHUFFLE_WINDOW
+                   ? "--shuffle-window (1 to 16777216)" : NULL;
+    case 'm':
+        return parse_u64(arg, &cfg->max_ring_bytes) || !cfg->max_ring_bytes
+                   ? "--max-ring-bytes" : NULL;
     case 's': return parse_u64(arg, &cfg->seed) ? "--seed" : NULL;
     case 'r':
         if (parse_u64(arg, &v) || v > UINT32_MAX)
@@ -371,13 +387,15 @@ static const char *parse_choice(struct bench_args *a, int c, const char *arg)
 /* -1: go on; otherwise the exit status (after --help or a usage error). */
 static int parse_args(int argc, char **argv, struct bench_args *a)
 {
-    enum { O_HOST = 256, O_GPUS, O_RING, O_NOSHUF, O_DROP, O_SYSFS, O_DIGEST, O_CTX };
+    enum { O_HOST = 256, O_GPUS, O_RING, O_NOSHUF, O_DROP, O_SYSFS, O_DIGEST, O_CTX, O_FOLLOW };
     static const struct option opts[] = {
         {"device", required_argument, NULL, 'd'}, {"gpus", required_argument, NULL, O_GPUS},
         {"epochs", required_argument, NULL, 'e'}, {"batch-size", required_argument, NULL, 'b'},
         {"threads", required_argument, NULL, 't'}, {"prefetch", required_argument, NULL, 'p'},
         {"seed", required_argument, NULL, 's'}, {"no-shuffle", no_argument, NULL, O_NOSHUF},
         {"shuffle-window", required_argument, NULL, 'w'},
+        {"max-ring-bytes", required_argument, NULL, 'm'},
+        {"follow-symlinks", no_argument, NULL, O_FOLLOW},
         {"drop-last", no_argument, NULL, O_DROP}, {"rank", required_argument, NULL, 'r'},
         {"world-size", required_argument, NULL, 'W'}, {"io", required_argument, NULL, 'i'},
         {"sysfs-root", required_argument, NULL, O_SYSFS},
@@ -417,9 +435,11 @@ static int parse_args(int argc, char **argv, struct bench_args *a)
         case O_SYSFS: a->cfg.sysfs_root = optarg; break;
         case O_DIGEST: a->digest = 1; break;
         case O_CTX: a->cuda_ctx = 1; break;
+        case O_FOLLOW: a->cfg.follow_symlinks = 1; break;
         case 'v': a->cfg.verbose = 1; break;
         case 'h': help(); return CLI_EXIT_OK;
-        case 'e': case 'b': case 't': case 'p': case 'w': case 's': case 'r': case 'W': case 'u':
+        case 'e': case 'b': case 't': case 'p': case 'w': case 'm': case 's': case 'r': case 'W':
+        case 'u':
             bad = parse_value(a, c, optarg);
             break;
         default:

@@ -252,8 +252,10 @@ static int read_text(int dirfd, const char *dir, int follow, char **text, size_t
     if (rc == -ENOENT)
         return nf__error(rc, "%s: no such file (not a numafeed dataset, or an unfinished "
                          "pack)", path);
+    if (rc == NUMAFEED_ECORRUPT) /* not a regular file: the message names it and what it is */
+        rc = NUMAFEED_EMANIFEST;
     if (rc)
-        return rc == NUMAFEED_ECORRUPT ? nf__error_prefix(NUMAFEED_EMANIFEST, "manifest") : rc;
+        return rc;
     if (size > NF_MANIFEST_MAX_BYTES) {
         close(fd);
         return nf__error(NUMAFEED_EMANIFEST, "%s: %llu bytes, more than the %u a manifest may "

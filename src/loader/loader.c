@@ -60,6 +60,9 @@ static int copy_config(const struct loader_config *in, struct loader_config *cfg
     if (cfg->io_depth > NF_IO_MAX_DEPTH)
         return nf__error(NUMAFEED_ECONFIG, "loader_create: io_depth %u > %u", cfg->io_depth,
                          NF_IO_MAX_DEPTH);
+    if (cfg->shuffle_window > LOADER_MAX_SHUFFLE_WINDOW)
+        return nf__error(NUMAFEED_ECONFIG, "loader_create: shuffle_window %llu > %u records",
+                         (unsigned long long)cfg->shuffle_window, LOADER_MAX_SHUFFLE_WINDOW);
     if (cfg->device < LOADER_DEVICE_AUTO || cfg->device > LOADER_DEVICE_CUDA)
         return nf__error(NUMAFEED_ECONFIG, "loader_create: device %d unknown", cfg->device);
     return 0;

@@ -211,8 +211,6 @@ static int init_sampler(struct pool *p, int pos, uint32_t rank, uint32_t world)
     }
     if (!c->shuffle_window && window > DEFAULT_WINDOW_MAX)
         window = DEFAULT_WINDOW_MAX; /* tiny records: per-worker tables stay small */
-    if (window > (1u << 24))
-        window = 1u << 24;
     uint64_t nparts = (uint64_t)world * (uint64_t)L->npools;
     int rc = nf__sampler_init(&p->sampler, c->seed, c->shuffle != 0, c->drop_last != 0, window,
                               c->batch_size, (uint64_t)rank * (uint64_t)L->npools + (uint64_t)pos,
