@@ -61,7 +61,8 @@ extern "C" {
     X(EPOCH_END, 6, "end of epoch")                                               \
     X(CUDA, 7, "CUDA runtime failure")                                            \
     X(NOCUDA, 8, "CUDA runtime not compiled in or no driver")                     \
-    X(CONFIG, 9, "invalid configuration")
+    X(CONFIG, 9, "invalid configuration")                                         \
+    X(DONE, 10, "every configured epoch was delivered")
 
 enum numafeed_errno {
 #define NUMAFEED_X_ENUM(name, off, msg) NUMAFEED_E##name = NUMAFEED_ERRNO_BASE - (off),
@@ -859,6 +860,11 @@ struct loader_config {
      * batch, that does not fit is a NUMAFEED_ECONFIG error naming the batch
      * size, the record size and this field. */
     uint64_t max_ring_bytes;
+    /* Epochs to deliver, counted from start_epoch's; 0 (default): no end.
+     * After the last one's NUMAFEED_EEPOCH_END, loader_next returns
+     * NUMAFEED_EDONE; the pools build nothing past it (no block of an
+     * epoch that will not be delivered is read). */
+    uint64_t epochs;
 };
 
 /* Fill *cfg with the defaults above. */
@@ -943,6 +949,8 @@ struct loader_batch {
  * order. Waits at most timeout_ms (-1: forever, 0: do not wait).
  * batch->size must be set (LOADER_BATCH_INIT); -EINVAL otherwise.
  * Returns 0 with *batch filled; NUMAFEED_EEPOCH_END once after an epoch's
+ * last batch (call again for the next epoch); NUMAFEED_EDONE after the last
+ * of config.epochs epochs, on every call;
  * last batch (call again for the next epoch); -ETIMEDOUT; -EDEADLK when
  * every slot of the ring is held by batches not yet released; an error
  * from a worker (NUMAFEED_ECORRUPT, NUMAFEED_ECHECKSUM, -EIO, ...) at the

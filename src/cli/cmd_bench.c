@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <time.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include "cli.h"
@@ -580,11 +582,60 @@ struct clocks {
     uint64_t create, ready, start, end;
 };
 
-static void print_report(loader_t *L, const struct consumer *cons, int n, uint64_t epochs,
+/* Bytes in decimal units (the rates are GB/s, as the ceilings are). */
+static const char *human(char *buf, size_t len, double bytes)
+{
+    static const char *unit[] = {"B", "kB", "MB", "GB", "TB", "PB"};
+    unsigned u = 0;
+    while (bytes >= 1000 && u + 1 < sizeof(unit) / sizeof(unit[0])) {
+        bytes /= 1000;
+        u++;
+    }
+    snprintf(buf, len, u ? "%.2f %s" : "%.0f %s", bytes, unit[u]);
+    return buf;
+}
+
+/* The summary a reader wants first: what ran, how fast, how long the
+ * consumer waited, where each pool ran and what it could not do. */
+static void print_summary(loader_t *L, const struct bench_args *a, uint64_t bytes,
+                          uint64_t recs, double secs, double first_ms)
+{
+    char b1[32];
+    int n = loader_gpu_count(L);
+    struct loader_pool_info p0 = {.size = sizeof(p0)};
+    loader_pool_info(L, 0, &p0);
+    printf("numafeed bench %s: %llu epoch%s, batches of %u, %d pool%s (%s)\n", a->cfg.path,
+           (unsigned long long)a->epochs, a->epochs == 1 ? "" : "s", a->cfg.batch_size, n,
+           n == 1 ? "" : "s", p0.cuda ? "batches copied to the GPU" : "host batches");
+    printf("  throughput  %.2f GB/s, %.0f records/s (%s in %.3f s)\n",
+           (double)bytes / 1e9 / secs, (double)recs / secs, human(b1, sizeof(b1), (double)bytes),
+           secs);
+    for (int i = 0; i < n; i++) {
+        struct loader_pool_info pi = {.size = sizeof(pi)};
+        struct loader_stats st = {.size = sizeof(st)};
+        loader_pool_info(L, i, &pi);
+        loader_stats(L, i, &st);
+        char ring[32];
+        human(ring, sizeof(ring), (double)pi.prefetch * (double)pi.slot_bytes);
+        printf("  %s %d  node %d%s, CPUs %s, %u threads, io %s; ring %u batches (%s), %zu of "
+               "%zu sampled pages on the node%s; waits p50 %.1f us, p99 %.1f us\n",
+               pi.cuda ? "GPU" : "host pool", pi.cuda_ordinal, pi.node,
+               pi.node_known ? "" : " (unknown)", pi.cpus, pi.threads, pi.io_backend,
+               pi.prefetch, ring, pi.pages_on_node, pi.pages,
+               pi.cuda ? (pi.registered ? ", page-locked" : ", pinned copy") : "",
+               (double)st.wait_p50_ns / 1e3, (double)st.wait_p99_ns / 1e3);
+        if (pi.notes[0])
+            printf("    notes: %s\n", pi.notes);
+    }
+    printf("  first batch %.1f ms after loader_create was called\n", first_ms);
+}
+
+static void print_report(loader_t *L, const struct bench_args *a, const struct consumer *cons,
                          const struct clocks *t)
 {
     uint64_t bytes = 0, recs = 0, first = UINT64_MAX, first_ready = UINT64_MAX;
     double secs = (double)(t->end - t->start) / 1e9;
+    int n = loader_gpu_count(L);
     for (int i = 0; i < n; i++) {
         struct loader_stats s = {.size = sizeof(s)};
         loader_stats(L, i, &s);
@@ -594,20 +645,61 @@ static void print_report(loader_t *L, const struct consumer *cons, int n, uint64
             first = cons[i].first_ns - t->create;
             first_ready = cons[i].first_ns - t->ready;
         }
+        if (!a->cfg.verbose)
+            continue;
         print_pool(L, i, secs, &s);
         /* Exact waits after the first batch (the first waits for the
          * pipeline to fill, whatever its design); batch intervals: median,
          * mean, p99 and largest inside epochs, and the largest gap across
          * an epoch boundary (last batch of one epoch to first of the next). */
         if (cons[i].nsamples > 2)
-            print_timing(i, &cons[i], epochs);
+            print_timing(i, &cons[i], a->epochs);
     }
-    printf("total: %llu records, %.3f GB in %.3f s: %.3f GB/s, %.0f samples/s; create %.1f "
-           "ms, first batch %.1f ms after create (%.1f ms after it returned)\n",
-           (unsigned long long)recs, (double)bytes / 1e9, secs, (double)bytes / 1e9 / secs,
-           (double)recs / secs, (double)(t->ready - t->create) / 1e6,
-           first == UINT64_MAX ? -1.0 : (double)first / 1e6,
-           first == UINT64_MAX ? -1.0 : (double)first_ready / 1e6);
+    double first_ms = first == UINT64_MAX ? -1.0 : (double)first / 1e6;
+    print_summary(L, a, bytes, recs, secs, first_ms);
+    char b1[32];
+    /* one machine-readable line, last, for the scripts under bench/ */
+    printf("total: %llu records, %s in %.3f s: %.3f GB/s, %.0f samples/s; create %.1f ms, "
+           "first batch %.1f ms after create (%.1f ms after it returned)\n",
+           (unsigned long long)recs, human(b1, sizeof(b1), (double)bytes), secs,
+           (double)bytes / 1e9 / secs, (double)recs / secs, (double)(t->ready - t->create) / 1e6,
+           first_ms, first == UINT64_MAX ? -1.0 : (double)first_ready / 1e6);
+}
+
+/* Progress on stderr for runs longer than a few seconds, when stderr is a
+ * terminal: the share of the batches delivered and the rate so far. */
+struct progress {
+    loader_t *L;
+    uint64_t total_batches;
+    atomic_int done;
+};
+
+static void *progress_main(void *arg)
+{
+    struct progress *pr = arg;
+    uint64_t t0 = now_ns();
+    int shown = 0;
+    while (!atomic_load(&pr->done)) {
+        usleep(100 * 1000);
+        double secs = (double)(now_ns() - t0) / 1e9;
+        if (secs < 3 || ((uint64_t)(secs * 10) % 10))
+            continue;
+        uint64_t batches = 0, bytes = 0;
+        for (int i = 0; i < loader_gpu_count(pr->L); i++) {
+            struct loader_stats s = {.size = sizeof(s)};
+            loader_stats(pr->L, i, &s);
+            batches += s.batches;
+            bytes += s.bytes;
+        }
+        char b[32];
+        fprintf(stderr, "\rnumafeed bench: %3.0f%% of the batches, %s, %.2f GB/s   ",
+                100.0 * (double)batches / (double)(pr->total_batches ? pr->total_batches : 1),
+                human(b, sizeof(b), (double)bytes), (double)bytes / 1e9 / secs);
+        shown = 1;
+    }
+    if (shown)
+        fprintf(stderr, "\r%70s\r", "");
+    return NULL;
 }
 
 int cmd_bench(int argc, char **argv)
@@ -619,6 +711,7 @@ int cmd_bench(int argc, char **argv)
     int status = parse_args(argc, argv, &a);
     if (status >= 0)
         return status;
+    a.cfg.epochs = a.epochs; /* nothing past the last epoch is read */
     if (a.cuda_ctx && a.device != LOADER_DEVICE_CPU)
         make_contexts(&a);
     struct clocks t = {.create = now_ns()};
@@ -637,23 +730,29 @@ int cmd_bench(int argc, char **argv)
         loader_destroy(L);
         return CLI_EXIT_FAIL;
     }
+    struct progress pr = {L, loader_epoch_batches(L) * a.epochs * (uint64_t)n, 0};
+    pthread_t prog;
+    int show = isatty(STDERR_FILENO) && pthread_create(&prog, NULL, progress_main, &pr) == 0;
     t.start = now_ns();
     for (int i = 0; i < n; i++)
         pthread_create(&th[i], NULL, consume, &cons[i]);
     for (int i = 0; i < n; i++)
         pthread_join(th[i], NULL);
     t.end = now_ns();
+    atomic_store(&pr.done, 1);
+    if (show)
+        pthread_join(prog, NULL);
     status = CLI_EXIT_OK;
     for (int i = 0; i < n; i++)
         if (cons[i].rc) {
-            fprintf(stderr, "numafeed bench: GPU %d: %s: %s\n", i, numafeed_strerror(cons[i].rc),
-                    cons[i].msg);
+            fprintf(stderr, "numafeed bench: %s (%s)\n", cons[i].msg,
+                    numafeed_err_name(cons[i].rc));
             status = CLI_EXIT_FAIL;
         }
     if (a.digest && status == CLI_EXIT_OK)
         print_digests(cons, n, a.epochs);
     if (status == CLI_EXIT_OK)
-        print_report(L, cons, n, a.epochs, &t);
+        print_report(L, &a, cons, &t);
     consumers_free(cons, n);
     free(th);
     loader_destroy(L);

@@ -21,11 +21,10 @@ static void help(void)
         "every shard is read.\n"
         "\n"
         "Each problem is one line on standard output:\n"
-        "  FILE: block B, offset O: ERROR_NAME: details\n"
-        "where B is '-' for a problem outside any block (header, footer, trailer,\n"
-        "whole file) and O, the byte offset in FILE, is '?' when unknown. A summary\n"
-        "follows: shards, records, blocks per codec, decoded and stored bytes and\n"
-        "their ratio.\n"
+        "  FILE: [block B at offset O: | offset O: ]ERROR_NAME: details\n"
+        "with the block (of FILE) and the byte offset in FILE where they are known.\n"
+        "A summary follows: shards, records, blocks per codec, decoded and stored\n"
+        "bytes and their ratio (only the result when DIR is not a readable dataset).\n"
         "\n"
         "The manifest and every shard are opened beneath DIR, as the loader opens\n"
         "them: a symbolic link that leads outside DIR is reported, not followed, and\n"
@@ -48,13 +47,16 @@ static void help(void)
 static void on_problem(void *user, const struct numafeed_check_problem *p)
 {
     (void)user;
-    char block[24] = "-", off[24] = "?";
-    if (p->block >= 0)
-        snprintf(block, sizeof(block), "%lld", (long long)p->block);
-    if (p->offset >= 0)
-        snprintf(off, sizeof(off), "%lld", (long long)p->offset);
-    printf("%s: block %s, offset %s: %s: %s\n", p->file, block, off, numafeed_err_name(p->code),
-           p->message);
+    /* say where only as far as it is known */
+    char where[64] = "";
+    if (p->block >= 0 && p->offset >= 0)
+        snprintf(where, sizeof(where), "block %lld at offset %lld: ", (long long)p->block,
+                 (long long)p->offset);
+    else if (p->block >= 0)
+        snprintf(where, sizeof(where), "block %lld: ", (long long)p->block);
+    else if (p->offset >= 0)
+        snprintf(where, sizeof(where), "offset %lld: ", (long long)p->offset);
+    printf("%s: %s%s: %s\n", p->file, where, numafeed_err_name(p->code), p->message);
 }
 
 int cmd_check(int argc, char **argv)
@@ -85,7 +87,10 @@ int cmd_check(int argc, char **argv)
     int n = numafeed_check(dir, follow, on_problem, NULL, &s);
     if (n < 0)
         return cli_fail("check", dir, n);
-    if (!quiet) {
+    if (!quiet && s.shards == 0 && n) {
+        printf("result   %d problem%s: %s is not a readable dataset\n", n, n == 1 ? "" : "s",
+               dir);
+    } else if (!quiet) {
         const char *codec = s.zstd_blocks && s.raw_blocks ? "zstd and raw"
                             : s.zstd_blocks               ? "zstd"
                             : s.raw_blocks                ? "raw"

@@ -50,11 +50,16 @@ static void usage(FILE *f)
 
 int cli_fail(const char *cmd, const char *what, int err)
 {
+    /* the library's message names the file and says what happened: say it
+     * once, with what was being done when it does not name that already */
     const char *detail = numafeed_last_error();
-    fprintf(stderr, "numafeed %s: %s: %s", cmd, what, numafeed_strerror(err));
-    if (detail && *detail)
-        fprintf(stderr, ": %s", detail);
-    fputc('\n', stderr);
+    if (!detail || !*detail)
+        fprintf(stderr, "numafeed %s: %s: %s", cmd, what, numafeed_strerror(err));
+    else if (strstr(detail, what))
+        fprintf(stderr, "numafeed %s: %s", cmd, detail);
+    else
+        fprintf(stderr, "numafeed %s: %s: %s", cmd, what, detail);
+    fprintf(stderr, " (%s)\n", numafeed_err_name(err));
     return CLI_EXIT_FAIL;
 }
 

@@ -132,6 +132,12 @@ static int next_batch(loader_t *L, struct pool *p, int gpu, struct loader_batch 
         return NUMAFEED_EEPOCH_END;
     }
     uint64_t seq = p->next_seq;
+    if (seq >= p->end_seq) {
+        pthread_mutex_unlock(&p->cmu);
+        return nf__error(NUMAFEED_EDONE, "loader_next(%s %d): all %llu configured epochs were "
+                         "delivered", pool_kind(p), p->ordinal,
+                         (unsigned long long)L->cfg.epochs);
+    }
     struct slot *s = &p->slots[seq % p->depth];
     int rc;
     pthread_mutex_lock(&p->mu);

@@ -60,6 +60,10 @@ static int copy_config(const struct loader_config *in, struct loader_config *cfg
     if (cfg->io_depth > NF_IO_MAX_DEPTH)
         return nf__error(NUMAFEED_ECONFIG, "loader_create: io_depth %u > %u", cfg->io_depth,
                          NF_IO_MAX_DEPTH);
+    if (cfg->epochs > (UINT64_MAX >> 2) - cfg->start_epoch)
+        return nf__error(NUMAFEED_ECONFIG, "loader_create: epochs %llu from epoch %llu: too "
+                         "many", (unsigned long long)cfg->epochs,
+                         (unsigned long long)cfg->start_epoch);
     if (cfg->shuffle_window > LOADER_MAX_SHUFFLE_WINDOW)
         return nf__error(NUMAFEED_ECONFIG, "loader_create: shuffle_window %llu > %u records",
                          (unsigned long long)cfg->shuffle_window, LOADER_MAX_SHUFFLE_WINDOW);

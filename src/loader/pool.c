@@ -161,8 +161,8 @@ static int pick_node(struct pool *p, int pos, int ordinal, const numafeed_topo *
     } else if (host) {
         p->node = numafeed_topo_node_id(topo, 0);
         p->node_known = false;
-        nf__note(p->notes, sizeof(p->notes), "host pool %d has no GPU: using node %d", ordinal,
-                 p->node);
+        nf__note(p->notes, sizeof(p->notes), "host pool %d runs on node %d, the first online "
+                 "node", ordinal, p->node);
     } else {
         return nf__error(NUMAFEED_ECONFIG, "GPU %d is not visible (%d visible)", ordinal, ngpu);
     }
@@ -331,6 +331,13 @@ static int init_slots(struct pool *p)
     uint64_t first_pos = sm->start + nf__batch_start(sm, c->start_batch);
     atomic_store(&p->next_unit,
                  c->start_epoch * sm->nwindows + first_pos / sm->window - sm->first_window);
+    p->end_unit = p->end_seq = UINT64_MAX;
+    if (c->epochs && (__builtin_mul_overflow(c->start_epoch + c->epochs, sm->nwindows,
+                                             &p->end_unit) ||
+                      __builtin_mul_overflow(c->start_epoch + c->epochs, sm->nbatches,
+                                             &p->end_seq)))
+        return nf__error(NUMAFEED_ECONFIG, "epochs %llu from epoch %llu: too many",
+                         (unsigned long long)c->epochs, (unsigned long long)c->start_epoch);
     return 0;
 }
 

@@ -103,6 +103,8 @@ struct pool {
     struct nf_placement placement;
     _Atomic uint64_t next_unit;
     uint64_t base_seq;          /* the first batch delivered (config start) */
+    uint64_t end_unit, end_seq; /* config epochs: the first unit and batch not
+                                 * delivered; UINT64_MAX without an end */
     atomic_bool stop;
 
     pthread_mutex_t mu;

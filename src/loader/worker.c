@@ -445,6 +445,17 @@ static void fold_pipe_stats(struct worker *w)
     w->seen = now;
 }
 
+/* A unit has all its blocks: count it, and its blocks, before it publishes
+ * any batch. */
+static void unit_done(struct worker *w, bool windowed)
+{
+    struct pool *p = w->pool;
+    fold_pipe_stats(w);
+    atomic_fetch_add_explicit(&p->st_units, 1, memory_order_relaxed);
+    if (windowed)
+        atomic_fetch_add_explicit(&p->st_windowed, 1, memory_order_relaxed);
+}
+
 /* ---- streaming: each block goes into its batches as soon as it is
  * verified and decoded, while its bytes are still in this core's cache. ---- */
 
@@ -547,6 +558,8 @@ static int stream_unit(struct worker *w, const struct unit *un)
     int rc = pump_blocks(w, un, false);
     if (rc)
         return rc;
+    unit_done(w, false); /* counted before its batches are: a consumer that has
+                          * every batch sees every block counted */
     nt_fence();
     for (uint64_t b = un->b_lo; b <= un->b_hi && !atomic_load(&p->stop); b++)
         count_written(p, slot_of(p, un->epoch, b), w->bcount[b - un->b_lo]);
@@ -662,20 +675,19 @@ static int run_unit(struct worker *w, uint64_t u)
     if (stream > 0) {
         rc = stream_unit(w, &un);
     } else if (stream == 0) {
-        atomic_fetch_add_explicit(&p->st_windowed, 1, memory_order_relaxed);
         rc = pump_blocks(w, &un, true);
-        if (!rc)
+        if (!rc) {
+            unit_done(w, true);
             rc = window_unit(w, &un);
+        }
     }
     forget_blocks(w, &un);
-    fold_pipe_stats(w);
+    fold_pipe_stats(w); /* a failed unit's blocks too */
     if (rc) {
         if (!atomic_load(&p->stop))
             nf__pool_fail(p, rc, un.first_seq);
         return rc;
     }
-    if (stream >= 0)
-        atomic_fetch_add_explicit(&p->st_units, 1, memory_order_relaxed);
     return 0;
 }
 
@@ -780,6 +792,8 @@ void *nf__worker_main(void *arg)
         return NULL;
     while (!atomic_load_explicit(&p->stop, memory_order_relaxed)) {
         uint64_t u = atomic_fetch_add_explicit(&p->next_unit, 1, memory_order_relaxed);
+        if (u >= p->end_unit)
+            break; /* every configured epoch is built: nothing past it is read */
         if (run_unit(w, u))
             break; /* the error is recorded; this worker has nothing sound to add */
     }

@@ -146,6 +146,51 @@ static void test_window_and_device(void **state)
     assert_int_equal(nf_run(NULL, "%s bench %s --shuffle-window 0 2>/dev/null", NF_CLI, dir), 2);
 }
 
+/* The blocks a run decodes are the plan's, whatever the io: with whole
+ * blocks per window (equal blocks, no shuffle) an epoch is every block
+ * once, and no epoch past the last is read ahead. Before the loader knew
+ * its epochs, io_uring and pread read 64 and 32 blocks of an epoch never
+ * delivered. */
+static void test_blocks_equal_the_plan(void **state)
+{
+    (void)state;
+    char *d2;
+    assert_true(asprintf(&d2, "%s/aligned", base) > 0);
+    assert_int_equal(nf_run(NULL, "head -c 1048576 /dev/zero | %s pack --quiet --out %s "
+                            "--record-bytes 256 --block-bytes 4096 --codec none -", NF_CLI, d2),
+                     0);
+    static const char *const io[] = {"io_uring", "pread", "mmap"};
+    for (int i = 0; i < 3; i++) {
+        char *out;
+        assert_int_equal(nf_run(&out, "%s bench %s --device cpu --io %s --epochs 3 --threads 2 "
+                                "--no-shuffle --verbose 2>/dev/null", NF_CLI, d2, io[i]), 0);
+        if (!strstr(out, "| blocks 768\n"))
+            fail_msg("--io %s: not 3 x 256 blocks:\n%s", io[i], out);
+        free(out);
+    }
+    free(d2);
+}
+
+/* The summary comes first and says what a reader wants; the internals only
+ * with --verbose; a host run never says GPU. */
+static void test_summary(void **state)
+{
+    (void)state;
+    char *out;
+    assert_int_equal(nf_run(&out, "%s bench %s --device cpu --epochs 2", NF_CLI, dir), 0);
+    assert_true(strncmp(out, "numafeed bench ", 15) == 0);
+    assert_non_null(strstr(out, "  throughput  "));
+    assert_non_null(strstr(out, "  host pool 0  node "));
+    assert_null(strstr(out, "GPU 0"));
+    assert_null(strstr(out, "stages (worker-seconds"));
+    assert_non_null(strstr(out, "\ntotal: "));
+    free(out);
+    assert_int_equal(nf_run(&out, "%s bench %s --device cpu --verbose 2>/dev/null", NF_CLI, dir),
+                     0);
+    assert_non_null(strstr(out, "stages (worker-seconds"));
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -154,6 +199,8 @@ int main(void)
         cmocka_unit_test(test_usage),
         cmocka_unit_test(test_deprecated_aliases),
         cmocka_unit_test(test_window_and_device),
+        cmocka_unit_test(test_blocks_equal_the_plan),
+        cmocka_unit_test(test_summary),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

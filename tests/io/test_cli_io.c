@@ -202,7 +202,7 @@ static void check_names_problems(void **state)
     assert_int_equal(nf__dataset_open(p, NULL, &ds), 0);
     const struct nf_block_info *b = &nf__dataset_shard_index(ds, 0)->blocks[5];
     char line[128];
-    snprintf(line, sizeof(line), "shard-00000.nfs: block 5, offset %llu: NUMAFEED_E",
+    snprintf(line, sizeof(line), "shard-00000.nfs: block 5 at offset %llu: NUMAFEED_E",
              (unsigned long long)b->offset);
     size_t len;
     uint8_t *img = nft_read_file(s, &len);
@@ -214,9 +214,13 @@ static void check_names_problems(void **state)
     expect(1, "check c", "result   2 problems");
     /* a truncated shard: no block to blame, the size and trailer are */
     assert_int_equal(nf_write_file(s, img, len - 5), 0);
-    expect(1, "check c", "shard-00000.nfs: block -, offset");
+    expect(1, "check c", "shard-00000.nfs: offset ");
     expect(1, "check c", "truncated");
-    expect(1, "check nowhere", "manifest.json: block -, offset ?: ENOENT");
+    /* no dataset at all: one line saying so, no block or offset to make up,
+     * no summary of zeros */
+    expect(1, "check nowhere", "manifest.json: ENOENT: nowhere: No such file or directory");
+    expect(1, "check nowhere", "result   1 problem: nowhere is not a readable dataset");
+    expect(1, "bench nowhere", "numafeed bench: nowhere: No such file or directory (ENOENT)");
     free(img);
     free(s);
     free(p);
