@@ -10,7 +10,13 @@
  * from its header, which may claim anything: it is checked against
  * --max-record-bytes, with the sample's other fields, before a byte of it
  * is read. Keys seen in the current shard are kept in a hash set to catch
- * a sample whose members are not consecutive. */
+ * a sample whose members are not consecutive.
+ *
+ * Built without libarchive (NUMAFEED_HAVE_LIBARCHIVE unset), the source is
+ * a stub at the end of this file that says so. */
+#include "pack.h"
+
+#ifdef NUMAFEED_HAVE_LIBARCHIVE
 #include <archive.h>
 #include <archive_entry.h>
 #include <ctype.h>
@@ -22,8 +28,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
-
-#include "pack.h"
 
 /* One member of the sample being gathered; buffers are reused. */
 struct member {
@@ -568,3 +572,14 @@ int pack_tar(struct pack_job *j)
     tar_free(t);
     return status;
 }
+
+#else
+
+int pack_tar(struct pack_job *j)
+{
+    (void)j;
+    return pack_error("--from tar: this numafeed was built without libarchive (install it, "
+                      "Debian's libarchive-dev, and rebuild)");
+}
+
+#endif
