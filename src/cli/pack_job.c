@@ -190,7 +190,8 @@ static const struct {
     [PACK_SKIP_NOT_SAMPLE] = {"member not named KEY.EXT", "members not named KEY.EXT",
                               "no extension after the base name", 1},
     [PACK_SKIP_TOO_LARGE] = {"record over --max-record-bytes",
-                             "records over --max-record-bytes", "too large", 1},
+                             "records over --max-record-bytes",
+                             "its record would be over --max-record-bytes", 1},
     [PACK_SKIP_INCOMPLETE] = {"incomplete sample", "incomplete samples",
                               "its fields are not the first sample's", 1},
 };
