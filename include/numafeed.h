@@ -759,6 +759,29 @@ enum loader_device {
     LOADER_DEVICE_CUDA = 2, /* the GPUs, or loader_create fails (NUMAFEED_ENOCUDA) */
 };
 
+/* How batches reach the GPU (loader_config.copy). */
+enum loader_copy {
+    /* Direct where it applies, staged otherwise; the pool's notes say why
+     * when it does not apply. */
+    LOADER_COPY_AUTO = 0,
+    /* Every byte is copied by the pool's workers into the batch's slot in
+     * node-local page-locked memory, then one host-to-device copy per batch
+     * takes the slot to the GPU. */
+    LOADER_COPY_STAGED = 1,
+    /* The GPU's copy engine gathers each batch's records straight from the
+     * shards' page cache: no CPU copy at all. Applies on the CUDA path,
+     * with io mmap (auto picks it for a page-cache-resident dataset), when
+     * every block is stored raw, every field is fixed and the shards fit
+     * max_pinned_bytes; they are page-locked read-only once at create
+     * (cudaHostRegister) and stay so until destroy. Each block is verified
+     * (XXH3 of its bytes in the page cache) the first time it is used:
+     * page-locked pages cannot be evicted and re-read, so the bytes the
+     * GPU copies later are the ones verified (docs/loader.md). A batch's
+     * fields have no host copy (loader_field.host is NULL). Where it does
+     * not apply, loader_create fails with NUMAFEED_ECONFIG naming why. */
+    LOADER_COPY_DIRECT = 2,
+};
+
 #define LOADER_MAX_GPUS 64
 #define LOADER_MAX_SHUFFLE_WINDOW (1u << 24)
 
@@ -865,6 +888,11 @@ struct loader_config {
      * NUMAFEED_EDONE; the pools build nothing past it (no block of an
      * epoch that will not be delivered is read). */
     uint64_t epochs;
+    /* How batches reach the GPU: enum loader_copy (default AUTO). */
+    int copy;
+    /* The shard bytes the direct copy may page-lock (all the shards or
+     * none). 0 (default): a quarter of the machine's memory. */
+    uint64_t max_pinned_bytes;
 };
 
 /* Fill *cfg with the defaults above. */
@@ -1057,6 +1085,9 @@ struct loader_pool_info {
      * it, and pages_on_node is the count after the move. 0 normally; the
      * notes say whether the move worked. */
     size_t pages_strayed;
+    /* How batches reach the GPU: "staged", "direct", or "host" in host
+     * mode (enum loader_copy's choice; the notes say why auto staged). */
+    char copy[16];
 };
 
 /* What a pool achieved. Thread-safe. */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdatomic.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -22,7 +23,7 @@ static void help(void)
         "                      [--batch-size B] [--threads T] [--prefetch D] [--seed S]\n"
         "                      [--no-shuffle] [--shuffle-window N] [--drop-last]\n"
         "                      [--rank R --world-size W] [--io BACKEND] [--digest]\n"
-        "                      [--max-ring-bytes N] [--follow-symlinks]\n"
+        "                      [--copy MODE] [--max-ring-bytes N] [--follow-symlinks]\n"
         "                      [--step-us N] [--cuda-context] [--verbose]\n"
         "\n"
         "Load the dataset DIR (made by 'numafeed pack') through numafeed's pools for E\n"
@@ -58,6 +59,13 @@ static void help(void)
         "                        65536). Larger windows mix more blocks into each batch\n"
         "                        (docs/loader.md) for about 40 bytes per record per\n"
         "                        worker.\n"
+        "      --copy MODE       how batches reach the GPU: auto (default: direct where\n"
+        "                        it applies, else staged), staged (the pool's cores copy\n"
+        "                        every record into its node-local slot, then one copy\n"
+        "                        per batch to the GPU) or direct (the GPU copies raw\n"
+        "                        records straight from the page-locked page cache:\n"
+        "                        mapped, raw, fixed-field datasets; docs/loader.md).\n"
+        "                        --digest implies staged.\n"
         "      --max-ring-bytes N\n"
         "                        the most memory one pool's ring of batch slots may take\n"
         "                        (default 4 GiB); a batch that does not fit twice is an\n"
@@ -299,6 +307,7 @@ out:
 
 struct bench_args {
     struct loader_config cfg;
+    double cores; /* CPU seconds of the process per second of the run */
     uint64_t epochs, step_us;
     int digest, cuda_ctx, device;
     int gpus[LOADER_MAX_GPUS], ngpus;
@@ -368,14 +377,15 @@ static const char *parse_choice(struct bench_args *a, int c, const char *arg)
         {"auto", LOADER_IO_AUTO}, {"io_uring", LOADER_IO_URING},
         {"pread", LOADER_IO_PREAD}, {"mmap", LOADER_IO_MMAP},
     };
-    if (c == 'd') {
+    static const char *const copies[] = {"auto", "staged", "direct"};
+    if (c == 'd' || c == 'c') {
         for (int i = 0; i < 3; i++) {
-            if (!strcmp(arg, devices[i])) {
-                a->device = i;
+            if (!strcmp(arg, (c == 'd' ? devices : copies)[i])) {
+                *(c == 'd' ? &a->device : &a->cfg.copy) = i; /* the enums' values */
                 return NULL;
             }
         }
-        return "--device";
+        return c == 'd' ? "--device" : "--copy";
     }
     for (size_t i = 0; i < sizeof(ios) / sizeof(ios[0]); i++) {
         if (!strcmp(arg, ios[i].name)) {
@@ -397,6 +407,7 @@ static int parse_args(int argc, char **argv, struct bench_args *a)
         {"seed", required_argument, NULL, 's'}, {"no-shuffle", no_argument, NULL, O_NOSHUF},
         {"shuffle-window", required_argument, NULL, 'w'},
         {"max-ring-bytes", required_argument, NULL, 'm'},
+        {"copy", required_argument, NULL, 'c'},
         {"follow-symlinks", no_argument, NULL, O_FOLLOW},
         {"drop-last", no_argument, NULL, O_DROP}, {"rank", required_argument, NULL, 'r'},
         {"world-size", required_argument, NULL, 'W'}, {"io", required_argument, NULL, 'i'},
@@ -431,7 +442,7 @@ static int parse_args(int argc, char **argv, struct bench_args *a)
             a->ngpus = n;
             break;
         }
-        case 'd': case 'i': bad = parse_choice(a, c, optarg); break;
+        case 'd': case 'i': case 'c': bad = parse_choice(a, c, optarg); break;
         case O_NOSHUF: a->cfg.shuffle = 0; break;
         case O_DROP: a->cfg.drop_last = 1; break;
         case O_SYSFS: a->cfg.sysfs_root = optarg; break;
@@ -455,6 +466,11 @@ static int parse_args(int argc, char **argv, struct bench_args *a)
                                                  : "more than one dataset directory");
     if (a->cfg.rank && !a->cfg.world_size)
         return cli_usage("bench", "--rank needs --world-size");
+    /* digests hash the host batches, which a direct copy does not make */
+    if (a->digest && a->cfg.copy == LOADER_COPY_DIRECT)
+        return cli_usage("bench", "--digest reads host batches: not with --copy direct");
+    if (a->digest)
+        a->cfg.copy = LOADER_COPY_STAGED;
     a->cfg.path = argv[optind];
     a->cfg.gpus = a->ngpus ? a->gpus : NULL;
     a->cfg.ngpus = a->ngpus;
@@ -627,7 +643,8 @@ static void print_summary(loader_t *L, const struct bench_args *a, uint64_t byte
         if (pi.notes[0])
             printf("    notes: %s\n", pi.notes);
     }
-    printf("  first batch %.1f ms after loader_create was called\n", first_ms);
+    printf("  first batch %.1f ms after loader_create was called; %.2f cores busy in this "
+           "process while it ran\n", first_ms, a->cores);
 }
 
 static void print_report(loader_t *L, const struct bench_args *a, const struct consumer *cons,
@@ -664,6 +681,12 @@ static void print_report(loader_t *L, const struct bench_args *a, const struct c
            (unsigned long long)recs, human(b1, sizeof(b1), (double)bytes), secs,
            (double)bytes / 1e9 / secs, (double)recs / secs, (double)(t->ready - t->create) / 1e6,
            first_ms, first == UINT64_MAX ? -1.0 : (double)first_ready / 1e6);
+}
+
+static double cpu_secs(const struct rusage *r)
+{
+    return (double)r->ru_utime.tv_sec + (double)r->ru_utime.tv_usec / 1e6 +
+           (double)r->ru_stime.tv_sec + (double)r->ru_stime.tv_usec / 1e6;
 }
 
 /* Progress on stderr for runs longer than a few seconds, when stderr is a
@@ -733,12 +756,16 @@ int cmd_bench(int argc, char **argv)
     struct progress pr = {L, loader_epoch_batches(L) * a.epochs * (uint64_t)n, 0};
     pthread_t prog;
     int show = isatty(STDERR_FILENO) && pthread_create(&prog, NULL, progress_main, &pr) == 0;
+    struct rusage r0, r1;
+    getrusage(RUSAGE_SELF, &r0);
     t.start = now_ns();
     for (int i = 0; i < n; i++)
         pthread_create(&th[i], NULL, consume, &cons[i]);
     for (int i = 0; i < n; i++)
         pthread_join(th[i], NULL);
     t.end = now_ns();
+    getrusage(RUSAGE_SELF, &r1);
+    a.cores = (cpu_secs(&r1) - cpu_secs(&r0)) / ((double)(t.end - t.start) / 1e9);
     atomic_store(&pr.done, 1);
     if (show)
         pthread_join(prog, NULL);

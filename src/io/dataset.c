@@ -42,6 +42,25 @@ int nf__dataset_map_where(const struct nf_dataset *ds, const void *addr, uint32_
     return -ENOENT;
 }
 
+const uint8_t *nf__dataset_shard_map(const struct nf_dataset *ds, uint32_t shard, size_t *len)
+{
+    if (shard >= ds->nshards || !ds->shards[shard].map)
+        return NULL;
+    *len = (size_t)ds->shards[shard].idx.file_size;
+    return ds->shards[shard].map;
+}
+
+int nf__dataset_verified(const struct nf_dataset *ds, uint32_t g)
+{
+    return ds->verified && g < ds->nblocks && __atomic_load_n(&ds->verified[g], __ATOMIC_ACQUIRE);
+}
+
+void nf__dataset_set_verified(const struct nf_dataset *ds, uint32_t g)
+{
+    if (ds->verified && g < ds->nblocks)
+        __atomic_store_n(&ds->verified[g], 1, __ATOMIC_RELEASE);
+}
+
 const char *nf__dataset_shard_path(const struct nf_dataset *ds, uint32_t shard)
 {
     return shard < ds->nshards ? ds->shards[shard].path : "";
@@ -53,6 +72,8 @@ int nf__dataset_map(struct nf_dataset *ds)
     int rc = nf__guard_install();
     if (rc)
         return rc;
+    if (!ds->verified && !(ds->verified = calloc(ds->nblocks ? ds->nblocks : 1, 1)))
+        return nf__error(-ENOMEM, "out of memory");
     for (uint32_t i = 0; i < ds->nshards; i++) {
         struct nf_shard *s = &ds->shards[i];
         if (s->map)
@@ -148,6 +169,7 @@ void nf__dataset_close(struct nf_dataset *ds)
     free(ds->var_len);
     free(ds->var_max);
     free(ds->rec_off);
+    free(ds->verified);
     free(ds->shards);
     nf__manifest_free(&ds->m);
     free(ds);

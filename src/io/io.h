@@ -301,6 +301,12 @@ int nf__dataset_pick_io(const struct nf_dataset *ds, char *why, size_t why_len);
  * -ENOENT when no mapping does. */
 int nf__dataset_map_where(const struct nf_dataset *ds, const void *addr, uint32_t *shard,
                           uint64_t *offset);
+/* A shard's whole mapping and its length; NULL when not mapped. */
+const uint8_t *nf__dataset_shard_map(const struct nf_dataset *ds, uint32_t shard, size_t *len);
+/* Mapped datasets: whether global block g's mapped bytes were verified,
+ * and marking it so (any thread; pipes with verify_once use them). */
+int nf__dataset_verified(const struct nf_dataset *ds, uint32_t g);
+void nf__dataset_set_verified(const struct nf_dataset *ds, uint32_t g);
 /* The shard's path as opened (dir/name), for messages; "" out of range. */
 const char *nf__dataset_shard_path(const struct nf_dataset *ds, uint32_t shard);
 /*
@@ -473,6 +479,11 @@ struct nf_pipe_options {
     size_t staging_bytes; /* decoded bytes in flight (0: NF_PIPE_DEFAULT_BYTES);
                            * at least 2 blocks, at most depth blocks */
     size_t max_op_bytes;  /* test hook, as in nf_reader_options */
+    /* mapped: hash a raw block's bytes only the first time any pipe of the
+     * dataset hands it out (its pages must stay resident and unchanged:
+     * page-locked, as the loader's direct copy keeps them); default 0,
+     * every time */
+    int verify_once;
 };
 
 struct nf_block_done {

@@ -54,7 +54,7 @@ struct ready {
 struct nf_pipe {
     const struct nf_dataset *ds;
     struct nf_reader *reader; /* reads, and the zstd context for every mode */
-    bool mapped;
+    bool mapped, verify_once;
     size_t dec_bytes, rd_bytes;
     unsigned nbuf, nfree;
     struct pbuf *bufs;
@@ -133,6 +133,7 @@ int nf__pipe_create(const struct nf_dataset *ds, const struct nf_pipe_options *o
         return nf__error(-ENOMEM, "out of memory");
     p->ds = ds;
     p->mapped = mapped;
+    p->verify_once = mapped && o->verify_once;
     struct nf_reader_options ro;
     nf__reader_options_init(&ro);
     /* mapped: the reader only lends its zstd context; pread costs nothing */
@@ -354,9 +355,15 @@ int nf__pipe_next(struct nf_pipe *p, struct nf_block_done *d)
     struct decode_call call = {p, shard, blk, src, dst,
                                bi->codec == NF_CODEC_RAW ? bi->decoded_size : p->dec_bytes, 0};
     uint64_t t0 = now_ns();
-    int rc = nf__pipe_guard(p, decode_block, &call);
-    if (!rc)
-        rc = call.rc;
+    int rc = 0;
+    bool once = p->verify_once && bi->codec == NF_CODEC_RAW;
+    if (!once || !nf__dataset_verified(p->ds, b->g)) {
+        rc = nf__pipe_guard(p, decode_block, &call);
+        if (!rc)
+            rc = call.rc;
+        if (!rc && once)
+            nf__dataset_set_verified(p->ds, b->g);
+    }
     p->st.decode_ns += now_ns() - t0;
     if (rc) {
         nf__pipe_release(p, d);

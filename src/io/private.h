@@ -39,6 +39,9 @@ struct nf_dataset {
     uint32_t *var_len;
     uint32_t *var_max;
     uint32_t *rec_off;  /* version 2: each record's byte offset in its block */
+    /* mapped: 1 once a block's bytes in the mapping were verified (pipes
+     * with verify_once), read and written with atomics by any reader */
+    uint8_t *verified;
 };
 
 /* XXH3_64bits of a whole file, read in 1 MiB pieces. */

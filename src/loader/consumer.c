@@ -332,6 +332,7 @@ int loader_pool_info(loader_t *L, int gpu, struct loader_pool_info *info)
     pthread_mutex_unlock(&p->mu);
     v.cuda = p->cuda;
     v.registered = p->registered;
+    snprintf(v.copy, sizeof(v.copy), "%s", !p->cuda ? "host" : p->direct ? "direct" : "staged");
     memcpy(info, &v, info->size);
     return 0;
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "loader/private.h"
 
@@ -67,6 +68,8 @@ static int copy_config(const struct loader_config *in, struct loader_config *cfg
     if (cfg->shuffle_window > LOADER_MAX_SHUFFLE_WINDOW)
         return nf__error(NUMAFEED_ECONFIG, "loader_create: shuffle_window %llu > %u records",
                          (unsigned long long)cfg->shuffle_window, LOADER_MAX_SHUFFLE_WINDOW);
+    if (cfg->copy < LOADER_COPY_AUTO || cfg->copy > LOADER_COPY_DIRECT)
+        return nf__error(NUMAFEED_ECONFIG, "loader_create: copy %d unknown", cfg->copy);
     if (cfg->device < LOADER_DEVICE_AUTO || cfg->device > LOADER_DEVICE_CUDA)
         return nf__error(NUMAFEED_ECONFIG, "loader_create: device %d unknown", cfg->device);
     return 0;
@@ -220,6 +223,74 @@ static int pick_device(struct numafeed_loader *L, bool *host, int *ndev)
     return 0;
 }
 
+/* Why the direct copy cannot serve this loader, or NULL when it can. */
+static const char *direct_blocked(struct numafeed_loader *L, bool host, char *buf, size_t len)
+{
+    if (host)
+        return "batches stay on the host";
+    if (L->io != LOADER_IO_MMAP)
+        return "the shards are read with io_uring or pread, not mapped (io auto maps only "
+               "a dataset resident in the page cache)";
+    if (L->layout->nvar)
+        return "the dataset has variable fields";
+    uint64_t total = 0;
+    for (uint32_t g = 0; g < nf__dataset_blocks(L->ds); g++)
+        if (nf__dataset_block(L->ds, g, NULL, NULL)->codec != NF_CODEC_RAW)
+            return "zstd blocks are decoded by the pool's cores";
+    for (uint32_t sh = 0; sh < nf__dataset_shard_count(L->ds); sh++) {
+        size_t n = 0;
+        nf__dataset_shard_map(L->ds, sh, &n);
+        total += n;
+    }
+    uint64_t budget = L->cfg.max_pinned_bytes;
+    if (!budget) {
+        long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+        budget = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page / 4 : 0;
+    }
+    if (total > budget) {
+        snprintf(buf, len, "the shards (%llu bytes) exceed max_pinned_bytes (%llu)",
+                 (unsigned long long)total, (unsigned long long)budget);
+        return buf;
+    }
+    return NULL;
+}
+
+/* The copy to the GPU: direct (the shards page-locked read-only, once,
+ * for every pool: portable registrations) where it applies and is asked
+ * for or automatic; staged otherwise, saying why. */
+static int pick_copy(struct numafeed_loader *L, bool host, int first_gpu)
+{
+    char buf[160];
+    const char *why = L->cfg.copy == LOADER_COPY_STAGED ? NULL
+                                                        : direct_blocked(L, host, buf, sizeof(buf));
+    if (why && L->cfg.copy == LOADER_COPY_DIRECT)
+        return nf__error(NUMAFEED_ECONFIG, "copy direct: %s", why);
+    if (why && !host)
+        snprintf(L->copy_why, sizeof(L->copy_why), "copy staged: %s", why);
+    if (why || L->cfg.copy == LOADER_COPY_STAGED)
+        return 0;
+    uint32_t n = nf__dataset_shard_count(L->ds);
+    L->pinned_maps = calloc(n ? n : 1, sizeof(*L->pinned_maps));
+    if (!L->pinned_maps)
+        return nf__error(-ENOMEM, "out of memory");
+    for (uint32_t sh = 0; sh < n; sh++) {
+        size_t len = 0;
+        const uint8_t *m = nf__dataset_shard_map(L->ds, sh, &len);
+        int rc = nf__cuda_host_register_ro_on(first_gpu, m, len);
+        if (rc) {
+            if (L->cfg.copy == LOADER_COPY_DIRECT)
+                return nf__error_prefix(rc, "copy direct: page-locking %s",
+                                        nf__dataset_shard_path(L->ds, sh));
+            snprintf(L->copy_why, sizeof(L->copy_why), "copy staged: %s", numafeed_last_error());
+            nf__error_clear();
+            return 0; /* destroy unregisters the ones done */
+        }
+        L->pinned_maps[L->npinned++] = m;
+    }
+    L->direct = true;
+    return 0;
+}
+
 /* The served ordinals: each once, non-negative, and visible unless host. */
 static int pick_gpus(struct numafeed_loader *L, const numafeed_topo *topo, bool host, int ndev,
                      const struct loader_config *in, int *ordinals)
@@ -302,6 +373,8 @@ int loader_create(const struct loader_config *cfg_in, loader_t **out)
     L->cuda = !host;
     if (!rc)
         rc = pick_gpus(L, topo, host, ndev, &cfg, ordinals);
+    if (!rc)
+        rc = pick_copy(L, host, ordinals[0]);
     if (!rc) {
         for (int i = 0; i < L->npools; i++)
             overrides[i] = cfg.node_override ? cfg.node_override[i] : -1;
@@ -332,6 +405,10 @@ void loader_destroy(loader_t *L)
     for (int i = 0; L->pools && i < L->npools; i++)
         nf__pool_free(&L->pools[i]);
     free(L->pools);
+    /* every copy from them has finished: the pools waited for their events */
+    for (uint32_t i = 0; i < L->npinned; i++)
+        nf__cuda_host_unregister_one(L->pinned_maps[i]);
+    free(L->pinned_maps);
     nf__dataset_close(L->ds);
     free(L->var_cap);
     free(L->var_offs);

@@ -29,7 +29,9 @@ static void layout_slots(struct pool *p, void *base)
     for (unsigned i = 0; i < p->depth; i++) {
         struct slot *s = &p->slots[i];
         s->mem = (uint8_t *)base + (size_t)i * per;
-        s->ids = (uint64_t *)(void *)(s->mem + ((data + 4095) & ~(size_t)4095));
+        /* direct: the host slot is only the record ids; the data goes from
+         * the page cache to the device buffer */
+        s->ids = (uint64_t *)(void *)(s->mem + (p->direct ? 0 : (data + 4095) & ~(size_t)4095));
         for (unsigned f = 0; f < lay->nfields; f++) {
             const struct nf_field *fd = &lay->fields[f];
             struct loader_field *v = &s->fields[f];
@@ -40,7 +42,7 @@ static void layout_slots(struct pool *p, void *base)
             v->shape = fd->shape;
             v->record_bytes = (size_t)fd->bytes;
             v->kind = fd->kind; /* enum nf_kind and loader_field_kind agree */
-            v->host = s->mem + at;
+            v->host = p->direct ? NULL : s->mem + at;
             v->device = s->dev ? (uint8_t *)s->dev + at : NULL;
             if (fd->kind != NF_KIND_FIXED) {
                 v->offsets = nf__slot_offsets(p->L, s, fd->var);
@@ -98,9 +100,12 @@ int nf__ring_setup_cuda(struct pool *p)
 {
     size_t total = p->slot_stride * p->depth;
     /* one registration per slot: a slot is one copy's source, and a copy
-     * may not span two registrations */
-    int rc = nf__cuda_host_register(p->ring, total, p->slot_stride);
-    if (rc == 0) {
+     * may not span two registrations; direct: the host slots hold only
+     * ids, which never travel */
+    int rc = p->direct ? 1 : nf__cuda_host_register(p->ring, total, p->slot_stride);
+    if (rc == 1) {
+        rc = 0;
+    } else if (rc == 0) {
         p->registered = true;
     } else {
         if (p->L->cfg.strict)
@@ -284,7 +289,7 @@ static int size_ring(struct pool *p)
     human(b, sizeof(b), max);
     if (nf__slot_layout(p->L, &p->head_bytes, &data) ||
         nf__mul_size((size_t)B, sizeof(uint64_t), &ids) ||
-        nf__add_size((data + 4095) & ~(size_t)4095, (ids + 4095) & ~(size_t)4095,
+        nf__add_size(p->direct ? 0 : (data + 4095) & ~(size_t)4095, (ids + 4095) & ~(size_t)4095,
                      &p->slot_stride) ||
         p->slot_stride > max / 2)
         return nf__error(NUMAFEED_ECONFIG, "a batch of %llu records of %llu bytes%s does not "
@@ -351,6 +356,7 @@ int nf__pool_init(struct numafeed_loader *L, struct pool *p, int pos, int ordina
     p->gpu_index = pos;
     p->ordinal = ordinal;
     p->cuda = !host;
+    p->direct = L->direct && p->cuda;
     pthread_mutex_init(&p->mu, NULL);
     pthread_mutex_init(&p->cmu, NULL);
     pthread_condattr_t ca;
@@ -364,6 +370,8 @@ int nf__pool_init(struct numafeed_loader *L, struct pool *p, int pos, int ordina
         nf__note(p->notes, sizeof(p->notes), "%s", L->host_reason);
     if (L->io_why[0])
         nf__note(p->notes, sizeof(p->notes), "io %s", L->io_why);
+    if (L->copy_why[0])
+        nf__note(p->notes, sizeof(p->notes), "%s", L->copy_why);
 
     int rc = pick_node(p, pos, ordinal, topo, host);
     if (!rc)
@@ -470,6 +478,9 @@ static void free_worker(struct worker *w)
     free(w->boffs);
     free(w->sigma2);
     free(w->span2);
+    free(w->dma_dst);
+    free(w->dma_src);
+    free(w->dma_len);
 }
 
 static void free_cuda(struct pool *p)

@@ -74,6 +74,11 @@ struct worker {
     uint64_t win2, win2_epoch;
     bool win2_ok;
     struct nf_bind_result bind;
+    /* direct copy: the unit's (or batch's) record copies, issued together */
+    void **dma_dst;
+    const void **dma_src;
+    size_t *dma_len;
+    size_t ndma;
 };
 
 struct pool {
@@ -137,6 +142,7 @@ struct pool {
     char notes[512];            /* under mu */
     /* CUDA path (cuda == false: host mode) */
     bool cuda;
+    bool direct;                /* records are copied to the GPU from the page cache */
     bool registered;            /* ring page-locked in place */
     void *pinned;               /* the cudaHostAlloc fallback ring, if used */
     void *stream;
@@ -160,6 +166,10 @@ struct numafeed_loader {
     uint64_t *var_cap;
     size_t *var_offs, *var_vals;
     int io;                     /* enum loader_io after auto: never AUTO */
+    bool direct;                /* LOADER_COPY_DIRECT in effect: shards page-locked */
+    char copy_why[200];         /* why auto copies staged */
+    const uint8_t **pinned_maps;/* the shard mappings page-locked for it */
+    uint32_t npinned;
     char io_why[160];           /* how auto chose it */
     char host_reason[256];      /* why host mode, when it is automatic */
 };

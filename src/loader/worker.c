@@ -165,7 +165,8 @@ static void publish(struct pool *p, struct slot *s)
     uint64_t seq = atomic_load(&s->seq);
     set_sizes(p, s, nf__batch_len(&p->sampler, seq % p->sampler.nbatches));
     if (p->cuda) {
-        if (copy_slot(p, s) || nf__cuda_event_record(s->ready_ev, p->stream)) {
+        /* direct: the workers' copies are on the stream already */
+        if ((!p->direct && copy_slot(p, s)) || nf__cuda_event_record(s->ready_ev, p->stream)) {
             nf__pool_fail(p, NUMAFEED_ECUDA, seq);
             return;
         }
@@ -233,11 +234,24 @@ static inline void nt_fence(void)
 /* Record `rec` (as stored: its fixed fields, then its variable ones) into
  * place i of slot s. bo: the batch's element offsets, nvar x (B + 1); the
  * writer of a batch's first record also puts them into the slot. */
-static void put_record(const struct numafeed_loader *L, uint64_t B, struct slot *s, uint64_t i,
+static void put_record(struct worker *w, uint64_t B, struct slot *s, uint64_t i,
                        const uint8_t *rec, uint64_t id, const int64_t *bo)
 {
+    const struct numafeed_loader *L = w->pool->L;
     const struct nf_layout *lay = L->layout;
     const uint8_t *var = rec + lay->record_bytes;
+    if (w->pool->direct) {
+        /* the copy engine takes each field from the page cache: only the
+         * copies are listed here, and issued together (flush_dma) */
+        for (unsigned f = 0; f < lay->nfields; f++) {
+            const struct nf_field *fd = &lay->fields[f];
+            w->dma_dst[w->ndma] = (uint8_t *)s->dev + fd->offset * B + i * fd->bytes;
+            w->dma_src[w->ndma] = rec + fd->offset;
+            w->dma_len[w->ndma++] = (size_t)fd->bytes;
+        }
+        s->ids[i] = id;
+        return;
+    }
     for (unsigned f = 0; f < lay->nfields; f++) {
         const struct nf_field *fd = &lay->fields[f];
         if (fd->kind == NF_KIND_FIXED) {
@@ -283,6 +297,14 @@ static int worker_reserve(struct worker *w)
     w->bcount = malloc((c + 2) * sizeof(*w->bcount));
     w->held = malloc(c * sizeof(*w->held));
     w->block_slot = malloc((size_t)s->nblocks * sizeof(*w->block_slot));
+    if (w->pool->direct) {
+        size_t n = c * w->pool->L->layout->nfields;
+        w->dma_dst = malloc(n * sizeof(*w->dma_dst));
+        w->dma_src = malloc(n * sizeof(*w->dma_src));
+        w->dma_len = malloc(n * sizeof(*w->dma_len));
+        if (!w->dma_dst || !w->dma_src || !w->dma_len)
+            return nf__error(-ENOMEM, "worker: out of memory for %zu copies", n);
+    }
     if (w->pool->L->layout->nvar) {
         w->sigma2 = malloc(c * sizeof(*w->sigma2));
         w->span2 = malloc(c * sizeof(*w->span2));
@@ -485,7 +507,7 @@ static void scatter_block(struct worker *w, const struct unit *un, uint32_t k,
         uint32_t pos = w->pos_order[j];
         uint64_t b, i;
         nf__batch_of(s, un->a + pos - s->start, &b, &i);
-        put_record(p->L, s->batch, slot_of(p, un->epoch, b), i,
+        put_record(w, s->batch, slot_of(p, un->epoch, b), i,
                    data + rec_offset(p->L, w->pos_id[pos], w->pos_in[pos]), w->pos_id[pos],
                    batch_offsets(w, un, b));
         w->bcount[b - un->b_lo]++;
@@ -545,6 +567,19 @@ static int pump_blocks(struct worker *w, const struct unit *un, bool hold)
     return rc;
 }
 
+/* Direct copy: issue the listed record copies on the pool's stream, before
+ * the batches they fill are counted (the last writer's ready event then
+ * follows every copy of the batch in stream order). */
+static int flush_dma(struct worker *w)
+{
+    struct pool *p = w->pool;
+    if (!w->ndma)
+        return 0;
+    int rc = nf__cuda_memcpy_batch_h2d(w->dma_dst, w->dma_src, w->dma_len, w->ndma, p->stream);
+    w->ndma = 0;
+    return rc;
+}
+
 static int stream_unit(struct worker *w, const struct unit *un)
 {
     struct pool *p = w->pool;
@@ -556,6 +591,8 @@ static int stream_unit(struct worker *w, const struct unit *un)
         if (!wait_slot(p, slot_of(p, un->epoch, b), un->epoch * p->sampler.nbatches + b))
             return 0; /* stopping */
     int rc = pump_blocks(w, un, false);
+    if (!rc)
+        rc = flush_dma(w);
     if (rc)
         return rc;
     unit_done(w, false); /* counted before its batches are: a consumer that has
@@ -570,7 +607,7 @@ static int stream_unit(struct worker *w, const struct unit *un)
  * one at a time, waiting for each one's slot. ---- */
 
 struct put_call {
-    const struct numafeed_loader *L;
+    struct worker *w;
     uint64_t B, i, id;
     struct slot *slot;
     const uint8_t *rec;
@@ -580,7 +617,7 @@ struct put_call {
 static void put_cb(void *arg)
 {
     struct put_call *c = arg;
-    put_record(c->L, c->B, c->slot, c->i, c->rec, c->id, c->bo);
+    put_record(c->w, c->B, c->slot, c->i, c->rec, c->id, c->bo);
 }
 
 static int window_unit(struct worker *w, const struct unit *un)
@@ -599,6 +636,8 @@ static int window_unit(struct worker *w, const struct unit *un)
         if (b != cur_b) {
             if (slot) {
                 nt_fence();
+                if ((rc = flush_dma(w)))
+                    break;
                 count_written(p, slot, written);
             }
             slot = slot_of(p, un->epoch, b);
@@ -611,7 +650,7 @@ static int window_unit(struct worker *w, const struct unit *un)
         }
         size_t k = (size_t)(q - un->a);
         const uint8_t *blk = w->held[w->block_slot[w->pos_block[k]]].data;
-        struct put_call call = {p->L, s->batch, i, w->pos_id[k], slot,
+        struct put_call call = {w, s->batch, i, w->pos_id[k], slot,
                                 blk + rec_offset(p->L, w->pos_id[k], w->pos_in[k]),
                                 batch_offsets(w, un, b)};
         if ((rc = nf__pipe_guard(w->pipe, put_cb, &call))) {
@@ -620,10 +659,12 @@ static int window_unit(struct worker *w, const struct unit *un)
         }
         written++;
     }
-    if (slot && !atomic_load(&p->stop)) {
+    if (slot && !rc && !atomic_load(&p->stop)) {
         nt_fence();
-        count_written(p, slot, written);
+        if (!(rc = flush_dma(w)))
+            count_written(p, slot, written);
     }
+    w->ndma = 0; /* listed copies of a batch never published */
     for (uint32_t k = 0; k < un->nb; k++)
         nf__pipe_release(w->pipe, &w->held[k]);
     /* other workers' stalls in between are subtracted too: an estimate, as
@@ -786,6 +827,7 @@ void *nf__worker_main(void *arg)
         nf__pipe_options_init(&po);
         po.io = L->io;
         po.depth = L->cfg.io_depth;
+        po.verify_once = p->direct; /* the shards are page-locked: verified bytes stay */
         rc = nf__pipe_create(L->ds, &po, &w->pipe);
     }
     if (!start_handshake(w, rc))

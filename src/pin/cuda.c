@@ -205,6 +205,65 @@ int nf__cuda_memcpy_h2d(void *dst, const void *src, size_t len, void *stream)
     return 0;
 }
 
+int nf__cuda_host_register_ro(const void *p, size_t len)
+{
+    /* A PROT_READ mapping can only be registered read-only; the flag needs
+     * the device's support (cudaDevAttrHostRegisterReadOnlySupported). */
+    cudaError_t e = cudaHostRegister((void *)p, len, cudaHostRegisterReadOnly |
+                                                         cudaHostRegisterPortable);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        return nf__error(NUMAFEED_ECUDA, "cudaHostRegister(%zu bytes, read-only): %s", len,
+                         cudaGetErrorString(e));
+    }
+    return 0;
+}
+
+int nf__cuda_host_register_ro_on(int dev, const void *p, size_t len)
+{
+    /* registration needs a context; the caller's thread keeps its device */
+    int prev = -1;
+    cudaGetDevice(&prev);
+    if (prev != dev)
+        CU(cudaSetDevice(dev));
+    int rc = nf__cuda_host_register_ro(p, len);
+    if (prev >= 0 && prev != dev)
+        cudaSetDevice(prev);
+    return rc;
+}
+
+void nf__cuda_host_unregister_one(const void *p)
+{
+    if (p)
+        cudaHostUnregister((void *)p);
+}
+
+int nf__cuda_memcpy_batch_h2d(void *const *dst, const void *const *src, const size_t *len,
+                              size_t n, void *stream)
+{
+    if (!n)
+        return 0;
+    /* one call for the batch's records: the copy engine takes them back to
+     * back (one cudaMemcpyAsync per 150 KB record reached 23 GB/s of 54) */
+    struct cudaMemcpyAttributes attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.srcAccessOrder = cudaMemcpySrcAccessOrderStream;
+    attr.srcLocHint.type = cudaMemLocationTypeHost;
+    attr.dstLocHint.type = cudaMemLocationTypeDevice;
+    size_t idx = 0;
+    cudaError_t e = cudaMemcpyBatchAsync(dst, src, len, n, &attr, &idx, 1, (cudaStream_t)stream);
+    if (e == cudaErrorNotSupported) { /* an older driver: one copy each */
+        cudaGetLastError();
+        for (size_t i = 0; i < n; i++)
+            CU(cudaMemcpyAsync(dst[i], src[i], len[i], cudaMemcpyHostToDevice,
+                               (cudaStream_t)stream));
+        return 0;
+    }
+    if (e != cudaSuccess)
+        return cuda_fail(e, "cudaMemcpyBatchAsync");
+    return 0;
+}
+
 int nf__cuda_event_record(void *event, void *stream)
 {
     CU(cudaEventRecord((cudaEvent_t)event, (cudaStream_t)stream));
@@ -298,6 +357,19 @@ int nf__cuda_memcpy_h2d(void *d, const void *s, size_t n, void *st)
     return off();
 }
 int nf__cuda_event_record(void *e, void *s) { (void)e; (void)s; return off(); }
+int nf__cuda_host_register_ro(const void *p, size_t len) { (void)p; (void)len; return off(); }
+int nf__cuda_host_register_ro_on(int dev, const void *p, size_t len)
+{
+    (void)dev; (void)p; (void)len;
+    return off();
+}
+void nf__cuda_host_unregister_one(const void *p) { (void)p; }
+int nf__cuda_memcpy_batch_h2d(void *const *d, const void *const *s, const size_t *l, size_t n,
+                              void *st)
+{
+    (void)d; (void)s; (void)l; (void)n; (void)st;
+    return off();
+}
 int nf__cuda_stream_wait_event(void *s, void *e) { (void)s; (void)e; return off(); }
 int nf__cuda_event_synchronize(void *e) { (void)e; return off(); }
 int nf__cuda_event_record_on(int d, void *e, void *s) { (void)d; (void)e; (void)s; return off(); }

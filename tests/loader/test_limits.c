@@ -174,6 +174,29 @@ static void test_huge_records_refused(void **state)
     nf_scratch_free(b2, d2);
 }
 
+/* The direct copy needs the GPU path: asked for on host batches it is an
+ * error naming why; auto is quietly the host's own; a copy out of range
+ * is refused. */
+static void test_copy_choice(void **state)
+{
+    (void)state;
+    struct loader_config c;
+    config(&c, dir);
+    c.copy = LOADER_COPY_DIRECT;
+    loader_t *L;
+    assert_int_equal(loader_create(&c, &L), NUMAFEED_ECONFIG);
+    assert_non_null(strstr(numafeed_last_error(), "copy direct: batches stay on the host"));
+    c.copy = 7;
+    assert_int_equal(loader_create(&c, &L), NUMAFEED_ECONFIG);
+    c.copy = LOADER_COPY_AUTO;
+    assert_int_equal(loader_create(&c, &L), 0);
+    struct loader_pool_info pi = {.size = sizeof(pi)};
+    assert_int_equal(loader_pool_info(L, 0, &pi), 0);
+    assert_string_equal(pi.copy, "host");
+    assert_null(strstr(pi.notes, "copy"));
+    loader_destroy(L);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -182,6 +205,7 @@ int main(void)
         cmocka_unit_test(test_ring_fits_dataset),
         cmocka_unit_test(test_tiny_records),
         cmocka_unit_test(test_huge_records_refused),
+        cmocka_unit_test(test_copy_choice),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
