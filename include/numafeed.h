@@ -1024,6 +1024,15 @@ NUMAFEED_API int loader_release(loader_t *loader, struct loader_batch *batch);
 NUMAFEED_API int loader_release_on_stream(loader_t *loader, struct loader_batch *batch,
                                           void *stream);
 
+/*
+ * Wait until every copy to the GPU the gpu-th pool has queued so far is
+ * complete (its stream synchronised): for a benchmark's clock, or before
+ * tearing down what reads device batches outside stream order. Blocks the
+ * calling thread; nothing else waits for it. 0 and nothing done in host
+ * mode. Thread-safe.
+ */
+NUMAFEED_API int loader_sync(loader_t *loader, int gpu);
+
 /* Number of GPUs (pools) served; batches per epoch of each (equal for all
  * pools and ranks). */
 NUMAFEED_API int loader_gpu_count(const loader_t *loader);

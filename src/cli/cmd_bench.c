@@ -570,7 +570,8 @@ static void print_pool(loader_t *L, int i, double secs, const struct loader_stat
     printf("pool %d: %s GPU %d node %d%s cpus %s threads %u io %s ring %ux%zu B pages "
            "%zu KiB%s%s mbind %s on-node %zu/%zu%s%s | wait p50 %.1f us p99 %.1f us max "
            "%.1f us | worker stall %.3f s | blocks %llu\n",
-           i, pi.cuda ? (pi.registered ? "cuda(registered)" : "cuda(pinned-alloc)") : "host",
+           i, pi.cuda ? (!strcmp(pi.copy, "direct") ? "cuda(direct)"
+                         : pi.registered ? "cuda(registered)" : "cuda(pinned-alloc)") : "host",
            pi.cuda_ordinal, pi.node, pi.node_known ? "" : " (unknown)", pi.cpus,
            pi.threads, pi.io_backend, pi.prefetch, pi.slot_bytes, pi.page_size >> 10,
            pi.hugetlb ? " hugetlb" : "", pi.thp ? " THP" : "", pi.mbind ? "yes" : "no",
@@ -638,7 +639,9 @@ static void print_summary(loader_t *L, const struct bench_args *a, uint64_t byte
                pi.cuda ? "GPU" : "host pool", pi.cuda_ordinal, pi.node,
                pi.node_known ? "" : " (unknown)", pi.cpus, pi.threads, pi.io_backend,
                pi.prefetch, ring, pi.pages_on_node, pi.pages,
-               pi.cuda ? (pi.registered ? ", page-locked" : ", pinned copy") : "",
+               pi.cuda ? (!strcmp(pi.copy, "direct") ? ", copied direct from the page cache"
+                          : pi.registered ? ", page-locked" : ", pinned allocation")
+                       : "",
                (double)st.wait_p50_ns / 1e3, (double)st.wait_p99_ns / 1e3);
         if (pi.notes[0])
             printf("    notes: %s\n", pi.notes);
@@ -763,6 +766,8 @@ int cmd_bench(int argc, char **argv)
         pthread_create(&th[i], NULL, consume, &cons[i]);
     for (int i = 0; i < n; i++)
         pthread_join(th[i], NULL);
+    for (int i = 0; i < n; i++)
+        loader_sync(L, i); /* the clock stops when the last copy has landed */
     t.end = now_ns();
     getrusage(RUSAGE_SELF, &r1);
     a.cores = (cpu_secs(&r1) - cpu_secs(&r0)) / ((double)(t.end - t.start) / 1e9);

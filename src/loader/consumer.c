@@ -254,6 +254,14 @@ int loader_batch_wait(loader_t *L, const struct loader_batch *batch, void *strea
     return rc;
 }
 
+int loader_sync(loader_t *L, int gpu)
+{
+    struct pool *p = get_pool(L, gpu);
+    if (!p)
+        return -EINVAL;
+    return p->cuda ? nf__cuda_stream_synchronize(p->stream) : 0;
+}
+
 int loader_stats(loader_t *L, int gpu, struct loader_stats *st)
 {
     struct pool *p = get_pool(L, gpu);

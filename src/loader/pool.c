@@ -264,7 +264,9 @@ static uint64_t default_depth(const struct pool *p, uint64_t max_slots)
     uint64_t per_window = (s->window + s->batch - 1) / s->batch + 1;
     uint64_t d = (p->nworkers + 2) * per_window + 1;
     uint64_t fill = 2 * s->nbatches;
-    uint64_t cap = RING_DEFAULT_BYTES / p->slot_stride;
+    /* the larger of a slot's host and device parts (direct: the device's) */
+    uint64_t cap = RING_DEFAULT_BYTES /
+                   (p->slot_stride > p->slot_bytes ? p->slot_stride : p->slot_bytes);
     if (d > fill)
         d = fill;
     if (d > cap)
@@ -298,7 +300,7 @@ static int size_ring(struct pool *p)
                          (unsigned long long)lay->record_bytes,
                          lay->nvar ? " and the variable fields of the largest records" : "", b);
     p->slot_bytes = data;
-    uint64_t max_slots = max / p->slot_stride;
+    uint64_t max_slots = max / (p->slot_stride > p->slot_bytes ? p->slot_stride : p->slot_bytes);
     p->depth = c->prefetch;
     if (!p->depth)
         p->depth = (unsigned)default_depth(p, max_slots);

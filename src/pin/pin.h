@@ -233,5 +233,6 @@ int nf__cuda_stream_wait_event(void *stream, void *event);
 int nf__cuda_event_record_on(int dev, void *event, void *stream);
 int nf__cuda_stream_wait_event_on(int dev, void *stream, void *event);
 int nf__cuda_event_synchronize(void *event);
+int nf__cuda_stream_synchronize(void *stream);
 
 #endif
