@@ -27,7 +27,6 @@ Asserts nothing; prints a table and writes JSON.
 import argparse
 import json
 import os
-import re
 import struct
 import subprocess
 import sys
@@ -190,38 +189,29 @@ def numafeed_bench(binary, ds, batch, threads, epochs, step_us=0, io="", cuda_co
         cmd += ["--io", io]
     if step_us:
         cmd += ["--step-us", str(step_us)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(cmd + ["--json", "-"], check=True, capture_output=True,
+                         text=True).stdout
+    j = json.loads(out)
+    p0 = j["pools"][0]
     r = {"threads": threads, "step_us": step_us, "io": io or "default",
-         "command": " ".join(cmd)}
-    m = re.search(r"total: .* in ([0-9.]+) s: ([0-9.]+) GB/s.*create ([0-9.]+) ms, first batch "
-                  r"([0-9.-]+) ms", out)
-    r.update(seconds=float(m.group(1)), gbps=float(m.group(2)), create_ms=float(m.group(3)),
-             first_batch_ms=float(m.group(4)))
-    m = re.search(r"total: ([0-9]+) records", out)
+         "command": " ".join(cmd), "seconds": j["seconds"], "gbps": j["gbps"],
+         "create_ms": j["create_ms"], "first_batch_ms": j["first_batch_ms"],
+         "cores_busy": j["cores_busy"], "io_used": p0["io"], "copy": p0["copy"],
+         "wait_p50_us": p0["wait_p50_us"], "wait_p99_us": p0["wait_p99_us"],
+         "wait_max_us": p0["wait_max_us"],
+         "setup_context_ms": p0["setup_ms"]["context"], "setup_ring_ms": p0["setup_ms"]["ring"],
+         "setup_cuda_ms": p0["setup_ms"]["cuda"], "mode": p0["mode"] + "(" + p0["copy"] + ")"}
     # batches arrive in bursts (a unit publishes its batches together), so
     # the median interval can be ~0: the mean is what the consumer sees
-    r["interval_mean_us"] = r["seconds"] * 1e6 / max(1, -(-int(m.group(1)) // batch))
-    m = re.search(r"wait p50 ([0-9.]+) us p99 ([0-9.]+) us max ([0-9.]+) us", out)
-    r.update(wait_p50_us=float(m.group(1)), wait_p99_us=float(m.group(2)),
-             wait_max_us=float(m.group(3)))
-    m = re.search(r"waits after the first batch \(([0-9]+) batches\): p50 ([0-9.]+) us, p99 "
-                  r"([0-9.]+) us, max ([0-9.]+) us", out)
-    if m:  # exact, and without the first batch, which waits for the pipeline to fill
-        r.update(after_first_batches=int(m.group(1)), after_first_p50_us=float(m.group(2)),
-                 after_first_p99_us=float(m.group(3)), after_first_max_us=float(m.group(4)))
-    m = re.search(r"intervals: median ([0-9.]+) us, mean [0-9.]+ us, p99 inside epochs ([0-9.]+) "
-                  r"us, largest inside epochs ([0-9.]+) us, largest epoch-boundary gap ([0-9.]+) "
-                  r"us", out)
-    if m:
-        r.update(interval_median_us=float(m.group(1)), interval_p99_us=float(m.group(2)),
-                 interval_max_inside_us=float(m.group(3)), epoch_gap_us=float(m.group(4)))
-    m = re.search(r"setup: CUDA context ([0-9.]+) ms, ring ([0-9.]+) ms, page-lock and device "
-                  r"ring ([0-9.]+) ms", out)
-    if m:
-        r.update(setup_context_ms=float(m.group(1)), setup_ring_ms=float(m.group(2)),
-                 setup_cuda_ms=float(m.group(3)))
-    m = re.search(r"pool 0: (\S+)", out)
-    r["mode"] = m.group(1) if m else "?"
+    r["interval_mean_us"] = r["seconds"] * 1e6 / max(1, -(-j["records"] // batch))
+    af = p0.get("after_first")
+    if af:  # exact, and without the first batch, which waits for the pipeline to fill
+        r.update(after_first_batches=af["batches"], after_first_p50_us=af["wait_p50_us"],
+                 after_first_p99_us=af["wait_p99_us"], after_first_max_us=af["wait_max_us"],
+                 interval_median_us=af["interval_median_us"],
+                 interval_p99_us=af["interval_p99_inside_us"],
+                 interval_max_inside_us=af["interval_max_inside_us"],
+                 epoch_gap_us=af["epoch_gap_us"])
     return r
 
 

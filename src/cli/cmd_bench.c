@@ -12,6 +12,7 @@
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
+#include <jansson.h>
 #include <xxhash.h>
 
 #include "cli.h"
@@ -24,7 +25,7 @@ static void help(void)
         "                      [--no-shuffle] [--shuffle-window N] [--drop-last]\n"
         "                      [--rank R --world-size W] [--io BACKEND] [--digest]\n"
         "                      [--copy MODE] [--max-ring-bytes N] [--follow-symlinks]\n"
-        "                      [--step-us N] [--cuda-context] [--verbose]\n"
+        "                      [--step-us N] [--cuda-context] [--json FILE] [--verbose]\n"
         "\n"
         "Load the dataset DIR (made by 'numafeed pack') through numafeed's pools for E\n"
         "epochs, releasing each batch as soon as it arrives, and report per run:\n"
@@ -100,7 +101,13 @@ static void help(void)
         "      --cuda-context    create each served GPU's CUDA context before the clock\n"
         "                        starts, as torch has done before a training job builds\n"
         "                        its loader; without it, create includes the context.\n"
-        "  -v, --verbose         print each pool's placement as it starts.\n"
+        "      --json FILE       also write the results as one JSON object to FILE ('-':\n"
+        "                        standard output, instead of the text): the command,\n"
+        "                        date, configuration, throughput, waits, intervals,\n"
+        "                        stages, digests and every pool's placement and notes\n"
+        "                        (the scripts under bench/ read it).\n"
+        "  -v, --verbose         print each pool's placement as it starts, then each\n"
+        "                        pool's internals before the summary.\n"
         "  -h, --help            show this help.\n"
         "\n"
         "Deprecated spellings, accepted for one more release:\n"
@@ -263,25 +270,39 @@ static uint64_t pct(const uint64_t *sorted, size_t n, double q)
     return sorted[i < n ? i : n - 1];
 }
 
-static void print_timing(int pool, const struct consumer *k, uint64_t epochs)
+/* A pool's consumer-side timing over the batches after the first: waits in
+ * loader_next, intervals between batches inside epochs, and the largest gap
+ * across an epoch boundary. All in nanoseconds. */
+struct timing {
+    size_t batches;
+    uint64_t wait_p50, wait_p99, wait_max;
+    uint64_t ival_median, ival_mean, ival_p99_inside, ival_max_inside, epoch_gap;
+};
+
+static int compute_timing(const struct consumer *k, uint64_t epochs, struct timing *t)
 {
     size_t n = k->nsamples;
+    memset(t, 0, sizeof(*t));
+    if (n < 3)
+        return -1;
     uint64_t *w = malloc((n - 1) * sizeof(*w)), *in = malloc((n - 1) * sizeof(*in));
     char *edge = calloc(n, 1);
+    int rc = -1;
     if (!w || !in || !edge)
         goto out;
     for (size_t j = 1; j < n; j++)
         w[j - 1] = k->samples[j].wait;
     qsort(w, n - 1, sizeof(*w), cmp_u64);
-    printf("pool %d waits after the first batch (%zu batches): p50 %.1f us, p99 %.1f us, max "
-           "%.1f us\n", pool, n - 1, (double)pct(w, n - 1, 0.5) / 1e3,
-           (double)pct(w, n - 1, 0.99) / 1e3, (double)w[n - 2] / 1e3);
-    uint64_t gap = 0, sum = 0;
+    t->batches = n - 1;
+    t->wait_p50 = pct(w, n - 1, 0.5);
+    t->wait_p99 = pct(w, n - 1, 0.99);
+    t->wait_max = w[n - 2];
+    uint64_t sum = 0;
     for (uint64_t e = 1; e < epochs; e++)
         if (k->boundary[e] > 0) {
             edge[k->boundary[e]] = 1;
             uint64_t g = k->samples[k->boundary[e]].at - k->samples[k->boundary[e] - 1].at;
-            gap = g > gap ? g : gap;
+            t->epoch_gap = g > t->epoch_gap ? g : t->epoch_gap;
         }
     size_t m = 0;
     for (size_t j = 1; j < n; j++) {
@@ -292,15 +313,28 @@ static void print_timing(int pool, const struct consumer *k, uint64_t epochs)
     }
     qsort(w, n - 1, sizeof(*w), cmp_u64);
     qsort(in, m, sizeof(*in), cmp_u64);
-    printf("pool %d intervals: median %.1f us, mean %.1f us, p99 inside epochs %.1f us, largest "
-           "inside epochs %.1f us, largest epoch-boundary gap %.1f us\n", pool,
-           (double)pct(w, n - 1, 0.5) / 1e3, (double)sum / (double)(n - 1) / 1e3,
-           m ? (double)pct(in, m, 0.99) / 1e3 : 0.0, m ? (double)in[m - 1] / 1e3 : 0.0,
-           (double)gap / 1e3);
+    t->ival_median = pct(w, n - 1, 0.5);
+    t->ival_mean = sum / (n - 1);
+    t->ival_p99_inside = m ? pct(in, m, 0.99) : 0;
+    t->ival_max_inside = m ? in[m - 1] : 0;
+    rc = 0;
 out:
     free(w);
     free(in);
     free(edge);
+    return rc;
+}
+
+static void print_timing(int pool, const struct timing *t)
+{
+    printf("pool %d waits after the first batch (%zu batches): p50 %.1f us, p99 %.1f us, max "
+           "%.1f us\n", pool, t->batches, (double)t->wait_p50 / 1e3, (double)t->wait_p99 / 1e3,
+           (double)t->wait_max / 1e3);
+    printf("pool %d intervals: median %.1f us, mean %.1f us, p99 inside epochs %.1f us, largest "
+           "inside epochs %.1f us, largest epoch-boundary gap %.1f us\n", pool,
+           (double)t->ival_median / 1e3, (double)t->ival_mean / 1e3,
+           (double)t->ival_p99_inside / 1e3, (double)t->ival_max_inside / 1e3,
+           (double)t->epoch_gap / 1e3);
 }
 
 /* --device: the values mirror the loader's coming enum of the same name. */
@@ -311,6 +345,9 @@ struct bench_args {
     uint64_t epochs, step_us;
     int digest, cuda_ctx, device;
     int gpus[LOADER_MAX_GPUS], ngpus;
+    const char *json;  /* --json FILE, or NULL */
+    int argc;
+    char **argv;
 };
 
 /* A deprecated spelling still works, with a note naming its replacement. */
@@ -399,7 +436,8 @@ static const char *parse_choice(struct bench_args *a, int c, const char *arg)
 /* -1: go on; otherwise the exit status (after --help or a usage error). */
 static int parse_args(int argc, char **argv, struct bench_args *a)
 {
-    enum { O_HOST = 256, O_GPUS, O_RING, O_NOSHUF, O_DROP, O_SYSFS, O_DIGEST, O_CTX, O_FOLLOW };
+    enum { O_HOST = 256, O_GPUS, O_RING, O_NOSHUF, O_DROP, O_SYSFS, O_DIGEST, O_CTX, O_FOLLOW,
+           O_JSON };
     static const struct option opts[] = {
         {"device", required_argument, NULL, 'd'}, {"gpus", required_argument, NULL, O_GPUS},
         {"epochs", required_argument, NULL, 'e'}, {"batch-size", required_argument, NULL, 'b'},
@@ -414,6 +452,7 @@ static int parse_args(int argc, char **argv, struct bench_args *a)
         {"sysfs-root", required_argument, NULL, O_SYSFS},
         {"digest", no_argument, NULL, O_DIGEST}, {"step-us", required_argument, NULL, 'u'},
         {"cuda-context", no_argument, NULL, O_CTX}, {"verbose", no_argument, NULL, 'v'},
+        {"json", required_argument, NULL, O_JSON},
         {"help", no_argument, NULL, 'h'},
         {"ring-depth", required_argument, NULL, O_RING}, {"host", no_argument, NULL, O_HOST},
         {NULL, 0, NULL, 0},
@@ -449,6 +488,11 @@ static int parse_args(int argc, char **argv, struct bench_args *a)
         case O_DIGEST: a->digest = 1; break;
         case O_CTX: a->cuda_ctx = 1; break;
         case O_FOLLOW: a->cfg.follow_symlinks = 1; break;
+        case O_JSON:
+            if (!optarg[0])
+                return cli_usage("bench", "--json: empty file name");
+            a->json = optarg;
+            break;
         case 'v': a->cfg.verbose = 1; break;
         case 'h': help(); return CLI_EXIT_OK;
         case 'e': case 'b': case 't': case 'p': case 'w': case 'm': case 's': case 'r': case 'W':
@@ -472,6 +516,8 @@ static int parse_args(int argc, char **argv, struct bench_args *a)
     if (a->digest)
         a->cfg.copy = LOADER_COPY_STAGED;
     a->cfg.path = argv[optind];
+    a->argc = argc;
+    a->argv = argv;
     a->cfg.gpus = a->ngpus ? a->gpus : NULL;
     a->cfg.ngpus = a->ngpus;
     a->cfg.device = a->device;
@@ -539,27 +585,37 @@ static struct consumer *consumers_alloc(loader_t *L, int n, const struct bench_a
     return cons;
 }
 
+/* Epoch e's record count, digest D and order O (the --digest line). */
+static void epoch_digest(const struct consumer *cons, int n, uint64_t e, uint64_t *records,
+                         uint64_t *digest, uint64_t *order)
+{
+    uint64_t d = 0, r = 0;
+    XXH64_state_t *st = XXH64_createState();
+    XXH64_reset(st, 0);
+    for (int i = 0; i < n; i++) {
+        d += cons[i].dsum[e];
+        r += cons[i].records[e];
+        for (size_t k = 0; k < cons[i].nids[e]; k++) {
+            uint64_t id = cons[i].ids[e][k];
+            uint8_t le[8];
+            for (int j = 0; j < 8; j++)
+                le[j] = (uint8_t)(id >> (8 * j));
+            XXH64_update(st, le, 8);
+        }
+    }
+    *records = r;
+    *digest = d;
+    *order = XXH64_digest(st);
+    XXH64_freeState(st);
+}
+
 static void print_digests(const struct consumer *cons, int n, uint64_t epochs)
 {
     for (uint64_t e = 0; e < epochs; e++) {
-        uint64_t d = 0, r = 0;
-        XXH64_state_t *st = XXH64_createState();
-        XXH64_reset(st, 0);
-        for (int i = 0; i < n; i++) {
-            d += cons[i].dsum[e];
-            r += cons[i].records[e];
-            for (size_t k = 0; k < cons[i].nids[e]; k++) {
-                uint64_t id = cons[i].ids[e][k];
-                uint8_t le[8];
-                for (int j = 0; j < 8; j++)
-                    le[j] = (uint8_t)(id >> (8 * j));
-                XXH64_update(st, le, 8);
-            }
-        }
+        uint64_t r, d, o;
+        epoch_digest(cons, n, e, &r, &d, &o);
         printf("epoch %llu records %llu digest %016llx order %016llx\n", (unsigned long long)e,
-               (unsigned long long)r, (unsigned long long)d,
-               (unsigned long long)XXH64_digest(st));
-        XXH64_freeState(st);
+               (unsigned long long)r, (unsigned long long)d, (unsigned long long)o);
     }
 }
 
@@ -672,8 +728,9 @@ static void print_report(loader_t *L, const struct bench_args *a, const struct c
          * pipeline to fill, whatever its design); batch intervals: median,
          * mean, p99 and largest inside epochs, and the largest gap across
          * an epoch boundary (last batch of one epoch to first of the next). */
-        if (cons[i].nsamples > 2)
-            print_timing(i, &cons[i], a->epochs);
+        struct timing tm;
+        if (!compute_timing(&cons[i], a->epochs, &tm))
+            print_timing(i, &tm);
     }
     double first_ms = first == UINT64_MAX ? -1.0 : (double)first / 1e6;
     print_summary(L, a, bytes, recs, secs, first_ms);
@@ -726,6 +783,125 @@ static void *progress_main(void *arg)
     if (shown)
         fprintf(stderr, "\r%70s\r", "");
     return NULL;
+}
+
+/* --json: the run as one object. Numbers are plain (seconds, GB/s,
+ * microseconds, milliseconds: the key says which); 64-bit digests are hex
+ * strings, as in the text. */
+static json_t *report_json(loader_t *L, const struct bench_args *a, const struct consumer *cons,
+                           const struct clocks *t)
+{
+    json_t *o = json_object(), *pools = json_array(), *cmd = json_array();
+    if (!o || !pools || !cmd) {
+        json_decref(o);
+        json_decref(pools);
+        json_decref(cmd);
+        return NULL;
+    }
+    for (int i = 0; i < a->argc; i++)
+        json_array_append_new(cmd, json_string(a->argv[i]));
+    char date[32];
+    time_t now = time(NULL);
+    struct tm tmv;
+    strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tmv));
+    double secs = (double)(t->end - t->start) / 1e9;
+    uint64_t bytes = 0, recs = 0, first = UINT64_MAX, first_ready = UINT64_MAX;
+    int n = loader_gpu_count(L);
+    for (int i = 0; i < n; i++) {
+        struct loader_stats s = {.size = sizeof(s)};
+        struct loader_pool_info pi = {.size = sizeof(pi)};
+        loader_stats(L, i, &s);
+        loader_pool_info(L, i, &pi);
+        bytes += s.bytes;
+        recs += s.records;
+        if (cons[i].first_ns && cons[i].first_ns - t->create < first) {
+            first = cons[i].first_ns - t->create;
+            first_ready = cons[i].first_ns - t->ready;
+        }
+        json_t *p = json_pack(
+            "{s:i, s:s, s:s, s:i, s:b, s:s, s:i, s:s, s:i, s:I, s:I, s:b, s:b, s:b, s:I, s:I,"
+            " s:b, s:s, s:I, s:I, s:f, s:f, s:f, s:f, s:I, s:I, s:I,"
+            " s:{s:f, s:f, s:f, s:f}, s:{s:f, s:f, s:f}}",
+            "gpu", pi.cuda_ordinal, "mode", pi.cuda ? "cuda" : "host", "copy", pi.copy,
+            "node", pi.node, "node_known", pi.node_known, "cpus", pi.cpus,
+            "threads", (int)pi.threads, "io", pi.io_backend, "prefetch", (int)pi.prefetch,
+            "slot_bytes", (json_int_t)pi.slot_bytes, "page_size", (json_int_t)pi.page_size,
+            "hugetlb", pi.hugetlb, "thp", pi.thp, "mbind", pi.mbind,
+            "pages", (json_int_t)pi.pages, "pages_on_node", (json_int_t)pi.pages_on_node,
+            "registered", pi.registered, "notes", pi.notes,
+            "records", (json_int_t)s.records, "bytes", (json_int_t)s.bytes,
+            "wait_p50_us", (double)s.wait_p50_ns / 1e3, "wait_p99_us", (double)s.wait_p99_ns / 1e3,
+            "wait_max_us", (double)s.wait_max_ns / 1e3,
+            "worker_stall_s", (double)s.worker_stall_ns / 1e9,
+            "blocks", (json_int_t)s.blocks_decoded, "units", (json_int_t)s.units,
+            "units_windowed", (json_int_t)s.units_windowed,
+            "stages_s", "io_wait", (double)s.io_wait_ns / 1e9, "decode", (double)s.decode_ns / 1e9,
+            "copy", (double)s.copy_ns / 1e9, "slot_wait", (double)s.worker_stall_ns / 1e9,
+            "setup_ms", "context", (double)pi.setup_context_us / 1e3,
+            "ring", (double)pi.setup_ring_us / 1e3, "cuda", (double)pi.setup_cuda_us / 1e3);
+        if (p && !pi.cuda)
+            json_object_set_new(p, "gpu", json_null()); /* a host pool serves no GPU */
+        struct timing tm;
+        if (p && !compute_timing(&cons[i], a->epochs, &tm))
+            json_object_set_new(p, "after_first", json_pack(
+                "{s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "batches",
+                (json_int_t)tm.batches, "wait_p50_us", (double)tm.wait_p50 / 1e3,
+                "wait_p99_us", (double)tm.wait_p99 / 1e3, "wait_max_us", (double)tm.wait_max / 1e3,
+                "interval_median_us", (double)tm.ival_median / 1e3,
+                "interval_mean_us", (double)tm.ival_mean / 1e3,
+                "interval_p99_inside_us", (double)tm.ival_p99_inside / 1e3,
+                "interval_max_inside_us", (double)tm.ival_max_inside / 1e3,
+                "epoch_gap_us", (double)tm.epoch_gap / 1e3));
+        json_array_append_new(pools, p ? p : json_null());
+    }
+    json_object_set_new(o, "command", cmd);
+    json_object_set_new(o, "date", json_string(date));
+    json_object_set_new(o, "path", json_string(a->cfg.path));
+    json_object_set_new(o, "epochs", json_integer((json_int_t)a->epochs));
+    json_object_set_new(o, "batch_size", json_integer(a->cfg.batch_size));
+    json_object_set_new(o, "records", json_integer((json_int_t)recs));
+    json_object_set_new(o, "bytes", json_integer((json_int_t)bytes));
+    json_object_set_new(o, "seconds", json_real(secs));
+    json_object_set_new(o, "gbps", json_real((double)bytes / 1e9 / secs));
+    json_object_set_new(o, "records_per_s", json_real((double)recs / secs));
+    json_object_set_new(o, "create_ms", json_real((double)(t->ready - t->create) / 1e6));
+    json_object_set_new(o, "first_batch_ms",
+                        first == UINT64_MAX ? json_null() : json_real((double)first / 1e6));
+    json_object_set_new(o, "first_batch_after_create_ms",
+                        first == UINT64_MAX ? json_null() : json_real((double)first_ready / 1e6));
+    json_object_set_new(o, "cores_busy", json_real(a->cores));
+    json_object_set_new(o, "pools", pools);
+    if (a->digest) {
+        json_t *ds = json_array();
+        for (uint64_t e = 0; ds && e < a->epochs; e++) {
+            uint64_t r, d, ord;
+            char dh[17], oh[17];
+            epoch_digest(cons, n, e, &r, &d, &ord);
+            snprintf(dh, sizeof(dh), "%016llx", (unsigned long long)d);
+            snprintf(oh, sizeof(oh), "%016llx", (unsigned long long)ord);
+            json_array_append_new(ds, json_pack("{s:I, s:I, s:s, s:s}", "epoch", (json_int_t)e,
+                                                "records", (json_int_t)r, "digest", dh,
+                                                "order", oh));
+        }
+        json_object_set_new(o, "digests", ds ? ds : json_null());
+    }
+    return o;
+}
+
+static int write_json(const struct bench_args *a, json_t *o)
+{
+    int rc = -1;
+    if (!o)
+        fprintf(stderr, "numafeed bench: --json: out of memory\n");
+    else if (!strcmp(a->json, "-"))
+        rc = json_dumpf(o, stdout, JSON_INDENT(1) | JSON_REAL_PRECISION(6)) || puts("") < 0;
+    else if (json_dump_file(o, a->json, JSON_INDENT(1) | JSON_REAL_PRECISION(6)))
+        fprintf(stderr, "numafeed bench: --json: cannot write %s: %s\n", a->json,
+                strerror(errno));
+    else
+        rc = 0;
+    json_decref(o);
+    return rc;
 }
 
 int cmd_bench(int argc, char **argv)
@@ -781,10 +957,13 @@ int cmd_bench(int argc, char **argv)
                     numafeed_err_name(cons[i].rc));
             status = CLI_EXIT_FAIL;
         }
-    if (a.digest && status == CLI_EXIT_OK)
+    int text = !a.json || strcmp(a.json, "-");
+    if (a.digest && status == CLI_EXIT_OK && text)
         print_digests(cons, n, a.epochs);
-    if (status == CLI_EXIT_OK)
+    if (status == CLI_EXIT_OK && text)
         print_report(L, &a, cons, &t);
+    if (status == CLI_EXIT_OK && a.json && write_json(&a, report_json(L, &a, cons, &t)))
+        status = CLI_EXIT_FAIL;
     consumers_free(cons, n);
     free(th);
     loader_destroy(L);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <jansson.h>
 #include <xxhash.h>
 
 enum { N = 777, RB = 1000 };
@@ -191,6 +192,51 @@ static void test_summary(void **state)
     free(out);
 }
 
+/* --json FILE writes the run as one object that agrees with the text:
+ * the records, each epoch's digest, a host pool with no GPU; --json -
+ * replaces the text on standard output. */
+static void test_json(void **state)
+{
+    (void)state;
+    char *path, *out;
+    assert_true(asprintf(&path, "%s/run.json", base) > 0);
+    assert_int_equal(nf_run(&out, "%s bench %s --device cpu --no-shuffle --digest --epochs 2 "
+                            "--threads 2 --batch-size 10 --json %s", NF_CLI, dir, path), 0);
+    json_error_t err;
+    json_t *o = json_load_file(path, 0, &err);
+    if (!o)
+        fail_msg("%s: %s (line %d)", path, err.text, err.line);
+    assert_int_equal(json_integer_value(json_object_get(o, "records")), 2 * N);
+    assert_int_equal(json_integer_value(json_object_get(o, "bytes")), 2 * N * RB);
+    assert_true(json_real_value(json_object_get(o, "gbps")) > 0);
+    json_t *d1 = json_array_get(json_object_get(o, "digests"), 1);
+    char want[128];
+    snprintf(want, sizeof(want), "epoch 1 records %d digest %s order %s\n", N,
+             json_string_value(json_object_get(d1, "digest")),
+             json_string_value(json_object_get(d1, "order")));
+    if (!strstr(out, want))
+        fail_msg("the JSON's epoch 1 (%s) is not the text's:\n%s", want, out);
+    json_t *p0 = json_array_get(json_object_get(o, "pools"), 0);
+    assert_true(json_is_null(json_object_get(p0, "gpu")));
+    assert_string_equal(json_string_value(json_object_get(p0, "mode")), "host");
+    assert_true(json_integer_value(json_object_get(p0, "blocks")) > 0);
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_object_get(p0, "after_first"), "batches")) + 1,
+                     2 * ((N + 9) / 10));
+    json_decref(o);
+    free(out);
+    assert_int_equal(nf_run(&out, "%s bench %s --device cpu --json -", NF_CLI, dir), 0);
+    o = json_loads(out, 0, &err);
+    if (!o)
+        fail_msg("--json -: %s in:\n%s", err.text, out);
+    assert_null(strstr(out, "throughput"));
+    json_decref(o);
+    free(out);
+    assert_int_not_equal(nf_run(NULL, "%s bench %s --device cpu --json %s/no/such/dir.json "
+                                "2>/dev/null", NF_CLI, dir, base), 0);
+    free(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -201,6 +247,7 @@ int main(void)
         cmocka_unit_test(test_window_and_device),
         cmocka_unit_test(test_blocks_equal_the_plan),
         cmocka_unit_test(test_summary),
+        cmocka_unit_test(test_json),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
