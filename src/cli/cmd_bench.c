@@ -706,23 +706,39 @@ static void print_summary(loader_t *L, const struct bench_args *a, uint64_t byte
            "process while it ran\n", first_ms, a->cores);
 }
 
+/* The run's totals over every pool: bytes and records delivered, and the
+ * first batch's time after create was called and after it returned. */
+struct totals {
+    uint64_t bytes, records, first, first_ready; /* UINT64_MAX: no batch */
+};
+
+static struct totals run_totals(loader_t *L, const struct consumer *cons, const struct clocks *t)
+{
+    struct totals r = {0, 0, UINT64_MAX, UINT64_MAX};
+    for (int i = 0; i < loader_gpu_count(L); i++) {
+        struct loader_stats s = {.size = sizeof(s)};
+        loader_stats(L, i, &s);
+        r.bytes += s.bytes;
+        r.records += s.records;
+        if (cons[i].first_ns && cons[i].first_ns - t->create < r.first) {
+            r.first = cons[i].first_ns - t->create;
+            r.first_ready = cons[i].first_ns - t->ready;
+        }
+    }
+    return r;
+}
+
 static void print_report(loader_t *L, const struct bench_args *a, const struct consumer *cons,
                          const struct clocks *t)
 {
-    uint64_t bytes = 0, recs = 0, first = UINT64_MAX, first_ready = UINT64_MAX;
+    struct totals tot = run_totals(L, cons, t);
+    uint64_t bytes = tot.bytes, recs = tot.records, first = tot.first;
+    uint64_t first_ready = tot.first_ready;
     double secs = (double)(t->end - t->start) / 1e9;
     int n = loader_gpu_count(L);
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n && a->cfg.verbose; i++) {
         struct loader_stats s = {.size = sizeof(s)};
         loader_stats(L, i, &s);
-        bytes += s.bytes;
-        recs += s.records;
-        if (cons[i].first_ns && cons[i].first_ns - t->create < first) {
-            first = cons[i].first_ns - t->create;
-            first_ready = cons[i].first_ns - t->ready;
-        }
-        if (!a->cfg.verbose)
-            continue;
         print_pool(L, i, secs, &s);
         /* Exact waits after the first batch (the first waits for the
          * pipeline to fill, whatever its design); batch intervals: median,
@@ -805,19 +821,15 @@ static json_t *report_json(loader_t *L, const struct bench_args *a, const struct
     struct tm tmv;
     strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tmv));
     double secs = (double)(t->end - t->start) / 1e9;
-    uint64_t bytes = 0, recs = 0, first = UINT64_MAX, first_ready = UINT64_MAX;
+    struct totals tot = run_totals(L, cons, t);
+    uint64_t bytes = tot.bytes, recs = tot.records, first = tot.first;
+    uint64_t first_ready = tot.first_ready;
     int n = loader_gpu_count(L);
     for (int i = 0; i < n; i++) {
         struct loader_stats s = {.size = sizeof(s)};
         struct loader_pool_info pi = {.size = sizeof(pi)};
         loader_stats(L, i, &s);
         loader_pool_info(L, i, &pi);
-        bytes += s.bytes;
-        recs += s.records;
-        if (cons[i].first_ns && cons[i].first_ns - t->create < first) {
-            first = cons[i].first_ns - t->create;
-            first_ready = cons[i].first_ns - t->ready;
-        }
         json_t *p = json_pack(
             "{s:i, s:s, s:s, s:i, s:b, s:s, s:i, s:s, s:i, s:I, s:I, s:b, s:b, s:b, s:I, s:I,"
             " s:b, s:s, s:I, s:I, s:f, s:f, s:f, s:f, s:I, s:I, s:I,"
