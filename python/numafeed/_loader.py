@@ -112,7 +112,7 @@ class Loader:
     Loader(path, batch_size, *, device=None, shuffle=True, seed=0,
            drop_last=False, threads=None, prefetch=None, shuffle_window=None,
            rank=None, world_size=None, timeout=None, output="torch",
-           ragged=None, pad=None, return_ids=False, io="auto",
+           ragged=None, pad=None, epochs=1, return_ids=False, io="auto",
            node=None, follow_symlinks=False, max_ring_bytes=None,
            check_ranks=True, verbose=False)
 
@@ -174,6 +174,10 @@ class Loader:
                 int64, each min(record's length, length). Computed with
                 tensor operations (one scatter), without waiting for the
                 device.
+    epochs      how many epochs one ``for`` loop over the loader runs: 1
+                (default, as torch's DataLoader), any count, or None: one
+                stream of batches that never ends, epoch after epoch, for
+                loops that count steps, not epochs.
     return_ids  yield (batch, record_ids): each record's index in the dataset
                 (int64, host, a copy that does not hold the batch's slot).
     io          how shards are read: "auto" (mmap for page-cache-resident
@@ -199,10 +203,12 @@ class Loader:
     of field name -> value: a fixed field's tensor shaped [records, *field
     shape] with the dataset's dtype; a variable field's nested tensor,
     Ragged or (padded, lengths) pair (ragged, pad); a str field's list of
-    str. Each ``for`` runs one epoch on the same persistent pool: epoch 0,
-    then 1, ...; ``set_epoch(e)`` chooses the next one, ``state_dict()`` and
-    ``load_state_dict()`` resume exactly mid-epoch. A loop left early (break,
-    an exception) ends that epoch, as with torch's DataLoader.
+    str. Each ``for`` runs `epochs` epochs (one by default) on the same
+    persistent pool: epoch 0, then 1, ...; ``set_epoch(e)`` chooses the
+    next one, ``state_dict()`` and ``load_state_dict()`` resume exactly
+    mid-epoch. A loop left early (break, an exception) ends its epoch, as
+    with torch's DataLoader; with epochs=None there is no end to reach, and
+    the next loop goes on with the next batch.
 
     Threads: a Loader is used by one thread at a time. While one thread has
     an epoch open (from ``iter()`` until the loop ends or the iterator is
@@ -227,12 +233,13 @@ class Loader:
     def __init__(self, path, batch_size, *, device=None, shuffle=True, seed=0,
                  drop_last=False, threads=None, prefetch=None, shuffle_window=None, rank=None,
                  world_size=None, timeout=None, output="torch", ragged=None, pad=None,
-                 return_ids=False, io="auto", node=None, follow_symlinks=False,
+                 epochs=1, return_ids=False, io="auto", node=None, follow_symlinks=False,
                  max_ring_bytes=None, check_ranks=True, verbose=False):
         self._c = None
         path = os.fspath(path)
         batch_size = int_arg("batch_size", batch_size, 1, U32)
         Converter.check_output(output)
+        self._epochs = int_arg("epochs", epochs, 1, U64, none=True)
         threads = int_arg("threads", threads, 1, 256, none=True)
         prefetch = int_arg("prefetch", prefetch, 2, U32, none=True)
         shuffle_window = int_arg("shuffle_window", shuffle_window, 0, 1 << 24, none=True)
@@ -262,7 +269,7 @@ class Loader:
         self._batch = 0      # batches of it already delivered
         self._c_pos = None   # (epoch, batch) the C loader delivers next
         self._lock = threading.Lock()  # guards _iteration's check and change
-        self._iteration = None  # weakref to the open _Epoch, if any
+        self._iteration = None  # weakref to the open _Loop, if any
         self._t0 = time.monotonic()
         self._open(0, 0)
         self._check_ranks(None)
@@ -370,7 +377,7 @@ class Loader:
         self._live()
         with self._lock:  # two threads starting at once: one of them is told
             self._same_thread()
-            it = _Epoch(self, self._epoch)
+            it = _Loop(self, self._epoch, self._epochs)
             self._iteration = weakref.ref(it)
         try:
             if self._c_pos != (it.epoch, self._batch):
@@ -439,13 +446,15 @@ class Loader:
                 f"epoch={self._epoch}, batch={self._batch})")
 
 
-class _Epoch:
-    """One epoch of a Loader, what ``for batch in loader`` steps. It holds
-    the loader for the thread that made it until it ends, is closed or is
-    dropped; another thread stepping it gets RuntimeError."""
+class _Loop:
+    """What ``for batch in loader`` steps: `epochs` epochs of a Loader (None:
+    every epoch from the first on, without end). It holds the loader for the
+    thread that made it until it ends, is closed or is dropped; another
+    thread stepping it gets RuntimeError."""
 
-    def __init__(self, loader, epoch):
+    def __init__(self, loader, epoch, epochs):
         self.loader, self.epoch = loader, epoch
+        self.left = epochs  # epochs to end, this one included; None: no end
         self.thread = threading.get_ident()
         self.c = None  # the C loader, once positioned
         self._open = True
@@ -465,10 +474,7 @@ class _Epoch:
         self._started = True
         L = self.loader
         try:
-            b = self.c.next(timeout=-1 if L._timeout is None else L._timeout)
-            if b is not None and b.epoch != self.epoch:  # cannot happen: say so if it does
-                raise _numafeed.error(-errno.EPROTO, f"numafeed.Loader: internal: a batch of "
-                                      f"epoch {b.epoch} in epoch {self.epoch}")
+            b = self._next_batch(L)
         except BaseException:
             self.close()
             raise
@@ -483,8 +489,27 @@ class _Epoch:
             self.close()
             raise
 
+    def _next_batch(self, L):
+        """The next batch, across as many epoch ends as this loop has left;
+        None at the last."""
+        while True:
+            b = self.c.next(timeout=-1 if L._timeout is None else L._timeout)
+            if b is not None:
+                if b.epoch != self.epoch:  # cannot happen: say so if it does
+                    raise _numafeed.error(-errno.EPROTO, f"numafeed.Loader: internal: a batch "
+                                          f"of epoch {b.epoch} in epoch {self.epoch}")
+                return b
+            if self.left is not None:
+                self.left -= 1
+                if self.left == 0:
+                    return None
+            # the C loader goes on into the next epoch by itself
+            self.epoch += 1
+            L._epoch, L._batch, L._c_pos = self.epoch, 0, (self.epoch, 0)
+            L._check_ranks(self.epoch)
+
     def close(self):
-        """End the epoch here, as leaving a loop early does."""
+        """Stop here, as leaving a loop early does."""
         self._end(finished=False)
 
     def _end(self, finished):
@@ -492,6 +517,8 @@ class _Epoch:
             return
         self._open = False
         if not self._started:  # never stepped: the loader stays where it was
+            return
+        if self.left is None:  # a stream has no epoch to end: the next loop goes on
             return
         L = self.loader
         L._epoch, L._batch = self.epoch + 1, 0
