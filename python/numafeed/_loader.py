@@ -142,7 +142,11 @@ class Loader:
                 max_ring_bytes).
     shuffle_window
                 records mixed by the within-window shuffle, 1 to 2**24 (None
-                or 0: 16 blocks' worth, at most 65536).
+                or 0: 16 blocks' worth, at most 65536), on top of the
+                block-level shuffle: a larger window mixes records from more
+                blocks into each batch (docs/python.md measures it), for
+                about 40 bytes of tables per record of the window in each
+                worker.
     rank, world_size
                 this process's part of the data: rank 0 to world_size-1,
                 world_size 1 to 2**32-1. Each defaults to the launcher's
@@ -211,7 +215,7 @@ class Loader:
     the next loop goes on with the next batch.
 
     Threads: a Loader is used by one thread at a time. While one thread has
-    an epoch open (from ``iter()`` until the loop ends or the iterator is
+    a loop open (from ``iter()`` until the loop ends or the iterator is
     dropped), iterating, stepping its iterator, set_epoch or load_state_dict
     from another thread raise RuntimeError: create one Loader per thread.
     len(), state_dict(), stats() and close() may be called from any thread.
