@@ -31,7 +31,7 @@ class Ragged:
     Loader already has them, from the batch's slot).
     """
 
-    __slots__ = ("values", "offsets", "_bounds")
+    __slots__ = ("values", "offsets", "_bounds", "_host_offsets")
 
     def __init__(self, values, offsets):
         if _is_torch(values) != _is_torch(offsets):
@@ -45,19 +45,21 @@ class Ragged:
         self.values = values
         self.offsets = offsets
         self._bounds = None  # offsets as a host list of ints, once needed
+        self._host_offsets = None  # where to read them from, if not offsets
 
     @classmethod
     def _with_bounds(cls, values, offsets, host_offsets):
         """A Ragged whose record bounds come from host_offsets (the same
         offsets in host memory), so indexing never waits for a device."""
         r = cls(values, offsets)
-        r._bounds = host_offsets.tolist()
+        r._host_offsets = host_offsets
         return r
 
     def _host(self):
         if self._bounds is None:
-            o = self.offsets
+            o = self._host_offsets if self._host_offsets is not None else self.offsets
             self._bounds = (o.cpu() if _is_torch(o) else o).tolist()
+            self._host_offsets = None
         return self._bounds
 
     def __len__(self):
