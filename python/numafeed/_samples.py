@@ -207,7 +207,9 @@ def _to_dtype(a, dtype):
         if a.dtype.kind == "f":
             raise ValueError(f"floats do not go into an integer field ({dtype})")
         info = np.iinfo(target)
-        if a.min() < info.min or a.max() > info.max:
+        # a scalar's bounds without a reduction: most samples' ints are scalars
+        lo, hi = (a.item(), a.item()) if a.ndim == 0 else (a.min(), a.max())
+        if lo < info.min or hi > info.max:
             raise ValueError(f"a value outside {dtype}'s range {info.min}..{info.max}")
     return a.astype(target)
 
