@@ -136,6 +136,15 @@ class Converter:
             return _njt(self.torch)(values, offsets)
         return Ragged._with_bounds(values, offsets, self.array(f.host_offsets))
 
+    def ids(self, f):
+        """The record ids Field as a copy (8 bytes a record): keeping ids
+        must not keep the slot. numpy's for output="dlpack"."""
+        if self.output == "torch":
+            return self.from_dlpack(f).clone()
+        import numpy
+
+        return numpy.from_dlpack(f).copy()
+
     def array(self, f):
         if self.from_dlpack is None:
             return f

@@ -183,7 +183,8 @@ class Loader:
                 stream of batches that never ends, epoch after epoch, for
                 loops that count steps, not epochs.
     return_ids  yield (batch, record_ids): each record's index in the dataset
-                (int64, host, a copy that does not hold the batch's slot).
+                (int64, host, a copy that does not hold the batch's slot; a
+                numpy array with output="dlpack").
     io          how shards are read: "auto" (mmap for page-cache-resident
                 data, else io_uring, else pread), "io_uring", "pread" or
                 "mmap".
@@ -401,9 +402,7 @@ class Loader:
         else:
             data = {f.name: field(f) for f in fields}
         if self._return_ids:
-            # a copy (8 bytes a record): keeping ids must not keep the slot
-            ids = self._conv.array(b.record_ids)
-            return data, (ids.clone() if hasattr(ids, "clone") else ids.copy())
+            return data, self._conv.ids(b.record_ids)
         return data
 
     # ---- introspection and lifetime ----------------------------------------

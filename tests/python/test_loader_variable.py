@@ -140,6 +140,14 @@ def test_dlpack_output_gives_fields_with_offsets(var_dataset, samples):
         b["tokens"].tolist()
 
 
+def test_dlpack_output_with_ids(var_dataset):
+    with numafeed.Loader(var_dataset, BATCH, device="cpu", output="dlpack", shuffle=False,
+                         return_ids=True) as loader:
+        b, ids = next(iter(loader))
+    assert isinstance(ids, np.ndarray) and ids.tolist() == list(range(BATCH))
+    assert b["idx"].shape == (BATCH,)
+
+
 def test_arguments_checked(var_dataset):
     bad = [
         (dict(pad={"nope": 4}), ValueError, "no field 'nope'"),
