@@ -22,9 +22,10 @@ from ._numafeed import NumafeedError, has_cuda
 from ._numafeed import version as _c_version
 from ._loader import Loader
 from ._pack import pack
+from ._ragged import Ragged
 
-__all__ = ["Loader", "pack", "NumafeedError", "has_cuda", "cuda_available", "topology",
-           "__version__"]
+__all__ = ["Loader", "Ragged", "pack", "NumafeedError", "has_cuda", "cuda_available",
+           "topology", "__version__"]
 __version__ = _c_version()
 
 

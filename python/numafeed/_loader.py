@@ -3,7 +3,6 @@
 import errno
 import hashlib
 import os
-import sys
 import threading
 import time
 import weakref
@@ -11,16 +10,13 @@ from collections.abc import Mapping
 
 from . import _numafeed
 from ._args import U32, U64, int_arg, seconds_arg
+from ._convert import Converter, manifest_kinds
 from ._numafeed import NumafeedError
 
-_OUTPUTS = ("torch", "numpy", "dlpack")
 _DEVICE_AUTO, _DEVICE_CPU, _DEVICE_CUDA = 0, 1, 2  # enum loader_device
 _INT_MAX = (1 << 31) - 1
 _IN_USE = ("numafeed.Loader: another thread is iterating this loader; a Loader is used by "
            "one thread at a time: create one Loader per thread")
-# What to store instead of an unsigned field wider than 8 bits, for a torch
-# that cannot take one through DLPack (one without torch.uint16 and its kin)
-_WIDER = {"uint16": "int32", "uint32": "int64", "uint64": "int64, if the values fit"}
 
 
 class _Launcher:
@@ -97,29 +93,16 @@ def _resolve_ranks(rank, world_size, launcher):
     return rank, world_size
 
 
-def _fingerprint(path, follow_symlinks):
-    """A hash of the dataset's manifest, which ranks compare. Read as the
-    loader reads it: beneath the directory, never from a FIFO, a regular
-    file of bounded size."""
-    text = _numafeed.dataset_manifest(path, follow_symlinks=follow_symlinks)
+def _manifest(path, follow_symlinks):
+    """The dataset's manifest.json bytes, read as the loader reads them:
+    beneath the directory, never from a FIFO, a regular file of bounded
+    size."""
+    return _numafeed.dataset_manifest(path, follow_symlinks=follow_symlinks)
+
+
+def _fingerprint(text):
+    """A hash of the dataset's manifest, which ranks compare."""
     return hashlib.sha256(text).hexdigest()[:16]
-
-
-def _converter(output):
-    """What turns a batch's Field into the output's array."""
-    if output == "torch":
-        try:
-            import torch
-        except ImportError as e:
-            raise ImportError("numafeed.Loader(output='torch') needs torch: install it, or "
-                              "pass output='numpy' for numpy arrays (host batches) or "
-                              "output='dlpack' for any DLPack consumer", name="torch") from e
-        return torch.from_dlpack
-    if output == "numpy":
-        import numpy
-
-        return numpy.from_dlpack
-    return None  # the Field objects themselves
 
 
 class Loader:
@@ -129,8 +112,9 @@ class Loader:
     Loader(path, batch_size, *, device=None, shuffle=True, seed=0,
            drop_last=False, threads=None, prefetch=None, shuffle_window=None,
            rank=None, world_size=None, timeout=None, output="torch",
-           return_ids=False, io="auto", node=None, follow_symlinks=False,
-           max_ring_bytes=None, check_ranks=True, verbose=False)
+           ragged=None, pad=None, epochs=1, return_ids=False, io="auto",
+           node=None, follow_symlinks=False, max_ring_bytes=None,
+           check_ranks=True, verbose=False)
 
     Keywords are loader_config's fields and the numafeed command's options
     (docs/python.md has the table).
@@ -158,7 +142,11 @@ class Loader:
                 max_ring_bytes).
     shuffle_window
                 records mixed by the within-window shuffle, 1 to 2**24 (None
-                or 0: 16 blocks' worth, at most 65536).
+                or 0: 16 blocks' worth, at most 65536), on top of the
+                block-level shuffle: a larger window mixes records from more
+                blocks into each batch (docs/python.md measures it), for
+                about 40 bytes of tables per record of the window in each
+                worker.
     rank, world_size
                 this process's part of the data: rank 0 to world_size-1,
                 world_size 1 to 2**32-1. Each defaults to the launcher's
@@ -172,9 +160,31 @@ class Loader:
                 forever). Ctrl-C interrupts a wait either way.
     output      "torch" (default): torch tensors; "numpy": numpy arrays
                 (host batches only); "dlpack": numafeed Field objects, for
-                any DLPack consumer.
+                any DLPack consumer (a variable field's Field has .offsets).
+    ragged      how a variable field (bytes, or a 1-D array whose length
+                varies) comes out with output="torch": "njt", a torch
+                nested tensor of the jagged layout
+                (torch.nested.nested_tensor_from_jagged(values, offsets));
+                "ragged", a numafeed.Ragged(values, offsets). None
+                (default): "njt" where this torch has it, else "ragged".
+                With output="numpy" it is always a Ragged. Either way
+                zero-copy, holding the batch like any tensor of it. A str
+                field comes out as a list of Python str.
+    pad         {field: (length, value)} (or {field: length}, value 0): that
+                variable field comes out as a pair (padded, lengths) instead:
+                padded [records, length] of its dtype on the batch's device,
+                each record's elements then `value`; a record longer than
+                `length` truncated to its first `length` elements; lengths
+                int64, each min(record's length, length). Computed with
+                tensor operations (one scatter), without waiting for the
+                device.
+    epochs      how many epochs one ``for`` loop over the loader runs: 1
+                (default, as torch's DataLoader), any count, or None: one
+                stream of batches that never ends, epoch after epoch, for
+                loops that count steps, not epochs.
     return_ids  yield (batch, record_ids): each record's index in the dataset
-                (int64, host, a copy that does not hold the batch's slot).
+                (int64, host, a copy that does not hold the batch's slot; a
+                numpy array with output="dlpack").
     io          how shards are read: "auto" (mmap for page-cache-resident
                 data, else io_uring, else pread), "io_uring", "pread" or
                 "mmap".
@@ -194,15 +204,19 @@ class Loader:
     Integer arguments are taken exactly: out of range is a ValueError naming
     the argument and its range, a bool or a float a TypeError.
 
-    Iterating yields one tensor for a one-field dataset, else a dict of
-    field name -> tensor, shaped [records, *field shape] with the dataset's
-    dtype. Each ``for`` runs one epoch on the same persistent pool: epoch 0,
-    then 1, ...; ``set_epoch(e)`` chooses the next one, ``state_dict()`` and
-    ``load_state_dict()`` resume exactly mid-epoch. A loop left early (break,
-    an exception) ends that epoch, as with torch's DataLoader.
+    Iterating yields one field's value for a one-field dataset, else a dict
+    of field name -> value: a fixed field's tensor shaped [records, *field
+    shape] with the dataset's dtype; a variable field's nested tensor,
+    Ragged or (padded, lengths) pair (ragged, pad); a str field's list of
+    str. Each ``for`` runs `epochs` epochs (one by default) on the same
+    persistent pool: epoch 0, then 1, ...; ``set_epoch(e)`` chooses the
+    next one, ``state_dict()`` and ``load_state_dict()`` resume exactly
+    mid-epoch. A loop left early (break, an exception) ends its epoch, as
+    with torch's DataLoader; with epochs=None there is no end to reach, and
+    the next loop goes on with the next batch.
 
     Threads: a Loader is used by one thread at a time. While one thread has
-    an epoch open (from ``iter()`` until the loop ends or the iterator is
+    a loop open (from ``iter()`` until the loop ends or the iterator is
     dropped), iterating, stepping its iterator, set_epoch or load_state_dict
     from another thread raise RuntimeError: create one Loader per thread.
     len(), state_dict(), stats() and close() may be called from any thread.
@@ -223,14 +237,14 @@ class Loader:
 
     def __init__(self, path, batch_size, *, device=None, shuffle=True, seed=0,
                  drop_last=False, threads=None, prefetch=None, shuffle_window=None, rank=None,
-                 world_size=None, timeout=None, output="torch", return_ids=False, io="auto",
-                 node=None, follow_symlinks=False, max_ring_bytes=None, check_ranks=True,
-                 verbose=False):
+                 world_size=None, timeout=None, output="torch", ragged=None, pad=None,
+                 epochs=1, return_ids=False, io="auto", node=None, follow_symlinks=False,
+                 max_ring_bytes=None, check_ranks=True, verbose=False):
         self._c = None
         path = os.fspath(path)
         batch_size = int_arg("batch_size", batch_size, 1, U32)
-        if output not in _OUTPUTS:
-            raise ValueError(f"output must be one of {_OUTPUTS}, not {output!r}")
+        Converter.check_output(output)
+        self._epochs = int_arg("epochs", epochs, 1, U64, none=True)
         threads = int_arg("threads", threads, 1, 256, none=True)
         prefetch = int_arg("prefetch", prefetch, 2, U32, none=True)
         shuffle_window = int_arg("shuffle_window", shuffle_window, 0, 1 << 24, none=True)
@@ -243,8 +257,8 @@ class Loader:
         if output == "numpy" and c_device == _DEVICE_CUDA:
             raise ValueError(f"output='numpy' needs host batches: device='cpu', not {device!r}")
         rank, world_size = _resolve_ranks(rank, world_size, launcher)
-        self._conv = _converter(output)
-        self._output = output
+        manifest = _manifest(path, bool(follow_symlinks))
+        self._conv = Converter(output, ragged, pad, manifest_kinds(manifest))
         self._path = path
         self._args = dict(
             gpu=self._ordinal, device=c_device, shuffle=bool(shuffle), seed=seed,
@@ -255,12 +269,12 @@ class Loader:
         self._batch_size = batch_size
         self._return_ids = return_ids
         self._check = check_ranks
-        self._fingerprint = _fingerprint(path, bool(follow_symlinks))
+        self._fingerprint = _fingerprint(manifest)
         self._epoch = 0      # the epoch the next loop runs
         self._batch = 0      # batches of it already delivered
         self._c_pos = None   # (epoch, batch) the C loader delivers next
         self._lock = threading.Lock()  # guards _iteration's check and change
-        self._iteration = None  # weakref to the open _Epoch, if any
+        self._iteration = None  # weakref to the open _Loop, if any
         self._t0 = time.monotonic()
         self._open(0, 0)
         self._check_ranks(None)
@@ -368,7 +382,7 @@ class Loader:
         self._live()
         with self._lock:  # two threads starting at once: one of them is told
             self._same_thread()
-            it = _Epoch(self, self._epoch)
+            it = _Loop(self, self._epoch, self._epochs)
             self._iteration = weakref.ref(it)
         try:
             if self._c_pos != (it.epoch, self._batch):
@@ -382,31 +396,14 @@ class Loader:
 
     def _convert(self, b):
         fields = b.fields
+        field = self._conv.field
         if len(fields) == 1:
-            data = self._field(fields[0])
+            data = field(fields[0])
         else:
-            data = {f.name: self._field(f) for f in fields}
+            data = {f.name: field(f) for f in fields}
         if self._return_ids:
-            # a copy (8 bytes a record): keeping ids must not keep the slot
-            ids = self._field(b.record_ids)
-            return data, (ids.clone() if hasattr(ids, "clone") else ids.copy())
+            return data, self._conv.ids(b.record_ids)
         return data
-
-    def _field(self, f):
-        if self._conv is None:
-            return f
-        try:
-            return self._conv(f)
-        except (RuntimeError, TypeError, BufferError) as e:
-            if self._output != "torch" or f.dtype not in _WIDER:
-                raise
-            torch = sys.modules.get("torch")
-            raise _numafeed.error(
-                -errno.ENOTSUP,
-                f"field {f.name!r} is {f.dtype}, which this torch "
-                f"({getattr(torch, '__version__', '?')}) cannot take through DLPack ({e}): "
-                f"pass output='numpy', or store the field as {_WIDER[f.dtype]} at pack "
-                "time") from e
 
     # ---- introspection and lifetime ----------------------------------------
 
@@ -452,13 +449,15 @@ class Loader:
                 f"epoch={self._epoch}, batch={self._batch})")
 
 
-class _Epoch:
-    """One epoch of a Loader, what ``for batch in loader`` steps. It holds
-    the loader for the thread that made it until it ends, is closed or is
-    dropped; another thread stepping it gets RuntimeError."""
+class _Loop:
+    """What ``for batch in loader`` steps: `epochs` epochs of a Loader (None:
+    every epoch from the first on, without end). It holds the loader for the
+    thread that made it until it ends, is closed or is dropped; another
+    thread stepping it gets RuntimeError."""
 
-    def __init__(self, loader, epoch):
+    def __init__(self, loader, epoch, epochs):
         self.loader, self.epoch = loader, epoch
+        self.left = epochs  # epochs to end, this one included; None: no end
         self.thread = threading.get_ident()
         self.c = None  # the C loader, once positioned
         self._open = True
@@ -478,10 +477,7 @@ class _Epoch:
         self._started = True
         L = self.loader
         try:
-            b = self.c.next(timeout=-1 if L._timeout is None else L._timeout)
-            if b is not None and b.epoch != self.epoch:  # cannot happen: say so if it does
-                raise _numafeed.error(-errno.EPROTO, f"numafeed.Loader: internal: a batch of "
-                                      f"epoch {b.epoch} in epoch {self.epoch}")
+            b = self._next_batch(L)
         except BaseException:
             self.close()
             raise
@@ -496,8 +492,27 @@ class _Epoch:
             self.close()
             raise
 
+    def _next_batch(self, L):
+        """The next batch, across as many epoch ends as this loop has left;
+        None at the last."""
+        while True:
+            b = self.c.next(timeout=-1 if L._timeout is None else L._timeout)
+            if b is not None:
+                if b.epoch != self.epoch:  # cannot happen: say so if it does
+                    raise _numafeed.error(-errno.EPROTO, f"numafeed.Loader: internal: a batch "
+                                          f"of epoch {b.epoch} in epoch {self.epoch}")
+                return b
+            if self.left is not None:
+                self.left -= 1
+                if self.left == 0:
+                    return None
+            # the C loader goes on into the next epoch by itself
+            self.epoch += 1
+            L._epoch, L._batch, L._c_pos = self.epoch, 0, (self.epoch, 0)
+            L._check_ranks(self.epoch)
+
     def close(self):
-        """End the epoch here, as leaving a loop early does."""
+        """Stop here, as leaving a loop early does."""
         self._end(finished=False)
 
     def _end(self, finished):
@@ -505,6 +520,8 @@ class _Epoch:
             return
         self._open = False
         if not self._started:  # never stepped: the loader stays where it was
+            return
+        if self.left is None:  # a stream has no epoch to end: the next loop goes on
             return
         L = self.loader
         L._epoch, L._batch = self.epoch + 1, 0

@@ -1,140 +1,104 @@
 # SPDX-License-Identifier: Apache-2.0
-"""numafeed.pack: write a dataset from numpy arrays through the C writer."""
+"""numafeed.pack: write a dataset from arrays, or from any iterable of
+samples, through the C writer."""
+import errno
 import os
+from collections.abc import Mapping
 
 import numpy as np
 
 from . import _numafeed
 from ._args import U32, U64, int_arg
+from ._numafeed import NumafeedError
+from ._samples import STORED, Field, as_array, conform, infer, infer_fixed, parse_fields
 
-# numafeed's dtype names and the numpy dtype whose bytes each is stored as.
-# numpy has no bfloat16: its two bytes travel as uint16.
-_STORED = {n: np.dtype(n) for n in ("uint8", "int8", "uint16", "int16", "uint32", "int32",
-                                    "uint64", "int64", "float16", "float32", "float64")}
-_STORED["bfloat16"] = np.dtype(np.uint16)
-_NAMES = {dt: n for n, dt in _STORED.items() if n != "bfloat16"}
 # zstd's levels (ZSTD_minCLevel() .. ZSTD_maxCLevel() since zstd 1.4); 0 means 3
 _LEVELS = (-(1 << 17), 22)
+_MAX_RECORD = 256 << 20  # the format's block cap, the most max_record_bytes may be
+_BAR_STEP = 256  # records between progress bar updates on the per-record path
 
 
-def _dtype_name(name, dt):
-    try:
-        return _NAMES[np.dtype(dt).newbyteorder("=")]  # any byte order: values convert
-    except KeyError:
-        raise TypeError(f"field {name!r}: dtype {dt} is not one numafeed stores "
-                        f"({', '.join(sorted(_STORED))})") from None
-
-
-def _as_array(name, value):
-    """(a numpy array of the values as numafeed stores them, the dtype's name)."""
-    if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor
-        value = value.detach().cpu()
-        if str(value.dtype) == "torch.bfloat16":
-            import torch
-
-            return value.view(torch.int16).numpy().view(np.uint16), "bfloat16"
-        value = value.numpy()
-    arr = np.asarray(value)
-    if arr.dtype.kind == "O":
-        raise TypeError(f"field {name!r}: not a numeric array")
-    if arr.dtype.name == "bfloat16":  # ml_dtypes' numpy bfloat16
-        return arr.view(np.uint16), "bfloat16"
-    return arr, _dtype_name(name, arr.dtype)
-
-
-class _Layout:
-    """Fields (name, dtype, shape) and the packed little-endian record dtype,
-    from the first record's (array, dtype name) per field."""
-
-    def __init__(self, first, per_record):
-        self.names = list(first)
-        if not self.names:
-            raise ValueError("pack: a record needs at least one field")
-        self.fields = []
-        parts = []
-        for name in self.names:
-            arr, dname = first[name]
-            shape = tuple(arr.shape if per_record else arr.shape[1:])
-            self.fields.append((name, dname, shape))
-            parts.append((name, _STORED[dname].newbyteorder("<"), shape))
-        self.record = np.dtype(parts)  # packed: numpy adds no padding by default
-        self.single = len(self.names) == 1
-        self.by_name = {n: (d, s) for n, d, s in self.fields}
-
-    def check(self, name, arr, dname, per_record, where):
-        want = self.by_name.get(name)
-        if want is None:
-            raise ValueError(f"pack: {where} has field {name!r}, the first record has "
-                             f"{self.names}")
-        shape = tuple(arr.shape if per_record else arr.shape[1:])
-        if shape != want[1] or dname != want[0]:
-            raise ValueError(f"pack: {where}, field {name!r} is {dname}{list(shape)}, the "
-                             f"first record's is {want[0]}{list(want[1])}")
-
-
-def pack(out_dir, data, *, name="data", codec="zstd", level=3, block_bytes=None,
-         shard_bytes=None, force=False, progress=True, total=None, chunk_records=None):
+def pack(out_dir, data, fields=None, *, name="data", codec="zstd", level=3, block_bytes=None,
+         shard_bytes=None, max_record_bytes=None, force=False, progress=True, total=None,
+         chunk_records=None):
     """Write a numafeed dataset to out_dir and return a summary dict.
 
     data is one of:
       - a numpy array (or torch tensor) of N records: one field named `name`,
         each record data[i];
       - a dict of field name -> array of N records (the same N);
-      - an iterable of records, each a dict of field name -> array (or one
-        array, the field `name`), all records of the same shapes and dtypes.
+      - an iterable of samples, each a dict of field name -> value: rows of
+        a HuggingFace dataset, samples of a MosaicML StreamingDataset,
+        plain dicts. A value is bytes, str, a Python int or float, a list
+        of numbers, a numpy array or scalar, or a torch tensor;
+      - an iterable of records, each one array (the field `name`), all of
+        the first's shape: fixed records.
+
+    fields (an iterable of samples only): the layout, instead of inferring
+    it from the first sample: a list of (name, dtype) or (name, dtype,
+    shape), or a dict of name -> dtype or (dtype, shape). dtype: a name
+    ("int32", "bfloat16", ...), a numpy or torch dtype, or "bytes" / "str";
+    shape: () for a scalar (the default), a tuple for a fixed array, None
+    or -1 for a 1-D array whose length varies. Samples may then hold other
+    keys, which are left out.
+
+    Without fields, the first sample's values give them: bytes -> bytes,
+    str -> str, a Python int or float -> an int64 or float64 scalar, a 0-d
+    array -> a scalar, a 1-D array (or list of numbers) -> a 1-D array of
+    its dtype whose length varies, an array of 2 or more dimensions ->
+    fixed with the first sample's shape. A fixed 1-D field is said in
+    fields. Every later sample has the same keys and values that fit: a
+    Python number or list is converted to the field's dtype when nothing
+    changes (an int in range, no float into an integer field), an array of
+    another dtype only where the cast loses nothing; anything else is a
+    TypeError or ValueError naming the sample (and its "__key__" or "key"),
+    and the field.
 
     dtypes: uint8/16/32/64, int8/16/32/64, float16/32/64 and bfloat16 (a
     torch.bfloat16 tensor, or ml_dtypes' numpy bfloat16), stored
     little-endian. codec "zstd" (level -131072 to 22; None or 0: 3) or
     "none"; block_bytes (1 to 256 MiB; None or 0: 256 KiB) is the unit of
     reading and decoding, shard_bytes (None or 0: 1 GiB) the shard file
-    size. Writing is atomic: on any error nothing appears under out_dir.
-    force=True replaces an existing dataset. progress shows a tqdm bar
-    (total: the record count, when data is an iterable that has no len()).
-    chunk_records (default: 16 MiB's worth) is how many records are laid
-    out per call into the C writer. Integer options are taken exactly: out
-    of range is a ValueError naming the option, a bool a TypeError.
+    size. max_record_bytes (1 to 256 MiB; None or 0: 64 MiB) refuses a
+    larger sample with NumafeedError (-EFBIG) naming it; it also bounds
+    the loader's batches. Writing is atomic: on any error nothing appears
+    under out_dir. force=True replaces an existing dataset. progress shows
+    a tqdm bar (total: the record count, when data is an iterable that has
+    no len()). chunk_records (default: 16 MiB's worth) is how many fixed
+    records are laid out per call into the C writer. Integer options are
+    taken exactly: out of range is a ValueError naming the option, a bool a
+    TypeError.
     """
     out_dir = os.fspath(out_dir)
     level = int_arg("level", level, *_LEVELS, none=True)
     block_bytes = int_arg("block_bytes", block_bytes, 0, 256 << 20, none=True)
     shard_bytes = int_arg("shard_bytes", shard_bytes, 0, U64, none=True)
+    max_record_bytes = int_arg("max_record_bytes", max_record_bytes, 0, _MAX_RECORD, none=True)
     chunk_records = int_arg("chunk_records", chunk_records, 1, U32, none=True)
     total = int_arg("total", total, 0, U64, none=True)
-    if isinstance(data, dict):
-        arrays = {k: _as_array(k, v) for k, v in data.items()}
-        counts = {k: (a.shape[0] if a.ndim else None) for k, (a, _) in arrays.items()}
-        if any(c is None for c in counts.values()) or len(set(counts.values())) != 1:
-            raise ValueError(f"pack: every array needs the same record count (first "
-                             f"dimension); got {counts}")
-        n = next(iter(counts.values()))
-        layout = _Layout(arrays, per_record=False)
+    if isinstance(data, dict) or hasattr(data, "__array__") or hasattr(data, "__dlpack__"):
+        if fields is not None:
+            raise ValueError("pack: fields= describes the samples of an iterable; arrays bring "
+                             "their own dtypes and shapes")
+        arrays = _columns(data, name)
+        n = next(iter(arrays.values()))[0].shape[0]
+        layout = [Field(k, d, tuple(a.shape[1:])) for k, (a, d) in arrays.items()]
         source = ("arrays", {k: a for k, (a, _) in arrays.items()}, n)
-    elif hasattr(data, "__array__") or hasattr(data, "__dlpack__"):
-        arr, dname = _as_array(name, data)
-        if arr.ndim == 0:
-            raise ValueError("pack: a single array needs a first (record) dimension")
-        n = arr.shape[0]
-        layout = _Layout({name: (arr, dname)}, per_record=False)
-        source = ("arrays", {name: arr}, n)
     else:
         it = iter(data)
         try:
             first = next(it)
         except StopIteration:
             raise ValueError("pack: no records") from None
-        first = first if isinstance(first, dict) else {name: first}
-        layout = _Layout({k: _as_array(k, v) for k, v in first.items()}, per_record=True)
+        layout = _layout(first, fields, name)
         if total is None and hasattr(data, "__len__"):
             total = len(data)
-        source = ("records", (first, it), total)
+        rows = _Rows(layout, first, it, select=fields is not None)
+        source = ("rows", rows, total)
 
-    rec_bytes = layout.record.itemsize
-    if chunk_records is None:
-        chunk_records = max(1, (16 << 20) // max(rec_bytes, 1))
-    w = _numafeed.Writer(out_dir, layout.fields, codec=codec, level=level or 0,
+    w = _numafeed.Writer(out_dir, [f.writer for f in layout], codec=codec, level=level or 0,
                          block_bytes=block_bytes or 0, shard_bytes=shard_bytes or 0,
-                         force=bool(force))
+                         force=bool(force), max_record_bytes=max_record_bytes or 0)
     bar = None
     try:
         from tqdm.auto import tqdm
@@ -145,12 +109,15 @@ def pack(out_dir, data, *, name="data", codec="zstd", level=3, block_bytes=None,
         pass
     try:
         if source[0] == "arrays":
-            _append_arrays(w, layout, source[1], source[2], chunk_records, bar)
+            _append_arrays(w, _record_dtype(layout), source[1], source[2], chunk_records, bar)
+        elif all(f.kind == "fixed" for f in layout):
+            _append_rows(w, _record_dtype(layout), source[1], chunk_records, bar)
         else:
-            _append_records(w, layout, *source[1], chunk_records, bar)
+            _add_rows(w, source[1], max_record_bytes, bar)
         w.finish()
         summary = dict(path=out_dir, records=w.records, record_bytes=w.record_bytes,
-                       bytes=w.bytes_written, shards=w.shards, fields=layout.fields)
+                       bytes=w.bytes_written, shards=w.shards,
+                       fields=[f.public for f in layout])
     finally:
         w.close()
         if bar is not None:
@@ -158,19 +125,116 @@ def pack(out_dir, data, *, name="data", codec="zstd", level=3, block_bytes=None,
     return summary
 
 
+def _columns(data, name):
+    """{field: (array of N records, dtype name)} from an array or a dict of
+    arrays."""
+    if not isinstance(data, dict):
+        arr, dname = as_array(name, data)
+        if arr.ndim == 0:
+            raise ValueError("pack: a single array needs a first (record) dimension")
+        return {name: (arr, dname)}
+    arrays = {k: as_array(k, v) for k, v in data.items()}
+    if not arrays:
+        raise ValueError("pack: a record needs at least one field")
+    counts = {k: (a.shape[0] if a.ndim else None) for k, (a, _) in arrays.items()}
+    if any(c is None for c in counts.values()) or len(set(counts.values())) != 1:
+        raise ValueError(f"pack: every array needs the same record count (first "
+                         f"dimension); got {counts}")
+    return arrays
+
+
+def _layout(first, fields, name):
+    """The Fields of an iterable: fields= parsed, else inferred from the
+    first sample (a bare array: one fixed field `name`)."""
+    if fields is not None:
+        return parse_fields(fields)
+    if not isinstance(first, Mapping):
+        return [infer_fixed(name, first)]
+    if not first:
+        raise ValueError("pack: a record needs at least one field")
+    layout = []
+    for key, value in first.items():
+        if not isinstance(key, str):
+            raise TypeError(f"pack: {_where(0, first)} has key {key!r}; field names are str")
+        try:
+            layout.append(infer(key, value))
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"pack: {_where(0, first)}, field {key!r}: {e}") from None
+    return layout
+
+
+def _where(index, sample):
+    """How an error names a sample: its index, and its key if it has one."""
+    if not isinstance(sample, Mapping):
+        return f"record {index}"
+    for k in ("__key__", "key"):
+        key = sample.get(k)
+        if isinstance(key, (str, bytes, int)):
+            text = repr(key)
+            return f"sample {index} ({k} {text[:60] + '...' if len(text) > 60 else text})"
+    return f"sample {index}"
+
+
+class _Rows:
+    """Each sample's values as the layout stores them, in field order, with
+    its index: (index, sample, values)."""
+
+    def __init__(self, layout, first, rest, select):
+        self.layout, self.first, self.rest, self.select = layout, first, rest, select
+        self.names = {f.name for f in layout}
+
+    def __iter__(self):
+        yield self._row(0, self.first)
+        for i, sample in enumerate(self.rest, 1):
+            yield self._row(i, sample)
+
+    def _row(self, index, raw):
+        sample = raw
+        if not isinstance(raw, Mapping):
+            if len(self.layout) != 1:
+                raise TypeError(f"pack: {_where(index, raw)} is a {type(raw).__name__}, "
+                                f"not a dict of the fields {sorted(self.names)}")
+            sample = {self.layout[0].name: raw}
+        missing = self.names - sample.keys()
+        extra = set() if self.select else sample.keys() - self.names
+        if missing or extra:
+            what = "; ".join(s for s in (
+                f"lacks {sorted(missing)}" if missing else "",
+                f"has {sorted(map(str, extra))} the first sample has not" if extra else "") if s)
+            raise ValueError(f"pack: {_where(index, sample)} {what} (the fields: "
+                             f"{[f.name for f in self.layout]})")
+        values = []
+        for f in self.layout:
+            try:
+                values.append(conform(f, sample[f.name]))
+            except (TypeError, ValueError) as e:
+                raise type(e)(f"pack: {_where(index, raw)}, field {f.name!r}: {e}") from None
+        return index, raw, values
+
+
+def _record_dtype(layout):
+    """The packed little-endian numpy dtype of a fixed record."""
+    return np.dtype([(f.name, STORED[f.dtype].newbyteorder("<"), f.shape) for f in layout])
+
+
+def _chunk(rec_bytes, chunk):
+    return chunk or max(1, (16 << 20) // max(rec_bytes, 1))
+
+
 def _append(w, chunk, count):
     chunk = np.ascontiguousarray(chunk)
     w.append(chunk.ctypes.data, count)  # chunk stays alive for the call
 
 
-def _append_arrays(w, layout, arrays, n, chunk, bar):
+def _append_arrays(w, record, arrays, n, chunk, bar):
+    chunk = _chunk(record.itemsize, chunk)
     for i in range(0, n, chunk):
         j = min(n, i + chunk)
-        if layout.single:
+        if len(arrays) == 1:
             (name, arr), = arrays.items()
-            part = np.ascontiguousarray(arr[i:j], dtype=layout.record[name].base)
+            part = np.ascontiguousarray(arr[i:j], dtype=record[name].base)
         else:
-            part = np.empty(j - i, dtype=layout.record)
+            part = np.empty(j - i, dtype=record)
             for k, arr in arrays.items():
                 part[k] = arr[i:j]
         _append(w, part, j - i)
@@ -178,35 +242,56 @@ def _append_arrays(w, layout, arrays, n, chunk, bar):
             bar.update(j - i)
 
 
-def _append_records(w, layout, first, it, chunk, bar):
-    buf = np.empty(chunk, dtype=layout.record)
+def _append_rows(w, record, rows, chunk, bar):
+    """Fixed records, laid out chunk by chunk into one buffer."""
+    chunk = _chunk(record.itemsize, chunk)
+    buf = np.empty(chunk, dtype=record)
+    names = record.names
     fill = 0
-    index = 0
-
-    def put(rec):
-        nonlocal fill, index
-        rec = rec if isinstance(rec, dict) else {layout.names[0]: rec}
-        if len(rec) != len(layout.names):
-            raise ValueError(f"pack: record {index} has fields {sorted(rec)}, the first "
-                             f"record has {sorted(layout.names)}")
-        for k, v in rec.items():
-            arr, dname = _as_array(k, v)
-            layout.check(k, arr, dname, True, f"record {index}")
-            buf[k][fill] = arr
+    for _, _, values in rows:
+        for k, v in zip(names, values):
+            buf[k][fill] = v
         fill += 1
-        index += 1
         if fill == chunk:
-            flush()
-
-    def flush():
-        nonlocal fill
-        if fill:
-            _append(w, buf[:fill], fill)
+            _append(w, buf, fill)
             if bar is not None:
                 bar.update(fill)
             fill = 0
+    if fill:
+        _append(w, buf[:fill], fill)
+        if bar is not None:
+            bar.update(fill)
 
-    put(first)
-    for rec in it:
-        put(rec)
-    flush()
+
+def _add_rows(w, rows, max_record_bytes, bar):
+    """Records with variable fields, one Writer.add each."""
+    pending = stored = 0
+    for index, sample, values in rows:
+        pieces = [v if isinstance(v, bytes) else (v.__array_interface__["data"][0], v.nbytes)
+                  for v in values]
+        try:
+            w.add(pieces)  # values stays alive for the call
+        except NumafeedError as e:
+            if e.code != -errno.EFBIG:
+                raise
+            size = _size(values)
+            limit = max_record_bytes or "64 MiB, the default"
+            raise _numafeed.error(
+                e.code, f"pack: {_where(index, sample)} is {size} bytes, more than "
+                f"max_record_bytes ({limit}): pass a larger max_record_bytes= (at most "
+                f"{_MAX_RECORD}, 256 MiB) or leave the sample out") from None
+        stored = stored or _size(values)
+        pending += 1
+        if bar is not None and pending == _BAR_STEP:
+            bar.update(pending)
+            pending = 0
+    if bar is not None and pending:
+        bar.update(pending)
+    if not stored:  # every block holds at least one byte (docs/format.md)
+        raise ValueError("pack: every sample is 0 bytes (each field empty): a dataset needs at "
+                         "least one byte to store")
+
+
+def _size(values):
+    """A record's bytes: its fields' together."""
+    return sum(len(v) if isinstance(v, bytes) else v.nbytes for v in values)

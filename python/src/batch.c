@@ -2,6 +2,15 @@
 /*
  * Batch (one loader_next) and Field (one array of it, exported with DLPack).
  *
+ * A fixed field is one Field, its [records, shape...] array. A variable
+ * field (bytes, str, a 1-D array whose length varies) is a Field of its
+ * values, whose `offsets` is a second Field of the records + 1 int64 offsets
+ * on the same device, and whose `host_offsets` is the same offsets in the
+ * slot's host memory (where the Python layer reads record bounds without
+ * waiting for a device); str and bytes values also come out as Python
+ * objects (tolist), decoded from the slot's host values, which are there
+ * on the CUDA path too.
+ *
  * DLPack (dmlc/dlpack, the array API's __dlpack__): __dlpack__ returns a
  * capsule named "dltensor" holding a DLManagedTensor that points into the
  * batch's slot (host) or its device buffer (CUDA path); the tensor holds
@@ -17,6 +26,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +37,13 @@ typedef struct {
     PyObject *ids;    /* Field of the record ids */
 } BatchObject;
 
+/* Which array of a field a Field object exports. */
+enum part {
+    PART_VALUES,       /* a fixed field's array, a variable field's values */
+    PART_OFFSETS,      /* a variable field's offsets, where its values are */
+    PART_HOST_OFFSETS, /* the same offsets in the slot's host memory */
+};
+
 /* A Field holds its own batch reference (a C count, not a reference to
  * the Batch object: the Batch holds its Fields, and a cycle would need the
  * garbage collector to free a slot). */
@@ -34,6 +51,7 @@ typedef struct {
     PyObject_HEAD
     struct nfpy_batch *nb;
     int idx;         /* field index; -1: the record ids */
+    int part;        /* enum part */
 } FieldObject;
 
 static PyTypeObject *batch_type, *field_type;
@@ -50,17 +68,24 @@ static struct nfpy_field *field_desc(FieldObject *f, const struct nfpy_batch **n
 {
     const struct nfpy_batch *nb = f->nb;
     *nbp = nb;
-    return f->idx < 0 ? (struct nfpy_field *)&nb->ids : &nb->fields[f->idx];
+    if (f->idx < 0)
+        return (struct nfpy_field *)&nb->ids;
+    return f->part == PART_VALUES ? &nb->fields[f->idx] : &nb->offsets[f->idx];
 }
 
 static void *field_data(FieldObject *f, int *on_device)
 {
     const struct nfpy_batch *nb = f->nb;
-    if (f->idx < 0) {
-        *on_device = 0;
+    *on_device = 0;
+    if (f->idx < 0)
         return (void *)nb->b.record_ids;
-    }
     const struct loader_field *lf = &nb->b.fields[f->idx];
+    if (f->part == PART_HOST_OFFSETS)
+        return (void *)lf->offsets;
+    if (f->part == PART_OFFSETS) {
+        *on_device = lf->offsets_device != NULL;
+        return (void *)(lf->offsets_device ? lf->offsets_device : lf->offsets);
+    }
     *on_device = lf->device != NULL;
     return lf->device ? lf->device : lf->host;
 }
@@ -215,7 +240,8 @@ static PyObject *field_get_dtype(PyObject *self, void *c)
     (void)c;
     FieldObject *f = (FieldObject *)self;
     const struct nfpy_batch *nb = f->nb;
-    return PyUnicode_FromString(f->idx < 0 ? "int64" : nb->b.fields[f->idx].dtype);
+    int int64 = f->idx < 0 || f->part != PART_VALUES;
+    return PyUnicode_FromString(int64 ? "int64" : nb->b.fields[f->idx].dtype);
 }
 
 static PyObject *field_get_shape(PyObject *self, void *c)
@@ -234,6 +260,121 @@ static PyObject *field_get_shape(PyObject *self, void *c)
     return t;
 }
 
+/* The loader_field a Field's values belong to; NULL for the record ids. */
+static const struct loader_field *field_of(const FieldObject *f)
+{
+    return f->idx < 0 ? NULL : &f->nb->b.fields[f->idx];
+}
+
+static PyObject *field_get_kind(PyObject *self, void *c)
+{
+    (void)c;
+    FieldObject *f = (FieldObject *)self;
+    const struct loader_field *lf = field_of(f);
+    if (f->part != PART_VALUES)
+        return PyUnicode_FromString("offsets");
+    static const char *names[] = {"fixed", "bytes", "str", "array"};
+    int k = lf ? lf->kind : LOADER_FIELD_FIXED;
+    return PyUnicode_FromString(k >= 0 && k < 4 ? names[k] : "unknown");
+}
+
+static PyObject *new_field(struct nfpy_batch *nb, int idx, int part);
+
+/* A variable field's offsets as a Field of `part`; None for a fixed one. */
+static PyObject *offsets_field(PyObject *self, int part)
+{
+    FieldObject *f = (FieldObject *)self;
+    const struct loader_field *lf = field_of(f);
+    if (!lf || f->part != PART_VALUES || lf->kind == LOADER_FIELD_FIXED)
+        Py_RETURN_NONE;
+    return new_field(f->nb, f->idx, part);
+}
+
+static PyObject *field_get_offsets(PyObject *self, void *c)
+{
+    (void)c;
+    return offsets_field(self, PART_OFFSETS);
+}
+
+static PyObject *field_get_host_offsets(PyObject *self, void *c)
+{
+    (void)c;
+    return offsets_field(self, PART_HOST_OFFSETS);
+}
+
+/* NumafeedError NUMAFEED_ECORRUPT for record i of the batch, naming it by
+ * its id; reason ends the message. NULL. */
+static PyObject *record_error(const struct nfpy_batch *nb, const struct loader_field *lf,
+                              uint32_t i, const char *reason)
+{
+    return nfpy_raisef(NUMAFEED_ECORRUPT,
+                       "field %s, record %llu (batch %llu of epoch %llu): %s", lf->name,
+                       (unsigned long long)nb->b.record_ids[i], (unsigned long long)nb->b.index,
+                       (unsigned long long)nb->b.epoch, reason);
+}
+
+/* One str record as a Python str; a NumafeedError naming the record when
+ * its bytes are not UTF-8 (the writer refuses such a record, so only a
+ * dataset written otherwise, or whose manifest was changed, has one). */
+static PyObject *decode_str(const struct nfpy_batch *nb, const struct loader_field *lf,
+                            uint32_t i, const char *s, Py_ssize_t n)
+{
+    PyObject *u = PyUnicode_DecodeUTF8(s, n, "strict");
+    if (u || !PyErr_ExceptionMatches(PyExc_UnicodeDecodeError))
+        return u;
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    PyObject *why = value ? PyObject_Str(value) : NULL;
+    PyObject *why8 = why ? PyUnicode_AsUTF8String(why) : NULL;
+    const char *w = why8 ? PyBytes_AsString(why8) : NULL;
+    char reason[512];
+    snprintf(reason, sizeof(reason),
+             "not UTF-8 (%s); numafeed's writer refuses such a str, so the dataset was "
+             "written otherwise or its manifest changed: repack it, or read the field's bytes "
+             "with output='dlpack'", w ? w : "invalid UTF-8");
+    Py_XDECREF(why8);
+    Py_XDECREF(why);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    PyErr_Clear();
+    return record_error(nb, lf, i, reason);
+}
+
+static PyObject *field_tolist(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    FieldObject *f = (FieldObject *)self;
+    const struct nfpy_batch *nb = f->nb;
+    const struct loader_field *lf = field_of(f);
+    int is_str = lf && lf->kind == LOADER_FIELD_STR;
+    if (!lf || f->part != PART_VALUES || (!is_str && lf->kind != LOADER_FIELD_BYTES))
+        return PyErr_Format(PyExc_TypeError,
+                            "tolist: only a bytes or str field becomes a list; export this "
+                            "one with __dlpack__ (torch.from_dlpack, numpy.from_dlpack)");
+    if (nfpy_check_pid(nb->core))
+        return NULL;
+    /* the loader made these offsets from lengths it checked at open; a
+     * bound outside the values is still refused rather than read */
+    const int64_t *o = lf->offsets;
+    const char *v = lf->host;
+    uint32_t n = nb->b.records;
+    PyObject *list = PyList_New(n);
+    for (uint32_t i = 0; list && i < n; i++) {
+        PyObject *item;
+        if (o[i] < 0 || o[i] > o[i + 1] || (uint64_t)o[i + 1] > lf->values_bytes)
+            item = record_error(nb, lf, i, "offsets outside the batch's values");
+        else if (is_str)
+            item = decode_str(nb, lf, i, v + o[i], (Py_ssize_t)(o[i + 1] - o[i]));
+        else
+            item = PyBytes_FromStringAndSize(v + o[i], (Py_ssize_t)(o[i + 1] - o[i]));
+        if (!item || PyList_SetItem(list, (Py_ssize_t)i, item))
+            Py_CLEAR(list);
+    }
+    return list;
+}
+
 static void field_dealloc(PyObject *self)
 {
     FieldObject *f = (FieldObject *)self;
@@ -248,13 +389,31 @@ static PyMethodDef field_methods[] = {
      "capsule of this array, without a copy (array API standard)."},
     {"__dlpack_device__", field_dlpack_device, METH_NOARGS,
      "__dlpack_device__() -> (device_type, device_id): (1, 0) host, (2, N) CUDA device N."},
+    {"tolist", field_tolist, METH_NOARGS,
+     "tolist() -> list: a bytes field's records as bytes, a str field's as str (copies, "
+     "from the slot's host values). NumafeedError NUMAFEED_ECORRUPT names a record that "
+     "is not UTF-8."},
     {NULL, NULL, 0, NULL},
 };
 
 static PyGetSetDef field_getset[] = {
     {"name", field_get_name, NULL, "the field's name", NULL},
-    {"dtype", field_get_dtype, NULL, "the dtype's name (\"int32\", \"bfloat16\", ...)", NULL},
-    {"shape", field_get_shape, NULL, "(records, *field shape)", NULL},
+    {"dtype", field_get_dtype, NULL,
+     "the dtype's name (\"int32\", \"bfloat16\", ...): the elements' for a variable field "
+     "(uint8 for bytes and str), int64 for offsets", NULL},
+    {"shape", field_get_shape, NULL,
+     "(records, *field shape); a variable field's values: (elements,); offsets: (records + 1,)",
+     NULL},
+    {"kind", field_get_kind, NULL,
+     "\"fixed\", or a variable field's \"bytes\", \"str\" or \"array\"; \"offsets\" for "
+     "its offsets", NULL},
+    {"offsets", field_get_offsets, NULL,
+     "a variable field's records + 1 int64 offsets into its values (record i is "
+     "values[offsets[i]:offsets[i + 1]]), a Field on the values' device; None for a fixed "
+     "field", NULL},
+    {"host_offsets", field_get_host_offsets, NULL,
+     "the same offsets in host memory (the batch's slot), also when the values are on a GPU; "
+     "None for a fixed field", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -281,7 +440,7 @@ PyObject *nfpy_field_type(PyObject *module)
 
 /* ---- Batch ---------------------------------------------------------------- */
 
-static PyObject *new_field(struct nfpy_batch *nb, int idx)
+static PyObject *new_field(struct nfpy_batch *nb, int idx, int part)
 {
     FieldObject *f = (FieldObject *)alloc_obj(field_type);
     if (!f)
@@ -289,13 +448,15 @@ static PyObject *new_field(struct nfpy_batch *nb, int idx)
     atomic_fetch_add(&nb->refs, 1);
     f->nb = nb;
     f->idx = idx;
+    f->part = part;
     return (PyObject *)f;
 }
 
-static void describe(struct nfpy_field *d, uint32_t records, unsigned ndim, const uint64_t *shape)
+/* A C-contiguous array of shape {lead, shape...}. */
+static void describe(struct nfpy_field *d, uint64_t lead, unsigned ndim, const uint64_t *shape)
 {
     d->ndim = (int)ndim + 1;
-    d->shape[0] = records;
+    d->shape[0] = (int64_t)lead;
     for (unsigned i = 0; i < ndim; i++)
         d->shape[i + 1] = (int64_t)shape[i];
     int64_t stride = 1;
@@ -305,12 +466,48 @@ static void describe(struct nfpy_field *d, uint32_t records, unsigned ndim, cons
     }
 }
 
+/* Field i's DLPack descriptions; -1 with an error set. A variable field's
+ * values are one vector of offsets[records] elements. */
+static int describe_field(struct nfpy_batch *nb, unsigned i)
+{
+    const struct loader_field *lf = &nb->b.fields[i];
+    uint32_t records = nb->b.records;
+    if (nfpy_dtype(lf->dtype, &nb->fields[i].dtype)) {
+        nfpy_raisef(-ENOTSUP, "field %s has dtype %s, unknown to DLPack", lf->name, lf->dtype);
+        return -1;
+    }
+    if (lf->kind == LOADER_FIELD_FIXED) {
+        describe(&nb->fields[i], records, lf->ndim, lf->shape);
+        return 0;
+    }
+    const int64_t *o = lf->offsets;
+    uint64_t elem = nb->fields[i].dtype.bits / 8;
+    if (!o || o[0] != 0 || o[records] < 0 || (uint64_t)o[records] * elem != lf->values_bytes) {
+        nfpy_raisef(NUMAFEED_ECORRUPT, "field %s of batch %llu: its offsets end at %lld "
+                    "elements, not at its %llu bytes of values", lf->name,
+                    (unsigned long long)nb->b.index, o ? (long long)o[records] : -1LL,
+                    (unsigned long long)lf->values_bytes);
+        return -1;
+    }
+    describe(&nb->fields[i], (uint64_t)o[records], 0, NULL);
+    describe(&nb->offsets[i], (uint64_t)records + 1, 0, NULL);
+    nb->offsets[i].dtype = (DLDataType){kDLInt, 64, 1};
+    return 0;
+}
+
 PyObject *nfpy_batch_new(struct nfpy_core *core, const struct loader_batch *lb)
 {
     struct nfpy_batch *nb = calloc(1, sizeof(*nb));
-    if (nb)
-        nb->fields = calloc(lb->nfields ? lb->nfields : 1, sizeof(*nb->fields));
-    if (!nb || !nb->fields) {
+    size_t n = lb->nfields ? lb->nfields : 1;
+    if (nb) {
+        nb->fields = calloc(n, sizeof(*nb->fields));
+        nb->offsets = calloc(n, sizeof(*nb->offsets));
+    }
+    if (!nb || !nb->fields || !nb->offsets) {
+        if (nb) {
+            free(nb->fields);
+            free(nb->offsets);
+        }
         free(nb);
         loader_release(core->loader, (struct loader_batch *)lb);
         nfpy_core_decref(core);
@@ -322,15 +519,11 @@ PyObject *nfpy_batch_new(struct nfpy_core *core, const struct loader_batch *lb)
     atomic_init(&nb->stream, NULL);
     describe(&nb->ids, lb->records, 0, NULL);
     nb->ids.dtype = (DLDataType){kDLInt, 64, 1}; /* int64: every torch reads it */
-    for (unsigned i = 0; i < lb->nfields; i++) {
-        const struct loader_field *lf = &lb->fields[i];
-        describe(&nb->fields[i], lb->records, lf->ndim, lf->shape);
-        if (nfpy_dtype(lf->dtype, &nb->fields[i].dtype)) {
+    for (unsigned i = 0; i < lb->nfields; i++)
+        if (describe_field(nb, i)) {
             nfpy_batch_decref(nb);
-            return nfpy_raisef(-ENOTSUP, "field %s has dtype %s, unknown to DLPack", lf->name,
-                               lf->dtype);
+            return NULL;
         }
-    }
     BatchObject *b = (BatchObject *)alloc_obj(batch_type);
     if (!b) {
         nfpy_batch_decref(nb);
@@ -338,13 +531,13 @@ PyObject *nfpy_batch_new(struct nfpy_core *core, const struct loader_batch *lb)
     }
     b->nb = nb;
     b->fields = PyTuple_New(lb->nfields);
-    b->ids = b->fields ? new_field(nb, -1) : NULL;
+    b->ids = b->fields ? new_field(nb, -1, PART_VALUES) : NULL;
     if (!b->ids) {
         Py_DECREF(b);
         return NULL;
     }
     for (unsigned i = 0; i < lb->nfields; i++) {
-        PyObject *f = new_field(nb, (int)i);
+        PyObject *f = new_field(nb, (int)i, PART_VALUES);
         if (!f || PyTuple_SetItem(b->fields, i, f)) {
             Py_DECREF(b);
             return NULL;

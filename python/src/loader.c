@@ -195,9 +195,9 @@ static PyObject *next_batch(struct nfpy_core *core, double timeout)
         if (PyErr_CheckSignals())
             return NULL;
         if (now_ms() >= deadline) {
-            char msg[128]; /* PyErr_Format has no %f */
-            snprintf(msg, sizeof(msg), "Loader.next: no batch within %.3f s", timeout);
-            PyErr_SetString(PyExc_TimeoutError, msg);
+            char what[128]; /* PyErr_Format has no %f */
+            snprintf(what, sizeof(what), "Loader.next: no batch within %.3f s", timeout);
+            PyErr_SetString(PyExc_TimeoutError, what);
             return NULL;
         }
     }

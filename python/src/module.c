@@ -129,6 +129,7 @@ void nfpy_batch_decref(struct nfpy_batch *b)
                     numafeed_last_error());
     }
     free(b->fields);
+    free(b->offsets);
     free(b);
     nfpy_core_decref(core);
 }

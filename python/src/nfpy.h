@@ -58,7 +58,10 @@ struct nfpy_batch {
     struct loader_batch b;
     atomic_long refs;
     _Atomic(void *) stream; /* the consumer's stream (CUDA path): release records on it */
-    struct nfpy_field *fields;  /* b.nfields entries */
+    struct nfpy_field *fields;  /* b.nfields entries: a fixed field's array, a variable
+                                 * field's values */
+    struct nfpy_field *offsets; /* b.nfields entries: a variable field's offsets (records
+                                 * + 1 int64); unused for a fixed field */
     struct nfpy_field ids;      /* record_ids as a uint64 vector */
 };
 

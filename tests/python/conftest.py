@@ -48,6 +48,44 @@ def tokens_dataset(tmp_path_factory, records):
     return str(out)
 
 
+N_SAMPLES = 1500
+# text with 2-, 3- and 4-byte UTF-8 (and a combining mark)
+_TEXTS = ["", "a", "héllo", "日本語のテキスト", "emoji 🚀🧪", "e\u0301", "Ωμέγα " * 7]
+
+
+def make_samples(n=N_SAMPLES, seed=3):
+    """Dict samples of every value kind pack takes, lengths 0 included, each
+    sample different (its `idx`) so a swap or repeat is seen."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        k = int(rng.integers(0, 60))
+        out.append({
+            "__key__": f"s{i:05d}",
+            "idx": i,                                                  # int -> int64
+            "score": i * 0.25,                                         # float -> float64
+            "text": _TEXTS[i % len(_TEXTS)] * (i % 3),                 # str, "" included
+            "blob": rng.integers(0, 256, size=k % 41, dtype=np.uint8).tobytes(),  # bytes
+            "tokens": np.arange(i, i + k, dtype=np.int32),             # variable int32
+            "weights": rng.standard_normal(k % 7).astype(np.float32),  # variable float32
+            "patch": np.full((2, 3), i % 251, dtype=np.uint8),         # fixed [2, 3]
+        })
+    return out
+
+
+@pytest.fixture(scope="session")
+def samples():
+    return make_samples()
+
+
+@pytest.fixture(scope="session")
+def var_dataset(tmp_path_factory, samples):
+    """The samples packed with small blocks and shards: many of each."""
+    out = tmp_path_factory.mktemp("ds") / "var"
+    numafeed.pack(out, samples, block_bytes=4 * 1024, shard_bytes=32 * 1024, progress=False)
+    return str(out)
+
+
 def _gpu_available():
     if os.environ.get("NUMAFEED_TEST_DEVICE") == "cpu":
         return False

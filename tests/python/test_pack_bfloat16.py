@@ -38,8 +38,10 @@ def test_bfloat16_beside_other_fields_and_as_records(tmp_path):
     x = torch.randn(200, 3).to(torch.bfloat16)
     y = np.arange(200, dtype=np.int64)
     numafeed.pack(tmp_path / "a", {"x": x, "y": y}, progress=False)
-    numafeed.pack(tmp_path / "b", ({"x": x[i], "y": y[i]} for i in range(200)), total=200,
-                  chunk_records=64, progress=False)
+    # a 1-D value makes a variable-length field unless fields= says fixed
+    numafeed.pack(tmp_path / "b", ({"x": x[i], "y": y[i]} for i in range(200)),
+                  {"x": (torch.bfloat16, (3,)), "y": "int64"}, total=200, chunk_records=64,
+                  progress=False)
     for d in ("a", "b"):
         got = read_torch(tmp_path / d)
         assert torch.equal(got["x"], x) and got["y"].tolist() == y.tolist()
