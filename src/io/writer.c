@@ -661,7 +661,12 @@ int numafeed_writer_finish(numafeed_writer *w)
     if (w->failed || w->finished)
         return nf__error(-EINVAL, "writer for %s: %s", w->out_dir,
                           w->finished ? "already finished" : "an earlier call failed");
-    int rc = flush_block(w);
+    /* records that are all empty leave nothing for a block to hold (a
+     * block has at least one byte): only possible when every record is */
+    int rc = w->block_nrec && !w->block_fill
+                 ? nf__error(-EINVAL, "%s: every record is 0 bytes: a dataset holds at least "
+                             "one byte", w->out_dir)
+                 : flush_block(w);
     if (!rc && w->fd >= 0)
         rc = close_shard(w);
     if (!rc && w->m.records == 0)

@@ -130,8 +130,8 @@ static unsigned len_bucket(uint32_t n)
 
 static uint64_t len_upper(unsigned b)
 {
-    if (b < 4)
-        return b;
+    if (b < 8) /* 4 to 7 hold no length: len_bucket gives 4 to 7 buckets 8 to 11 */
+        return b < 4 ? b : 4;
     unsigned lg = b / 4;
     return (UINT64_C(1) << lg) + ((uint64_t)(b % 4 + 1) << (lg - 2));
 }
@@ -163,6 +163,8 @@ static int var_layout(struct numafeed_loader *L)
          * ring's size check with the numbers named */
         uint64_t left = B, cap = 0, t, exact;
         for (unsigned b = LEN_BUCKETS; b-- > 0 && left;) {
+            if (!hist[b])
+                continue;
             uint64_t take = hist[b] < left ? hist[b] : left;
             if (__builtin_mul_overflow(take, len_upper(b), &t) ||
                 __builtin_add_overflow(cap, t, &cap))
