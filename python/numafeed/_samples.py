@@ -46,7 +46,7 @@ def as_array(name, value):
 
 def _bfloat16_bits(a):
     """float values as bfloat16's bits (uint16), rounded to nearest even."""
-    u = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    u = np.array(a, dtype=np.float32, order="C").view(np.uint32).astype(np.uint64)
     return ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
 
 
@@ -249,4 +249,7 @@ def conform(field, value):
             raise ValueError(f"shape {list(a.shape)}; the field is {field.describe()}")
     elif a.shape != field.shape:
         raise ValueError(f"{field.dtype}{list(a.shape)}, the field is {field.describe()}")
-    return np.ascontiguousarray(a, dtype=STORED[field.dtype].newbyteorder("<"))
+    # np.ascontiguousarray would make a scalar 1-D, which numpy 2 refuses
+    # to store into a scalar field
+    a = np.asarray(a, dtype=STORED[field.dtype].newbyteorder("<"))
+    return a if a.flags.c_contiguous else a.copy(order="C")
