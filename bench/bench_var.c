@@ -10,14 +10,16 @@
  * and one copy per record per variable field; the target is >= 0.9x.
  *
  *   bench_var [--mib N] [--reps R] [--threads T] [--batch B] [--codec zstd|none]
- *             [--device cpu|cuda] [--dir DIR] [--reuse 1]
+ *             [--device cpu|cuda] [--dir DIR] [--reuse 1] [--json FILE]
  *
  * One machine-readable line per round and a summary:
  *   bench=var round=R fixed_gbps=F var_gbps=V ratio=V/F
+ * and with --json the same as one JSON object.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <jansson.h>
 
 #include "bench_common.h"
 #include "numafeed.h"
@@ -28,6 +30,7 @@ static size_t mib = 256;
 static int reps = 5, device = LOADER_DEVICE_CPU, codec = NUMAFEED_CODEC_ZSTD;
 static unsigned threads = 2, batch = 64;
 static int reuse; /* --reuse 1: keep datasets packed by an earlier run (profiling) */
+static const char *json_out; /* --json FILE */
 
 static void die(const char *what)
 {
@@ -134,6 +137,8 @@ static void args(int argc, char **argv, const char **dir)
             *dir = v;
         else if (!strcmp(k, "--reuse"))
             reuse = atoi(v);
+        else if (!strcmp(k, "--json"))
+            json_out = v;
         else {
             fprintf(stderr, "bench_var: unknown option %s\n", k);
             exit(2);
@@ -181,5 +186,22 @@ int main(int argc, char **argv)
            "fixed_gbps=%.3f var_gbps=%.3f ratio=%.3f\n", machine, mib, threads, batch,
            codec == NUMAFEED_CODEC_ZSTD ? "zstd" : "none",
            device == LOADER_DEVICE_CUDA ? "cuda" : "cpu", mf, mv, mv / mf);
+    if (json_out) {
+        json_t *rounds = json_array();
+        for (int r = 0; r < reps; r++)
+            json_array_append_new(rounds, json_pack("{s:f, s:f, s:f}", "fixed_gbps", f[r],
+                                                    "var_gbps", v[r], "ratio", v[r] / f[r]));
+        json_t *o = json_pack("{s:s, s:I, s:i, s:i, s:s, s:s, s:f, s:f, s:f, s:o}",
+                              "machine", machine, "mib", (json_int_t)mib, "threads",
+                              (int)threads, "batch", (int)batch, "codec",
+                              codec == NUMAFEED_CODEC_ZSTD ? "zstd" : "none", "device",
+                              device == LOADER_DEVICE_CUDA ? "cuda" : "cpu", "fixed_gbps", mf,
+                              "var_gbps", mv, "ratio", mv / mf, "rounds", rounds);
+        if (!o || json_dump_file(o, json_out, JSON_INDENT(1))) {
+            fprintf(stderr, "bench_var: cannot write %s\n", json_out);
+            return 1;
+        }
+        json_decref(o);
+    }
     return 0;
 }

@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 import time
@@ -66,14 +65,14 @@ def bench_memcpy(nbytes, reps=3):
 
 def bench_numafeed(binary, ds, epochs, batch, threads, extra=()):
     cmd = [binary, "bench", ds, "--epochs", str(epochs), "--batch-size", str(batch),
-           "--threads", str(threads), *extra]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    m = re.search(r"total: .* in ([0-9.]+) s: ([0-9.]+) GB/s", out)
-    p = re.search(r"wait p50 ([0-9.]+) us p99 ([0-9.]+) us", out)
-    return {"threads": threads, "io": extra[1] if extra else "auto",
-            "gbps": float(m.group(2)), "seconds": float(m.group(1)),
-            "wait_p50_us": float(p.group(1)), "wait_p99_us": float(p.group(2)),
-            "command": " ".join(cmd), "output": out}
+           "--threads", str(threads), "--device", "cpu", *extra]
+    j = json.loads(subprocess.run(cmd + ["--json", "-"], check=True, capture_output=True,
+                                  text=True).stdout)
+    p = j["pools"][0]
+    return {"threads": threads, "io": extra[1] if extra else "auto", "gbps": j["gbps"],
+            "seconds": j["seconds"], "wait_p50_us": p["wait_p50_us"],
+            "wait_p99_us": p["wait_p99_us"], "cores_busy": j["cores_busy"],
+            "command": " ".join(cmd)}
 
 
 class PerRecord:
@@ -149,7 +148,7 @@ def main():
     warm([raw] + [os.path.join(ds, f) for f in os.listdir(ds)])
     nbytes = a.records * a.record_bytes
 
-    res = {"machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} CPUs",
+    res = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
            "date": time.strftime("%Y-%m-%d"), "records": a.records,
            "record_bytes": a.record_bytes, "batch": a.batch, "epochs": a.epochs,
            "memcpy_gbps": bench_memcpy(nbytes)}
@@ -181,8 +180,6 @@ def main():
     res["ratio_vs_memcpy"] = best_nf["gbps"] / res["memcpy_gbps"]
     print(f"numafeed best / bare memcpy       {res['ratio_vs_memcpy']:8.2f}")
     if a.json:
-        for r in res["numafeed"]:
-            r.pop("output")
         with open(a.json, "w") as f:
             json.dump(res, f, indent=1)
     return 0

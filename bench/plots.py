@@ -1,0 +1,233 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""Plots and markdown tables of the benchmarks' JSON, for docs/ and the README.
+
+    python3 bench/plots.py --gpu-bench docs/results/gpu-bench-h200-2026-11-30.json \\
+        --multi-gpu docs/results/multi-gpu-h200x4-t14-stream-2026-11-27.json \\
+        --jpeg docs/results/jpeg-h200-2026-11-30.json --out docs/img --tables
+
+Each input is optional; each gives one PNG under --out:
+  --gpu-bench  bench/gpu_bench.py's JSON: throughput.png, numafeed against
+               torch's DataLoader (its best worker count) and the ceilings
+               (pinned host-to-device copy, bare multi-thread zstd decode)
+               per workload;
+  --multi-gpu  bench/multi_gpu.py's JSON: scaling.png, GB/s with 1, 2 and 4
+               GPUs, one process serving them all and one process per GPU,
+               against the pinned copies of all GPUs at once;
+  --jpeg       examples/train_jpeg.py bench's JSON: jpeg.png, images/s of
+               each pipeline;
+  --tokens     examples/train_tokens.py's loss curves (JSON lines), as
+               LABEL=FILE,LABEL=FILE: tokens.png, the training loss (mean
+               of every 25 steps) of each.
+--tables prints the matching markdown tables on standard output.
+Needs matplotlib (Debian: python3-matplotlib; scripts/install-deps --bench).
+"""
+import argparse
+import json
+import os
+import sys
+
+
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def best(rows, key="gbps"):
+    rows = [r for r in rows if key in r]
+    return max(rows, key=lambda r: r[key]) if rows else None
+
+
+def throughput_rows(gb):
+    """(workload, numafeed, best DataLoader and its workers, H2D, zstd) per workload."""
+    out = []
+    for w in gb["workloads"]:
+        nf = best(w["numafeed"])
+        dl = best(w.get("dataloader", []))
+        zstd = None
+        if "ceiling_zstd_nocheck" in w:
+            z = w["ceiling_zstd_nocheck"].get(str(nf["threads"]),
+                                              w["ceiling_zstd_nocheck"].get(nf["threads"]))
+            zstd = z if z == z else None  # nan: no zstd blocks
+        out.append({"name": w["name"], "numafeed": nf["gbps"], "threads": nf["threads"],
+                    "dataloader": dl["gbps"] if dl else None,
+                    "workers": dl["workers"] if dl else None, "h2d": w["ceiling_h2d_gbps"],
+                    "zstd": zstd, "wait_p99_us": w.get("numafeed_ahead", {}).get(
+                        "after_first_p99_us")})
+    return out
+
+
+def plot_throughput(gb, path, plt):
+    rows = throughput_rows(gb)
+    series = [("numafeed", "numafeed", "#1f77b4"),
+              ("dataloader", "torch DataLoader (best workers)", "#ff7f0e"),
+              ("h2d", "ceiling: pinned H2D copy", "#7f7f7f"),
+              ("zstd", "ceiling: CPU zstd decode, same threads", "#bcbd22")]
+    fig, ax = plt.subplots(figsize=(8, 1.6 + 1.1 * len(rows)))
+    h = 0.8 / len(series)
+    for k, (key, label, color) in enumerate(series):
+        ys = [i + (k - (len(series) - 1) / 2) * h for i in range(len(rows))]
+        vals = [r[key] or 0 for r in rows]
+        bars = ax.barh(ys, vals, height=h, color=color, label=label)
+        for b, r in zip(bars, rows):
+            if r[key]:
+                ax.text(b.get_width(), b.get_y() + b.get_height() / 2, f" {r[key]:.1f}",
+                        va="center", fontsize=7)
+    ax.set_yticks(range(len(rows)), [r["name"] for r in rows])
+    ax.invert_yaxis()
+    ax.set_xlabel("GB/s delivered to the GPU (higher is better)")
+    ax.set_title(f"One {gb.get('gpu', 'GPU')}, {gb.get('cpus', '?')} CPUs, {gb['date'][:10]}",
+                 fontsize=9)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_scaling(mg, path, plt):
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    colors = ["#1f77b4", "#ff7f0e", "#2ca02c"]
+    for c, w in zip(colors, mg["workloads"]):
+        counts = [1] + sorted(int(k) for k in w["counts"])
+        one = [w["one_gpu"]["gbps"]] + [w["counts"][str(k)]["one_process"]["gbps"]
+                                        for k in counts[1:]]
+        per = [w["one_gpu"]["gbps"]] + [sum(p["gbps"] for p in
+                                            w["counts"][str(k)]["per_gpu_processes"])
+                                        for k in counts[1:]]
+        ax.plot(counts, one, "o-", color=c, label=f"{w['name']}: one process")
+        ax.plot(counts, per, "s--", color=c, label=f"{w['name']}: one process per GPU")
+        if w.get("h2d_together"):
+            ax.axhline(sum(w["h2d_together"]), color=c, alpha=0.3, lw=1)
+    ax.set_xticks([1, 2, 4])
+    ax.set_xlabel("GPUs served")
+    ax.set_ylabel("GB/s, all GPUs together")
+    ax.set_title(f"{mg.get('gpus', '?')} GPUs of one host, {mg.get('threads_per_pool', '?')} "
+                 f"threads per pool, {mg['date'][:10]} (faint lines: pinned copies of all "
+                 f"GPUs at once)", fontsize=8)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_jpeg(jp, path, plt):
+    runs = jp["runs"]
+    fig, ax = plt.subplots(figsize=(7, 0.6 + 0.45 * len(runs)))
+    names = [r["pipeline"] for r in runs]
+    vals = [r["images_per_s"] for r in runs]
+    colors = ["#7f7f7f" if "ceiling" in n or "in memory" in n else "#1f77b4" if "numafeed" in n else "#ff7f0e"
+              for n in names]
+    bars = ax.barh(range(len(runs)), vals, color=colors)
+    for b, v in zip(bars, vals):
+        ax.text(b.get_width(), b.get_y() + b.get_height() / 2, f" {v:,.0f}", va="center",
+                fontsize=7)
+    ax.set_yticks(range(len(runs)), names, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("images/s, 224x224 normalised on the GPU (higher is better)")
+    m = jp.get("machine", {})
+    ax.set_title(f"JPEG classification input, {m.get('gpu', 'GPU')}, {m.get('cpus', '?')} CPUs, "
+                 f"{jp['date']}", fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def read_curve(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def plot_tokens(spec, path, plt):
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for item in spec.split(","):
+        label, f = item.split("=", 1)
+        pts = read_curve(f)
+        k = 25
+        xs = [pts[i + k - 1]["step"] for i in range(0, len(pts) - k + 1, k)]
+        ys = [sum(p["loss"] for p in pts[i:i + k]) / k for i in range(0, len(pts) - k + 1, k)]
+        ax.plot(xs, ys, label=label)
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss (mean of 25 steps)")
+    ax.set_title("examples/train_tokens.py: the same model, two ways to draw batches",
+                 fontsize=8)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def fmt(v, nd=2):
+    return "-" if v is None else f"{v:.{nd}f}"
+
+
+def tables(args):
+    if args.gpu_bench:
+        gb = load(args.gpu_bench)
+        print(f"One {gb.get('gpu')}, {gb.get('cpus')} CPUs, {gb['date']}:\n")
+        print("| workload | numafeed GB/s | best DataLoader GB/s | numafeed / DataLoader "
+              "| pinned H2D GB/s | numafeed / H2D | CPU zstd decode GB/s | numafeed / decode "
+              "| wait p99 when ahead |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        for r in throughput_rows(gb):
+            dl = r["dataloader"]
+            print(f"| {r['name']} | {r['numafeed']:.2f} ({r['threads']} threads) | "
+                  f"{fmt(dl)} ({r['workers']} workers) | "
+                  f"{fmt(r['numafeed'] / dl if dl else None, 1)}x | {r['h2d']:.2f} | "
+                  f"{r['numafeed'] / r['h2d']:.2f} | {fmt(r['zstd'])} | "
+                  f"{fmt(r['numafeed'] / r['zstd'] if r['zstd'] else None)} | "
+                  f"{fmt(r['wait_p99_us'], 1)} us |")
+        print()
+    if args.jpeg:
+        jp = load(args.jpeg)
+        print("| pipeline | images/s |")
+        print("| --- | --- |")
+        for r in jp["runs"]:
+            print(f"| {r['pipeline']} | {r['images_per_s']:,.0f} |")
+        print(f"\nnumafeed / best DataLoader {jp['numafeed_over_best_dataloader']:.2f}x; "
+              f"/ decode alone {jp['numafeed_over_decode_ceiling']:.2f}\n")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 epilog=__doc__.split("\n", 2)[2],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--gpu-bench")
+    ap.add_argument("--multi-gpu")
+    ap.add_argument("--jpeg")
+    ap.add_argument("--tokens", help="LABEL=FILE,LABEL=FILE of loss curves")
+    ap.add_argument("--out", default="docs/img")
+    ap.add_argument("--tables", action="store_true")
+    args = ap.parse_args()
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        sys.exit("plots.py: matplotlib is missing (Debian: apt install python3-matplotlib, "
+                 "or scripts/install-deps --bench)")
+    os.makedirs(args.out, exist_ok=True)
+    made = []
+    if args.gpu_bench:
+        made.append(os.path.join(args.out, "throughput.png"))
+        plot_throughput(load(args.gpu_bench), made[-1], plt)
+    if args.multi_gpu:
+        made.append(os.path.join(args.out, "scaling.png"))
+        plot_scaling(load(args.multi_gpu), made[-1], plt)
+    if args.jpeg:
+        made.append(os.path.join(args.out, "jpeg.png"))
+        plot_jpeg(load(args.jpeg), made[-1], plt)
+    if args.tokens:
+        made.append(os.path.join(args.out, "tokens.png"))
+        plot_tokens(args.tokens, made[-1], plt)
+    if args.tables:
+        tables(args)
+    for m in made:
+        print(f"wrote {m}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
