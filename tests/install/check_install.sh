@@ -21,6 +21,13 @@ cmake -S "$src_dir/examples" -B "$prefix/ex" -G Ninja -DCMAKE_PREFIX_PATH="$pref
 cmake --build "$prefix/ex" >/dev/null
 LD_LIBRARY_PATH="$prefix/lib" "$prefix/ex/print_topology" | grep -q '^numafeed '
 "$prefix/ex/print_topology_static" | grep -q '^numafeed '
+# the README's C example over a small dataset, in host memory (no GPU here)
+head -c 65536 /dev/urandom > "$prefix/raw.bin"
+"$build_dir/src/cli/numafeed" pack --quiet --out "$prefix/ds" --record-bytes 256 "$prefix/raw.bin"
+LD_LIBRARY_PATH="$prefix/lib" "$prefix/ex/read_batches" "$prefix/ds" 2 64 > "$prefix/read.txt"
+grep -q '^field data: uint8, 16384 bytes in this batch' "$prefix/read.txt"
+[ "$(grep -c '^epoch [01]: 256 records$' "$prefix/read.txt")" = 2 ] ||
+  { echo "read_batches: not 256 records in each of 2 epochs:" >&2; cat "$prefix/read.txt" >&2; exit 1; }
 PKG_CONFIG_PATH="$prefix/lib/pkgconfig" \
   cc "$src_dir/examples/print_topology.c" -o "$prefix/pc_dynamic" $(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags --libs numafeed)
 LD_LIBRARY_PATH="$prefix/lib" "$prefix/pc_dynamic" | grep -q '^numafeed '
