@@ -62,7 +62,8 @@ extern "C" {
     X(CUDA, 7, "CUDA runtime failure")                                            \
     X(NOCUDA, 8, "CUDA runtime not compiled in or no driver")                     \
     X(CONFIG, 9, "invalid configuration")                                         \
-    X(DONE, 10, "every configured epoch was delivered")
+    X(DONE, 10, "every configured epoch was delivered")                           \
+    X(NVCOMP, 11, "nvCOMP missing or unusable")
 
 enum numafeed_errno {
 #define NUMAFEED_X_ENUM(name, off, msg) NUMAFEED_E##name = NUMAFEED_ERRNO_BASE - (off),
