@@ -248,6 +248,9 @@ int nf__gpu_kernels(const char **why);
 int nf__cuda_event_create_timed(void **event);
 int nf__cuda_event_elapsed_ns(void *start, void *end, uint64_t *ns);
 int nf__cuda_memcpy_d2h(void *dst, const void *src, size_t len, void *stream);
+/* fn(arg) with device dev current, the caller's current device restored
+ * after: fn's result, or the CUDA error of switching. */
+int nf__cuda_on_device(int dev, int (*fn)(void *arg), void *arg);
 /* Synchronous copy from device memory on device dev, the caller's current
  * device left as it was (the public loader_field_to_host). */
 int nf__cuda_copy_to_host(int dev, void *dst, const void *src, size_t len);
