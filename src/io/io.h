@@ -537,6 +537,12 @@ int nf__pipe_submit_stored(struct nf_pipe *p, uint32_t gblock, uint64_t tag, voi
                            size_t dst_len);
 /* Hand submitted reads to the kernel without waiting. */
 int nf__pipe_flush(struct nf_pipe *p);
+/* Decode and verify block gblock's stored bytes at src (as
+ * nf__pipe_submit_stored delivered them) with this pipe's CPU decoder, into
+ * scratch memory: 0 when they are sound, else exactly the error (code and
+ * message) the CPU path gives for them. For a decoder elsewhere that found
+ * the block bad: its verdict in the CPU path's words. */
+int nf__pipe_check_stored(struct nf_pipe *p, uint32_t gblock, const void *src);
 /* The next finished block, in completion order (reads) or submission order
  * (mapped). -EINVAL when nothing is in flight. */
 int nf__pipe_next(struct nf_pipe *p, struct nf_block_done *done);

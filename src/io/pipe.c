@@ -418,6 +418,20 @@ int nf__pipe_next(struct nf_pipe *p, struct nf_block_done *d)
     return 0;
 }
 
+int nf__pipe_check_stored(struct nf_pipe *p, uint32_t g, const void *src)
+{
+    uint32_t shard, blk;
+    const struct nf_block_info *bi = nf__dataset_block(p->ds, g, &shard, &blk);
+    if (!bi)
+        return nf__error(-EINVAL, "no global block %u", g);
+    uint8_t *scratch = malloc(bi->decoded_size ? bi->decoded_size : 1);
+    if (!scratch)
+        return nf__error(-ENOMEM, "out of memory for a block of %u bytes", bi->decoded_size);
+    int rc = nf__reader_decode(p->reader, shard, blk, src, scratch, bi->decoded_size);
+    free(scratch);
+    return rc;
+}
+
 void nf__pipe_release(struct nf_pipe *p, const struct nf_block_done *d)
 {
     p->free_list[p->nfree++] = d->buf_;

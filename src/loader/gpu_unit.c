@@ -15,8 +15,9 @@
  *      batched zstd decode into the arena, the verify kernel, the gather
  *      kernel, the verdicts back; wait for them;
  *   5. a verdict that is not OK fails the unit with the CPU path's typed
- *      error for that block; otherwise count the records (publishing the
- *      batches they complete).
+ *      error for that block (the CPU checks the block once more to say
+ *      it); otherwise count the records (publishing the batches they
+ *      complete).
  * The window path does 1-4 without the gather, then gathers batch by batch,
  * each after its slot is free.
  */
@@ -194,24 +195,35 @@ static uint64_t list_copies(struct worker *w, const struct unit *un, const struc
     return n;
 }
 
-/* A block the GPU found bad, in the CPU path's words and codes. */
-static int block_error(struct worker *w, uint32_t k, const struct nf_gpu_result *r)
+/* A block the GPU found bad. Its stored bytes are still in the staging:
+ * the CPU decodes and verifies them once more, so that the error is
+ * exactly decode cpu's (code and words: nvCOMP may turn a damaged frame
+ * into wrong bytes where zstd reports the damage). Should the CPU find
+ * them sound, the GPU's verdict stands, said as such. */
+static int block_error(struct worker *w, const struct nf_gunit *u, uint32_t k,
+                       const struct nf_gpu_result *r)
 {
     const struct numafeed_loader *L = w->pool->L;
+    struct gpu_worker *g = w->gpu;
+    int rc = nf__pipe_check_stored(w->pipe, w->blocks[k],
+                                   g->host + u->stored_off + g->blk[k].in_off);
+    if (rc)
+        return rc;
     uint32_t shard, blk;
     const struct nf_block_info *bi = nf__dataset_block(L->ds, w->blocks[k], &shard, &blk);
     const char *path = nf__dataset_shard_path(L->ds, shard);
     unsigned long long off = (unsigned long long)bi->offset;
     if (r->code == NF_GPU_HASH)
-        return nf__error(NUMAFEED_ECHECKSUM, "%s: block %u at offset %llu: decoded bytes hash to "
-                         "%016llx, the index says %016llx (decoded on the GPU)", path, blk, off,
-                         (unsigned long long)r->value, (unsigned long long)bi->xxh3);
+        return nf__error(NUMAFEED_ECHECKSUM, "%s: block %u at offset %llu: decoded on the GPU, "
+                         "its bytes hash to %016llx, the index says %016llx (the CPU decodes "
+                         "it soundly)", path, blk, off, (unsigned long long)r->value,
+                         (unsigned long long)bi->xxh3);
     if (r->code == NF_GPU_SIZE)
-        return nf__error(NUMAFEED_ECORRUPT, "%s: block %u at offset %llu: zstd produced %llu "
-                         "bytes, the index says %u (nvCOMP)", path, blk, off,
+        return nf__error(NUMAFEED_ECORRUPT, "%s: block %u at offset %llu: nvCOMP produced %llu "
+                         "bytes, the index says %u (the CPU decodes it soundly)", path, blk, off,
                          (unsigned long long)r->value, bi->decoded_size);
     return nf__error(NUMAFEED_ECORRUPT, "%s: block %u at offset %llu: nvCOMP could not decode "
-                     "the zstd frame: %s (status %d)", path, blk, off,
+                     "the zstd frame: %s (status %d; the CPU decodes it soundly)", path, blk, off,
                      nf__nvcomp_status_string(nf__nvcomp(), (int)r->value), (int)r->value);
 }
 
@@ -271,7 +283,7 @@ static int decode(struct worker *w, const struct nf_gunit *u, uint64_t ncopies)
                                                                           s->host_res_off);
     for (uint32_t k = 0; !rc && k < u->nb; k++)
         if (v[k].code != NF_GPU_OK)
-            rc = block_error(w, k, &v[k]);
+            rc = block_error(w, u, k, &v[k]);
     if (!rc)
         atomic_fetch_add_explicit(&w->pool->st_blocks, u->nb, memory_order_relaxed);
     return rc;

@@ -1,22 +1,29 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * decode gpu end to end on a machine without a GPU: the CUDA runtime, the
- * kernels and nvCOMP are replaced at link time (--wrap) by host stand-ins
- * (device memory is host memory, a copy is memcpy, every stream runs each
- * call at once, nvCOMP is libzstd, the verify kernel is libxxhash). Every
- * line of the loader's GPU path then runs as it does on a GPU: the
- * bounds, the placement, the header, the gather lists, the verdicts, the
- * typed errors, the slots, publishing. What it cannot show is what only
- * a GPU has (concurrency between streams, the kernels themselves: their
- * arithmetic is test_xxh3_lanes', their runs test_gpu_decode's).
+ * decode gpu end to end, built twice from this file:
+ *
+ *   test_gpu_decode    on a real GPU with nvCOMP 6 (label gpu; skips, 77,
+ *                      without a device, or without nvCOMP unless
+ *                      $NUMAFEED_NVCOMP is set, when its absence fails);
+ *                      also run under compute-sanitizer memcheck and
+ *                      racecheck (NF_GPU_TEST_QUICK=1 makes it short);
+ *   test_gpu_emulated  anywhere: the CUDA runtime, the kernels and nvCOMP
+ *                      replaced at link time (--wrap) by host stand-ins
+ *                      (device memory is host memory, a copy is memcpy,
+ *                      every stream runs each call at once, nvCOMP is
+ *                      libzstd, the verify kernel libxxhash). Every line of
+ *                      the loader's GPU path runs as on a GPU; what only a
+ *                      GPU has (streams overlapping, the kernels
+ *                      themselves) is the real build's to show.
  *
  * Checked: batch for batch, every record id, offset and value byte equals
  * host-mode decode cpu's, for fixed and variable fields, both worker paths,
- * 1 and 3 threads, pread and mmap; decode cpu on the (emulated) CUDA path
- * too; a damaged zstd block and a damaged raw block give the same typed
- * error at the same batch as decode cpu, naming shard and block; and the
- * choice: auto picks the GPU here, and falls back to the CPU, saying why,
- * without nvCOMP, for a raw dataset, over max_gpu_decode_bytes.
+ * several thread counts, pread and mmap; decode cpu on the CUDA path too; a
+ * damaged zstd block and a damaged raw block give exactly decode cpu's
+ * typed error (code and message, naming shard and block) at the same
+ * batch; and the choice: auto picks the GPU, and falls back to the CPU,
+ * saying why, for host batches, a raw dataset, over max_gpu_decode_bytes,
+ * and (emulated) without nvCOMP.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -29,9 +36,18 @@
 #include "internal.h"
 #include "pin/pin.h"
 
+#ifdef NF_GPU_EMULATED
+enum { EMULATED = 1 };
+#else
+#include <cuda_runtime_api.h>
+enum { EMULATED = 0 };
+#endif
+
+static int no_nvcomp; /* emulated: nf__nvcomp_load fails, as without the library */
+
+#ifdef NF_GPU_EMULATED
 /* ---- the stand-ins ------------------------------------------------------ */
 
-static int no_nvcomp;     /* nf__nvcomp_load fails, as without the library */
 static int dummy_handle;
 static struct nf_nvcomp fake_lib = {.version = 6000, .cudart_version = 13000,
                                     .path = "/emulated/libnvcomp.so.6"};
@@ -155,12 +171,15 @@ const char *__wrap_nf__nvcomp_status_string(const struct nf_nvcomp *l, int s)
     (void)l; (void)s;
     return "emulated: cannot decompress";
 }
+#endif /* NF_GPU_EMULATED */
 
 /* ---- datasets ----------------------------------------------------------- */
 
 static char *base, *fixed_ds, *var_ds, *raw_ds;
 
-enum { NFIX = 3000, RB = 1024, NVAR = 1500 };
+/* the real GPU gets more blocks, so that several workers' units overlap */
+enum { NFIX = EMULATED ? 3000 : 20000, RB = 1024, NVAR = EMULATED ? 1500 : 6000 };
+static int quick; /* NF_GPU_TEST_QUICK: one small run of each kind, for the sanitizers */
 
 /* Records compress, except those of every fifth 16-record stretch:
  * noise, which the writer stores raw, so blocks of both codecs meet. */
@@ -263,7 +282,8 @@ static int create(const struct run *r, loader_t **L)
     int zero = 0, node = 0;
     c.gpus = &zero;
     c.ngpus = 1;
-    c.node_override = &node; /* no GPU in this machine's sysfs */
+    if (EMULATED)
+        c.node_override = &node; /* no GPU in this machine's sysfs */
     return loader_create(&c, L);
 }
 
@@ -275,14 +295,33 @@ static loader_t *make(const struct run *r)
     return L;
 }
 
-/* A field's values as delivered: the host slot, or the (emulated) device. */
-static const uint8_t *values(const struct loader_field *f)
+/* Field f's values on the host: the slot's, or a copy from the device
+ * (decode gpu keeps none on the host), into *buf (freed by the caller). */
+static const uint8_t *values(loader_t *L, const struct loader_batch *b, unsigned f,
+                             uint8_t **buf)
 {
-    return f->host ? f->host : f->device;
+    const struct loader_field *v = &b->fields[f];
+    *buf = NULL;
+    if (v->host)
+        return v->host;
+    *buf = malloc(v->values_bytes ? (size_t)v->values_bytes : 1);
+    assert_int_equal(loader_field_to_host(L, b, f, *buf, (size_t)v->values_bytes), 0);
+    return *buf;
+}
+
+/* A variable field's offsets as the device has them. */
+static void device_offsets(const struct loader_field *v, int64_t *out, size_t n)
+{
+#ifdef NF_GPU_EMULATED
+    memcpy(out, v->offsets_device, n);
+#else
+    assert_int_equal(cudaMemcpy(out, v->offsets_device, n, cudaMemcpyDeviceToHost), cudaSuccess);
+#endif
 }
 
 /* Batch for batch: ids, offsets (host and device) and value bytes. */
-static void same_batch(const struct loader_batch *a, const struct loader_batch *b)
+static void same_batch(loader_t *A, const struct loader_batch *a, loader_t *B,
+                       const struct loader_batch *b)
 {
     assert_int_equal(a->records, b->records);
     assert_int_equal(a->index, b->index);
@@ -291,13 +330,21 @@ static void same_batch(const struct loader_batch *a, const struct loader_batch *
     for (unsigned f = 0; f < a->nfields; f++) {
         const struct loader_field *x = &a->fields[f], *y = &b->fields[f];
         assert_int_equal(x->values_bytes, y->values_bytes);
-        if (memcmp(values(x), values(y), (size_t)x->values_bytes))
+        uint8_t *bx, *by;
+        const uint8_t *vx = values(A, a, f, &bx), *vy = values(B, b, f, &by);
+        if (memcmp(vx, vy, (size_t)x->values_bytes))
             fail_msg("batch %llu field %s: values differ", (unsigned long long)a->index, x->name);
+        free(bx);
+        free(by);
         if (x->kind != LOADER_FIELD_FIXED) {
             size_t n = (a->records + 1) * sizeof(int64_t);
             assert_memory_equal(x->offsets, y->offsets, n);
-            if (y->offsets_device)
-                assert_memory_equal(x->offsets, y->offsets_device, n);
+            if (y->offsets_device) {
+                int64_t *dev = malloc(n);
+                device_offsets(y, dev, n);
+                assert_memory_equal(x->offsets, dev, n);
+                free(dev);
+            }
         }
     }
 }
@@ -321,15 +368,9 @@ static uint64_t lockstep(const struct run *ref, const struct run *got, int epoch
             rb = loader_next(B, 0, &b, 30000);
             if (rb)
                 fail_msg("loader_next: %s: %s", numafeed_err_name(rb), nf_loader_error(B));
-            same_batch(&a, &b);
-            if (got->decode == LOADER_DECODE_GPU && b.fields[0].kind == LOADER_FIELD_FIXED) {
+            same_batch(A, &a, B, &b);
+            if (got->decode == LOADER_DECODE_GPU)
                 assert_null(b.fields[0].host);
-                uint8_t *back = malloc(b.fields[0].values_bytes);
-                assert_int_equal(loader_field_to_host(B, &b, 0, back, b.fields[0].values_bytes),
-                                 0);
-                assert_memory_equal(back, values(&a.fields[0]), a.fields[0].values_bytes);
-                free(back);
-            }
             assert_int_equal(loader_release(A, &a), 0);
             assert_int_equal(loader_release(B, &b), 0);
         }
@@ -352,9 +393,11 @@ static uint64_t lockstep(const struct run *ref, const struct run *got, int epoch
 static void matrix(const char *dir, uint64_t big_window)
 {
     int ios[] = {LOADER_IO_PREAD, LOADER_IO_MMAP};
-    for (int i = 0; i < 2; i++)
-        for (uint32_t t = 1; t <= 3; t += 2)
+    uint32_t threads[] = {1, 3, 8};
+    for (int i = 0; i < (quick ? 1 : 2); i++)
+        for (int ti = quick ? 1 : 0; ti < (quick ? 2 : EMULATED ? 2 : 3); ti++)
             for (int path = 0; path < 2; path++) {
+                uint32_t t = threads[ti];
                 /* path 1: a two-slot ring and large windows, every unit
                  * built batch by batch (the window path) */
                 struct run ref = {dir, LOADER_DEVICE_CPU, LOADER_DECODE_CPU, ios[i], t,
@@ -362,10 +405,10 @@ static void matrix(const char *dir, uint64_t big_window)
                 struct run gpu = ref;
                 gpu.device = LOADER_DEVICE_CUDA;
                 gpu.decode = LOADER_DECODE_GPU;
-                uint64_t windowed = lockstep(&ref, &gpu, 2);
+                uint64_t windowed = lockstep(&ref, &gpu, quick ? 1 : 2);
                 if (path)
                     assert_true(windowed > 0);
-                if (i == 0 && path == 0) { /* decode cpu on the CUDA path, staged */
+                if (i == 0 && path == 0 && !quick) { /* decode cpu on the CUDA path, staged */
                     struct run staged = ref;
                     staged.device = LOADER_DEVICE_CUDA;
                     lockstep(&ref, &staged, 1);
@@ -387,8 +430,8 @@ static void test_variable(void **state)
 
 /* ---- damage ------------------------------------------------------------- */
 
-/* A copy of dir with one byte of global block g flipped in its stored
- * bytes (at `where` of them); *codec gets the block's codec. */
+/* A copy of dir with one byte in the middle of the stored bytes of a
+ * block of codec want_codec flipped; *g_out is that block (global). */
 static char *damaged(const char *dir, const char *name, int want_codec, uint32_t *g_out)
 {
     numafeed_dataset *ds;
@@ -437,7 +480,7 @@ static void damage(int codec)
 {
     uint32_t g;
     char *d = damaged(fixed_ds, codec == NUMAFEED_BLOCK_ZSTD ? "dz" : "dr", codec, &g);
-    for (uint32_t t = 1; t <= 3; t += 2) {
+    for (uint32_t t = quick ? 3 : 1; t <= 3; t += 2) {
         struct run cpu = {d, LOADER_DEVICE_CPU, LOADER_DECODE_CPU, LOADER_IO_PREAD, t, 0, 0, 0, 0};
         struct run gpu = cpu;
         gpu.device = LOADER_DEVICE_CUDA;
@@ -452,14 +495,10 @@ static void damage(int codec)
         assert_true(rc == NUMAFEED_ECORRUPT || rc == NUMAFEED_ECHECKSUM);
         assert_int_equal(rg, rc);
         assert_int_equal(bg, bc);
-        /* both name the same shard and block */
-        const char *at = strstr(mc, ": block ");
-        assert_non_null(at);
-        const char *end = strstr(at, " at offset ");
-        assert_non_null(end);
-        char where[256];
-        snprintf(where, sizeof(where), "%.*s", (int)(end - mc), mc);
-        assert_non_null(strstr(mg, where));
+        /* the very same words: shard, block, offset and what was wrong */
+        assert_string_equal(mg, mc);
+        assert_non_null(strstr(mc, "shard-"));
+        assert_non_null(strstr(mc, ": block "));
     }
     (void)g;
     nf_rmtree(d);
@@ -529,14 +568,16 @@ static void test_choice(void **state)
     assert_int_equal(create(&r, &L), NUMAFEED_ECONFIG);
     assert_non_null(strstr(numafeed_last_error(), "max_gpu_decode_bytes"));
 
-    no_nvcomp = 1;
-    r = (struct run){fixed_ds, LOADER_DEVICE_AUTO, LOADER_DECODE_AUTO, 0, 2, 0, 0, 0, 0};
-    info(&r, &pi);
-    assert_string_equal(pi.decode, "cpu");
-    assert_non_null(strstr(pi.decode_why, "nvCOMP 6 not found"));
-    r.decode = LOADER_DECODE_GPU;
-    assert_int_equal(create(&r, &L), NUMAFEED_ENVCOMP);
-    no_nvcomp = 0;
+    if (EMULATED) {
+        no_nvcomp = 1;
+        r = (struct run){fixed_ds, LOADER_DEVICE_AUTO, LOADER_DECODE_AUTO, 0, 2, 0, 0, 0, 0};
+        info(&r, &pi);
+        assert_string_equal(pi.decode, "cpu");
+        assert_non_null(strstr(pi.decode_why, "nvCOMP 6 not found"));
+        r.decode = LOADER_DECODE_GPU;
+        assert_int_equal(create(&r, &L), NUMAFEED_ENVCOMP);
+        no_nvcomp = 0;
+    }
 
     struct loader_config c;
     loader_config_init(&c);
@@ -569,6 +610,22 @@ static int teardown(void **state)
 
 int main(void)
 {
+    quick = getenv("NF_GPU_TEST_QUICK") != NULL;
+    if (!EMULATED) {
+        int n = numafeed_cuda_device_count();
+        if (n <= 0) {
+            printf("# skipped: no GPU: %s\n", numafeed_last_error());
+            return NF_TEST_SKIP;
+        }
+        if (nf__nvcomp_load()) {
+            printf("# %s: %s\n", getenv(NF_NVCOMP_ENV) ? "failed" : "skipped",
+                   numafeed_last_error());
+            return getenv(NF_NVCOMP_ENV) ? 1 : NF_TEST_SKIP;
+        }
+        char d[NF_NVCOMP_PATH + 64];
+        nf__nvcomp_describe(nf__nvcomp(), d, sizeof(d));
+        printf("# %s\n", d);
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fixed),
         cmocka_unit_test(test_variable),
