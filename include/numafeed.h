@@ -134,6 +134,18 @@ NUMAFEED_API int numafeed_cuda_device_count(void);
  */
 NUMAFEED_API int numafeed_cuda_init_context(int ordinal);
 
+/*
+ * A benchmark's stand-in for a training step: queue on `stream` (a
+ * cudaStream_t; NULL for the legacy default stream of GPU `ordinal`) a
+ * kernel that keeps every SM of that GPU busy for about ns nanoseconds
+ * (ns 0 queues nothing); then, when wait is 1, block until everything
+ * queued on that stream has run. The calling thread's current device is
+ * left as it was. Returns 0; NUMAFEED_ENOCUDA as
+ * numafeed_cuda_device_count() (also when this build has no GPU kernels);
+ * NUMAFEED_ECUDA. Thread-safe. `numafeed bench --gpu-step-us` uses it.
+ */
+NUMAFEED_API int numafeed_cuda_spin(int ordinal, uint64_t ns, void *stream, int wait);
+
 /* ------------------------------------------------------------------------ */
 /* The launcher: which GPU and which part of the data                       */
 /* ------------------------------------------------------------------------ */

@@ -395,13 +395,17 @@ int nf__gpu_gather(const struct nf_gpu_copy *copies, uint32_t n, void *stream)
     return launched(nf__gpu_gather_launch(copies, n, stream), "gather kernel launch");
 }
 
-int nf__gpu_busy(int dev, uint64_t ns, void *stream)
+int nf__gpu_busy(int dev, uint64_t ns, void *stream, int wait)
 {
     int prev = -1;
     CU(cudaGetDevice(&prev));
     if (prev != dev)
         CU(cudaSetDevice(dev));
-    int rc = launched(nf__gpu_busy_launch(ns, stream), "busy kernel launch");
+    int rc = ns ? launched(nf__gpu_busy_launch(ns, stream), "busy kernel launch") : 0;
+    if (!rc && wait) {
+        cudaError_t e = cudaStreamSynchronize((cudaStream_t)stream);
+        rc = e == cudaSuccess ? 0 : cuda_fail(e, "cudaStreamSynchronize");
+    }
     if (prev != dev)
         cudaSetDevice(prev);
     return rc;
@@ -424,9 +428,9 @@ int nf__gpu_gather(const struct nf_gpu_copy *c, uint32_t n, void *s)
     (void)c; (void)n; (void)s;
     return nf__error(NUMAFEED_ENOCUDA, "%s", no_kernels);
 }
-int nf__gpu_busy(int dev, uint64_t ns, void *s)
+int nf__gpu_busy(int dev, uint64_t ns, void *s, int wait)
 {
-    (void)dev; (void)ns; (void)s;
+    (void)dev; (void)ns; (void)s; (void)wait;
     return nf__error(NUMAFEED_ENOCUDA, "%s", no_kernels);
 }
 #endif
@@ -534,9 +538,9 @@ int nf__gpu_gather(const struct nf_gpu_copy *c, uint32_t n, void *s)
     (void)c; (void)n; (void)s;
     return off();
 }
-int nf__gpu_busy(int dev, uint64_t ns, void *s)
+int nf__gpu_busy(int dev, uint64_t ns, void *s, int wait)
 {
-    (void)dev; (void)ns; (void)s;
+    (void)dev; (void)ns; (void)s; (void)wait;
     return off();
 }
 
@@ -552,14 +556,27 @@ int numafeed_cuda_device_count(void)
     return n;
 }
 
-int numafeed_cuda_init_context(int ordinal)
+/* 0 when ordinal names a usable GPU; counting first gives the reason in
+ * words when there is none. */
+static int usable(int ordinal)
 {
-    /* counting first gives the reason in words when there is no GPU */
     int n = nf__cuda_device_count();
     if (n < 0)
         return n;
     if (ordinal < 0 || ordinal >= n)
         return nf__error(-EINVAL, "CUDA ordinal %d: %d GPU%s visible", ordinal, n,
                          n == 1 ? " is" : "s are");
-    return nf__cuda_init_context(ordinal);
+    return 0;
+}
+
+int numafeed_cuda_spin(int ordinal, uint64_t ns, void *stream, int wait)
+{
+    int rc = usable(ordinal);
+    return rc ? rc : nf__gpu_busy(ordinal, ns, stream, wait);
+}
+
+int numafeed_cuda_init_context(int ordinal)
+{
+    int rc = usable(ordinal);
+    return rc ? rc : nf__cuda_init_context(ordinal);
 }
