@@ -177,9 +177,11 @@ const char *__wrap_nf__nvcomp_status_string(const struct nf_nvcomp *l, int s)
 
 static char *base, *fixed_ds, *var_ds, *raw_ds;
 
-/* the real GPU gets more blocks, so that several workers' units overlap */
-enum { NFIX = EMULATED ? 3000 : 20000, RB = 1024, NVAR = EMULATED ? 1500 : 6000 };
+enum { RB = 1024 };
 static int quick; /* NF_GPU_TEST_QUICK: one small run of each kind, for the sanitizers */
+/* records: the real GPU gets more blocks, so that several workers' units
+ * overlap, unless quick */
+static uint64_t nfix, nvar;
 
 /* Records compress, except those of every fifth 16-record stretch:
  * noise, which the writer stores raw, so blocks of both codecs meet. */
@@ -210,7 +212,7 @@ static char *pack_fixed(const char *name, int codec)
     numafeed_writer *w;
     assert_int_equal(numafeed_writer_create(dir, &f, 1, &o, &w), 0);
     uint8_t r[RB];
-    for (uint64_t i = 0; i < NFIX; i++) {
+    for (uint64_t i = 0; i < nfix; i++) {
         fixed_record(i, r);
         assert_int_equal(numafeed_writer_append(w, r, 1), 0);
     }
@@ -237,7 +239,7 @@ static char *pack_var(void)
     assert_int_equal(numafeed_writer_create(dir, fields, 4, &o, &w), 0);
     uint8_t data[700];
     int32_t tok[50];
-    for (uint64_t i = 0; i < NVAR; i++) {
+    for (uint64_t i = 0; i < nvar; i++) {
         char key[64];
         size_t klen = (size_t)sprintf(key, "rec-%llu", (unsigned long long)i);
         size_t dl = (size_t)((i * 37) % 700), nt = (size_t)((i * 13) % 50);
@@ -611,6 +613,8 @@ static int teardown(void **state)
 int main(void)
 {
     quick = getenv("NF_GPU_TEST_QUICK") != NULL;
+    nfix = EMULATED || quick ? 3000 : 20000;
+    nvar = EMULATED || quick ? 1500 : 6000;
     if (!EMULATED) {
         int n = numafeed_cuda_device_count();
         if (n <= 0) {
