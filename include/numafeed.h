@@ -802,7 +802,8 @@ enum loader_decode {
      * what was chosen and why. The GPU applies when batches go to a GPU
      * (the CUDA path), the GPU decode kernels are compiled in, NVIDIA's
      * nvCOMP 6 is found at run time, at least half of the dataset's blocks
-     * are zstd, and its memory fits max_gpu_decode_bytes. */
+     * are zstd, copy is not direct, and its memory fits
+     * max_gpu_decode_bytes. */
     LOADER_DECODE_AUTO = 0,
     /* The pool's cores: verify and zstd-decode into node-local staging,
      * copy records into the slot, one copy of the slot to the GPU. */
@@ -939,7 +940,7 @@ struct loader_config {
     /* Where zstd blocks are decoded: enum loader_decode (default AUTO). */
     int decode;
     /* decode gpu: the most GPU memory one pool's workers may take for it,
-     * in bytes. 0 (default): 1 GiB. Each worker holds one shuffle window's
+     * in bytes. 0 (default): 2 GiB. Each worker holds one shuffle window's
      * blocks on the GPU at a time: their stored bytes, their decoded bytes
      * and NVIDIA's nvCOMP scratch (about three times the decoded bytes),
      * sized from shuffle_window, the record sizes and the dataset's

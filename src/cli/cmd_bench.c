@@ -75,7 +75,7 @@ static void help(void)
         "                        saying why where it cannot: docs/loader.md).\n"
         "      --max-gpu-decode-bytes N\n"
         "                        the most GPU memory one pool's GPU decode may take\n"
-        "                        (default 1 GiB).\n"
+        "                        (default 2 GiB).\n"
         "      --max-ring-bytes N\n"
         "                        the most memory one pool's ring of batch slots may take\n"
         "                        (default 4 GiB); a batch that does not fit twice is an\n"

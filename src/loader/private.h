@@ -33,7 +33,7 @@
 
 #define WAIT_BUCKETS 256 /* quarter-octave histogram of consumer waits, in ns */
 /* loader_config.max_gpu_decode_bytes's default, per pool */
-#define NF_GPU_DECODE_DEFAULT_BYTES (UINT64_C(1) << 30)
+#define NF_GPU_DECODE_DEFAULT_BYTES (UINT64_C(2) << 30)
 
 struct slot {
     _Atomic uint64_t seq;       /* the batch this slot holds or is being filled for */
