@@ -59,7 +59,8 @@ int nf__gplan_bounds(const struct nf_gplan_input *in, struct nf_gplan_sizes *s)
         return -EOVERFLOW;
     /* the header: descriptors, nvCOMP's four arrays, the largest gather
      * (a unit's records, each field once) */
-    if (nf__mul_size((size_t)in->window, in->nfields, &copies))
+    /* one thread block per copy: a launch takes at most 2^31 - 1 */
+    if (nf__mul_size((size_t)in->window, in->nfields, &copies) || copies > INT32_MAX)
         return -EOVERFLOW;
     s->max_copies = copies;
     size_t at = 0;

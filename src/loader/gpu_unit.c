@@ -39,7 +39,7 @@ static int staging_alloc(struct worker *w, struct gpu_worker *g)
     size_t len = g->sz.host_bytes;
     int rc = nf__node_alloc(p->L->sysfs_root, p->node, len, (void **)&g->host, &g->host_mapped,
                             &pl);
-    if (!rc && !(rc = nf__cuda_host_register(g->host, len, len))) {
+    if (!rc && !(rc = nf__cuda_host_register(g->host, g->host_mapped, g->host_mapped))) {
         g->host_registered = true;
         return 0;
     }

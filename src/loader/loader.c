@@ -439,13 +439,17 @@ static int pick_decode(struct numafeed_loader *L, bool host, int first_gpu)
         return nf__error(code, "decode gpu: %s", why);
     if (why) {
         snprintf(L->decode_why, sizeof(L->decode_why), "decode cpu: %s", why);
+        /* the notes say it where a GPU takes the batches: host mode says
+         * enough on its own */
+        L->decode_note = !host;
         nf__error_clear();
         return 0;
     }
     char d[sizeof(L->decode_why) - 16];
     nf__nvcomp_describe(nf__nvcomp(), d, sizeof(d));
     snprintf(L->decode_why, sizeof(L->decode_why), "decode gpu: %s", d);
-    L->gpu_decode = true;
+    L->gpu_decode = L->decode_note = true;
+    L->copy_why[0] = '\0'; /* the records are gathered on the GPU: no copy to choose */
     return 0;
 }
 

@@ -375,7 +375,7 @@ int nf__pool_init(struct numafeed_loader *L, struct pool *p, int pos, int ordina
         nf__note(p->notes, sizeof(p->notes), "io %s", L->io_why);
     if (L->copy_why[0])
         nf__note(p->notes, sizeof(p->notes), "%s", L->copy_why);
-    if (L->decode_why[0])
+    if (L->decode_note)
         nf__note(p->notes, sizeof(p->notes), "%s", L->decode_why);
 
     int rc = pick_node(p, pos, ordinal, topo, host);

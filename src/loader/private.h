@@ -193,7 +193,8 @@ struct numafeed_loader {
     int io;                     /* enum loader_io after auto: never AUTO */
     bool direct;                /* LOADER_COPY_DIRECT in effect: shards page-locked */
     bool gpu_decode;            /* LOADER_DECODE_GPU in effect */
-    char decode_why[256];       /* what decodes and why (the pool's notes say it) */
+    char decode_why[256];       /* what decodes and why */
+    bool decode_note;           /* the pool's notes say decode_why too */
     struct nf_gplan_sizes gsz;  /* GPU decode: a worker's regions, nvCOMP's scratch
                                  * as estimated at create (each worker asks again) */
     /* a slot's data, laid out once at create (loader.c's slot_layout) for

@@ -539,6 +539,7 @@ static void test_choice(void **state)
     assert_string_equal(pi.decode, "gpu");
     assert_non_null(strstr(pi.decode_why, "decode gpu: nvCOMP 6.0.0"));
     assert_non_null(strstr(pi.notes, "decode gpu"));
+    assert_null(strstr(pi.notes, "copy staged")); /* gathered on the GPU: no copy to choose */
 
     r.decode = LOADER_DECODE_CPU;
     info(&r, &pi);
@@ -550,6 +551,7 @@ static void test_choice(void **state)
     info(&r, &pi);
     assert_string_equal(pi.decode, "cpu");
     assert_non_null(strstr(pi.decode_why, "batches stay on the host"));
+    assert_null(strstr(pi.notes, "decode")); /* host mode says enough in the notes */
     loader_t *L;
     r.decode = LOADER_DECODE_GPU;
     assert_int_equal(create(&r, &L), NUMAFEED_ENOCUDA);
@@ -559,6 +561,7 @@ static void test_choice(void **state)
     info(&r, &pi);
     assert_string_equal(pi.decode, "cpu");
     assert_non_null(strstr(pi.decode_why, "no block of the dataset is zstd-compressed"));
+    assert_non_null(strstr(pi.notes, "decode cpu: no block"));
     r.decode = LOADER_DECODE_GPU;
     assert_int_equal(create(&r, &L), NUMAFEED_ECONFIG);
 
