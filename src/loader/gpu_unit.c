@@ -315,6 +315,10 @@ int nf__gpu_unit(struct worker *w, const struct unit *un, bool stream)
     const struct numafeed_loader *L = p->L;
     const struct nf_sampler *s = &p->sampler;
     struct gpu_worker *g = w->gpu;
+    if (un->a >= un->e) { /* nothing of the part: counted, as the CPU path does */
+        nf__unit_done(w, !stream);
+        return 0;
+    }
     for (uint32_t k = 0; k < un->nb; k++)
         g->bi[k] = nf__dataset_block(L->ds, w->blocks[k], NULL, NULL);
     struct nf_gunit u;

@@ -264,6 +264,7 @@ struct run {
     int device, decode, io;
     uint32_t threads, prefetch, batch;
     uint64_t window, max_gpu;
+    uint64_t start_batch; /* resume mid-epoch */
 };
 
 static int create(const struct run *r, loader_t **L)
@@ -279,6 +280,7 @@ static int create(const struct run *r, loader_t **L)
     c.batch_size = r->batch ? r->batch : 64;
     c.shuffle_window = r->window;
     c.max_gpu_decode_bytes = r->max_gpu;
+    c.start_batch = r->start_batch;
     c.seed = 9;
     c.world_size = 1;
     int zero = 0, node = 0;
@@ -403,13 +405,18 @@ static void matrix(const char *dir, uint64_t big_window)
                 /* path 1: a two-slot ring and large windows, every unit
                  * built batch by batch (the window path) */
                 struct run ref = {dir, LOADER_DEVICE_CPU, LOADER_DECODE_CPU, ios[i], t,
-                                  path ? 2 : 0, 0, path ? big_window : 0, 0};
+                                  path ? 2 : 0, 0, path ? big_window : 0, 0, 0};
                 struct run gpu = ref;
                 gpu.device = LOADER_DEVICE_CUDA;
                 gpu.decode = LOADER_DECODE_GPU;
                 uint64_t windowed = lockstep(&ref, &gpu, quick ? 1 : 2);
                 if (path)
                     assert_true(windowed > 0);
+                if (i == 0 && path == 0) { /* resumed mid-epoch: the same batches from there */
+                    ref.start_batch = gpu.start_batch = 7;
+                    lockstep(&ref, &gpu, 1);
+                    ref.start_batch = 0;
+                }
                 if (i == 0 && path == 0 && !quick) { /* decode cpu on the CUDA path, staged */
                     struct run staged = ref;
                     staged.device = LOADER_DEVICE_CUDA;
@@ -483,7 +490,7 @@ static void damage(int codec)
     uint32_t g;
     char *d = damaged(fixed_ds, codec == NUMAFEED_BLOCK_ZSTD ? "dz" : "dr", codec, &g);
     for (uint32_t t = quick ? 3 : 1; t <= 3; t += 2) {
-        struct run cpu = {d, LOADER_DEVICE_CPU, LOADER_DECODE_CPU, LOADER_IO_PREAD, t, 0, 0, 0, 0};
+        struct run cpu = {d, LOADER_DEVICE_CPU, LOADER_DECODE_CPU, LOADER_IO_PREAD, t, 0, 0, 0, 0, 0};
         struct run gpu = cpu;
         gpu.device = LOADER_DEVICE_CUDA;
         gpu.decode = LOADER_DECODE_GPU;
@@ -534,7 +541,7 @@ static void test_choice(void **state)
 {
     (void)state;
     struct loader_pool_info pi;
-    struct run r = {fixed_ds, LOADER_DEVICE_AUTO, LOADER_DECODE_AUTO, 0, 2, 0, 0, 0, 0};
+    struct run r = {fixed_ds, LOADER_DEVICE_AUTO, LOADER_DECODE_AUTO, 0, 2, 0, 0, 0, 0, 0};
     info(&r, &pi); /* everything there (emulated): the GPU */
     assert_string_equal(pi.decode, "gpu");
     assert_non_null(strstr(pi.decode_why, "decode gpu: nvCOMP 6.0.0"));
@@ -557,7 +564,7 @@ static void test_choice(void **state)
     assert_int_equal(create(&r, &L), NUMAFEED_ENOCUDA);
     assert_non_null(strstr(numafeed_last_error(), "decode gpu: batches stay on the host"));
 
-    r = (struct run){raw_ds, LOADER_DEVICE_AUTO, LOADER_DECODE_AUTO, 0, 2, 0, 0, 0, 0};
+    r = (struct run){raw_ds, LOADER_DEVICE_AUTO, LOADER_DECODE_AUTO, 0, 2, 0, 0, 0, 0, 0};
     info(&r, &pi);
     assert_string_equal(pi.decode, "cpu");
     assert_non_null(strstr(pi.decode_why, "no block of the dataset is zstd-compressed"));
@@ -565,7 +572,7 @@ static void test_choice(void **state)
     r.decode = LOADER_DECODE_GPU;
     assert_int_equal(create(&r, &L), NUMAFEED_ECONFIG);
 
-    r = (struct run){fixed_ds, LOADER_DEVICE_AUTO, LOADER_DECODE_AUTO, 0, 2, 0, 0, 0, 4096};
+    r = (struct run){fixed_ds, LOADER_DEVICE_AUTO, LOADER_DECODE_AUTO, 0, 2, 0, 0, 0, 4096, 0};
     info(&r, &pi);
     assert_string_equal(pi.decode, "cpu");
     assert_non_null(strstr(pi.decode_why, "exceed max_gpu_decode_bytes (4096)"));
@@ -575,7 +582,7 @@ static void test_choice(void **state)
 
     if (EMULATED) {
         no_nvcomp = 1;
-        r = (struct run){fixed_ds, LOADER_DEVICE_AUTO, LOADER_DECODE_AUTO, 0, 2, 0, 0, 0, 0};
+        r = (struct run){fixed_ds, LOADER_DEVICE_AUTO, LOADER_DECODE_AUTO, 0, 2, 0, 0, 0, 0, 0};
         info(&r, &pi);
         assert_string_equal(pi.decode, "cpu");
         assert_non_null(strstr(pi.decode_why, "nvCOMP 6 not found"));
