@@ -19,12 +19,14 @@
 #                    dataset (pack --from files): every line must match
 #   damaged.txt      a zstd block damaged: both decodes fail with the same
 #                    typed error naming shard and block
-#   sanitizer-*.txt  compute-sanitizer memcheck and racecheck over
-#                    test_gpu_decode (NF_GPU_TEST_QUICK=1)
 #   ceiling.txt      nvCOMP's bare batched decode at 512 and 4096 blocks per call
 #   throughput.txt   bench --decode cpu and gpu at 4 and 14 threads, their
 #                    ratio to the best ceiling, the GPU time per batch, and
 #                    the step time beside a 2 ms synthetic training step
+#   sanitizer-*.txt  compute-sanitizer memcheck and racecheck over
+#                    test_gpu_decode (NF_GPU_TEST_QUICK=1), in the time left
+#   gpu_decode.*     bench/gpu_decode.py on gpu_bench's workloads, where
+#                    numpy is there and time is left
 #   summary.txt      one line per check: PASS, FAIL or SKIP, and why
 # Exit status: 0 when nothing failed.
 set -uo pipefail
@@ -188,25 +190,7 @@ else
 fi
 say "----  damage done ($(elapsed))"
 
-# ---- 6. compute-sanitizer -------------------------------------------------
-CS=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
-for tool in memcheck racecheck; do
-  if [ -z "$CS" ]; then
-    skip "compute-sanitizer $tool: compute-sanitizer not found"
-    continue
-  fi
-  NF_GPU_TEST_QUICK=1 timeout 240 "$CS" --tool "$tool" --error-exitcode 99 \
-    "$B/tests/test_gpu_decode" >"$OUT/sanitizer-$tool.txt" 2>&1
-  rc=$?
-  case $rc in
-    0) pass "compute-sanitizer $tool: no error ($(grep -c 'OK \]' "$OUT/sanitizer-$tool.txt") cases)" ;;
-    124) fail "compute-sanitizer $tool: over 240 s (sanitizer-$tool.txt)" ;;
-    *) fail "compute-sanitizer $tool: exit $rc (sanitizer-$tool.txt)" ;;
-  esac
-done
-say "----  sanitizers done ($(elapsed))"
-
-# ---- 7. nvCOMP's ceiling, and numafeed against it -------------------------
+# ---- 6. nvCOMP's ceiling, and numafeed against it -------------------------
 : >"$OUT/ceiling.txt"
 : >"$OUT/throughput.txt"
 for spec in tokens-zstd:64 images-zstd:64; do
@@ -238,13 +222,33 @@ for spec in tokens-zstd:64 images-zstd:64; do
     done
   done
 done
-# the fuller benchmark (gpu_bench's workloads) where numpy is there
-if python3 -c 'import numpy' 2>/dev/null && [ $(( $(date +%s) - T0 )) -lt 200 ]; then
+say "----  throughput done ($(elapsed))"
+
+# ---- 7. compute-sanitizer, in the time that is left ------------------------
+CS=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
+left=$(( 300 - ($(date +%s) - T0) ))
+budget=$(( left / 2 > 60 ? left / 2 : 60 ))
+for tool in memcheck racecheck; do
+  if [ -z "$CS" ]; then
+    skip "compute-sanitizer $tool: compute-sanitizer not found"
+    continue
+  fi
+  NF_GPU_TEST_QUICK=1 timeout "$budget" "$CS" --tool "$tool" --error-exitcode 99 \
+    "$B/tests/test_gpu_decode" >"$OUT/sanitizer-$tool.txt" 2>&1
+  rc=$?
+  case $rc in
+    0) pass "compute-sanitizer $tool: no error ($(grep -c 'OK \]' "$OUT/sanitizer-$tool.txt") cases)" ;;
+    124) fail "compute-sanitizer $tool: over its $budget s (sanitizer-$tool.txt)" ;;
+    *) fail "compute-sanitizer $tool: exit $rc (sanitizer-$tool.txt)" ;;
+  esac
+done
+say "----  sanitizers done ($(elapsed))"
+
+# ---- 8. where numpy is there and time is left: gpu_bench's workloads ---
+if python3 -c 'import numpy' 2>/dev/null && [ $(( $(date +%s) - T0 )) -lt 240 ]; then
   timeout 120 python3 bench/gpu_decode.py --bin $B --work "$WORK/gb" --threads 14 \
     --blocks-per-call 4096 --epochs 2 --records 0.25 --json "$OUT/gpu_decode.json" \
     >"$OUT/gpu_decode.txt" 2>&1 || say "      bench/gpu_decode.py: exit $? (gpu_decode.txt)"
 fi
-say "----  throughput done ($(elapsed))"
-
 say "$fails check(s) failed; total $(elapsed)"
 [ "$fails" -eq 0 ]
