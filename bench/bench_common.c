@@ -8,6 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "numafeed.h"
+
 enum { TOKEN_IDS = 50257 }; /* GPT-2's vocabulary */
 
 static uint64_t next(uint64_t *s)
@@ -85,4 +87,54 @@ double nfb_median(double *v, size_t n)
 {
     qsort(v, n, sizeof(*v), cmp);
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+int nfb_zstd_blocks(const char *dir, struct nfb_block **out, size_t *nout, size_t *max_decoded)
+{
+    numafeed_dataset *ds;
+    *out = NULL;
+    *nout = *max_decoded = 0;
+    if (numafeed_dataset_open(dir, &ds)) {
+        fprintf(stderr, "%s: %s\n", dir, numafeed_last_error());
+        return 1;
+    }
+    uint32_t n = numafeed_dataset_blocks(ds);
+    struct nfb_block *blocks = calloc(n ? n : 1, sizeof(*blocks));
+    FILE *f = NULL;
+    const char *open_shard = NULL;
+    int rc = blocks ? 0 : 1;
+    for (uint32_t g = 0; g < n && rc == 0; g++) {
+        struct numafeed_block_info bi = {.size = sizeof(bi)};
+        numafeed_dataset_block(ds, g, &bi);
+        if (bi.codec != NUMAFEED_BLOCK_ZSTD)
+            continue;
+        if (!open_shard || strcmp(open_shard, bi.shard)) { /* blocks come shard by shard */
+            char path[4096];
+            snprintf(path, sizeof(path), "%s/%s", dir, bi.shard);
+            if (f)
+                fclose(f);
+            open_shard = bi.shard;
+            if (!(f = fopen(path, "rb"))) {
+                perror(path);
+                rc = 1;
+                break;
+            }
+        }
+        void *m = malloc(bi.stored_bytes);
+        if (!m || fseek(f, (long)bi.offset, SEEK_SET) || fread(m, 1, bi.stored_bytes, f) !=
+                                                                 bi.stored_bytes) {
+            fprintf(stderr, "%s: reading block %u of %s failed\n", dir, g, bi.shard);
+            free(m);
+            rc = 1;
+            break;
+        }
+        blocks[(*nout)++] = (struct nfb_block){m, bi.stored_bytes, bi.decoded_bytes};
+        if (bi.decoded_bytes > *max_decoded)
+            *max_decoded = bi.decoded_bytes;
+    }
+    if (f)
+        fclose(f);
+    numafeed_dataset_close(ds);
+    *out = blocks;
+    return rc;
 }

@@ -24,4 +24,18 @@ void nfb_machine(char *buf, size_t len);
 /* Median of n doubles (sorts in place). */
 double nfb_median(double *v, size_t n);
 
+/* One zstd block of a dataset, its stored bytes in memory. */
+struct nfb_block {
+    const void *src;
+    size_t stored, decoded;
+};
+
+/*
+ * Every zstd block of the dataset dir, its stored bytes read into memory
+ * (where each is comes from numafeed_dataset_block), in the dataset's
+ * order: *blocks (malloc'd, the caller frees it and each src), *n, and the
+ * largest decoded size. 0, or 1 with a message on stderr.
+ */
+int nfb_zstd_blocks(const char *dir, struct nfb_block **blocks, size_t *n, size_t *max_decoded);
+
 #endif

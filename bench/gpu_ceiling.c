@@ -57,11 +57,7 @@ static int h2d(size_t bytes, double secs)
     return 0;
 }
 
-struct blk {
-    const void *src;
-    size_t stored, decoded;
-};
-static struct blk *blocks;
+static struct nfb_block *blocks;
 static size_t nblocks, max_decoded;
 static atomic_size_t next_block;
 static atomic_ullong decoded_total;
@@ -104,58 +100,9 @@ static void *decoder(void *arg)
     return NULL;
 }
 
-/* Every zstd block's stored bytes, read into memory; where each block is
- * comes from numafeed_dataset_block. 0, or 1 with a message. */
-static int load_blocks(const char *dir)
-{
-    numafeed_dataset *ds;
-    if (numafeed_dataset_open(dir, &ds)) {
-        fprintf(stderr, "gpu_ceiling: %s\n", numafeed_last_error());
-        return 1;
-    }
-    uint32_t n = numafeed_dataset_blocks(ds);
-    blocks = calloc(n ? n : 1, sizeof(*blocks));
-    FILE *f = NULL;
-    const char *open_shard = NULL;
-    int rc = blocks ? 0 : 1;
-    for (uint32_t g = 0; g < n && rc == 0; g++) {
-        struct numafeed_block_info bi = {.size = sizeof(bi)};
-        numafeed_dataset_block(ds, g, &bi);
-        if (bi.codec != NUMAFEED_BLOCK_ZSTD)
-            continue;
-        if (!open_shard || strcmp(open_shard, bi.shard)) { /* blocks come shard by shard */
-            char path[4096];
-            snprintf(path, sizeof(path), "%s/%s", dir, bi.shard);
-            if (f)
-                fclose(f);
-            open_shard = bi.shard;
-            if (!(f = fopen(path, "rb"))) {
-                perror(path);
-                rc = 1;
-                break;
-            }
-        }
-        void *m = malloc(bi.stored_bytes);
-        if (!m || fseek(f, (long)bi.offset, SEEK_SET) || fread(m, 1, bi.stored_bytes, f) !=
-                                                                 bi.stored_bytes) {
-            fprintf(stderr, "gpu_ceiling: reading block %u of %s failed\n", g, bi.shard);
-            free(m);
-            rc = 1;
-            break;
-        }
-        blocks[nblocks++] = (struct blk){m, bi.stored_bytes, bi.decoded_bytes};
-        if (bi.decoded_bytes > max_decoded)
-            max_decoded = bi.decoded_bytes;
-    }
-    if (f)
-        fclose(f);
-    numafeed_dataset_close(ds);
-    return rc;
-}
-
 static int zstd_ceiling(const char *dir, int threads, double secs)
 {
-    if (load_blocks(dir))
+    if (nfb_zstd_blocks(dir, &blocks, &nblocks, &max_decoded))
         return 1;
     if (!nblocks) { /* every block was stored raw: there is no decode to bound */
         printf("ceiling zstd threads %d gbps nan (no zstd block in %s)\n", threads, dir);

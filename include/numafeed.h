@@ -62,7 +62,8 @@ extern "C" {
     X(CUDA, 7, "CUDA runtime failure")                                            \
     X(NOCUDA, 8, "CUDA runtime not compiled in or no driver")                     \
     X(CONFIG, 9, "invalid configuration")                                         \
-    X(DONE, 10, "every configured epoch was delivered")
+    X(DONE, 10, "every configured epoch was delivered")                           \
+    X(NVCOMP, 11, "nvCOMP missing or unusable")
 
 enum numafeed_errno {
 #define NUMAFEED_X_ENUM(name, off, msg) NUMAFEED_E##name = NUMAFEED_ERRNO_BASE - (off),
@@ -132,6 +133,18 @@ NUMAFEED_API int numafeed_cuda_device_count(void);
  * Thread-safe.
  */
 NUMAFEED_API int numafeed_cuda_init_context(int ordinal);
+
+/*
+ * A benchmark's stand-in for a training step: queue on `stream` (a
+ * cudaStream_t; NULL for the legacy default stream of GPU `ordinal`) a
+ * kernel that keeps every SM of that GPU busy for about ns nanoseconds
+ * (ns 0 queues nothing); then, when wait is 1, block until everything
+ * queued on that stream has run. The calling thread's current device is
+ * left as it was. Returns 0; NUMAFEED_ENOCUDA as
+ * numafeed_cuda_device_count() (also when this build has no GPU kernels);
+ * NUMAFEED_ECUDA. Thread-safe. `numafeed bench --gpu-step-us` uses it.
+ */
+NUMAFEED_API int numafeed_cuda_spin(int ordinal, uint64_t ns, void *stream, int wait);
 
 /* ------------------------------------------------------------------------ */
 /* The launcher: which GPU and which part of the data                       */
@@ -782,6 +795,37 @@ enum loader_copy {
     LOADER_COPY_DIRECT = 2,
 };
 
+/* Where zstd blocks are decoded (loader_config.decode). */
+enum loader_decode {
+    /* The GPU where that applies, the pool's cores otherwise; the rule is
+     * in docs/loader.md, and loader_pool_info().decode and decode_why say
+     * what was chosen and why. The GPU applies when batches go to a GPU
+     * (the CUDA path), the GPU decode kernels are compiled in, NVIDIA's
+     * nvCOMP 6 is found at run time, at least half of the dataset's blocks
+     * are zstd, copy is not direct, and its memory fits
+     * max_gpu_decode_bytes. */
+    LOADER_DECODE_AUTO = 0,
+    /* The pool's cores: verify and zstd-decode into node-local staging,
+     * copy records into the slot, one copy of the slot to the GPU. */
+    LOADER_DECODE_CPU = 1,
+    /* The GPU: each worker reads its unit's blocks as stored into
+     * node-local page-locked staging and copies them to the GPU in one
+     * copy; nvCOMP decodes the zstd blocks there, every block is verified
+     * there (nvCOMP's status and size, then the XXH3-64 of its decoded
+     * bytes against the index, as on the CPU: docs/format.md), and a
+     * kernel gathers the records into the batch's device buffers. The
+     * order, the batches and the errors are those of decode cpu (a bad
+     * block is the same typed error naming shard and block, at the batch
+     * it affects); a batch's fields have no host copy
+     * (loader_field.host is NULL; loader_field_to_host copies one back).
+     * Where it does not apply, loader_create fails: NUMAFEED_ENOCUDA (not
+     * compiled with CUDA, no kernels, or host batches), NUMAFEED_ENVCOMP
+     * (nvCOMP missing or unusable: the message names every place tried),
+     * NUMAFEED_ECONFIG (no zstd block, copy direct, memory over
+     * max_gpu_decode_bytes). */
+    LOADER_DECODE_GPU = 2,
+};
+
 #define LOADER_MAX_GPUS 64
 #define LOADER_MAX_SHUFFLE_WINDOW (1u << 24)
 
@@ -893,6 +937,17 @@ struct loader_config {
     /* The shard bytes the direct copy may page-lock (all the shards or
      * none). 0 (default): a quarter of the machine's memory. */
     uint64_t max_pinned_bytes;
+    /* Where zstd blocks are decoded: enum loader_decode (default AUTO). */
+    int decode;
+    /* decode gpu: the most GPU memory one pool's workers may take for it,
+     * in bytes. 0 (default): 2 GiB. Each worker holds one shuffle window's
+     * blocks on the GPU at a time: their stored bytes, their decoded bytes
+     * and NVIDIA's nvCOMP scratch (about three times the decoded bytes),
+     * sized from shuffle_window, the record sizes and the dataset's
+     * largest block (docs/loader.md), and page-locked host staging of the
+     * stored bytes. A configuration that needs more is NUMAFEED_ECONFIG
+     * under decode gpu and decodes on the CPU under auto. */
+    uint64_t max_gpu_decode_bytes;
 };
 
 /* Fill *cfg with the defaults above. */
@@ -1009,6 +1064,19 @@ NUMAFEED_API int loader_next_on_stream(loader_t *loader, int gpu, struct loader_
 NUMAFEED_API int loader_batch_wait(loader_t *loader, const struct loader_batch *batch,
                                    void *stream);
 
+/*
+ * Copy field `field` of an outstanding batch into host memory: its
+ * values_bytes bytes (records x record_bytes for a fixed field), from its
+ * device copy on the CUDA path (after the batch's ready event), from its
+ * slot in host mode. For checking batches whose fields have no host copy
+ * (decode gpu, copy direct: loader_field.host is NULL); a variable
+ * field's offsets are on the host already (loader_field.offsets). Blocks
+ * the calling thread. Returns 0; -EINVAL (not outstanding, field out of
+ * range, len below values_bytes); NUMAFEED_ECUDA. Thread-safe.
+ */
+NUMAFEED_API int loader_field_to_host(loader_t *loader, const struct loader_batch *batch,
+                                      unsigned field, void *dst, size_t len);
+
 /* Give a batch's slot back to its pool. Any order, any thread. -EINVAL for
  * a batch that is not outstanding. CUDA path: the same as
  * loader_release_on_stream(loader, batch, NULL). */
@@ -1048,13 +1116,19 @@ struct loader_stats {
     /* Per-stage worker time, summed over workers (wall time x threads is
      * the total): waiting for reads, verifying + decoding blocks, copying
      * records into slots (and queuing the GPU copy). Estimates from
-     * monotonic clocks around each stage. */
+     * monotonic clocks around each stage. With decode gpu, decode_ns is
+     * the host's checks of the zstd frames only. */
     uint64_t io_wait_ns, decode_ns, copy_ns;
     uint64_t units;              /* shuffle windows processed */
     /* of those, built a whole window at a time instead of streamed (the
      * ring could not hold their batches, or those slots were still held
      * when the unit started; docs/loader.md) */
     uint64_t units_windowed;
+    /* decode gpu: GPU time of nvCOMP's decode, the verify kernel and the
+     * gather, summed over units (CUDA events on each worker's stream;
+     * workers' streams overlap, so this can exceed wall time). Divided by
+     * batches, the GPU time a batch cost. 0 with decode cpu. */
+    uint64_t gpu_decode_ns;
 };
 
 /* Counters of one pool since creation. Thread-safe. */
@@ -1094,9 +1168,17 @@ struct loader_pool_info {
      * it, and pages_on_node is the count after the move. 0 normally; the
      * notes say whether the move worked. */
     size_t pages_strayed;
-    /* How batches reach the GPU: "staged", "direct", or "host" in host
-     * mode (enum loader_copy's choice; the notes say why auto staged). */
+    /* How batches reach the GPU: "staged", "direct", "gathered" (decode
+     * gpu: assembled on the GPU), or "host" in host mode (enum
+     * loader_copy's choice; the notes say why auto staged). */
     char copy[16];
+    /* Where zstd blocks are decoded: "cpu" or "gpu" (enum loader_decode's
+     * choice), and why: the reason the GPU does not apply, or the nvCOMP
+     * used ("decode gpu: nvCOMP 6.0.0 (CUDA runtime ...) from PATH"). */
+    char decode[8];
+    char decode_why[320];
+    /* decode gpu: GPU memory its workers hold for it, in bytes. */
+    uint64_t gpu_decode_bytes;
 };
 
 /* What a pool achieved. Thread-safe. */

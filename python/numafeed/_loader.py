@@ -114,7 +114,7 @@ class Loader:
            rank=None, world_size=None, timeout=None, output="torch",
            ragged=None, pad=None, epochs=1, return_ids=False, io="auto",
            node=None, follow_symlinks=False, max_ring_bytes=None,
-           check_ranks=True, verbose=False)
+           check_ranks=True, verbose=False, decode="auto")
 
     Keywords are loader_config's fields and the numafeed command's options
     (docs/python.md has the table).
@@ -188,6 +188,12 @@ class Loader:
     io          how shards are read: "auto" (mmap for page-cache-resident
                 data, else io_uring, else pread), "io_uring", "pread" or
                 "mmap".
+    decode      where zstd blocks are decoded: "auto" (the GPU when batches
+                go to a GPU, NVIDIA's nvCOMP 6 is found - pip install
+                numafeed[gpu] - and most blocks are zstd; the pool's cores
+                otherwise), "cpu", or "gpu" (a NumafeedError saying why where
+                it cannot). stats()["pool"]["decode"] and ["decode_why"] say
+                which and why.
     node        use this NUMA node (0 to 2**31-1) instead of the one sysfs
                 reports.
     follow_symlinks
@@ -239,7 +245,7 @@ class Loader:
                  drop_last=False, threads=None, prefetch=None, shuffle_window=None, rank=None,
                  world_size=None, timeout=None, output="torch", ragged=None, pad=None,
                  epochs=1, return_ids=False, io="auto", node=None, follow_symlinks=False,
-                 max_ring_bytes=None, check_ranks=True, verbose=False):
+                 max_ring_bytes=None, check_ranks=True, verbose=False, decode="auto"):
         self._c = None
         path = os.fspath(path)
         batch_size = int_arg("batch_size", batch_size, 1, U32)
@@ -265,7 +271,7 @@ class Loader:
             drop_last=bool(drop_last), threads=threads or 0, prefetch=prefetch or 0,
             shuffle_window=shuffle_window or 0, rank=rank, world_size=world_size, io=io,
             node=-1 if node is None else node, follow_symlinks=bool(follow_symlinks),
-            max_ring_bytes=max_ring_bytes or 0, verbose=bool(verbose))
+            max_ring_bytes=max_ring_bytes or 0, verbose=bool(verbose), decode=decode)
         self._batch_size = batch_size
         self._return_ids = return_ids
         self._check = check_ranks

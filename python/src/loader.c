@@ -27,17 +27,30 @@ typedef struct {
     int in_next;
 } LoaderObject;
 
-static int parse_io(const char *io, int *out)
+/* A word keyword into its enum value: the word's index in names (both
+ * enums list their values in that order). */
+static int parse_word(const char *what, const char *word, const char *const *names, int n,
+                      const char *choices, int *out)
 {
-    static const char *names[] = {"auto", "io_uring", "pread", "mmap"};
-    static const int values[] = {LOADER_IO_AUTO, LOADER_IO_URING, LOADER_IO_PREAD, LOADER_IO_MMAP};
-    for (int i = 0; i < 4; i++)
-        if (strcmp(io, names[i]) == 0) {
-            *out = values[i];
+    for (int i = 0; i < n; i++)
+        if (strcmp(word, names[i]) == 0) {
+            *out = i;
             return 0;
         }
-    PyErr_Format(PyExc_ValueError, "io must be one of auto, io_uring, pread, mmap; not %s", io);
+    PyErr_Format(PyExc_ValueError, "%s must be one of %s; not %s", what, choices, word);
     return -1;
+}
+
+static int parse_io(const char *io, int *out)
+{
+    static const char *const names[] = {"auto", "io_uring", "pread", "mmap"}; /* enum loader_io */
+    return parse_word("io", io, names, 4, "auto, io_uring, pread, mmap", out);
+}
+
+static int parse_decode(const char *decode, int *out)
+{
+    static const char *const names[] = {"auto", "cpu", "gpu"}; /* enum loader_decode */
+    return parse_word("decode", decode, names, 3, "auto, cpu, gpu", out);
 }
 
 /* One integer keyword of Loader(): its object (NULL: not given), range and
@@ -57,17 +70,17 @@ static int loader_init(PyObject *self, PyObject *args, PyObject *kw)
                              "drop_last", "threads", "prefetch", "rank", "world_size",
                              "start_epoch", "start_batch", "io", "node", "verbose", "strict",
                              "shuffle_window", "follow_symlinks", "max_ring_bytes", "sysfs_root",
-                             NULL};
-    const char *path, *io = "auto", *sysfs_root = NULL;
+                             "decode", NULL};
+    const char *path, *io = "auto", *sysfs_root = NULL, *decode = "auto";
     PyObject *o_batch, *o_gpu = NULL, *o_device = NULL, *o_seed = NULL, *o_threads = NULL,
              *o_prefetch = NULL, *o_rank = NULL, *o_world = NULL, *o_epoch = NULL,
              *o_start = NULL, *o_node = NULL, *o_window = NULL, *o_ring = NULL;
     int shuffle = 1, drop_last = 0, verbose = 0, strict = 0, follow = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "sO|$OOpOpOOOOOOsOppOpOz", kwlist, &path,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "sO|$OOpOpOOOOOOsOppOpOzs", kwlist, &path,
                                      &o_batch, &o_gpu, &o_device, &shuffle, &o_seed,
                                      &drop_last, &o_threads, &o_prefetch, &o_rank, &o_world,
                                      &o_epoch, &o_start, &io, &o_node, &verbose, &strict,
-                                     &o_window, &follow, &o_ring, &sysfs_root))
+                                     &o_window, &follow, &o_ring, &sysfs_root, &decode))
         return -1;
     if (lo->core) {
         PyErr_SetString(PyExc_RuntimeError, "Loader.__init__ called twice");
@@ -98,7 +111,7 @@ static int loader_init(PyObject *self, PyObject *args, PyObject *kw)
             return -1;
     struct loader_config c;
     loader_config_init(&c);
-    if (parse_io(io, &c.io))
+    if (parse_io(io, &c.io) || parse_decode(decode, &c.decode))
         return -1;
     int gpus[1] = {(int)gpu}, overrides[1] = {(int)(long long)node};
     c.path = path;
@@ -290,7 +303,7 @@ static PyObject *loader_stats_py(PyObject *self, PyObject *unused)
         goto fail;
     U(batches) U(records) U(bytes) U(wait_ns_total) U(wait_p50_ns) U(wait_p99_ns)
     U(wait_max_ns) U(worker_stall_ns) U(blocks_decoded) U(io_wait_ns) U(decode_ns) U(copy_ns)
-    U(units)
+    U(units) U(units_windowed) U(gpu_decode_ns)
 #undef U
     return d;
 fail:
@@ -328,10 +341,11 @@ static PyObject *loader_pool_info_py(PyObject *self, PyObject *unused)
     I(cuda_ordinal) I(node) I(node_known) I(cpus_fallback) I(threads) I(slot_bytes)
     I(prefetch) I(page_size) I(hugetlb) I(thp) I(mbind) I(verified) I(pages)
     I(pages_on_node) I(cuda) I(registered) I(setup_context_us) I(setup_ring_us)
-    I(setup_cuda_us) I(pages_strayed)
+    I(setup_cuda_us) I(pages_strayed) I(gpu_decode_bytes)
 #undef I
     if (set_str(d, "cpus", in.cpus) || set_str(d, "io_backend", in.io_backend) ||
-        set_str(d, "notes", in.notes))
+        set_str(d, "notes", in.notes) || set_str(d, "copy", in.copy) ||
+        set_str(d, "decode", in.decode) || set_str(d, "decode_why", in.decode_why))
         goto fail;
     return d;
 fail:
@@ -387,7 +401,7 @@ static PyType_Slot loader_slots[] = {
     {Py_tp_dealloc, loader_dealloc},
     {Py_tp_methods, loader_methods},
     {Py_tp_getset, loader_getset},
-    {Py_tp_doc, "Loader(path, batch_size, *, gpu=0, device=0, ...): one numafeed pool serving "
+    {Py_tp_doc, "Loader(path, batch_size, *, gpu=0, device=0, ..., decode='auto'): one numafeed pool serving "
                 "CUDA ordinal gpu (loader_config.gpus[0]); the other keywords are "
                 "loader_config's fields. Use numafeed.Loader, which wraps this."},
     {0, NULL},

@@ -24,8 +24,9 @@ static void help(void)
         "                      [--batch-size B] [--threads T] [--prefetch D] [--seed S]\n"
         "                      [--no-shuffle] [--shuffle-window N] [--drop-last]\n"
         "                      [--rank R --world-size W] [--io BACKEND] [--digest]\n"
-        "                      [--copy MODE] [--max-ring-bytes N] [--follow-symlinks]\n"
-        "                      [--step-us N] [--cuda-context] [--json FILE] [--verbose]\n"
+        "                      [--copy MODE] [--decode WHERE] [--max-gpu-decode-bytes N]\n"
+        "                      [--max-ring-bytes N] [--follow-symlinks] [--step-us N]\n"
+        "                      [--gpu-step-us N] [--cuda-context] [--json FILE] [--verbose]\n"
         "\n"
         "Load the dataset DIR (made by 'numafeed pack') through numafeed's pools for E\n"
         "epochs, releasing each batch as soon as it arrives, and report per run:\n"
@@ -67,6 +68,15 @@ static void help(void)
         "                        records straight from the page-locked page cache:\n"
         "                        mapped, raw, fixed-field datasets; docs/loader.md).\n"
         "                        --digest implies staged.\n"
+        "      --decode WHERE    where zstd blocks are decoded: auto (default: the GPU\n"
+        "                        when batches go to a GPU, nvCOMP 6 is found and most\n"
+        "                        blocks are zstd; else the pool's cores), cpu, or gpu\n"
+        "                        (nvCOMP decodes on the GPU, every block verified there,\n"
+        "                        records gathered into the batch on the GPU; an error\n"
+        "                        saying why where it cannot: docs/loader.md).\n"
+        "      --max-gpu-decode-bytes N\n"
+        "                        the most GPU memory one pool's GPU decode may take\n"
+        "                        (default 2 GiB).\n"
         "      --max-ring-bytes N\n"
         "                        the most memory one pool's ring of batch slots may take\n"
         "                        (default 4 GiB); a batch that does not fit twice is an\n"
@@ -85,7 +95,8 @@ static void help(void)
         "                        auto picks it for; a shard truncated meanwhile is an\n"
         "                        error naming it, not a signal.\n"
         "      --sysfs-root DIR  read DIR instead of /sys.\n"
-        "      --digest          print one line per epoch:\n"
+        "      --digest          print one line per epoch (batches without a host copy,\n"
+        "                        decode gpu's, are copied back from the GPU for it):\n"
         "                          epoch E records R digest D order O\n"
         "                        D: sum mod 2^64 of XXH64(record, seed 0) over the\n"
         "                        records delivered that epoch (independent of order),\n"
@@ -98,6 +109,11 @@ static void help(void)
         "      --step-us N       after each batch, spin N microseconds, as a training step\n"
         "                        would take (default 0); with a step longer than a batch\n"
         "                        takes to build, the waits show a pipeline that is ahead.\n"
+        "      --gpu-step-us N   after each batch, a training step on its GPU: a kernel\n"
+        "                        keeping every SM busy for N microseconds on the default\n"
+        "                        stream (which also waits for the batch), released on\n"
+        "                        that stream, and waited for; prints the step time. Shows\n"
+        "                        what the loader's GPU work (decode gpu) costs a step.\n"
         "      --cuda-context    create each served GPU's CUDA context before the clock\n"
         "                        starts, as torch has done before a training job builds\n"
         "                        its loader; without it, create includes the context.\n"
@@ -143,6 +159,7 @@ static int parse_u64(const char *s, uint64_t *out)
 struct consumer {
     loader_t *L;
     int gpu;
+    int ordinal;              /* the pool's CUDA ordinal */
     uint64_t epochs;
     int digest;
     int rc;
@@ -154,6 +171,10 @@ struct consumer {
     size_t *nids, *capids;
     size_t record_bytes;
     uint64_t step_ns;         /* simulated consumer work per batch */
+    uint64_t gpu_step_ns;     /* a GPU kernel per batch, waited for */
+    uint64_t steps, step_total_ns; /* --gpu-step-us: steps and their time */
+    uint8_t *back[LOADER_MAX_FIELDS]; /* --digest: fields copied from the GPU */
+    size_t back_cap[LOADER_MAX_FIELDS];
     struct sample {
         uint64_t at;          /* arrival time of the batch */
         uint64_t wait;        /* time inside loader_next for it */
@@ -173,7 +194,8 @@ static uint64_t now_ns(void)
  * (field-major slot): the record's bytes when every field is fixed; with a
  * variable field, every field in order as its byte length (little-endian
  * uint64) then its bytes (docs/format.md). */
-static uint64_t record_digest(const struct loader_batch *b, uint32_t i)
+static uint64_t record_digest(const struct loader_batch *b, const uint8_t *const *vals,
+                              uint32_t i)
 {
     int var = 0;
     for (unsigned f = 0; f < b->nfields; f++)
@@ -182,11 +204,11 @@ static uint64_t record_digest(const struct loader_batch *b, uint32_t i)
     XXH64_reset(st, 0);
     for (unsigned f = 0; f < b->nfields; f++) {
         const struct loader_field *fd = &b->fields[f];
-        const uint8_t *p = (const uint8_t *)fd->host + (size_t)i * fd->record_bytes;
+        const uint8_t *p = vals[f] + (size_t)i * fd->record_bytes;
         uint64_t n = fd->record_bytes;
         if (fd->kind != LOADER_FIELD_FIXED) {
             size_t elem = numafeed_dtype_size(fd->dtype);
-            p = (const uint8_t *)fd->host + (size_t)fd->offsets[i] * elem;
+            p = vals[f] + (size_t)fd->offsets[i] * elem;
             n = (uint64_t)(fd->offsets[i + 1] - fd->offsets[i]) * elem;
         }
         if (var) {
@@ -200,6 +222,47 @@ static uint64_t record_digest(const struct loader_batch *b, uint32_t i)
     uint64_t h = XXH64_digest(st);
     XXH64_freeState(st);
     return h;
+}
+
+/* Each field's values on the host: the slot's, or a copy from the GPU
+ * where the batch has none (decode gpu). 0 or the loader's error. */
+static int host_values(struct consumer *c, const struct loader_batch *b, const uint8_t **vals)
+{
+    for (unsigned f = 0; f < b->nfields; f++) {
+        const struct loader_field *fd = &b->fields[f];
+        if (fd->host) {
+            vals[f] = fd->host;
+            continue;
+        }
+        size_t n = (size_t)fd->values_bytes;
+        if (n > c->back_cap[f]) {
+            uint8_t *m = realloc(c->back[f], n);
+            if (!m)
+                return -ENOMEM;
+            c->back[f] = m;
+            c->back_cap[f] = n;
+        }
+        int rc = loader_field_to_host(c->L, b, f, c->back[f], n);
+        if (rc)
+            return rc;
+        vals[f] = c->back[f];
+    }
+    return 0;
+}
+
+/* --gpu-step-us: the step on the default stream, after the batch; the
+ * batch is released on that stream, then the host waits for the step. */
+static int gpu_step(struct consumer *c, struct loader_batch *b)
+{
+    uint64_t t0 = now_ns();
+    int rc = numafeed_cuda_spin(c->ordinal, c->gpu_step_ns, NULL, 0);
+    if (!rc)
+        rc = loader_release_on_stream(c->L, b, NULL);
+    if (!rc)
+        rc = numafeed_cuda_spin(c->ordinal, 0, NULL, 1);
+    c->steps++;
+    c->step_total_ns += now_ns() - t0;
+    return rc;
 }
 
 static void *consume(void *arg)
@@ -247,10 +310,24 @@ static void *consume(void *arg)
                     c->ids[e] = n;
                     c->capids[e] = cap;
                 }
+                const uint8_t *vals[LOADER_MAX_FIELDS];
+                if ((rc = host_values(c, &b, vals))) {
+                    c->rc = rc;
+                    loader_last_error(c->L, c->msg, sizeof(c->msg));
+                    return NULL;
+                }
                 for (uint32_t i = 0; i < b.records; i++) {
-                    c->dsum[e] += record_digest(&b, i);
+                    c->dsum[e] += record_digest(&b, vals, i);
                     c->ids[e][c->nids[e]++] = b.record_ids[i];
                 }
+            }
+            if (c->gpu_step_ns) {
+                if ((rc = gpu_step(c, &b))) {
+                    c->rc = rc;
+                    snprintf(c->msg, sizeof(c->msg), "--gpu-step-us: %s", numafeed_last_error());
+                    return NULL;
+                }
+                continue;
             }
             loader_release_on_stream(c->L, &b, NULL);
             if (c->step_ns) { /* a training step that takes this long */
@@ -342,7 +419,7 @@ static void print_timing(int pool, const struct timing *t)
 struct bench_args {
     struct loader_config cfg;
     double cores; /* CPU seconds of the process per second of the run */
-    uint64_t epochs, step_us;
+    uint64_t epochs, step_us, gpu_step_us;
     int digest, cuda_ctx, device;
     int gpus[LOADER_MAX_GPUS], ngpus;
     const char *json;  /* --json FILE, or NULL */
@@ -403,27 +480,38 @@ static const char *parse_value(struct bench_args *a, int c, const char *arg)
         cfg->world_size = (uint32_t)v;
         return NULL;
     case 'u': return parse_u64(arg, &a->step_us) || a->step_us > 10000000 ? "--step-us" : NULL;
+    case 'G':
+        return parse_u64(arg, &a->gpu_step_us) || a->gpu_step_us > 10000000 ? "--gpu-step-us"
+                                                                           : NULL;
+    case 'M':
+        return parse_u64(arg, &cfg->max_gpu_decode_bytes) || !cfg->max_gpu_decode_bytes
+                   ? "--max-gpu-decode-bytes" : NULL;
     default: return "?";
     }
 }
 
-/* --device or --io: NULL, or the option's name when the value is none of its words. */
+/* --device, --copy, --decode or --io: NULL, or the option's name when the
+ * value is none of its words. */
 static const char *parse_choice(struct bench_args *a, int c, const char *arg)
 {
+    /* each list in its enum's order: the index is the value */
     static const char *const devices[] = {"auto", "cpu", "cuda"};
+    static const char *const copies[] = {"auto", "staged", "direct"};
+    static const char *const decodes[] = {"auto", "cpu", "gpu"};
     static const struct { const char *name; int io; } ios[] = {
         {"auto", LOADER_IO_AUTO}, {"io_uring", LOADER_IO_URING},
         {"pread", LOADER_IO_PREAD}, {"mmap", LOADER_IO_MMAP},
     };
-    static const char *const copies[] = {"auto", "staged", "direct"};
-    if (c == 'd' || c == 'c') {
+    if (c == 'd' || c == 'c' || c == 'D') {
+        const char *const *words = c == 'd' ? devices : c == 'c' ? copies : decodes;
+        int *out = c == 'd' ? &a->device : c == 'c' ? &a->cfg.copy : &a->cfg.decode;
         for (int i = 0; i < 3; i++) {
-            if (!strcmp(arg, (c == 'd' ? devices : copies)[i])) {
-                *(c == 'd' ? &a->device : &a->cfg.copy) = i; /* the enums' values */
+            if (!strcmp(arg, words[i])) {
+                *out = i;
                 return NULL;
             }
         }
-        return c == 'd' ? "--device" : "--copy";
+        return c == 'd' ? "--device" : c == 'c' ? "--copy" : "--decode";
     }
     for (size_t i = 0; i < sizeof(ios) / sizeof(ios[0]); i++) {
         if (!strcmp(arg, ios[i].name)) {
@@ -446,7 +534,9 @@ static int parse_args(int argc, char **argv, struct bench_args *a)
         {"seed", required_argument, NULL, 's'}, {"no-shuffle", no_argument, NULL, O_NOSHUF},
         {"shuffle-window", required_argument, NULL, 'w'},
         {"max-ring-bytes", required_argument, NULL, 'm'},
-        {"copy", required_argument, NULL, 'c'},
+        {"copy", required_argument, NULL, 'c'}, {"decode", required_argument, NULL, 'D'},
+        {"max-gpu-decode-bytes", required_argument, NULL, 'M'},
+        {"gpu-step-us", required_argument, NULL, 'G'},
         {"follow-symlinks", no_argument, NULL, O_FOLLOW},
         {"drop-last", no_argument, NULL, O_DROP}, {"rank", required_argument, NULL, 'r'},
         {"world-size", required_argument, NULL, 'W'}, {"io", required_argument, NULL, 'i'},
@@ -482,7 +572,7 @@ static int parse_args(int argc, char **argv, struct bench_args *a)
             a->ngpus = n;
             break;
         }
-        case 'd': case 'i': case 'c': bad = parse_choice(a, c, optarg); break;
+        case 'd': case 'i': case 'c': case 'D': bad = parse_choice(a, c, optarg); break;
         case O_NOSHUF: a->cfg.shuffle = 0; break;
         case O_DROP: a->cfg.drop_last = 1; break;
         case O_SYSFS: a->cfg.sysfs_root = optarg; break;
@@ -497,7 +587,7 @@ static int parse_args(int argc, char **argv, struct bench_args *a)
         case 'v': a->cfg.verbose = 1; break;
         case 'h': help(); return CLI_EXIT_OK;
         case 'e': case 'b': case 't': case 'p': case 'w': case 'm': case 's': case 'r': case 'W':
-        case 'u':
+        case 'u': case 'G': case 'M':
             bad = parse_value(a, c, optarg);
             break;
         default:
@@ -559,6 +649,8 @@ static void consumers_free(struct consumer *cons, int n)
         free(cons[i].capids);
         free(cons[i].boundary);
         free(cons[i].samples);
+        for (unsigned f = 0; f < LOADER_MAX_FIELDS; f++)
+            free(cons[i].back[f]);
     }
     free(cons);
 }
@@ -580,6 +672,10 @@ static struct consumer *consumers_alloc(loader_t *L, int n, const struct bench_a
         k->capids = calloc(a->epochs, sizeof(size_t));
         k->boundary = calloc(a->epochs, sizeof(uint64_t));
         k->step_ns = a->step_us * 1000;
+        k->gpu_step_ns = a->gpu_step_us * 1000;
+        struct loader_pool_info pi = {.size = sizeof(pi)};
+        loader_pool_info(L, i, &pi);
+        k->ordinal = pi.cuda_ordinal;
         ok = k->dsum && k->records && k->ids && k->nids && k->capids && k->boundary;
     }
     if (!ok) {
@@ -674,8 +770,8 @@ static const char *human(char *buf, size_t len, double bytes)
 
 /* The summary a reader wants first: what ran, how fast, how long the
  * consumer waited, where each pool ran and what it could not do. */
-static void print_summary(loader_t *L, const struct bench_args *a, uint64_t bytes,
-                          uint64_t recs, double secs, double first_ms)
+static void print_summary(loader_t *L, const struct bench_args *a, const struct consumer *cons,
+                          uint64_t bytes, uint64_t recs, double secs, double first_ms)
 {
     char b1[32];
     int n = loader_gpu_count(L);
@@ -705,6 +801,16 @@ static void print_summary(loader_t *L, const struct bench_args *a, uint64_t byte
                (double)st.wait_p50_ns / 1e3, (double)st.wait_p99_ns / 1e3);
         if (pi.notes[0])
             printf("    notes: %s\n", pi.notes);
+        if (!strcmp(pi.decode, "gpu"))
+            printf("    decode gpu: %.1f us of GPU time per batch (decode, verify, gather), %s "
+                   "of GPU memory\n", st.batches ? (double)st.gpu_decode_ns / 1e3 /
+                                                     (double)st.batches : 0.0,
+                   human(ring, sizeof(ring), (double)pi.gpu_decode_bytes));
+        if (cons[i].steps)
+            printf("    GPU step of %llu us: %.1f us per step with the loader beside it (%llu "
+                   "steps)\n", (unsigned long long)a->gpu_step_us,
+                   (double)cons[i].step_total_ns / 1e3 / (double)cons[i].steps,
+                   (unsigned long long)cons[i].steps);
     }
     printf("  first batch %.1f ms after loader_create was called; %.2f cores busy in this "
            "process while it ran\n", first_ms, a->cores);
@@ -753,7 +859,7 @@ static void print_report(loader_t *L, const struct bench_args *a, const struct c
             print_timing(i, &tm);
     }
     double first_ms = first == UINT64_MAX ? -1.0 : (double)first / 1e6;
-    print_summary(L, a, bytes, recs, secs, first_ms);
+    print_summary(L, a, cons, bytes, recs, secs, first_ms);
     char b1[32];
     /* one machine-readable line, last, for the scripts under bench/ */
     printf("total: %llu records, %s in %.3f s: %.3f GB/s, %.0f samples/s; create %.1f ms, "

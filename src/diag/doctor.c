@@ -97,6 +97,31 @@ static void check_topology(struct report *r, const numafeed_topo *t)
     }
 }
 
+/* Whether zstd blocks can be decoded on the GPU (decode gpu), every reason
+ * why not, and where nvCOMP was found or looked for. Informational: the
+ * CPU decodes them otherwise, as it always could. */
+static void check_gpu_decode(struct report *r, int ndev)
+{
+    char det[2048] = "", lib[1200];
+    const char *why;
+    if (!numafeed_has_cuda())
+        nf__note(det, sizeof(det), "not compiled with CUDA");
+    else if (!nf__gpu_kernels(&why))
+        nf__note(det, sizeof(det), "%s", why);
+    else if (ndev <= 0)
+        nf__note(det, sizeof(det), "no CUDA device");
+    int missing = nf__nvcomp_load() != 0;
+    if (missing)
+        snprintf(lib, sizeof(lib), "%s", numafeed_last_error());
+    else
+        nf__nvcomp_describe(nf__nvcomp(), lib, sizeof(lib));
+    int available = !det[0] && !missing;
+    nf__note(det, sizeof(det), "%s%s", missing ? "" : "found ", lib);
+    add(r, "gpu decode", 1, available ? "available" : "unavailable", det,
+        available ? "decode auto decodes zstd datasets on the GPU with nvCOMP (docs/loader.md)"
+                  : "zstd blocks are decoded by the pools' cores (decode cpu)");
+}
+
 static void check_kernel(struct report *r, const char *sysroot, const char *procroot,
                          const numafeed_topo *t)
 {
@@ -185,6 +210,7 @@ static void check_kernel(struct report *r, const char *sysroot, const char *proc
                              : numafeed_last_error(),
         n > 0 ? "batches are copied to each GPU from page-locked node-local slots"
               : "the loader delivers host batches");
+    check_gpu_decode(r, n);
 }
 
 int nf__doctor_setup(const char *who, const struct numafeed_doctor_options *in,

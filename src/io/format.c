@@ -387,6 +387,39 @@ int nf__shard_load(int fd, const char *name, uint64_t file_size, struct nf_shard
     return 0;
 }
 
+int nf__block_check_frame(const char *shard, uint32_t block_no, const struct nf_block_info *b,
+                          const void *src)
+{
+    const unsigned long long off = (unsigned long long)b->offset;
+    if (b->codec == NF_CODEC_RAW)
+        return 0;
+    if (b->codec != NF_CODEC_ZSTD)
+        return nf__error(NUMAFEED_ECORRUPT, "%s: block %u at offset %llu: unknown codec %u",
+                          shard, block_no, off, b->codec);
+    /* Both checks before decoding: a frame that claims a different size,
+     * or that is followed by more data, is refused whatever it holds. */
+    unsigned long long csize = ZSTD_getFrameContentSize(src, b->stored_size);
+    if (csize == ZSTD_CONTENTSIZE_ERROR)
+        return nf__error(NUMAFEED_ECORRUPT, "%s: block %u at offset %llu: not a zstd frame",
+                          shard, block_no, off);
+    /* Our writer always records the size; a frame without one was not
+     * written by numafeed (or had its header damaged into a valid one). */
+    if (csize == ZSTD_CONTENTSIZE_UNKNOWN)
+        return nf__error(NUMAFEED_ECORRUPT, "%s: block %u at offset %llu: zstd frame does "
+                          "not declare its content size", shard, block_no, off);
+    if (csize != b->decoded_size)
+        return nf__error(NUMAFEED_ECORRUPT, "%s: block %u at offset %llu: zstd frame declares "
+                          "%llu bytes, the index says %u", shard, block_no, off, csize,
+                          b->decoded_size);
+    size_t fsize = ZSTD_findFrameCompressedSize(src, b->stored_size);
+    if (ZSTD_isError(fsize) || fsize != b->stored_size)
+        return nf__error(NUMAFEED_ECORRUPT, "%s: block %u at offset %llu: zstd frame is "
+                          "%s, the index says %u stored bytes", shard, block_no, off,
+                          ZSTD_isError(fsize) ? ZSTD_getErrorName(fsize) : "a different size",
+                          b->stored_size);
+    return 0;
+}
+
 int nf__block_decode(struct ZSTD_DCtx_s *dctx, const char *shard, uint32_t block_no,
                       const struct nf_block_info *b, const void *src, void *dst, size_t dst_len)
 {
@@ -394,30 +427,12 @@ int nf__block_decode(struct ZSTD_DCtx_s *dctx, const char *shard, uint32_t block
     if (dst_len < b->decoded_size)
         return nf__error(-EINVAL, "%s: block %u at offset %llu: destination of %zu bytes for "
                           "%u decoded bytes", shard, block_no, off, dst_len, b->decoded_size);
+    int rc = nf__block_check_frame(shard, block_no, b, src);
+    if (rc)
+        return rc;
     if (b->codec == NF_CODEC_ZSTD) {
         if (!dctx)
             return nf__error(-EINVAL, "%s: block %u: no zstd context", shard, block_no);
-        /* Both checks before decoding: a frame that claims a different size,
-         * or that is followed by more data, is refused whatever it holds. */
-        unsigned long long csize = ZSTD_getFrameContentSize(src, b->stored_size);
-        if (csize == ZSTD_CONTENTSIZE_ERROR)
-            return nf__error(NUMAFEED_ECORRUPT, "%s: block %u at offset %llu: not a zstd frame",
-                              shard, block_no, off);
-        /* Our writer always records the size; a frame without one was not
-         * written by numafeed (or had its header damaged into a valid one). */
-        if (csize == ZSTD_CONTENTSIZE_UNKNOWN)
-            return nf__error(NUMAFEED_ECORRUPT, "%s: block %u at offset %llu: zstd frame does "
-                              "not declare its content size", shard, block_no, off);
-        if (csize != b->decoded_size)
-            return nf__error(NUMAFEED_ECORRUPT, "%s: block %u at offset %llu: zstd frame declares "
-                              "%llu bytes, the index says %u", shard, block_no, off, csize,
-                              b->decoded_size);
-        size_t fsize = ZSTD_findFrameCompressedSize(src, b->stored_size);
-        if (ZSTD_isError(fsize) || fsize != b->stored_size)
-            return nf__error(NUMAFEED_ECORRUPT, "%s: block %u at offset %llu: zstd frame is "
-                              "%s, the index says %u stored bytes", shard, block_no, off,
-                              ZSTD_isError(fsize) ? ZSTD_getErrorName(fsize) : "a different size",
-                              b->stored_size);
         /* Capacity exactly the index's size: a frame that would produce more
          * (a bomb, a lying index) fails inside zstd instead of overflowing. */
         size_t got = ZSTD_decompressDCtx(dctx, dst, b->decoded_size, src, b->stored_size);
@@ -431,12 +446,8 @@ int nf__block_decode(struct ZSTD_DCtx_s *dctx, const char *shard, uint32_t block
             return nf__error(NUMAFEED_ECORRUPT, "%s: block %u at offset %llu: zstd produced %zu "
                               "bytes, the index says %u", shard, block_no, off, got,
                               b->decoded_size);
-    } else if (b->codec == NF_CODEC_RAW) {
-        if (dst != src)
-            memcpy(dst, src, b->decoded_size);
-    } else {
-        return nf__error(NUMAFEED_ECORRUPT, "%s: block %u at offset %llu: unknown codec %u",
-                          shard, block_no, off, b->codec);
+    } else if (dst != src) {
+        memcpy(dst, src, b->decoded_size);
     }
     uint64_t h = XXH3_64bits(dst, b->decoded_size);
     if (h != b->xxh3)

@@ -240,6 +240,13 @@ int nf__pread_full(int fd, void *buf, size_t len, uint64_t off, const char *name
  * dctx may be NULL for raw blocks.
  */
 struct ZSTD_DCtx_s;
+/* The checks nf__block_decode makes before zstd writes anything, for a
+ * decoder elsewhere (the GPU): a zstd block must be one frame of exactly
+ * stored_size bytes declaring the index's decoded size; a raw block passes;
+ * another codec is NUMAFEED_ECORRUPT. The decoded bytes still need their
+ * XXH3 checked. */
+int nf__block_check_frame(const char *shard, uint32_t block_no, const struct nf_block_info *b,
+                          const void *src);
 int nf__block_decode(struct ZSTD_DCtx_s *dctx, const char *shard, uint32_t block_no,
                       const struct nf_block_info *b, const void *src, void *dst, size_t dst_len);
 
@@ -490,9 +497,11 @@ struct nf_block_done {
     uint64_t tag;         /* the caller's, from submit */
     uint32_t gblock;
     uint32_t records;
-    uint32_t len;         /* decoded bytes = records x record bytes */
+    uint32_t len;         /* decoded bytes = records x record bytes; stored: stored bytes */
     int result;           /* 0, or the error */
-    const uint8_t *data;  /* verified decoded bytes; valid until release */
+    const uint8_t *data;  /* verified decoded bytes; valid until release. stored: the
+                           * caller's destination, holding the stored bytes */
+    int stored;           /* 1: submitted with nf__pipe_submit_stored */
     unsigned buf_;        /* the pipe's */
 };
 
@@ -518,8 +527,22 @@ int nf__pipe_reserve(struct nf_pipe *p, unsigned n);
 unsigned nf__pipe_room(const struct nf_pipe *p);
 unsigned nf__pipe_outstanding(const struct nf_pipe *p);
 int nf__pipe_submit(struct nf_pipe *p, uint32_t gblock, uint64_t tag);
+/* Submit a block whose stored bytes are wanted as they are, for a decoder
+ * elsewhere (the GPU): they are read (or, mapped, copied) into dst, which
+ * must hold the block's stored size, and nf__pipe_next hands the block out
+ * with done.stored set after nf__block_check_frame, neither decoded nor
+ * hashed: the caller verifies the decoded bytes. Takes a place in the
+ * pipe (room) but none of its buffers. */
+int nf__pipe_submit_stored(struct nf_pipe *p, uint32_t gblock, uint64_t tag, void *dst,
+                           size_t dst_len);
 /* Hand submitted reads to the kernel without waiting. */
 int nf__pipe_flush(struct nf_pipe *p);
+/* Decode and verify block gblock's stored bytes at src (as
+ * nf__pipe_submit_stored delivered them) with this pipe's CPU decoder, into
+ * scratch memory: 0 when they are sound, else exactly the error (code and
+ * message) the CPU path gives for them. For a decoder elsewhere that found
+ * the block bad: its verdict in the CPU path's words. */
+int nf__pipe_check_stored(struct nf_pipe *p, uint32_t gblock, const void *src);
 /* The next finished block, in completion order (reads) or submission order
  * (mapped). -EINVAL when nothing is in flight. */
 int nf__pipe_next(struct nf_pipe *p, struct nf_block_done *done);

@@ -14,7 +14,10 @@
  *     from the mapping into staging;
  *   - how big the buffers are (the dataset's largest stored and decoded
  *     block, O_DIRECT slack included) and how many: enough for the
- *     configured bytes in flight, or as many as the caller reserves.
+ *     configured bytes in flight, or as many as the caller reserves;
+ *   - or, for a decoder elsewhere (the GPU), the stored bytes as they are,
+ *     read (or copied from the mapping) straight into the caller's
+ *     destination, their zstd frame checked but not decoded.
  *
  * Buffers. A pipe owns n buffers (a decoded one, and a read one for zstd
  * blocks); a submitted block holds one until the caller releases its
@@ -39,6 +42,7 @@
 struct pbuf {
     uint8_t *dec;  /* decoded bytes of a zstd block */
     uint8_t *rd;   /* stored bytes as read (raw blocks are verified here) */
+    uint8_t *to;   /* submitted stored: the caller's destination, else NULL */
     uint64_t tag;  /* the caller's, for the block it holds */
     uint32_t g;    /* that global block */
 };
@@ -243,28 +247,48 @@ static void push(struct nf_pipe *p, struct ready e)
     p->qlen++;
 }
 
-int nf__pipe_submit(struct nf_pipe *p, uint32_t g, uint64_t tag)
+/* Submit block g into buffer slot i's place: read it into dst (or, mapped,
+ * queue it; dst is then copied at nf__pipe_next). */
+static int submit(struct nf_pipe *p, uint32_t g, uint64_t tag, uint8_t *to, size_t to_len)
 {
     uint32_t shard, blk;
     const struct nf_block_info *bi = nf__dataset_block(p->ds, g, &shard, &blk);
     if (!bi)
         return nf__error(-EINVAL, "no global block %u (the dataset has %u)", g,
                          nf__dataset_blocks(p->ds));
+    if (to && to_len < bi->stored_size)
+        return nf__error(-EINVAL, "%s: block %u: destination of %zu bytes for %u stored bytes",
+                         nf__dataset_shard_path(p->ds, shard), blk, to_len, bi->stored_size);
     if (nf__pipe_room(p) == 0)
         return -EBUSY;
     unsigned i = p->free_list[p->nfree - 1];
-    int rc = buf_ready(p, i, bi->codec == NF_CODEC_RAW);
+    int rc = to ? 0 : buf_ready(p, i, bi->codec == NF_CODEC_RAW);
     if (rc)
         return rc;
     if (p->mapped)
         push(p, (struct ready){.buf = i});
-    else if ((rc = nf__reader_submit(p->reader, shard, blk, p->bufs[i].rd, p->rd_bytes, i)))
+    else if ((rc = nf__reader_submit(p->reader, shard, blk, to ? to : p->bufs[i].rd,
+                                     to ? to_len : p->rd_bytes, i)))
         return rc;
+    p->bufs[i].to = to;
     p->bufs[i].tag = tag;
     p->bufs[i].g = g;
     p->nfree--;
     p->outstanding++;
     return 0;
+}
+
+int nf__pipe_submit(struct nf_pipe *p, uint32_t g, uint64_t tag)
+{
+    return submit(p, g, tag, NULL, 0);
+}
+
+int nf__pipe_submit_stored(struct nf_pipe *p, uint32_t g, uint64_t tag, void *dst,
+                           size_t dst_len)
+{
+    if (!dst)
+        return nf__error(-EINVAL, "nf__pipe_submit_stored: no destination");
+    return submit(p, g, tag, dst, dst_len);
 }
 
 int nf__pipe_flush(struct nf_pipe *p)
@@ -289,6 +313,7 @@ static int reap(struct nf_pipe *p)
 
 struct decode_call {
     struct nf_pipe *p;
+    const struct nf_block_info *bi;
     uint32_t shard, blk;
     const uint8_t *src;
     uint8_t *dst;
@@ -300,6 +325,17 @@ static void decode_block(void *arg)
 {
     struct decode_call *c = arg;
     c->rc = nf__reader_decode(c->p->reader, c->shard, c->blk, c->src, c->dst, c->dst_len);
+}
+
+/* Stored: the bytes into the caller's destination (mapped: a copy, which
+ * may fault on a truncated shard), their frame checked. */
+static void stored_block(void *arg)
+{
+    struct decode_call *c = arg;
+    if (c->src != c->dst)
+        memcpy(c->dst, c->src, c->bi->stored_size);
+    c->rc = nf__block_check_frame(nf__dataset_shard_path(c->p->ds, c->shard), c->blk, c->bi,
+                                  c->dst);
 }
 
 int nf__pipe_guard(struct nf_pipe *p, void (*fn)(void *arg), void *arg)
@@ -350,14 +386,21 @@ int nf__pipe_next(struct nf_pipe *p, struct nf_block_done *d)
     }
     const uint8_t *src = p->mapped ? nf__dataset_block_map(p->ds, shard, blk) : e.data;
     /* raw: verified where it is (read buffer or mapping), never copied;
-     * zstd: decoded into the buffer's staging, then verified */
-    uint8_t *dst = bi->codec == NF_CODEC_RAW ? (uint8_t *)src : b->dec;
-    struct decode_call call = {p, shard, blk, src, dst,
+     * zstd: decoded into the buffer's staging, then verified; stored: in
+     * the caller's destination, checked as far as can be without decoding */
+    uint8_t *dst = b->to ? b->to : bi->codec == NF_CODEC_RAW ? (uint8_t *)src : b->dec;
+    struct decode_call call = {p, bi, shard, blk, src, dst,
                                bi->codec == NF_CODEC_RAW ? bi->decoded_size : p->dec_bytes, 0};
     uint64_t t0 = now_ns();
     int rc = 0;
     bool once = p->verify_once && bi->codec == NF_CODEC_RAW;
-    if (!once || !nf__dataset_verified(p->ds, b->g)) {
+    if (b->to) {
+        d->stored = 1;
+        d->len = bi->stored_size;
+        rc = nf__pipe_guard(p, stored_block, &call);
+        if (!rc)
+            rc = call.rc;
+    } else if (!once || !nf__dataset_verified(p->ds, b->g)) {
         rc = nf__pipe_guard(p, decode_block, &call);
         if (!rc)
             rc = call.rc;
@@ -369,9 +412,24 @@ int nf__pipe_next(struct nf_pipe *p, struct nf_block_done *d)
         nf__pipe_release(p, d);
         return d->result = rc;
     }
-    p->st.blocks++;
+    if (!d->stored)
+        p->st.blocks++; /* a stored block is verified by its decoder */
     d->data = dst;
     return 0;
+}
+
+int nf__pipe_check_stored(struct nf_pipe *p, uint32_t g, const void *src)
+{
+    uint32_t shard, blk;
+    const struct nf_block_info *bi = nf__dataset_block(p->ds, g, &shard, &blk);
+    if (!bi)
+        return nf__error(-EINVAL, "no global block %u", g);
+    uint8_t *scratch = malloc(bi->decoded_size ? bi->decoded_size : 1);
+    if (!scratch)
+        return nf__error(-ENOMEM, "out of memory for a block of %u bytes", bi->decoded_size);
+    int rc = nf__reader_decode(p->reader, shard, blk, src, scratch, bi->decoded_size);
+    free(scratch);
+    return rc;
 }
 
 void nf__pipe_release(struct nf_pipe *p, const struct nf_block_done *d)

@@ -185,6 +185,33 @@ int loader_next(loader_t *L, int gpu, struct loader_batch *batch, int timeout_ms
     return rc;
 }
 
+int loader_field_to_host(loader_t *L, const struct loader_batch *batch, unsigned field,
+                         void *dst, size_t len)
+{
+    struct pool *p = get_pool(L, batch ? batch->gpu : -1);
+    if (!p)
+        return -EINVAL;
+    struct slot *s = &p->slots[batch->seq_ % p->depth];
+    pthread_mutex_lock(&p->mu);
+    bool out = s->out && atomic_load(&s->seq) == batch->seq_;
+    pthread_mutex_unlock(&p->mu);
+    if (!out || field >= L->layout->nfields || !dst)
+        return nf__error(-EINVAL, "loader_field_to_host: batch %llu of %s %d is not "
+                         "outstanding, or field %u of %u, or no destination",
+                         (unsigned long long)batch->seq_, pool_kind(p), p->ordinal, field,
+                         L->layout->nfields);
+    const struct loader_field *v = &s->fields[field];
+    if (len < v->values_bytes)
+        return nf__error(-EINVAL, "loader_field_to_host: field %s has %llu bytes, the "
+                         "destination %zu", v->name, (unsigned long long)v->values_bytes, len);
+    if (!p->cuda) {
+        memcpy(dst, v->host, (size_t)v->values_bytes);
+        return 0;
+    }
+    int rc = nf__cuda_event_synchronize(s->ready_ev);
+    return rc ? rc : nf__cuda_copy_to_host(p->ordinal, dst, v->device, (size_t)v->values_bytes);
+}
+
 int loader_release(loader_t *L, struct loader_batch *batch)
 {
     return loader_release_on_stream(L, batch, NULL);
@@ -282,6 +309,7 @@ int loader_stats(loader_t *L, int gpu, struct loader_stats *st)
     v.copy_ns = atomic_load(&p->st_copy_ns);
     v.units = atomic_load(&p->st_units);
     v.units_windowed = atomic_load(&p->st_windowed);
+    v.gpu_decode_ns = atomic_load(&p->st_gpu_ns);
     uint64_t hist[WAIT_BUCKETS], total = 0;
     for (unsigned i = 0; i < WAIT_BUCKETS; i++)
         total += hist[i] = atomic_load_explicit(&p->wait_hist[i], memory_order_relaxed);
@@ -340,7 +368,12 @@ int loader_pool_info(loader_t *L, int gpu, struct loader_pool_info *info)
     pthread_mutex_unlock(&p->mu);
     v.cuda = p->cuda;
     v.registered = p->registered;
-    snprintf(v.copy, sizeof(v.copy), "%s", !p->cuda ? "host" : p->direct ? "direct" : "staged");
+    snprintf(v.copy, sizeof(v.copy), "%s", !p->cuda ? "host" : p->direct ? "direct"
+                                           : p->gpu ? "gathered" : "staged");
+    snprintf(v.decode, sizeof(v.decode), "%s", p->gpu ? "gpu" : "cpu");
+    snprintf(v.decode_why, sizeof(v.decode_why), "%s", p->L->decode_why);
+    for (unsigned i = 0; p->gpu && i < p->nworkers; i++)
+        v.gpu_decode_bytes += p->workers[i].gpu ? p->workers[i].gpu->sz.dev_bytes : 0;
     memcpy(info, &v, info->size);
     return 0;
 }

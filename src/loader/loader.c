@@ -72,6 +72,8 @@ static int copy_config(const struct loader_config *in, struct loader_config *cfg
         return nf__error(NUMAFEED_ECONFIG, "loader_create: copy %d unknown", cfg->copy);
     if (cfg->device < LOADER_DEVICE_AUTO || cfg->device > LOADER_DEVICE_CUDA)
         return nf__error(NUMAFEED_ECONFIG, "loader_create: device %d unknown", cfg->device);
+    if (cfg->decode < LOADER_DECODE_AUTO || cfg->decode > LOADER_DECODE_GPU)
+        return nf__error(NUMAFEED_ECONFIG, "loader_create: decode %d unknown", cfg->decode);
     return 0;
 }
 
@@ -95,6 +97,7 @@ static int resolve_ranks(const struct loader_config *cfg, uint32_t *rank, uint32
 }
 
 static int var_layout(struct numafeed_loader *L);
+static int slot_layout(struct numafeed_loader *L, size_t *head, size_t *end);
 
 /* The dataset, and how to read it (io auto decides per dataset). */
 static int open_dataset(struct numafeed_loader *L)
@@ -114,7 +117,10 @@ static int open_dataset(struct numafeed_loader *L)
         L->io = LOADER_IO_MMAP;
     if (L->io == LOADER_IO_MMAP && (rc = nf__dataset_map(L->ds)))
         return rc;
-    return var_layout(L);
+    if ((rc = var_layout(L)))
+        return rc;
+    L->slot_ok = slot_layout(L, &L->slot_head, &L->slot_end) == 0;
+    return 0;
 }
 
 /* Quarter octaves of a length: an upper edge within 19% of any length in
@@ -136,64 +142,76 @@ static uint64_t len_upper(unsigned b)
     return (UINT64_C(1) << lg) + ((uint64_t)(b % 4 + 1) << (lg - 2));
 }
 
-/* For each variable field, an upper bound of the bytes batch_size records
- * can take: the batch_size largest lengths, each rounded up to its
+/* An upper bound of the bytes variable field v takes in any `count`
+ * records: the count largest lengths, each rounded up to its
  * quarter-octave bucket's edge (one pass over the length table; within
- * 19% of the exact bound), and where the offsets and values sit in a slot.
- * No batch can need more, whatever the order. */
+ * 19% of the exact bound), and never more than count x the largest.
+ * hist: LEN_BUCKETS counters of scratch. Saturates: a bound past what any
+ * ring may hold fails in the ring's size check with the numbers named. */
+static uint64_t var_bound(const struct numafeed_loader *L, unsigned v, uint64_t count,
+                          uint64_t *hist)
+{
+    unsigned nv = L->layout->nvar;
+    uint64_t R = nf__dataset_records(L->ds);
+    const uint32_t *len = nf__dataset_var_len(L->ds);
+    memset(hist, 0, LEN_BUCKETS * sizeof(*hist));
+    for (uint64_t r = 0; r < R; r++)
+        hist[len_bucket(len[r * nv + v])]++;
+    uint64_t left = count, cap = 0, t, exact;
+    for (unsigned b = LEN_BUCKETS; b-- > 0 && left;) {
+        if (!hist[b])
+            continue;
+        uint64_t take = hist[b] < left ? hist[b] : left;
+        if (__builtin_mul_overflow(take, len_upper(b), &t) ||
+            __builtin_add_overflow(cap, t, &cap))
+            cap = UINT64_MAX;
+        left -= take;
+    }
+    if (__builtin_mul_overflow((uint64_t)nf__dataset_var_max(L->ds, v), count, &exact))
+        exact = UINT64_MAX;
+    return cap < exact ? cap : exact;
+}
+
+/* For each variable field, an upper bound of the bytes batch_size records
+ * can take (var_bound), and room for where each one's offsets and values
+ * sit in a slot. No batch can need more, whatever the order. */
 static int var_layout(struct numafeed_loader *L)
 {
-    const struct nf_layout *lay = L->layout;
-    unsigned nv = lay->nvar;
+    unsigned nv = L->layout->nvar;
     if (!nv)
         return 0;
-    uint64_t B = L->cfg.batch_size, R = nf__dataset_records(L->ds);
-    const uint32_t *len = nf__dataset_var_len(L->ds);
     L->var_cap = calloc(nv, sizeof(*L->var_cap));
     L->var_offs = calloc(nv, sizeof(*L->var_offs));
     L->var_vals = calloc(nv, sizeof(*L->var_vals));
     uint64_t *hist = calloc(LEN_BUCKETS, sizeof(*hist));
     int rc = L->var_cap && L->var_offs && L->var_vals && hist ? 0
              : nf__error(-ENOMEM, "out of memory");
-    for (unsigned v = 0; !rc && v < nv; v++) {
-        memset(hist, 0, LEN_BUCKETS * sizeof(*hist));
-        for (uint64_t r = 0; r < R; r++)
-            hist[len_bucket(len[r * nv + v])]++;
-        /* saturating: a bound past what any ring may hold fails in the
-         * ring's size check with the numbers named */
-        uint64_t left = B, cap = 0, t, exact;
-        for (unsigned b = LEN_BUCKETS; b-- > 0 && left;) {
-            if (!hist[b])
-                continue;
-            uint64_t take = hist[b] < left ? hist[b] : left;
-            if (__builtin_mul_overflow(take, len_upper(b), &t) ||
-                __builtin_add_overflow(cap, t, &cap))
-                cap = UINT64_MAX;
-            left -= take;
-        }
-        if (__builtin_mul_overflow((uint64_t)nf__dataset_var_max(L->ds, v), B, &exact))
-            exact = UINT64_MAX;
-        L->var_cap[v] = cap < exact ? cap : exact;
-    }
+    for (unsigned v = 0; !rc && v < nv; v++)
+        L->var_cap[v] = var_bound(L, v, L->cfg.batch_size, hist);
     free(hist);
     return rc;
 }
 
-/* Where each variable field's offsets and values sit in a slot, after the
- * fixed fields, 64-byte aligned (a values array of any dtype starts
- * aligned); *end is where the slot's data ends. -EOVERFLOW if it cannot be
- * addressed at all (the ring's size check names the numbers). */
-int nf__slot_layout(struct numafeed_loader *L, size_t *head, size_t *end)
+/* Where each variable field's offsets and values sit in a slot: the
+ * offsets first (so that a slot whose data stays on the device, GPU
+ * decode's, keeps them at its start on the host), then the fixed fields,
+ * then the values, each 64-byte aligned (a values array of any dtype
+ * starts aligned); *end is where the slot's data ends. -EOVERFLOW if it
+ * cannot be addressed at all (the ring's size check names the numbers). */
+static int slot_layout(struct numafeed_loader *L, size_t *head, size_t *end)
 {
     const struct nf_layout *lay = L->layout;
-    size_t B = L->cfg.batch_size, at, n;
-    if (nf__mul_size((size_t)lay->record_bytes, B, &at))
-        return -EOVERFLOW;
+    size_t B = L->cfg.batch_size, at = 0, n;
     for (unsigned v = 0; v < lay->nvar; v++) {
-        L->var_offs[v] = at = (at + 63) & ~(size_t)63;
+        L->var_offs[v] = at;
         if (nf__mul_size(B + 1, 8, &n) || nf__add_size(at, n, &at) || at > SIZE_MAX - 64)
             return -EOVERFLOW;
+        at = (at + 63) & ~(size_t)63;
     }
+    L->fixed_base = at;
+    if (nf__mul_size((size_t)lay->record_bytes, B, &n) || nf__add_size(at, n, &at) ||
+        at > SIZE_MAX - 64)
+        return -EOVERFLOW;
     *head = (at + 63) & ~(size_t)63;
     for (unsigned v = 0; v < lay->nvar; v++) {
         L->var_vals[v] = at = (at + 63) & ~(size_t)63;
@@ -203,6 +221,20 @@ int nf__slot_layout(struct numafeed_loader *L, size_t *head, size_t *end)
     }
     *end = at;
     return 0;
+}
+
+/* The default window is 16 blocks' worth of records, at most this many:
+ * each worker keeps about 40 bytes of tables per record of its window. */
+#define DEFAULT_WINDOW_MAX 65536u
+
+uint64_t nf__loader_window(const struct numafeed_loader *L)
+{
+    if (L->cfg.shuffle_window)
+        return L->cfg.shuffle_window;
+    uint32_t nblocks = nf__dataset_blocks(L->ds);
+    uint64_t avg = nf__dataset_records(L->ds) / (nblocks ? nblocks : 1);
+    uint64_t window = 16 * (avg ? avg : 1);
+    return window > DEFAULT_WINDOW_MAX ? DEFAULT_WINDOW_MAX : window;
 }
 
 /* Host or CUDA: what the config asks for, and what the machine has. */
@@ -235,7 +267,8 @@ static int pick_device(struct numafeed_loader *L, bool *host, int *ndev)
 static const char *direct_blocked(struct numafeed_loader *L, bool host, char *buf, size_t len)
 {
     if (host)
-        return "batches stay on the host";
+        return L->host_reason[0] ? "batches stay on the host (no CUDA device)"
+                                 : "batches stay on the host (device cpu)";
     if (L->io != LOADER_IO_MMAP)
         return "the shards are read with io_uring or pread, not mapped (io auto maps only "
                "a dataset resident in the page cache)";
@@ -298,6 +331,127 @@ static int pick_copy(struct numafeed_loader *L, bool host, int first_gpu)
         L->pinned_maps[L->npinned++] = m;
     }
     L->direct = true;
+    return 0;
+}
+
+/* ---- where zstd blocks are decoded --------------------------------------- */
+
+/* GPU decode's bounds for one worker (gpu_plan.h), nvCOMP's scratch as
+ * estimated on the first served GPU. */
+struct temp_call {
+    const struct nf_gplan_sizes *s;
+    uint64_t max_decoded;
+    size_t temp;
+};
+
+static int temp_on_device(void *arg)
+{
+    struct temp_call *c = arg;
+    return nf__nvcomp_zstd_temp(nf__nvcomp(), c->s->max_blocks, (size_t)c->max_decoded,
+                                c->s->arena, &c->temp);
+}
+
+static int gpu_bounds(struct numafeed_loader *L, int first_gpu)
+{
+    const struct nf_layout *lay = L->layout;
+    uint64_t window = nf__loader_window(L), bytes, t;
+    uint64_t *hist = calloc(LEN_BUCKETS, sizeof(*hist));
+    if (!hist)
+        return nf__error(-ENOMEM, "out of memory");
+    if (__builtin_mul_overflow(window, lay->record_bytes, &bytes))
+        bytes = UINT64_MAX;
+    for (unsigned v = 0; v < lay->nvar; v++)
+        if (__builtin_add_overflow(bytes, var_bound(L, v, window, hist), &t) ||
+            (bytes = t) == UINT64_MAX)
+            bytes = UINT64_MAX;
+    free(hist);
+    struct nf_gplan_input in = {window, bytes, nf__dataset_max_decoded(L->ds),
+                                nf__dataset_blocks(L->ds), lay->nfields, L->cfg.batch_size};
+    struct temp_call c = {&L->gsz, in.max_decoded, 0};
+    if (nf__gplan_bounds(&in, &L->gsz) ||
+        nf__cuda_on_device(first_gpu, temp_on_device, &c) || nf__gplan_size(&L->gsz, c.temp))
+        return nf__error(NUMAFEED_ECONFIG, "%s", numafeed_last_error()[0] ? numafeed_last_error()
+                         : "its memory does not fit a size_t");
+    return 0;
+}
+
+/* Why the GPU cannot decode this loader's blocks, or NULL when it can;
+ * *code is the error decode gpu then fails with. */
+static const char *gpu_blocked(struct numafeed_loader *L, bool host, int first_gpu, int *code,
+                               char *buf, size_t len)
+{
+    const char *why;
+    *code = NUMAFEED_ENOCUDA;
+    if (!numafeed_has_cuda())
+        return "not compiled with CUDA";
+    if (!nf__gpu_kernels(&why))
+        return why;
+    if (host)
+        return L->host_reason[0] ? "batches stay on the host (no CUDA device)"
+                                 : "batches stay on the host (device cpu)";
+    *code = NUMAFEED_ECONFIG;
+    if (L->direct)
+        return "copy direct sends raw blocks as they are";
+    uint32_t nb = nf__dataset_blocks(L->ds), nz = 0;
+    for (uint32_t g = 0; g < nb; g++)
+        nz += nf__dataset_block(L->ds, g, NULL, NULL)->codec == NF_CODEC_ZSTD;
+    if (!nz)
+        return "no block of the dataset is zstd-compressed: there is nothing to decode";
+    if (L->cfg.decode == LOADER_DECODE_AUTO && nz * 2 < nb) {
+        snprintf(buf, len, "only %u of the dataset's %u blocks are zstd-compressed", nz, nb);
+        return buf;
+    }
+    *code = NUMAFEED_ENVCOMP;
+    if (nf__nvcomp_load()) {
+        snprintf(buf, len, "%s", numafeed_last_error());
+        return buf;
+    }
+    *code = NUMAFEED_ECONFIG;
+    if (gpu_bounds(L, first_gpu)) {
+        snprintf(buf, len, "%s", numafeed_last_error());
+        return buf;
+    }
+    /* the default thread count is at most 4 (pools check their own) */
+    uint64_t workers = L->cfg.threads ? L->cfg.threads : 4, need;
+    uint64_t budget = L->cfg.max_gpu_decode_bytes ? L->cfg.max_gpu_decode_bytes
+                                                  : NF_GPU_DECODE_DEFAULT_BYTES;
+    if (__builtin_mul_overflow(workers, (uint64_t)L->gsz.dev_bytes, &need) || need > budget) {
+        snprintf(buf, len, "%llu workers x %zu bytes of GPU memory (a shuffle window of %llu "
+                 "records, nvCOMP's scratch %zu) exceed max_gpu_decode_bytes (%llu)",
+                 (unsigned long long)workers, L->gsz.dev_bytes,
+                 (unsigned long long)nf__loader_window(L), L->gsz.temp,
+                 (unsigned long long)budget);
+        return buf;
+    }
+    return NULL;
+}
+
+/* decode: the GPU where it applies and is asked for or automatic, the
+ * pool's cores otherwise; either way decode_why says what and why. */
+static int pick_decode(struct numafeed_loader *L, bool host, int first_gpu)
+{
+    char buf[sizeof(L->decode_why) - 32];
+    int code;
+    if (L->cfg.decode == LOADER_DECODE_CPU) {
+        snprintf(L->decode_why, sizeof(L->decode_why), "decode cpu: as configured");
+        return 0;
+    }
+    const char *why = gpu_blocked(L, host, first_gpu, &code, buf, sizeof(buf));
+    if (why && L->cfg.decode == LOADER_DECODE_GPU)
+        return nf__error(code, "decode gpu: %s", why);
+    if (why) {
+        snprintf(L->decode_why, sizeof(L->decode_why), "decode cpu: %s", why);
+        /* the notes say it where a GPU takes the batches: host mode says
+         * enough on its own */
+        L->decode_note = !host;
+        nf__error_clear();
+        return 0;
+    }
+    char d[sizeof(L->decode_why) - 16];
+    nf__nvcomp_describe(nf__nvcomp(), d, sizeof(d));
+    snprintf(L->decode_why, sizeof(L->decode_why), "decode gpu: %s", d);
+    L->gpu_decode = L->decode_note = true;
+    L->copy_why[0] = '\0'; /* the records are gathered on the GPU: no copy to choose */
     return 0;
 }
 
@@ -385,6 +539,8 @@ int loader_create(const struct loader_config *cfg_in, loader_t **out)
         rc = pick_gpus(L, topo, host, ndev, &cfg, ordinals);
     if (!rc)
         rc = pick_copy(L, host, ordinals[0]);
+    if (!rc)
+        rc = pick_decode(L, host, ordinals[0]);
     if (!rc) {
         for (int i = 0; i < L->npools; i++)
             overrides[i] = cfg.node_override ? cfg.node_override[i] : -1;

@@ -20,29 +20,38 @@
 
 /* ---- the ring ----------------------------------------------------------- */
 
+/* Bytes of a slot's data the host keeps, before the record ids (page
+ * aligned): all of it when the workers build batches in the slot; GPU
+ * decode gathers them on the device, and the host keeps only the variable
+ * fields' offsets (which it computes); the direct copy, nothing. */
+static size_t host_data(const struct pool *p)
+{
+    size_t n = p->direct ? 0 : p->gpu ? p->L->fixed_base : p->slot_bytes;
+    return (n + 4095) & ~(size_t)4095;
+}
+
 /* Point every slot (memory, ids, field views) into a ring at base. */
 static void layout_slots(struct pool *p, void *base)
 {
     const struct nf_layout *lay = p->L->layout;
     uint64_t B = p->sampler.batch;
-    size_t data = p->slot_bytes, per = p->slot_stride;
+    size_t per = p->slot_stride;
     for (unsigned i = 0; i < p->depth; i++) {
         struct slot *s = &p->slots[i];
         s->mem = (uint8_t *)base + (size_t)i * per;
-        /* direct: the host slot is only the record ids; the data goes from
-         * the page cache to the device buffer */
-        s->ids = (uint64_t *)(void *)(s->mem + (p->direct ? 0 : (data + 4095) & ~(size_t)4095));
+        s->ids = (uint64_t *)(void *)(s->mem + host_data(p));
         for (unsigned f = 0; f < lay->nfields; f++) {
             const struct nf_field *fd = &lay->fields[f];
             struct loader_field *v = &s->fields[f];
-            size_t at = fd->kind == NF_KIND_FIXED ? fd->offset * B : p->L->var_vals[fd->var];
+            size_t at = fd->kind == NF_KIND_FIXED ? p->L->fixed_base + fd->offset * B
+                                                  : p->L->var_vals[fd->var];
             v->name = fd->name;
             v->dtype = nf__dtype_name(fd->dtype);
             v->ndim = fd->ndim;
             v->shape = fd->shape;
             v->record_bytes = (size_t)fd->bytes;
             v->kind = fd->kind; /* enum nf_kind and loader_field_kind agree */
-            v->host = p->direct ? NULL : s->mem + at;
+            v->host = p->direct || p->gpu ? NULL : s->mem + at; /* on the device only */
             v->device = s->dev ? (uint8_t *)s->dev + at : NULL;
             if (fd->kind != NF_KIND_FIXED) {
                 v->offsets = nf__slot_offsets(p->L, s, fd->var);
@@ -100,9 +109,10 @@ int nf__ring_setup_cuda(struct pool *p)
 {
     size_t total = p->slot_stride * p->depth;
     /* one registration per slot: a slot is one copy's source, and a copy
-     * may not span two registrations; direct: the host slots hold only
-     * ids, which never travel */
-    int rc = p->direct ? 1 : nf__cuda_host_register(p->ring, total, p->slot_stride);
+     * may not span two registrations; direct, and GPU decode without
+     * variable fields: the host slots hold only ids, which never travel */
+    bool travels = !p->direct && (!p->gpu || p->L->fixed_base);
+    int rc = travels ? nf__cuda_host_register(p->ring, total, p->slot_stride) : 1;
     if (rc == 1) {
         rc = 0;
     } else if (rc == 0) {
@@ -199,23 +209,13 @@ static int pick_cpus(struct pool *p, const numafeed_topo *topo)
 
 /* ---- the ring's size ---------------------------------------------------- */
 
-/* The default window is 16 blocks' worth of records, at most this many:
- * each worker keeps about 40 bytes of tables per record of its window. */
-#define DEFAULT_WINDOW_MAX 65536u
-
 /* The sampler for this pool's part of the dataset. */
 static int init_sampler(struct pool *p, int pos, uint32_t rank, uint32_t world)
 {
     struct numafeed_loader *L = p->L;
     const struct loader_config *c = &L->cfg;
     uint32_t nblocks = nf__dataset_blocks(L->ds);
-    uint64_t window = c->shuffle_window;
-    if (!window) {
-        uint64_t avg = nf__dataset_records(L->ds) / (nblocks ? nblocks : 1);
-        window = 16 * (avg ? avg : 1);
-    }
-    if (!c->shuffle_window && window > DEFAULT_WINDOW_MAX)
-        window = DEFAULT_WINDOW_MAX; /* tiny records: per-worker tables stay small */
+    uint64_t window = nf__loader_window(L);
     uint64_t nparts = (uint64_t)world * (uint64_t)L->npools;
     int rc = nf__sampler_init(&p->sampler, c->seed, c->shuffle != 0, c->drop_last != 0, window,
                               c->batch_size, (uint64_t)rank * (uint64_t)L->npools + (uint64_t)pos,
@@ -286,20 +286,20 @@ static int size_ring(struct pool *p)
     const struct nf_layout *lay = p->L->layout;
     uint64_t B = p->sampler.batch;
     uint64_t max = c->max_ring_bytes ? c->max_ring_bytes : RING_MAX_DEFAULT;
-    size_t data, ids;
+    size_t ids;
     char a[32], b[32];
     human(b, sizeof(b), max);
-    if (nf__slot_layout(p->L, &p->head_bytes, &data) ||
+    p->head_bytes = p->L->slot_head;
+    p->slot_bytes = p->L->slot_end;
+    if (!p->L->slot_ok ||
         nf__mul_size((size_t)B, sizeof(uint64_t), &ids) ||
-        nf__add_size(p->direct ? 0 : (data + 4095) & ~(size_t)4095, (ids + 4095) & ~(size_t)4095,
-                     &p->slot_stride) ||
+        nf__add_size(host_data(p), (ids + 4095) & ~(size_t)4095, &p->slot_stride) ||
         p->slot_stride > max / 2)
         return nf__error(NUMAFEED_ECONFIG, "a batch of %llu records of %llu bytes%s does not "
                          "fit twice in max_ring_bytes (%s per pool): lower batch_size, or "
                          "raise max_ring_bytes", (unsigned long long)B,
                          (unsigned long long)lay->record_bytes,
                          lay->nvar ? " and the variable fields of the largest records" : "", b);
-    p->slot_bytes = data;
     uint64_t max_slots = max / (p->slot_stride > p->slot_bytes ? p->slot_stride : p->slot_bytes);
     p->depth = c->prefetch;
     if (!p->depth)
@@ -359,6 +359,7 @@ int nf__pool_init(struct numafeed_loader *L, struct pool *p, int pos, int ordina
     p->ordinal = ordinal;
     p->cuda = !host;
     p->direct = L->direct && p->cuda;
+    p->gpu = L->gpu_decode && p->cuda;
     pthread_mutex_init(&p->mu, NULL);
     pthread_mutex_init(&p->cmu, NULL);
     pthread_condattr_t ca;
@@ -374,6 +375,8 @@ int nf__pool_init(struct numafeed_loader *L, struct pool *p, int pos, int ordina
         nf__note(p->notes, sizeof(p->notes), "io %s", L->io_why);
     if (L->copy_why[0])
         nf__note(p->notes, sizeof(p->notes), "%s", L->copy_why);
+    if (L->decode_note)
+        nf__note(p->notes, sizeof(p->notes), "%s", L->decode_why);
 
     int rc = pick_node(p, pos, ordinal, topo, host);
     if (!rc)
@@ -464,7 +467,8 @@ void nf__pool_stop(struct pool *p)
 
 static void free_worker(struct worker *w)
 {
-    nf__pipe_destroy(w->pipe);
+    nf__pipe_destroy(w->pipe); /* its reads may still fill the GPU staging */
+    nf__gpu_worker_free(w);
     nf__plan_free(&w->plan);
     free(w->sigma);
     free(w->span);

@@ -12,6 +12,10 @@
  *               dataset, the topology, the pools
  *   consumer.c  loader_next, release, the stats and the pool report
  *   sampler.c   which record goes where (sampler.h)
+ *   gpu_unit.c  GPU decode of a unit: its worker's stream, staging and
+ *               device memory, reading, nvCOMP, verify, gather
+ *   gpu_plan.c  GPU decode's arithmetic: bounds, placement, gather lists
+ *               (gpu_plan.h)
  */
 #ifndef NUMAFEED_LOADER_PRIVATE_H
 #define NUMAFEED_LOADER_PRIVATE_H
@@ -23,10 +27,13 @@
 
 #include "internal.h"
 #include "io/io.h"
+#include "loader/gpu_plan.h"
 #include "loader/sampler.h"
 #include "pin/pin.h"
 
 #define WAIT_BUCKETS 256 /* quarter-octave histogram of consumer waits, in ns */
+/* loader_config.max_gpu_decode_bytes's default, per pool */
+#define NF_GPU_DECODE_DEFAULT_BYTES (UINT64_C(2) << 30)
 
 struct slot {
     _Atomic uint64_t seq;       /* the batch this slot holds or is being filled for */
@@ -43,6 +50,21 @@ struct slot {
 };
 
 struct pool;
+
+/* GPU decode: what one worker owns (gpu_unit.c), made once at start-up on
+ * its node and device, sized by the loader's bounds (gpu_plan.h). */
+struct gpu_worker {
+    void *stream;             /* the worker's own: units of several workers overlap */
+    void *ev_start, *ev_end;  /* around the GPU work of a unit (timed) */
+    void *ev_done;            /* after its verdicts came back */
+    uint8_t *host;            /* staging, page-locked, node-local (or pinned alloc) */
+    size_t host_mapped;       /* nf__node_alloc's mapping (0: cudaHostAlloc) */
+    bool host_registered;
+    uint8_t *dev;             /* header, stored, arena, verdicts, nvCOMP scratch */
+    struct nf_gplan_sizes sz;
+    struct nf_gblk *blk;      /* per block of a unit */
+    const struct nf_block_info **bi;
+};
 
 struct worker {
     struct pool *pool;
@@ -79,6 +101,7 @@ struct worker {
     const void **dma_src;
     size_t *dma_len;
     size_t ndma;
+    struct gpu_worker *gpu;   /* GPU decode; NULL otherwise */
 };
 
 struct pool {
@@ -133,7 +156,8 @@ struct pool {
     /* stats */
     _Atomic uint64_t st_batches, st_records, st_bytes, st_wait_ns, st_wait_max, st_stall_ns,
         st_blocks, st_io_ns, st_decode_ns, st_copy_ns, st_units,
-        st_windowed;            /* units built by the window path */
+        st_windowed,            /* units built by the window path */
+        st_gpu_ns;              /* GPU decode: GPU time of decode, verify, gather */
     _Atomic uint64_t wait_hist[WAIT_BUCKETS];
 
     unsigned nworkers;
@@ -143,6 +167,7 @@ struct pool {
     /* CUDA path (cuda == false: host mode) */
     bool cuda;
     bool direct;                /* records are copied to the GPU from the page cache */
+    bool gpu;                   /* blocks are decoded and gathered on the GPU */
     bool registered;            /* ring page-locked in place */
     void *pinned;               /* the cudaHostAlloc fallback ring, if used */
     void *stream;
@@ -167,6 +192,18 @@ struct numafeed_loader {
     size_t *var_offs, *var_vals;
     int io;                     /* enum loader_io after auto: never AUTO */
     bool direct;                /* LOADER_COPY_DIRECT in effect: shards page-locked */
+    bool gpu_decode;            /* LOADER_DECODE_GPU in effect */
+    char decode_why[256];       /* what decodes and why */
+    bool decode_note;           /* the pool's notes say decode_why too */
+    struct nf_gplan_sizes gsz;  /* GPU decode: a worker's regions, nvCOMP's scratch
+                                 * as estimated at create (each worker asks again) */
+    /* a slot's data, laid out once at create (loader.c's slot_layout) for
+     * every pool: each variable field's offsets (var_offs), the fixed
+     * fields from fixed_base (0 without variable fields), the values
+     * from slot_head (var_vals), the end at slot_end; slot_ok 0 when that
+     * does not fit a size_t (the ring's size check names the numbers) */
+    size_t fixed_base, slot_head, slot_end;
+    bool slot_ok;
     char copy_why[200];         /* why auto copies staged */
     const uint8_t **pinned_maps;/* the shard mappings page-locked for it */
     uint32_t npinned;
@@ -186,6 +223,49 @@ void *nf__worker_main(void *arg);
 /* Record a worker's failure against batch seq; the consumer reports it. */
 void nf__pool_fail(struct pool *p, int err, uint64_t seq);
 
+/* A unit: records [a, e) of the part's slice in epoch `epoch`, feeding
+ * batches b_lo..b_hi; nb distinct blocks (the worker's blocks[]). */
+struct unit {
+    uint64_t epoch, a, e, b_lo, b_hi, first_seq;
+    uint32_t nb;
+};
+/* What worker.c's two paths share with the GPU's (gpu_unit.c): wait until
+ * slot s may hold batch seq (false: stopping); n more records of s are
+ * written (the last writer publishes it); a unit has all its blocks. */
+bool nf__wait_slot(struct pool *p, struct slot *s, uint64_t seq);
+void nf__count_written(struct pool *p, struct slot *s, uint64_t n);
+void nf__unit_done(struct worker *w, bool windowed);
+
+static inline struct slot *nf__slot_of(struct pool *p, uint64_t epoch, uint64_t b)
+{
+    return &p->slots[(epoch * p->sampler.nbatches + b) % p->depth];
+}
+
+/* Where record id sits in its decoded block: its offset there. */
+static inline size_t nf__rec_offset(const struct numafeed_loader *L, uint64_t id,
+                                    uint32_t in_block)
+{
+    const uint32_t *off = nf__dataset_rec_off(L->ds);
+    return off ? off[id] : (size_t)in_block * L->layout->record_bytes;
+}
+
+/* The element offsets of batch b of the unit (variable fields: nvar x
+ * (batch + 1), made by the unit's plan); NULL without variable fields. */
+static inline const int64_t *nf__batch_offsets(const struct worker *w, const struct unit *un,
+                                               uint64_t b)
+{
+    const struct nf_sampler *s = &w->pool->sampler;
+    unsigned nv = w->pool->L->layout->nvar;
+    return nv ? w->boffs + (size_t)(b - un->b_lo) * (size_t)(s->batch + 1) * nv : NULL;
+}
+
+/* gpu_unit.c: a worker's GPU decode resources (made by the pinned worker,
+ * its device current), their release, and one unit through the GPU:
+ * streaming (every slot of the unit free) or batch by batch. */
+int nf__gpu_worker_init(struct worker *w);
+void nf__gpu_worker_free(struct worker *w);
+int nf__gpu_unit(struct worker *w, const struct unit *un, bool stream);
+
 /* pool.c */
 int nf__pool_init(struct numafeed_loader *L, struct pool *p, int pos, int ordinal,
                   const numafeed_topo *topo, bool host, uint32_t rank, uint32_t world);
@@ -202,10 +282,8 @@ int nf__ring_setup_cuda(struct pool *p);
 
 /* loader.c */
 void nf__loader_set_error(struct numafeed_loader *L, const char *msg);
-/* Lay out a slot's data (private.h's struct pool): *head is where the
- * variable values start (the fixed fields and all offsets before it), *end
- * where the data ends. -EOVERFLOW when that does not fit a size_t. */
-int nf__slot_layout(struct numafeed_loader *L, size_t *head, size_t *end);
+/* The shuffle window every pool's sampler uses, in records. */
+uint64_t nf__loader_window(const struct numafeed_loader *L);
 /* Variable field v's element offsets in slot s: batch + 1 entries. */
 static inline int64_t *nf__slot_offsets(const struct numafeed_loader *L, const struct slot *s,
                                         unsigned v)

@@ -63,6 +63,28 @@
  * (in the worker, never in the consumer) for that slot's previous copy and
  * release events: only then are its host memory and device buffer free.
  *
+ * GPU decode (decode gpu). Units, slots and publishing stay as above; what
+ * changes is how a unit's records reach its batches. The worker reads its
+ * unit's blocks as stored (the same pipeline, stored mode) into its own
+ * page-locked, node-local staging, behind a header it writes there: each
+ * block's place, size and hash, nvCOMP's arrays, and, when streaming, the
+ * gather list (one copy per record and field, the bytes put_record would
+ * write). One host-to-device copy takes header and blocks to the worker's
+ * device region; on the worker's own stream nvCOMP decodes the zstd
+ * blocks into the arena, a kernel checks every block (nvCOMP's status and
+ * size, then the XXH3 of its bytes against the index), and a kernel
+ * gathers the records into the batches' device buffers. The worker waits
+ * for its stream, reads the verdicts and only then counts its records: a
+ * batch is published after every byte in it was verified, and a bad block
+ * fails the pool at the unit's first batch, as on the CPU. Each worker has
+ * its own stream so that one's copy overlaps another's decode; the ready
+ * event is still recorded on the pool's stream by whoever completes the
+ * batch, after the gathers it follows have finished. The window path
+ * decodes and verifies the whole unit, then gathers batch by batch, each
+ * after its slot is free. All the memory is sized when the worker starts,
+ * from the configuration's bounds (gpu_plan.h); nothing is allocated per
+ * unit.
+ *
  * Shutdown. loader_destroy sets stop, wakes every sleeper and joins. A
  * worker in I/O lets its reads finish (page cache or device, bounded)
  * before it returns.
@@ -95,7 +117,7 @@ void nf__pool_fail(struct pool *p, int err, uint64_t seq)
 }
 
 /* Wait until slot s holds batch seq (its previous batch was released). */
-static bool wait_slot(struct pool *p, struct slot *s, uint64_t seq)
+bool nf__wait_slot(struct pool *p, struct slot *s, uint64_t seq)
 {
     if (atomic_load_explicit(&s->seq, memory_order_acquire) != seq) {
         uint64_t t0 = nf__now_ns();
@@ -123,11 +145,6 @@ static bool wait_slot(struct pool *p, struct slot *s, uint64_t seq)
     return true;
 }
 
-static struct slot *slot_of(struct pool *p, uint64_t epoch, uint64_t b)
-{
-    return &p->slots[(epoch * p->sampler.nbatches + b) % p->depth];
-}
-
 /* Each field's bytes in this batch (a variable field's from its offsets,
  * which the batch's first record's writer put there). */
 static void set_sizes(struct pool *p, struct slot *s, uint64_t records)
@@ -144,11 +161,16 @@ static void set_sizes(struct pool *p, struct slot *s, uint64_t records)
 
 /* The slot's H2D copy: without variable fields the whole data region (a
  * short batch copies some stale bytes past its records rather than one
- * copy per field); with them, the fixed fields and offsets, then each
- * field's values as far as this batch uses them. */
+ * copy per field); with them, the offsets and fixed fields, then each
+ * field's values as far as this batch uses them. GPU decode gathered the
+ * records on the device: only the offsets travel (direct: nothing). */
 static int copy_slot(struct pool *p, struct slot *s)
 {
     const struct numafeed_loader *L = p->L;
+    if (p->direct)
+        return 0;
+    if (p->gpu)
+        return L->fixed_base ? nf__cuda_memcpy_h2d(s->dev, s->mem, L->fixed_base, p->stream) : 0;
     if (!L->layout->nvar)
         return nf__cuda_memcpy_h2d(s->dev, s->mem, p->slot_bytes, p->stream);
     int rc = nf__cuda_memcpy_h2d(s->dev, s->mem, p->head_bytes, p->stream);
@@ -165,8 +187,9 @@ static void publish(struct pool *p, struct slot *s)
     uint64_t seq = atomic_load(&s->seq);
     set_sizes(p, s, nf__batch_len(&p->sampler, seq % p->sampler.nbatches));
     if (p->cuda) {
-        /* direct: the workers' copies are on the stream already */
-        if ((!p->direct && copy_slot(p, s)) || nf__cuda_event_record(s->ready_ev, p->stream)) {
+        /* direct: the workers' copies are on the stream already; GPU
+         * decode: its gathers are complete (the worker waited for them) */
+        if (copy_slot(p, s) || nf__cuda_event_record(s->ready_ev, p->stream)) {
             nf__pool_fail(p, NUMAFEED_ECUDA, seq);
             return;
         }
@@ -179,7 +202,7 @@ static void publish(struct pool *p, struct slot *s)
 }
 
 /* n more records of slot s are written; the last writer publishes it. */
-static void count_written(struct pool *p, struct slot *s, uint64_t n)
+void nf__count_written(struct pool *p, struct slot *s, uint64_t n)
 {
     if (n && atomic_fetch_sub_explicit(&s->remaining, n, memory_order_acq_rel) == n)
         publish(p, s);
@@ -245,7 +268,8 @@ static void put_record(struct worker *w, uint64_t B, struct slot *s, uint64_t i,
          * copies are listed here, and issued together (flush_dma) */
         for (unsigned f = 0; f < lay->nfields; f++) {
             const struct nf_field *fd = &lay->fields[f];
-            w->dma_dst[w->ndma] = (uint8_t *)s->dev + fd->offset * B + i * fd->bytes;
+            w->dma_dst[w->ndma] = (uint8_t *)s->dev + L->fixed_base + fd->offset * B +
+                                  i * fd->bytes;
             w->dma_src[w->ndma] = rec + fd->offset;
             w->dma_len[w->ndma++] = (size_t)fd->bytes;
         }
@@ -255,7 +279,8 @@ static void put_record(struct worker *w, uint64_t B, struct slot *s, uint64_t i,
     for (unsigned f = 0; f < lay->nfields; f++) {
         const struct nf_field *fd = &lay->fields[f];
         if (fd->kind == NF_KIND_FIXED) {
-            copy_out(s->mem + fd->offset * B + i * fd->bytes, rec + fd->offset, fd->bytes);
+            copy_out(s->mem + L->fixed_base + fd->offset * B + i * fd->bytes, rec + fd->offset,
+                     fd->bytes);
             continue;
         }
         size_t elem = nf__dtype_size(fd->dtype);
@@ -268,13 +293,6 @@ static void put_record(struct worker *w, uint64_t B, struct slot *s, uint64_t i,
     if (i == 0)
         for (unsigned v = 0; v < lay->nvar; v++)
             memcpy(nf__slot_offsets(L, s, v), bo + v * (B + 1), (B + 1) * sizeof(*bo));
-}
-
-/* Where record id sits in a decoded block: its offset there. */
-static inline size_t rec_offset(const struct numafeed_loader *L, uint64_t id, uint32_t in_block)
-{
-    const uint32_t *off = nf__dataset_rec_off(L->ds);
-    return off ? off[id] : (size_t)in_block * L->layout->record_bytes;
 }
 
 /* ---- one unit: which records, from which blocks ------------------------- */
@@ -318,13 +336,6 @@ static int worker_reserve(struct worker *w)
         w->block_slot[i] = UINT32_MAX;
     return 0;
 }
-
-/* A unit: records [a, e) of the part's slice in epoch `epoch`, feeding
- * batches b_lo..b_hi; nb distinct blocks. */
-struct unit {
-    uint64_t epoch, a, e, b_lo, b_hi, first_seq;
-    uint32_t nb;
-};
 
 /* Fill the worker's per-position tables for unit u (window `win` of
  * `epoch`) and list its distinct blocks. */
@@ -445,15 +456,6 @@ static int unit_offsets(struct worker *w, const struct unit *un)
     return 0;
 }
 
-/* The offsets unit_offsets made for batch b; NULL without variable fields. */
-static inline const int64_t *batch_offsets(const struct worker *w, const struct unit *un,
-                                           uint64_t b)
-{
-    const struct nf_sampler *s = &w->pool->sampler;
-    unsigned nv = w->pool->L->layout->nvar;
-    return nv ? w->boffs + (size_t)(b - un->b_lo) * (size_t)(s->batch + 1) * nv : NULL;
-}
-
 /* Add what the pipeline measured since last time to the pool's counters. */
 static void fold_pipe_stats(struct worker *w)
 {
@@ -469,7 +471,7 @@ static void fold_pipe_stats(struct worker *w)
 
 /* A unit has all its blocks: count it, and its blocks, before it publishes
  * any batch. */
-static void unit_done(struct worker *w, bool windowed)
+void nf__unit_done(struct worker *w, bool windowed)
 {
     struct pool *p = w->pool;
     fold_pipe_stats(w);
@@ -507,9 +509,9 @@ static void scatter_block(struct worker *w, const struct unit *un, uint32_t k,
         uint32_t pos = w->pos_order[j];
         uint64_t b, i;
         nf__batch_of(s, un->a + pos - s->start, &b, &i);
-        put_record(w, s->batch, slot_of(p, un->epoch, b), i,
-                   data + rec_offset(p->L, w->pos_id[pos], w->pos_in[pos]), w->pos_id[pos],
-                   batch_offsets(w, un, b));
+        put_record(w, s->batch, nf__slot_of(p, un->epoch, b), i,
+                   data + nf__rec_offset(p->L, w->pos_id[pos], w->pos_in[pos]), w->pos_id[pos],
+                   nf__batch_offsets(w, un, b));
         w->bcount[b - un->b_lo]++;
     }
 }
@@ -588,18 +590,18 @@ static int stream_unit(struct worker *w, const struct unit *un)
     /* every slot was seen free by run_unit; this also waits for their last
      * GPU copies and the consumer's release events */
     for (uint64_t b = un->b_lo; b <= un->b_hi; b++)
-        if (!wait_slot(p, slot_of(p, un->epoch, b), un->epoch * p->sampler.nbatches + b))
+        if (!nf__wait_slot(p, nf__slot_of(p, un->epoch, b), un->epoch * p->sampler.nbatches + b))
             return 0; /* stopping */
     int rc = pump_blocks(w, un, false);
     if (!rc)
         rc = flush_dma(w);
     if (rc)
         return rc;
-    unit_done(w, false); /* counted before its batches are: a consumer that has
+    nf__unit_done(w, false); /* counted before its batches are: a consumer that has
                           * every batch sees every block counted */
     nt_fence();
     for (uint64_t b = un->b_lo; b <= un->b_hi && !atomic_load(&p->stop); b++)
-        count_written(p, slot_of(p, un->epoch, b), w->bcount[b - un->b_lo]);
+        nf__count_written(p, nf__slot_of(p, un->epoch, b), w->bcount[b - un->b_lo]);
     return 0;
 }
 
@@ -638,10 +640,10 @@ static int window_unit(struct worker *w, const struct unit *un)
                 nt_fence();
                 if ((rc = flush_dma(w)))
                     break;
-                count_written(p, slot, written);
+                nf__count_written(p, slot, written);
             }
-            slot = slot_of(p, un->epoch, b);
-            if (!wait_slot(p, slot, un->epoch * s->nbatches + b)) {
+            slot = nf__slot_of(p, un->epoch, b);
+            if (!nf__wait_slot(p, slot, un->epoch * s->nbatches + b)) {
                 slot = NULL;
                 break; /* stopping */
             }
@@ -651,8 +653,8 @@ static int window_unit(struct worker *w, const struct unit *un)
         size_t k = (size_t)(q - un->a);
         const uint8_t *blk = w->held[w->block_slot[w->pos_block[k]]].data;
         struct put_call call = {w, s->batch, i, w->pos_id[k], slot,
-                                blk + rec_offset(p->L, w->pos_id[k], w->pos_in[k]),
-                                batch_offsets(w, un, b)};
+                                blk + nf__rec_offset(p->L, w->pos_id[k], w->pos_in[k]),
+                                nf__batch_offsets(w, un, b)};
         if ((rc = nf__pipe_guard(w->pipe, put_cb, &call))) {
             slot = NULL; /* never published: the pool fails at this unit */
             break;
@@ -662,7 +664,7 @@ static int window_unit(struct worker *w, const struct unit *un)
     if (slot && !rc && !atomic_load(&p->stop)) {
         nt_fence();
         if (!(rc = flush_dma(w)))
-            count_written(p, slot, written);
+            nf__count_written(p, slot, written);
     }
     w->ndma = 0; /* listed copies of a batch never published */
     for (uint32_t k = 0; k < un->nb; k++)
@@ -690,7 +692,7 @@ static int can_stream(struct pool *p, const struct unit *un)
     if (un->a >= un->e || un->b_hi - un->b_lo >= p->depth)
         return 0;
     uint64_t seq = un->epoch * s->nbatches + un->b_lo;
-    if (!wait_slot(p, &p->slots[seq % p->depth], seq))
+    if (!nf__wait_slot(p, &p->slots[seq % p->depth], seq))
         return -1; /* stopping */
     for (uint64_t b = un->b_lo + 1; b <= un->b_hi; b++) {
         seq = un->epoch * s->nbatches + b;
@@ -713,12 +715,14 @@ static int run_unit(struct worker *w, uint64_t u)
         return rc;
     }
     int stream = can_stream(p, &un);
-    if (stream > 0) {
+    if (p->gpu && stream >= 0) {
+        rc = nf__gpu_unit(w, &un, stream > 0);
+    } else if (stream > 0) {
         rc = stream_unit(w, &un);
     } else if (stream == 0) {
         rc = pump_blocks(w, &un, true);
         if (!rc) {
-            unit_done(w, true);
+            nf__unit_done(w, true);
             rc = window_unit(w, &un);
         }
     }
@@ -830,6 +834,8 @@ void *nf__worker_main(void *arg)
         po.verify_once = p->direct; /* the shards are page-locked: verified bytes stay */
         rc = nf__pipe_create(L->ds, &po, &w->pipe);
     }
+    if (!rc && p->gpu)
+        rc = nf__gpu_worker_init(w);
     if (!start_handshake(w, rc))
         return NULL;
     while (!atomic_load_explicit(&p->stop, memory_order_relaxed)) {

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * The one file that includes the CUDA headers. With the CUDA path compiled
- * out every entry point returns NUMAFEED_ENOCUDA; callers treat that exactly
+ * The one C file that includes the CUDA headers (the kernels of GPU decode,
+ * gpu_kernels.cu, are CUDA C++ by nature). With the CUDA path compiled out
+ * every entry point returns NUMAFEED_ENOCUDA; callers treat that exactly
  * like "no driver" and carry on in host mode.
  *
  * cudart is linked statically: it dlopens the driver (libcuda.so.1) at the
@@ -320,6 +321,120 @@ int nf__cuda_stream_wait_event_on(int dev, void *stream, void *event)
     return on_device(dev, stream, event, 0);
 }
 
+/* ---- GPU decode ---- */
+
+int nf__cuda_event_create_timed(void **event)
+{
+    cudaEvent_t ev;
+    CU(cudaEventCreateWithFlags(&ev, cudaEventBlockingSync));
+    *event = ev;
+    return 0;
+}
+
+int nf__cuda_event_elapsed_ns(void *start, void *end, uint64_t *ns)
+{
+    float ms = 0;
+    CU(cudaEventElapsedTime(&ms, (cudaEvent_t)start, (cudaEvent_t)end));
+    *ns = ms > 0 ? (uint64_t)((double)ms * 1e6) : 0;
+    return 0;
+}
+
+int nf__cuda_memcpy_d2h(void *dst, const void *src, size_t len, void *stream)
+{
+    CU(cudaMemcpyAsync(dst, src, len, cudaMemcpyDeviceToHost, (cudaStream_t)stream));
+    return 0;
+}
+
+int nf__cuda_on_device(int dev, int (*fn)(void *arg), void *arg)
+{
+    int prev = -1;
+    CU(cudaGetDevice(&prev));
+    if (prev != dev)
+        CU(cudaSetDevice(dev));
+    int rc = fn(arg);
+    if (prev != dev)
+        cudaSetDevice(prev);
+    return rc;
+}
+
+int nf__cuda_copy_to_host(int dev, void *dst, const void *src, size_t len)
+{
+    int prev = -1;
+    CU(cudaGetDevice(&prev));
+    if (prev != dev)
+        CU(cudaSetDevice(dev));
+    cudaError_t e = cudaMemcpy(dst, src, len, cudaMemcpyDeviceToHost);
+    if (prev != dev)
+        cudaSetDevice(prev);
+    if (e != cudaSuccess)
+        return cuda_fail(e, "cudaMemcpy(device to host)");
+    return 0;
+}
+
+#ifdef NUMAFEED_HAVE_GPU_KERNELS
+int nf__gpu_kernels(const char **why)
+{
+    *why = "";
+    return 1;
+}
+
+/* A launch's cudaGetLastError(), named. */
+static int launched(int e, const char *what)
+{
+    return e ? cuda_fail((cudaError_t)e, what) : 0;
+}
+
+int nf__gpu_verify(const struct nf_gpu_block *blocks, uint32_t n, struct nf_gpu_result *res,
+                   void *stream)
+{
+    return launched(nf__gpu_verify_launch(blocks, n, res, stream), "verify kernel launch");
+}
+
+int nf__gpu_gather(const struct nf_gpu_copy *copies, uint32_t n, void *stream)
+{
+    return launched(nf__gpu_gather_launch(copies, n, stream), "gather kernel launch");
+}
+
+int nf__gpu_busy(int dev, uint64_t ns, void *stream, int wait)
+{
+    int prev = -1;
+    CU(cudaGetDevice(&prev));
+    if (prev != dev)
+        CU(cudaSetDevice(dev));
+    int rc = ns ? launched(nf__gpu_busy_launch(ns, stream), "busy kernel launch") : 0;
+    if (!rc && wait) {
+        cudaError_t e = cudaStreamSynchronize((cudaStream_t)stream);
+        rc = e == cudaSuccess ? 0 : cuda_fail(e, "cudaStreamSynchronize");
+    }
+    if (prev != dev)
+        cudaSetDevice(prev);
+    return rc;
+}
+#else
+static const char no_kernels[] = "the GPU decode kernels are not compiled into this build "
+                                 "(nvcc was not found when it was built)";
+int nf__gpu_kernels(const char **why)
+{
+    *why = no_kernels;
+    return 0;
+}
+int nf__gpu_verify(const struct nf_gpu_block *b, uint32_t n, struct nf_gpu_result *r, void *s)
+{
+    (void)b; (void)n; (void)r; (void)s;
+    return nf__error(NUMAFEED_ENOCUDA, "%s", no_kernels);
+}
+int nf__gpu_gather(const struct nf_gpu_copy *c, uint32_t n, void *s)
+{
+    (void)c; (void)n; (void)s;
+    return nf__error(NUMAFEED_ENOCUDA, "%s", no_kernels);
+}
+int nf__gpu_busy(int dev, uint64_t ns, void *s, int wait)
+{
+    (void)dev; (void)ns; (void)s; (void)wait;
+    return nf__error(NUMAFEED_ENOCUDA, "%s", no_kernels);
+}
+#endif
+
 #else /* host-only build */
 
 int numafeed_has_cuda(void)
@@ -387,6 +502,47 @@ int nf__cuda_stream_wait_event_on(int d, void *s, void *e)
     (void)d; (void)s; (void)e;
     return off();
 }
+int nf__gpu_kernels(const char **why)
+{
+    *why = "the CUDA path is not compiled into this build";
+    return 0;
+}
+int nf__cuda_event_create_timed(void **e) { *e = NULL; return off(); }
+int nf__cuda_event_elapsed_ns(void *a, void *b, uint64_t *ns)
+{
+    (void)a; (void)b; *ns = 0;
+    return off();
+}
+int nf__cuda_memcpy_d2h(void *d, const void *s, size_t n, void *st)
+{
+    (void)d; (void)s; (void)n; (void)st;
+    return off();
+}
+int nf__cuda_copy_to_host(int dev, void *d, const void *s, size_t n)
+{
+    (void)dev; (void)d; (void)s; (void)n;
+    return off();
+}
+int nf__cuda_on_device(int dev, int (*fn)(void *arg), void *arg)
+{
+    (void)dev; (void)fn; (void)arg;
+    return off();
+}
+int nf__gpu_verify(const struct nf_gpu_block *b, uint32_t n, struct nf_gpu_result *r, void *s)
+{
+    (void)b; (void)n; (void)r; (void)s;
+    return off();
+}
+int nf__gpu_gather(const struct nf_gpu_copy *c, uint32_t n, void *s)
+{
+    (void)c; (void)n; (void)s;
+    return off();
+}
+int nf__gpu_busy(int dev, uint64_t ns, void *s, int wait)
+{
+    (void)dev; (void)ns; (void)s; (void)wait;
+    return off();
+}
 
 #endif
 
@@ -400,14 +556,27 @@ int numafeed_cuda_device_count(void)
     return n;
 }
 
-int numafeed_cuda_init_context(int ordinal)
+/* 0 when ordinal names a usable GPU; counting first gives the reason in
+ * words when there is none. */
+static int usable(int ordinal)
 {
-    /* counting first gives the reason in words when there is no GPU */
     int n = nf__cuda_device_count();
     if (n < 0)
         return n;
     if (ordinal < 0 || ordinal >= n)
         return nf__error(-EINVAL, "CUDA ordinal %d: %d GPU%s visible", ordinal, n,
                          n == 1 ? " is" : "s are");
-    return nf__cuda_init_context(ordinal);
+    return 0;
+}
+
+int numafeed_cuda_spin(int ordinal, uint64_t ns, void *stream, int wait)
+{
+    int rc = usable(ordinal);
+    return rc ? rc : nf__gpu_busy(ordinal, ns, stream, wait);
+}
+
+int numafeed_cuda_init_context(int ordinal)
+{
+    int rc = usable(ordinal);
+    return rc ? rc : nf__cuda_init_context(ordinal);
 }

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * src/pin's interface to the rest of the library: CPU sets, sysfs reads
- * relative to one root, the topology, and the CUDA runtime's bus-id query.
- * Nothing here knows about shards or batches.
+ * relative to one root, the topology, the CUDA runtime, and GPU decode's
+ * machinery (its kernels, nvCOMP loaded at run time). Nothing here knows
+ * about shards or batches.
  */
 #ifndef NUMAFEED_PIN_H
 #define NUMAFEED_PIN_H
@@ -13,6 +14,8 @@
 #include <stdint.h>
 
 #include "internal.h"
+#include "pin/gpu_kernels.h"
+#include "pin/nvcomp_abi.h"
 
 /* Highest CPU or node id accepted from sysfs or users; the kernel's NR_CPUS
  * tops out at 8192 today, so anything above this is garbage, not a CPU. */
@@ -234,5 +237,83 @@ int nf__cuda_event_record_on(int dev, void *event, void *stream);
 int nf__cuda_stream_wait_event_on(int dev, void *stream, void *event);
 int nf__cuda_event_synchronize(void *event);
 int nf__cuda_stream_synchronize(void *stream);
+
+/* ---- GPU decode's CUDA side (cuda.c; kernels in gpu_kernels.cu) ---- */
+
+/* 1 when the kernels are compiled in (nvcc was there at build time);
+ * else 0 and why in *why. */
+int nf__gpu_kernels(const char **why);
+/* An event that can time (cudaEventElapsedTime) and that a waiting host
+ * thread sleeps on; and the milliseconds between two of them. */
+int nf__cuda_event_create_timed(void **event);
+int nf__cuda_event_elapsed_ns(void *start, void *end, uint64_t *ns);
+int nf__cuda_memcpy_d2h(void *dst, const void *src, size_t len, void *stream);
+/* fn(arg) with device dev current, the caller's current device restored
+ * after: fn's result, or the CUDA error of switching. */
+int nf__cuda_on_device(int dev, int (*fn)(void *arg), void *arg);
+/* Synchronous copy from device memory on device dev, the caller's current
+ * device left as it was (the public loader_field_to_host). */
+int nf__cuda_copy_to_host(int dev, void *dst, const void *src, size_t len);
+/* The kernels (gpu_kernels.h), queued on stream; NUMAFEED_ECUDA naming the
+ * launch when it cannot be queued. */
+int nf__gpu_verify(const struct nf_gpu_block *blocks, uint32_t n, struct nf_gpu_result *res,
+                   void *stream);
+int nf__gpu_gather(const struct nf_gpu_copy *copies, uint32_t n, void *stream);
+/* The training-step stand-in (numafeed_cuda_spin): on device dev, queue
+ * the busy kernel for ns (0: nothing), then with wait block for stream. */
+int nf__gpu_busy(int dev, uint64_t ns, void *stream, int wait);
+
+/* ---- nvCOMP, loaded at run time (nvcomp.c; nvcomp_abi.h) ---- */
+
+#define NF_NVCOMP_ENV "NUMAFEED_NVCOMP"
+#define NF_NVCOMP_PATH 4096
+
+struct nf_nvcomp {
+    void *handle;
+    unsigned version, cudart_version; /* major * 1000 + minor * 100 + patch */
+    char path[NF_NVCOMP_PATH];        /* the file loaded */
+#define NF_X_FIELD(field, type, name) type field;
+    NF_NVCOMP_SYMBOLS(NF_X_FIELD)
+#undef NF_X_FIELD
+};
+
+/* Where nvCOMP is looked for, in order (nvcomp.c's opening comment): env
+ * is $NUMAFEED_NVCOMP's value (NULL or "" when unset), self the file
+ * numafeed's code was loaded from. At most max paths into out; returns
+ * how many. */
+int nf__nvcomp_candidates(const char *env, const char *self, char (*out)[NF_NVCOMP_PATH],
+                          int max);
+/* Load the first candidate that is nvCOMP 6 with every entry point. 0, or
+ * NUMAFEED_ENVCOMP naming each place tried and why it failed. */
+int nf__nvcomp_open(const char *env, const char *self, struct nf_nvcomp *lib);
+void nf__nvcomp_close(struct nf_nvcomp *lib);
+/* The process's nvCOMP, loaded once (thread-safe): 0 or NUMAFEED_ENVCOMP
+ * (the same answer every time); nf__nvcomp is the library or NULL. */
+int nf__nvcomp_load(void);
+const struct nf_nvcomp *nf__nvcomp(void);
+/* "nvCOMP 6.0.0 (CUDA runtime 13040) from PATH" */
+void nf__nvcomp_describe(const struct nf_nvcomp *lib, char *buf, size_t len);
+
+/* One batched zstd decompression, every pointer device memory (nvCOMP's
+ * argument names in nvcomp_abi.h). */
+struct nf_nvcomp_batch {
+    const void *const *in_ptrs;
+    const size_t *in_bytes;
+    const size_t *out_bytes; /* each output buffer's capacity */
+    size_t *actual;          /* written: bytes each produced */
+    void *const *out_ptrs;
+    nf_nvcomp_status *statuses;
+    size_t n;
+    void *temp;
+    size_t temp_bytes;
+};
+/* nvCOMP's calls; errors are NUMAFEED_ECUDA with nvCOMP's words. The temp
+ * size depends on the GPU: call with its device current. */
+int nf__nvcomp_zstd_alignments(const struct nf_nvcomp *lib, struct nf_nvcomp_alignments *out);
+int nf__nvcomp_zstd_temp(const struct nf_nvcomp *lib, size_t chunks, size_t max_chunk,
+                         size_t max_total, size_t *temp);
+int nf__nvcomp_zstd_decompress(const struct nf_nvcomp *lib, const struct nf_nvcomp_batch *b,
+                               void *stream);
+const char *nf__nvcomp_status_string(const struct nf_nvcomp *lib, int status);
 
 #endif

@@ -147,6 +147,37 @@ static void test_window_and_device(void **state)
     assert_int_equal(nf_run(NULL, "%s bench %s --shuffle-window 0 2>/dev/null", NF_CLI, dir), 2);
 }
 
+/* --decode: cpu gives the default's digests; gpu either gives them too (a
+ * GPU with nvCOMP) or fails saying why (here: no GPU); bad values are
+ * usage errors. */
+static void test_decode(void **state)
+{
+    (void)state;
+    char *a = NULL, *b = NULL, *err = NULL;
+    assert_int_equal(nf_run(&a, "%s bench %s --digest | grep '^epoch'", NF_CLI, dir), 0);
+    assert_int_equal(nf_run(&b, "%s bench %s --digest --decode cpu | grep '^epoch'", NF_CLI,
+                            dir), 0);
+    assert_string_equal(a, b);
+    free(b);
+    int rc = nf_run(&b, "%s bench %s --digest --decode gpu 2>&1", NF_CLI, dir);
+    if (rc == 0) {
+        assert_non_null(strstr(b, a));
+    } else {
+        assert_int_equal(rc, 1);
+        assert_non_null(strstr(b, "decode gpu: "));
+        printf("# %s", b);
+    }
+    assert_int_equal(nf_run(&err, "%s bench %s --decode auto --verbose", NF_CLI, dir), 0);
+    assert_non_null(strstr(err, "decode "));
+    free(a);
+    free(b);
+    free(err);
+    assert_int_equal(nf_run(NULL, "%s bench %s --decode nope 2>/dev/null", NF_CLI, dir), 2);
+    assert_int_equal(nf_run(NULL, "%s bench %s --max-gpu-decode-bytes 0 2>/dev/null", NF_CLI,
+                            dir), 2);
+    assert_int_equal(nf_run(NULL, "%s bench %s --gpu-step-us x 2>/dev/null", NF_CLI, dir), 2);
+}
+
 /* The blocks a run decodes are the plan's, whatever the io: with whole
  * blocks per window (equal blocks, no shuffle) an epoch is every block
  * once, and no epoch past the last is read ahead. Before the loader knew
@@ -245,6 +276,7 @@ int main(void)
         cmocka_unit_test(test_usage),
         cmocka_unit_test(test_deprecated_aliases),
         cmocka_unit_test(test_window_and_device),
+        cmocka_unit_test(test_decode),
         cmocka_unit_test(test_blocks_equal_the_plan),
         cmocka_unit_test(test_summary),
         cmocka_unit_test(test_json),

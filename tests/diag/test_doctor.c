@@ -89,6 +89,8 @@ static void test_findings(void **state)
     /* GPUs in sysfs but no CUDA runtime answering (use_cuda 0 does not stop
      * the device query): whether that warns depends on this machine */
     assert_non_null(status(doc, "cuda"));
+    /* informational: the CPU decodes otherwise */
+    assert_string_equal(status(doc, "gpu decode"), "ok");
     json_decref(doc);
 
     /* fix what a fixture can fix: five warnings fewer */

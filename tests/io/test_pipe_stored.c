@@ -1,0 +1,164 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The block pipeline's stored mode, what GPU decode reads through: every
+ * block's stored bytes land in the caller's buffer exactly as they are in
+ * the shard (zstd frames and raw blocks), over pread, io_uring and the
+ * mappings, with several in flight; nothing is decoded or counted as
+ * verified; and a damaged frame header is the typed error naming shard
+ * and block before any decoder sees it.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io_helpers.h"
+
+static char *base;
+
+static struct nf_dataset *open_ds(const char *path, int io)
+{
+    struct nf_dataset *ds;
+    assert_int_equal(nf__dataset_open(path, NULL, &ds), 0);
+    if (io == NF_IO_MMAP)
+        assert_int_equal(nf__dataset_map(ds), 0);
+    return ds;
+}
+
+/* Read every block stored through a pipe of io; compare with the file. */
+static void every_block(const char *path, int io)
+{
+    struct nf_dataset *ds = open_ds(path, io);
+    struct nf_pipe_options o;
+    nf__pipe_options_init(&o);
+    o.io = io;
+    struct nf_pipe *p;
+    if (nf__pipe_create(ds, &o, &p)) {
+        nf__dataset_close(ds);
+        skip(); /* io_uring refused here */
+    }
+    uint32_t nb = nf__dataset_blocks(ds);
+    assert_int_equal(nf__pipe_reserve(p, 8), 0);
+    uint8_t **dst = calloc(nb, sizeof(*dst));
+    uint32_t next = 0, done = 0, zstd = 0;
+    while (done < nb) {
+        while (next < nb && nf__pipe_room(p)) {
+            const struct nf_block_info *bi = nf__dataset_block(ds, next, NULL, NULL);
+            dst[next] = malloc(bi->stored_size);
+            assert_int_equal(nf__pipe_submit_stored(p, next, next, dst[next], bi->stored_size), 0);
+            next++;
+        }
+        assert_int_equal(nf__pipe_flush(p), 0);
+        struct nf_block_done d;
+        assert_int_equal(nf__pipe_next(p, &d), 0);
+        uint32_t shard, blk;
+        const struct nf_block_info *bi = nf__dataset_block(ds, (uint32_t)d.tag, &shard, &blk);
+        assert_int_equal(d.stored, 1);
+        assert_int_equal(d.len, bi->stored_size);
+        assert_ptr_equal(d.data, dst[d.tag]);
+        size_t flen;
+        uint8_t *file = nft_read_file(nf__dataset_shard_path(ds, shard), &flen);
+        assert_memory_equal(d.data, file + bi->offset, bi->stored_size);
+        zstd += bi->codec == NF_CODEC_ZSTD;
+        free(file);
+        nf__pipe_release(p, &d);
+        done++;
+    }
+    struct nf_pipe_stats st;
+    nf__pipe_stats(p, &st);
+    assert_int_equal(st.blocks, 0); /* nothing verified here: the decoder does it */
+    printf("# %s: %u blocks, %u zstd\n", nf__pipe_backend(p), nb, zstd);
+    for (uint32_t g = 0; g < nb; g++)
+        free(dst[g]);
+    free(dst);
+    nf__pipe_destroy(p);
+    nf__dataset_close(ds);
+}
+
+static void each_io(const char *path)
+{
+    every_block(path, NF_IO_PREAD);
+    every_block(path, NF_IO_MMAP);
+    every_block(path, NF_IO_URING);
+}
+
+static void test_zstd(void **state)
+{
+    (void)state;
+    char *ds = nft_make_dataset(base, "z", 1000, 3000, NUMAFEED_CODEC_ZSTD, 1, 16 << 10, 1 << 20);
+    each_io(ds);
+    free(ds);
+}
+
+static void test_raw_blocks_of_a_zstd_dataset(void **state)
+{
+    (void)state;
+    /* noise does not compress: the writer stores those blocks raw */
+    char *ds = nft_make_dataset(base, "n", 1000, 500, NUMAFEED_CODEC_ZSTD, 0, 16 << 10, 0);
+    each_io(ds);
+    free(ds);
+}
+
+static void test_damaged_frame(void **state)
+{
+    (void)state;
+    char *ds = nft_make_dataset(base, "d", 1000, 200, NUMAFEED_CODEC_ZSTD, 1, 16 << 10, 0);
+    struct nf_dataset *d = open_ds(ds, NF_IO_PREAD);
+    const struct nf_block_info *bi = nf__dataset_block(d, 1, NULL, NULL);
+    uint64_t off = bi->offset;
+    uint32_t stored = bi->stored_size;
+    nf__dataset_close(d);
+    char *shard = nft_shard_path(ds, 0);
+    size_t len;
+    uint8_t *img = nft_read_file(shard, &len);
+    memset(img + off, 0, 4); /* the frame's magic */
+    assert_int_equal(nf_write_file(shard, img, len), 0);
+    free(img);
+    for (int io = NF_IO_PREAD; io <= NF_IO_MMAP; io += NF_IO_MMAP - NF_IO_PREAD) {
+        d = open_ds(ds, io);
+        struct nf_pipe_options o;
+        nf__pipe_options_init(&o);
+        o.io = io;
+        struct nf_pipe *p;
+        assert_int_equal(nf__pipe_create(d, &o, &p), 0);
+        uint8_t *buf = malloc(stored);
+        assert_int_equal(nf__pipe_submit_stored(p, 1, 0, buf, stored - 1), -EINVAL);
+        assert_int_equal(nf__pipe_submit_stored(p, 1, 0, buf, stored), 0);
+        struct nf_block_done done;
+        assert_int_equal(nf__pipe_flush(p), 0);
+        assert_int_equal(nf__pipe_next(p, &done), NUMAFEED_ECORRUPT);
+        assert_non_null(strstr(numafeed_last_error(), "shard-00000.nfs: block 1 at offset"));
+        assert_non_null(strstr(numafeed_last_error(), "not a zstd frame"));
+        assert_int_equal(nf__pipe_outstanding(p), 0); /* released with the error */
+        free(buf);
+        nf__pipe_destroy(p);
+        nf__dataset_close(d);
+    }
+    free(shard);
+    free(ds);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    base = nf_tmpdir();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    nf_rmtree(base);
+    free(base);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_zstd),
+        cmocka_unit_test(test_raw_blocks_of_a_zstd_dataset),
+        cmocka_unit_test(test_damaged_frame),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
