@@ -36,7 +36,7 @@ if [ -n "${1:-}" ]; then
   NUMAFEED_NVCOMP=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 fi
 export NUMAFEED_NVCOMP=${NUMAFEED_NVCOMP:?give nvCOMP as the first argument or NUMAFEED_NVCOMP}
-B=build/release
+B=${NF_BUILD:-build/release}   # a build carried elsewhere: NF_BUILD=DIR
 NF=$B/src/cli/numafeed
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/nf-gpu-check-XXXXXX")
 trap 'rm -rf "$WORK"' EXIT

@@ -797,13 +797,13 @@ enum loader_copy {
 
 /* Where zstd blocks are decoded (loader_config.decode). */
 enum loader_decode {
-    /* The GPU where that applies, the pool's cores otherwise; the rule is
-     * in docs/loader.md, and loader_pool_info().decode and decode_why say
-     * what was chosen and why. The GPU applies when batches go to a GPU
-     * (the CUDA path), the GPU decode kernels are compiled in, NVIDIA's
-     * nvCOMP 6 is found at run time, at least half of the dataset's blocks
-     * are zstd, copy is not direct, and its memory fits
-     * max_gpu_decode_bytes. */
+    /* The pool's cores, in this release: decode gpu is not yet measured
+     * faster than the host (docs/loader.md). loader_pool_info().decode and
+     * decode_why say what was chosen and why, and whether decode gpu would
+     * apply: when batches go to a GPU (the CUDA path), the GPU decode
+     * kernels are compiled in, NVIDIA's nvCOMP 6 is found at run time, at
+     * least half of the dataset's blocks are zstd, copy is not direct, and
+     * its memory fits max_gpu_decode_bytes. */
     LOADER_DECODE_AUTO = 0,
     /* The pool's cores: verify and zstd-decode into node-local staging,
      * copy records into the slot, one copy of the slot to the GPU. */

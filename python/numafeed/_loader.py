@@ -188,11 +188,11 @@ class Loader:
     io          how shards are read: "auto" (mmap for page-cache-resident
                 data, else io_uring, else pread), "io_uring", "pread" or
                 "mmap".
-    decode      where zstd blocks are decoded: "auto" (the GPU when batches
-                go to a GPU, NVIDIA's nvCOMP 6 is found - pip install
-                numafeed[gpu] - and most blocks are zstd; the pool's cores
-                otherwise), "cpu", or "gpu" (a NumafeedError saying why where
-                it cannot). stats()["pool"]["decode"] and ["decode_why"] say
+    decode      where zstd blocks are decoded: "auto" (the pool's cores,
+                until decode on the GPU is measured faster: docs/loader.md),
+                "cpu", or "gpu" (NVIDIA's nvCOMP 6 decodes on the GPU - pip
+                install numafeed[gpu] - or a NumafeedError saying why it
+                cannot). stats()["pool"]["decode"] and ["decode_why"] say
                 which and why.
     node        use this NUMA node (0 to 2**31-1) instead of the one sysfs
                 reports.

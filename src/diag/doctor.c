@@ -118,7 +118,9 @@ static void check_gpu_decode(struct report *r, int ndev)
     int available = !det[0] && !missing;
     nf__note(det, sizeof(det), "%s%s", missing ? "" : "found ", lib);
     add(r, "gpu decode", 1, available ? "available" : "unavailable", det,
-        available ? "decode auto decodes zstd datasets on the GPU with nvCOMP (docs/loader.md)"
+        available ? "decode gpu decodes zstd datasets on the GPU with nvCOMP; decode auto "
+                    "keeps them on the pools' cores until that is measured faster "
+                    "(docs/loader.md)"
                   : "zstd blocks are decoded by the pools' cores (decode cpu)");
 }
 

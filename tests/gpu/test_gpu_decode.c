@@ -542,7 +542,13 @@ static void test_choice(void **state)
     (void)state;
     struct loader_pool_info pi;
     struct run r = {fixed_ds, LOADER_DEVICE_AUTO, LOADER_DECODE_AUTO, 0, 2, 0, 0, 0, 0, 0};
-    info(&r, &pi); /* everything there (emulated): the GPU */
+    info(&r, &pi); /* everything there: auto still decodes on the CPU, and says why */
+    assert_string_equal(pi.decode, "cpu");
+    assert_non_null(strstr(pi.decode_why, "until decode gpu is measured faster"));
+    assert_non_null(strstr(pi.decode_why, "available: nvCOMP 6.0.0"));
+
+    r.decode = LOADER_DECODE_GPU; /* asked for: the GPU */
+    info(&r, &pi);
     assert_string_equal(pi.decode, "gpu");
     assert_non_null(strstr(pi.decode_why, "decode gpu: nvCOMP 6.0.0"));
     assert_non_null(strstr(pi.notes, "decode gpu"));
