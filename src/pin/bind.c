@@ -189,11 +189,26 @@ int nf__node_map(const char *sysfs_root, int node, size_t len, void **out, size_
              avail, need);
     }
     if (p == MAP_FAILED) {
-        p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED) {
+        /* 2 MiB-aligned, so that no transparent huge page of this buffer
+         * also holds the end of a neighbouring mapping: the kernel merges
+         * adjacent anonymous mappings of the same policy into one, and a
+         * huge page across the seam would move with the neighbour's
+         * mbind(MPOL_MF_MOVE) (the multi-node VM test saw a whole ring
+         * follow a buffer settled to another node). */
+        size_t over;
+        if (nf__add_size(size, NF_HUGE_2M, &over))
+            return nf__error(-EOVERFLOW, "node buffer: %zu bytes is too large", len);
+        char *raw = mmap(NULL, over, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (raw == MAP_FAILED) {
             int err = errno;
-            return nf__error(-err, "mmap(%zu bytes) for node %d: %s", size, node, strerror(err));
+            return nf__error(-err, "mmap(%zu bytes) for node %d: %s", over, node, strerror(err));
         }
+        char *aligned = (char *)(((uintptr_t)raw + NF_HUGE_2M - 1) & ~(uintptr_t)(NF_HUGE_2M - 1));
+        if (aligned > raw)
+            munmap(raw, (size_t)(aligned - raw));
+        if (raw + over > aligned + size)
+            munmap(aligned + size, (size_t)(raw + over - (aligned + size)));
+        p = aligned;
         pl->page_size = 4096;
         if (madvise(p, size, MADV_HUGEPAGE) == 0) {
             pl->thp = true;
