@@ -22,7 +22,9 @@ static int fail_mbind, fail_mempolicy, fail_move_pages;
 static int fake_elsewhere;
 static int mbind_calls, mbind_last_flags;
 static unsigned long last_maxnode;
-static const unsigned long *last_mask;
+/* a copy of the last nodemask: the caller's lives on its stack, gone by
+ * the time the test reads it */
+static unsigned long last_mask[4];
 
 long __real_mbind(void *addr, unsigned long len, int mode, const unsigned long *nodemask,
                   unsigned long maxnode, unsigned flags);
@@ -30,7 +32,10 @@ long __wrap_mbind(void *addr, unsigned long len, int mode, const unsigned long *
                   unsigned long maxnode, unsigned flags)
 {
     last_maxnode = maxnode;
-    last_mask = nodemask;
+    memset(last_mask, 0, sizeof(last_mask));
+    const unsigned bpw = 8 * sizeof(unsigned long);
+    for (unsigned long w = 0; nodemask && w < NF_ARRAY_SIZE(last_mask) && w * bpw < maxnode; w++)
+        last_mask[w] = nodemask[w];
     mbind_calls++;
     mbind_last_flags = (int)flags;
     if (fail_mbind) {
