@@ -292,11 +292,9 @@ int loader_sync(loader_t *L, int gpu)
 int loader_stats(loader_t *L, int gpu, struct loader_stats *st)
 {
     struct pool *p = get_pool(L, gpu);
-    if (!p || !st)
+    if (!p)
         return -EINVAL;
-    if (st->size < sizeof(size_t) || st->size > sizeof(*st))
-        return nf__error(-EINVAL, "loader_stats: size %zu unknown", st->size);
-    struct loader_stats v = {.size = st->size};
+    struct loader_stats v = {.size = sizeof(v)};
     v.batches = atomic_load(&p->st_batches);
     v.records = atomic_load(&p->st_records);
     v.bytes = atomic_load(&p->st_bytes);
@@ -327,20 +325,16 @@ int loader_stats(loader_t *L, int gpu, struct loader_stats *st)
         v.wait_p50_ns = v.wait_max_ns;
     if (v.wait_p99_ns > v.wait_max_ns)
         v.wait_p99_ns = v.wait_max_ns;
-    memcpy(st, &v, st->size);
-    return 0;
+    return nf__copy_out(st, &v, sizeof(v), "loader_stats");
 }
 
 int loader_pool_info(loader_t *L, int gpu, struct loader_pool_info *info)
 {
     struct pool *p = get_pool(L, gpu);
-    if (!p || !info)
+    if (!p)
         return -EINVAL;
-    if (info->size < sizeof(size_t) || info->size > sizeof(*info))
-        return nf__error(-EINVAL, "loader_pool_info: size %zu unknown", info->size);
     struct loader_pool_info v;
     memset(&v, 0, sizeof(v));
-    v.size = info->size;
     v.cuda_ordinal = p->ordinal;
     v.node = p->node;
     v.node_known = p->node_known;
@@ -374,8 +368,7 @@ int loader_pool_info(loader_t *L, int gpu, struct loader_pool_info *info)
     snprintf(v.decode_why, sizeof(v.decode_why), "%s", p->L->decode_why);
     for (unsigned i = 0; p->gpu && i < p->nworkers; i++)
         v.gpu_decode_bytes += p->workers[i].gpu ? p->workers[i].gpu->sz.dev_bytes : 0;
-    memcpy(info, &v, info->size);
-    return 0;
+    return nf__copy_out(info, &v, sizeof(v), "loader_pool_info");
 }
 
 size_t loader_last_error(const loader_t *L, char *buf, size_t len)
