@@ -104,13 +104,16 @@ static void fill_batch(struct numafeed_loader *L, struct pool *p, int gpu, uint6
     memcpy(batch, &b, batch->size);
 }
 
-static void count_wait(struct pool *p, const struct loader_batch *b, uint64_t waited)
+/* Batch seq, in slot s, was handed out after waiting `waited` ns. */
+static void count_wait(struct pool *p, const struct slot *s, uint64_t seq, uint64_t waited)
 {
     uint64_t bytes = 0;
-    for (unsigned f = 0; f < b->nfields; f++)
-        bytes += b->fields[f].values_bytes;
+    for (unsigned f = 0; f < p->L->layout->nfields; f++)
+        bytes += s->fields[f].values_bytes;
     atomic_fetch_add_explicit(&p->st_batches, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&p->st_records, b->records, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->st_records,
+                              nf__batch_len(&p->sampler, seq % p->sampler.nbatches),
+                              memory_order_relaxed);
     atomic_fetch_add_explicit(&p->st_bytes, bytes, memory_order_relaxed);
     atomic_fetch_add_explicit(&p->st_wait_ns, waited, memory_order_relaxed);
     atomic_fetch_add_explicit(&p->wait_hist[wait_bucket(waited)], 1, memory_order_relaxed);
@@ -161,9 +164,7 @@ static int next_batch(loader_t *L, struct pool *p, int gpu, struct loader_batch 
     p->next_seq = seq + 1;
     p->epoch_end_pending = (seq % p->sampler.nbatches) + 1 == p->sampler.nbatches;
     pthread_mutex_unlock(&p->cmu);
-    struct loader_batch whole = {.size = sizeof(whole)}; /* the caller's may be shorter */
-    fill_batch(L, p, gpu, seq, &whole);
-    count_wait(p, &whole, nf__now_ns() - t0);
+    count_wait(p, s, seq, nf__now_ns() - t0);
     return 0;
 }
 
