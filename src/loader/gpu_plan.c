@@ -104,7 +104,6 @@ int nf__gplan_place(const struct nf_block_info *const *bi, uint32_t nb, uint64_t
                          "%u and %llu", nb, (unsigned long long)ncopies, s->max_blocks,
                          (unsigned long long)s->max_copies);
     u->nb = nb;
-    u->ncopies = ncopies;
     size_t in = 0, arena = 0;
     for (uint32_t k = 0; k < nb; k++) {
         int zstd = bi[k]->codec == NF_CODEC_ZSTD;
@@ -125,7 +124,6 @@ int nf__gplan_place(const struct nf_block_info *const *bi, uint32_t nb, uint64_t
         take(&at, in, &u->stored_off))
         return nf__error(-EOVERFLOW, "GPU decode: a unit's sizes overflow");
     u->end = at;
-    u->arena_used = arena;
     if (in > s->stored || arena > s->arena || u->stored_off > s->header)
         return nf__error(-ENOSPC, "GPU decode: a unit of %u blocks needs %zu stored and %zu "
                          "decoded bytes, room for %zu and %zu", nb, in, arena, s->stored,

@@ -31,7 +31,6 @@ struct nf_gplan_input {
     uint64_t max_decoded;   /* the dataset's largest decoded block */
     uint32_t nblocks;       /* the dataset's blocks */
     uint32_t nfields;
-    uint64_t batch;         /* records per batch */
 };
 
 /* A worker's regions, each sized for the largest unit. The staging (host,
@@ -70,13 +69,11 @@ struct nf_gblk {
 /* A unit's header layout (offsets into the staging and the device copy). */
 struct nf_gunit {
     uint32_t nb, nz;        /* blocks; of them zstd */
-    uint64_t ncopies;       /* room for this many copies */
     size_t blocks_off;      /* struct nf_gpu_block[nb] */
     size_t in_ptrs_off, in_bytes_off, out_bytes_off, out_ptrs_off; /* nvCOMP's [nz] */
     size_t copies_off;      /* struct nf_gpu_copy[ncopies] */
     size_t stored_off;      /* the blocks' stored bytes, at stored_off + in_off */
     size_t end;             /* bytes to copy to the device */
-    size_t arena_used;
 };
 
 /* Lay out a unit of nb blocks (bi[k]: block k's index entry) with room

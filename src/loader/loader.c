@@ -366,7 +366,7 @@ static int gpu_bounds(struct numafeed_loader *L, int first_gpu)
             bytes = UINT64_MAX;
     free(hist);
     struct nf_gplan_input in = {window, bytes, nf__dataset_max_decoded(L->ds),
-                                nf__dataset_blocks(L->ds), lay->nfields, L->cfg.batch_size};
+                                nf__dataset_blocks(L->ds), lay->nfields};
     struct temp_call c = {&L->gsz, in.max_decoded, 0};
     if (nf__gplan_bounds(&in, &L->gsz) ||
         nf__cuda_on_device(first_gpu, temp_on_device, &c) || nf__gplan_size(&L->gsz, c.temp))

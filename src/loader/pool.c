@@ -355,7 +355,6 @@ int nf__pool_init(struct numafeed_loader *L, struct pool *p, int pos, int ordina
 {
     const struct loader_config *c = &L->cfg;
     p->L = L;
-    p->gpu_index = pos;
     p->ordinal = ordinal;
     p->cuda = !host;
     p->direct = L->direct && p->cuda;

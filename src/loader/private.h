@@ -106,7 +106,6 @@ struct worker {
 
 struct pool {
     struct numafeed_loader *L;
-    int gpu_index;  /* position in the served list */
     int ordinal;
     int node;
     bool node_known;
@@ -141,7 +140,7 @@ struct pool {
     int err;                    /* under mu: first worker error */
     uint64_t err_seq;           /* under mu: the batch it affects */
     char errmsg[1024];          /* under mu */
-    unsigned started, ready_workers; /* under mu: start-up handshake */
+    unsigned ready_workers;     /* under mu: start-up handshake */
     int start_err;              /* under mu */
     char start_msg[1024];       /* under mu */
 

@@ -42,7 +42,7 @@ static void test_bounds_hold(void **state)
         uint64_t window = 1 + rnd() % (total + 20), parts = 1 + rnd() % 3;
         if (total < parts)
             parts = 1;
-        struct nf_gplan_input in = {window, window * rb, max_dec, nblocks, 1, 8};
+        struct nf_gplan_input in = {window, window * rb, max_dec, nblocks, 1};
         struct nf_gplan_sizes sz;
         assert_int_equal(nf__gplan_bounds(&in, &sz), 0);
         assert_int_equal(nf__gplan_size(&sz, 1000), 0);
@@ -93,13 +93,13 @@ static void test_overflow(void **state)
 {
     (void)state;
     struct nf_gplan_sizes sz;
-    struct nf_gplan_input in = {UINT64_C(1) << 40, UINT64_MAX - 100, 256u << 20, 1u << 30, 256, 64};
+    struct nf_gplan_input in = {UINT64_C(1) << 40, UINT64_MAX - 100, 256u << 20, 1u << 30, 256};
     assert_int_equal(nf__gplan_bounds(&in, &sz), -EOVERFLOW);
     in.records_bytes = 1000;
     in.nfields = 256;
     in.window = UINT64_C(1) << 60; /* its gather list */
     assert_int_equal(nf__gplan_bounds(&in, &sz), -EOVERFLOW);
-    in = (struct nf_gplan_input){1000, 1000, 4096, 10, 1, 64};
+    in = (struct nf_gplan_input){1000, 1000, 4096, 10, 1};
     assert_int_equal(nf__gplan_bounds(&in, &sz), 0);
     assert_int_equal(sz.max_blocks, 10);
     assert_int_equal(sz.max_copies, 1000);
@@ -118,7 +118,7 @@ static void test_place_and_header(void **state)
         {.stored_size = 65, .decoded_size = 64, .codec = NF_CODEC_ZSTD, .xxh3 = 5},
     };
     const struct nf_block_info *bi[5] = {&b[0], &b[1], &b[2], &b[3], &b[4]};
-    struct nf_gplan_input in = {100, 100 * 64, 5000, 5, 2, 16};
+    struct nf_gplan_input in = {100, 100 * 64, 5000, 5, 2};
     struct nf_gplan_sizes sz;
     assert_int_equal(nf__gplan_bounds(&in, &sz), 0);
     assert_int_equal(nf__gplan_size(&sz, 4096), 0);
