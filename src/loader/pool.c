@@ -289,7 +289,6 @@ static int size_ring(struct pool *p)
     size_t ids;
     char a[32], b[32];
     human(b, sizeof(b), max);
-    p->head_bytes = p->L->slot_head;
     p->slot_bytes = p->L->slot_end;
     if (!p->L->slot_ok ||
         nf__mul_size((size_t)B, sizeof(uint64_t), &ids) ||

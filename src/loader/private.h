@@ -122,11 +122,10 @@ struct pool {
     struct slot *slots;
     struct loader_field *field_views; /* depth x nfields, slots point in here */
     void *ring;
-    /* a slot: fixed fields (field-major), then each variable field's
-     * offsets (int64, batch + 1), then each one's values (var_off[v],
-     * var_cap[v] bytes); head_bytes is where the values start, slot_bytes
-     * where the data ends; the record ids follow, page aligned */
-    size_t ring_mapped, slot_bytes, slot_stride, head_bytes;
+    /* a slot's data as the loader lays it out (numafeed_loader's
+     * slot_end: slot_bytes), then the record ids, page aligned; slot_stride
+     * apart in the ring */
+    size_t ring_mapped, slot_bytes, slot_stride;
     struct nf_placement placement;
     _Atomic uint64_t next_unit;
     uint64_t base_seq;          /* the first batch delivered (config start) */

@@ -173,7 +173,7 @@ static int copy_slot(struct pool *p, struct slot *s)
         return L->fixed_base ? nf__cuda_memcpy_h2d(s->dev, s->mem, L->fixed_base, p->stream) : 0;
     if (!L->layout->nvar)
         return nf__cuda_memcpy_h2d(s->dev, s->mem, p->slot_bytes, p->stream);
-    int rc = nf__cuda_memcpy_h2d(s->dev, s->mem, p->head_bytes, p->stream);
+    int rc = nf__cuda_memcpy_h2d(s->dev, s->mem, L->slot_head, p->stream);
     for (unsigned f = 0; !rc && f < L->layout->nfields; f++) {
         const struct loader_field *v = &s->fields[f];
         if (v->kind != LOADER_FIELD_FIXED && v->values_bytes)
