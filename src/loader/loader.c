@@ -144,19 +144,13 @@ static uint64_t len_upper(unsigned b)
 
 /* An upper bound of the bytes variable field v takes in any `count`
  * records: the count largest lengths, each rounded up to its
- * quarter-octave bucket's edge (one pass over the length table; within
- * 19% of the exact bound), and never more than count x the largest.
- * hist: LEN_BUCKETS counters of scratch. Saturates: a bound past what any
- * ring may hold fails in the ring's size check with the numbers named. */
-static uint64_t var_bound(const struct numafeed_loader *L, unsigned v, uint64_t count,
-                          uint64_t *hist)
+ * quarter-octave bucket's edge (from the field's histogram, var_hist;
+ * within 19% of the exact bound), and never more than count x the
+ * largest. Saturates: a bound past what any ring may hold fails in the
+ * ring's size check with the numbers named. */
+static uint64_t var_bound(const struct numafeed_loader *L, unsigned v, uint64_t count)
 {
-    unsigned nv = L->layout->nvar;
-    uint64_t R = nf__dataset_records(L->ds);
-    const uint32_t *len = nf__dataset_var_len(L->ds);
-    memset(hist, 0, LEN_BUCKETS * sizeof(*hist));
-    for (uint64_t r = 0; r < R; r++)
-        hist[len_bucket(len[r * nv + v])]++;
+    const uint64_t *hist = L->var_hist + (size_t)v * LEN_BUCKETS;
     uint64_t left = count, cap = 0, t, exact;
     for (unsigned b = LEN_BUCKETS; b-- > 0 && left;) {
         if (!hist[b])
@@ -172,9 +166,11 @@ static uint64_t var_bound(const struct numafeed_loader *L, unsigned v, uint64_t 
     return cap < exact ? cap : exact;
 }
 
-/* For each variable field, an upper bound of the bytes batch_size records
- * can take (var_bound), and room for where each one's offsets and values
- * sit in a slot. No batch can need more, whatever the order. */
+/* For each variable field, the histogram of its lengths (one pass over
+ * the length table, which var_bound reads for any count), an upper bound
+ * of the bytes batch_size records can take, and room for where each one's
+ * offsets and values sit in a slot. No batch can need more, whatever the
+ * order. */
 static int var_layout(struct numafeed_loader *L)
 {
     unsigned nv = L->layout->nvar;
@@ -183,13 +179,17 @@ static int var_layout(struct numafeed_loader *L)
     L->var_cap = calloc(nv, sizeof(*L->var_cap));
     L->var_offs = calloc(nv, sizeof(*L->var_offs));
     L->var_vals = calloc(nv, sizeof(*L->var_vals));
-    uint64_t *hist = calloc(LEN_BUCKETS, sizeof(*hist));
-    int rc = L->var_cap && L->var_offs && L->var_vals && hist ? 0
-             : nf__error(-ENOMEM, "out of memory");
-    for (unsigned v = 0; !rc && v < nv; v++)
-        L->var_cap[v] = var_bound(L, v, L->cfg.batch_size, hist);
-    free(hist);
-    return rc;
+    L->var_hist = calloc((size_t)nv * LEN_BUCKETS, sizeof(*L->var_hist));
+    if (!L->var_cap || !L->var_offs || !L->var_vals || !L->var_hist)
+        return nf__error(-ENOMEM, "out of memory");
+    uint64_t R = nf__dataset_records(L->ds);
+    const uint32_t *len = nf__dataset_var_len(L->ds);
+    for (uint64_t r = 0; r < R; r++)
+        for (unsigned v = 0; v < nv; v++)
+            L->var_hist[(size_t)v * LEN_BUCKETS + len_bucket(len[r * nv + v])]++;
+    for (unsigned v = 0; v < nv; v++)
+        L->var_cap[v] = var_bound(L, v, L->cfg.batch_size);
+    return 0;
 }
 
 /* Where each variable field's offsets and values sit in a slot: the
@@ -355,16 +355,12 @@ static int gpu_bounds(struct numafeed_loader *L, int first_gpu)
 {
     const struct nf_layout *lay = L->layout;
     uint64_t window = nf__loader_window(L), bytes, t;
-    uint64_t *hist = calloc(LEN_BUCKETS, sizeof(*hist));
-    if (!hist)
-        return nf__error(-ENOMEM, "out of memory");
     if (__builtin_mul_overflow(window, lay->record_bytes, &bytes))
         bytes = UINT64_MAX;
     for (unsigned v = 0; v < lay->nvar; v++)
-        if (__builtin_add_overflow(bytes, var_bound(L, v, window, hist), &t) ||
+        if (__builtin_add_overflow(bytes, var_bound(L, v, window), &t) ||
             (bytes = t) == UINT64_MAX)
             bytes = UINT64_MAX;
-    free(hist);
     struct nf_gplan_input in = {window, bytes, nf__dataset_max_decoded(L->ds),
                                 nf__dataset_blocks(L->ds), lay->nfields};
     struct temp_call c = {&L->gsz, in.max_decoded, 0};
@@ -588,6 +584,7 @@ void loader_destroy(loader_t *L)
     free(L->pinned_maps);
     nf__dataset_close(L->ds);
     free(L->var_cap);
+    free(L->var_hist);
     free(L->var_offs);
     free(L->var_vals);
     free(L->path);

@@ -188,6 +188,8 @@ struct numafeed_loader {
      * each one's offsets and values sit in a slot (same for every pool) */
     uint64_t *var_cap;
     size_t *var_offs, *var_vals;
+    uint64_t *var_hist;         /* each one's record lengths, counted by
+                                 * quarter-octave bucket (loader.c's var_bound) */
     int io;                     /* enum loader_io after auto: never AUTO */
     bool direct;                /* LOADER_COPY_DIRECT in effect: shards page-locked */
     bool gpu_decode;            /* LOADER_DECODE_GPU in effect */
