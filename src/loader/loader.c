@@ -263,12 +263,18 @@ static int pick_device(struct numafeed_loader *L, bool *host, int *ndev)
  * rate (docs/loader.md). */
 #define DIRECT_MIN_RECORD (64u << 10)
 
+/* Why a choice that needs a GPU does not apply in host mode. */
+static const char *host_why(const struct numafeed_loader *L)
+{
+    return L->host_reason[0] ? "batches stay on the host (no CUDA device)"
+                             : "batches stay on the host (device cpu)";
+}
+
 /* Why the direct copy cannot serve this loader, or NULL when it can. */
 static const char *direct_blocked(struct numafeed_loader *L, bool host, char *buf, size_t len)
 {
     if (host)
-        return L->host_reason[0] ? "batches stay on the host (no CUDA device)"
-                                 : "batches stay on the host (device cpu)";
+        return host_why(L);
     if (L->io != LOADER_IO_MMAP)
         return "the shards are read with io_uring or pread, not mapped (io auto maps only "
                "a dataset resident in the page cache)";
@@ -383,8 +389,7 @@ static const char *gpu_blocked(struct numafeed_loader *L, bool host, int first_g
     if (!nf__gpu_kernels(&why))
         return why;
     if (host)
-        return L->host_reason[0] ? "batches stay on the host (no CUDA device)"
-                                 : "batches stay on the host (device cpu)";
+        return host_why(L);
     *code = NUMAFEED_ECONFIG;
     if (L->direct)
         return "copy direct sends raw blocks as they are";
