@@ -185,11 +185,7 @@ static uint64_t list_copies(struct worker *w, const struct unit *un, const struc
                              nf__rec_offset(L, id, w->pos_in[k]);
         const int64_t *bo = nf__batch_offsets(w, un, b);
         n += nf__gplan_record(&gs, slot->dev, i, rec, bo, copies + n);
-        slot->ids[i] = id;
-        if (i == 0)
-            for (unsigned v = 0; v < L->layout->nvar; v++)
-                memcpy(nf__slot_offsets(L, slot, v), bo + v * (s->batch + 1),
-                       (s->batch + 1) * sizeof(*bo));
+        nf__slot_put_id(L, slot, s->batch, i, id, bo);
         w->bcount[b - un->b_lo]++;
     }
     return n;

@@ -291,4 +291,16 @@ static inline int64_t *nf__slot_offsets(const struct numafeed_loader *L, const s
     return (int64_t *)(void *)(s->mem + L->var_offs[v]);
 }
 
+/* The host's part of record id at place i of slot s, whoever copies its
+ * bytes: its id and, with the batch's first record, the batch's element
+ * offsets (bo, as nf__batch_offsets gives them; B: the batch size). */
+static inline void nf__slot_put_id(const struct numafeed_loader *L, struct slot *s, uint64_t B,
+                                   uint64_t i, uint64_t id, const int64_t *bo)
+{
+    s->ids[i] = id;
+    if (i == 0)
+        for (unsigned v = 0; v < L->layout->nvar; v++)
+            memcpy(nf__slot_offsets(L, s, v), bo + v * (B + 1), (B + 1) * sizeof(*bo));
+}
+
 #endif

@@ -273,7 +273,7 @@ static void put_record(struct worker *w, uint64_t B, struct slot *s, uint64_t i,
             w->dma_src[w->ndma] = rec + fd->offset;
             w->dma_len[w->ndma++] = (size_t)fd->bytes;
         }
-        s->ids[i] = id;
+        nf__slot_put_id(L, s, B, i, id, bo); /* no offsets: copy direct has no variable field */
         return;
     }
     for (unsigned f = 0; f < lay->nfields; f++) {
@@ -289,10 +289,7 @@ static void put_record(struct worker *w, uint64_t B, struct slot *s, uint64_t i,
         copy_out(s->mem + L->var_vals[fd->var] + (size_t)o[i] * elem, var, n);
         var += n;
     }
-    s->ids[i] = id;
-    if (i == 0)
-        for (unsigned v = 0; v < lay->nvar; v++)
-            memcpy(nf__slot_offsets(L, s, v), bo + v * (B + 1), (B + 1) * sizeof(*bo));
+    nf__slot_put_id(L, s, B, i, id, bo);
 }
 
 /* ---- one unit: which records, from which blocks ------------------------- */
