@@ -135,33 +135,6 @@ void nf__gpu_worker_free(struct worker *w)
 
 /* ---- one unit ----------------------------------------------------------- */
 
-/* Every block of the unit, as stored, into its place in the staging. */
-static int read_blocks(struct worker *w, const struct unit *un, const struct nf_gunit *u)
-{
-    struct gpu_worker *g = w->gpu;
-    uint32_t next = 0, finished = 0;
-    int rc = 0;
-    while (!rc && finished < un->nb) {
-        if (atomic_load_explicit(&w->pool->stop, memory_order_relaxed)) {
-            rc = nf__error(-ECANCELED, "loader is being destroyed");
-            break;
-        }
-        while (next < un->nb && nf__pipe_room(w->pipe) &&
-               !(rc = nf__pipe_submit_stored(w->pipe, w->blocks[next], next,
-                                             g->host + u->stored_off + g->blk[next].in_off,
-                                             g->bi[next]->stored_size)))
-            next++;
-        struct nf_block_done d;
-        if (rc || (rc = nf__pipe_flush(w->pipe)) || (rc = nf__pipe_next(w->pipe, &d)))
-            break;
-        finished++;
-        nf__pipe_release(w->pipe, &d);
-    }
-    if (rc)
-        nf__pipe_drain(w->pipe); /* reads in flight finish into the staging first */
-    return rc;
-}
-
 /* The gather list of the unit's positions [q0, q1) (rank positions), and
  * on the host side each record's id and, for a batch's first record, the
  * batch's offsets; counts the records per batch into w->bcount. */
@@ -328,7 +301,7 @@ int nf__gpu_unit(struct worker *w, const struct unit *un, bool stream)
     for (uint64_t b = un->b_lo; stream && b <= un->b_hi; b++)
         if (!nf__wait_slot(p, nf__slot_of(p, un->epoch, b), un->epoch * s->nbatches + b))
             return 0; /* stopping */
-    if ((rc = read_blocks(w, un, &u)))
+    if ((rc = nf__pump_blocks(w, un, false, g->host + u.stored_off)))
         return rc;
     nf__gplan_header(g->bi, g->blk, &u, &g->sz, g->host, g->dev);
     uint64_t ncopies = stream ? list_copies(w, un, &u, un->a, un->e) : 0;

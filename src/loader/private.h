@@ -235,6 +235,13 @@ struct unit {
 bool nf__wait_slot(struct pool *p, struct slot *s, uint64_t seq);
 void nf__count_written(struct pool *p, struct slot *s, uint64_t n);
 void nf__unit_done(struct worker *w, bool windowed);
+/* Submit every block of the unit to the worker's pipeline, keeping as
+ * many in flight as it has room for, and take each back as it is ready:
+ * streaming scatters it into its batches and lets its buffer go at once;
+ * the window path (hold) keeps it until the whole window is copied; GPU
+ * decode (stored: its staging for the unit) has it read as stored into
+ * its place there. A failure drains the pipeline before it returns. */
+int nf__pump_blocks(struct worker *w, const struct unit *un, bool hold, uint8_t *stored);
 
 static inline struct slot *nf__slot_of(struct pool *p, uint64_t epoch, uint64_t b)
 {

@@ -528,11 +528,19 @@ static void scatter_cb(void *arg)
     scatter_block(c->w, c->un, c->k, c->data);
 }
 
-/* Submit every block of the unit to the pipeline, keeping as many in
- * flight as it has room for, and take each back as it is ready: streaming
- * scatters it into its batches and lets its buffer go at once; the window
- * path (hold) keeps it until the whole window is copied. */
-static int pump_blocks(struct worker *w, const struct unit *un, bool hold)
+/* Block k of the unit to the pipeline: to be verified and decoded there,
+ * or (stored: GPU decode's staging for the unit) read as stored into its
+ * place in the staging. */
+static int submit_block(struct worker *w, uint32_t k, uint8_t *stored)
+{
+    if (!stored)
+        return nf__pipe_submit(w->pipe, w->blocks[k], k);
+    const struct gpu_worker *g = w->gpu;
+    return nf__pipe_submit_stored(w->pipe, w->blocks[k], k, stored + g->blk[k].in_off,
+                                  g->bi[k]->stored_size);
+}
+
+int nf__pump_blocks(struct worker *w, const struct unit *un, bool hold, uint8_t *stored)
 {
     struct pool *p = w->pool;
     uint32_t next = 0, finished = 0;
@@ -543,8 +551,7 @@ static int pump_blocks(struct worker *w, const struct unit *un, bool hold)
             rc = nf__error(-ECANCELED, "loader is being destroyed");
             break;
         }
-        while (next < un->nb && nf__pipe_room(w->pipe) &&
-               !(rc = nf__pipe_submit(w->pipe, w->blocks[next], next)))
+        while (next < un->nb && nf__pipe_room(w->pipe) && !(rc = submit_block(w, next, stored)))
             next++;
         struct nf_block_done d;
         if (rc || (rc = nf__pipe_flush(w->pipe)) || (rc = nf__pipe_next(w->pipe, &d)))
@@ -554,14 +561,17 @@ static int pump_blocks(struct worker *w, const struct unit *un, bool hold)
             w->held[d.tag] = d;
             continue;
         }
-        uint64_t t0 = nf__now_ns();
-        struct scatter_call call = {w, un, (uint32_t)d.tag, d.data};
-        rc = nf__pipe_guard(w->pipe, scatter_cb, &call);
-        t_copy += nf__now_ns() - t0;
+        if (!stored) {
+            uint64_t t0 = nf__now_ns();
+            struct scatter_call call = {w, un, (uint32_t)d.tag, d.data};
+            rc = nf__pipe_guard(w->pipe, scatter_cb, &call);
+            t_copy += nf__now_ns() - t0;
+        }
         nf__pipe_release(w->pipe, &d);
     }
     if (rc)
-        nf__pipe_drain(w->pipe); /* reads in flight finish into our buffers first */
+        nf__pipe_drain(w->pipe); /* reads in flight finish into our buffers (or the
+                                  * staging) first */
     atomic_fetch_add_explicit(&p->st_copy_ns, t_copy, memory_order_relaxed);
     return rc;
 }
@@ -589,7 +599,7 @@ static int stream_unit(struct worker *w, const struct unit *un)
     for (uint64_t b = un->b_lo; b <= un->b_hi; b++)
         if (!nf__wait_slot(p, nf__slot_of(p, un->epoch, b), un->epoch * p->sampler.nbatches + b))
             return 0; /* stopping */
-    int rc = pump_blocks(w, un, false);
+    int rc = nf__pump_blocks(w, un, false, NULL);
     if (!rc)
         rc = flush_dma(w);
     if (rc)
@@ -717,7 +727,7 @@ static int run_unit(struct worker *w, uint64_t u)
     } else if (stream > 0) {
         rc = stream_unit(w, &un);
     } else if (stream == 0) {
-        rc = pump_blocks(w, &un, true);
+        rc = nf__pump_blocks(w, &un, true, NULL);
         if (!rc) {
             nf__unit_done(w, true);
             rc = window_unit(w, &un);
