@@ -299,7 +299,7 @@ int nf__gpu_unit(struct worker *w, const struct unit *un, bool stream)
     /* streaming: every slot was seen free; this also waits for their last
      * copies and the consumer's release events */
     for (uint64_t b = un->b_lo; stream && b <= un->b_hi; b++)
-        if (!nf__wait_slot(p, nf__slot_of(p, un->epoch, b), un->epoch * s->nbatches + b))
+        if (!nf__wait_slot(p, un->epoch, b))
             return 0; /* stopping */
     if ((rc = nf__pump_blocks(w, un, false, g->host + u.stored_off)))
         return rc;
@@ -314,7 +314,7 @@ int nf__gpu_unit(struct worker *w, const struct unit *un, bool stream)
             uint64_t q0 = s->start + nf__batch_start(s, b), q1 = s->start + nf__batch_start(s, b + 1);
             q0 = q0 > un->a ? q0 : un->a;
             q1 = q1 < un->e ? q1 : un->e;
-            if (!nf__wait_slot(p, slot, un->epoch * s->nbatches + b))
+            if (!nf__wait_slot(p, un->epoch, b))
                 return 0; /* stopping */
             if ((rc = gather(w, &u, list_copies(w, un, &u, q0, q1))))
                 return rc;

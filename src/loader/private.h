@@ -230,9 +230,10 @@ struct unit {
     uint32_t nb;
 };
 /* What worker.c's two paths share with the GPU's (gpu_unit.c): wait until
- * slot s may hold batch seq (false: stopping); n more records of s are
- * written (the last writer publishes it); a unit has all its blocks. */
-bool nf__wait_slot(struct pool *p, struct slot *s, uint64_t seq);
+ * batch b of epoch may be written into its slot (false: stopping); n more
+ * records of s are written (the last writer publishes it); a unit has all
+ * its blocks. */
+bool nf__wait_slot(struct pool *p, uint64_t epoch, uint64_t b);
 void nf__count_written(struct pool *p, struct slot *s, uint64_t n);
 void nf__unit_done(struct worker *w, bool windowed);
 /* Submit every block of the unit to the worker's pipeline, keeping as

@@ -116,9 +116,12 @@ void nf__pool_fail(struct pool *p, int err, uint64_t seq)
     pthread_mutex_unlock(&p->mu);
 }
 
-/* Wait until slot s holds batch seq (its previous batch was released). */
-bool nf__wait_slot(struct pool *p, struct slot *s, uint64_t seq)
+/* Wait until the slot of batch b of epoch holds it (its previous batch
+ * was released). */
+bool nf__wait_slot(struct pool *p, uint64_t epoch, uint64_t b)
 {
+    struct slot *s = nf__slot_of(p, epoch, b);
+    uint64_t seq = epoch * p->sampler.nbatches + b;
     if (atomic_load_explicit(&s->seq, memory_order_acquire) != seq) {
         uint64_t t0 = nf__now_ns();
         pthread_mutex_lock(&p->mu);
@@ -597,7 +600,7 @@ static int stream_unit(struct worker *w, const struct unit *un)
     /* every slot was seen free by run_unit; this also waits for their last
      * GPU copies and the consumer's release events */
     for (uint64_t b = un->b_lo; b <= un->b_hi; b++)
-        if (!nf__wait_slot(p, nf__slot_of(p, un->epoch, b), un->epoch * p->sampler.nbatches + b))
+        if (!nf__wait_slot(p, un->epoch, b))
             return 0; /* stopping */
     int rc = nf__pump_blocks(w, un, false, NULL);
     if (!rc)
@@ -650,7 +653,7 @@ static int window_unit(struct worker *w, const struct unit *un)
                 nf__count_written(p, slot, written);
             }
             slot = nf__slot_of(p, un->epoch, b);
-            if (!nf__wait_slot(p, slot, un->epoch * s->nbatches + b)) {
+            if (!nf__wait_slot(p, un->epoch, b)) {
                 slot = NULL;
                 break; /* stopping */
             }
@@ -698,12 +701,11 @@ static int can_stream(struct pool *p, const struct unit *un)
     const struct nf_sampler *s = &p->sampler;
     if (un->a >= un->e || un->b_hi - un->b_lo >= p->depth)
         return 0;
-    uint64_t seq = un->epoch * s->nbatches + un->b_lo;
-    if (!nf__wait_slot(p, &p->slots[seq % p->depth], seq))
+    if (!nf__wait_slot(p, un->epoch, un->b_lo))
         return -1; /* stopping */
     for (uint64_t b = un->b_lo + 1; b <= un->b_hi; b++) {
-        seq = un->epoch * s->nbatches + b;
-        if (atomic_load_explicit(&p->slots[seq % p->depth].seq, memory_order_acquire) != seq)
+        uint64_t seq = un->epoch * s->nbatches + b;
+        if (atomic_load_explicit(&nf__slot_of(p, un->epoch, b)->seq, memory_order_acquire) != seq)
             return 0;
     }
     return 1;
