@@ -78,8 +78,7 @@ int nf__gpu_worker_init(struct worker *w)
                                   g->sz.arena, &temp);
     if (!rc && nf__gplan_size(&g->sz, temp))
         rc = nf__error(NUMAFEED_ECONFIG, "GPU decode: its memory does not fit a size_t");
-    uint64_t budget = L->cfg.max_gpu_decode_bytes ? L->cfg.max_gpu_decode_bytes
-                                                  : NF_GPU_DECODE_DEFAULT_BYTES;
+    uint64_t budget = L->cfg.max_gpu_decode_bytes; /* its default set at create */
     if (!rc && (uint64_t)g->sz.dev_bytes * p->nworkers > budget)
         rc = nf__error(NUMAFEED_ECONFIG, "decode gpu: %u workers x %zu bytes of GPU memory "
                        "(nvCOMP's scratch %zu) exceed max_gpu_decode_bytes (%llu): lower "

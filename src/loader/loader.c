@@ -35,7 +35,8 @@ void loader_config_init(struct loader_config *cfg)
 }
 
 /* The caller's config, copied honouring its size, and every field checked
- * that can be checked without the dataset. */
+ * that can be checked without the dataset; a default that is the same for
+ * every pool (max_gpu_decode_bytes) set in place of 0. */
 static int copy_config(const struct loader_config *in, struct loader_config *cfg)
 {
     if (!in)
@@ -74,6 +75,8 @@ static int copy_config(const struct loader_config *in, struct loader_config *cfg
         return nf__error(NUMAFEED_ECONFIG, "loader_create: device %d unknown", cfg->device);
     if (cfg->decode < LOADER_DECODE_AUTO || cfg->decode > LOADER_DECODE_GPU)
         return nf__error(NUMAFEED_ECONFIG, "loader_create: decode %d unknown", cfg->decode);
+    if (!cfg->max_gpu_decode_bytes)
+        cfg->max_gpu_decode_bytes = NF_GPU_DECODE_DEFAULT_BYTES;
     return 0;
 }
 
@@ -414,8 +417,7 @@ static const char *gpu_blocked(struct numafeed_loader *L, bool host, int first_g
     }
     /* the default thread count is at most 4 (pools check their own) */
     uint64_t workers = L->cfg.threads ? L->cfg.threads : 4, need;
-    uint64_t budget = L->cfg.max_gpu_decode_bytes ? L->cfg.max_gpu_decode_bytes
-                                                  : NF_GPU_DECODE_DEFAULT_BYTES;
+    uint64_t budget = L->cfg.max_gpu_decode_bytes; /* its default set by copy_config */
     if (__builtin_mul_overflow(workers, (uint64_t)L->gsz.dev_bytes, &need) || need > budget) {
         snprintf(buf, len, "%llu workers x %zu bytes of GPU memory (a shuffle window of %llu "
                  "records, nvCOMP's scratch %zu) exceed max_gpu_decode_bytes (%llu)",
