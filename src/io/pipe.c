@@ -151,13 +151,13 @@ int nf__pipe_create(const struct nf_dataset *ds, const struct nf_pipe_options *o
     }
     /* Buffer sizes come from the dataset's validated index (no block
      * decodes to more than NF_BLOCK_CAP), the read buffer with room for
-     * O_DIRECT's rounding on both ends. A raw block is read where it is
-     * then handed out, so the read buffer holds any decoded block too. */
+     * O_DIRECT's rounding on both ends. A raw block is verified and handed
+     * out where it was read: its decoded bytes are its stored bytes (the
+     * index is checked for that at open), so the largest stored block
+     * bounds those too. */
     size_t a = NF_IO_DIRECT_ALIGN;
     p->dec_bytes = ((size_t)nf__dataset_max_decoded(ds) + a - 1) & ~(a - 1);
     p->rd_bytes = ((size_t)nf__dataset_max_stored(ds) + 2 * a) & ~(a - 1);
-    if (p->rd_bytes < p->dec_bytes)
-        p->rd_bytes = p->dec_bytes;
     if (!p->dec_bytes)
         p->dec_bytes = a;
     size_t budget = o->staging_bytes ? o->staging_bytes : NF_PIPE_DEFAULT_BYTES;
