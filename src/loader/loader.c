@@ -112,6 +112,7 @@ static int open_dataset(struct numafeed_loader *L)
     if (rc)
         return rc;
     L->layout = nf__dataset_layout(L->ds);
+    L->rec_off = nf__dataset_rec_off(L->ds); /* read for every record */
     if (L->layout->nfields > LOADER_MAX_FIELDS)
         return nf__error(NUMAFEED_ECONFIG, "dataset has more than %d fields", LOADER_MAX_FIELDS);
     L->io = L->cfg.io;

@@ -178,6 +178,7 @@ struct numafeed_loader {
     char *sysfs_root;
     struct nf_dataset *ds;
     const struct nf_layout *layout;
+    const uint32_t *rec_off;    /* nf__dataset_rec_off: NULL without variable fields */
     int npools;                 /* pools allocated (and initialised, in part or whole) */
     struct pool *pools;
     char errmsg[1024];          /* under errmu */
@@ -253,8 +254,7 @@ static inline struct slot *nf__slot_of(struct pool *p, uint64_t epoch, uint64_t 
 static inline size_t nf__rec_offset(const struct numafeed_loader *L, uint64_t id,
                                     uint32_t in_block)
 {
-    const uint32_t *off = nf__dataset_rec_off(L->ds);
-    return off ? off[id] : (size_t)in_block * L->layout->record_bytes;
+    return L->rec_off ? L->rec_off[id] : (size_t)in_block * L->layout->record_bytes;
 }
 
 /* The element offsets of batch b of the unit (variable fields: nvar x
