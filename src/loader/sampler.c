@@ -85,11 +85,10 @@ int nf__sampler_init(struct nf_sampler *s, uint64_t seed, bool shuffle, bool dro
         s->len = s->nbatches * B;
         s->start = part * per;
         if (s->nbatches == 0) {
-            uint64_t n = s->len;
             nf__sampler_free(s);
             return nf__error(-EINVAL, "sampler: with drop_last each of %llu parts gets %llu "
                               "records, less than one batch of %llu", (unsigned long long)P,
-                              (unsigned long long)(R / P), (unsigned long long)B + 0 * n);
+                              (unsigned long long)(R / P), (unsigned long long)B);
         }
         s->last_start = (s->nbatches - 1) * B;
     } else {
