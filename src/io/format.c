@@ -387,6 +387,17 @@ int nf__shard_load(int fd, const char *name, uint64_t file_size, struct nf_shard
     return 0;
 }
 
+int nf__shard_layout_check(const struct nf_shard_index *idx, const struct nf_layout *layout,
+                           const char *name)
+{
+    if (idx->record_bytes == layout->record_bytes && idx->nvar == layout->nvar)
+        return 0;
+    return nf__error(NUMAFEED_ECORRUPT, "%s: records of %llu fixed bytes and %u variable fields, "
+                     "the manifest's layout has %llu and %u", name,
+                     (unsigned long long)idx->record_bytes, idx->nvar,
+                     (unsigned long long)layout->record_bytes, layout->nvar);
+}
+
 int nf__block_check_frame(const char *shard, uint32_t block_no, const struct nf_block_info *b,
                           const void *src)
 {
