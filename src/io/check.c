@@ -141,6 +141,7 @@ int nf__check_dataset(const char *dir, int follow,
     }
     ZSTD_DCtx *dctx = ZSTD_createDCtx();
     if (!dctx) {
+        close(dirfd);
         nf__manifest_free(&m);
         return nf__error(-ENOMEM, "out of memory");
     }
