@@ -208,7 +208,7 @@ int nf__cuda_memcpy_h2d(void *dst, const void *src, size_t len, void *stream)
     return 0;
 }
 
-int nf__cuda_host_register_ro(const void *p, size_t len)
+static int host_register_ro(const void *p, size_t len)
 {
     /* A PROT_READ mapping can only be registered read-only; the flag needs
      * the device's support (cudaDevAttrHostRegisterReadOnlySupported). */
@@ -229,7 +229,7 @@ int nf__cuda_host_register_ro_on(int dev, const void *p, size_t len)
     cudaGetDevice(&prev);
     if (prev != dev)
         CU(cudaSetDevice(dev));
-    int rc = nf__cuda_host_register_ro(p, len);
+    int rc = host_register_ro(p, len);
     if (prev >= 0 && prev != dev)
         cudaSetDevice(prev);
     return rc;
@@ -270,12 +270,6 @@ int nf__cuda_memcpy_batch_h2d(void *const *dst, const void *const *src, const si
 int nf__cuda_event_record(void *event, void *stream)
 {
     CU(cudaEventRecord((cudaEvent_t)event, (cudaStream_t)stream));
-    return 0;
-}
-
-int nf__cuda_stream_wait_event(void *stream, void *event)
-{
-    CU(cudaStreamWaitEvent((cudaStream_t)stream, (cudaEvent_t)event, 0));
     return 0;
 }
 
@@ -480,7 +474,6 @@ int nf__cuda_memcpy_h2d(void *d, const void *s, size_t n, void *st)
     return off();
 }
 int nf__cuda_event_record(void *e, void *s) { (void)e; (void)s; return off(); }
-int nf__cuda_host_register_ro(const void *p, size_t len) { (void)p; (void)len; return off(); }
 int nf__cuda_stream_synchronize(void *s) { (void)s; return off(); }
 int nf__cuda_host_register_ro_on(int dev, const void *p, size_t len)
 {
@@ -494,7 +487,6 @@ int nf__cuda_memcpy_batch_h2d(void *const *d, const void *const *s, const size_t
     (void)d; (void)s; (void)l; (void)n; (void)st;
     return off();
 }
-int nf__cuda_stream_wait_event(void *s, void *e) { (void)s; (void)e; return off(); }
 int nf__cuda_event_synchronize(void *e) { (void)e; return off(); }
 int nf__cuda_event_record_on(int d, void *e, void *s) { (void)d; (void)e; (void)s; return off(); }
 int nf__cuda_stream_wait_event_on(int d, void *s, void *e)
