@@ -88,6 +88,12 @@ void nf__footer_head_encode(uint8_t out[NF_FOOTER_HEAD_BYTES], uint32_t nblocks,
     put64(out + 8, records);
 }
 
+void nf__var_len_encode(uint8_t *out, const uint32_t *len, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        put32(out + 4 * i, len[i]);
+}
+
 void nf__trailer_encode(uint8_t out[NF_TRAILER_BYTES], uint64_t footer_offset,
                          uint64_t footer_size, uint64_t footer_xxh3)
 {

@@ -206,6 +206,8 @@ struct nf_where {
 void nf__header_encode(uint8_t out[NF_HEADER_BYTES], uint64_t record_bytes, unsigned nvar);
 void nf__index_entry_encode(uint8_t out[NF_INDEX_ENTRY_BYTES], const struct nf_block_info *b);
 void nf__footer_head_encode(uint8_t out[NF_FOOTER_HEAD_BYTES], uint32_t nblocks, uint64_t records);
+/* Version 2: the footer's length table, n lengths of 4 bytes each. */
+void nf__var_len_encode(uint8_t *out, const uint32_t *len, size_t n);
 void nf__trailer_encode(uint8_t out[NF_TRAILER_BYTES], uint64_t footer_offset,
                          uint64_t footer_size, uint64_t footer_xxh3);
 

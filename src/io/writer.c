@@ -170,9 +170,7 @@ static int close_shard(numafeed_writer *w)
     for (size_t i = 0; i < w->nindex; i++)
         nf__index_entry_encode(footer + NF_FOOTER_HEAD_BYTES + i * NF_INDEX_ENTRY_BYTES,
                                 &w->index[i]);
-    for (size_t i = 0; i < w->nlens; i++)
-        for (int k = 0; k < 4; k++)
-            footer[entries + 4 * i + (size_t)k] = (uint8_t)(w->lens[i] >> (8 * k));
+    nf__var_len_encode(footer + entries, w->lens, w->nlens);
     w->nlens = 0;
     uint8_t t[NF_TRAILER_BYTES];
     nf__trailer_encode(t, w->shard_off, fsize, XXH3_64bits(footer, fsize));
