@@ -23,10 +23,10 @@ static void escape_into(char *out, size_t size, const char *in)
     size_t o = 0;
     for (const unsigned char *c = (const unsigned char *)in; *c && o + 1 < size; c++) {
         char esc[8];
-        size_t n = 0;
-        if (*c < 0x20 || *c == 0x7f)
+        size_t n = 0, ctl = nf__control_len(c);
+        if (ctl == 1)
             n = (size_t)snprintf(esc, sizeof(esc), "\\x%02x", *c);
-        else if (*c == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f)
+        else if (ctl == 2)
             n = (size_t)snprintf(esc, sizeof(esc), "\\u%04x", *++c);
         if (!n) {
             out[o++] = (char)*c;
@@ -38,12 +38,6 @@ static void escape_into(char *out, size_t size, const char *in)
         o += n;
     }
     out[o] = '\0';
-}
-
-void nf__escape(char *out, size_t size, const char *in)
-{
-    if (size)
-        escape_into(out, size, in);
 }
 
 int nf__verror(int err, const char *fmt, va_list ap)

@@ -26,10 +26,19 @@ int nf__verror(int err, const char *fmt, va_list ap) __attribute__((format(print
 /* Prefix the current last-error message with "<prefix>: ". Returns err. */
 int nf__error_prefix(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void nf__error_clear(void);
-/* Copy in to out (always terminated), escaping control characters as the
- * last-error message does (C0 and DEL as \xHH, C1 as \u00HH): for any
- * name from a dataset that is printed. */
-void nf__escape(char *out, size_t size, const char *in);
+/*
+ * Bytes at c that a terminal would act on: 1 for a C0 control (newlines
+ * included) or DEL, 2 for a C1 control (U+0080 to U+009F, 0xc2 then
+ * 0x80-0x9f in UTF-8), 0 otherwise. Names from datasets may come from
+ * anyone: the last-error message escapes these, and a shard name may not
+ * hold them.
+ */
+static inline size_t nf__control_len(const unsigned char *c)
+{
+    if (*c < 0x20 || *c == 0x7f)
+        return 1;
+    return *c == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f ? 2 : 0;
+}
 
 /* Append "; <formatted>" (or just it, when buf is empty) to a fixed-size
  * report string such as a placement note; silently stops when full. */

@@ -38,7 +38,7 @@ static const struct {
 };
 
 /* One kind of value and the variable that gave it. */
-struct agreed {
+struct found {
     long value;
     const char *from; /* NULL until a variable is seen */
 };
@@ -73,27 +73,26 @@ static int env_number(const char *name, long max, long *out)
 }
 
 /* The first variable set (innermost launcher) gives the value. */
-static int agree(struct agreed *a, const char *name, long v)
+static void keep_first(struct found *f, const char *name, long v)
 {
-    if (!a->from)
-        *a = (struct agreed){v, name};
-    return 0;
+    if (!f->from)
+        *f = (struct found){v, name};
 }
 
-static int read_local_rank(struct agreed *local)
+static int read_local_rank(struct found *local)
 {
     for (size_t i = 0; i < NF_ARRAY_SIZE(local_rank_vars); i++) {
         long v;
         int rc = env_number(local_rank_vars[i], LOCAL_RANK_MAX, &v);
         if (rc < 0)
             return rc;
-        if (rc && (rc = agree(local, local_rank_vars[i], v)))
-            return rc;
+        if (rc)
+            keep_first(local, local_rank_vars[i], v);
     }
     return 0;
 }
 
-static int read_part(struct agreed *rank, struct agreed *world)
+static int read_part(struct found *rank, struct found *world)
 {
     for (size_t i = 0; i < NF_ARRAY_SIZE(part_vars); i++) {
         const char *rn = part_vars[i].rank, *wn = part_vars[i].world_size;
@@ -113,9 +112,8 @@ static int read_part(struct agreed *rank, struct agreed *world)
             return nf__error(NUMAFEED_ECONFIG, "%s=%ld: a world size is at least 1", wn, w);
         if (r >= w)
             return nf__error(NUMAFEED_ECONFIG, "%s=%ld is not below %s=%ld", rn, r, wn, w);
-        int rc = agree(rank, rn, r);
-        if (rc || (rc = agree(world, wn, w)))
-            return rc;
+        keep_first(rank, rn, r);
+        keep_first(world, wn, w);
     }
     return 0;
 }
@@ -127,7 +125,7 @@ static void set_from(char *dst, size_t len, const char *name)
 
 int numafeed_launch_env(struct numafeed_launch *out)
 {
-    struct agreed local = {0}, rank = {0}, world = {0};
+    struct found local = {0}, rank = {0}, world = {0};
     struct numafeed_launch l;
     numafeed_launch_init(&l);
     int rc = read_local_rank(&local);

@@ -111,11 +111,8 @@ static int check_shard(struct check *c, int dirfd, const char *dir, const struct
         report(c, ms->file, -1, (int64_t)idx.footer_offset + 8,
                nf__error(NUMAFEED_ECORRUPT, "%s: holds %llu records, the manifest says %llu", path,
                           (unsigned long long)idx.records, (unsigned long long)ms->records));
-    if (idx.record_bytes != m->layout.record_bytes)
-        report(c, ms->file, -1, 24,
-               nf__error(NUMAFEED_ECORRUPT, "%s: records of %llu bytes, the manifest's layout has "
-                          "%llu", path, (unsigned long long)idx.record_bytes,
-                          (unsigned long long)m->layout.record_bytes));
+    if ((rc = nf__shard_layout_check(&idx, &m->layout, path)))
+        report(c, ms->file, -1, idx.record_bytes != m->layout.record_bytes ? 24 : 20, rc);
     rc = check_blocks(c, fd, path, ms->file, &idx, dctx);
     nf__shard_index_free(&idx);
 out:
@@ -144,6 +141,7 @@ int nf__check_dataset(const char *dir, int follow,
     }
     ZSTD_DCtx *dctx = ZSTD_createDCtx();
     if (!dctx) {
+        close(dirfd);
         nf__manifest_free(&m);
         return nf__error(-ENOMEM, "out of memory");
     }

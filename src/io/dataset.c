@@ -223,11 +223,8 @@ static int open_shard(struct nf_dataset *ds, uint32_t i, int dirfd, const char *
         return nf__error(NUMAFEED_ECORRUPT, "%s: holds %llu records, the manifest says %llu",
                          s->path, (unsigned long long)s->idx.records,
                          (unsigned long long)ms->records);
-    if (s->idx.record_bytes != ds->m.layout.record_bytes || s->idx.nvar != ds->m.layout.nvar)
-        return nf__error(NUMAFEED_ECORRUPT, "%s: records of %llu fixed bytes and %u variable "
-                         "fields, the manifest's layout has %llu and %u", s->path,
-                         (unsigned long long)s->idx.record_bytes, s->idx.nvar,
-                         (unsigned long long)ds->m.layout.record_bytes, ds->m.layout.nvar);
+    if ((rc = nf__shard_layout_check(&s->idx, &ds->m.layout, s->path)))
+        return rc;
     if (o->verify_content) {
         uint64_t h;
         if ((rc = nf__file_xxh3(s->fd, s->path, ms->bytes, &h)))

@@ -88,6 +88,12 @@ void nf__footer_head_encode(uint8_t out[NF_FOOTER_HEAD_BYTES], uint32_t nblocks,
     put64(out + 8, records);
 }
 
+void nf__var_len_encode(uint8_t *out, const uint32_t *len, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        put32(out + 4 * i, len[i]);
+}
+
 void nf__trailer_encode(uint8_t out[NF_TRAILER_BYTES], uint64_t footer_offset,
                          uint64_t footer_size, uint64_t footer_xxh3)
 {
@@ -385,6 +391,17 @@ int nf__shard_load(int fd, const char *name, uint64_t file_size, struct nf_shard
     out->file_size = file_size;
     out->footer_offset = foff;
     return 0;
+}
+
+int nf__shard_layout_check(const struct nf_shard_index *idx, const struct nf_layout *layout,
+                           const char *name)
+{
+    if (idx->record_bytes == layout->record_bytes && idx->nvar == layout->nvar)
+        return 0;
+    return nf__error(NUMAFEED_ECORRUPT, "%s: records of %llu fixed bytes and %u variable fields, "
+                     "the manifest's layout has %llu and %u", name,
+                     (unsigned long long)idx->record_bytes, idx->nvar,
+                     (unsigned long long)layout->record_bytes, layout->nvar);
 }
 
 int nf__block_check_frame(const char *shard, uint32_t block_no, const struct nf_block_info *b,

@@ -206,6 +206,8 @@ struct nf_where {
 void nf__header_encode(uint8_t out[NF_HEADER_BYTES], uint64_t record_bytes, unsigned nvar);
 void nf__index_entry_encode(uint8_t out[NF_INDEX_ENTRY_BYTES], const struct nf_block_info *b);
 void nf__footer_head_encode(uint8_t out[NF_FOOTER_HEAD_BYTES], uint32_t nblocks, uint64_t records);
+/* Version 2: the footer's length table, n lengths of 4 bytes each. */
+void nf__var_len_encode(uint8_t *out, const uint32_t *len, size_t n);
 void nf__trailer_encode(uint8_t out[NF_TRAILER_BYTES], uint64_t footer_offset,
                          uint64_t footer_size, uint64_t footer_xxh3);
 
@@ -222,6 +224,11 @@ void nf__trailer_encode(uint8_t out[NF_TRAILER_BYTES], uint64_t footer_offset,
 int nf__shard_load(int fd, const char *name, uint64_t file_size, struct nf_shard_index *out,
                     struct nf_where *where);
 void nf__shard_index_free(struct nf_shard_index *idx);
+/* A loaded shard's records against a manifest's layout: the fixed part's
+ * size and the number of variable fields (header offsets 24 and 20).
+ * NUMAFEED_ECORRUPT naming `name` when either differs. */
+int nf__shard_layout_check(const struct nf_shard_index *idx, const struct nf_layout *layout,
+                           const char *name);
 
 /* pread exactly len bytes at off, retrying short reads and EINTR; a short
  * read at end of file is NUMAFEED_ECORRUPT naming `name` and the offset. */

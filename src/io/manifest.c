@@ -37,10 +37,10 @@ int nf__shard_name_ok(const char *s)
      * dataset directory, never "..", a hidden temporary or the manifest. */
     if (n == 0 || n > 255 || s[0] == '.' || strchr(s, '/') || !strcmp(s, NF_MANIFEST_NAME))
         return 0;
-    /* No control characters (C0, DEL, C1 in UTF-8): a name is printed by
-     * check and in errors, and must not drive the terminal it lands on. */
+    /* No control characters: a name is printed by check and in errors,
+     * and must not drive the terminal it lands on. */
     for (const unsigned char *c = (const unsigned char *)s; *c; c++)
-        if (*c < 0x20 || *c == 0x7f || (*c == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f))
+        if (nf__control_len(c))
             return 0;
     return 1;
 }

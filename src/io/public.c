@@ -96,9 +96,9 @@ int numafeed_check(const char *dir, int follow_symlinks,
 
 struct numafeed_dataset {
     struct nf_dataset *ds;
-    /* pread: one synchronous read at a time needs no ring */
+    /* pread: one synchronous read at a time needs no ring; buffered, so a
+     * block's read buffer is its stored size (nf__dataset_max_stored fits all) */
     struct nf_reader *reader;
-    size_t max_stored;          /* the largest read buffer any block needs */
     uint8_t *stored, *decoded;  /* read and decode buffers, allocated at first use */
 };
 
@@ -121,12 +121,6 @@ int numafeed_dataset_open(const char *dir, numafeed_dataset **out)
     if (rc) {
         numafeed_dataset_close(h);
         return rc;
-    }
-    for (uint32_t g = 0; g < nf__dataset_blocks(h->ds); g++) {
-        uint32_t shard, block;
-        nf__dataset_block(h->ds, g, &shard, &block);
-        size_t n = nf__reader_buf_bytes(h->reader, shard, block);
-        h->max_stored = n > h->max_stored ? n : h->max_stored;
     }
     *out = h;
     return 0;
@@ -214,9 +208,10 @@ int numafeed_dataset_read_block(numafeed_dataset *h, uint32_t g, void *dst, size
     /* A raw block is read where it belongs and hashed there: no copy. */
     if (b->codec == NF_CODEC_RAW)
         return nf__reader_read_block(h->reader, shard, block, dst, dst_len, dst, dst_len);
-    if ((rc = buffer(&h->stored, h->max_stored)))
+    size_t max_stored = nf__dataset_max_stored(h->ds);
+    if ((rc = buffer(&h->stored, max_stored)))
         return rc;
-    return nf__reader_read_block(h->reader, shard, block, h->stored, h->max_stored, dst, dst_len);
+    return nf__reader_read_block(h->reader, shard, block, h->stored, max_stored, dst, dst_len);
 }
 
 uint64_t numafeed_dataset_record_size(const numafeed_dataset *h, uint64_t record)
@@ -233,13 +228,13 @@ int numafeed_dataset_read_record(numafeed_dataset *h, uint64_t record, void *dst
                          (unsigned long long)record,
                          (unsigned long long)nf__dataset_records(h->ds));
     size_t rb = (size_t)nf__dataset_record_size(h->ds, record);
-    size_t max_decoded = nf__dataset_max_decoded(h->ds);
+    size_t max_stored = nf__dataset_max_stored(h->ds), max_decoded = nf__dataset_max_decoded(h->ds);
     if (dst_len < rb)
         return nf__error(-EINVAL, "record %llu: destination of %zu bytes for a %zu-byte record",
                          (unsigned long long)record, dst_len, rb);
-    int rc = buffer(&h->stored, h->max_stored);
+    int rc = buffer(&h->stored, max_stored);
     if (!rc)
         rc = buffer(&h->decoded, max_decoded);
-    return rc ? rc : nf__reader_read_record(h->reader, record, h->stored, h->max_stored,
+    return rc ? rc : nf__reader_read_record(h->reader, record, h->stored, max_stored,
                                             h->decoded, max_decoded, dst);
 }

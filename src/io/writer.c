@@ -41,12 +41,12 @@ struct numafeed_writer {
     int codec;      /* enum numafeed_codec, resolved */
     int force;
     uint64_t shard_bytes;
-    size_t block_records, block_cap; /* fixed layouts: records and bytes per full block */
+    size_t block_cap;                /* the block buffer's bytes; fixed layouts: a full block */
     size_t block_target;             /* variable layouts: bytes a block closes at */
     uint64_t max_record;             /* variable layouts: largest record accepted */
     ZSTD_CCtx *cctx;
     uint8_t *block;  /* block_cap bytes (variable layouts: grown as needed) */
-    size_t block_fill, block_nrec;
+    size_t block_fill, block_nrec; /* bytes and records in it */
     /* variable layouts: the shard's length table so far, records x nvar */
     uint32_t *lens;
     size_t nlens, lens_cap;
@@ -170,9 +170,7 @@ static int close_shard(numafeed_writer *w)
     for (size_t i = 0; i < w->nindex; i++)
         nf__index_entry_encode(footer + NF_FOOTER_HEAD_BYTES + i * NF_INDEX_ENTRY_BYTES,
                                 &w->index[i]);
-    for (size_t i = 0; i < w->nlens; i++)
-        for (int k = 0; k < 4; k++)
-            footer[entries + 4 * i + (size_t)k] = (uint8_t)(w->lens[i] >> (8 * k));
+    nf__var_len_encode(footer + entries, w->lens, w->nlens);
     w->nlens = 0;
     uint8_t t[NF_TRAILER_BYTES];
     nf__trailer_encode(t, w->shard_off, fsize, XXH3_64bits(footer, fsize));
@@ -228,8 +226,7 @@ static int flush_block(numafeed_writer *w)
     memset(b, 0, sizeof(*b));
     b->offset = w->shard_off;
     b->decoded_size = (uint32_t)w->block_fill;
-    b->records = (uint32_t)(w->m.layout.nvar ? w->block_nrec
-                                             : w->block_fill / w->m.layout.record_bytes);
+    b->records = (uint32_t)w->block_nrec;
     b->xxh3 = XXH3_64bits(w->block, w->block_fill);
     b->first_record = w->shard_records;
     const void *out = w->block;
@@ -330,8 +327,8 @@ static int resolve_options(numafeed_writer *w, const struct numafeed_writer_opti
         w->block_target = (size_t)bb;
         w->block_cap = (size_t)bb;
     } else {
-        w->block_records = (size_t)(bb / rb ? bb / rb : 1); /* at least one record */
-        w->block_cap = w->block_records * (size_t)rb;       /* <= NF_BLOCK_CAP */
+        size_t records = (size_t)(bb / rb ? bb / rb : 1); /* at least one record */
+        w->block_cap = records * (size_t)rb;             /* <= NF_BLOCK_CAP */
     }
     w->shard_bytes = o->shard_bytes ? o->shard_bytes : NF_DEFAULT_SHARD_BYTES;
     w->force = o->force ? 1 : 0;
@@ -456,6 +453,7 @@ int numafeed_writer_append(numafeed_writer *w, const void *records, size_t count
         size_t n = count < room ? count : room;
         memcpy(w->block + w->block_fill, p, n * rb);
         w->block_fill += n * rb;
+        w->block_nrec += n;
         w->m.records += n;
         p += n * rb;
         count -= n;

@@ -64,6 +64,22 @@ static int cuda_fail(cudaError_t e, const char *call)
 
 #define CU(call) do { cudaError_t e_ = (call); if (e_ != cudaSuccess) return cuda_fail(e_, #call); } while (0)
 
+/* Make dev the calling thread's current device for a call; *prev is the
+ * device to give back with leave(), so the caller's stays as it was. */
+static int enter(int dev, int *prev)
+{
+    CU(cudaGetDevice(prev));
+    if (*prev != dev)
+        CU(cudaSetDevice(dev));
+    return 0;
+}
+
+static void leave(int dev, int prev)
+{
+    if (prev != dev)
+        cudaSetDevice(prev);
+}
+
 /* "13.0" from CUDA's 1000 * major + 10 * minor. */
 static void version(char *buf, size_t len, int v)
 {
@@ -208,7 +224,7 @@ int nf__cuda_memcpy_h2d(void *dst, const void *src, size_t len, void *stream)
     return 0;
 }
 
-int nf__cuda_host_register_ro(const void *p, size_t len)
+static int host_register_ro(const void *p, size_t len)
 {
     /* A PROT_READ mapping can only be registered read-only; the flag needs
      * the device's support (cudaDevAttrHostRegisterReadOnlySupported). */
@@ -225,13 +241,11 @@ int nf__cuda_host_register_ro(const void *p, size_t len)
 int nf__cuda_host_register_ro_on(int dev, const void *p, size_t len)
 {
     /* registration needs a context; the caller's thread keeps its device */
-    int prev = -1;
-    cudaGetDevice(&prev);
-    if (prev != dev)
-        CU(cudaSetDevice(dev));
-    int rc = nf__cuda_host_register_ro(p, len);
-    if (prev >= 0 && prev != dev)
-        cudaSetDevice(prev);
+    int prev, rc = enter(dev, &prev);
+    if (rc)
+        return rc;
+    rc = host_register_ro(p, len);
+    leave(dev, prev);
     return rc;
 }
 
@@ -273,12 +287,6 @@ int nf__cuda_event_record(void *event, void *stream)
     return 0;
 }
 
-int nf__cuda_stream_wait_event(void *stream, void *event)
-{
-    CU(cudaStreamWaitEvent((cudaStream_t)stream, (cudaEvent_t)event, 0));
-    return 0;
-}
-
 int nf__cuda_stream_synchronize(void *stream)
 {
     CU(cudaStreamSynchronize((cudaStream_t)stream));
@@ -295,16 +303,12 @@ int nf__cuda_event_synchronize(void *event)
  * (which is per device), restoring the caller's device after. */
 static int on_device(int dev, void *stream, void *event, int record)
 {
-    int prev = -1;
-    if (!stream) {
-        CU(cudaGetDevice(&prev));
-        if (prev != dev)
-            CU(cudaSetDevice(dev));
-    }
+    int prev = dev, rc;
+    if (!stream && (rc = enter(dev, &prev)))
+        return rc;
     cudaError_t e = record ? cudaEventRecord((cudaEvent_t)event, (cudaStream_t)stream)
                            : cudaStreamWaitEvent((cudaStream_t)stream, (cudaEvent_t)event, 0);
-    if (!stream && prev != dev)
-        cudaSetDevice(prev);
+    leave(dev, prev);
     if (e != cudaSuccess)
         return cuda_fail(e, record ? "cudaEventRecord(release, consumer stream)"
                                    : "cudaStreamWaitEvent(consumer stream, ready)");
@@ -347,28 +351,22 @@ int nf__cuda_memcpy_d2h(void *dst, const void *src, size_t len, void *stream)
 
 int nf__cuda_on_device(int dev, int (*fn)(void *arg), void *arg)
 {
-    int prev = -1;
-    CU(cudaGetDevice(&prev));
-    if (prev != dev)
-        CU(cudaSetDevice(dev));
-    int rc = fn(arg);
-    if (prev != dev)
-        cudaSetDevice(prev);
+    int prev, rc = enter(dev, &prev);
+    if (rc)
+        return rc;
+    rc = fn(arg);
+    leave(dev, prev);
     return rc;
 }
 
 int nf__cuda_copy_to_host(int dev, void *dst, const void *src, size_t len)
 {
-    int prev = -1;
-    CU(cudaGetDevice(&prev));
-    if (prev != dev)
-        CU(cudaSetDevice(dev));
+    int prev, rc = enter(dev, &prev);
+    if (rc)
+        return rc;
     cudaError_t e = cudaMemcpy(dst, src, len, cudaMemcpyDeviceToHost);
-    if (prev != dev)
-        cudaSetDevice(prev);
-    if (e != cudaSuccess)
-        return cuda_fail(e, "cudaMemcpy(device to host)");
-    return 0;
+    leave(dev, prev);
+    return e == cudaSuccess ? 0 : cuda_fail(e, "cudaMemcpy(device to host)");
 }
 
 #ifdef NUMAFEED_HAVE_GPU_KERNELS
@@ -397,17 +395,15 @@ int nf__gpu_gather(const struct nf_gpu_copy *copies, uint32_t n, void *stream)
 
 int nf__gpu_busy(int dev, uint64_t ns, void *stream, int wait)
 {
-    int prev = -1;
-    CU(cudaGetDevice(&prev));
-    if (prev != dev)
-        CU(cudaSetDevice(dev));
-    int rc = ns ? launched(nf__gpu_busy_launch(ns, stream), "busy kernel launch") : 0;
+    int prev, rc = enter(dev, &prev);
+    if (rc)
+        return rc;
+    rc = ns ? launched(nf__gpu_busy_launch(ns, stream), "busy kernel launch") : 0;
     if (!rc && wait) {
         cudaError_t e = cudaStreamSynchronize((cudaStream_t)stream);
         rc = e == cudaSuccess ? 0 : cuda_fail(e, "cudaStreamSynchronize");
     }
-    if (prev != dev)
-        cudaSetDevice(prev);
+    leave(dev, prev);
     return rc;
 }
 #else
@@ -480,7 +476,6 @@ int nf__cuda_memcpy_h2d(void *d, const void *s, size_t n, void *st)
     return off();
 }
 int nf__cuda_event_record(void *e, void *s) { (void)e; (void)s; return off(); }
-int nf__cuda_host_register_ro(const void *p, size_t len) { (void)p; (void)len; return off(); }
 int nf__cuda_stream_synchronize(void *s) { (void)s; return off(); }
 int nf__cuda_host_register_ro_on(int dev, const void *p, size_t len)
 {
@@ -494,7 +489,6 @@ int nf__cuda_memcpy_batch_h2d(void *const *d, const void *const *s, const size_t
     (void)d; (void)s; (void)l; (void)n; (void)st;
     return off();
 }
-int nf__cuda_stream_wait_event(void *s, void *e) { (void)s; (void)e; return off(); }
 int nf__cuda_event_synchronize(void *e) { (void)e; return off(); }
 int nf__cuda_event_record_on(int d, void *e, void *s) { (void)d; (void)e; (void)s; return off(); }
 int nf__cuda_stream_wait_event_on(int d, void *s, void *e)

@@ -214,8 +214,8 @@ void nf__nvcomp_describe(const struct nf_nvcomp *lib, char *buf, size_t len)
 /* nvCOMP's own words for a status. */
 static int fail(const struct nf_nvcomp *lib, nf_nvcomp_status s, const char *call)
 {
-    const char *what = lib->status_string(s);
-    return nf__error(NUMAFEED_ECUDA, "%s: %s (nvCOMP status %d)", call, what ? what : "?", s);
+    return nf__error(NUMAFEED_ECUDA, "%s: %s (nvCOMP status %d)", call,
+                     nf__nvcomp_status_string(lib, s), s);
 }
 
 int nf__nvcomp_zstd_alignments(const struct nf_nvcomp *lib, struct nf_nvcomp_alignments *out)

@@ -219,20 +219,19 @@ void nf__cuda_event_destroy(void *event);
 int nf__cuda_memcpy_h2d(void *dst, const void *src, size_t len, void *stream);
 int nf__cuda_event_record(void *event, void *stream);
 /* Page-lock a read-only mapping (a shard's) in one registration, read-only
- * and portable; nf__cuda_host_unregister_one undoes it. */
-int nf__cuda_host_register_ro(const void *p, size_t len);
-/* The same with device dev current for the call; the calling thread's
- * current device is left as it was. */
+ * and portable, with device dev current for the call (the calling thread's
+ * current device is left as it was); nf__cuda_host_unregister_one undoes
+ * it. */
 int nf__cuda_host_register_ro_on(int dev, const void *p, size_t len);
 void nf__cuda_host_unregister_one(const void *p);
 /* n host-to-device copies in one call (cudaMemcpyBatchAsync; one
  * cudaMemcpyAsync each where the driver lacks it), in stream order. */
 int nf__cuda_memcpy_batch_h2d(void *const *dst, const void *const *src, const size_t *len,
                               size_t n, void *stream);
-int nf__cuda_stream_wait_event(void *stream, void *event);
-/* The same for a caller's stream; stream NULL means the legacy default
- * stream of device `dev` (the batch's GPU, which need not be the calling
- * thread's current device: the current device is left as it was). */
+/* Record event on, or make stream wait for it, for a caller's stream;
+ * stream NULL means the legacy default stream of device `dev` (the batch's
+ * GPU, which need not be the calling thread's current device: the current
+ * device is left as it was). */
 int nf__cuda_event_record_on(int dev, void *event, void *stream);
 int nf__cuda_stream_wait_event_on(int dev, void *stream, void *event);
 int nf__cuda_event_synchronize(void *event);

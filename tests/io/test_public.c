@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "io_helpers.h"
 
@@ -222,12 +223,14 @@ static void test_damage(void **state)
 
 struct seen {
     int calls, block_problems;
+    char last[512]; /* the last problem's message */
 };
 
 static void on_problem(void *user, const struct numafeed_check_problem *p)
 {
     struct seen *s = user;
     s->calls++;
+    snprintf(s->last, sizeof(s->last), "%s", p->message);
     assert_non_null(p->file);
     assert_non_null(p->message);
     if (p->block >= 0) {
@@ -282,6 +285,47 @@ static void test_check(void **state)
     assert_int_equal(s.calls, 1);
 }
 
+/* A manifest listing fewer variable fields than its shards hold, with the
+ * shards' own sizes and hashes: open refuses it, and so must check, where
+ * every block still decodes and every hash matches. */
+static void test_check_layout(void **state)
+{
+    (void)state;
+    char *dir, *mpath;
+    assert_true(asprintf(&dir, "%s/nvar", tmp) > 0);
+    assert_true(asprintf(&mpath, "%s/" NF_MANIFEST_NAME, dir) > 0);
+    struct numafeed_field f[3] = {
+        {.name = "a", .dtype = "uint8"}, {.name = "t", .dtype = "bytes"},
+        {.name = "u", .dtype = "bytes"},
+    };
+    numafeed_writer *w;
+    assert_int_equal(numafeed_writer_create(dir, f, 3, NULL, &w), 0);
+    const void *data[3] = {"x", "hello", "world"};
+    size_t sizes[3] = {1, 5, 5};
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(numafeed_writer_add(w, data, sizes), 0);
+    assert_int_equal(numafeed_writer_finish(w), 0);
+    numafeed_writer_destroy(w);
+
+    struct nf_manifest m;
+    assert_int_equal(nf__manifest_load(dir, &m, NULL), 0);
+    nf__layout_free(&m.layout);
+    assert_int_equal(nf__layout_build(f, 2, &m.layout), 0);
+    assert_int_equal(unlink(mpath), 0);
+    assert_int_equal(nf__manifest_write(mpath, &m), 0);
+    nf__manifest_free(&m);
+
+    struct nf_dataset *ds;
+    assert_int_equal(nf__dataset_open(dir, NULL, &ds), NUMAFEED_ECORRUPT);
+    assert_non_null(strstr(numafeed_last_error(), "variable fields"));
+    struct seen s = {0};
+    assert_int_equal(numafeed_check(dir, 0, on_problem, &s, NULL), 1);
+    assert_int_equal(s.block_problems, 0);
+    assert_non_null(strstr(s.last, "2 variable fields, the manifest's layout has 1 and 1"));
+    free(mpath);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -291,6 +335,7 @@ int main(void)
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_damage),
         cmocka_unit_test(test_check),
+        cmocka_unit_test(test_check_layout),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
