@@ -75,10 +75,10 @@ static void help(void)
         "                        saying why where it cannot: docs/loader.md).\n"
         "      --max-gpu-decode-bytes N\n"
         "                        the most GPU memory one pool's GPU decode may take\n"
-        "                        (default 2 GiB).\n"
+        "                        (default 2G).\n"
         "      --max-ring-bytes N\n"
         "                        the most memory one pool's ring of batch slots may take\n"
-        "                        (default 4 GiB); a batch that does not fit twice is an\n"
+        "                        (default 4G); a batch that does not fit twice is an\n"
         "                        error.\n"
         "      --follow-symlinks let symbolic links in DIR lead outside it (refused by\n"
         "                        default: docs/security.md).\n"
@@ -125,6 +125,9 @@ static void help(void)
         "                        pool's internals before the summary.\n"
         "  -h, --help            show this help.\n"
         "\n"
+        "Sizes are bytes, or a number followed by K, M or G (powers of 1024; KiB,\n"
+        "MiB, GiB are accepted too), as for numafeed pack.\n"
+        "\n"
         "Deprecated spellings, accepted for one more release:\n"
         "      --ring-depth D    the same as --prefetch D.\n"
         "      --host            the same as --device cpu.\n"
@@ -134,19 +137,6 @@ static void help(void)
         "\n"
         "Example:\n"
         "  numafeed bench data/tokens --epochs 3 --batch-size 64 --digest\n");
-}
-
-static int parse_u64(const char *s, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    if (!s || !*s || *s == '-')
-        return -1;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end)
-        return -1;
-    *out = v;
-    return 0;
 }
 
 static uint64_t now_ns(void)
@@ -323,48 +313,46 @@ static const char *parse_value(struct bench_args *a, int c, const char *arg)
     switch (c) {
     case 'e':
         /* a million epochs of per-epoch counters are a few tens of MB */
-        return parse_u64(arg, &a->epochs) || a->epochs == 0 || a->epochs > EPOCHS_MAX
+        return cli_parse_u64(arg, &a->epochs) || a->epochs == 0 || a->epochs > EPOCHS_MAX
                    ? "--epochs (1 to 1000000)" : NULL;
     case 'b':
-        if (parse_u64(arg, &v) || v == 0 || v > UINT32_MAX)
+        if (cli_parse_u64(arg, &v) || v == 0 || v > UINT32_MAX)
             return "--batch-size";
         cfg->batch_size = (uint32_t)v;
         return NULL;
     case 't':
-        if (parse_u64(arg, &v) || v == 0 || v > 256)
+        if (cli_parse_u64(arg, &v) || v == 0 || v > 256)
             return "--threads";
         cfg->threads = (uint32_t)v;
         return NULL;
     case 'p':
-        if (parse_u64(arg, &v) || v < 2 || v > 4096)
+        if (cli_parse_u64(arg, &v) || v < 2 || v > 4096)
             return "--prefetch";
         cfg->prefetch = (uint32_t)v;
         return NULL;
     case 'w':
-        return parse_u64(arg, &cfg->shuffle_window) || !cfg->shuffle_window ||
+        return cli_parse_u64(arg, &cfg->shuffle_window) || !cfg->shuffle_window ||
                        cfg->shuffle_window > LOADER_MAX_SHUFFLE_WINDOW
                    ? "--shuffle-window (1 to 16777216)" : NULL;
     case 'm':
-        return parse_u64(arg, &cfg->max_ring_bytes) || !cfg->max_ring_bytes
-                   ? "--max-ring-bytes" : NULL;
-    case 's': return parse_u64(arg, &cfg->seed) ? "--seed" : NULL;
+        return cli_parse_size(arg, &cfg->max_ring_bytes) ? "--max-ring-bytes" : NULL;
+    case 's': return cli_parse_u64(arg, &cfg->seed) ? "--seed" : NULL;
     case 'r':
-        if (parse_u64(arg, &v) || v > UINT32_MAX)
+        if (cli_parse_u64(arg, &v) || v > UINT32_MAX)
             return "--rank";
         cfg->rank = (uint32_t)v;
         return NULL;
     case 'W':
-        if (parse_u64(arg, &v) || v == 0 || v > UINT32_MAX)
+        if (cli_parse_u64(arg, &v) || v == 0 || v > UINT32_MAX)
             return "--world-size";
         cfg->world_size = (uint32_t)v;
         return NULL;
-    case 'u': return parse_u64(arg, &a->step_us) || a->step_us > 10000000 ? "--step-us" : NULL;
+    case 'u': return cli_parse_u64(arg, &a->step_us) || a->step_us > 10000000 ? "--step-us" : NULL;
     case 'G':
-        return parse_u64(arg, &a->gpu_step_us) || a->gpu_step_us > 10000000 ? "--gpu-step-us"
+        return cli_parse_u64(arg, &a->gpu_step_us) || a->gpu_step_us > 10000000 ? "--gpu-step-us"
                                                                            : NULL;
     case 'M':
-        return parse_u64(arg, &cfg->max_gpu_decode_bytes) || !cfg->max_gpu_decode_bytes
-                   ? "--max-gpu-decode-bytes" : NULL;
+        return cli_parse_size(arg, &cfg->max_gpu_decode_bytes) ? "--max-gpu-decode-bytes" : NULL;
     default: return "?";
     }
 }

@@ -95,8 +95,6 @@ int pack_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* s with control characters (and, if high, bytes >= 0x80) as \xNN, for a
  * message; the result lives until the fourth call after this one. */
 const char *pack_esc(const char *s, int high);
-/* Bytes, with an optional K/M/G suffix (powers of 1024); 0 is refused. */
-int pack_parse_size(const char *s, uint64_t *out);
 
 /* The sources. Each returns CLI_EXIT_OK with every record added (the
  * caller finishes the writer), or a failing status after a message. */

@@ -77,35 +77,6 @@ const char *pack_esc(const char *s, int high)
     return ring[k];
 }
 
-int pack_parse_size(const char *s, uint64_t *out)
-{
-    uint64_t v = 0;
-    const char *p = s;
-    if (*p < '0' || *p > '9')
-        return -EINVAL;
-    for (; *p >= '0' && *p <= '9'; p++)
-        if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, (uint64_t)(*p - '0'), &v))
-            return -ERANGE;
-    unsigned shift = 0;
-    switch (*p) {
-    case 'k': case 'K': shift = 10; p++; break;
-    case 'm': case 'M': shift = 20; p++; break;
-    case 'g': case 'G': shift = 30; p++; break;
-    default: break;
-    }
-    if (shift && !strcmp(p, "iB"))
-        p += 2;
-    if (*p)
-        return -EINVAL;
-    if (shift && v > (UINT64_MAX >> shift))
-        return -ERANGE;
-    v <<= shift;
-    if (v == 0)
-        return -EINVAL;
-    *out = v;
-    return 0;
-}
-
 /* ---- the progress line ---- */
 
 static void progress(const struct pack_job *j, int last)
