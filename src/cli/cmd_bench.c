@@ -146,38 +146,45 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* XXH64 (seed 0) of record i of a batch, reassembled from its fields
- * (field-major slot): the record's bytes when every field is fixed; with a
- * variable field, every field in order as its byte length (little-endian
- * uint64) then its bytes (docs/format.md). */
-static uint64_t record_digest(const struct loader_batch *b, const uint8_t *const *vals,
-                              uint32_t i)
+/* Adds to *sum the XXH64 (seed 0) of each record of a batch, reassembled
+ * from its fields (field-major slot): the record's bytes when every field
+ * is fixed; with a variable field, every field in order as its byte length
+ * (little-endian uint64) then its bytes (docs/format.md). The layout is
+ * read and the hash state made once per batch, not per record. 0 or
+ * -ENOMEM. */
+static int batch_digest(const struct loader_batch *b, const uint8_t *const *vals, uint64_t *sum)
 {
     int var = 0;
-    for (unsigned f = 0; f < b->nfields; f++)
-        var |= b->fields[f].kind != LOADER_FIELD_FIXED;
-    XXH64_state_t *st = XXH64_createState();
-    XXH64_reset(st, 0);
+    size_t elem[LOADER_MAX_FIELDS];
     for (unsigned f = 0; f < b->nfields; f++) {
-        const struct loader_field *fd = &b->fields[f];
-        const uint8_t *p = vals[f] + (size_t)i * fd->record_bytes;
-        uint64_t n = fd->record_bytes;
-        if (fd->kind != LOADER_FIELD_FIXED) {
-            size_t elem = numafeed_dtype_size(fd->dtype);
-            p = vals[f] + (size_t)fd->offsets[i] * elem;
-            n = (uint64_t)(fd->offsets[i + 1] - fd->offsets[i]) * elem;
-        }
-        if (var) {
-            uint8_t len[8];
-            for (int k = 0; k < 8; k++)
-                len[k] = (uint8_t)(n >> (8 * k));
-            XXH64_update(st, len, sizeof(len));
-        }
-        XXH64_update(st, p, (size_t)n);
+        var |= b->fields[f].kind != LOADER_FIELD_FIXED;
+        elem[f] = numafeed_dtype_size(b->fields[f].dtype);
     }
-    uint64_t h = XXH64_digest(st);
+    XXH64_state_t *st = XXH64_createState();
+    if (!st)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < b->records; i++) {
+        XXH64_reset(st, 0);
+        for (unsigned f = 0; f < b->nfields; f++) {
+            const struct loader_field *fd = &b->fields[f];
+            const uint8_t *p = vals[f] + (size_t)i * fd->record_bytes;
+            uint64_t n = fd->record_bytes;
+            if (fd->kind != LOADER_FIELD_FIXED) {
+                p = vals[f] + (size_t)fd->offsets[i] * elem[f];
+                n = (uint64_t)(fd->offsets[i + 1] - fd->offsets[i]) * elem[f];
+            }
+            if (var) {
+                uint8_t len[8];
+                for (int k = 0; k < 8; k++)
+                    len[k] = (uint8_t)(n >> (8 * k));
+                XXH64_update(st, len, sizeof(len));
+            }
+            XXH64_update(st, p, (size_t)n);
+        }
+        *sum += XXH64_digest(st);
+    }
     XXH64_freeState(st);
-    return h;
+    return 0;
 }
 
 /* Each field's values on the host: the slot's, or a copy from the GPU
@@ -204,6 +211,34 @@ static int host_values(struct consumer *c, const struct loader_batch *b, const u
         vals[f] = c->back[f];
     }
     return 0;
+}
+
+/* --digest: the batch's records added to epoch e's digest, their ids kept
+ * in delivery order for its order hash. 0, or an error in c->rc and
+ * c->msg. */
+static int digest_batch(struct consumer *c, uint64_t e, const struct loader_batch *b)
+{
+    if (c->nids[e] + b->records > c->capids[e]) {
+        size_t cap = (c->capids[e] + b->records) * 2;
+        uint64_t *n = realloc(c->ids[e], cap * sizeof(*n));
+        if (!n)
+            goto nomem;
+        c->ids[e] = n;
+        c->capids[e] = cap;
+    }
+    const uint8_t *vals[LOADER_MAX_FIELDS];
+    if ((c->rc = host_values(c, b, vals))) {
+        loader_last_error(c->L, c->msg, sizeof(c->msg));
+        return c->rc;
+    }
+    if (batch_digest(b, vals, &c->dsum[e]))
+        goto nomem;
+    memcpy(c->ids[e] + c->nids[e], b->record_ids, b->records * sizeof(uint64_t));
+    c->nids[e] += b->records;
+    return 0;
+nomem:
+    snprintf(c->msg, sizeof(c->msg), "out of memory");
+    return c->rc = -ENOMEM;
 }
 
 /* --gpu-step-us: the step on the default stream, after the batch; the
@@ -254,29 +289,8 @@ static void *consume(void *arg)
                 c->samples[c->nsamples++] = (struct sample){.at = t, .wait = t - tw};
             }
             c->records[e] += b.records;
-            if (c->digest) {
-                if (c->nids[e] + b.records > c->capids[e]) {
-                    size_t cap = (c->capids[e] + b.records) * 2;
-                    uint64_t *n = realloc(c->ids[e], cap * sizeof(*n));
-                    if (!n) {
-                        c->rc = -ENOMEM;
-                        snprintf(c->msg, sizeof(c->msg), "out of memory");
-                        return NULL;
-                    }
-                    c->ids[e] = n;
-                    c->capids[e] = cap;
-                }
-                const uint8_t *vals[LOADER_MAX_FIELDS];
-                if ((rc = host_values(c, &b, vals))) {
-                    c->rc = rc;
-                    loader_last_error(c->L, c->msg, sizeof(c->msg));
-                    return NULL;
-                }
-                for (uint32_t i = 0; i < b.records; i++) {
-                    c->dsum[e] += record_digest(&b, vals, i);
-                    c->ids[e][c->nids[e]++] = b.record_ids[i];
-                }
-            }
+            if (c->digest && digest_batch(c, e, &b))
+                return NULL;
             if (c->gpu_step_ns) {
                 if ((rc = gpu_step(c, &b))) {
                     c->rc = rc;
