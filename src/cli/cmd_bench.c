@@ -509,10 +509,10 @@ static void make_contexts(struct bench_args *a)
                     numafeed_last_error());
             break;
         }
-        a->ctx_ms += (double)(now_ns() - t) / 1e6;
+        double ms = (double)(now_ns() - t) / 1e6;
+        a->ctx_ms += ms;
         if (text)
-            printf("CUDA context of GPU %d created before the clock in %.1f ms\n", gpu,
-                   (double)(now_ns() - t) / 1e6);
+            printf("CUDA context of GPU %d created before the clock in %.1f ms\n", gpu, ms);
     }
     if (nd < 0)
         fprintf(stderr, "numafeed bench: --cuda-context: %s\n", numafeed_last_error());
