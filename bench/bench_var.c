@@ -38,7 +38,7 @@ static void die(const char *what)
     exit(1);
 }
 
-static loader_t *open_loader(const char *path)
+static loader_t *open_loader(const char *path, int epochs)
 {
     struct loader_config c;
     loader_config_init(&c);
@@ -47,6 +47,7 @@ static loader_t *open_loader(const char *path)
     c.threads = threads;
     c.world_size = 1;
     c.device = device;
+    c.epochs = (uint64_t)epochs; /* nothing past the last epoch is read */
     loader_t *L;
     if (loader_create(&c, &L))
         die(path);
@@ -60,7 +61,7 @@ static loader_t *open_loader(const char *path)
  * the first batch, which waits for the pipeline to fill, are not timed). */
 static double run_gbps(const char *path, int epochs)
 {
-    loader_t *L = open_loader(path);
+    loader_t *L = open_loader(path, epochs);
     struct loader_batch b = LOADER_BATCH_INIT;
     uint64_t bytes = 0;
     double t0 = 0;
