@@ -87,6 +87,13 @@ int pack_append(struct pack_job *j, const void *records, size_t count);
  * returns 128 + the signal after SIGINT, SIGTERM or SIGHUP (with a
  * message), else CLI_EXIT_OK. */
 int pack_tick(struct pack_job *j);
+/* Read fd into buf until cap bytes or the end of the input; *got is how
+ * many, fewer than cap only at the end. pack_tick runs before each read.
+ * name (escaped) and at, the input offset of buf[0], are for the message.
+ * Returns CLI_EXIT_OK, or a failing status (a read error, a signal) after
+ * a message. */
+int pack_read(struct pack_job *j, int fd, const char *name, uint64_t at, uint8_t *buf,
+              size_t cap, size_t *got);
 /* Count an input left out; name it now under --verbose, else keep the
  * first few for the warning at the end. */
 void pack_skip(struct pack_job *j, enum pack_skip why, const char *name);

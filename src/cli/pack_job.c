@@ -112,6 +112,27 @@ int pack_tick(struct pack_job *j)
     return CLI_EXIT_OK;
 }
 
+int pack_read(struct pack_job *j, int fd, const char *name, uint64_t at, uint8_t *buf,
+              size_t cap, size_t *got)
+{
+    *got = 0;
+    while (*got < cap) {
+        int st = pack_tick(j);
+        if (st)
+            return st;
+        ssize_t n = read(fd, buf + *got, cap - *got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return pack_error("%s: reading at offset %llu: %s", name,
+                              (unsigned long long)(at + *got), strerror(errno));
+        if (n == 0)
+            break;
+        *got += (size_t)n;
+    }
+    return CLI_EXIT_OK;
+}
+
 /* ---- the writer ---- */
 
 int pack_open(struct pack_job *j, const struct numafeed_field *fields, size_t nfields)
