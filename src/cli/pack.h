@@ -75,12 +75,16 @@ int pack_job_end(struct pack_job *j, int status);
 /* Create the writer with this layout (the job's args give the options).
  * Returns CLI_EXIT_OK or, after a message, CLI_EXIT_FAIL. */
 int pack_open(struct pack_job *j, const struct numafeed_field *fields, size_t nfields);
-/* numafeed_writer_add, counting the record; `what` names it in an error
- * (a path, "shard.tar: sample 'x'"; control characters already escaped,
- * bytes >= 0x80 are escaped here when the record is refused as -EINVAL,
- * which may be a name that is not UTF-8). Returns CLI_EXIT_OK or CLI_EXIT_FAIL
- * after a message. */
-int pack_add(struct pack_job *j, const void *const *data, const size_t *sizes, const char *what);
+/* Names a record in a message (a path, "shard.tar: sample 'x'"; control
+ * characters already escaped). */
+typedef const char *pack_name_fn(const void *ctx);
+/* numafeed_writer_add, counting the record. name(ctx) is called only when
+ * the writer refuses it, so that a source formats no name per record; its
+ * bytes >= 0x80 are escaped here when the refusal is -EINVAL, which may be
+ * a name that is not UTF-8. Returns CLI_EXIT_OK or CLI_EXIT_FAIL after a
+ * message. */
+int pack_add(struct pack_job *j, const void *const *data, const size_t *sizes,
+             pack_name_fn *name, const void *ctx);
 /* numafeed_writer_append of count fixed records; errors as pack_add. */
 int pack_append(struct pack_job *j, const void *records, size_t count);
 /* Call between records: prints the progress line when it is due and

@@ -146,12 +146,13 @@ int pack_open(struct pack_job *j, const struct numafeed_field *fields, size_t nf
     return CLI_EXIT_OK;
 }
 
-int pack_add(struct pack_job *j, const void *const *data, const size_t *sizes, const char *what)
+int pack_add(struct pack_job *j, const void *const *data, const size_t *sizes,
+             pack_name_fn *name, const void *ctx)
 {
     int rc = numafeed_writer_add(j->w, data, sizes);
     /* -EINVAL is often a str field that is not UTF-8: the name may be it */
     if (rc == -EINVAL || rc == -EFBIG)
-        return pack_error("%s: refused: %s", pack_esc(what, rc == -EINVAL),
+        return pack_error("%s: refused: %s", pack_esc(name(ctx), rc == -EINVAL),
                           numafeed_last_error());
     if (rc)
         return cli_fail("pack", "writing", rc);
