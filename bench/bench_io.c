@@ -12,7 +12,7 @@
  * Each case runs two ways:
  *   path=dataset  numafeed_dataset_read_block, block after block (pread);
  *   path=loader   the real pipeline: a host-mode loader with one worker,
- *                 io_uring, pread or mmap (loader_config.io_backend), no
+ *                 io_uring, pread or mmap (loader_config.io), no
  *                 shuffle, one block per batch, over one epoch; its time
  *                 includes copying every record into the batch slots.
  * Target: >= 0.9x the baseline. The baselines find the blocks with
@@ -228,7 +228,7 @@ struct contender {
     const char *what, *path;  /* case, and dataset or loader */
     struct data *d;
     const double *base;       /* the baseline's times */
-    int io;                   /* the loader's enum loader_io_backend */
+    int io;                   /* the loader's enum loader_io */
     const char *io_name;
     loader_t *L;              /* path=loader; NULL when refused */
     char backend[256];        /* the backend, or why it was refused */
