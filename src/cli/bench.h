@@ -37,14 +37,14 @@ struct consumer {
     uint64_t *boundary;       /* per epoch: index in samples of its first batch */
 };
 
-/* The command line, and what the run learned about itself. --device's
- * values mirror enum loader_device. */
+/* The command line, and what the run learned about itself. Options the
+ * loader takes are parsed into cfg itself. */
 struct bench_args {
     struct loader_config cfg;
     double cores; /* CPU seconds of the process per second of the run */
     uint64_t epochs, step_us, gpu_step_us;
-    int digest, cuda_ctx, device;
-    int gpus[LOADER_MAX_GPUS], ngpus;
+    int digest, cuda_ctx;
+    int gpus[LOADER_MAX_GPUS]; /* --gpus' ordinals, cfg.gpus's storage */
     const char *json;  /* --json FILE, or NULL */
     double ctx_ms;     /* --cuda-context: the contexts' time, before the clock */
     int argc;

@@ -385,7 +385,7 @@ static const char *parse_choice(struct bench_args *a, int c, const char *arg)
     };
     if (c == 'd' || c == 'c' || c == 'D') {
         const char *const *words = c == 'd' ? devices : c == 'c' ? copies : decodes;
-        int *out = c == 'd' ? &a->device : c == 'c' ? &a->cfg.copy : &a->cfg.decode;
+        int *out = c == 'd' ? &a->cfg.device : c == 'c' ? &a->cfg.copy : &a->cfg.decode;
         for (int i = 0; i < 3; i++) {
             if (!strcmp(arg, words[i])) {
                 *out = i;
@@ -437,7 +437,7 @@ static int parse_args(int argc, char **argv, struct bench_args *a)
         switch (c) {
         case O_HOST:
             deprecated("--host", "--device cpu");
-            a->device = LOADER_DEVICE_CPU;
+            a->cfg.device = LOADER_DEVICE_CPU;
             break;
         case O_RING:
             deprecated("--ring-depth", "--prefetch");
@@ -450,7 +450,8 @@ static int parse_args(int argc, char **argv, struct bench_args *a)
                                  n == 0 ? "empty list" : numafeed_last_error());
             if (n > LOADER_MAX_GPUS)
                 return cli_usage("bench", "--gpus: more than %d GPUs", LOADER_MAX_GPUS);
-            a->ngpus = n;
+            a->cfg.gpus = a->gpus;
+            a->cfg.ngpus = n;
             break;
         }
         case 'd': case 'i': case 'c': case 'D': bad = parse_choice(a, c, optarg); break;
@@ -490,9 +491,6 @@ static int parse_args(int argc, char **argv, struct bench_args *a)
     a->cfg.path = argv[optind];
     a->argc = argc;
     a->argv = argv;
-    a->cfg.gpus = a->ngpus ? a->gpus : NULL;
-    a->cfg.ngpus = a->ngpus;
-    a->cfg.device = a->device;
     return -1;
 }
 
@@ -500,9 +498,9 @@ static int parse_args(int argc, char **argv, struct bench_args *a)
 static void make_contexts(struct bench_args *a)
 {
     int text = !a->json || strcmp(a->json, "-"); /* --json -: stdout is the JSON's */
-    int nd = a->ngpus ? a->ngpus : numafeed_cuda_device_count();
+    int nd = a->cfg.ngpus ? a->cfg.ngpus : numafeed_cuda_device_count();
     for (int i = 0; i < nd; i++) {
-        int gpu = a->ngpus ? a->gpus[i] : i;
+        int gpu = a->cfg.ngpus ? a->cfg.gpus[i] : i;
         uint64_t t = now_ns();
         if (numafeed_cuda_init_context(gpu)) {
             fprintf(stderr, "numafeed bench: --cuda-context: %s; create is timed without it\n",
@@ -618,7 +616,7 @@ int cmd_bench(int argc, char **argv)
     if (status >= 0)
         return status;
     a.cfg.epochs = a.epochs; /* nothing past the last epoch is read */
-    if (a.cuda_ctx && a.device != LOADER_DEVICE_CPU)
+    if (a.cuda_ctx && a.cfg.device != LOADER_DEVICE_CPU)
         make_contexts(&a);
     struct clocks t = {.create = now_ns()};
     loader_t *L;
