@@ -18,12 +18,11 @@ struct consumer {
     int digest;
     int rc;
     char msg[1024];
-    uint64_t first_ns, end_ns;
+    uint64_t first_ns;        /* arrival of its first batch */
     /* per epoch: digest sum, record count, ids in delivery order */
     uint64_t *dsum, *records;
     uint64_t **ids;
     size_t *nids, *capids;
-    size_t record_bytes;
     uint64_t step_ns;         /* simulated consumer work per batch */
     uint64_t gpu_step_ns;     /* a GPU kernel per batch, waited for */
     uint64_t steps, step_total_ns; /* --gpu-step-us: steps and their time */

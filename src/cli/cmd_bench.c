@@ -307,7 +307,6 @@ static void *consume(void *arg)
             }
         }
     }
-    c->end_ns = now_ns();
     return NULL;
 }
 
