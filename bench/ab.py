@@ -28,17 +28,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gpu_bench  # noqa: E402  (the workloads and their generator)
 
 
-def machine():
-    """The GPU (nvidia-smi) and the CPU count: the host name says nothing."""
-    try:
-        gpu = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                             capture_output=True, text=True).stdout.strip().splitlines()
-    except OSError:
-        gpu = []
-    return f"{gpu[0] if gpu else 'no GPU'}{' x%d' % len(gpu) if len(gpu) > 1 else ''}, " \
-           f"{os.cpu_count()} CPUs"
-
-
 def drop_caches():
     """Evict the page cache (root only); False where the kernel refuses."""
     r = subprocess.run(["sh", "-c", "sync && echo 3 > /proc/sys/vm/drop_caches"],
@@ -121,7 +110,7 @@ def main():
               + (f"{s['of_h2d']:.3f}" if s["of_h2d"] else "-"))
     if a.json:
         with open(a.json, "w") as f:
-            json.dump(dict(date=time.strftime("%Y-%m-%d %H:%M"), machine=machine(),
+            json.dump(dict(date=time.strftime("%Y-%m-%d %H:%M"), machine=gpu_bench.machine(),
                            command=" ".join(sys.argv), threads=a.threads, epochs=a.epochs,
                            rounds=a.rounds, host=a.host, cold=a.cold, ceilings=ceilings,
                            runs=runs, summary=summary), f, indent=1)

@@ -51,6 +51,45 @@ void nfb_tokens(int32_t *out, size_t n, uint64_t seed)
     free(cdf);
 }
 
+/* Document lengths: 1024 + (0 .. 2048), an LCG, the last cut to what is left. */
+static size_t next_len(uint64_t *x, size_t left)
+{
+    *x = *x * 6364136223846793005ull + 1442695040888963407ull;
+    size_t len = 1024 + (size_t)((*x >> 33) % 2049);
+    return len < left ? len : left;
+}
+
+int nfb_pack_tokens(const char *dir, const int32_t *tok, size_t n, size_t record_tokens,
+                    int codec, size_t block_bytes)
+{
+    struct numafeed_field f = {"tokens", "int32", 1,
+                               {record_tokens ? record_tokens : NUMAFEED_VARIABLE}};
+    struct numafeed_writer_options o;
+    numafeed_writer_options_init(&o);
+    o.codec = codec;
+    if (block_bytes)
+        o.block_bytes = block_bytes;
+    o.force = 1;
+    numafeed_writer *w = NULL;
+    int rc = numafeed_writer_create(dir, &f, 1, &o, &w);
+    if (!rc && record_tokens)
+        rc = numafeed_writer_append(w, tok, n / record_tokens);
+    uint64_t x = 7;
+    for (size_t at = 0; !rc && !record_tokens && at < n;) {
+        size_t len = next_len(&x, n - at);
+        const void *d[1] = {tok + at};
+        size_t sz[1] = {len * sizeof(*tok)};
+        rc = numafeed_writer_add(w, d, sz);
+        at += len;
+    }
+    if (!rc)
+        rc = numafeed_writer_finish(w);
+    if (rc)
+        fprintf(stderr, "writing %s: %s\n", dir, numafeed_last_error());
+    numafeed_writer_destroy(w);
+    return rc ? 1 : 0;
+}
+
 double nfb_now(void)
 {
     struct timespec ts;

@@ -15,6 +15,17 @@
  */
 void nfb_tokens(int32_t *out, size_t n, uint64_t seed);
 
+/*
+ * Pack n of those tokens into the dataset dir, replacing it: one int32
+ * field "tokens", either records of record_tokens tokens each (the n /
+ * record_tokens whole ones) or, with record_tokens 0, documents of 1024 to
+ * 3072 tokens (mean 2048, the same lengths every time) in a variable
+ * field. codec: enum numafeed_codec; block_bytes 0: the writer's default.
+ * 0, or 1 with a message on stderr.
+ */
+int nfb_pack_tokens(const char *dir, const int32_t *tok, size_t n, size_t record_tokens,
+                    int codec, size_t block_bytes);
+
 /* Monotonic seconds. */
 double nfb_now(void);
 

@@ -12,7 +12,7 @@
  * Each case runs two ways:
  *   path=dataset  numafeed_dataset_read_block, block after block (pread);
  *   path=loader   the real pipeline: a host-mode loader with one worker,
- *                 io_uring, pread or mmap (loader_config.io_backend), no
+ *                 io_uring, pread or mmap (loader_config.io), no
  *                 shuffle, one block per batch, over one epoch; its time
  *                 includes copying every record into the batch slots.
  * Target: >= 0.9x the baseline. The baselines find the blocks with
@@ -53,19 +53,9 @@ static char *make_dataset(const char *dir, const char *name, int codec, const in
                           size_t bytes)
 {
     char *path;
-    if (asprintf(&path, "%s/%s", dir, name) < 0)
-        return NULL;
-    struct numafeed_field f = {"tokens", "int32", 1, {RECORD_BYTES / 4}};
-    struct numafeed_writer_options o;
-    numafeed_writer_options_init(&o);
-    o.codec = codec;
-    o.block_bytes = block_bytes;
-    o.force = 1;
-    numafeed_writer *w;
-    if (numafeed_writer_create(path, &f, 1, &o, &w) ||
-        numafeed_writer_append(w, tok, bytes / RECORD_BYTES) || numafeed_writer_finish(w))
-        die(path);
-    numafeed_writer_destroy(w);
+    if (asprintf(&path, "%s/%s", dir, name) < 0 ||
+        nfb_pack_tokens(path, tok, bytes / 4, RECORD_BYTES / 4, codec, block_bytes))
+        exit(1);
     return path;
 }
 
@@ -135,36 +125,29 @@ static double bare_pread_pass(const struct data *d, uint8_t *buf)
     return nfb_now() - t0;
 }
 
-/* Bare zstd: every frame already in memory, decoded into one buffer. */
+/* Bare zstd: every frame already in memory (nfb_zstd_blocks), decoded into
+ * one buffer. */
 struct bare_zstd {
-    const struct data *d;
-    uint8_t **frames;
+    struct nfb_block *blocks;
+    size_t n, max_decoded;
     uint8_t *dst;
     ZSTD_DCtx *dctx;
 };
 
 static void bare_zstd_init(struct bare_zstd *z, const struct data *d)
 {
-    z->d = d;
-    z->frames = calloc(d->n, sizeof(*z->frames));
-    for (uint32_t g = 0; g < d->n; g++) {
-        z->frames[g] = malloc(d->bi[g].stored_bytes);
-        if (pread(d->fd[g], z->frames[g], d->bi[g].stored_bytes, (off_t)d->bi[g].offset) !=
-            (ssize_t)d->bi[g].stored_bytes) {
-            fprintf(stderr, "bench_io: pread of %s failed\n", d->bi[g].shard);
-            exit(1);
-        }
-    }
-    z->dst = malloc(d->max_decoded);
+    if (nfb_zstd_blocks(d->path, &z->blocks, &z->n, &z->max_decoded))
+        exit(1);
+    z->dst = malloc(z->max_decoded ? z->max_decoded : 1);
     z->dctx = ZSTD_createDCtx();
 }
 
 static double bare_zstd_pass(struct bare_zstd *z)
 {
     double t0 = nfb_now();
-    for (uint32_t g = 0; g < z->d->n; g++) {
-        size_t n = ZSTD_decompressDCtx(z->dctx, z->dst, z->d->bi[g].decoded_bytes, z->frames[g],
-                                       z->d->bi[g].stored_bytes);
+    for (size_t g = 0; g < z->n; g++) {
+        size_t n = ZSTD_decompressDCtx(z->dctx, z->dst, z->blocks[g].decoded, z->blocks[g].src,
+                                       z->blocks[g].stored);
         if (ZSTD_isError(n)) {
             fprintf(stderr, "bench_io: zstd: %s\n", ZSTD_getErrorName(n));
             exit(1);
@@ -176,9 +159,9 @@ static double bare_zstd_pass(struct bare_zstd *z)
 static void bare_zstd_free(struct bare_zstd *z)
 {
     ZSTD_freeDCtx(z->dctx);
-    for (uint32_t g = 0; g < z->d->n; g++)
-        free(z->frames[g]);
-    free(z->frames);
+    for (size_t g = 0; g < z->n; g++)
+        free((void *)z->blocks[g].src);
+    free(z->blocks);
     free(z->dst);
 }
 
@@ -245,7 +228,7 @@ struct contender {
     const char *what, *path;  /* case, and dataset or loader */
     struct data *d;
     const double *base;       /* the baseline's times */
-    int io;                   /* the loader's enum loader_io_backend */
+    int io;                   /* the loader's enum loader_io */
     const char *io_name;
     loader_t *L;              /* path=loader; NULL when refused */
     char backend[256];        /* the backend, or why it was refused */

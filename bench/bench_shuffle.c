@@ -11,8 +11,9 @@
  *
  *   bench_shuffle DIR [--batch B] [--epochs E] [--windows W1,W2,...]
  *
- * One line per window: window=W distinct_mean=D distinct_p10=P uniform=U
- * ratio=D/U tables_kib=T (W = 0 is the default window).
+ * One line per window (W 0: the loader's default, "default" in the output):
+ *   window=W (N records) distinct_mean=D distinct_p10=P uniform=U ratio=D/U
+ *   records=R blocks=K batch=B tables_kib_per_worker=T
  */
 #include <math.h>
 #include <stdio.h>
@@ -56,12 +57,16 @@ static double uniform_distinct(const uint32_t *n, uint32_t nb, uint64_t R, uint6
     return sum;
 }
 
+static int usage(void)
+{
+    fprintf(stderr, "usage: bench_shuffle DIR [--batch B] [--epochs E] [--windows W,...]\n");
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: bench_shuffle DIR [--batch B] [--epochs E] [--windows W,...]\n");
-        return 2;
-    }
+    if (argc < 2 || argc % 2)
+        return usage();
     const char *dir = argv[1], *windows = "0,1024,4096,16384,65536";
     uint32_t B = 64, epochs = 2;
     for (int i = 2; i + 1 < argc; i += 2) {
@@ -71,7 +76,11 @@ int main(int argc, char **argv)
             epochs = (uint32_t)atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--windows"))
             windows = argv[i + 1];
+        else
+            return usage();
     }
+    if (!B || !epochs)
+        return usage();
     numafeed_dataset *ds;
     if (numafeed_dataset_open(dir, &ds))
         die(dir);
@@ -97,6 +106,7 @@ int main(int argc, char **argv)
         c.world_size = 1;
         c.device = LOADER_DEVICE_CPU;
         c.shuffle_window = strtoull(t, NULL, 10);
+        c.epochs = epochs; /* nothing past the last epoch is read */
         loader_t *L;
         if (loader_create(&c, &L))
             die("loader_create");
@@ -121,6 +131,16 @@ int main(int argc, char **argv)
                 }
                 loader_release(L, &b);
             }
+            if (rc != NUMAFEED_EEPOCH_END) {
+                char msg[1024];
+                loader_last_error(L, msg, sizeof(msg));
+                fprintf(stderr, "bench_shuffle: loader_next: %s\n", msg);
+                return 1;
+            }
+        }
+        if (!nbatch) {
+            fprintf(stderr, "bench_shuffle: window %s: no batch of %u records\n", t, B);
+            return 1;
         }
         qsort(d, nbatch, sizeof(*d), cmp_double);
         /* the default: 16 blocks' worth of records, at most 65536 (pool.c) */
@@ -130,7 +150,7 @@ int main(int argc, char **argv)
         printf("window=%s (%llu records) distinct_mean=%.2f distinct_p10=%.0f uniform=%.2f ratio=%.3f "
                "records=%llu blocks=%u batch=%u tables_kib_per_worker=%.0f\n",
                c.shuffle_window ? t : "default", (unsigned long long)w, sum / (double)nbatch,
-               nbatch ? d[nbatch / 10] : 0.0, uni, sum / (double)nbatch / uni,
+               d[nbatch / 10], uni, sum / (double)nbatch / uni,
                (unsigned long long)R, nb, B, (double)w * 40 / 1024);
         free(d);
         loader_destroy(L);

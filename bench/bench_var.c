@@ -38,41 +38,7 @@ static void die(const char *what)
     exit(1);
 }
 
-/* Document lengths: 1024 + (0 .. 2048), an LCG, summing to exactly n. */
-static size_t next_len(uint64_t *x, size_t left)
-{
-    *x = *x * 6364136223846793005ull + 1442695040888963407ull;
-    size_t len = 1024 + (size_t)((*x >> 33) % 2049);
-    return len < left ? len : left;
-}
-
-static void pack(const char *out, const int32_t *tok, size_t n, int var)
-{
-    struct numafeed_field f = {"tokens", "int32", 1, {var ? NUMAFEED_VARIABLE : TOK}};
-    struct numafeed_writer_options o;
-    numafeed_writer_options_init(&o);
-    o.codec = codec;
-    o.force = 1;
-    numafeed_writer *w;
-    if (numafeed_writer_create(out, &f, 1, &o, &w))
-        die(out);
-    if (!var && numafeed_writer_append(w, tok, n / TOK))
-        die("append");
-    uint64_t x = 7;
-    for (size_t at = 0; var && at < n;) {
-        size_t len = next_len(&x, n - at);
-        const void *d[1] = {tok + at};
-        size_t sz[1] = {len * 4};
-        if (numafeed_writer_add(w, d, sz))
-            die("add");
-        at += len;
-    }
-    if (numafeed_writer_finish(w))
-        die("finish");
-    numafeed_writer_destroy(w);
-}
-
-static loader_t *open_loader(const char *path)
+static loader_t *open_loader(const char *path, int epochs)
 {
     struct loader_config c;
     loader_config_init(&c);
@@ -81,6 +47,7 @@ static loader_t *open_loader(const char *path)
     c.threads = threads;
     c.world_size = 1;
     c.device = device;
+    c.epochs = (uint64_t)epochs; /* nothing past the last epoch is read */
     loader_t *L;
     if (loader_create(&c, &L))
         die(path);
@@ -94,7 +61,7 @@ static loader_t *open_loader(const char *path)
  * the first batch, which waits for the pipeline to fill, are not timed). */
 static double run_gbps(const char *path, int epochs)
 {
-    loader_t *L = open_loader(path);
+    loader_t *L = open_loader(path, epochs);
     struct loader_batch b = LOADER_BATCH_INIT;
     uint64_t bytes = 0;
     double t0 = 0;
@@ -164,8 +131,9 @@ int main(int argc, char **argv)
         if (!tok)
             die("out of memory");
         nfb_tokens(tok, n, 1);
-        pack(fixed, tok, n, 0);
-        pack(var, tok, n, 1);
+        if (nfb_pack_tokens(fixed, tok, n, TOK, codec, 0) ||
+            nfb_pack_tokens(var, tok, n, 0, codec, 0))
+            exit(1);
         free(tok);
     }
     run_gbps(fixed, 1); /* warm: the page cache */

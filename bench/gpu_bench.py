@@ -44,6 +44,22 @@ WORKLOADS = [
 ]
 
 
+def gpu_names():
+    """nvidia-smi's name of each GPU; [] where there is none."""
+    try:
+        return subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                              capture_output=True, text=True).stdout.strip().splitlines()
+    except OSError:
+        return []
+
+
+def machine():
+    """The GPUs and the CPU count, for a result's JSON: the host name says nothing."""
+    gpu = gpu_names()
+    return f"{gpu[0] if gpu else 'no GPU'}{' x%d' % len(gpu) if len(gpu) > 1 else ''}, " \
+           f"{os.cpu_count()} CPUs"
+
+
 def gen(path, name, rb, n):
     if os.path.exists(path) and os.path.getsize(path) == rb * n:
         return
@@ -237,13 +253,8 @@ def main():
     threads = [int(x) for x in a.threads.split(",")]
     workers = [int(x) for x in a.workers.split(",") if x]
     os.makedirs(a.work, exist_ok=True)
-    results = {"date": time.strftime("%Y-%m-%d %H:%M"), "workloads": []}
-    try:
-        results["gpu"] = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                                        capture_output=True, text=True).stdout.strip()
-    except OSError:
-        results["gpu"] = "?"
-    results["cpus"] = os.cpu_count()
+    results = {"date": time.strftime("%Y-%m-%d %H:%M"), "workloads": [],
+               "gpu": "\n".join(gpu_names()) or "?", "cpus": os.cpu_count()}
     for name, field, rb, batch, codec, level, n in WORKLOADS:
         if a.only and name not in a.only.split(","):
             continue

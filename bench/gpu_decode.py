@@ -119,7 +119,7 @@ def main():
         results.append(w)
     if a.json:
         with open(a.json, "w") as f:
-            json.dump(dict(date=time.strftime("%Y-%m-%d %H:%M"), machine=os.uname().nodename,
+            json.dump(dict(date=time.strftime("%Y-%m-%d %H:%M"), machine=gpu_bench.machine(),
                            command=" ".join(sys.argv), nvcomp=lib, results=results), f, indent=1)
 
 

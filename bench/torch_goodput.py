@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """numafeed inside a torch process: interop check and GPU goodput.
 
-Until the Python package exists (issue 6) this drives libnumafeed.so through
-ctypes. Two things, on a GPU machine with torch:
+It drives libnumafeed.so's C API through ctypes, not the Python package.
+Two things, on a GPU machine with torch:
 
   check    numafeed's statically linked CUDA runtime and torch's own one in
            the same process: batches arrive on a torch stream (the stream
@@ -38,7 +38,10 @@ class Config(C.Structure):
                 ("shuffle_window", C.c_uint64), ("drop_last", C.c_int), ("rank", C.c_uint32),
                 ("world_size", C.c_uint32), ("io", C.c_int), ("io_depth", C.c_uint32),
                 ("device", C.c_int), ("sysfs_root", C.c_char_p), ("verbose", C.c_int),
-                ("strict", C.c_int)]
+                ("strict", C.c_int), ("start_epoch", C.c_uint64), ("start_batch", C.c_uint64),
+                ("follow_symlinks", C.c_int), ("max_ring_bytes", C.c_uint64),
+                ("epochs", C.c_uint64), ("copy", C.c_int), ("max_pinned_bytes", C.c_uint64),
+                ("decode", C.c_int), ("max_gpu_decode_bytes", C.c_uint64)]
 
 
 class Field(C.Structure):
@@ -70,8 +73,8 @@ def open_loader(lib, path, batch, threads):
     L.loader_next_on_stream.argtypes = [C.c_void_p, C.c_int, C.POINTER(Batch), C.c_int,
                                         C.c_void_p]
     L.loader_release_on_stream.argtypes = [C.c_void_p, C.POINTER(Batch), C.c_void_p]
-    L.loader_last_error.restype = C.c_char_p
-    L.loader_last_error.argtypes = [C.c_void_p]
+    L.loader_last_error.restype = C.c_size_t
+    L.loader_last_error.argtypes = [C.c_void_p, C.c_char_p, C.c_size_t]
     L.numafeed_last_error.restype = C.c_char_p
     L.loader_destroy.argtypes = [C.c_void_p]
     cfg = Config()
@@ -90,6 +93,13 @@ def open_loader(lib, path, batch, threads):
     return L, h
 
 
+def last_error(L, h):
+    """loader_last_error: the loader's message, copied out."""
+    buf = C.create_string_buffer(1024)
+    L.loader_last_error(h, buf, len(buf))
+    return buf.value.decode(errors="replace")
+
+
 def epochs_of(L, h, stream, epochs):
     """Yield (batch, device tensor) on `stream`; the caller releases."""
     for _ in range(epochs):
@@ -99,7 +109,7 @@ def epochs_of(L, h, stream, epochs):
             if rc == EPOCH_END:
                 break
             if rc:
-                sys.exit(f"loader_next: {rc}: {L.loader_last_error(h).decode()}")
+                sys.exit(f"loader_next: {rc}: {last_error(L, h)}")
             f = b.fields[0]
             t = torch.as_tensor(DeviceBytes(f.device, (b.records, f.record_bytes)),
                                 device="cuda")

@@ -18,12 +18,11 @@ struct consumer {
     int digest;
     int rc;
     char msg[1024];
-    uint64_t first_ns, end_ns;
+    uint64_t first_ns;        /* arrival of its first batch */
     /* per epoch: digest sum, record count, ids in delivery order */
     uint64_t *dsum, *records;
     uint64_t **ids;
     size_t *nids, *capids;
-    size_t record_bytes;
     uint64_t step_ns;         /* simulated consumer work per batch */
     uint64_t gpu_step_ns;     /* a GPU kernel per batch, waited for */
     uint64_t steps, step_total_ns; /* --gpu-step-us: steps and their time */
@@ -37,14 +36,14 @@ struct consumer {
     uint64_t *boundary;       /* per epoch: index in samples of its first batch */
 };
 
-/* The command line, and what the run learned about itself. --device's
- * values mirror enum loader_device. */
+/* The command line, and what the run learned about itself. Options the
+ * loader takes are parsed into cfg itself. */
 struct bench_args {
     struct loader_config cfg;
     double cores; /* CPU seconds of the process per second of the run */
     uint64_t epochs, step_us, gpu_step_us;
-    int digest, cuda_ctx, device;
-    int gpus[LOADER_MAX_GPUS], ngpus;
+    int digest, cuda_ctx;
+    int gpus[LOADER_MAX_GPUS]; /* --gpus' ordinals, cfg.gpus's storage */
     const char *json;  /* --json FILE, or NULL */
     double ctx_ms;     /* --cuda-context: the contexts' time, before the clock */
     int argc;

@@ -3,6 +3,7 @@
 #ifndef NUMAFEED_CLI_H
 #define NUMAFEED_CLI_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "numafeed.h"
@@ -32,5 +33,13 @@ int cmd_check(int, char **);
 int cli_fail(const char *cmd, const char *what, int err);
 /* Print a usage error and the hint to run --help; returns CLI_EXIT_USAGE. */
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The numbers options take, for every subcommand alike. 0, or -EINVAL or
+ * -ERANGE with *out unchanged. */
+/* A decimal integer, digits only (no sign, no space, no suffix). */
+int cli_parse_u64(const char *s, uint64_t *out);
+/* Bytes, with an optional K, M or G suffix (powers of 1024; KiB, MiB, GiB
+ * too); 0 is refused. */
+int cli_parse_size(const char *s, uint64_t *out);
 
 #endif

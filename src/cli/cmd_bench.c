@@ -75,10 +75,10 @@ static void help(void)
         "                        saying why where it cannot: docs/loader.md).\n"
         "      --max-gpu-decode-bytes N\n"
         "                        the most GPU memory one pool's GPU decode may take\n"
-        "                        (default 2 GiB).\n"
+        "                        (default 2G).\n"
         "      --max-ring-bytes N\n"
         "                        the most memory one pool's ring of batch slots may take\n"
-        "                        (default 4 GiB); a batch that does not fit twice is an\n"
+        "                        (default 4G); a batch that does not fit twice is an\n"
         "                        error.\n"
         "      --follow-symlinks let symbolic links in DIR lead outside it (refused by\n"
         "                        default: docs/security.md).\n"
@@ -125,6 +125,9 @@ static void help(void)
         "                        pool's internals before the summary.\n"
         "  -h, --help            show this help.\n"
         "\n"
+        "Sizes are bytes, or a number followed by K, M or G (powers of 1024; KiB,\n"
+        "MiB, GiB are accepted too), as for numafeed pack.\n"
+        "\n"
         "Deprecated spellings, accepted for one more release:\n"
         "      --ring-depth D    the same as --prefetch D.\n"
         "      --host            the same as --device cpu.\n"
@@ -136,19 +139,6 @@ static void help(void)
         "  numafeed bench data/tokens --epochs 3 --batch-size 64 --digest\n");
 }
 
-static int parse_u64(const char *s, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    if (!s || !*s || *s == '-')
-        return -1;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 static uint64_t now_ns(void)
 {
     struct timespec ts;
@@ -156,38 +146,45 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* XXH64 (seed 0) of record i of a batch, reassembled from its fields
- * (field-major slot): the record's bytes when every field is fixed; with a
- * variable field, every field in order as its byte length (little-endian
- * uint64) then its bytes (docs/format.md). */
-static uint64_t record_digest(const struct loader_batch *b, const uint8_t *const *vals,
-                              uint32_t i)
+/* Adds to *sum the XXH64 (seed 0) of each record of a batch, reassembled
+ * from its fields (field-major slot): the record's bytes when every field
+ * is fixed; with a variable field, every field in order as its byte length
+ * (little-endian uint64) then its bytes (docs/format.md). The layout is
+ * read and the hash state made once per batch, not per record. 0 or
+ * -ENOMEM. */
+static int batch_digest(const struct loader_batch *b, const uint8_t *const *vals, uint64_t *sum)
 {
     int var = 0;
-    for (unsigned f = 0; f < b->nfields; f++)
-        var |= b->fields[f].kind != LOADER_FIELD_FIXED;
-    XXH64_state_t *st = XXH64_createState();
-    XXH64_reset(st, 0);
+    size_t elem[LOADER_MAX_FIELDS];
     for (unsigned f = 0; f < b->nfields; f++) {
-        const struct loader_field *fd = &b->fields[f];
-        const uint8_t *p = vals[f] + (size_t)i * fd->record_bytes;
-        uint64_t n = fd->record_bytes;
-        if (fd->kind != LOADER_FIELD_FIXED) {
-            size_t elem = numafeed_dtype_size(fd->dtype);
-            p = vals[f] + (size_t)fd->offsets[i] * elem;
-            n = (uint64_t)(fd->offsets[i + 1] - fd->offsets[i]) * elem;
-        }
-        if (var) {
-            uint8_t len[8];
-            for (int k = 0; k < 8; k++)
-                len[k] = (uint8_t)(n >> (8 * k));
-            XXH64_update(st, len, sizeof(len));
-        }
-        XXH64_update(st, p, (size_t)n);
+        var |= b->fields[f].kind != LOADER_FIELD_FIXED;
+        elem[f] = numafeed_dtype_size(b->fields[f].dtype);
     }
-    uint64_t h = XXH64_digest(st);
+    XXH64_state_t *st = XXH64_createState();
+    if (!st)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < b->records; i++) {
+        XXH64_reset(st, 0);
+        for (unsigned f = 0; f < b->nfields; f++) {
+            const struct loader_field *fd = &b->fields[f];
+            const uint8_t *p = vals[f] + (size_t)i * fd->record_bytes;
+            uint64_t n = fd->record_bytes;
+            if (fd->kind != LOADER_FIELD_FIXED) {
+                p = vals[f] + (size_t)fd->offsets[i] * elem[f];
+                n = (uint64_t)(fd->offsets[i + 1] - fd->offsets[i]) * elem[f];
+            }
+            if (var) {
+                uint8_t len[8];
+                for (int k = 0; k < 8; k++)
+                    len[k] = (uint8_t)(n >> (8 * k));
+                XXH64_update(st, len, sizeof(len));
+            }
+            XXH64_update(st, p, (size_t)n);
+        }
+        *sum += XXH64_digest(st);
+    }
     XXH64_freeState(st);
-    return h;
+    return 0;
 }
 
 /* Each field's values on the host: the slot's, or a copy from the GPU
@@ -214,6 +211,34 @@ static int host_values(struct consumer *c, const struct loader_batch *b, const u
         vals[f] = c->back[f];
     }
     return 0;
+}
+
+/* --digest: the batch's records added to epoch e's digest, their ids kept
+ * in delivery order for its order hash. 0, or an error in c->rc and
+ * c->msg. */
+static int digest_batch(struct consumer *c, uint64_t e, const struct loader_batch *b)
+{
+    if (c->nids[e] + b->records > c->capids[e]) {
+        size_t cap = (c->capids[e] + b->records) * 2;
+        uint64_t *n = realloc(c->ids[e], cap * sizeof(*n));
+        if (!n)
+            goto nomem;
+        c->ids[e] = n;
+        c->capids[e] = cap;
+    }
+    const uint8_t *vals[LOADER_MAX_FIELDS];
+    if ((c->rc = host_values(c, b, vals))) {
+        loader_last_error(c->L, c->msg, sizeof(c->msg));
+        return c->rc;
+    }
+    if (batch_digest(b, vals, &c->dsum[e]))
+        goto nomem;
+    memcpy(c->ids[e] + c->nids[e], b->record_ids, b->records * sizeof(uint64_t));
+    c->nids[e] += b->records;
+    return 0;
+nomem:
+    snprintf(c->msg, sizeof(c->msg), "out of memory");
+    return c->rc = -ENOMEM;
 }
 
 /* --gpu-step-us: the step on the default stream, after the batch; the
@@ -264,29 +289,8 @@ static void *consume(void *arg)
                 c->samples[c->nsamples++] = (struct sample){.at = t, .wait = t - tw};
             }
             c->records[e] += b.records;
-            if (c->digest) {
-                if (c->nids[e] + b.records > c->capids[e]) {
-                    size_t cap = (c->capids[e] + b.records) * 2;
-                    uint64_t *n = realloc(c->ids[e], cap * sizeof(*n));
-                    if (!n) {
-                        c->rc = -ENOMEM;
-                        snprintf(c->msg, sizeof(c->msg), "out of memory");
-                        return NULL;
-                    }
-                    c->ids[e] = n;
-                    c->capids[e] = cap;
-                }
-                const uint8_t *vals[LOADER_MAX_FIELDS];
-                if ((rc = host_values(c, &b, vals))) {
-                    c->rc = rc;
-                    loader_last_error(c->L, c->msg, sizeof(c->msg));
-                    return NULL;
-                }
-                for (uint32_t i = 0; i < b.records; i++) {
-                    c->dsum[e] += record_digest(&b, vals, i);
-                    c->ids[e][c->nids[e]++] = b.record_ids[i];
-                }
-            }
+            if (c->digest && digest_batch(c, e, &b))
+                return NULL;
             if (c->gpu_step_ns) {
                 if ((rc = gpu_step(c, &b))) {
                     c->rc = rc;
@@ -303,7 +307,6 @@ static void *consume(void *arg)
             }
         }
     }
-    c->end_ns = now_ns();
     return NULL;
 }
 
@@ -323,48 +326,46 @@ static const char *parse_value(struct bench_args *a, int c, const char *arg)
     switch (c) {
     case 'e':
         /* a million epochs of per-epoch counters are a few tens of MB */
-        return parse_u64(arg, &a->epochs) || a->epochs == 0 || a->epochs > EPOCHS_MAX
+        return cli_parse_u64(arg, &a->epochs) || a->epochs == 0 || a->epochs > EPOCHS_MAX
                    ? "--epochs (1 to 1000000)" : NULL;
     case 'b':
-        if (parse_u64(arg, &v) || v == 0 || v > UINT32_MAX)
+        if (cli_parse_u64(arg, &v) || v == 0 || v > UINT32_MAX)
             return "--batch-size";
         cfg->batch_size = (uint32_t)v;
         return NULL;
     case 't':
-        if (parse_u64(arg, &v) || v == 0 || v > 256)
+        if (cli_parse_u64(arg, &v) || v == 0 || v > 256)
             return "--threads";
         cfg->threads = (uint32_t)v;
         return NULL;
     case 'p':
-        if (parse_u64(arg, &v) || v < 2 || v > 4096)
+        if (cli_parse_u64(arg, &v) || v < 2 || v > 4096)
             return "--prefetch";
         cfg->prefetch = (uint32_t)v;
         return NULL;
     case 'w':
-        return parse_u64(arg, &cfg->shuffle_window) || !cfg->shuffle_window ||
+        return cli_parse_u64(arg, &cfg->shuffle_window) || !cfg->shuffle_window ||
                        cfg->shuffle_window > LOADER_MAX_SHUFFLE_WINDOW
                    ? "--shuffle-window (1 to 16777216)" : NULL;
     case 'm':
-        return parse_u64(arg, &cfg->max_ring_bytes) || !cfg->max_ring_bytes
-                   ? "--max-ring-bytes" : NULL;
-    case 's': return parse_u64(arg, &cfg->seed) ? "--seed" : NULL;
+        return cli_parse_size(arg, &cfg->max_ring_bytes) ? "--max-ring-bytes" : NULL;
+    case 's': return cli_parse_u64(arg, &cfg->seed) ? "--seed" : NULL;
     case 'r':
-        if (parse_u64(arg, &v) || v > UINT32_MAX)
+        if (cli_parse_u64(arg, &v) || v > UINT32_MAX)
             return "--rank";
         cfg->rank = (uint32_t)v;
         return NULL;
     case 'W':
-        if (parse_u64(arg, &v) || v == 0 || v > UINT32_MAX)
+        if (cli_parse_u64(arg, &v) || v == 0 || v > UINT32_MAX)
             return "--world-size";
         cfg->world_size = (uint32_t)v;
         return NULL;
-    case 'u': return parse_u64(arg, &a->step_us) || a->step_us > 10000000 ? "--step-us" : NULL;
+    case 'u': return cli_parse_u64(arg, &a->step_us) || a->step_us > 10000000 ? "--step-us" : NULL;
     case 'G':
-        return parse_u64(arg, &a->gpu_step_us) || a->gpu_step_us > 10000000 ? "--gpu-step-us"
+        return cli_parse_u64(arg, &a->gpu_step_us) || a->gpu_step_us > 10000000 ? "--gpu-step-us"
                                                                            : NULL;
     case 'M':
-        return parse_u64(arg, &cfg->max_gpu_decode_bytes) || !cfg->max_gpu_decode_bytes
-                   ? "--max-gpu-decode-bytes" : NULL;
+        return cli_parse_size(arg, &cfg->max_gpu_decode_bytes) ? "--max-gpu-decode-bytes" : NULL;
     default: return "?";
     }
 }
@@ -383,7 +384,7 @@ static const char *parse_choice(struct bench_args *a, int c, const char *arg)
     };
     if (c == 'd' || c == 'c' || c == 'D') {
         const char *const *words = c == 'd' ? devices : c == 'c' ? copies : decodes;
-        int *out = c == 'd' ? &a->device : c == 'c' ? &a->cfg.copy : &a->cfg.decode;
+        int *out = c == 'd' ? &a->cfg.device : c == 'c' ? &a->cfg.copy : &a->cfg.decode;
         for (int i = 0; i < 3; i++) {
             if (!strcmp(arg, words[i])) {
                 *out = i;
@@ -435,7 +436,7 @@ static int parse_args(int argc, char **argv, struct bench_args *a)
         switch (c) {
         case O_HOST:
             deprecated("--host", "--device cpu");
-            a->device = LOADER_DEVICE_CPU;
+            a->cfg.device = LOADER_DEVICE_CPU;
             break;
         case O_RING:
             deprecated("--ring-depth", "--prefetch");
@@ -448,7 +449,8 @@ static int parse_args(int argc, char **argv, struct bench_args *a)
                                  n == 0 ? "empty list" : numafeed_last_error());
             if (n > LOADER_MAX_GPUS)
                 return cli_usage("bench", "--gpus: more than %d GPUs", LOADER_MAX_GPUS);
-            a->ngpus = n;
+            a->cfg.gpus = a->gpus;
+            a->cfg.ngpus = n;
             break;
         }
         case 'd': case 'i': case 'c': case 'D': bad = parse_choice(a, c, optarg); break;
@@ -488,9 +490,6 @@ static int parse_args(int argc, char **argv, struct bench_args *a)
     a->cfg.path = argv[optind];
     a->argc = argc;
     a->argv = argv;
-    a->cfg.gpus = a->ngpus ? a->gpus : NULL;
-    a->cfg.ngpus = a->ngpus;
-    a->cfg.device = a->device;
     return -1;
 }
 
@@ -498,19 +497,19 @@ static int parse_args(int argc, char **argv, struct bench_args *a)
 static void make_contexts(struct bench_args *a)
 {
     int text = !a->json || strcmp(a->json, "-"); /* --json -: stdout is the JSON's */
-    int nd = a->ngpus ? a->ngpus : numafeed_cuda_device_count();
+    int nd = a->cfg.ngpus ? a->cfg.ngpus : numafeed_cuda_device_count();
     for (int i = 0; i < nd; i++) {
-        int gpu = a->ngpus ? a->gpus[i] : i;
+        int gpu = a->cfg.ngpus ? a->cfg.gpus[i] : i;
         uint64_t t = now_ns();
         if (numafeed_cuda_init_context(gpu)) {
             fprintf(stderr, "numafeed bench: --cuda-context: %s; create is timed without it\n",
                     numafeed_last_error());
             break;
         }
-        a->ctx_ms += (double)(now_ns() - t) / 1e6;
+        double ms = (double)(now_ns() - t) / 1e6;
+        a->ctx_ms += ms;
         if (text)
-            printf("CUDA context of GPU %d created before the clock in %.1f ms\n", gpu,
-                   (double)(now_ns() - t) / 1e6);
+            printf("CUDA context of GPU %d created before the clock in %.1f ms\n", gpu, ms);
     }
     if (nd < 0)
         fprintf(stderr, "numafeed bench: --cuda-context: %s\n", numafeed_last_error());
@@ -616,7 +615,7 @@ int cmd_bench(int argc, char **argv)
     if (status >= 0)
         return status;
     a.cfg.epochs = a.epochs; /* nothing past the last epoch is read */
-    if (a.cuda_ctx && a.device != LOADER_DEVICE_CPU)
+    if (a.cuda_ctx && a.cfg.device != LOADER_DEVICE_CPU)
         make_contexts(&a);
     struct clocks t = {.create = now_ns()};
     loader_t *L;

@@ -181,12 +181,8 @@ static int parse_int(const char *s, int *out)
 /* A positive decimal count (no suffix). */
 static int parse_count(const char *s, uint64_t *out)
 {
-    char *end;
-    errno = 0;
-    if (*s < '0' || *s > '9')
-        return -EINVAL;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*end || errno || v == 0)
+    uint64_t v;
+    if (cli_parse_u64(s, &v) || v == 0)
         return -EINVAL;
     *out = v;
     return 0;
@@ -235,7 +231,7 @@ static int parse_record_option(struct pack_args *a, int c, char *arg)
     switch (c) {
     case OPT_FROM: return parse_from(a, arg);
     case 'r':
-        if (pack_parse_size(arg, &a->record_bytes))
+        if (cli_parse_size(arg, &a->record_bytes))
             return cli_usage("pack", "--record-bytes '%s': expected a positive size", arg);
         if (a->record_bytes > NUMAFEED_MAX_BLOCK_BYTES)
             return cli_usage("pack", "--record-bytes '%s': at most 256M", arg);
@@ -262,7 +258,7 @@ static int parse_record_option(struct pack_args *a, int c, char *arg)
             return cli_usage("pack", "--stride '%s': expected a positive integer", arg);
         return CLI_EXIT_OK;
     case OPT_MAX_RECORD:
-        if (pack_parse_size(arg, &a->o.max_record_bytes) ||
+        if (cli_parse_size(arg, &a->o.max_record_bytes) ||
             a->o.max_record_bytes > NUMAFEED_MAX_BLOCK_BYTES)
             return cli_usage("pack", "--max-record-bytes '%s': expected a size from 1 to 256M",
                              arg);
@@ -291,11 +287,11 @@ static int parse_output_option(struct pack_args *a, int c, const char *arg)
             return cli_usage("pack", "--level '%s': expected a zstd level", arg);
         return CLI_EXIT_OK;
     case 'b':
-        if (pack_parse_size(arg, &a->o.block_bytes) || a->o.block_bytes > NUMAFEED_MAX_BLOCK_BYTES)
+        if (cli_parse_size(arg, &a->o.block_bytes) || a->o.block_bytes > NUMAFEED_MAX_BLOCK_BYTES)
             return cli_usage("pack", "--block-bytes '%s': expected a size from 1 to 256M", arg);
         return CLI_EXIT_OK;
     case 's':
-        if (pack_parse_size(arg, &a->o.shard_bytes))
+        if (cli_parse_size(arg, &a->o.shard_bytes))
             return cli_usage("pack", "--shard-bytes '%s': expected a positive size", arg);
         return CLI_EXIT_OK;
     case OPT_FORCE: a->o.force = 1; return CLI_EXIT_OK;

@@ -3,6 +3,7 @@
  * from /proc, against where numafeed's pools should be. */
 #include <getopt.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,15 +51,15 @@ int cmd_verify(int argc, char **argv)
     struct numafeed_doctor_options o;
     numafeed_doctor_options_init(&o);
     int as_json = 0, gpu = -1, c;
-    char *end;
+    uint64_t num;
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'g':
-            gpu = (int)strtol(optarg, &end, 10);
-            if (*end || end == optarg || gpu < 0)
+            if (cli_parse_u64(optarg, &num) || num > INT_MAX)
                 return cli_usage("verify", "--gpu: invalid value '%s'", optarg);
+            gpu = (int)num;
             break;
         case 'j': as_json = 1; break;
         case 'r': o.sysfs_root = optarg; break;
@@ -70,12 +71,12 @@ int cmd_verify(int argc, char **argv)
     }
     if (optind + 1 != argc)
         return cli_usage("verify", "expected one PID");
-    long pid = strtol(argv[optind], &end, 10);
-    if (*end || end == argv[optind] || pid <= 0 || pid > 0x7fffffff)
+    if (cli_parse_u64(argv[optind], &num) || num == 0 || num > INT_MAX)
         return cli_usage("verify", "'%s' is not a process id", argv[optind]);
+    int pid = (int)num;
     char *doc;
     int problems = 0;
-    int rc = numafeed_verify((int)pid, gpu, &o, &doc, &problems);
+    int rc = numafeed_verify(pid, gpu, &o, &doc, &problems);
     if (rc)
         return cli_fail("verify", argv[optind], rc);
     if (as_json) {

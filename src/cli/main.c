@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 /* numafeed: the command-line front end. Every subcommand is a thin layer
  * over the library; nothing here holds logic the library lacks. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -74,6 +76,51 @@ int cli_usage(const char *cmd, const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "numafeed %s: %s\nTry 'numafeed %s --help'.\n", cmd, msg, cmd);
     return CLI_EXIT_USAGE;
+}
+
+int cli_parse_u64(const char *s, uint64_t *out)
+{
+    /* strtoull alone would take a sign or leading space ("-1" as 2^64 - 1) */
+    if (*s < '0' || *s > '9')
+        return -EINVAL;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno)
+        return -errno;
+    if (*end)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+int cli_parse_size(const char *s, uint64_t *out)
+{
+    uint64_t v = 0;
+    const char *p = s;
+    if (*p < '0' || *p > '9')
+        return -EINVAL;
+    for (; *p >= '0' && *p <= '9'; p++)
+        if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, (uint64_t)(*p - '0'), &v))
+            return -ERANGE;
+    unsigned shift = 0;
+    switch (*p) {
+    case 'k': case 'K': shift = 10; p++; break;
+    case 'm': case 'M': shift = 20; p++; break;
+    case 'g': case 'G': shift = 30; p++; break;
+    default: break;
+    }
+    if (shift && !strcmp(p, "iB"))
+        p += 2;
+    if (*p)
+        return -EINVAL;
+    if (shift && v > (UINT64_MAX >> shift))
+        return -ERANGE;
+    v <<= shift;
+    if (v == 0)
+        return -EINVAL;
+    *out = v;
+    return 0;
 }
 
 int main(int argc, char **argv)

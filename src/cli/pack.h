@@ -75,18 +75,29 @@ int pack_job_end(struct pack_job *j, int status);
 /* Create the writer with this layout (the job's args give the options).
  * Returns CLI_EXIT_OK or, after a message, CLI_EXIT_FAIL. */
 int pack_open(struct pack_job *j, const struct numafeed_field *fields, size_t nfields);
-/* numafeed_writer_add, counting the record; `what` names it in an error
- * (a path, "shard.tar: sample 'x'"; control characters already escaped,
- * bytes >= 0x80 are escaped here when the record is refused as -EINVAL,
- * which may be a name that is not UTF-8). Returns CLI_EXIT_OK or CLI_EXIT_FAIL
- * after a message. */
-int pack_add(struct pack_job *j, const void *const *data, const size_t *sizes, const char *what);
+/* Names a record in a message (a path, "shard.tar: sample 'x'"; control
+ * characters already escaped). */
+typedef const char *pack_name_fn(const void *ctx);
+/* numafeed_writer_add, counting the record. name(ctx) is called only when
+ * the writer refuses it, so that a source formats no name per record; its
+ * bytes >= 0x80 are escaped here when the refusal is -EINVAL, which may be
+ * a name that is not UTF-8. Returns CLI_EXIT_OK or CLI_EXIT_FAIL after a
+ * message. */
+int pack_add(struct pack_job *j, const void *const *data, const size_t *sizes,
+             pack_name_fn *name, const void *ctx);
 /* numafeed_writer_append of count fixed records; errors as pack_add. */
 int pack_append(struct pack_job *j, const void *records, size_t count);
 /* Call between records: prints the progress line when it is due and
  * returns 128 + the signal after SIGINT, SIGTERM or SIGHUP (with a
  * message), else CLI_EXIT_OK. */
 int pack_tick(struct pack_job *j);
+/* Read fd into buf until cap bytes or the end of the input; *got is how
+ * many, fewer than cap only at the end. pack_tick runs before each read.
+ * name (escaped) and at, the input offset of buf[0], are for the message.
+ * Returns CLI_EXIT_OK, or a failing status (a read error, a signal) after
+ * a message. */
+int pack_read(struct pack_job *j, int fd, const char *name, uint64_t at, uint8_t *buf,
+              size_t cap, size_t *got);
 /* Count an input left out; name it now under --verbose, else keep the
  * first few for the warning at the end. */
 void pack_skip(struct pack_job *j, enum pack_skip why, const char *name);
@@ -95,8 +106,6 @@ int pack_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* s with control characters (and, if high, bytes >= 0x80) as \xNN, for a
  * message; the result lives until the fourth call after this one. */
 const char *pack_esc(const char *s, int high);
-/* Bytes, with an optional K/M/G suffix (powers of 1024); 0 is refused. */
-int pack_parse_size(const char *s, uint64_t *out);
 
 /* The sources. Each returns CLI_EXIT_OK with every record added (the
  * caller finishes the writer), or a failing status after a message. */

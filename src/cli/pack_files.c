@@ -62,6 +62,12 @@ static const char *shown(const struct walk *w)
     return s;
 }
 
+/* shown(), as pack_add calls it. */
+static const char *record_name(const void *w)
+{
+    return shown(w);
+}
+
 /* Append "/name" (or "name" at the top) to the key; returns the old length
  * to restore with key_pop, or -1 without memory. */
 static ssize_t key_push(struct walk *w, const char *name)
@@ -211,7 +217,7 @@ static int pack_file(struct walk *w, int dfd, const char *name)
         return status;
     const void *data[] = {w->key, w->data, &w->label};
     const size_t sizes[] = {w->key_len, (size_t)st.st_size, sizeof(w->label)};
-    status = pack_add(w->j, data, sizes, shown(w));
+    status = pack_add(w->j, data, sizes, record_name, w);
     if (status)
         return status;
     w->files++;

@@ -77,35 +77,6 @@ const char *pack_esc(const char *s, int high)
     return ring[k];
 }
 
-int pack_parse_size(const char *s, uint64_t *out)
-{
-    uint64_t v = 0;
-    const char *p = s;
-    if (*p < '0' || *p > '9')
-        return -EINVAL;
-    for (; *p >= '0' && *p <= '9'; p++)
-        if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, (uint64_t)(*p - '0'), &v))
-            return -ERANGE;
-    unsigned shift = 0;
-    switch (*p) {
-    case 'k': case 'K': shift = 10; p++; break;
-    case 'm': case 'M': shift = 20; p++; break;
-    case 'g': case 'G': shift = 30; p++; break;
-    default: break;
-    }
-    if (shift && !strcmp(p, "iB"))
-        p += 2;
-    if (*p)
-        return -EINVAL;
-    if (shift && v > (UINT64_MAX >> shift))
-        return -ERANGE;
-    v <<= shift;
-    if (v == 0)
-        return -EINVAL;
-    *out = v;
-    return 0;
-}
-
 /* ---- the progress line ---- */
 
 static void progress(const struct pack_job *j, int last)
@@ -141,6 +112,27 @@ int pack_tick(struct pack_job *j)
     return CLI_EXIT_OK;
 }
 
+int pack_read(struct pack_job *j, int fd, const char *name, uint64_t at, uint8_t *buf,
+              size_t cap, size_t *got)
+{
+    *got = 0;
+    while (*got < cap) {
+        int st = pack_tick(j);
+        if (st)
+            return st;
+        ssize_t n = read(fd, buf + *got, cap - *got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return pack_error("%s: reading at offset %llu: %s", name,
+                              (unsigned long long)(at + *got), strerror(errno));
+        if (n == 0)
+            break;
+        *got += (size_t)n;
+    }
+    return CLI_EXIT_OK;
+}
+
 /* ---- the writer ---- */
 
 int pack_open(struct pack_job *j, const struct numafeed_field *fields, size_t nfields)
@@ -154,12 +146,13 @@ int pack_open(struct pack_job *j, const struct numafeed_field *fields, size_t nf
     return CLI_EXIT_OK;
 }
 
-int pack_add(struct pack_job *j, const void *const *data, const size_t *sizes, const char *what)
+int pack_add(struct pack_job *j, const void *const *data, const size_t *sizes,
+             pack_name_fn *name, const void *ctx)
 {
     int rc = numafeed_writer_add(j->w, data, sizes);
     /* -EINVAL is often a str field that is not UTF-8: the name may be it */
     if (rc == -EINVAL || rc == -EFBIG)
-        return pack_error("%s: refused: %s", pack_esc(what, rc == -EINVAL),
+        return pack_error("%s: refused: %s", pack_esc(name(ctx), rc == -EINVAL),
                           numafeed_last_error());
     if (rc)
         return cli_fail("pack", "writing", rc);

@@ -10,29 +10,6 @@
 
 #include "pack.h"
 
-/* Fill buf from fd up to cap bytes or EOF; *fill is how much. Returns
- * CLI_EXIT_OK, or a failing status (read error or signal) after a message. */
-static int fill_buffer(struct pack_job *j, int fd, const char *name, uint8_t *buf, size_t cap,
-                       size_t *fill)
-{
-    *fill = 0;
-    while (*fill < cap) {
-        int st = pack_tick(j);
-        if (st)
-            return st;
-        ssize_t n = read(fd, buf + *fill, cap - *fill);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return pack_error("reading %s at offset %llu: %s", name,
-                              (unsigned long long)(j->in_bytes + *fill), strerror(errno));
-        if (n == 0)
-            break;
-        *fill += (size_t)n;
-    }
-    return CLI_EXIT_OK;
-}
-
 /* Read whole records from fd into the writer until EOF. */
 static int pump(struct pack_job *j, int fd, const char *name)
 {
@@ -46,7 +23,7 @@ static int pump(struct pack_job *j, int fd, const char *name)
     int status;
     for (;;) {
         size_t fill;
-        if ((status = fill_buffer(j, fd, name, buf, chunk, &fill)))
+        if ((status = pack_read(j, fd, name, j->in_bytes, buf, chunk, &fill)))
             break;
         if (fill % rb) {
             status = pack_error("%s ends with a partial record: %llu bytes is not a multiple of "
@@ -66,18 +43,19 @@ static int pump(struct pack_job *j, int fd, const char *name)
 
 int pack_raw(struct pack_job *j)
 {
-    const char *name = j->a->inputs[0];
+    const char *in = j->a->inputs[0];
+    char name[4096]; /* escaped, for messages */
+    snprintf(name, sizeof(name), "%s", strcmp(in, "-") ? pack_esc(in, 0) : "standard input");
     int fd = STDIN_FILENO;
-    if (strcmp(name, "-")) {
-        fd = open(name, O_RDONLY | O_CLOEXEC);
+    if (strcmp(in, "-")) {
+        fd = open(in, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
-            return pack_error("%s: %s", pack_esc(name, 0), strerror(errno));
+            return pack_error("%s: %s", name, strerror(errno));
         struct stat st;
         if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
             j->in_total = (uint64_t)st.st_size;
     }
-    snprintf(j->source, sizeof(j->source), "from %.200s",
-             fd == STDIN_FILENO ? "standard input" : pack_esc(name, 0));
+    snprintf(j->source, sizeof(j->source), "from %.200s", name);
     int status = pack_open(j, j->a->fields, j->a->nfields);
     if (status == CLI_EXIT_OK)
         status = pump(j, fd, name);

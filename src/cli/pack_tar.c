@@ -175,6 +175,12 @@ static const char *where(const struct tar *t)
     return buf;
 }
 
+/* where(), as pack_add calls it. */
+static const char *sample_name(const void *t)
+{
+    return where(t);
+}
+
 /* The first sample's extensions, sorted, become the layout; checked as the
  * writer will check it, then the writer is created. */
 static int lay_out(struct tar *t)
@@ -292,7 +298,7 @@ static int emit(struct tar *t)
         pack_skip(t->j, PACK_SKIP_INCOMPLETE, where(t));
         return CLI_EXIT_OK;
     }
-    if ((st = parse_fixed(t, data, sizes)) || (st = pack_add(t->j, data, sizes, where(t))))
+    if ((st = parse_fixed(t, data, sizes)) || (st = pack_add(t->j, data, sizes, sample_name, t)))
         return st;
     t->samples++;
     return pack_tick(t->j);

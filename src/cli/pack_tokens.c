@@ -28,21 +28,14 @@ struct tokens {
 /* Read until buf holds cap bytes or the input ends. */
 static int refill(struct tokens *t)
 {
-    while (t->fill < t->cap && !t->eof) {
-        int st = pack_tick(t->j);
-        if (st)
-            return st;
-        ssize_t n = read(t->fd, t->buf + t->fill, t->cap - t->fill);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return pack_error("%s: reading at offset %llu: %s", t->name,
-                              (unsigned long long)(t->buf_at + t->fill), strerror(errno));
-        t->eof = n == 0;
-        t->fill += (size_t)n;
-        t->j->in_bytes += (uint64_t)n;
-    }
-    return CLI_EXIT_OK;
+    if (t->eof)
+        return CLI_EXIT_OK;
+    size_t want = t->cap - t->fill, n;
+    int st = pack_read(t->j, t->fd, t->name, t->buf_at + t->fill, t->buf + t->fill, want, &n);
+    t->fill += n;
+    t->j->in_bytes += (uint64_t)n;
+    t->eof = n < want;
+    return st;
 }
 
 /* Point t->window_at at the window starting at input offset `at`, reading
