@@ -310,11 +310,9 @@ class Loader:
         dist = _dist() if self._check else None
         if dist is None or dist.get_world_size() < 2:
             return
-        mine = dict(dataset=self._fingerprint, seed=self._args["seed"],
-                    batch_size=self._batch_size, shuffle=self._args["shuffle"],
-                    shuffle_window=self._args["shuffle_window"],
-                    drop_last=self._args["drop_last"], world_size=self._args["world_size"],
-                    epoch=epoch, batch=self._batch if epoch is not None else None)
+        mine = self.state_dict()
+        del mine["rank"]  # the one thing ranks do not share
+        mine.update(epoch=epoch, batch=None if epoch is None else self._batch)
         everyone = [None] * dist.get_world_size()
         dist.all_gather_object(everyone, mine)
         for r, theirs in enumerate(everyone):
@@ -364,14 +362,13 @@ class Loader:
                                  "from Loader.state_dict()")
         epoch = int_arg("load_state_dict: state['epoch']", state["epoch"], 0, U64)
         batch = int_arg("load_state_dict: state['batch']", state["batch"], 0, U64)
+        mine = self.state_dict()
         for key in ("seed", "shuffle", "shuffle_window", "drop_last", "batch_size", "world_size",
                     "dataset"):
-            mine = self._batch_size if key == "batch_size" else (
-                self._fingerprint if key == "dataset" else self._args[key])
-            if key in state and state[key] != mine:
+            if key in state and state[key] != mine[key]:
                 raise ValueError(
                     f"load_state_dict: the state has {key}={state[key]!r}, this loader "
-                    f"{mine!r}; resuming would not continue the same sequence")
+                    f"{mine[key]!r}; resuming would not continue the same sequence")
         n = len(self)
         if batch > n:
             raise ValueError(f"load_state_dict: batch {batch} of epoch {epoch} is out of range "
