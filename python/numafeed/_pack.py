@@ -10,7 +10,7 @@ import numpy as np
 from . import _numafeed
 from ._args import U32, U64, int_arg
 from ._numafeed import NumafeedError
-from ._samples import STORED, Field, as_array, conform, infer, infer_fixed, parse_fields
+from ._samples import Field, as_array, conform, infer, infer_fixed, parse_fields
 
 # zstd's levels (ZSTD_minCLevel() .. ZSTD_maxCLevel() since zstd 1.4); 0 means 3
 _LEVELS = (-(1 << 17), 22)
@@ -214,7 +214,7 @@ class _Rows:
 
 def _record_dtype(layout):
     """The packed little-endian numpy dtype of a fixed record."""
-    return np.dtype([(f.name, STORED[f.dtype].newbyteorder("<"), f.shape) for f in layout])
+    return np.dtype([(f.name, f.stored, f.shape) for f in layout])
 
 
 def _chunk(rec_bytes, chunk):

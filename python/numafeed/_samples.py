@@ -59,13 +59,16 @@ def _bfloat16_bits(a):
 
 class Field:
     """One field of a layout: kind "fixed" (dtype, shape), "array" (a 1-D
-    array of dtype whose length varies), "bytes" or "str"."""
+    array of dtype whose length varies), "bytes" or "str". stored: the
+    little-endian numpy dtype its values are written as (None for bytes and
+    str), made once for every value of every sample."""
 
-    __slots__ = ("name", "dtype", "shape", "kind")
+    __slots__ = ("name", "dtype", "shape", "kind", "stored")
 
     def __init__(self, name, dtype, shape):
         self.name, self.dtype, self.shape = name, dtype, shape
         self.kind = dtype if dtype in _TEXT else ("array" if shape is None else "fixed")
+        self.stored = None if dtype in _TEXT else STORED[dtype].newbyteorder("<")
 
     @property
     def public(self):
@@ -255,5 +258,5 @@ def conform(field, value):
         raise ValueError(f"{field.dtype}{list(a.shape)}, the field is {field.describe()}")
     # np.ascontiguousarray would make a scalar 1-D, which numpy 2 refuses
     # to store into a scalar field
-    a = np.asarray(a, dtype=STORED[field.dtype].newbyteorder("<"))
+    a = np.asarray(a, dtype=field.stored)
     return a if a.flags.c_contiguous else a.copy(order="C")
