@@ -246,11 +246,11 @@ def _append_rows(w, record, rows, chunk, bar):
     """Fixed records, laid out chunk by chunk into one buffer."""
     chunk = _chunk(record.itemsize, chunk)
     buf = np.empty(chunk, dtype=record)
-    names = record.names
+    columns = [buf[k] for k in record.names]  # views, made once rather than per record
     fill = 0
     for _, _, values in rows:
-        for k, v in zip(names, values):
-            buf[k][fill] = v
+        for column, v in zip(columns, values):
+            column[fill] = v
         fill += 1
         if fill == chunk:
             _append(w, buf, fill)
