@@ -80,10 +80,11 @@ def pack(out_dir, data, fields=None, *, name="data", codec="zstd", level=3, bloc
         if fields is not None:
             raise ValueError("pack: fields= describes the samples of an iterable; arrays bring "
                              "their own dtypes and shapes")
-        arrays = _columns(data, name)
-        n = next(iter(arrays.values()))[0].shape[0]
-        layout = [Field(k, d, tuple(a.shape[1:])) for k, (a, d) in arrays.items()]
-        source = ("arrays", {k: a for k, (a, _) in arrays.items()}, n)
+        columns = _columns(data, name)
+        layout = [Field(k, d, tuple(a.shape[1:])) for k, (a, d) in columns.items()]
+        arrays = {k: a for k, (a, _) in columns.items()}
+        total = next(iter(arrays.values())).shape[0]
+        rows = None
     else:
         it = iter(data)
         try:
@@ -94,7 +95,6 @@ def pack(out_dir, data, fields=None, *, name="data", codec="zstd", level=3, bloc
         if total is None and hasattr(data, "__len__"):
             total = len(data)
         rows = _Rows(layout, first, it, select=fields is not None)
-        source = ("rows", rows, total)
 
     w = _numafeed.Writer(out_dir, [f.writer for f in layout], codec=codec, level=level or 0,
                          block_bytes=block_bytes or 0, shard_bytes=shard_bytes or 0,
@@ -103,17 +103,17 @@ def pack(out_dir, data, fields=None, *, name="data", codec="zstd", level=3, bloc
     try:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=source[2], unit="rec", unit_scale=True, disable=not progress,
+        bar = tqdm(total=total, unit="rec", unit_scale=True, disable=not progress,
                    desc=f"pack {os.path.basename(out_dir) or out_dir}")
     except ImportError:  # tqdm is a dependency; a bar is not worth failing for
         pass
     try:
-        if source[0] == "arrays":
-            _append_arrays(w, _record_dtype(layout), source[1], source[2], chunk_records, bar)
+        if rows is None:
+            _append_arrays(w, _record_dtype(layout), arrays, total, chunk_records, bar)
         elif all(f.kind == "fixed" for f in layout):
-            _append_rows(w, _record_dtype(layout), source[1], chunk_records, bar)
+            _append_rows(w, _record_dtype(layout), rows, chunk_records, bar)
         else:
-            _add_rows(w, source[1], max_record_bytes, bar)
+            _add_rows(w, rows, max_record_bytes, bar)
         w.finish()
         summary = dict(path=out_dir, records=w.records, record_bytes=w.record_bytes,
                        bytes=w.bytes_written, shards=w.shards,
