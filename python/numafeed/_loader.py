@@ -93,13 +93,6 @@ def _resolve_ranks(rank, world_size, launcher):
     return rank, world_size
 
 
-def _manifest(path, follow_symlinks):
-    """The dataset's manifest.json bytes, read as the loader reads them:
-    beneath the directory, never from a FIFO, a regular file of bounded
-    size."""
-    return _numafeed.dataset_manifest(path, follow_symlinks=follow_symlinks)
-
-
 def _fingerprint(text):
     """A hash of the dataset's manifest, which ranks compare."""
     return hashlib.sha256(text).hexdigest()[:16]
@@ -263,7 +256,8 @@ class Loader:
         if output == "numpy" and c_device == _DEVICE_CUDA:
             raise ValueError(f"output='numpy' needs host batches: device='cpu', not {device!r}")
         rank, world_size = _resolve_ranks(rank, world_size, launcher)
-        manifest = _manifest(path, bool(follow_symlinks))
+        # read as the loader reads it (numafeed_dataset_manifest)
+        manifest = _numafeed.dataset_manifest(path, follow_symlinks=bool(follow_symlinks))
         self._conv = Converter(output, ragged, pad, manifest_kinds(manifest))
         self._path = path
         self._args = dict(
