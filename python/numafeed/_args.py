@@ -4,28 +4,16 @@ its range, so a value the C types cannot hold is refused here, in words,
 instead of being truncated or wrapped on its way in."""
 import math
 import numbers
-import operator
+
+# int_arg(name, value, lo, hi, *, none=False): value as an int in lo..hi, or
+# None when `none` allows it; anything with __index__ (numpy integers too)
+# but bool: True as a batch size is a mistake, not a 1. TypeError or
+# ValueError naming the argument. The extension's own check, so Python and
+# C take an integer by one rule.
+from ._numafeed import int_arg  # noqa: F401
 
 U32 = (1 << 32) - 1
 U64 = (1 << 64) - 1
-
-
-def int_arg(name, value, lo, hi, *, none=False):
-    """value as an int in lo..hi, or None when `none` allows it. Anything
-    with __index__ (numpy integers too) but bool: True as a batch size is a
-    mistake, not a 1. TypeError or ValueError naming the argument."""
-    if value is None and none:
-        return None
-    want = f"{name} must be {'None or ' if none else ''}an int in {lo}..{hi}"
-    if isinstance(value, bool):
-        raise TypeError(f"{want}, not a bool ({value!r})")
-    try:
-        v = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{want}, not {value!r}") from None
-    if not lo <= v <= hi:
-        raise ValueError(f"{want}, not {v}")
-    return v
 
 
 def seconds_arg(name, value):

@@ -4,7 +4,6 @@ pad choices, checked once at creation and applied to every batch."""
 import errno
 import json
 import numbers
-import sys
 
 from . import _numafeed
 from ._args import U32, int_arg
@@ -33,12 +32,6 @@ def manifest_kinds(text):
         return None
 
 
-def _njt(torch):
-    """torch.nested.nested_tensor_from_jagged, or None on a torch without it."""
-    nested = getattr(torch, "nested", None)
-    return getattr(nested, "nested_tensor_from_jagged", None)
-
-
 class Converter:
     """Turns a batch's Fields into the output's arrays.
 
@@ -63,6 +56,7 @@ class Converter:
         self.output = output
         self.torch = None
         self.from_dlpack = None
+        self.njt = None  # torch.nested.nested_tensor_from_jagged, where torch has it
         if output == "torch":
             try:
                 import torch
@@ -72,6 +66,7 @@ class Converter:
                                   "output='dlpack' for any DLPack consumer", name="torch") from e
             self.torch = torch
             self.from_dlpack = torch.from_dlpack
+            self.njt = getattr(getattr(torch, "nested", None), "nested_tensor_from_jagged", None)
         elif output == "numpy":
             import numpy
 
@@ -87,12 +82,11 @@ class Converter:
                 raise ValueError(f"ragged='njt' (torch's nested tensors) needs output='torch', "
                                  f"not output={self.output!r}")
             return "ragged"
-        has = _njt(self.torch) is not None
-        if ragged == "njt" and not has:
+        if ragged == "njt" and self.njt is None:
             raise ValueError(f"ragged='njt': this torch ({self.torch.__version__}) has no "
                              "torch.nested.nested_tensor_from_jagged; upgrade torch, or pass "
                              "ragged='ragged' for numafeed.Ragged")
-        return ragged or ("njt" if has else "ragged")
+        return ragged or ("ragged" if self.njt is None else "njt")
 
     def _check_pad(self, pad, kinds):
         if not pad:
@@ -133,7 +127,7 @@ class Converter:
         if pad is not None:
             return Ragged(values, offsets).pad(value=pad[1], to=pad[0])
         if self.ragged == "njt":
-            return _njt(self.torch)(values, offsets)
+            return self.njt(values, offsets)
         return Ragged._with_bounds(values, offsets, self.array(f.host_offsets))
 
     def ids(self, f):
@@ -153,10 +147,9 @@ class Converter:
         except (RuntimeError, TypeError, BufferError) as e:
             if self.output != "torch" or f.dtype not in _WIDER:
                 raise
-            torch = sys.modules.get("torch")
             raise _numafeed.error(
                 -errno.ENOTSUP,
                 f"field {f.name!r} is {f.dtype}, which this torch "
-                f"({getattr(torch, '__version__', '?')}) cannot take through DLPack ({e}): "
+                f"({self.torch.__version__}) cannot take through DLPack ({e}): "
                 f"pass output='numpy', or store the field as {_WIDER[f.dtype]} at pack "
                 "time") from e

@@ -93,13 +93,6 @@ def _resolve_ranks(rank, world_size, launcher):
     return rank, world_size
 
 
-def _manifest(path, follow_symlinks):
-    """The dataset's manifest.json bytes, read as the loader reads them:
-    beneath the directory, never from a FIFO, a regular file of bounded
-    size."""
-    return _numafeed.dataset_manifest(path, follow_symlinks=follow_symlinks)
-
-
 def _fingerprint(text):
     """A hash of the dataset's manifest, which ranks compare."""
     return hashlib.sha256(text).hexdigest()[:16]
@@ -263,7 +256,8 @@ class Loader:
         if output == "numpy" and c_device == _DEVICE_CUDA:
             raise ValueError(f"output='numpy' needs host batches: device='cpu', not {device!r}")
         rank, world_size = _resolve_ranks(rank, world_size, launcher)
-        manifest = _manifest(path, bool(follow_symlinks))
+        # read as the loader reads it (numafeed_dataset_manifest)
+        manifest = _numafeed.dataset_manifest(path, follow_symlinks=bool(follow_symlinks))
         self._conv = Converter(output, ragged, pad, manifest_kinds(manifest))
         self._path = path
         self._args = dict(
@@ -310,11 +304,9 @@ class Loader:
         dist = _dist() if self._check else None
         if dist is None or dist.get_world_size() < 2:
             return
-        mine = dict(dataset=self._fingerprint, seed=self._args["seed"],
-                    batch_size=self._batch_size, shuffle=self._args["shuffle"],
-                    shuffle_window=self._args["shuffle_window"],
-                    drop_last=self._args["drop_last"], world_size=self._args["world_size"],
-                    epoch=epoch, batch=self._batch if epoch is not None else None)
+        mine = self.state_dict()
+        del mine["rank"]  # the one thing ranks do not share
+        mine.update(epoch=epoch, batch=None if epoch is None else self._batch)
         everyone = [None] * dist.get_world_size()
         dist.all_gather_object(everyone, mine)
         for r, theirs in enumerate(everyone):
@@ -364,14 +356,13 @@ class Loader:
                                  "from Loader.state_dict()")
         epoch = int_arg("load_state_dict: state['epoch']", state["epoch"], 0, U64)
         batch = int_arg("load_state_dict: state['batch']", state["batch"], 0, U64)
+        mine = self.state_dict()
         for key in ("seed", "shuffle", "shuffle_window", "drop_last", "batch_size", "world_size",
                     "dataset"):
-            mine = self._batch_size if key == "batch_size" else (
-                self._fingerprint if key == "dataset" else self._args[key])
-            if key in state and state[key] != mine:
+            if key in state and state[key] != mine[key]:
                 raise ValueError(
                     f"load_state_dict: the state has {key}={state[key]!r}, this loader "
-                    f"{mine!r}; resuming would not continue the same sequence")
+                    f"{mine[key]!r}; resuming would not continue the same sequence")
         n = len(self)
         if batch > n:
             raise ValueError(f"load_state_dict: batch {batch} of epoch {epoch} is out of range "

@@ -10,7 +10,7 @@ import numpy as np
 from . import _numafeed
 from ._args import U32, U64, int_arg
 from ._numafeed import NumafeedError
-from ._samples import STORED, Field, as_array, conform, infer, infer_fixed, parse_fields
+from ._samples import Field, as_array, conform, infer, infer_fixed, parse_fields
 
 # zstd's levels (ZSTD_minCLevel() .. ZSTD_maxCLevel() since zstd 1.4); 0 means 3
 _LEVELS = (-(1 << 17), 22)
@@ -80,10 +80,11 @@ def pack(out_dir, data, fields=None, *, name="data", codec="zstd", level=3, bloc
         if fields is not None:
             raise ValueError("pack: fields= describes the samples of an iterable; arrays bring "
                              "their own dtypes and shapes")
-        arrays = _columns(data, name)
-        n = next(iter(arrays.values()))[0].shape[0]
-        layout = [Field(k, d, tuple(a.shape[1:])) for k, (a, d) in arrays.items()]
-        source = ("arrays", {k: a for k, (a, _) in arrays.items()}, n)
+        columns = _columns(data, name)
+        layout = [Field(k, d, tuple(a.shape[1:])) for k, (a, d) in columns.items()]
+        arrays = {k: a for k, (a, _) in columns.items()}
+        total = next(iter(arrays.values())).shape[0]
+        rows = None
     else:
         it = iter(data)
         try:
@@ -94,7 +95,6 @@ def pack(out_dir, data, fields=None, *, name="data", codec="zstd", level=3, bloc
         if total is None and hasattr(data, "__len__"):
             total = len(data)
         rows = _Rows(layout, first, it, select=fields is not None)
-        source = ("rows", rows, total)
 
     w = _numafeed.Writer(out_dir, [f.writer for f in layout], codec=codec, level=level or 0,
                          block_bytes=block_bytes or 0, shard_bytes=shard_bytes or 0,
@@ -103,17 +103,17 @@ def pack(out_dir, data, fields=None, *, name="data", codec="zstd", level=3, bloc
     try:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=source[2], unit="rec", unit_scale=True, disable=not progress,
+        bar = tqdm(total=total, unit="rec", unit_scale=True, disable=not progress,
                    desc=f"pack {os.path.basename(out_dir) or out_dir}")
     except ImportError:  # tqdm is a dependency; a bar is not worth failing for
         pass
     try:
-        if source[0] == "arrays":
-            _append_arrays(w, _record_dtype(layout), source[1], source[2], chunk_records, bar)
+        if rows is None:
+            _append_arrays(w, _record_dtype(layout), arrays, total, chunk_records, bar)
         elif all(f.kind == "fixed" for f in layout):
-            _append_rows(w, _record_dtype(layout), source[1], chunk_records, bar)
+            _append_rows(w, _record_dtype(layout), rows, chunk_records, bar)
         else:
-            _add_rows(w, source[1], max_record_bytes, bar)
+            _add_rows(w, rows, max_record_bytes, bar)
         w.finish()
         summary = dict(path=out_dir, records=w.records, record_bytes=w.record_bytes,
                        bytes=w.bytes_written, shards=w.shards,
@@ -214,7 +214,7 @@ class _Rows:
 
 def _record_dtype(layout):
     """The packed little-endian numpy dtype of a fixed record."""
-    return np.dtype([(f.name, STORED[f.dtype].newbyteorder("<"), f.shape) for f in layout])
+    return np.dtype([(f.name, f.stored, f.shape) for f in layout])
 
 
 def _chunk(rec_bytes, chunk):
@@ -246,11 +246,11 @@ def _append_rows(w, record, rows, chunk, bar):
     """Fixed records, laid out chunk by chunk into one buffer."""
     chunk = _chunk(record.itemsize, chunk)
     buf = np.empty(chunk, dtype=record)
-    names = record.names
+    columns = [buf[k] for k in record.names]  # views, made once rather than per record
     fill = 0
     for _, _, values in rows:
-        for k, v in zip(names, values):
-            buf[k][fill] = v
+        for column, v in zip(columns, values):
+            column[fill] = v
         fill += 1
         if fill == chunk:
             _append(w, buf, fill)

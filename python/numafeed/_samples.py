@@ -18,12 +18,13 @@ _BYTES_LIKE = (bytes, bytearray, memoryview)
 _TEXT = ("bytes", "str")
 
 
-def _dtype_name(name, dt):
+def _stored_name(dt):
+    """numafeed's name for what np.dtype(dt) makes, in any byte order (values
+    convert); None for anything else."""
     try:
-        return _NAMES[np.dtype(dt).newbyteorder("=")]  # any byte order: values convert
-    except KeyError:
-        raise TypeError(f"field {name!r}: dtype {dt} is not one numafeed stores "
-                        f"({', '.join(sorted(STORED))})") from None
+        return _NAMES.get(np.dtype(dt).newbyteorder("="))
+    except Exception:  # np.dtype refuses it, or it has no byte order to set
+        return None
 
 
 def as_array(name, value):
@@ -39,9 +40,15 @@ def as_array(name, value):
     arr = np.asarray(value)
     if arr.dtype.kind == "O":
         raise TypeError(f"field {name!r}: not a numeric array")
+    stored = _stored_name(arr.dtype)
+    if stored is not None:
+        return arr, stored
+    # asked only of a dtype the table lacks: numpy computes a dtype's name
+    # in Python, several times the cost of the rest of a sample's value
     if arr.dtype.name == "bfloat16":  # ml_dtypes' numpy bfloat16
         return arr.view(np.uint16), "bfloat16"
-    return arr, _dtype_name(name, arr.dtype)
+    raise TypeError(f"field {name!r}: dtype {arr.dtype} is not one numafeed stores "
+                    f"({', '.join(sorted(STORED))})")
 
 
 def _bfloat16_bits(a):
@@ -52,13 +59,16 @@ def _bfloat16_bits(a):
 
 class Field:
     """One field of a layout: kind "fixed" (dtype, shape), "array" (a 1-D
-    array of dtype whose length varies), "bytes" or "str"."""
+    array of dtype whose length varies), "bytes" or "str". stored: the
+    little-endian numpy dtype its values are written as (None for bytes and
+    str), made once for every value of every sample."""
 
-    __slots__ = ("name", "dtype", "shape", "kind")
+    __slots__ = ("name", "dtype", "shape", "kind", "stored")
 
     def __init__(self, name, dtype, shape):
         self.name, self.dtype, self.shape = name, dtype, shape
         self.kind = dtype if dtype in _TEXT else ("array" if shape is None else "fixed")
+        self.stored = None if dtype in _TEXT else STORED[dtype].newbyteorder("<")
 
     @property
     def public(self):
@@ -91,14 +101,11 @@ def _dtype_arg(name, dt):
         text = text[6:]
     if text in STORED or text in _TEXT:
         return text
-    try:
-        npdt = np.dtype(dt)
-    except Exception:
-        npdt = None
-    if npdt is None or npdt.newbyteorder("=") not in _NAMES:
+    stored = _stored_name(dt)
+    if stored is None:
         raise TypeError(f"fields: field {name!r}: dtype {dt!r} is not one numafeed stores "
                         f"({', '.join(sorted(STORED))}; or bytes, str)")
-    return _NAMES[npdt.newbyteorder("=")]
+    return stored
 
 
 def _shape_arg(name, dtype, shape):
@@ -251,5 +258,5 @@ def conform(field, value):
         raise ValueError(f"{field.dtype}{list(a.shape)}, the field is {field.describe()}")
     # np.ascontiguousarray would make a scalar 1-D, which numpy 2 refuses
     # to store into a scalar field
-    a = np.asarray(a, dtype=STORED[field.dtype].newbyteorder("<"))
+    a = np.asarray(a, dtype=field.stored)
     return a if a.flags.c_contiguous else a.copy(order="C")

@@ -51,17 +51,23 @@ PyObject *nfpy_raise(int code, const char *what, const char *detail)
     return nfpy_raisef(code, "%s: %s", what, detail);
 }
 
-int nfpy_int_arg(PyObject *o, const char *name, long long lo, unsigned long long hi,
-                 unsigned long long *out)
+/* nfpy_int_arg's check, for the extension's own keywords and for the Python
+ * layer's (mod_int_arg): the int on success (a new reference), its 64 bits
+ * in *out; none only words the message ("None or an int"), None itself is
+ * the caller's to allow. */
+static PyObject *int_arg(PyObject *o, const char *name, int none, long long lo,
+                         unsigned long long hi, unsigned long long *out)
 {
-    char range[64];
-    snprintf(range, sizeof(range), "%lld..%llu", lo, hi);
+    char want[256];
+    snprintf(want, sizeof(want), "%s must be %san int in %lld..%llu", name,
+             none ? "None or " : "", lo, hi);
     /* bool is an int subclass; True as a batch size is a mistake, not a 1 */
-    PyObject *i = PyBool_Check(o) ? NULL : PyNumber_Index(o);
+    if (PyBool_Check(o))
+        return PyErr_Format(PyExc_TypeError, "%s, not a bool (%R)", want, o);
+    PyObject *i = PyNumber_Index(o);
     if (!i) {
         PyErr_Clear();
-        PyErr_Format(PyExc_TypeError, "%s must be an int in %s, not %R", name, range, o);
-        return -1;
+        return PyErr_Format(PyExc_TypeError, "%s, not %R", want, o);
     }
     int overflow;
     long long v = PyLong_AsLongLongAndOverflow(i, &overflow);
@@ -73,14 +79,24 @@ int nfpy_int_arg(PyObject *o, const char *name, long long lo, unsigned long long
     } else {
         ok = ok && !overflow && v >= lo && (v < 0 || u <= hi);
     }
-    if (ok)
+    if (ok) {
         *out = u;
-    else {
-        PyErr_Clear();
-        PyErr_Format(PyExc_ValueError, "%s must be an int in %s, not %R", name, range, i);
+        return i;
     }
+    PyErr_Clear();
+    PyErr_Format(PyExc_ValueError, "%s, not %R", want, i);
     Py_DECREF(i);
-    return ok ? 0 : -1;
+    return NULL;
+}
+
+int nfpy_int_arg(PyObject *o, const char *name, long long lo, unsigned long long hi,
+                 unsigned long long *out)
+{
+    PyObject *i = int_arg(o, name, 0, lo, hi, out);
+    if (!i)
+        return -1;
+    Py_DECREF(i);
+    return 0;
 }
 
 /* tp_dealloc's end for our heap types: free, then drop the type's reference. */
@@ -242,6 +258,23 @@ static PyObject *mod_dataset_manifest(PyObject *self, PyObject *args, PyObject *
     return b;
 }
 
+static PyObject *mod_int_arg(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"name", "value", "lo", "hi", "none", NULL};
+    const char *name;
+    PyObject *value;
+    long long lo;
+    unsigned long long hi, out;
+    int none = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "sOLK|$p", kwlist, &name, &value, &lo, &hi,
+                                     &none))
+        return NULL;
+    if (none && value == Py_None)
+        Py_RETURN_NONE;
+    return int_arg(value, name, none, lo, hi, &out);
+}
+
 static PyObject *mod_error(PyObject *self, PyObject *args)
 {
     (void)self;
@@ -296,6 +329,11 @@ static PyMethodDef mod_methods[] = {
      METH_VARARGS | METH_KEYWORDS,
      "dataset_manifest(path, *, follow_symlinks=False) -> bytes: PATH/manifest.json as the "
      "loader reads it (numafeed_dataset_manifest): beneath PATH, not a FIFO, at most 64 MiB."},
+    {"int_arg", (PyCFunction)(void (*)(void))mod_int_arg, METH_VARARGS | METH_KEYWORDS,
+     "int_arg(name, value, lo, hi, *, none=False) -> int or None: value taken exactly as "
+     "the extension takes its integer keywords (anything with __index__ but bool, in "
+     "lo..hi; None when none allows it); TypeError or ValueError naming the argument "
+     "and its range."},
     {"error", mod_error, METH_VARARGS,
      "error(code, message) -> NumafeedError with code and name set, for the Python layer."},
     {"topology_json", (PyCFunction)(void (*)(void))mod_topology, METH_VARARGS | METH_KEYWORDS,

@@ -81,7 +81,8 @@ PyObject *nfpy_raise(int code, const char *what, const char *detail);
  * truncate 2**32 + 16 to 16 and wrap -1): anything with __index__ but
  * bool, in lo..hi, stored as its 64 bits in *out (cast back to the field's
  * type, negative values included). A TypeError or ValueError naming the
- * argument and its range otherwise; -1. */
+ * argument and its range otherwise; -1. The Python layer checks its
+ * keywords with the same function (module function int_arg). */
 int nfpy_int_arg(PyObject *o, const char *name, long long lo, unsigned long long hi,
                  unsigned long long *out);
 /* NULL with an error set when the object was made in another process. */

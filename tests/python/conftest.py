@@ -108,6 +108,11 @@ def to_numpy(t):
     return t.cpu().numpy() if hasattr(t, "cpu") else np.asarray(t)
 
 
+def epoch_ids(loader):
+    """The record ids of one epoch of a return_ids=True loader, in order."""
+    return np.concatenate([to_numpy(ids) for _, ids in loader]).tolist()
+
+
 def rss_kib():
     with open("/proc/self/status") as f:
         for line in f:

@@ -3,7 +3,6 @@
 and says so, "auto" says what it chose and why, "gpu" either decodes on the
 GPU (a GPU with nvCOMP: the same records as "cpu") or is the C library's
 error saying why, and a word that is none of the three is a ValueError."""
-import numpy as np
 import pytest
 
 import numafeed

@@ -2,15 +2,10 @@
 """Epochs on a persistent pool: exactly once per epoch, a new order per epoch,
 the same order for the same seed whatever the threads and prefetch, ranks
 partitioning the records, set_epoch, len."""
-import numpy as np
 import pytest
 
 import numafeed
-from conftest import N_RECORDS, to_numpy
-
-
-def epoch_ids(loader):
-    return np.concatenate([to_numpy(ids) for _, ids in loader]).tolist()
+from conftest import N_RECORDS, epoch_ids, to_numpy
 
 
 def test_exactly_once_and_new_order_each_epoch(dataset, device):

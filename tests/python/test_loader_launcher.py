@@ -3,11 +3,10 @@
 (numafeed_launch_env): torchrun's, Open MPI's and Slurm's variables, the
 innermost launcher first, for the default GPU (local rank) and the default
 rank and world size."""
-import numpy as np
 import pytest
 
 import numafeed
-from conftest import N_RECORDS, to_numpy
+from conftest import N_RECORDS, epoch_ids
 
 LAUNCH_VARS = ("LOCAL_RANK", "RANK", "WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK",
                "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "SLURM_LOCALID", "SLURM_PROCID",
@@ -24,7 +23,7 @@ def env(monkeypatch):
 def part(dataset):
     with numafeed.Loader(dataset, 50, device="cpu", return_ids=True) as loader:
         state = loader.state_dict()
-        ids = np.concatenate([to_numpy(i) for _, i in loader]).tolist()
+        ids = epoch_ids(loader)
     return state["rank"], state["world_size"], ids
 
 

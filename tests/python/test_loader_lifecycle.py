@@ -5,7 +5,6 @@ fork() after creation; close with tensors alive; errors that name the file."""
 import gc
 import os
 import signal
-import struct
 import threading
 import time
 

@@ -11,11 +11,7 @@ import numpy as np
 import pytest
 
 import numafeed
-from conftest import GPU, N_RECORDS, to_numpy
-
-
-def epoch_ids(loader):
-    return np.concatenate([to_numpy(ids) for _, ids in loader]).tolist()
+from conftest import GPU, N_RECORDS, epoch_ids
 
 
 def test_keywords_are_the_c_and_cli_names():
