@@ -181,8 +181,8 @@ class Loader:
     io          how shards are read: "auto" (mmap for page-cache-resident
                 data, else io_uring, else pread), "io_uring", "pread" or
                 "mmap".
-    decode      where zstd blocks are decoded: "auto" (the pool's cores,
-                until decode on the GPU is measured faster: docs/loader.md),
+    decode      where zstd blocks are decoded: "auto" (the pool's cores:
+                the GPU must be asked for, docs/loader.md says why),
                 "cpu", or "gpu" (NVIDIA's nvCOMP 6 decodes on the GPU - pip
                 install numafeed[gpu] - or a NumafeedError saying why it
                 cannot). stats()["pool"]["decode"] and ["decode_why"] say

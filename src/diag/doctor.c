@@ -119,7 +119,7 @@ static void check_gpu_decode(struct report *r, int ndev)
     nf__note(det, sizeof(det), "%s%s", missing ? "" : "found ", lib);
     add(r, "gpu decode", 1, available ? "available" : "unavailable", det,
         available ? "decode gpu decodes zstd datasets on the GPU with nvCOMP; decode auto "
-                    "keeps them on the pools' cores until that is measured faster "
+                    "keeps them on the pools' cores: decode gpu must be asked for "
                     "(docs/loader.md)"
                   : "zstd blocks are decoded by the pools' cores (decode cpu)");
 }

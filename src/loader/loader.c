@@ -230,6 +230,9 @@ static int slot_layout(struct numafeed_loader *L, size_t *head, size_t *end)
 /* The default window is 16 blocks' worth of records, at most this many:
  * each worker keeps about 40 bytes of tables per record of its window. */
 #define DEFAULT_WINDOW_MAX 65536u
+/* Blocks per nvCOMP call below which decode gpu ran slower than the host's
+ * 14 threads on an H200 (docs/loader.md has the figures). */
+#define NF_GPU_GOOD_CALL_BLOCKS 128u
 
 uint64_t nf__loader_window(const struct numafeed_loader *L)
 {
@@ -454,17 +457,26 @@ static int pick_decode(struct numafeed_loader *L, bool host, int first_gpu)
     char d[sizeof(L->decode_why) - 200];
     nf__nvcomp_describe(nf__nvcomp(), d, sizeof(d));
     if (L->cfg.decode == LOADER_DECODE_AUTO) {
-        /* Not yet measured faster than the host on a GPU: nvCOMP decoding
-         * one unit's blocks per call (tens of blocks) ran below the CPU's
-         * decode at such small calls (docs/loader.md), so auto waits for
-         * figures that say otherwise. decode gpu takes it. */
+        /* Measured on an H200 (docs/loader.md): nvCOMP's decoder hung or
+         * faulted on a damaged frame, and at the default window's calls of
+         * tens of blocks it is slower than the host. A dataset from
+         * anywhere stays on the host unless decode gpu is asked for. */
         snprintf(L->decode_why, sizeof(L->decode_why),
-                 "decode cpu: auto keeps zstd on the pool's cores until decode gpu is measured "
-                 "faster (available: %s)", d);
+                 "decode cpu: auto keeps zstd on the pool's cores; decode gpu must be asked "
+                 "for (docs/loader.md says why; available: %s)", d);
         nf__error_clear();
         return 0;
     }
-    snprintf(L->decode_why, sizeof(L->decode_why), "decode gpu: %s", d);
+    /* nvCOMP needs calls of hundreds of blocks: say so where a unit (one
+     * call) has fewer */
+    uint64_t per_block = nf__dataset_records(L->ds) / nf__dataset_blocks(L->ds);
+    uint64_t unit_blocks = nf__loader_window(L) / (per_block ? per_block : 1) + 1;
+    if (unit_blocks < NF_GPU_GOOD_CALL_BLOCKS)
+        snprintf(L->decode_why, sizeof(L->decode_why), "decode gpu: %s; about %llu blocks per "
+                 "nvCOMP call: it needs %u or more to beat the host (raise shuffle_window)", d,
+                 (unsigned long long)unit_blocks, NF_GPU_GOOD_CALL_BLOCKS);
+    else
+        snprintf(L->decode_why, sizeof(L->decode_why), "decode gpu: %s", d);
     L->gpu_decode = L->decode_note = true;
     L->copy_why[0] = '\0'; /* the records are gathered on the GPU: no copy to choose */
     return 0;
