@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# decode gpu on a GPU machine, end to end, in one go (about 5 minutes on an
+# decode gpu on a GPU machine, end to end, in one go (about 6 minutes on an
 # H200 with 16 cores). Run from the repository root with a prebuilt
 # build/release (these of its files are all it uses: src/cli/numafeed,
 # bench/nvcomp_ceiling, bench/gpu_ceiling, tests/test_gpu_decode,
@@ -19,14 +19,14 @@
 #                    dataset (pack --from files): every line must match
 #   damaged.txt      a zstd block damaged: both decodes fail with the same
 #                    typed error naming shard and block
-#   ceiling.txt      nvCOMP's bare batched decode at 512 and 4096 blocks per call
-#   throughput.txt   bench --decode cpu and gpu at 4 and 14 threads, their
-#                    ratio to the best ceiling, the GPU time per batch, and
-#                    the step time beside a 2 ms synthetic training step
+#   gpu_decode.*     bench/gpu_decode.py on gpu_bench's workloads: decode cpu
+#                    and gpu at 4, 8 and 14 threads, gpu at the default window
+#                    and windows of 128 and 512 blocks, alone and beside a 2 ms
+#                    synthetic training step, each against nvCOMP's bare
+#                    decode at the same blocks per call (table and JSON)
 #   sanitizer-*.txt  compute-sanitizer memcheck and racecheck over
-#                    test_gpu_decode (NF_GPU_TEST_QUICK=1), in the time left
-#   gpu_decode.*     bench/gpu_decode.py on gpu_bench's workloads, where
-#                    numpy is there and time is left
+#                    test_gpu_decode (NF_GPU_TEST_QUICK=1), up to
+#                    $NF_SANITIZER_SECONDS (120) each
 #   summary.txt      one line per check: PASS, FAIL or SKIP, and why
 # Exit status: 0 when nothing failed.
 set -uo pipefail
@@ -190,44 +190,24 @@ else
 fi
 say "----  damage done ($(elapsed))"
 
-# ---- 6. nvCOMP's ceiling, and numafeed against it -------------------------
-: >"$OUT/ceiling.txt"
-: >"$OUT/throughput.txt"
-for spec in tokens-zstd:64 images-zstd:64; do
-  ds=${spec%%:*} batch=${spec##*:}
-  ceil=0
-  for per in 512 4096; do
-    [ -x $B/bench/nvcomp_ceiling ] || { skip "nvcomp_ceiling: not carried"; break; }
-    o=$(timeout 60 $B/bench/nvcomp_ceiling "$WORK/$ds" "$per" 3 2>&1) ||
-      fail "nvcomp_ceiling $ds $per blocks per call"
-    { echo "== $ds $per blocks per call"; echo "$o"; } >>"$OUT/ceiling.txt"
-    v=$(echo "$o" | awk '/^ceiling nvcomp/ {print $6}')
-    ceil=$(awk -v a="$ceil" -v b="${v:-0}" 'BEGIN {print (b + 0 > a + 0) ? b : a}')
-  done
-  say "----  $ds: nvCOMP's best bare decode $ceil GB/s"
-  for t in 4 14; do
-    for step in 0 2000; do
-      for d in cpu gpu; do
-        args=(--gpus 0 --device cuda --cuda-context --epochs 3 --threads "$t" --batch-size "$batch"
-              --decode "$d")
-        [ "$step" -gt 0 ] && args+=(--gpu-step-us "$step")
-        o=$(timeout 120 "$NF" bench "$WORK/$ds" "${args[@]}" 2>&1)
-        { echo "== $ds threads $t decode $d step $step"; echo "$o"; } >>"$OUT/throughput.txt"
-        gbps=$(echo "$o" | sed -n 's/^total: .* \([0-9.]*\) GB\/s.*/\1/p')
-        gus=$(echo "$o" | sed -n 's/.*decode gpu: \([0-9.]*\) us of GPU time per batch.*/\1/p')
-        sus=$(echo "$o" | sed -n 's/.*GPU step of [0-9]* us: \([0-9.]*\) us per step.*/\1/p')
-        ratio=$(awk -v a="${gbps:-0}" -v b="$ceil" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "-"}')
-        say "      $ds threads $t decode $d$([ "$step" -gt 0 ] && echo " beside a ${step} us step"): ${gbps:-error} GB/s, ${ratio} of nvCOMP's best${gus:+, GPU ${gus} us per batch}${sus:+, step ${sus} us}"
-      done
-    done
-  done
-done
+# ---- 6. throughput: bench/gpu_decode.py on gpu_bench's workloads ------------
+# decode cpu and gpu (default window, and windows of 128 and 512 blocks)
+# at 4, 8 and 14 threads, alone and beside a 2 ms synthetic training step,
+# each against nvCOMP's bare decode at its own blocks per call
+if python3 -c 'import numpy' 2>/dev/null; then
+  timeout 300 python3 bench/gpu_decode.py --bin "$B" --work "$WORK/gb" --threads 4,8,14 \
+    --windows 0,128,512 --blocks-per-call 4096 --gpu-step-us 2000 --epochs 3 --records 1 \
+    --json "$OUT/gpu_decode.json" >"$OUT/gpu_decode.txt" 2>&1 ||
+    fail "bench/gpu_decode.py: exit $? (gpu_decode.txt)"
+  sed 's/^/      /' "$OUT/gpu_decode.txt" >>"$SUMMARY"
+else
+  skip "bench/gpu_decode.py: no numpy"
+fi
 say "----  throughput done ($(elapsed))"
 
 # ---- 7. compute-sanitizer, in the time that is left ------------------------
 CS=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
-left=$(( 300 - ($(date +%s) - T0) ))
-budget=$(( left / 2 > 60 ? left / 2 : 60 ))
+budget=${NF_SANITIZER_SECONDS:-120}
 for tool in memcheck racecheck; do
   if [ -z "$CS" ]; then
     skip "compute-sanitizer $tool: compute-sanitizer not found"
@@ -244,11 +224,5 @@ for tool in memcheck racecheck; do
 done
 say "----  sanitizers done ($(elapsed))"
 
-# ---- 8. where numpy is there and time is left: gpu_bench's workloads ---
-if python3 -c 'import numpy' 2>/dev/null && [ $(( $(date +%s) - T0 )) -lt 240 ]; then
-  timeout 120 python3 bench/gpu_decode.py --bin $B --work "$WORK/gb" --threads 14 \
-    --blocks-per-call 4096 --epochs 2 --records 0.25 --json "$OUT/gpu_decode.json" \
-    >"$OUT/gpu_decode.txt" 2>&1 || say "      bench/gpu_decode.py: exit $? (gpu_decode.txt)"
-fi
 say "$fails check(s) failed; total $(elapsed)"
 [ "$fails" -eq 0 ]
