@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# numafeed exec under torchrun (issue 7), on CPU with a fixture sysfs tree:
+# numafeed exec under torchrun, on CPU with a fixture sysfs tree:
 #   torchrun --nproc_per_node 2 --no_python numafeed exec --local-rank auto -- CHILD
 # Each local rank must come up bound exactly as `numafeed exec --dry-run`
 # plans for that rank (allowed CPUs from the kernel, memory policy from

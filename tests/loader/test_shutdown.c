@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * The shutdown matrix (issue 8): loader_destroy while the workers are
+ * The shutdown matrix: loader_destroy while the workers are
  * reading, while they are decoding, while they are blocked on a full ring,
  * and while a consumer waits inside loader_next. Each state is reached
  * deterministically and confirmed before destroy is called:

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * One shard made 100x slower than the others (issue 8): every record still
+ * One shard made 100x slower than the others: every record still
  * arrives exactly once, the epoch still finishes at a stated floor of
  * throughput, and the loader's counters show where the time went.
  *
@@ -235,9 +235,10 @@ static void test_one_slow_shard(void **state)
     /* the floor */
     assert_true(slow.ns <= floor_ns);
     /* the counters show it. Workers: every slowed read was timed as
-     * io_wait, so at least B0 x d, against the few ms of the base run. */
+     * io_wait, so at least B0 x d. (Not compared with the base run's: under
+     * valgrind d hits its 20 ms cap and the base run's io_wait can come
+     * near half of B0 x d, so such a ratio would test the machine's load.) */
     assert_true(slow.st.io_wait_ns >= serial);
-    assert_true(slow.st.io_wait_ns >= 2 * fast.st.io_wait_ns);
     /* Consumer: the epoch cannot end before the slowed reads, spread over
      * T workers, are done, and the consumer spends it inside loader_next
      * (halved: its own checks of the records take time too). Its worst
