@@ -2,6 +2,7 @@
 /* The shard format: each kind of bad input is its own error, with the
  * offending bytes named, and block decoding refuses lying sizes and bombs. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -299,7 +300,7 @@ static void decode_bomb(void **state)
     free(dst);
 }
 
-/* A dataset written by numafeed 0.1 and committed: if the format changes
+/* A version 1 dataset written by numafeed 0.1 and committed: if the format changes
  * without a version bump, this stops reading. Record i holds
  * uint32 a[2] = {i, 2i} and float32 b[2] = {i + 0.5, -i}. */
 static void committed_fixture(void **state)
@@ -334,6 +335,57 @@ static void committed_fixture(void **state)
     assert_int_equal(sum.blocks, 5);
 }
 
+/* File k (0..11) of the tree packed into shards/v2: 37k bytes, noise from
+ * an LCG when k % 4 == 3 (its block stays raw), else runs of 8 equal bytes. */
+static void v2_file(unsigned k, uint8_t *out)
+{
+    uint32_t x = k;
+    for (unsigned j = 0; j < 37 * k; j++) {
+        x = (x * 1103515245u + 12345u) & 0x7fffffffu;
+        out[j] = k % 4 == 3 ? (uint8_t)(x >> 16) : (uint8_t)(k * 31 + j / 8);
+    }
+}
+
+/* A version 2 dataset written before any header flag was defined, and
+ * committed: `numafeed pack --from files --block-bytes 256 --shard-bytes
+ * 700` of a tree a/00..a/05, b/06..b/11 whose file k is v2_file(k). Two
+ * shards, zstd and raw blocks, a length table, flags 0. */
+static void committed_fixture_v2(void **state)
+{
+    (void)state;
+    struct nf_dataset *ds;
+    if (nf__dataset_open(nf_fixture("shards/v2"), NULL, &ds))
+        fail_msg("%s", numafeed_last_error());
+    assert_int_equal(nf__dataset_records(ds), 12);
+    assert_int_equal(nf__dataset_shard_count(ds), 2);
+    const struct nf_layout *l = nf__dataset_layout(ds);
+    assert_int_equal(l->nvar, 2);
+    const uint32_t *len = nf__dataset_var_len(ds);
+    struct nf_reader *r;
+    assert_int_equal(nf__reader_create(ds, NULL, &r), 0);
+    uint8_t buf[1024], blk[1024], rec[1024], want[512];
+    for (uint32_t k = 0; k < 12; k++) {
+        assert_int_equal(nf__dataset_record_size(ds, k), 8 + len[2 * k] + len[2 * k + 1]);
+        assert_int_equal(nf__reader_read_record(r, k, buf, sizeof(buf), blk, sizeof(blk), rec), 0);
+        int64_t label;
+        memcpy(&label, rec, 8);
+        assert_int_equal(label, k / 6);
+        char key[8];
+        snprintf(key, sizeof(key), "%c/%02u", "ab"[k / 6], k);
+        assert_int_equal(len[2 * k], strlen(key));
+        assert_memory_equal(rec + 8, key, strlen(key));
+        assert_int_equal(len[2 * k + 1], 37 * k);
+        v2_file(k, want);
+        assert_memory_equal(rec + 8 + len[2 * k], want, 37 * k);
+    }
+    nf__reader_destroy(r);
+    nf__dataset_close(ds);
+    struct nf_check_summary sum;
+    assert_int_equal(nf__check_dataset(nf_fixture("shards/v2"), 0, NULL, NULL, &sum), 0);
+    assert_int_equal(sum.blocks, 10);
+    assert_true(sum.zstd_blocks > 0 && sum.raw_blocks > 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -356,6 +408,7 @@ int main(void)
         cmocka_unit_test(decode_ok_and_lies),
         cmocka_unit_test(decode_bomb),
         cmocka_unit_test(committed_fixture),
+        cmocka_unit_test(committed_fixture_v2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
