@@ -59,12 +59,13 @@ static void where_set(struct nf_where *w, int64_t block, uint64_t off)
     }
 }
 
-void nf__header_encode(uint8_t out[NF_HEADER_BYTES], uint64_t record_bytes, unsigned nvar)
+void nf__header_encode(uint8_t out[NF_HEADER_BYTES], uint64_t record_bytes, unsigned nvar,
+                       uint32_t flags)
 {
     memset(out, 0, NF_HEADER_BYTES);
     memcpy(out, header_magic, 8);
     put32(out + 8, nvar ? NF_FORMAT_VERSION : NF_FORMAT_VERSION_FIXED);
-    put32(out + 12, 0); /* flags: none defined */
+    put32(out + 12, flags);
     put32(out + 16, NF_HEADER_BYTES);
     put32(out + 20, nvar); /* version 2: variable fields per record */
     put64(out + 24, record_bytes);
@@ -92,6 +93,12 @@ void nf__var_len_encode(uint8_t *out, const uint32_t *len, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         put32(out + 4 * i, len[i]);
+}
+
+void nf__stored_hash_encode(uint8_t *out, const struct nf_block_info *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        put64(out + NF_STORED_HASH_BYTES * i, b[i].stored_xxh3);
 }
 
 void nf__trailer_encode(uint8_t out[NF_TRAILER_BYTES], uint64_t footer_offset,
@@ -149,11 +156,12 @@ static int header_decode(const uint8_t *h, const char *name, struct nf_shard_ind
                           "computed %016llx", name, (unsigned long long)sum, (unsigned long long)want);
     }
     uint32_t flags = get32(h + 12);
-    if (flags) {
+    if (flags & ~NF_SHARD_FLAG_STORED_HASH) {
         where_set(w, -1, 12);
         return nf__error(NUMAFEED_ECORRUPT, "%s: header at offset 12: reserved flag bits set "
-                          "(0x%08x)", name, flags);
+                          "(0x%08x)", name, flags & ~NF_SHARD_FLAG_STORED_HASH);
     }
+    x->stored_hashes = (flags & NF_SHARD_FLAG_STORED_HASH) != 0;
     if (get32(h + 16) != NF_HEADER_BYTES) {
         where_set(w, -1, 16);
         return nf__error(NUMAFEED_ECORRUPT, "%s: header at offset 16: header size %u, expected %u",
@@ -283,8 +291,9 @@ static int load_ends(int fd, const char *name, uint64_t file_size, struct nf_sha
     return 0;
 }
 
-/* The footer's size is exactly its head, n entries and (version 2) the
- * length table of records x nvar entries: computed without overflow. */
+/* The footer's size is exactly its head, n entries, (version 2) the
+ * length table of records x nvar entries and (NF_SHARD_FLAG_STORED_HASH)
+ * n stored hashes: computed without overflow. */
 static int footer_size_ok(const struct nf_shard_index *x, uint32_t n, uint64_t records,
                           uint64_t fsize)
 {
@@ -292,12 +301,17 @@ static int footer_size_ok(const struct nf_shard_index *x, uint32_t n, uint64_t r
     if (__builtin_mul_overflow(records, (uint64_t)x->nvar * 4u, &table) ||
         __builtin_add_overflow(want, table, &want))
         return 0;
+    if (x->stored_hashes &&
+        __builtin_add_overflow(want, (uint64_t)n * NF_STORED_HASH_BYTES, &want))
+        return 0;
     return n > 0 && want == fsize;
 }
 
-/* Every index entry, checked; *out gets blocks and the maxima. */
-static int load_entries(const uint8_t *footer, uint32_t n, const char *name, uint64_t foff,
-                        struct nf_shard_index *out, struct nf_where *w)
+/* Every index entry, checked; *out gets blocks and the maxima. stored:
+ * the footer's table of stored hashes, NULL when it has none. */
+static int load_entries(const uint8_t *footer, uint32_t n, const uint8_t *stored,
+                        const char *name, uint64_t foff, struct nf_shard_index *out,
+                        struct nf_where *w)
 {
     struct nf_block_info *b = calloc(n, sizeof(*b));
     if (!b)
@@ -311,6 +325,7 @@ static int load_entries(const uint8_t *footer, uint32_t n, const char *name, uin
         b[i].records = get32(e + 16);
         b[i].codec = get32(e + 20);
         b[i].xxh3 = get64(e + 24);
+        b[i].stored_xxh3 = stored ? get64(stored + (size_t)i * NF_STORED_HASH_BYTES) : 0;
         b[i].first_record = sum;
         uint64_t eoff = foff + (uint64_t)(e - footer);
         int rc = entry_check(&b[i], i, name, out, foff, eoff, &prev_end, w);
@@ -370,10 +385,12 @@ int nf__shard_load(int fd, const char *name, uint64_t file_size, struct nf_shard
         where_set(w, -1, foff);
         return rc;
     }
+    /* the length table follows the entries, the stored hashes follow it;
+     * the footer's size was just checked to be exactly these */
+    const uint8_t *t = footer + NF_FOOTER_HEAD_BYTES + (size_t)n * NF_INDEX_ENTRY_BYTES;
+    const uint8_t *stored = out->stored_hashes ? t + (size_t)out->records * out->nvar * 4u : NULL;
     if (out->nvar) {
-        /* the length table follows the entries; its size was just checked */
         size_t cnt = (size_t)out->records * out->nvar;
-        const uint8_t *t = footer + NF_FOOTER_HEAD_BYTES + (size_t)n * NF_INDEX_ENTRY_BYTES;
         out->var_len = malloc(cnt ? cnt * sizeof(uint32_t) : 1);
         if (!out->var_len) {
             free(footer);
@@ -382,7 +399,7 @@ int nf__shard_load(int fd, const char *name, uint64_t file_size, struct nf_shard
         for (size_t i = 0; i < cnt; i++)
             out->var_len[i] = get32(t + 4 * i);
     }
-    rc = load_entries(footer, n, name, foff, out, w);
+    rc = load_entries(footer, n, stored, name, foff, out, w);
     free(footer);
     if (rc) {
         nf__shard_index_free(out);
@@ -434,6 +451,18 @@ int nf__block_check_frame(const char *shard, uint32_t block_no, const struct nf_
                           "%s, the index says %u stored bytes", shard, block_no, off,
                           ZSTD_isError(fsize) ? ZSTD_getErrorName(fsize) : "a different size",
                           b->stored_size);
+    return 0;
+}
+
+int nf__block_check_stored_hash(const char *shard, uint32_t block_no,
+                                const struct nf_block_info *b, const void *src)
+{
+    uint64_t h = XXH3_64bits(src, b->stored_size);
+    if (h != b->stored_xxh3)
+        return nf__error(NUMAFEED_ECHECKSUM, "%s: block %u at offset %llu: stored bytes hash to "
+                          "%016llx, the index says %016llx", shard, block_no,
+                          (unsigned long long)b->offset, (unsigned long long)h,
+                          (unsigned long long)b->stored_xxh3);
     return 0;
 }
 

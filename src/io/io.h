@@ -25,6 +25,7 @@
 #ifndef NUMAFEED_IO_H
 #define NUMAFEED_IO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,6 +49,12 @@
 #define NF_FOOTER_HEAD_BYTES 16u
 #define NF_INDEX_ENTRY_BYTES 32u
 #define NF_TRAILER_BYTES 32u
+/* Header flag bit 0 (offset 12): the footer ends with a table of one XXH3-64
+ * per block of its stored bytes, as on disk, so that they can be checked
+ * before a decoder that does not survive damaged input (nvCOMP's zstd on the
+ * GPU) sees them. Every other bit is reserved. */
+#define NF_SHARD_FLAG_STORED_HASH 1u
+#define NF_STORED_HASH_BYTES 8u
 /* The largest decoded block the reader accepts: bounds every allocation a
  * lying index could ask for. */
 #define NF_BLOCK_CAP (256u << 20)
@@ -175,6 +182,10 @@ struct nf_block_info {
     uint32_t codec;        /* enum nf_codec */
     uint64_t xxh3;         /* XXH3_64bits of the decoded bytes */
     uint64_t first_record; /* index of its first record within the shard */
+    /* XXH3_64bits of the stored bytes, exactly as on disk, from the footer's
+     * table; 0 and meaningless when the shard has none (its index's
+     * stored_hashes is false) */
+    uint64_t stored_xxh3;
 };
 
 struct nf_shard_index {
@@ -186,6 +197,9 @@ struct nf_shard_index {
     uint64_t footer_offset;
     uint32_t nblocks;
     struct nf_block_info *blocks; /* malloc'd */
+    /* header flag NF_SHARD_FLAG_STORED_HASH: every block's stored_xxh3 was
+     * read from the footer (false: a shard written without the table) */
+    bool stored_hashes;
     /* version 2: records x nvar byte lengths, record by record (malloc'd;
      * NULL in version 1): record r's variable field v has var_len[r * nvar
      * + v] bytes. Each block's decoded size is its records' fixed parts
@@ -202,12 +216,17 @@ struct nf_where {
     uint64_t offset;
 };
 
-/* Encoders used by the writer (little-endian, docs/format.md). */
-void nf__header_encode(uint8_t out[NF_HEADER_BYTES], uint64_t record_bytes, unsigned nvar);
+/* Encoders used by the writer (little-endian, docs/format.md). flags: the
+ * header's, NF_SHARD_FLAG_* (the writer sets NF_SHARD_FLAG_STORED_HASH). */
+void nf__header_encode(uint8_t out[NF_HEADER_BYTES], uint64_t record_bytes, unsigned nvar,
+                       uint32_t flags);
 void nf__index_entry_encode(uint8_t out[NF_INDEX_ENTRY_BYTES], const struct nf_block_info *b);
 void nf__footer_head_encode(uint8_t out[NF_FOOTER_HEAD_BYTES], uint32_t nblocks, uint64_t records);
 /* Version 2: the footer's length table, n lengths of 4 bytes each. */
 void nf__var_len_encode(uint8_t *out, const uint32_t *len, size_t n);
+/* NF_SHARD_FLAG_STORED_HASH: the footer's last table, the stored_xxh3 of
+ * n blocks, NF_STORED_HASH_BYTES each. */
+void nf__stored_hash_encode(uint8_t *out, const struct nf_block_info *b, size_t n);
 void nf__trailer_encode(uint8_t out[NF_TRAILER_BYTES], uint64_t footer_offset,
                          uint64_t footer_size, uint64_t footer_xxh3);
 
@@ -217,8 +236,10 @@ void nf__trailer_encode(uint8_t out[NF_TRAILER_BYTES], uint64_t footer_offset,
  * (ascending, non-overlapping, inside the data region, codec known,
  * decoded size <= NF_BLOCK_CAP and == its records' sizes: records *
  * record_bytes, plus in version 2 their variable lengths from the footer's
- * length table; raw stored == decoded) and the record count. `name` is
- * used in messages. Errors:
+ * length table; raw stored == decoded) and the record count; with
+ * NF_SHARD_FLAG_STORED_HASH, each block's stored_xxh3 from the footer's
+ * last table (a footer's size must count it). `name` is used in messages.
+ * Errors:
  * NUMAFEED_ECORRUPT, NUMAFEED_ECHECKSUM, NUMAFEED_EVERSION, -EIO, -ENOMEM.
  */
 int nf__shard_load(int fd, const char *name, uint64_t file_size, struct nf_shard_index *out,
@@ -254,6 +275,13 @@ struct ZSTD_DCtx_s;
  * XXH3 checked. */
 int nf__block_check_frame(const char *shard, uint32_t block_no, const struct nf_block_info *b,
                           const void *src);
+/* XXH3-64 of the b->stored_size stored bytes at src against b->stored_xxh3:
+ * 0, or NUMAFEED_ECHECKSUM "SHARD: block B at offset O: stored bytes hash to
+ * X, the index says Y". Only meaningful for a shard whose index has
+ * stored_hashes (the caller knows); nf__dataset_check_stored_hash is the
+ * form that checks that too. */
+int nf__block_check_stored_hash(const char *shard, uint32_t block_no,
+                                const struct nf_block_info *b, const void *src);
 int nf__block_decode(struct ZSTD_DCtx_s *dctx, const char *shard, uint32_t block_no,
                       const struct nf_block_info *b, const void *src, void *dst, size_t dst_len);
 

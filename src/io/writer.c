@@ -153,16 +153,18 @@ static int open_shard(numafeed_writer *w)
     w->nindex = 0;
     XXH3_64bits_reset(w->hash);
     uint8_t h[NF_HEADER_BYTES];
-    nf__header_encode(h, w->m.layout.record_bytes, w->m.layout.nvar);
+    nf__header_encode(h, w->m.layout.record_bytes, w->m.layout.nvar, NF_SHARD_FLAG_STORED_HASH);
     return write_all(w, h, sizeof(h));
 }
 
 static int close_shard(numafeed_writer *w)
 {
     /* version 2: the length table of every record of the shard follows the
-     * entries (the shard closes right after a block: no record is pending) */
+     * entries (the shard closes right after a block: no record is pending);
+     * the blocks' stored hashes come last */
     size_t entries = NF_FOOTER_HEAD_BYTES + w->nindex * NF_INDEX_ENTRY_BYTES;
-    size_t fsize = entries + w->nlens * sizeof(uint32_t);
+    size_t lens_end = entries + w->nlens * sizeof(uint32_t);
+    size_t fsize = lens_end + w->nindex * NF_STORED_HASH_BYTES;
     uint8_t *footer = malloc(fsize);
     if (!footer)
         return nf__error(-ENOMEM, "out of memory for a footer of %zu bytes", fsize);
@@ -171,6 +173,7 @@ static int close_shard(numafeed_writer *w)
         nf__index_entry_encode(footer + NF_FOOTER_HEAD_BYTES + i * NF_INDEX_ENTRY_BYTES,
                                 &w->index[i]);
     nf__var_len_encode(footer + entries, w->lens, w->nlens);
+    nf__stored_hash_encode(footer + lens_end, w->index, w->nindex);
     w->nlens = 0;
     uint8_t t[NF_TRAILER_BYTES];
     nf__trailer_encode(t, w->shard_off, fsize, XXH3_64bits(footer, fsize));
@@ -243,6 +246,8 @@ static int flush_block(numafeed_writer *w)
         }
     }
     b->stored_size = (uint32_t)out_len;
+    /* a raw block's stored bytes are its decoded bytes, already hashed */
+    b->stored_xxh3 = b->codec == NF_CODEC_RAW ? b->xxh3 : XXH3_64bits(out, out_len);
     if ((rc = write_all(w, out, out_len)))
         return rc;
     w->nindex++;

@@ -70,10 +70,12 @@ static void check_index(const struct nf_shard_index *x, uint64_t file_size)
     NF_FUZZ_CHECK((x->nvar == 0) == (x->var_len == NULL));
     NF_FUZZ_CHECK(x->record_bytes >= (x->nvar ? 0 : 1) && x->record_bytes <= NF_BLOCK_CAP);
     NF_FUZZ_CHECK(x->nblocks >= 1 && x->blocks != NULL);
-    /* header, data, footer (head + entries + lengths), trailer: nothing else */
+    /* header, data, footer (head + entries + lengths + stored hashes),
+     * trailer: nothing else */
     NF_FUZZ_CHECK(x->footer_offset >= NF_HEADER_BYTES);
     NF_FUZZ_CHECK(x->footer_offset + NF_FOOTER_HEAD_BYTES +
                       (uint64_t)x->nblocks * NF_INDEX_ENTRY_BYTES + 4 * x->records * x->nvar +
+                      (x->stored_hashes ? (uint64_t)x->nblocks * NF_STORED_HASH_BYTES : 0) +
                       NF_TRAILER_BYTES ==
                   file_size);
     uint64_t prev_end = NF_HEADER_BYTES, records = 0;
@@ -93,6 +95,9 @@ static void check_index(const struct nf_shard_index *x, uint64_t file_size)
         if (b->codec == NF_CODEC_RAW)
             NF_FUZZ_CHECK(b->stored_size == b->decoded_size);
         NF_FUZZ_CHECK(b->first_record == records);
+        /* a stored hash only where the footer has the table */
+        if (!x->stored_hashes)
+            NF_FUZZ_CHECK(b->stored_xxh3 == 0);
         records += b->records;
         if (b->stored_size > max_stored)
             max_stored = b->stored_size;

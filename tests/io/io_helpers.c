@@ -123,6 +123,22 @@ void nft_reseal(uint8_t *img, size_t len)
     nft_put64(img + len - NF_TRAILER_BYTES + 16, XXH3_64bits(img + foff, fsize));
 }
 
+size_t nft_strip_stored_hashes(uint8_t *img, size_t len)
+{
+    assert_true(nft_get32(img + 12) & NF_SHARD_FLAG_STORED_HASH);
+    uint8_t *t = img + len - NF_TRAILER_BYTES;
+    uint64_t foff = nft_get64(t), fsize = nft_get64(t + 8);
+    uint64_t table = (uint64_t)nft_get32(img + foff) * NF_STORED_HASH_BYTES;
+    assert_true(table < fsize);
+    /* the table is the footer's last bytes, right before the trailer */
+    memmove(t - table, t, NF_TRAILER_BYTES);
+    len -= (size_t)table;
+    nft_put64(img + len - NF_TRAILER_BYTES + 8, fsize - table);
+    nft_put32(img + 12, nft_get32(img + 12) & ~NF_SHARD_FLAG_STORED_HASH);
+    nft_reseal(img, len);
+    return len;
+}
+
 int nft_load_image(const uint8_t *img, size_t len, struct nf_shard_index *idx)
 {
     int fd = nft_memfd(img, len);

@@ -37,6 +37,12 @@ void nft_put64(uint8_t *p, uint64_t v);
 uint32_t nft_get32(const uint8_t *p);
 uint64_t nft_get64(const uint8_t *p);
 
+/* Make a shard image without NF_SHARD_FLAG_STORED_HASH's table: the flag
+ * cleared, the footer's stored-hash table cut out (the trailer moves up and
+ * counts a smaller footer), both checksums recomputed. Returns the new
+ * length; the image must carry the table. */
+size_t nft_strip_stored_hashes(uint8_t *img, size_t len);
+
 /* Load an image through nf__shard_load; returns its result. */
 int nft_load_image(const uint8_t *img, size_t len, struct nf_shard_index *idx);
 

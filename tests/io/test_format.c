@@ -103,12 +103,23 @@ static void unknown_version(void **state)
     expect(f, NUMAFEED_EVERSION, "format version 3");
 }
 
+/* Flag bit 0 is NF_SHARD_FLAG_STORED_HASH; every other bit is refused,
+ * with the flag set or not. */
 static void reserved_bits(void **state)
 {
     struct fx *f = *state;
-    nft_put32(f->img + 12, 0x80);
-    nft_reseal(f->img, f->len);
-    expect(f, NUMAFEED_ECORRUPT, "reserved flag bits");
+    assert_int_equal(nft_get32(f->img + 12), NF_SHARD_FLAG_STORED_HASH);
+    static const uint32_t bad[] = {0x2, 0x80, 0x80000000u, 0xfffffffeu};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char want[64];
+        snprintf(want, sizeof(want), "reserved flag bits set (0x%08x)", bad[i]);
+        nft_put32(f->img + 12, bad[i] | NF_SHARD_FLAG_STORED_HASH);
+        nft_reseal(f->img, f->len);
+        expect(f, NUMAFEED_ECORRUPT, want);
+        nft_put32(f->img + 12, bad[i]);
+        nft_reseal(f->img, f->len);
+        expect(f, NUMAFEED_ECORRUPT, want);
+    }
     nft_put32(f->img + 12, 0);
     nft_put64(f->img + 40, 1);
     nft_reseal(f->img, f->len);
@@ -233,7 +244,7 @@ static void decode_ok_and_lies(void **state)
     uint8_t *src = calloc(1, N), *dst = malloc(N), *z = malloc(ZSTD_compressBound(N));
     nft_pattern(src, 0, N / 16, 16, 1);
     size_t zn = compress(z, ZSTD_compressBound(N), src, N, 1);
-    struct nf_block_info b = {64, (uint32_t)zn, N, N / 16, NF_CODEC_ZSTD, XXH3_64bits(src, N), 0};
+    struct nf_block_info b = {64, (uint32_t)zn, N, N / 16, NF_CODEC_ZSTD, XXH3_64bits(src, N), 0, 0};
     ZSTD_DCtx *d = ZSTD_createDCtx();
     assert_int_equal(nf__block_decode(d, "s", 0, &b, z, dst, N), 0);
     assert_memory_equal(src, dst, N);
@@ -260,7 +271,7 @@ static void decode_ok_and_lies(void **state)
     assert_non_null(strstr(numafeed_last_error(), "zstd"));
 
     /* raw block verified in place */
-    struct nf_block_info raw = {64, N, N, N / 16, NF_CODEC_RAW, XXH3_64bits(src, N), 0};
+    struct nf_block_info raw = {64, N, N, N / 16, NF_CODEC_RAW, XXH3_64bits(src, N), 0, 0};
     assert_int_equal(nf__block_decode(NULL, "s", 0, &raw, src, src, N), 0);
     src[7] ^= 1;
     assert_int_equal(nf__block_decode(NULL, "s", 0, &raw, src, src, N), NUMAFEED_ECHECKSUM);
@@ -285,7 +296,7 @@ static void decode_bomb(void **state)
     assert_int_equal(ZSTD_getFrameContentSize(z, zn), ZSTD_CONTENTSIZE_UNKNOWN);
     uint8_t *dst = malloc(SMALL);
     struct nf_block_info b = {4096, (uint32_t)zn, SMALL, SMALL, NF_CODEC_ZSTD,
-                              XXH3_64bits(zeros, SMALL), 0};
+                              XXH3_64bits(zeros, SMALL), 0, 0};
     ZSTD_DCtx *d = ZSTD_createDCtx();
     assert_int_equal(nf__block_decode(d, "bomb", 2, &b, z, dst, SMALL), NUMAFEED_ECORRUPT);
     assert_non_null(strstr(numafeed_last_error(), "bomb: block 2 at offset 4096"));
@@ -346,8 +357,8 @@ static void v2_file(unsigned k, uint8_t *out)
     }
 }
 
-/* A version 2 dataset written before any header flag was defined, and
- * committed: `numafeed pack --from files --block-bytes 256 --shard-bytes
+/* A version 2 dataset written with header flags 0 (no stored-block
+ * hashes) and committed: `numafeed pack --from files --block-bytes 256 --shard-bytes
  * 700` of a tree a/00..a/05, b/06..b/11 whose file k is v2_file(k). Two
  * shards, zstd and raw blocks, a length table, flags 0. */
 static void committed_fixture_v2(void **state)
