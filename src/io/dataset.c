@@ -379,6 +379,9 @@ int nf__dataset_open(const char *dir, const struct nf_dataset_options *o, struct
         }
     }
     close(dirfd);
+    ds->stored_hashes = true;
+    for (uint32_t i = 0; i < ds->nshards; i++)
+        ds->stored_hashes = ds->stored_hashes && ds->shards[i].idx.stored_hashes;
     if (!ds->direct) {
         for (uint32_t i = 0; i < ds->nshards; i++) {
             if (ds->shards[i].dfd >= 0)
@@ -471,6 +474,25 @@ uint32_t nf__dataset_max_decoded(const struct nf_dataset *ds)
 uint32_t nf__dataset_max_stored(const struct nf_dataset *ds)
 {
     return ds->max_stored;
+}
+
+bool nf__dataset_stored_hashes(const struct nf_dataset *ds)
+{
+    return ds->stored_hashes;
+}
+
+int nf__dataset_check_stored_hash(const struct nf_dataset *ds, uint32_t g, const void *stored)
+{
+    if (g >= ds->nblocks)
+        return nf__error(-EINVAL, "block %u: the dataset has %u blocks", g, ds->nblocks);
+    const struct nf_shard *s = &ds->shards[ds->gblock_shard[g]];
+    uint32_t b = ds->gblock_block[g];
+    if (!s->idx.stored_hashes)
+        return nf__error(-ENOTSUP, "%s: block %u at offset %llu: the shard keeps no hashes of "
+                         "stored blocks (header flag 0x%x clear), so its stored bytes cannot be "
+                         "checked before decoding", s->path, b,
+                         (unsigned long long)s->idx.blocks[b].offset, NF_SHARD_FLAG_STORED_HASH);
+    return nf__block_check_stored_hash(s->path, b, &s->idx.blocks[b], stored);
 }
 
 int nf__dataset_direct(const struct nf_dataset *ds, const char **why)

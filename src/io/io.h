@@ -321,6 +321,22 @@ uint64_t nf__dataset_shard_first(const struct nf_dataset *ds, uint32_t shard);
 uint32_t nf__dataset_max_decoded(const struct nf_dataset *ds);
 /* Largest stored block: what a read buffer must hold. */
 uint32_t nf__dataset_max_stored(const struct nf_dataset *ds);
+/* Whether every shard carries the hashes of its blocks' stored bytes
+ * (NF_SHARD_FLAG_STORED_HASH), so that every block's stored bytes can be
+ * checked before they are decoded: what a decoder that is not robust to
+ * damaged input (nvCOMP's) needs. False when any shard lacks the flag. */
+bool nf__dataset_stored_hashes(const struct nf_dataset *ds);
+/*
+ * Check global block g's stored bytes at stored (its stored size, as read
+ * from the shard) against the hash its shard's footer keeps for them. Any
+ * thread; reads nothing from disk. Returns 0 when they match;
+ * NUMAFEED_ECHECKSUM when not, the message naming the shard's path, the
+ * block (within its shard), its file offset and both hashes: "PATH: block
+ * B at offset O: stored bytes hash to X, the index says Y"; -ENOTSUP when
+ * that shard has no stored hashes (nothing was checked: never taken for a
+ * pass); -EINVAL when g is out of range.
+ */
+int nf__dataset_check_stored_hash(const struct nf_dataset *ds, uint32_t g, const void *stored);
 /*
  * Map every shard read-only (PROT_READ, MAP_SHARED) so blocks can be
  * verified and copied in place, without a read into a buffer: one pass

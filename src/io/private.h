@@ -27,6 +27,7 @@ struct nf_dataset {
     struct nf_shard *shards;
     uint64_t records;
     uint32_t max_decoded, max_stored;
+    bool stored_hashes;    /* every shard's index has them */
     int direct;            /* every shard has a dfd */
     char direct_why[320];  /* why not, when direct is 0 */
     /* the global block list, shard by shard: block g is block gblock_block[g]
