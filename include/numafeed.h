@@ -606,14 +606,18 @@ struct numafeed_check_summary {
     uint64_t file_bytes;     /* sum of the shard files' sizes */
     uint64_t decoded_bytes;  /* sum of the blocks' decoded sizes */
     uint64_t problems;       /* as many as problem() was called */
+    uint32_t stored_hash_shards; /* shards that keep a hash of every block's stored
+                                  * bytes (docs/format.md), each checked before
+                                  * its block is decoded */
 };
 
 /*
  * Verify the dataset directory dir completely, as `numafeed check` does:
  * the manifest, every shard's size and content hash (XXH3 of the whole
  * file), header, trailer, footer and index, its record count, and every
- * block (read, zstd frame with its checksum, decoded size and XXH3). Every
- * byte of every shard is read, with plain preads on the calling thread.
+ * block (read, the XXH3 of its stored bytes where the shard keeps one, zstd
+ * frame with its checksum, decoded size and XXH3). Every byte of every
+ * shard is read, with plain preads on the calling thread.
  * It does not stop at the first problem: problem (may be NULL) is called
  * once per problem, on the calling thread, with user passed through.
  * sum (may be NULL) is filled up to sum->size bytes, which the caller sets.

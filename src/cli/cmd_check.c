@@ -16,15 +16,17 @@ static void help(void)
         "(XXH3 of the whole file) against the manifest, its header (magic, version,\n"
         "reserved bits, checksum), trailer and footer (checksum, every index entry:\n"
         "offsets ascending and inside the data region, sizes within the 256 MiB block\n"
-        "cap), its record count, and every block: read, zstd-decoded with the frame\n"
-        "checksum on, decoded size and XXH3 compared with the index. Every byte of\n"
-        "every shard is read.\n"
+        "cap), its record count, and every block: read, its stored bytes' XXH3\n"
+        "compared with the footer's where the shard keeps one (before decoding),\n"
+        "zstd-decoded with the frame checksum on, decoded size and XXH3 compared with\n"
+        "the index. Every byte of every shard is read.\n"
         "\n"
         "Each problem is one line on standard output:\n"
         "  FILE: [block B at offset O: | offset O: ]ERROR_NAME: details\n"
         "with the block (of FILE) and the byte offset in FILE where they are known.\n"
-        "A summary follows: shards, records, blocks per codec, decoded and stored\n"
-        "bytes and their ratio (only the result when DIR is not a readable dataset).\n"
+        "A summary follows: shards, records, blocks per codec, the shards that keep\n"
+        "hashes of stored blocks, decoded and stored bytes and their ratio (only the\n"
+        "result when DIR is not a readable dataset).\n"
         "\n"
         "The manifest and every shard are opened beneath DIR, as the loader opens\n"
         "them: a symbolic link that leads outside DIR is reported, not followed, and\n"
@@ -102,6 +104,7 @@ int cmd_check(int argc, char **argv)
         printf("blocks   %llu (zstd %llu, raw %llu)\n", (unsigned long long)s.blocks,
                (unsigned long long)s.zstd_blocks, (unsigned long long)s.raw_blocks);
         printf("codec    %s\n", codec);
+        printf("hashes   of stored blocks in %u of %u shards\n", s.stored_hash_shards, s.shards);
         printf("bytes    %llu decoded, %llu in shard files (ratio %.2f)\n",
                (unsigned long long)s.decoded_bytes, (unsigned long long)s.file_bytes,
                s.file_bytes ? (double)s.decoded_bytes / (double)s.file_bytes : 0.0);

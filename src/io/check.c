@@ -35,7 +35,10 @@ static void report(struct check *c, const char *file, int64_t block, int64_t off
         c->cb(c->user, &p);
 }
 
-/* Decode every block; returns -ENOMEM only, block problems are reported. */
+/* Decode every block, after checking its stored bytes where the shard keeps
+ * their hash (a block that fails that is known damaged and is not decoded:
+ * one problem per block); returns -ENOMEM only, block problems are
+ * reported. */
 static int check_blocks(struct check *c, int fd, const char *path, const char *file,
                         const struct nf_shard_index *idx, ZSTD_DCtx *dctx)
 {
@@ -49,6 +52,8 @@ static int check_blocks(struct check *c, int fd, const char *path, const char *f
     for (uint32_t i = 0; i < idx->nblocks; i++) {
         const struct nf_block_info *b = &idx->blocks[i];
         int rc = nf__pread_full(fd, in, b->stored_size, b->offset, path);
+        if (!rc && idx->stored_hashes)
+            rc = nf__block_check_stored_hash(path, i, b, in);
         if (!rc)
             rc = nf__block_decode(dctx, path, i, b, in, out, idx->max_decoded);
         if (rc)
@@ -107,6 +112,7 @@ static int check_shard(struct check *c, int dirfd, const char *dir, const struct
         goto out;
     }
     c->sum->records += idx.records;
+    c->sum->stored_hash_shards += idx.stored_hashes;
     if (idx.records != ms->records)
         report(c, ms->file, -1, (int64_t)idx.footer_offset + 8,
                nf__error(NUMAFEED_ECORRUPT, "%s: holds %llu records, the manifest says %llu", path,

@@ -635,10 +635,12 @@ struct nf_check_summary {
     uint64_t decoded_bytes; /* sum of decoded block sizes */
     uint64_t record_bytes;
     uint64_t problems;
+    uint32_t stored_hash_shards; /* shards whose footer has stored-block hashes */
 };
 
 /* Verify everything `numafeed check` promises: manifest, every shard's size
- * and content hash, header, footer, trailer, every block's hash and frame.
+ * and content hash, header, footer, trailer, every block's hash and frame,
+ * and its stored bytes' hash, before it is decoded, where the shard has one.
  * Files are opened beneath dir as nf__open_beneath does (follow_symlinks:
  * its follow).
  * Calls problem() once per problem and goes on. Returns the number of

@@ -88,6 +88,7 @@ int numafeed_check(const char *dir, int follow_symlinks,
     full.file_bytes = s.file_bytes;
     full.decoded_bytes = s.decoded_bytes;
     full.problems = s.problems;
+    full.stored_hash_shards = s.stored_hash_shards;
     nf__copy_out(sum, &full, sizeof(full), "numafeed_check_summary");
     return n;
 }

@@ -117,6 +117,15 @@ static void pack_file_and_check(void **state)
     assert_string_equal(l->fields[0].name, "data");
     assert_string_equal(nf__dtype_name(l->fields[0].dtype), "uint8");
     assert_int_equal(l->fields[0].shape[0], RB);
+    /* every shard the packer writes keeps its stored blocks' hashes; the
+     * committed fixture's have none */
+    char line[80];
+    snprintf(line, sizeof(line), "hashes   of stored blocks in %u of %u shards",
+             nf__dataset_shard_count(ds), nf__dataset_shard_count(ds));
+    expect(0, "check ds", line);
+    char fixture[4200];
+    snprintf(fixture, sizeof(fixture), "check '%s'", nf_fixture("shards/v1"));
+    expect(0, fixture, "hashes   of stored blocks in 0 of 2 shards");
     nf__dataset_close(ds);
     free(p);
     /* again: refused, then replaced with --force */
@@ -201,14 +210,20 @@ static void check_names_problems(void **state)
     struct nf_dataset *ds;
     assert_int_equal(nf__dataset_open(p, NULL, &ds), 0);
     const struct nf_block_info *b = &nf__dataset_shard_index(ds, 0)->blocks[5];
+    assert_int_equal(b->codec, NF_CODEC_ZSTD);
+    unsigned long long off = b->offset;
+    /* the stored bytes' hash refuses the block before zstd sees it */
     char line[128];
-    snprintf(line, sizeof(line), "shard-00000.nfs: block 5 at offset %llu: NUMAFEED_E",
-             (unsigned long long)b->offset);
+    snprintf(line, sizeof(line), "shard-00000.nfs: block 5 at offset %llu: NUMAFEED_ECHECKSUM: ",
+             off);
     size_t len;
     uint8_t *img = nft_read_file(s, &len);
     img[b->offset + b->stored_size / 2] ^= 0x10;
     assert_int_equal(nf_write_file(s, img, len), 0);
     nf__dataset_close(ds);
+    expect(1, "check c", line);
+    snprintf(line, sizeof(line), "c/shard-00000.nfs: block 5 at offset %llu: stored bytes hash to ",
+             off);
     expect(1, "check c", line);
     expect(1, "check c", "content hash");
     expect(1, "check c", "result   2 problems");
