@@ -75,8 +75,21 @@ static void read_all(const struct nf_dataset *ds)
     uint8_t *buf = malloc(st ? st : 1), *out = malloc(dec ? dec : 1);
     for (uint32_t g = 0; buf && out && g < nf__dataset_blocks(ds); g++) {
         uint32_t s, b;
-        NF_FUZZ_CHECK(nf__dataset_block(ds, g, &s, &b) != NULL);
+        const struct nf_block_info *bi = nf__dataset_block(ds, g, &s, &b);
+        NF_FUZZ_CHECK(bi != NULL);
         nf__reader_read_block(r, s, b, buf, st, out, dec);
+        /* the stored bytes as on disk through the check made before a GPU
+         * decode: a verdict where the shard keeps hashes, a refusal to
+         * vouch where it does not */
+        int fd = open(nf__dataset_shard_path(ds, s), O_RDONLY | O_CLOEXEC);
+        if (fd >= 0 && nf__pread_full(fd, buf, bi->stored_size, bi->offset, "fuzz") == 0) {
+            int h = nf__dataset_check_stored_hash(ds, g, buf);
+            NF_FUZZ_CHECK(nf__dataset_shard_index(ds, s)->stored_hashes
+                              ? h == 0 || h == NUMAFEED_ECHECKSUM
+                              : h == -ENOTSUP && !nf__dataset_stored_hashes(ds));
+        }
+        if (fd >= 0)
+            close(fd);
     }
     free(buf);
     free(out);
