@@ -405,6 +405,9 @@ static const char *gpu_blocked(struct numafeed_loader *L, bool host, int first_g
         nz += nf__dataset_block(L->ds, g, NULL, NULL)->codec == NF_CODEC_ZSTD;
     if (!nz)
         return "no block of the dataset is zstd-compressed: there is nothing to decode";
+    if (!nf__dataset_stored_hashes(L->ds))
+        return "the dataset's shards keep no hashes of their stored blocks (written before "
+               "they did): repack it to decode it on the GPU (docs/format.md)";
     if (L->cfg.decode == LOADER_DECODE_AUTO && nz * 2 < nb) {
         snprintf(buf, len, "only %u of the dataset's %u blocks are zstd-compressed", nz, nb);
         return buf;

@@ -21,9 +21,11 @@
  * several thread counts, pread and mmap; decode cpu on the CUDA path too; a
  * damaged zstd block and a damaged raw block give exactly decode cpu's
  * typed error (code and message, naming shard and block) at the same
- * batch; and the choice: auto picks the GPU, and falls back to the CPU,
- * saying why, for host batches, a raw dataset, over max_gpu_decode_bytes,
- * and (emulated) without nvCOMP.
+ * batch, and (emulated) the damaged frame never reaches nvCOMP: its stored
+ * hash stops it on the host; and the choice: auto keeps the CPU, saying
+ * whether the GPU would apply, and decode gpu fails, saying why, for host
+ * batches, a raw dataset, over max_gpu_decode_bytes, and (emulated) without
+ * stored hashes or nvCOMP.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -34,6 +36,7 @@
 
 #include "helpers.h"
 #include "internal.h"
+#include "io/io.h"
 #include "pin/pin.h"
 
 #ifdef NF_GPU_EMULATED
@@ -44,6 +47,7 @@ enum { EMULATED = 0 };
 #endif
 
 static int no_nvcomp; /* emulated: nf__nvcomp_load fails, as without the library */
+static int no_stored_hashes; /* emulated: the shards keep no hashes of stored blocks */
 
 #ifdef NF_GPU_EMULATED
 /* ---- the stand-ins ------------------------------------------------------ */
@@ -153,7 +157,9 @@ int __wrap_nf__nvcomp_zstd_temp(const struct nf_nvcomp *l, size_t c, size_t m, s
     *temp = c * m / 4; /* some scratch, to be carved and never touched */
     return 0;
 }
-/* nvCOMP: each frame decoded by libzstd into a buffer of its capacity. */
+/* nvCOMP: each frame decoded by libzstd into a buffer of its capacity;
+ * frames it could not decode are counted (the real one may hang on them). */
+static unsigned bad_frames_seen;
 int __wrap_nf__nvcomp_zstd_decompress(const struct nf_nvcomp *l, const struct nf_nvcomp_batch *b,
                                       void *s)
 {
@@ -161,10 +167,16 @@ int __wrap_nf__nvcomp_zstd_decompress(const struct nf_nvcomp *l, const struct nf
     for (size_t i = 0; i < b->n; i++) {
         size_t got = ZSTD_decompress(b->out_ptrs[i], b->out_bytes[i], b->in_ptrs[i],
                                      b->in_bytes[i]);
+        bad_frames_seen += ZSTD_isError(got) || got != b->out_bytes[i];
         b->statuses[i] = ZSTD_isError(got) ? 12 : 0;
         b->actual[i] = ZSTD_isError(got) ? 0 : got;
     }
     return 0;
+}
+bool __real_nf__dataset_stored_hashes(const struct nf_dataset *ds);
+bool __wrap_nf__dataset_stored_hashes(const struct nf_dataset *ds)
+{
+    return !no_stored_hashes && __real_nf__dataset_stored_hashes(ds);
 }
 const char *__wrap_nf__nvcomp_status_string(const struct nf_nvcomp *l, int s)
 {
@@ -489,6 +501,9 @@ static void damage(int codec)
 {
     uint32_t g;
     char *d = damaged(fixed_ds, codec == NUMAFEED_BLOCK_ZSTD ? "dz" : "dr", codec, &g);
+#ifdef NF_GPU_EMULATED
+    bad_frames_seen = 0;
+#endif
     for (uint32_t t = quick ? 3 : 1; t <= 3; t += 2) {
         struct run cpu = {d, LOADER_DEVICE_CPU, LOADER_DECODE_CPU, LOADER_IO_PREAD, t, 0, 0, 0, 0, 0};
         struct run gpu = cpu;
@@ -508,6 +523,11 @@ static void damage(int codec)
         assert_string_equal(mg, mc);
         assert_non_null(strstr(mc, "shard-"));
         assert_non_null(strstr(mc, ": block "));
+#ifdef NF_GPU_EMULATED
+        /* the damaged frame was caught by its stored hash on the host:
+         * nvCOMP (on a GPU it can hang on one) never had it */
+        assert_int_equal(bad_frames_seen, 0);
+#endif
     }
     (void)g;
     nf_rmtree(d);
@@ -586,6 +606,17 @@ static void test_choice(void **state)
     assert_int_equal(create(&r, &L), NUMAFEED_ECONFIG);
     assert_non_null(strstr(numafeed_last_error(), "max_gpu_decode_bytes"));
 
+    if (EMULATED) { /* shards written before they kept stored hashes */
+        no_stored_hashes = 1;
+        r = (struct run){fixed_ds, LOADER_DEVICE_AUTO, LOADER_DECODE_AUTO, 0, 2, 0, 0, 0, 0, 0};
+        info(&r, &pi);
+        assert_string_equal(pi.decode, "cpu");
+        assert_non_null(strstr(pi.decode_why, "keep no hashes of their stored blocks"));
+        r.decode = LOADER_DECODE_GPU;
+        assert_int_equal(create(&r, &L), NUMAFEED_ECONFIG);
+        assert_non_null(strstr(numafeed_last_error(), "repack it"));
+        no_stored_hashes = 0;
+    }
     if (EMULATED) {
         no_nvcomp = 1;
         r = (struct run){fixed_ds, LOADER_DEVICE_AUTO, LOADER_DECODE_AUTO, 0, 2, 0, 0, 0, 0, 0};
