@@ -4,7 +4,8 @@
 
     python3 bench/plots.py --gpu-bench docs/results/gpu-bench-h200-2026-11-30.json \\
         --multi-gpu docs/results/multi-gpu-h200x4-t14-stream-2026-11-27.json \\
-        --jpeg docs/results/jpeg-h200-2026-11-30.json --out docs/img --tables
+        --jpeg docs/results/jpeg-h200-2026-11-30.json \\
+        --gpu-decode docs/results/gpu-decode-h200-2026-11-30.json --out docs/img --tables
 
 Each input is optional; each gives one PNG under --out:
   --gpu-bench  bench/gpu_bench.py's JSON: throughput.png, numafeed against
@@ -16,6 +17,9 @@ Each input is optional; each gives one PNG under --out:
                against the pinned copies of all GPUs at once;
   --jpeg       examples/train_jpeg.py bench's JSON: jpeg.png, images/s of
                each pipeline;
+  --gpu-decode bench/gpu_decode.py's JSON: gpu_decode.png, decode cpu and
+               decode gpu (each window) per thread count, against the
+               host's 14-thread zstd decode and nvCOMP's bare decode;
   --tokens     examples/train_tokens.py's loss curves (JSON lines), as
                LABEL=FILE,LABEL=FILE: tokens.png, the training loss (mean
                of every 25 steps) of each.
@@ -135,6 +139,45 @@ def plot_jpeg(jp, path, plt):
     plt.close(fig)
 
 
+def decode_runs(w, step=0):
+    """{(decode, window blocks or None, threads): run} of one workload."""
+    return {(r["decode"], r.get("blocks_per_call"), r["threads"]): r for r in w["runs"]
+            if r.get("gpu_step_us", 0) == step and "gbps" in r}
+
+
+def plot_gpu_decode(gd, path, plt):
+    ws = gd["results"]
+    fig, axes = plt.subplots(1, len(ws), figsize=(5.2 * len(ws), 3.8), squeeze=False)
+    for ax, w in zip(axes[0], ws):
+        runs = decode_runs(w)
+        threads = sorted({k[2] for k in runs})
+        kinds = sorted({(k[0], k[1] or 0) for k in runs}, key=lambda k: (k[0] != "cpu", k[1]))
+        width = 0.8 / len(kinds)
+        for i, (dec, blocks) in enumerate(kinds):
+            vals = [runs.get((dec, blocks or None, t), {}).get("gbps", 0) for t in threads]
+            label = "decode cpu" if dec == "cpu" else f"decode gpu, {blocks} blocks per call"
+            color = {"cpu": "#ff7f0e"}.get(dec) or ["#aec7e8", "#1f77b4", "#2ca02c", "#9467bd"][
+                min(3, sum(1 for k in kinds[:i] if k[0] == "gpu"))]
+            ax.bar([j + i * width for j in range(len(threads))], vals, width, label=label,
+                   color=color)
+        if w.get("cpu_zstd_14_gbps"):
+            ax.axhline(w["cpu_zstd_14_gbps"], color="#7f7f7f", ls="--", lw=1,
+                       label="bare zstd decode, 14 threads")
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(threads))],
+                      [f"{t} threads" for t in threads])
+        best = max([c["gbps"] for c in w["ceilings"] if "gbps" in c] or [0])
+        ax.set_title(f"{w['workload']} (nvCOMP bare, 4096 blocks per call: {best:.0f} GB/s)",
+                     fontsize=8)
+        ax.set_ylabel("GB/s delivered to the GPU")
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=6)
+    fig.suptitle(f"decode cpu vs decode gpu, {gd['machine']}, {gd['date']}",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def read_curve(path):
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
@@ -181,6 +224,28 @@ def tables(args):
                   f"{fmt(r['numafeed'] / r['zstd'] if r['zstd'] else None)} | "
                   f"{fmt(r['wait_p99_us'], 1)} us |")
         print()
+    if args.gpu_decode:
+        gd = load(args.gpu_decode)
+        print("| workload | threads | decode cpu | decode gpu, default window | 128 blocks "
+              "per call | 512 blocks per call |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        for w in gd["results"]:
+            runs = decode_runs(w)
+            for t in sorted({k[2] for k in runs}):
+                cells = []
+                for key in (("cpu", None), ("gpu", 17), ("gpu", 128), ("gpu", 512)):
+                    r = runs.get(key + (t,))
+                    cells.append("-" if not r else f"{r['gbps']:.2f} GB/s, {r['cores']:.1f} cores")
+                print(f"| {w['workload']} | {t} | " + " | ".join(cells) + " |")
+        print()
+        print("| workload | bare zstd, 14 threads | nvCOMP bare: 17 / 128 / 512 / 4096 blocks "
+              "per call | pinned H2D of a batch |")
+        print("| --- | --- | --- | --- |")
+        for w in gd["results"]:
+            cs = " / ".join(fmt(c.get("gbps"), 1) for c in w["ceilings"])
+            print(f"| {w['workload']} | {fmt(w.get('cpu_zstd_14_gbps'))} | {cs} | "
+                  f"{fmt(w.get('h2d_gbps'))} |")
+        print()
     if args.jpeg:
         jp = load(args.jpeg)
         print("| pipeline | images/s |")
@@ -198,6 +263,7 @@ def main():
     ap.add_argument("--gpu-bench")
     ap.add_argument("--multi-gpu")
     ap.add_argument("--jpeg")
+    ap.add_argument("--gpu-decode")
     ap.add_argument("--tokens", help="LABEL=FILE,LABEL=FILE of loss curves")
     ap.add_argument("--out", default="docs/img")
     ap.add_argument("--tables", action="store_true")
@@ -220,6 +286,9 @@ def main():
     if args.jpeg:
         made.append(os.path.join(args.out, "jpeg.png"))
         plot_jpeg(load(args.jpeg), made[-1], plt)
+    if args.gpu_decode:
+        made.append(os.path.join(args.out, "gpu_decode.png"))
+        plot_gpu_decode(load(args.gpu_decode), made[-1], plt)
     if args.tokens:
         made.append(os.path.join(args.out, "tokens.png"))
         plot_tokens(args.tokens, made[-1], plt)
