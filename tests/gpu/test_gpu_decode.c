@@ -28,6 +28,7 @@
  * stored hashes or nvCOMP.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,7 +160,7 @@ int __wrap_nf__nvcomp_zstd_temp(const struct nf_nvcomp *l, size_t c, size_t m, s
 }
 /* nvCOMP: each frame decoded by libzstd into a buffer of its capacity;
  * frames it could not decode are counted (the real one may hang on them). */
-static unsigned bad_frames_seen;
+static atomic_uint bad_frames_seen; /* the workers call it at once */
 int __wrap_nf__nvcomp_zstd_decompress(const struct nf_nvcomp *l, const struct nf_nvcomp_batch *b,
                                       void *s)
 {
@@ -167,7 +168,8 @@ int __wrap_nf__nvcomp_zstd_decompress(const struct nf_nvcomp *l, const struct nf
     for (size_t i = 0; i < b->n; i++) {
         size_t got = ZSTD_decompress(b->out_ptrs[i], b->out_bytes[i], b->in_ptrs[i],
                                      b->in_bytes[i]);
-        bad_frames_seen += ZSTD_isError(got) || got != b->out_bytes[i];
+        if (ZSTD_isError(got) || got != b->out_bytes[i])
+            atomic_fetch_add(&bad_frames_seen, 1);
         b->statuses[i] = ZSTD_isError(got) ? 12 : 0;
         b->actual[i] = ZSTD_isError(got) ? 0 : got;
     }
@@ -502,7 +504,7 @@ static void damage(int codec)
     uint32_t g;
     char *d = damaged(fixed_ds, codec == NUMAFEED_BLOCK_ZSTD ? "dz" : "dr", codec, &g);
 #ifdef NF_GPU_EMULATED
-    bad_frames_seen = 0;
+    atomic_store(&bad_frames_seen, 0);
 #endif
     for (uint32_t t = quick ? 3 : 1; t <= 3; t += 2) {
         struct run cpu = {d, LOADER_DEVICE_CPU, LOADER_DECODE_CPU, LOADER_IO_PREAD, t, 0, 0, 0, 0, 0};
@@ -526,7 +528,7 @@ static void damage(int codec)
 #ifdef NF_GPU_EMULATED
         /* the damaged frame was caught by its stored hash on the host:
          * nvCOMP (on a GPU it can hang on one) never had it */
-        assert_int_equal(bad_frames_seen, 0);
+        assert_int_equal(atomic_load(&bad_frames_seen), 0);
 #endif
     }
     (void)g;
