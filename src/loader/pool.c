@@ -347,6 +347,25 @@ static int init_slots(struct pool *p)
     return 0;
 }
 
+/* decode gpu streams a unit only when every slot it writes is free: the
+ * slots must hold the units being built and about as many built before
+ * them that the consumer has not taken yet. With fewer, workers wait for
+ * slots or take the window path (one batch's gather at a time); on an H200
+ * that halved what the tokens got (docs/loader.md): say so, and what would
+ * do. */
+static void note_gpu_ring(struct pool *p)
+{
+    uint64_t batch = p->sampler.batch ? p->sampler.batch : 1;
+    uint64_t per_unit = nf__loader_window(p->L) / batch + 2; /* partial ends */
+    uint64_t want = 2 * per_unit * p->nworkers;
+    if (p->depth >= want)
+        return;
+    nf__note(p->notes, sizeof(p->notes), "decode gpu: %u slots hold %u workers' units of "
+             "about %llu batches only in part: prefetch %llu lets every worker stream its "
+             "unit", p->depth, p->nworkers, (unsigned long long)per_unit,
+             (unsigned long long)want);
+}
+
 /* ---- start and stop ----------------------------------------------------- */
 
 int nf__pool_init(struct numafeed_loader *L, struct pool *p, int pos, int ordinal,
@@ -387,6 +406,8 @@ int nf__pool_init(struct numafeed_loader *L, struct pool *p, int pos, int ordina
     p->nworkers = c->threads ? c->threads : (unsigned)(ncpus < 4 ? ncpus : 4);
     if ((rc = size_ring(p)) || (rc = init_slots(p)))
         return rc;
+    if (p->gpu)
+        note_gpu_ring(p);
     p->workers = calloc(p->nworkers, sizeof(*p->workers));
     if (!p->workers)
         return nf__error(-ENOMEM, "out of memory");

@@ -576,6 +576,13 @@ static void test_choice(void **state)
     assert_non_null(strstr(pi.notes, "decode gpu"));
     assert_null(strstr(pi.notes, "copy staged")); /* gathered on the GPU: no copy to choose */
 
+    /* a ring too small for the workers' units to stream: the notes say so */
+    assert_null(strstr(pi.notes, "lets every worker stream"));
+    r.prefetch = 3;
+    info(&r, &pi);
+    assert_non_null(strstr(pi.notes, "decode gpu: 3 slots hold 2 workers' units"));
+    r.prefetch = 0;
+
     r.decode = LOADER_DECODE_CPU;
     info(&r, &pi);
     assert_string_equal(pi.decode, "cpu");
