@@ -7,7 +7,8 @@ generator, page cache warmed), on one GPU:
   * `numafeed bench --decode cpu` at each --threads (default shuffle
     window) and `--decode gpu` at each --threads and each --windows (a
     shuffle window of that many blocks' records, 0: the default; a unit is
-    one nvCOMP call, so this sets the blocks per call): delivered GB/s
+    one nvCOMP call, so this sets the blocks per call; --ring units gives
+    it a ring that holds the workers' units): delivered GB/s
     (record bytes reaching the GPU), cores busy, and for gpu the GPU time a
     batch cost (decode, verify, gather);
   * `nvcomp_ceiling` at each --blocks-per-call and each window's blocks:
@@ -24,7 +25,7 @@ Asserts nothing; prints a table and writes JSON.
 
   python3 bench/gpu_decode.py --bin build/release --nvcomp /path/to/wheel \\
       --work /tmp/nfd [--workloads tokens-zstd,images-zstd1] [--threads 4,14] \\
-      [--windows 0,128,512] [--blocks-per-call 4096] [--gpu-step-us 2000] \\
+      [--windows 0,128,512] [--ring units] [--blocks-per-call 4096] [--gpu-step-us 2000] \\
       [--records 0.25] [--json out.json]
 """
 import argparse
@@ -39,16 +40,18 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gpu_bench  # noqa: E402  (the workloads and their generator)
 
 
-def numafeed(nf, ds, batch, threads, decode, epochs, gpu_step_us=0, window=0):
+def numafeed(nf, ds, batch, threads, decode, epochs, gpu_step_us=0, window=0, prefetch=0):
     cmd = [nf, "bench", ds, "--gpus", "0", "--cuda-context", "--epochs", str(epochs),
            "--batch-size", str(batch), "--threads", str(threads), "--decode", decode]
     if gpu_step_us:
         cmd += ["--gpu-step-us", str(gpu_step_us)]
     if window:  # the GPU memory a wide window takes is what is measured here
         cmd += ["--shuffle-window", str(window), "--max-gpu-decode-bytes", "64G"]
+    if prefetch:  # a ring that holds every worker's unit (docs/loader.md)
+        cmd += ["--prefetch", str(prefetch), "--max-ring-bytes", "16G"]
     p = subprocess.run(cmd, capture_output=True, text=True)
     r = dict(decode=decode, threads=threads, gpu_step_us=gpu_step_us, window=window,
-             command=" ".join(cmd))
+             prefetch=prefetch, command=" ".join(cmd))
     if p.returncode:
         r["error"] = (p.stderr or p.stdout).strip().splitlines()[-1:]
         return r
@@ -89,6 +92,9 @@ def main():
     ap.add_argument("--workloads", default="tokens-zstd,images-zstd1")
     ap.add_argument("--threads", default="4,14")
     ap.add_argument("--blocks-per-call", default="4096")
+    ap.add_argument("--ring", choices=("default", "units"), default="default",
+                    help="decode gpu's ring: the loader's default, or one that holds "
+                    "twice every worker's unit (docs/loader.md), within 16 GiB")
     ap.add_argument("--windows", default="0,128,512",
                     help="decode gpu's shuffle windows, in blocks (0: the default)")
     ap.add_argument("--gpu-step-us", type=int, default=0)
@@ -137,7 +143,11 @@ def main():
         for t in [int(x) for x in a.threads.split(",")]:
             for step in steps:
                 for decode, wb in plan:
-                    r = numafeed(nf, ds, batch, t, decode, a.epochs, step, wb * rpb)
+                    pf = 0
+                    if decode == "gpu" and a.ring == "units":
+                        unit = (wb * rpb if wb else 16 * rpb) // batch + 2
+                        pf = min(2 * t * unit, (16 << 30) // (batch * rb))
+                    r = numafeed(nf, ds, batch, t, decode, a.epochs, step, wb * rpb, pf)
                     same = at.get(wb or default_blocks) if decode == "gpu" else None
                     r["blocks_per_call"] = (wb or default_blocks) if decode == "gpu" else None
                     r["of_ceiling"] = r["gbps"] / best if best and "gbps" in r else None

@@ -21,9 +21,10 @@
 #                    typed error naming shard and block
 #   gpu_decode.*     bench/gpu_decode.py on gpu_bench's workloads: decode cpu
 #                    and gpu at 4, 8 and 14 threads, gpu at the default window
-#                    and windows of 128 and 512 blocks, alone and beside a 2 ms
-#                    synthetic training step, each against nvCOMP's bare
-#                    decode at the same blocks per call (table and JSON)
+#                    and windows of 128 and 512 blocks (with a ring that holds
+#                    the workers' units), alone and beside a 2 ms synthetic
+#                    training step, each against nvCOMP's bare decode at the
+#                    same blocks per call (table and JSON)
 #   sanitizer-*.txt  compute-sanitizer memcheck and racecheck over
 #                    test_gpu_decode (NF_GPU_TEST_QUICK=1), up to
 #                    $NF_SANITIZER_SECONDS (120) each
@@ -191,13 +192,14 @@ fi
 say "----  damage done ($(elapsed))"
 
 # ---- 6. throughput: bench/gpu_decode.py on gpu_bench's workloads ------------
-# decode cpu and gpu (default window, and windows of 128 and 512 blocks)
-# at 4, 8 and 14 threads, alone and beside a 2 ms synthetic training step,
-# each against nvCOMP's bare decode at its own blocks per call
+# decode cpu and gpu (default window, and windows of 128 and 512 blocks,
+# a ring that holds the workers' units) at 4, 8 and 14 threads, alone and
+# beside a 2 ms synthetic training step, each against nvCOMP's bare decode
+# at its own blocks per call
 if python3 -c 'import numpy' 2>/dev/null; then
   timeout 300 python3 bench/gpu_decode.py --bin "$B" --work "$WORK/gb" --threads 4,8,14 \
-    --windows 0,128,512 --blocks-per-call 4096 --gpu-step-us 2000 --epochs 3 --records 1 \
-    --json "$OUT/gpu_decode.json" >"$OUT/gpu_decode.txt" 2>&1 ||
+    --windows 0,128,512 --ring units --blocks-per-call 4096 --gpu-step-us 2000 --epochs 3 \
+    --records 1 --json "$OUT/gpu_decode.json" >"$OUT/gpu_decode.txt" 2>&1 ||
     fail "bench/gpu_decode.py: exit $? (gpu_decode.txt)"
   sed 's/^/      /' "$OUT/gpu_decode.txt" >>"$SUMMARY"
 else
