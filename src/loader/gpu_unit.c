@@ -200,9 +200,10 @@ static int block_error(struct worker *w, const struct nf_gunit *u, uint32_t k,
 /* Block k's stored bytes, in the staging, against the index's hash of
  * them, before nvCOMP sees them: on an H200 nvCOMP 6's zstd kernel looped
  * forever on a frame with one byte flipped, and made an illegal memory
- * access (which loses the CUDA context) on the same frame in another call. A mismatch is
- * decode cpu's error for the block where the CPU finds one (the same code
- * and words, as block_error gives), else the mismatch itself. */
+ * access (which loses the CUDA context) on the same frame in another call.
+ * A mismatch is decode cpu's error for the block where the CPU finds one
+ * (the same code and words, as block_error gives), else the mismatch
+ * itself. */
 static int stored_check(struct worker *w, const struct nf_gunit *u, uint32_t k)
 {
     const struct numafeed_loader *L = w->pool->L;
