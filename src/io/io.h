@@ -581,9 +581,12 @@ int nf__pipe_submit(struct nf_pipe *p, uint32_t gblock, uint64_t tag);
 /* Submit a block whose stored bytes are wanted as they are, for a decoder
  * elsewhere (the GPU): they are read (or, mapped, copied) into dst, which
  * must hold the block's stored size, and nf__pipe_next hands the block out
- * with done.stored set after nf__block_check_frame, neither decoded nor
- * hashed: the caller verifies the decoded bytes. Takes a place in the
- * pipe (room) but none of its buffers. */
+ * with done.stored set, not decoded: a zstd block after
+ * nf__block_check_frame and nf__dataset_check_stored_hash (a mismatch is
+ * nf__pipe_check_stored's error where the CPU finds one, else the
+ * mismatch; a shard without stored hashes is -ENOTSUP); a raw block as it
+ * is. The caller verifies the decoded bytes. Takes a place in the pipe
+ * (room) but none of its buffers. */
 int nf__pipe_submit_stored(struct nf_pipe *p, uint32_t gblock, uint64_t tag, void *dst,
                            size_t dst_len);
 /* Hand submitted reads to the kernel without waiting. */

@@ -17,7 +17,10 @@
  *     configured bytes in flight, or as many as the caller reserves;
  *   - or, for a decoder elsewhere (the GPU), the stored bytes as they are,
  *     read (or copied from the mapping) straight into the caller's
- *     destination, their zstd frame checked but not decoded.
+ *     destination, a zstd frame checked but not decoded: its header and
+ *     length, then its bytes against the footer's stored hash, so that a
+ *     decoder that does not survive damaged input (nvCOMP's) never gets
+ *     one.
  *
  * Buffers. A pipe owns n buffers (a decoded one, and a read one for zstd
  * blocks); a submitted block holds one until the caller releases its
@@ -338,6 +341,21 @@ static void stored_block(void *arg)
                                   c->dst);
 }
 
+/* Stored zstd block g's bytes, in the caller's destination, against the
+ * footer's hash of them: on an H200 nvCOMP 6's zstd kernel looped forever
+ * on a frame with one byte flipped, and made an illegal memory access (the
+ * CUDA context is lost) on the same frame in another call, so no decoder
+ * elsewhere gets a frame that is not the one the shard was written with.
+ * A mismatch is the CPU decoder's error for the block where it finds one
+ * (decode cpu's words), else the mismatch itself. */
+static int stored_hash_check(struct nf_pipe *p, uint32_t g, const void *stored)
+{
+    if (!nf__dataset_check_stored_hash(p->ds, g, stored))
+        return 0;
+    int rc = nf__pipe_check_stored(p, g, stored);
+    return rc ? rc : nf__dataset_check_stored_hash(p->ds, g, stored);
+}
+
 int nf__pipe_guard(struct nf_pipe *p, void (*fn)(void *arg), void *arg)
 {
     if (!p->mapped) {
@@ -400,6 +418,8 @@ int nf__pipe_next(struct nf_pipe *p, struct nf_block_done *d)
         rc = nf__pipe_guard(p, stored_block, &call);
         if (!rc)
             rc = call.rc;
+        if (!rc && bi->codec == NF_CODEC_ZSTD)
+            rc = stored_hash_check(p, b->g, dst);
     } else if (!once || !nf__dataset_verified(p->ds, b->g)) {
         rc = nf__pipe_guard(p, decode_block, &call);
         if (!rc)

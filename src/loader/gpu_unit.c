@@ -8,9 +8,9 @@
  *      wait until every slot it writes is free;
  *   2. read every block as stored into the page-locked staging (the
  *      pipeline's stored mode: io_uring, pread or the mapping; the zstd
- *      frame's size and length checked on the way), and check each zstd
- *      block's stored bytes against the index's hash of them: nvCOMP never
- *      sees a frame that is not the one the dataset was written with;
+ *      frame's size, length and stored hash checked on the way: nvCOMP
+ *      never sees a frame that is not the one the dataset was written
+ *      with);
  *   3. write the header (descriptors, nvCOMP's arrays, the gather list and,
  *      on the host side, the batches' record ids and offsets);
  *   4. on the worker's stream: one copy of header and blocks, nvCOMP's
@@ -197,24 +197,6 @@ static int block_error(struct worker *w, const struct nf_gunit *u, uint32_t k,
                      nf__nvcomp_status_string(nf__nvcomp(), (int)r->value), (int)r->value);
 }
 
-/* Block k's stored bytes, in the staging, against the index's hash of
- * them, before nvCOMP sees them: on an H200 nvCOMP 6's zstd kernel looped
- * forever on a frame with one byte flipped, and made an illegal memory
- * access (which loses the CUDA context) on the same frame in another call.
- * A mismatch is decode cpu's error for the block where the CPU finds one
- * (the same code and words, as block_error gives), else the mismatch
- * itself. */
-static int stored_check(struct worker *w, const struct nf_gunit *u, uint32_t k)
-{
-    const struct numafeed_loader *L = w->pool->L;
-    struct gpu_worker *g = w->gpu;
-    const uint8_t *stored = g->host + u->stored_off + g->blk[k].in_off;
-    if (!nf__dataset_check_stored_hash(L->ds, w->blocks[k], stored))
-        return 0;
-    int rc = nf__pipe_check_stored(w->pipe, w->blocks[k], stored);
-    return rc ? rc : nf__dataset_check_stored_hash(L->ds, w->blocks[k], stored);
-}
-
 /* Wait for the worker's stream up to ev_done, and add its GPU time. */
 static int finish(struct worker *w)
 {
@@ -322,9 +304,6 @@ int nf__gpu_unit(struct worker *w, const struct unit *un, bool stream)
             return 0; /* stopping */
     if ((rc = nf__pump_blocks(w, un, false, g->host + u.stored_off)))
         return rc;
-    for (uint32_t k = 0; k < un->nb; k++)
-        if (g->blk[k].zi != UINT32_MAX && (rc = stored_check(w, &u, k)))
-            return rc;
     nf__gplan_header(g->bi, g->blk, &u, &g->sz, g->host, g->dev);
     uint64_t ncopies = stream ? list_copies(w, un, &u, un->a, un->e) : 0;
     if ((rc = decode(w, &u, ncopies)))

@@ -4,10 +4,13 @@
  * block's stored bytes land in the caller's buffer exactly as they are in
  * the shard (zstd frames and raw blocks), over pread, io_uring and the
  * mappings, with several in flight; nothing is decoded or counted as
- * verified; and a damaged frame header is the typed error naming shard
- * and block before any decoder sees it.
+ * verified; a damaged frame header is the typed error naming shard and
+ * block before any decoder sees it; so is a damaged frame body (through
+ * the shard's stored hash), in the words the CPU decoder gives for it; and
+ * a shard without stored hashes cannot hand out a zstd block unchecked.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,6 +141,80 @@ static void test_damaged_frame(void **state)
     free(ds);
 }
 
+/* One block through a fresh pipe of io, stored or decoded: its result, and
+ * the message in msg. */
+static int one_block(const char *path, int io, uint32_t g, bool stored, char *msg, size_t len)
+{
+    struct nf_dataset *d = open_ds(path, io);
+    struct nf_pipe_options o;
+    nf__pipe_options_init(&o);
+    o.io = io;
+    struct nf_pipe *p;
+    assert_int_equal(nf__pipe_create(d, &o, &p), 0);
+    const struct nf_block_info *bi = nf__dataset_block(d, g, NULL, NULL);
+    uint8_t *buf = malloc(bi->stored_size);
+    assert_int_equal(stored ? nf__pipe_submit_stored(p, g, 0, buf, bi->stored_size)
+                            : nf__pipe_submit(p, g, 0), 0);
+    assert_int_equal(nf__pipe_flush(p), 0);
+    struct nf_block_done done;
+    int rc = nf__pipe_next(p, &done);
+    snprintf(msg, len, "%s", rc ? numafeed_last_error() : "");
+    if (!rc)
+        nf__pipe_release(p, &done);
+    assert_int_equal(nf__pipe_outstanding(p), 0);
+    free(buf);
+    nf__pipe_destroy(p);
+    nf__dataset_close(d);
+    return rc;
+}
+
+static void test_damaged_body(void **state)
+{
+    (void)state;
+    char *ds = nft_make_dataset(base, "b", 1000, 200, NUMAFEED_CODEC_ZSTD, 1, 16 << 10, 0);
+    struct nf_dataset *d = open_ds(ds, NF_IO_PREAD);
+    const struct nf_block_info *bi = nf__dataset_block(d, 1, NULL, NULL);
+    assert_int_equal(bi->codec, NF_CODEC_ZSTD);
+    uint64_t at = bi->offset + bi->stored_size / 2;
+    nf__dataset_close(d);
+    char *shard = nft_shard_path(ds, 0);
+    size_t len;
+    uint8_t *img = nft_read_file(shard, &len);
+    img[at] ^= 0x5a; /* inside the frame: its header still checks */
+    assert_int_equal(nf_write_file(shard, img, len), 0);
+    free(img);
+    for (int io = NF_IO_PREAD; io <= NF_IO_MMAP; io += NF_IO_MMAP - NF_IO_PREAD) {
+        char ms[1024], mc[1024];
+        int rs = one_block(ds, io, 1, true, ms, sizeof(ms));
+        int rc = one_block(ds, io, 1, false, mc, sizeof(mc));
+        printf("# stored: %s\n# decoded: %s\n", ms, mc);
+        assert_true(rc == NUMAFEED_ECORRUPT || rc == NUMAFEED_ECHECKSUM);
+        assert_int_equal(rs, rc); /* the CPU decoder's verdict, word for word */
+        assert_string_equal(ms, mc);
+        assert_non_null(strstr(ms, "shard-00000.nfs: block 1 at offset"));
+        assert_int_equal(one_block(ds, io, 0, true, ms, sizeof(ms)), 0); /* its neighbour */
+    }
+    free(shard);
+    free(ds);
+}
+
+static void test_no_stored_hashes(void **state)
+{
+    (void)state;
+    /* written before shards kept stored hashes: a zstd block is refused
+     * stored (nothing could check it), and still decodes on the CPU */
+    const char *ds = NF_FIXTURES "/shards/v2";
+    struct nf_dataset *d = open_ds(ds, NF_IO_PREAD);
+    uint32_t g = 0;
+    while (nf__dataset_block(d, g, NULL, NULL)->codec != NF_CODEC_ZSTD)
+        g++;
+    nf__dataset_close(d);
+    char msg[1024];
+    assert_int_equal(one_block(ds, NF_IO_PREAD, g, true, msg, sizeof(msg)), -ENOTSUP);
+    assert_non_null(strstr(msg, "keeps no hashes of stored blocks"));
+    assert_int_equal(one_block(ds, NF_IO_PREAD, g, false, msg, sizeof(msg)), 0);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -159,6 +236,8 @@ int main(void)
         cmocka_unit_test(test_zstd),
         cmocka_unit_test(test_raw_blocks_of_a_zstd_dataset),
         cmocka_unit_test(test_damaged_frame),
+        cmocka_unit_test(test_damaged_body),
+        cmocka_unit_test(test_no_stored_hashes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
