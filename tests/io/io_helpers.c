@@ -147,3 +147,21 @@ int nft_load_image(const uint8_t *img, size_t len, struct nf_shard_index *idx)
     close(fd);
     return rc;
 }
+
+void nft_rewrite_manifest(const char *dir, const char *after, const char *from, const char *to)
+{
+    char *m, *out;
+    assert_true(asprintf(&m, "%s/" NF_MANIFEST_NAME, dir) > 0);
+    size_t len;
+    char *text = (char *)nft_read_file(m, &len);
+    text[len] = '\0';
+    char *hit = after ? strstr(text, after) : text;
+    assert_non_null(hit);
+    hit = strstr(hit, from);
+    assert_non_null(hit);
+    assert_true(asprintf(&out, "%.*s%s%s", (int)(hit - text), text, to, hit + strlen(from)) > 0);
+    assert_int_equal(nf_write_file(m, out, strlen(out)), 0);
+    free(text);
+    free(out);
+    free(m);
+}

@@ -43,6 +43,10 @@ uint64_t nft_get64(const uint8_t *p);
  * length; the image must carry the table. */
 size_t nft_strip_stored_hashes(uint8_t *img, size_t len);
 
+/* Replace the first occurrence of from in dir's manifest by to: the first
+ * after the first occurrence of after, where after is not NULL. */
+void nft_rewrite_manifest(const char *dir, const char *after, const char *from, const char *to);
+
 /* Load an image through nf__shard_load; returns its result. */
 int nft_load_image(const uint8_t *img, size_t len, struct nf_shard_index *idx);
 

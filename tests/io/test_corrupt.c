@@ -214,33 +214,16 @@ static void expect_open(const char *path, int code, const char *needle)
     assert_null(ds);
 }
 
-/* Replace the first occurrence of `from` in the dataset's manifest. */
-static void rewrite_manifest(const char *dir, const char *from, const char *to)
-{
-    char *m;
-    assert_true(asprintf(&m, "%s/" NF_MANIFEST_NAME, dir) > 0);
-    size_t len;
-    char *text = (char *)nft_read_file(m, &len);
-    text[len] = '\0';
-    char *hit = strstr(text, from), *out;
-    assert_non_null(hit);
-    assert_true(asprintf(&out, "%.*s%s%s", (int)(hit - text), text, to, hit + strlen(from)) > 0);
-    assert_int_equal(nf_write_file(m, out, strlen(out)), 0);
-    free(text);
-    free(out);
-    free(m);
-}
-
 static void records_disagree(void **state)
 {
     (void)state;
     char *d = copy_dataset("counts");
     /* both the total and the shard's entry: the manifest stays consistent
      * with itself and only the shard contradicts it */
-    rewrite_manifest(d, "\"records\": 24", "\"records\": 23");
-    rewrite_manifest(d, "\"records\": 24", "\"records\": 23");
+    nft_rewrite_manifest(d, NULL, "\"records\": 24", "\"records\": 23");
+    nft_rewrite_manifest(d, NULL, "\"records\": 24", "\"records\": 23");
     expect_open(d, NUMAFEED_ECORRUPT, "holds 24 records, the manifest says 23");
-    rewrite_manifest(d, "\"records\": 23", "\"records\": 25");
+    nft_rewrite_manifest(d, NULL, "\"records\": 23", "\"records\": 25");
     expect_open(d, NUMAFEED_EMANIFEST, "shards hold 23 records");
     free(d);
 }

@@ -187,26 +187,6 @@ static void old_shards_read(void **state)
     free(v2);
 }
 
-/* Replace the first occurrence of from after the first of after in dir's
- * manifest by to. */
-static void rewrite_manifest(const char *dir, const char *after, const char *from, const char *to)
-{
-    char *m;
-    assert_true(asprintf(&m, "%s/" NF_MANIFEST_NAME, dir) > 0);
-    size_t len;
-    char *text = (char *)nft_read_file(m, &len);
-    text[len] = '\0';
-    char *hit = strstr(text, after), *out;
-    assert_non_null(hit);
-    hit = strstr(hit, from);
-    assert_non_null(hit);
-    assert_true(asprintf(&out, "%.*s%s%s", (int)(hit - text), text, to, hit + strlen(from)) > 0);
-    assert_int_equal(nf_write_file(m, out, strlen(out)), 0);
-    free(text);
-    free(out);
-    free(m);
-}
-
 /* A dataset whose shards differ (one without the table, as if copied in
  * from another dataset) has stored hashes only where they are: the
  * dataset as a whole does not. */
@@ -222,7 +202,7 @@ static void one_shard_without_table(void **state)
     char from[64], to[64];
     snprintf(from, sizeof(from), "\"bytes\": %zu", len);
     snprintf(to, sizeof(to), "\"bytes\": %zu", cut);
-    rewrite_manifest(d, "shard-00001.nfs", from, to);
+    nft_rewrite_manifest(d, "shard-00001.nfs", from, to);
     struct nf_dataset *ds;
     if (nf__dataset_open(d, NULL, &ds))
         fail_msg("%s", numafeed_last_error());
