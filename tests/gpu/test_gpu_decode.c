@@ -559,6 +559,23 @@ static void info(const struct run *r, struct loader_pool_info *pi)
     loader_destroy(L);
 }
 
+/* r's dataset and machine: decode auto falls back to the CPU, its why
+ * holding why, and decode gpu fails with code, its message holding msg
+ * (NULL: not looked at); *pi is auto's pool. */
+static void falls_back(struct run r, const char *why, int code, const char *msg,
+                       struct loader_pool_info *pi)
+{
+    loader_t *L;
+    r.decode = LOADER_DECODE_AUTO;
+    info(&r, pi);
+    assert_string_equal(pi->decode, "cpu");
+    assert_non_null(strstr(pi->decode_why, why));
+    r.decode = LOADER_DECODE_GPU;
+    assert_int_equal(create(&r, &L), code);
+    if (msg)
+        assert_non_null(strstr(numafeed_last_error(), msg));
+}
+
 static void test_choice(void **state)
 {
     (void)state;
@@ -590,53 +607,29 @@ static void test_choice(void **state)
 
     r.decode = LOADER_DECODE_AUTO;
     r.device = LOADER_DEVICE_CPU; /* host batches: nothing for a GPU to do */
-    info(&r, &pi);
-    assert_string_equal(pi.decode, "cpu");
-    assert_non_null(strstr(pi.decode_why, "batches stay on the host"));
+    falls_back(r, "batches stay on the host", NUMAFEED_ENOCUDA,
+               "decode gpu: batches stay on the host", &pi);
     assert_null(strstr(pi.notes, "decode")); /* host mode says enough in the notes */
-    loader_t *L;
-    r.decode = LOADER_DECODE_GPU;
-    assert_int_equal(create(&r, &L), NUMAFEED_ENOCUDA);
-    assert_non_null(strstr(numafeed_last_error(), "decode gpu: batches stay on the host"));
 
     r = (struct run){raw_ds, LOADER_DEVICE_AUTO, LOADER_DECODE_AUTO, 0, 2, 0, 0, 0, 0, 0};
-    info(&r, &pi);
-    assert_string_equal(pi.decode, "cpu");
-    assert_non_null(strstr(pi.decode_why, "no block of the dataset is zstd-compressed"));
+    falls_back(r, "no block of the dataset is zstd-compressed", NUMAFEED_ECONFIG, NULL, &pi);
     assert_non_null(strstr(pi.notes, "decode cpu: no block"));
-    r.decode = LOADER_DECODE_GPU;
-    assert_int_equal(create(&r, &L), NUMAFEED_ECONFIG);
 
     r = (struct run){fixed_ds, LOADER_DEVICE_AUTO, LOADER_DECODE_AUTO, 0, 2, 0, 0, 0, 4096, 0};
-    info(&r, &pi);
-    assert_string_equal(pi.decode, "cpu");
-    assert_non_null(strstr(pi.decode_why, "exceed max_gpu_decode_bytes (4096)"));
-    r.decode = LOADER_DECODE_GPU;
-    assert_int_equal(create(&r, &L), NUMAFEED_ECONFIG);
-    assert_non_null(strstr(numafeed_last_error(), "max_gpu_decode_bytes"));
+    falls_back(r, "exceed max_gpu_decode_bytes (4096)", NUMAFEED_ECONFIG, "max_gpu_decode_bytes",
+               &pi);
 
-    if (EMULATED) { /* shards written before they kept stored hashes */
-        no_stored_hashes = 1;
-        r = (struct run){fixed_ds, LOADER_DEVICE_AUTO, LOADER_DECODE_AUTO, 0, 2, 0, 0, 0, 0, 0};
-        info(&r, &pi);
-        assert_string_equal(pi.decode, "cpu");
-        assert_non_null(strstr(pi.decode_why, "keep no hashes of their stored blocks"));
-        r.decode = LOADER_DECODE_GPU;
-        assert_int_equal(create(&r, &L), NUMAFEED_ECONFIG);
-        assert_non_null(strstr(numafeed_last_error(), "repack it"));
-        no_stored_hashes = 0;
-    }
     if (EMULATED) {
-        no_nvcomp = 1;
         r = (struct run){fixed_ds, LOADER_DEVICE_AUTO, LOADER_DECODE_AUTO, 0, 2, 0, 0, 0, 0, 0};
-        info(&r, &pi);
-        assert_string_equal(pi.decode, "cpu");
-        assert_non_null(strstr(pi.decode_why, "nvCOMP 6 not found"));
-        r.decode = LOADER_DECODE_GPU;
-        assert_int_equal(create(&r, &L), NUMAFEED_ENVCOMP);
+        no_stored_hashes = 1; /* shards written before they kept stored hashes */
+        falls_back(r, "keep no hashes of their stored blocks", NUMAFEED_ECONFIG, "repack it", &pi);
+        no_stored_hashes = 0;
+        no_nvcomp = 1;
+        falls_back(r, "nvCOMP 6 not found", NUMAFEED_ENVCOMP, NULL, &pi);
         no_nvcomp = 0;
     }
 
+    loader_t *L;
     struct loader_config c;
     loader_config_init(&c);
     c.path = fixed_ds;
