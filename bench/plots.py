@@ -277,21 +277,17 @@ def main():
                  "or scripts/install-deps --bench)")
     os.makedirs(args.out, exist_ok=True)
     made = []
-    if args.gpu_bench:
-        made.append(os.path.join(args.out, "throughput.png"))
-        plot_throughput(load(args.gpu_bench), made[-1], plt)
-    if args.multi_gpu:
-        made.append(os.path.join(args.out, "scaling.png"))
-        plot_scaling(load(args.multi_gpu), made[-1], plt)
-    if args.jpeg:
-        made.append(os.path.join(args.out, "jpeg.png"))
-        plot_jpeg(load(args.jpeg), made[-1], plt)
-    if args.gpu_decode:
-        made.append(os.path.join(args.out, "gpu_decode.png"))
-        plot_gpu_decode(load(args.gpu_decode), made[-1], plt)
-    if args.tokens:
-        made.append(os.path.join(args.out, "tokens.png"))
-        plot_tokens(args.tokens, made[-1], plt)
+    for given, name, plot in ((args.gpu_bench and load(args.gpu_bench), "throughput.png",
+                               plot_throughput),
+                              (args.multi_gpu and load(args.multi_gpu), "scaling.png",
+                               plot_scaling),
+                              (args.jpeg and load(args.jpeg), "jpeg.png", plot_jpeg),
+                              (args.gpu_decode and load(args.gpu_decode), "gpu_decode.png",
+                               plot_gpu_decode),
+                              (args.tokens, "tokens.png", plot_tokens)):
+        if given:
+            made.append(os.path.join(args.out, name))
+            plot(given, made[-1], plt)
     if args.tables:
         tables(args)
     for m in made:
