@@ -4,12 +4,15 @@
  * same token stream packed twice, once as records of exactly 2048 int32
  * tokens (format version 1) and once as documents of 1024 to 3072 tokens
  * (mean 2048, version 2, one variable int32 field), read through the
- * loader with the same configuration for 5 epochs each (timed from the
- * first batch to the last copy), the two alternating round by round.
+ * loader with the same configuration for E epochs each (timed from the
+ * first batch to the last copy), the two alternating round by round. A
+ * timed run should last a second or more: at 50 GB/s, 5 epochs of 1 GiB
+ * took 0.1 s, and rounds of the same configuration differed by 20%.
  * What the variable path adds is the lengths table, each batch's offsets
  * and one copy per record per variable field; the target is >= 0.9x.
  *
- *   bench_var [--mib N] [--reps R] [--threads T] [--batch B] [--codec zstd|none]
+ *   bench_var [--mib N] [--reps R] [--epochs E] [--threads T] [--batch B]
+ *             [--codec zstd|none]
  *             [--device cpu|cuda] [--dir DIR] [--reuse 1] [--json FILE]
  *
  * One machine-readable line per round and a summary:
@@ -27,7 +30,7 @@
 enum { TOK = 2048, MAX_REPS = 64 };
 
 static size_t mib = 256;
-static int reps = 5, device = LOADER_DEVICE_CPU, codec = NUMAFEED_CODEC_ZSTD;
+static int reps = 5, n_epochs = 5, device = LOADER_DEVICE_CPU, codec = NUMAFEED_CODEC_ZSTD;
 static unsigned threads = 2, batch = 64;
 static int reuse; /* --reuse 1: keep datasets packed by an earlier run (profiling) */
 static const char *json_out; /* --json FILE */
@@ -92,6 +95,8 @@ static void args(int argc, char **argv, const char **dir)
             mib = (size_t)atol(v);
         else if (!strcmp(k, "--reps"))
             reps = atoi(v);
+        else if (!strcmp(k, "--epochs"))
+            n_epochs = atoi(v);
         else if (!strcmp(k, "--threads"))
             threads = (unsigned)atoi(v);
         else if (!strcmp(k, "--batch"))
@@ -111,8 +116,8 @@ static void args(int argc, char **argv, const char **dir)
             exit(2);
         }
     }
-    if (reps < 1 || reps > MAX_REPS || !mib || !threads || !batch) {
-        fprintf(stderr, "bench_var: bad --reps (1 to %d), --mib, --threads or --batch\n",
+    if (reps < 1 || reps > MAX_REPS || n_epochs < 1 || !mib || !threads || !batch) {
+        fprintf(stderr, "bench_var: bad --reps (1 to %d), --epochs, --mib, --threads or --batch\n",
                 MAX_REPS);
         exit(2);
     }
@@ -141,17 +146,18 @@ int main(int argc, char **argv)
     double f[MAX_REPS], v[MAX_REPS];
     for (int r = 0; r < reps; r++) {
         int var_first = r & 1; /* alternate the order too */
-        v[r] = var_first ? run_gbps(var, 5) : 0;
-        f[r] = run_gbps(fixed, 5);
+        v[r] = var_first ? run_gbps(var, n_epochs) : 0;
+        f[r] = run_gbps(fixed, n_epochs);
         if (!var_first)
-            v[r] = run_gbps(var, 5);
+            v[r] = run_gbps(var, n_epochs);
         printf("bench=var round=%d fixed_gbps=%.3f var_gbps=%.3f ratio=%.3f\n", r, f[r], v[r],
                v[r] / f[r]);
     }
     nfb_machine(machine, sizeof(machine));
     double mf = nfb_median(f, (size_t)reps), mv = nfb_median(v, (size_t)reps);
-    printf("bench=var summary machine=\"%s\" mib=%zu threads=%u batch=%u codec=%s device=%s "
-           "fixed_gbps=%.3f var_gbps=%.3f ratio=%.3f\n", machine, mib, threads, batch,
+    printf("bench=var summary machine=\"%s\" mib=%zu epochs=%d threads=%u batch=%u codec=%s "
+           "device=%s fixed_gbps=%.3f var_gbps=%.3f ratio=%.3f\n", machine, mib, n_epochs, threads,
+           batch,
            codec == NUMAFEED_CODEC_ZSTD ? "zstd" : "none",
            device == LOADER_DEVICE_CUDA ? "cuda" : "cpu", mf, mv, mv / mf);
     if (json_out) {
@@ -159,8 +165,9 @@ int main(int argc, char **argv)
         for (int r = 0; r < reps; r++)
             json_array_append_new(rounds, json_pack("{s:f, s:f, s:f}", "fixed_gbps", f[r],
                                                     "var_gbps", v[r], "ratio", v[r] / f[r]));
-        json_t *o = json_pack("{s:s, s:I, s:i, s:i, s:s, s:s, s:f, s:f, s:f, s:o}",
-                              "machine", machine, "mib", (json_int_t)mib, "threads",
+        json_t *o = json_pack("{s:s, s:I, s:i, s:i, s:i, s:s, s:s, s:f, s:f, s:f, s:o}",
+                              "machine", machine, "mib", (json_int_t)mib, "epochs", n_epochs,
+                              "threads",
                               (int)threads, "batch", (int)batch, "codec",
                               codec == NUMAFEED_CODEC_ZSTD ? "zstd" : "none", "device",
                               device == LOADER_DEVICE_CUDA ? "cuda" : "cpu", "fixed_gbps", mf,
