@@ -593,12 +593,22 @@ static void test_choice(void **state)
     assert_non_null(strstr(pi.notes, "decode gpu"));
     assert_null(strstr(pi.notes, "copy staged")); /* gathered on the GPU: no copy to choose */
 
-    /* a ring too small for the workers' units to stream: the notes say so */
-    assert_null(strstr(pi.notes, "lets every worker stream"));
-    r.prefetch = 3;
+    /* a ring too small for the workers' units to stream: the notes say so.
+     * Units of 256 records span 256 / 64 + 2 batches, so 2 workers streaming
+     * theirs while as many wait for the consumer take 2 x 2 x 6 = 24 slots.
+     * (The default ring holds threads + 2 windows, less than that: its
+     * note depends on the dataset's size, which caps the default.) */
+    r.window = 256;
+    r.prefetch = 24;
     info(&r, &pi);
-    assert_non_null(strstr(pi.notes, "decode gpu: 3 slots hold 2 workers' units"));
+    assert_null(strstr(pi.notes, "lets every worker stream"));
+    r.prefetch = 23;
+    info(&r, &pi);
+    assert_non_null(strstr(pi.notes, "decode gpu: 23 slots hold 2 workers' units of about 6 "
+                                     "batches only in part: prefetch 24 lets every worker "
+                                     "stream its unit"));
     r.prefetch = 0;
+    r.window = 0;
 
     r.decode = LOADER_DECODE_CPU;
     info(&r, &pi);
