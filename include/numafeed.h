@@ -952,6 +952,16 @@ struct loader_config {
      * stored bytes. A configuration that needs more is NUMAFEED_ECONFIG
      * under decode gpu and decodes on the CPU under auto. */
     uint64_t max_gpu_decode_bytes;
+    /* Host batches (device cpu, or host mode for want of a GPU): 1 registers
+     * the ring with CUDA once at create (cudaHostRegister, portable to every
+     * GPU), so a copy of a batch to a GPU - torch's .to("cuda",
+     * non_blocking=True), nvJPEG reading JPEG bytes - is DMA from page-locked
+     * memory instead of a staged copy through the driver's own buffer.
+     * Without a usable CUDA device the ring stays unregistered and the
+     * pool's notes say why (the error itself under strict). 0 (default):
+     * host batches are not registered. Batches delivered to a GPU come from
+     * a registered ring either way. */
+    int pin_memory;
 };
 
 /* Fill *cfg with the defaults above. */

@@ -107,7 +107,7 @@ class Loader:
            rank=None, world_size=None, timeout=None, output="torch",
            ragged=None, pad=None, epochs=1, return_ids=False, io="auto",
            node=None, follow_symlinks=False, max_ring_bytes=None,
-           check_ranks=True, verbose=False, decode="auto")
+           check_ranks=True, verbose=False, decode="auto", pin_memory=False)
 
     Keywords are loader_config's fields and the numafeed command's options
     (docs/python.md has the table).
@@ -199,6 +199,13 @@ class Loader:
     check_ranks with torch.distributed initialised, check at creation and
                 at every epoch that all ranks agree on the dataset, seed,
                 batch size and epoch; a clear error otherwise.
+    pin_memory  host batches only (device="cpu"): register the ring with
+                CUDA, as torch's DataLoader(pin_memory=True) pins its
+                batches, so that .to("cuda", non_blocking=True) of a batch,
+                or nvJPEG reading JPEG bytes from it, is DMA from
+                page-locked memory. Without a usable GPU the ring stays
+                unregistered and stats()["pool"]["notes"] says why.
+                stats()["pool"]["registered"] says whether it is.
 
     Integer arguments are taken exactly: out of range is a ValueError naming
     the argument and its range, a bool or a float a TypeError.
@@ -238,7 +245,8 @@ class Loader:
                  drop_last=False, threads=None, prefetch=None, shuffle_window=None, rank=None,
                  world_size=None, timeout=None, output="torch", ragged=None, pad=None,
                  epochs=1, return_ids=False, io="auto", node=None, follow_symlinks=False,
-                 max_ring_bytes=None, check_ranks=True, verbose=False, decode="auto"):
+                 max_ring_bytes=None, check_ranks=True, verbose=False, decode="auto",
+                 pin_memory=False):
         self._c = None
         path = os.fspath(path)
         batch_size = int_arg("batch_size", batch_size, 1, U32)
@@ -265,7 +273,8 @@ class Loader:
             drop_last=bool(drop_last), threads=threads or 0, prefetch=prefetch or 0,
             shuffle_window=shuffle_window or 0, rank=rank, world_size=world_size, io=io,
             node=-1 if node is None else node, follow_symlinks=bool(follow_symlinks),
-            max_ring_bytes=max_ring_bytes or 0, verbose=bool(verbose), decode=decode)
+            max_ring_bytes=max_ring_bytes or 0, verbose=bool(verbose), decode=decode,
+            pin_memory=bool(pin_memory))
         self._batch_size = batch_size
         self._return_ids = return_ids
         self._check = check_ranks

@@ -70,17 +70,17 @@ static int loader_init(PyObject *self, PyObject *args, PyObject *kw)
                              "drop_last", "threads", "prefetch", "rank", "world_size",
                              "start_epoch", "start_batch", "io", "node", "verbose", "strict",
                              "shuffle_window", "follow_symlinks", "max_ring_bytes", "sysfs_root",
-                             "decode", NULL};
+                             "decode", "pin_memory", NULL};
     const char *path, *io = "auto", *sysfs_root = NULL, *decode = "auto";
     PyObject *o_batch, *o_gpu = NULL, *o_device = NULL, *o_seed = NULL, *o_threads = NULL,
              *o_prefetch = NULL, *o_rank = NULL, *o_world = NULL, *o_epoch = NULL,
              *o_start = NULL, *o_node = NULL, *o_window = NULL, *o_ring = NULL;
-    int shuffle = 1, drop_last = 0, verbose = 0, strict = 0, follow = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "sO|$OOpOpOOOOOOsOppOpOzs", kwlist, &path,
+    int shuffle = 1, drop_last = 0, verbose = 0, strict = 0, follow = 0, pin = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "sO|$OOpOpOOOOOOsOppOpOzsp", kwlist, &path,
                                      &o_batch, &o_gpu, &o_device, &shuffle, &o_seed,
                                      &drop_last, &o_threads, &o_prefetch, &o_rank, &o_world,
                                      &o_epoch, &o_start, &io, &o_node, &verbose, &strict,
-                                     &o_window, &follow, &o_ring, &sysfs_root, &decode))
+                                     &o_window, &follow, &o_ring, &sysfs_root, &decode, &pin))
         return -1;
     if (lo->core) {
         PyErr_SetString(PyExc_RuntimeError, "Loader.__init__ called twice");
@@ -133,6 +133,7 @@ static int loader_init(PyObject *self, PyObject *args, PyObject *kw)
     c.strict = strict;
     c.shuffle_window = window;
     c.follow_symlinks = follow;
+    c.pin_memory = pin;
     c.max_ring_bytes = ring;
     c.sysfs_root = sysfs_root;
 

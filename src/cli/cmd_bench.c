@@ -24,8 +24,9 @@ static void help(void)
         "                      [--no-shuffle] [--shuffle-window N] [--drop-last]\n"
         "                      [--rank R --world-size W] [--io BACKEND] [--digest]\n"
         "                      [--copy MODE] [--decode WHERE] [--max-gpu-decode-bytes N]\n"
-        "                      [--max-ring-bytes N] [--follow-symlinks] [--step-us N]\n"
-        "                      [--gpu-step-us N] [--cuda-context] [--json FILE] [--verbose]\n"
+        "                      [--max-ring-bytes N] [--pin-memory] [--follow-symlinks]\n"
+        "                      [--step-us N] [--gpu-step-us N] [--cuda-context] [--json FILE]\n"
+        "                      [--verbose]\n"
         "\n"
         "Load the dataset DIR (made by 'numafeed pack') through numafeed's pools for E\n"
         "epochs, releasing each batch as soon as it arrives, and report per run:\n"
@@ -80,6 +81,10 @@ static void help(void)
         "                        the most memory one pool's ring of batch slots may take\n"
         "                        (default 4G); a batch that does not fit twice is an\n"
         "                        error.\n"
+        "      --pin-memory      host batches (--device cpu): register each pool's ring\n"
+        "                        with CUDA, so a copy of a batch to a GPU is DMA from\n"
+        "                        page-locked memory; without a usable GPU the ring stays\n"
+        "                        unregistered and the pool's notes say why.\n"
         "      --follow-symlinks let symbolic links in DIR lead outside it (refused by\n"
         "                        default: docs/security.md).\n"
         "      --drop-last       drop each part's short last batch.\n"
@@ -406,7 +411,7 @@ static const char *parse_choice(struct bench_args *a, int c, const char *arg)
 static int parse_args(int argc, char **argv, struct bench_args *a)
 {
     enum { O_HOST = 256, O_GPUS, O_RING, O_NOSHUF, O_DROP, O_SYSFS, O_DIGEST, O_CTX, O_FOLLOW,
-           O_JSON };
+           O_JSON, O_PIN };
     static const struct option opts[] = {
         {"device", required_argument, NULL, 'd'}, {"gpus", required_argument, NULL, O_GPUS},
         {"epochs", required_argument, NULL, 'e'}, {"batch-size", required_argument, NULL, 'b'},
@@ -417,7 +422,7 @@ static int parse_args(int argc, char **argv, struct bench_args *a)
         {"copy", required_argument, NULL, 'c'}, {"decode", required_argument, NULL, 'D'},
         {"max-gpu-decode-bytes", required_argument, NULL, 'M'},
         {"gpu-step-us", required_argument, NULL, 'G'},
-        {"follow-symlinks", no_argument, NULL, O_FOLLOW},
+        {"follow-symlinks", no_argument, NULL, O_FOLLOW}, {"pin-memory", no_argument, NULL, O_PIN},
         {"drop-last", no_argument, NULL, O_DROP}, {"rank", required_argument, NULL, 'r'},
         {"world-size", required_argument, NULL, 'W'}, {"io", required_argument, NULL, 'i'},
         {"sysfs-root", required_argument, NULL, O_SYSFS},
@@ -460,6 +465,7 @@ static int parse_args(int argc, char **argv, struct bench_args *a)
         case O_DIGEST: a->digest = 1; break;
         case O_CTX: a->cuda_ctx = 1; break;
         case O_FOLLOW: a->cfg.follow_symlinks = 1; break;
+        case O_PIN: a->cfg.pin_memory = 1; break;
         case O_JSON:
             if (!optarg[0])
                 return cli_usage("bench", "--json: empty file name");

@@ -59,6 +59,9 @@ static int copy_config(const struct loader_config *in, struct loader_config *cfg
         return nf__error(NUMAFEED_ECONFIG, "loader_create: threads %u > 256", cfg->threads);
     if (cfg->io < LOADER_IO_AUTO || cfg->io > LOADER_IO_MMAP)
         return nf__error(NUMAFEED_ECONFIG, "loader_create: io %d unknown", cfg->io);
+    if (cfg->pin_memory < 0 || cfg->pin_memory > 1)
+        return nf__error(NUMAFEED_ECONFIG, "loader_create: pin_memory %d is not 0 or 1",
+                         cfg->pin_memory);
     if (cfg->io_depth > NF_IO_MAX_DEPTH)
         return nf__error(NUMAFEED_ECONFIG, "loader_create: io_depth %u > %u", cfg->io_depth,
                          NF_IO_MAX_DEPTH);

@@ -149,6 +149,32 @@ int nf__ring_setup_cuda(struct pool *p)
     return rc;
 }
 
+/*
+ * Worker 0 of a host pool with pin_memory, ring placed: register the ring
+ * with CUDA in place, one registration per slot as for a GPU's ring (on the
+ * pool's GPU, else the first; portable to every GPU). Refused (no device,
+ * no driver, the memlock limit): the ring stays as it is and the notes say
+ * why, or, under strict, the pool fails with the error.
+ */
+int nf__ring_pin_host(struct pool *p)
+{
+    int n = nf__cuda_device_count(), rc;
+    if (n <= 0)
+        rc = n ? n : nf__error(NUMAFEED_ENOCUDA, "no CUDA device");
+    else if (!(rc = nf__cuda_set_device(p->ordinal < n ? p->ordinal : 0)))
+        rc = nf__cuda_host_register(p->ring, p->slot_stride * p->depth, p->slot_stride);
+    if (!rc) {
+        p->registered = true;
+        return 0;
+    }
+    if (p->L->cfg.strict)
+        return nf__error_prefix(rc, "pin_memory (strict)");
+    nf__note(p->notes, sizeof(p->notes), "pin_memory: %s: the ring is not registered",
+             numafeed_last_error());
+    nf__error_clear();
+    return 0;
+}
+
 /* ---- where a pool runs -------------------------------------------------- */
 
 /* The pool's node: override, else the GPU's, else (host pool without a
@@ -535,6 +561,8 @@ void nf__pool_free(struct pool *p)
     free(p->workers);
     if (p->cuda)
         free_cuda(p);
+    else if (p->registered) /* pin_memory; before munmap */
+        nf__cuda_host_unregister(p->ring, p->slot_stride * p->depth, p->slot_stride);
     nf__node_free(p->ring, p->ring_mapped);
     free(p->slots);
     free(p->field_views);

@@ -287,6 +287,7 @@ int nf__ring_alloc(struct pool *p);
 void nf__ring_touch(struct pool *p, unsigned i, unsigned n);
 void nf__ring_verify(struct pool *p);
 int nf__ring_setup_cuda(struct pool *p);
+int nf__ring_pin_host(struct pool *p);
 
 /* loader.c */
 void nf__loader_set_error(struct numafeed_loader *L, const char *msg);

@@ -782,6 +782,8 @@ static int share_ring(struct worker *w, int rc)
     uint64_t t2 = nf__now_ns();
     if (!rc && p->cuda)
         rc = nf__ring_setup_cuda(p);
+    else if (!rc && p->L->cfg.pin_memory)
+        rc = nf__ring_pin_host(p);
     p->setup_ns[1] = t2 - t1; /* read by create after every worker is ready */
     p->setup_ns[2] = nf__now_ns() - t2;
     return rc;

@@ -818,6 +818,52 @@ static void test_config_errors(void **state)
     loader_destroy(L);
 }
 
+/* pin_memory registers a host pool's ring with CUDA where a GPU is usable;
+ * elsewhere the ring stays as it is and the notes say why, or, under
+ * strict, create fails with the reason. Batches arrive the same either way. */
+static void test_pin_memory(void **state)
+{
+    (void)state;
+    struct loader_config c;
+    loader_t *L;
+    loader_config_init(&c);
+    c.path = dir_zstd;
+    c.batch_size = 16;
+    c.device = LOADER_DEVICE_CPU;
+    c.pin_memory = 2;
+    assert_int_equal(loader_create(&c, &L), NUMAFEED_ECONFIG);
+    assert_non_null(strstr(numafeed_last_error(), "pin_memory 2"));
+    c.pin_memory = 1;
+    assert_int_equal(loader_create(&c, &L), 0);
+    struct loader_pool_info pi = {.size = sizeof(pi)};
+    assert_int_equal(loader_pool_info(L, 0, &pi), 0);
+    bool gpu = numafeed_cuda_device_count() > 0;
+    print_message("# pin_memory: registered %d; notes: %s\n", pi.registered, pi.notes);
+    assert_int_equal(pi.registered, gpu);
+    assert_true((strstr(pi.notes, "pin_memory: ") != NULL) == !gpu);
+    assert_true(!strstr(pi.notes, "pin_memory: ") ||
+                strstr(pi.notes, ": the ring is not registered"));
+    struct loader_batch b = LOADER_BATCH_INIT;
+    uint64_t n = 0;
+    int rc;
+    while ((rc = loader_next(L, 0, &b, -1)) == 0) {
+        n += b.records;
+        loader_release(L, &b);
+    }
+    assert_int_equal(rc, NUMAFEED_EEPOCH_END);
+    assert_int_equal(n, NREC);
+    loader_destroy(L);
+    c.strict = 1; /* no GPU: the reason is the error */
+    rc = loader_create(&c, &L);
+    if (gpu) {
+        assert_int_equal(rc, 0);
+        loader_destroy(L);
+    } else {
+        assert_true(rc == NUMAFEED_ENOCUDA || rc == NUMAFEED_ECUDA);
+        assert_non_null(strstr(numafeed_last_error(), "pin_memory (strict)"));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -835,6 +881,7 @@ int main(void)
         cmocka_unit_test(test_one_record_blocks),
         cmocka_unit_test(test_window_path),
         cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_pin_memory),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """One vocabulary: Loader's keywords are the C fields and the CLI's options
-(prefetch, io, device, shuffle_window, follow_symlinks, max_ring_bytes), and
-each reaches the C loader: device "cpu"/"cuda" become loader_config.device,
-shuffle_window changes the order, follow_symlinks lets a shard live
-elsewhere, max_ring_bytes bounds the ring."""
+(prefetch, io, device, shuffle_window, follow_symlinks, max_ring_bytes,
+pin_memory), and each reaches the C loader: device "cpu"/"cuda" become
+loader_config.device, shuffle_window changes the order, follow_symlinks lets
+a shard live elsewhere, max_ring_bytes bounds the ring, pin_memory registers
+it."""
 import inspect
 import os
 
@@ -17,7 +18,8 @@ from conftest import GPU, N_RECORDS, epoch_ids
 def test_keywords_are_the_c_and_cli_names():
     params = inspect.signature(numafeed.Loader).parameters
     for name in ("batch_size", "device", "threads", "prefetch", "shuffle_window", "seed", "rank",
-                 "world_size", "io", "node", "follow_symlinks", "max_ring_bytes", "drop_last"):
+                 "world_size", "io", "node", "follow_symlinks", "max_ring_bytes", "drop_last",
+                 "decode", "pin_memory"):
         assert name in params, name
     assert "help" not in params and "ring_depth" not in params and "host_mode" not in params
 
@@ -51,6 +53,24 @@ def test_device_cpu_gives_host_batches(tokens_dataset, device):
     with numafeed.Loader(tokens_dataset, 10, device=device) as loader:
         assert loader.stats()["device"] == "cpu" and loader.stats()["pool"]["cuda"] == 0
         assert next(iter(loader)).device.type == "cpu"
+
+
+def test_pin_memory_reaches_the_ring(tokens_dataset):
+    """pin_memory registers the host ring with CUDA where a GPU is usable,
+    else says why in the notes; the batches are the same either way."""
+    with numafeed.Loader(tokens_dataset, 10, device="cpu", shuffle=False, output="numpy",
+                         pin_memory=True) as loader:
+        pool = loader.stats()["pool"]
+        pinned = np.concatenate(list(loader))
+    assert pool["registered"] == int(GPU), pool
+    assert ("pin_memory: " in pool["notes"]) == (not GPU), pool["notes"]
+    if not GPU:
+        assert "the ring is not registered" in pool["notes"]
+    with numafeed.Loader(tokens_dataset, 10, device="cpu", shuffle=False,
+                         output="numpy") as loader:
+        assert loader.stats()["pool"]["registered"] == 0
+        assert "pin_memory" not in loader.stats()["pool"]["notes"]
+        assert np.array_equal(np.concatenate(list(loader)), pinned)
 
 
 def test_follow_symlinks_reaches_the_shards(tmp_path, records):
