@@ -41,7 +41,8 @@ class Config(C.Structure):
                 ("strict", C.c_int), ("start_epoch", C.c_uint64), ("start_batch", C.c_uint64),
                 ("follow_symlinks", C.c_int), ("max_ring_bytes", C.c_uint64),
                 ("epochs", C.c_uint64), ("copy", C.c_int), ("max_pinned_bytes", C.c_uint64),
-                ("decode", C.c_int), ("max_gpu_decode_bytes", C.c_uint64)]
+                ("decode", C.c_int), ("max_gpu_decode_bytes", C.c_uint64),
+                ("pin_memory", C.c_int)]
 
 
 class Field(C.Structure):
