@@ -121,8 +121,8 @@ def plot_jpeg(jp, path, plt):
     fig, ax = plt.subplots(figsize=(7, 0.6 + 0.45 * len(runs)))
     names = [r["pipeline"] for r in runs]
     vals = [r["images_per_s"] for r in runs]
-    colors = ["#7f7f7f" if "ceiling" in n or "in memory" in n else "#1f77b4" if "numafeed" in n else "#ff7f0e"
-              for n in names]
+    colors = ["#7f7f7f" if "decode_jpeg alone" in n or "in memory" in n
+              else "#1f77b4" if "numafeed" in n else "#ff7f0e" for n in names]
     bars = ax.barh(range(len(runs)), vals, color=colors)
     for b, v in zip(bars, vals):
         ax.text(b.get_width(), b.get_y() + b.get_height() / 2, f" {v:,.0f}", va="center",
@@ -248,12 +248,15 @@ def tables(args):
         print()
     if args.jpeg:
         jp = load(args.jpeg)
-        print("| pipeline | images/s |")
-        print("| --- | --- |")
+        print("| pipeline | images/s (median) | rounds |")
+        print("| --- | --- | --- |")
         for r in jp["runs"]:
-            print(f"| {r['pipeline']} | {r['images_per_s']:,.0f} |")
+            rounds = ", ".join(f"{v:,.0f}" for v in r.get("rounds", []))
+            print(f"| {r['pipeline']} | {r['images_per_s']:,.0f} | {rounds} |")
         print(f"\nnumafeed / best DataLoader {jp['numafeed_over_best_dataloader']:.2f}x; "
-              f"/ decode alone {jp['numafeed_over_decode_ceiling']:.2f}\n")
+              f"/ decode alone {jp['numafeed_over_decode_ceiling']:.2f}"
+              + (f"; / decode alone from page-locked bytes {jp['numafeed_over_decode_pinned']:.2f}"
+                 if "numafeed_over_decode_pinned" in jp else "") + "\n")
 
 
 def main():

@@ -8,7 +8,7 @@ usual RandomResizedCrop on the CPU workers) and with decode_jpeg alone on
 bytes already in memory, the ceiling of GPU decoding.
 
     python3 examples/train_jpeg.py prepare DATA --images 2048
-    python3 examples/train_jpeg.py bench DATA --workers 0,8,14 --json out.json
+    python3 examples/train_jpeg.py bench DATA --workers 0,8,14 --rounds 3 --json out.json
     python3 examples/train_jpeg.py train DATA --loader numafeed --steps 100
 
 `prepare` writes an ImageFolder tree DATA/jpeg/CLASS/NNNNN.jpg of JPEGs
@@ -18,19 +18,32 @@ bytes already in memory, the ceiling of GPU decoding.
 each input pipeline delivering normalised 3x224x224 batches on the GPU;
 `train` feeds a ResNet-18 from either loader.
 
-numafeed hands the JPEG bytes over in page-locked host memory (a device="cpu"
-loader: nvJPEG parses the headers on the host and copies the bytes itself);
-batch["data"] is a numafeed.Ragged whose records are views of the batch's
-slot, so building decode_jpeg's list is a list of views, not copies.
+numafeed hands the JPEG bytes over in host memory registered with CUDA (a
+device="cpu" loader with pin_memory=True: nvJPEG parses the headers on the
+host and copies the bytes by DMA); batch["data"] is a numafeed.Ragged whose
+records are views of the batch's slot, so building decode_jpeg's list is a
+list of views, not copies.
+
+decode_jpeg(device="cuda") returns only when its batch is decoded (it waits
+for its own stream, with the GIL released), so the Python thread that calls
+it can do nothing else meanwhile. The pipelines here therefore decode in a
+thread of their own, a batch or two ahead (Ahead), while another lists the
+next batch's JPEGs and the caller's thread crops and resizes the previous
+batch: the crop's kernels run on the SMs beside the JPEG engines' decode,
+and its Python work hides behind the decode's wait. The crop is about 30
+kernels a batch, none per image (gpu_augment): each kernel the GPU runs
+beside the decode delays the decode's own small kernels.
 """
 import argparse
 import functools
 import json
 import math
 import os
+import queue
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 
@@ -41,6 +54,14 @@ STD = (0.229, 0.224, 0.225)
 
 
 @functools.lru_cache(maxsize=None)
+def norm_affine(device):
+    """(1 / std, -mean / std) on the 0..255 scale, [1, 3, 1, 1] float32 on
+    device: x * scale + shift normalises x."""
+    mean, std = mean_std(device)
+    return 1 / std, -mean / std
+
+
+@functools.lru_cache(maxsize=None)
 def mean_std(device):
     """ImageNet's mean and std on the 0..255 scale, [1, 3, 1, 1] on device:
     made once per device, not copied to the GPU again for every batch."""
@@ -48,6 +69,55 @@ def mean_std(device):
 
     return (torch.tensor(MEAN, device=device).view(1, 3, 1, 1) * 255,
             torch.tensor(STD, device=device).view(1, 3, 1, 1) * 255)
+
+
+class Ahead:
+    """The items of `items`, produced in a thread of their own up to `depth`
+    ahead of the consumer. An exception in the producer is raised in the
+    consumer at the item where it happened; close() stops the producer."""
+
+    _END = object()
+
+    def __init__(self, items, depth=2):
+        self._q = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(items,), daemon=True,
+                                        name="numafeed-ahead")
+        self._thread.start()
+
+    def _put(self, item):
+        while not self._stop.is_set():
+            try:
+                self._q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def _run(self, items):
+        try:
+            for item in items:
+                if not self._put(item):
+                    return
+            self._put(self._END)
+        except BaseException as e:  # handed to the consumer, raised there
+            self._put(e)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        item = self._q.get()
+        if item is self._END:
+            self._q.put(item)                    # stays ended
+            raise StopIteration
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def close(self):
+        self._stop.set()
+        self._thread.join()
 
 
 # ---------------------------------------------------------------- prepare
@@ -131,84 +201,150 @@ def crop_boxes(hw, generator=None, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), trie
     return x0, y0, cw, ch
 
 
-def resample_weights(start, length, extent, size, span):
+def resample_weights(start, length, extent, size, span, taps, flip=None, dtype=None):
     """[n, size, span] weights that resample a crop [start, start + length)
-    of a line of `extent` pixels (per image) to `size` pixels with a
-    triangle filter as wide as the scale (bilinear when enlarging, an
-    antialiasing tent when shrinking, as PIL's bilinear resize), zero past
-    each image's extent."""
+    of a line of `extent` pixels (per image, [n] tensors) to `size` pixels
+    with a triangle filter as wide as the scale (bilinear when enlarging,
+    an antialiasing tent when shrinking, as PIL's bilinear resize), zero
+    outside the image, each output's weights summing to one; output o
+    mirrored to size - 1 - o where flip. Each output reads at most `taps`
+    neighbouring pixels (2 * ceil(largest scale) + 1 is enough): the
+    weights are computed for those only, [n, size, taps], and scattered into
+    the dense matrix."""
     import torch
 
     dev, n = start.device, start.shape[0]
-    scale = (length / size).clamp(min=1).view(n, 1, 1)
-    centre = start.view(n, 1) + (torch.arange(size, device=dev) + 0.5) * (length / size).view(n, 1) - 0.5
-    k = torch.arange(span, device=dev, dtype=torch.float32).view(1, 1, span)
-    w = (1 - (k - centre.unsqueeze(2)).abs() / scale).clamp(min=0)
-    w = w * (k < extent.view(n, 1, 1))
-    return w / w.sum(2, keepdim=True).clamp(min=1e-8)
+    o = torch.arange(size, device=dev, dtype=torch.float32).expand(n, size)
+    if flip is not None:
+        o = torch.where(flip.view(n, 1), size - 1 - o, o)
+    step = (length / size).view(n, 1)
+    scale = step.clamp(min=1).view(n, 1, 1)
+    centre = (start.view(n, 1) + (o + 0.5) * step - 0.5).unsqueeze(2)       # [n, size, 1]
+    k = torch.floor(centre - scale) + 1 + torch.arange(taps, device=dev).view(1, 1, taps)
+    w = (1 - (k - centre).abs() / scale).clamp(min=0)
+    w = w * ((k >= 0) & (k < extent.view(n, 1, 1)))
+    w = w / w.sum(2, keepdim=True).clamp(min=1e-8)
+    dense = torch.zeros(n, size, span, dtype=dtype or w.dtype, device=dev)
+    return dense.scatter_add_(2, k.clamp(0, span - 1).long(), w.to(dense.dtype))
+
+
+def padded_rows(images, H, W, dtype):
+    """The batch as [n, 3 * H, W] of dtype: row (i, c, y) is row y of
+    channel c of image i, its first w_i columns the image's. The images are
+    concatenated (one copy) and each row gathered from there in one indexed
+    copy of W-wide windows; what lies past an image's width or height (the
+    next row's pixels, or its own first row) is finite and meets a zero
+    weight."""
+    import torch
+
+    dev, n = images[0].device, len(images)
+    flat = torch.cat([im.reshape(-1) for im in images]
+                     + [torch.empty(W, dtype=images[0].dtype, device=dev)]).to(dtype)
+    meta, base = [], 0
+    for im in images:
+        meta.append((im.shape[1], im.shape[2], base))
+        base += im.numel()
+    meta = torch.tensor(meta, dtype=torch.int64,
+                        pin_memory=dev.type == "cuda").to(dev, non_blocking=True)
+    h, w, b = (m.view(n, 1, 1) for m in meta.unbind(1))
+    c = torch.arange(3, device=dev).view(1, 3, 1)
+    y = torch.arange(H, device=dev).view(1, 1, H)
+    first = torch.where(y < h, b + (c * h + y) * w, b)          # [n, 3, H] row starts
+    windows = flat.as_strided((flat.numel() - W + 1, W), (1, 1))  # every W-wide window
+    return windows[first.view(-1)].view(n, 3 * H, W)
 
 
 def gpu_augment(images, size=224, generator=None):
     """RandomResizedCrop(size), a random horizontal flip and normalisation
     of a list of decoded CHW uint8 CUDA images of different sizes, as a few
-    whole-batch operations: the images go into one zero-padded batch (one
-    multi-tensor copy), each image's crop, resize (antialiased) and flip
-    become two small resampling matrices, and the whole batch is resampled
-    by two batched matrix products on the tensor cores:
-    out[i] = Ry[i] @ image[i] @ Rx[i]^T. No loop over images runs on the
-    GPU; the host only reads each image's shape and makes the views the
-    copy writes."""
+    whole-batch operations: the images become one padded batch (padded_rows:
+    a concatenation and one gather), each image's crop, resize (antialiased)
+    and flip become two small resampling matrices Ry [size, H] and
+    Rx [size, W], and the whole batch is resampled by two batched matrix
+    products on the tensor cores, out[i] = Ry[i] @ image[i] @ Rx[i]^T,
+    arranged so that no operand is broadcast and the result lands in
+    channels_last order. About 30 kernels a batch, none per image; the host
+    reads each image's shape."""
     import torch
 
     dev, n = images[0].device, len(images)
     shapes = [(im.shape[1], im.shape[2]) for im in images]      # host metadata, no sync
     H, W = max(h for h, _ in shapes), max(w for _, w in shapes)
-    padded = torch.zeros(n, 3, H, W, dtype=torch.uint8, device=dev)
-    views = [padded[i, :, :h, :w] for i, (h, w) in enumerate(shapes)]
-    if hasattr(torch, "_foreach_copy_"):
-        torch._foreach_copy_(views, images)                      # one multi-tensor copy
-    else:  # torch before 2.1
-        for v, im in zip(views, images):
-            v.copy_(im)
     pin = dev.type == "cuda"
+    dt = torch.float16 if pin else torch.float32                 # exact for 0..255
     hw = torch.tensor(shapes, dtype=torch.float32, pin_memory=pin).to(dev, non_blocking=True)
     x0, y0, cw, ch = crop_boxes(hw, generator)
-    ry = resample_weights(y0, ch, hw[:, 0], size, H)             # [n, size, H]
-    rx = resample_weights(x0, cw, hw[:, 1], size, W)             # [n, size, W]
     flip = torch.rand(n, device=dev, generator=generator) < 0.5
-    rx = torch.where(flip.view(n, 1, 1), rx.flip(1), rx)
-    dt = torch.float16 if pin else torch.float32                 # exact for 0..255
-    out = ry.to(dt).unsqueeze(1) @ padded.to(dt) @ rx.to(dt).transpose(1, 2).unsqueeze(1)
-    mean, std = mean_std(dev)
-    return ((out.float() - mean) / std).contiguous(memory_format=torch.channels_last)
+    taps = 2 * math.ceil(max(H, W) / size) + 1                   # a crop is at most the image
+    ry = resample_weights(y0, ch, hw[:, 0], size, H, taps, dtype=dt)        # [n, size, H]
+    rx = resample_weights(x0, cw, hw[:, 1], size, W, taps, flip, dtype=dt)  # [n, size, W]
+    # columns first, the channels riding along as rows: [n, 3H, W] @ [n, W, size]
+    t = torch.bmm(padded_rows(images, H, W, dt), rx.transpose(1, 2))
+    # then rows: [n, size, H] @ [n, H, size * 3], columns ordered (x, channel)
+    t = t.view(n, 3, H, size).permute(0, 2, 3, 1).reshape(n, H, size * 3)
+    out = torch.bmm(ry, t).view(n, size, size, 3).permute(0, 3, 1, 2)  # channels_last
+    # normalised in one multiply-add (each row of Ry and Rx sums to one, so
+    # normalising after the resampling equals normalising before)
+    scale, shift = norm_affine(dev)
+    return torch.addcmul(shift, out, scale).contiguous(memory_format=torch.channels_last)
 
 
 class NumafeedJpeg:
-    """Batches of (images [B,3,224,224] float32 on the GPU, labels [B])."""
+    """Batches of (images [B,3,224,224] float32 on the GPU, labels [B]).
+    Three threads, each a batch or two ahead of the next (Ahead): one takes
+    numafeed's batches and lists their JPEGs (views of the batch's slot),
+    one decodes them with nvJPEG, and the caller's crops and resizes
+    (overlap=False: all three in the caller's thread, one after another).
+    pin_memory: the loader's ring is registered with CUDA, so nvJPEG reads
+    the JPEGs from page-locked memory by DMA."""
 
-    def __init__(self, data, batch_size, threads=None, seed=0):
+    def __init__(self, data, batch_size, threads=None, seed=0, overlap=True, depth=2,
+                 pin_memory=True):
         import numafeed
         import torch
 
         self.loader = numafeed.Loader(os.path.join(data, "numafeed"), batch_size,
                                       device="cpu", shuffle=True, seed=seed, drop_last=True,
-                                      threads=threads, ragged="ragged", epochs=None)
+                                      threads=threads, ragged="ragged", epochs=None,
+                                      pin_memory=pin_memory)
         self.gen = torch.Generator(device="cuda")
         self.gen.manual_seed(seed)
+        self.overlap, self.depth = overlap, depth
+        self.stages = []
 
-    def __iter__(self):
+    def jpegs(self):
+        """(the batch's JPEGs, its labels on the GPU) for each of the
+        loader's batches; the JPEGs are views that hold the batch's slot."""
         import torch
-        from torchvision.io import ImageReadMode, decode_jpeg
 
         for batch in self.loader:
             data = batch["data"]                 # a Ragged: values and offsets in the slot
-            jpegs = list(torch.split(data.values, data.lengths().tolist()))  # views, no copies
-            images = decode_jpeg(jpegs, mode=ImageReadMode.RGB, device="cuda")
-            labels = batch["label"].to("cuda", non_blocking=True)
-            del jpegs, data, batch               # the slot goes back to the pool
+            yield (list(torch.split(data.values, data.lengths().tolist())),
+                   batch["label"].to("cuda", non_blocking=True))
+
+    @staticmethod
+    def decoded(jpegs):
+        """(decoded images, labels) for each (JPEGs, labels)."""
+        from torchvision.io import ImageReadMode, decode_jpeg
+
+        for views, labels in jpegs:
+            images = decode_jpeg(views, mode=ImageReadMode.RGB, device="cuda")
+            del views                            # decoded: the slot goes back to the pool
+            yield images, labels
+
+    def __iter__(self):
+        if self.overlap:
+            self.stages.append(Ahead(self.jpegs(), self.depth))
+            self.stages.append(Ahead(self.decoded(self.stages[-1]), self.depth))
+            source = self.stages[-1]
+        else:
+            source = self.decoded(self.jpegs())
+        for images, labels in source:
             yield gpu_augment(images, generator=self.gen), labels
 
     def close(self):
+        while self.stages:                       # the decoding thread first
+            self.stages.pop().close()
         self.loader.close()
 
 
@@ -250,9 +386,12 @@ class TorchJpeg:
         self.loader = None
 
 
-def decode_ceiling(data, batch_size, augment=False):
+def decode_ceiling(data, batch_size, augment=False, overlap=True, pinned=False):
     """decode_jpeg(device="cuda") alone on every file's bytes, already in
-    memory as CPU tensors: the GPU decode's ceiling for these images."""
+    memory as CPU tensors (page-locked ones if pinned): the GPU decode's
+    ceiling for these images. With augment, each batch is also cropped and
+    resized as numafeed's are (in the caller's thread while the next batch
+    decodes in another, unless overlap is False)."""
     import torch
     from torchvision.io import ImageReadMode, decode_jpeg
 
@@ -261,17 +400,29 @@ def decode_ceiling(data, batch_size, augment=False):
                    for e in os.scandir(c.path))
     blobs = [torch.frombuffer(bytearray(open(f, "rb").read()), dtype=torch.uint8)
              for f in files]
+    if pinned:
+        blobs = [b.pin_memory() for b in blobs]
 
     gen = torch.Generator(device="cuda")
     gen.manual_seed(0)
 
-    def batches():
+    def decoded():
         while True:
             for i in range(0, len(blobs) - batch_size + 1, batch_size):
-                images = decode_jpeg(blobs[i:i + batch_size], mode=ImageReadMode.RGB,
-                                     device="cuda")
-                yield (gpu_augment(images, generator=gen) if augment else images), None
-    return batches()
+                yield decode_jpeg(blobs[i:i + batch_size], mode=ImageReadMode.RGB,
+                                  device="cuda"), None
+
+    if not augment:
+        return decoded()
+
+    def augmented():
+        source = Ahead(decoded()) if overlap else decoded()
+        try:
+            for images, _ in source:
+                yield gpu_augment(images, generator=gen), None
+        finally:
+            source.close()
+    return augmented()
 
 
 def measure(batches, batch_size, seconds, warmup=2):
@@ -292,6 +443,8 @@ def measure(batches, batch_size, seconds, warmup=2):
             break
     torch.cuda.synchronize()
     dt = time.perf_counter() - t0
+    if hasattr(it, "close"):
+        it.close()                               # a generator: its producer thread stops
     return n * batch_size / dt, n
 
 
@@ -304,31 +457,44 @@ def bench(args):
                "date": time.strftime("%Y-%m-%d"), "command": " ".join(sys.argv),
                "batch_size": args.batch_size, "runs": []}
 
-    def report(name, ips, n):
-        results["runs"].append({"pipeline": name, "images_per_s": ips, "batches": n})
-        print(f"{name:28s} {ips:10.0f} images/s ({n} batches)", flush=True)
-
-    ips, n = measure(decode_ceiling(args.data, args.batch_size), args.batch_size, args.seconds)
-    report("decode_jpeg alone (ceiling)", ips, n)
-    ips, n = measure(decode_ceiling(args.data, args.batch_size, augment=True), args.batch_size,
-                     args.seconds)
-    report("decode + GPU crop, in memory", ips, n)
-    nf = NumafeedJpeg(args.data, args.batch_size, threads=args.threads)
-    ips, n = measure(nf, args.batch_size, args.seconds)
-    nf.close()
-    report("numafeed + GPU decode/crop", ips, n)
+    pipelines = [
+        ("decode_jpeg alone (ceiling)", lambda: decode_ceiling(args.data, args.batch_size)),
+        ("decode_jpeg alone, page-locked bytes",
+         lambda: decode_ceiling(args.data, args.batch_size, pinned=True)),
+        ("decode + GPU crop, in memory",
+         lambda: decode_ceiling(args.data, args.batch_size, augment=True)),
+    ]
+    for how, kw in (("", {}), (", ring not pinned", {"pin_memory": False}),
+                    (", one thread", {"overlap": False})):
+        pipelines.append(("numafeed + GPU decode/crop" + how,
+                          functools.partial(NumafeedJpeg, args.data, args.batch_size,
+                                            threads=args.threads, **kw)))
     for w in args.workers:
-        tl = TorchJpeg(args.data, args.batch_size, w)
-        ips, n = measure(tl, args.batch_size, args.seconds, warmup=2 if w else 1)
-        tl.close()
-        report(f"DataLoader workers={w}", ips, n)
+        pipelines.append((f"DataLoader workers={w}",
+                          functools.partial(TorchJpeg, args.data, args.batch_size, w)))
+    got = {name: [] for name, _ in pipelines}
+    for r in range(args.rounds):          # every pipeline once per round, in turn
+        for name, make in pipelines:
+            source = make()
+            warm = 1 if name == "DataLoader workers=0" else 2
+            ips, n = measure(source, args.batch_size, args.seconds, warmup=warm)
+            if hasattr(source, "close"):
+                source.close()
+            got[name].append(ips)
+            print(f"round {r}  {name:40s} {ips:10.0f} images/s ({n} batches)", flush=True)
+    for name, vals in got.items():
+        results["runs"].append({"pipeline": name, "images_per_s": sorted(vals)[len(vals) // 2],
+                                "rounds": vals})
     runs = {r["pipeline"]: r["images_per_s"] for r in results["runs"]}
     best = max(v for k, v in runs.items() if k.startswith("DataLoader"))
-    results["numafeed_over_best_dataloader"] = runs["numafeed + GPU decode/crop"] / best
-    results["numafeed_over_decode_ceiling"] = (runs["numafeed + GPU decode/crop"]
-                                               / runs["decode_jpeg alone (ceiling)"])
-    print(f"numafeed / best DataLoader {results['numafeed_over_best_dataloader']:.2f}x, "
-          f"/ decode alone {results['numafeed_over_decode_ceiling']:.2f}")
+    nf = runs["numafeed + GPU decode/crop"]
+    results["numafeed_over_best_dataloader"] = nf / best
+    results["numafeed_over_decode_ceiling"] = nf / runs["decode_jpeg alone (ceiling)"]
+    results["numafeed_over_decode_pinned"] = nf / runs["decode_jpeg alone, page-locked bytes"]
+    print(f"medians of {args.rounds} rounds: numafeed / best DataLoader "
+          f"{results['numafeed_over_best_dataloader']:.2f}x, / decode alone "
+          f"{results['numafeed_over_decode_ceiling']:.2f} (/ decode alone from page-locked "
+          f"bytes {results['numafeed_over_decode_pinned']:.2f})")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
@@ -388,6 +554,9 @@ def main():
         if name == "bench":
             q.add_argument("--seconds", type=float, default=5.0,
                            help="time measured per pipeline after two warm-up batches")
+            q.add_argument("--rounds", type=int, default=1,
+                           help="measure every pipeline this many times, in turn; the "
+                                "medians are reported")
             q.add_argument("--json", help="write the results here")
         else:
             q.add_argument("--loader", choices=("numafeed", "torch"), default="numafeed")
