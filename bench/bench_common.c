@@ -122,10 +122,16 @@ static int cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-double nfb_median(double *v, size_t n)
+double nfb_median(const double *v, size_t n)
 {
-    qsort(v, n, sizeof(*v), cmp);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    double *s = n ? malloc(n * sizeof(*s)) : NULL;
+    if (!s)
+        return 0;
+    memcpy(s, v, n * sizeof(*s)); /* the caller's rounds stay in their order */
+    qsort(s, n, sizeof(*s), cmp);
+    double m = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+    free(s);
+    return m;
 }
 
 int nfb_zstd_blocks(const char *dir, struct nfb_block **out, size_t *nout, size_t *max_decoded)

@@ -32,8 +32,8 @@ double nfb_now(void);
 /* "model name" of the first CPU, number of online CPUs. */
 void nfb_machine(char *buf, size_t len);
 
-/* Median of n doubles (sorts in place). */
-double nfb_median(double *v, size_t n);
+/* Median of n doubles (0 when n is 0); v is left as it was. */
+double nfb_median(const double *v, size_t n);
 
 /* One zstd block of a dataset, its stored bytes in memory. */
 struct nfb_block {

@@ -266,7 +266,7 @@ static void contender_report(struct contender *c)
         return;
     }
     double s = nfb_median(c->t, (size_t)reps);
-    double bs = nfb_median((double *)c->base, (size_t)reps);
+    double bs = nfb_median(c->base, (size_t)reps);
     double gb = (double)c->d->decoded / 1e9;
     printf("bench=io case=%s path=%s backend=%s block_bytes=%zu depth=%u gbps=%.3f "
            "baseline_gbps=%.3f ratio=%.3f\n", c->what, c->path, c->backend, block_bytes,

@@ -15,7 +15,8 @@
  *             [--codec zstd|none]
  *             [--device cpu|cuda] [--dir DIR] [--reuse 1] [--json FILE]
  *
- * One machine-readable line per round and a summary:
+ * One machine-readable line per round and a summary (the medians of the
+ * rounds' GB/s, and of their ratios):
  *   bench=var round=R fixed_gbps=F var_gbps=V ratio=V/F
  * and with --json the same as one JSON object.
  */
@@ -143,35 +144,38 @@ int main(int argc, char **argv)
     }
     run_gbps(fixed, 1); /* warm: the page cache */
     run_gbps(var, 1);
-    double f[MAX_REPS], v[MAX_REPS];
+    double f[MAX_REPS], v[MAX_REPS], q[MAX_REPS];
     for (int r = 0; r < reps; r++) {
         int var_first = r & 1; /* alternate the order too */
         v[r] = var_first ? run_gbps(var, n_epochs) : 0;
         f[r] = run_gbps(fixed, n_epochs);
         if (!var_first)
             v[r] = run_gbps(var, n_epochs);
+        q[r] = v[r] / f[r];
         printf("bench=var round=%d fixed_gbps=%.3f var_gbps=%.3f ratio=%.3f\n", r, f[r], v[r],
-               v[r] / f[r]);
+               q[r]);
     }
     nfb_machine(machine, sizeof(machine));
+    /* the ratio: the median of each round's own (the two runs of a round are
+     * next to each other, so the machine's drift between rounds cancels) */
     double mf = nfb_median(f, (size_t)reps), mv = nfb_median(v, (size_t)reps);
+    double mq = nfb_median(q, (size_t)reps);
     printf("bench=var summary machine=\"%s\" mib=%zu epochs=%d threads=%u batch=%u codec=%s "
            "device=%s fixed_gbps=%.3f var_gbps=%.3f ratio=%.3f\n", machine, mib, n_epochs, threads,
-           batch,
-           codec == NUMAFEED_CODEC_ZSTD ? "zstd" : "none",
-           device == LOADER_DEVICE_CUDA ? "cuda" : "cpu", mf, mv, mv / mf);
+           batch, codec == NUMAFEED_CODEC_ZSTD ? "zstd" : "none",
+           device == LOADER_DEVICE_CUDA ? "cuda" : "cpu", mf, mv, mq);
     if (json_out) {
         json_t *rounds = json_array();
         for (int r = 0; r < reps; r++)
             json_array_append_new(rounds, json_pack("{s:f, s:f, s:f}", "fixed_gbps", f[r],
-                                                    "var_gbps", v[r], "ratio", v[r] / f[r]));
+                                                    "var_gbps", v[r], "ratio", q[r]));
         json_t *o = json_pack("{s:s, s:I, s:i, s:i, s:i, s:s, s:s, s:f, s:f, s:f, s:o}",
                               "machine", machine, "mib", (json_int_t)mib, "epochs", n_epochs,
                               "threads",
                               (int)threads, "batch", (int)batch, "codec",
                               codec == NUMAFEED_CODEC_ZSTD ? "zstd" : "none", "device",
                               device == LOADER_DEVICE_CUDA ? "cuda" : "cpu", "fixed_gbps", mf,
-                              "var_gbps", mv, "ratio", mv / mf, "rounds", rounds);
+                              "var_gbps", mv, "ratio", mq, "rounds", rounds);
         if (!o || json_dump_file(o, json_out, JSON_INDENT(1))) {
             fprintf(stderr, "bench_var: cannot write %s\n", json_out);
             return 1;
