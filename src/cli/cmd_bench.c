@@ -52,7 +52,8 @@ static void help(void)
         "      --prefetch D      batch slots per pool, the batches built ahead of the\n"
         "                        consumer (default: the batches of threads + 2 shuffle\n"
         "                        windows, at least 4, at most two epochs' batches, 4096\n"
-        "                        slots and 512 MiB; at least 2 when given).\n"
+        "                        slots and 512 MiB). Given: 2 to 4294967295, within\n"
+        "                        --max-ring-bytes.\n"
         "      --seed S          shuffle seed (default 0).\n"
         "      --no-shuffle      deliver records in dataset order.\n"
         "      --shuffle-window N\n"
@@ -344,7 +345,7 @@ static const char *parse_value(struct bench_args *a, int c, const char *arg)
         cfg->threads = (uint32_t)v;
         return NULL;
     case 'p':
-        if (cli_parse_u64(arg, &v) || v < 2 || v > 4096)
+        if (cli_parse_u64(arg, &v) || v < 2 || v > UINT32_MAX)
             return "--prefetch";
         cfg->prefetch = (uint32_t)v;
         return NULL;

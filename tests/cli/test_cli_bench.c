@@ -144,6 +144,16 @@ static void test_window_and_device(void **state)
                      gpus > 0 ? 0 : 1);
     assert_int_equal(nf_run(NULL, "%s bench %s --device gpu 2>/dev/null", NF_CLI, dir), 2);
     assert_int_equal(nf_run(NULL, "%s bench %s --prefetch 1 2>/dev/null", NF_CLI, dir), 2);
+    /* the C field's range, not the default's cap (decode gpu's notes can ask
+     * for more than 4096 slots): the loader, not the parser, bounds the ring */
+    char *big = NULL;
+    assert_int_equal(nf_run(&big, "%s bench %s --device cpu --prefetch 5000 --max-ring-bytes 1M "
+                            "2>&1", NF_CLI, dir), 1);
+    assert_non_null(strstr(big, "prefetch 5000"));
+    assert_non_null(strstr(big, "max_ring_bytes"));
+    free(big);
+    assert_int_equal(nf_run(NULL, "%s bench %s --prefetch 4294967296 2>/dev/null", NF_CLI, dir),
+                     2);
     assert_int_equal(nf_run(NULL, "%s bench %s --shuffle-window 0 2>/dev/null", NF_CLI, dir), 2);
 }
 
