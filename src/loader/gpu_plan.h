@@ -26,7 +26,8 @@
 
 /* What bounds a worker's unit, from the configuration and the index. */
 struct nf_gplan_input {
-    uint64_t window;        /* records of a unit at most (the shuffle window) */
+    uint64_t window;        /* records of a unit at most (its window: the shuffle window
+                             * plus all but one record of the largest block) */
     uint64_t records_bytes; /* bytes `window` records take at most */
     uint64_t max_decoded;   /* the dataset's largest decoded block */
     uint32_t nblocks;       /* the dataset's blocks */

@@ -247,6 +247,19 @@ uint64_t nf__loader_window(const struct numafeed_loader *L)
     return window > DEFAULT_WINDOW_MAX ? DEFAULT_WINDOW_MAX : window;
 }
 
+/* The most records one unit can hold: its window's, plus all but one of a
+ * block that starts inside it (a window ends at a block boundary,
+ * sampler.h), and never more than the dataset's. */
+static uint64_t unit_records(const struct numafeed_loader *L)
+{
+    const uint32_t *br = nf__dataset_block_records(L->ds);
+    uint32_t max = 0;
+    for (uint32_t g = 0; g < nf__dataset_blocks(L->ds); g++)
+        max = br[g] > max ? br[g] : max;
+    uint64_t n = nf__loader_window(L) + (max ? max - 1 : 0), r = nf__dataset_records(L->ds);
+    return n < r ? n : r;
+}
+
 /* Host or CUDA: what the config asks for, and what the machine has. */
 static int pick_device(struct numafeed_loader *L, bool *host, int *ndev)
 {
@@ -370,7 +383,7 @@ static int temp_on_device(void *arg)
 static int gpu_bounds(struct numafeed_loader *L, int first_gpu)
 {
     const struct nf_layout *lay = L->layout;
-    uint64_t window = nf__loader_window(L), bytes, t;
+    uint64_t window = unit_records(L), bytes, t;
     if (__builtin_mul_overflow(window, lay->record_bytes, &bytes))
         bytes = UINT64_MAX;
     for (unsigned v = 0; v < lay->nvar; v++)

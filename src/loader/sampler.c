@@ -48,9 +48,9 @@ int nf__sampler_init(struct nf_sampler *s, uint64_t seed, bool shuffle, bool dro
                       uint32_t nblocks, const uint32_t *block_records)
 {
     memset(s, 0, sizeof(*s));
-    if (batch == 0 || window == 0 || window > UINT32_MAX)
+    if (batch == 0 || window == 0 || window > UINT32_MAX / 2)
         return nf__error(-EINVAL, "sampler: batch size %llu and window %llu must be >= 1 (window "
-                          "<= 2^32-1)", (unsigned long long)batch, (unsigned long long)window);
+                          "<= 2^31-1)", (unsigned long long)batch, (unsigned long long)window);
     if (nparts == 0 || part >= nparts)
         return nf__error(-EINVAL, "sampler: part %llu of %llu", (unsigned long long)part,
                           (unsigned long long)nparts);
@@ -72,6 +72,12 @@ int nf__sampler_init(struct nf_sampler *s, uint64_t seed, bool shuffle, bool dro
         s->block_records[i] = block_records[i];
         s->block_first[i] = s->records;
         s->records += block_records[i];
+        if (block_records[i] > s->max_block)
+            s->max_block = block_records[i];
+    }
+    if (s->max_block > UINT32_MAX / 2) { /* a window's records must fit 32 bits */
+        nf__sampler_free(s);
+        return nf__error(-EINVAL, "sampler: a block of %u records", s->max_block);
     }
     uint64_t R = s->records, P = nparts, B = batch;
     if (R < P) {
@@ -113,7 +119,11 @@ int nf__sampler_init(struct nf_sampler *s, uint64_t seed, bool shuffle, bool dro
             s->last_start = s->len - 1;
         }
     }
-    s->first_window = s->start / window;
+    /* The window holding position q starts at a block boundary in
+     * (q - max_block, q], so it is one of floor((q - max_block + 1) / C) ..
+     * floor(q / C), whatever the epoch's block order. */
+    uint64_t lo = s->start + 1 > s->max_block ? s->start + 1 - s->max_block : 0;
+    s->first_window = lo / window;
     s->nwindows = s->len ? (s->start + s->len - 1) / window - s->first_window + 1 : 0;
     return 0;
 }
@@ -162,13 +172,39 @@ void nf__plan_free(struct nf_epoch_plan *p)
     memset(p, 0, sizeof(*p));
 }
 
-uint64_t nf__window_len(const struct nf_sampler *s, uint64_t w)
+/* The first plan index whose block starts at or after position q
+ * (nblocks when none does): prefix[j] is the block boundary there. */
+static uint32_t boundary_at(const struct nf_sampler *s, const struct nf_epoch_plan *p, uint64_t q)
 {
-    uint64_t a = w * s->window;
-    if (a >= s->records)
-        return 0;
-    uint64_t n = s->records - a;
-    return n < s->window ? n : s->window;
+    uint32_t lo = 0, hi = s->nblocks; /* prefix[hi] = records >= q, or q is past them */
+    if (q > p->prefix[hi])
+        return hi;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (p->prefix[mid] >= q)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
+uint64_t nf__window_start(const struct nf_sampler *s, const struct nf_epoch_plan *p, uint64_t w)
+{
+    if (w >= (s->records + s->window - 1) / s->window)
+        return s->records;
+    return p->prefix[boundary_at(s, p, w * s->window)];
+}
+
+uint64_t nf__window_len(const struct nf_sampler *s, const struct nf_epoch_plan *p, uint64_t w)
+{
+    return nf__window_start(s, p, w + 1) - nf__window_start(s, p, w);
+}
+
+uint64_t nf__window_max(const struct nf_sampler *s)
+{
+    uint64_t m = s->window + (s->max_block ? s->max_block - 1 : 0);
+    return m < s->records ? m : (s->records ? s->records : 1);
 }
 
 void nf__window_perm(const struct nf_sampler *s, uint64_t epoch, uint64_t w, uint32_t *sigma,
@@ -200,6 +236,14 @@ static uint32_t plan_index(const struct nf_sampler *s, const struct nf_epoch_pla
             hi = mid;
     }
     return lo;
+}
+
+uint64_t nf__window_of(const struct nf_sampler *s, const struct nf_epoch_plan *p, uint64_t pos)
+{
+    /* the window whose start is the last boundary at or before pos's block:
+     * its block starts at prefix[i], at or after w x C for w = prefix[i] / C
+     * and before (w + 1) x C */
+    return p->prefix[plan_index(s, p, pos)] / s->window;
 }
 
 uint64_t nf__plan_record(const struct nf_sampler *s, const struct nf_epoch_plan *p, uint64_t pos,
@@ -256,13 +300,13 @@ int nf__sampler_epoch_order(const struct nf_sampler *s, uint64_t epoch, uint64_t
     int rc = nf__plan_make(s, epoch, &plan);
     if (rc)
         return rc;
-    uint32_t *sigma = malloc(s->window * sizeof(*sigma));
+    uint32_t *sigma = malloc(nf__window_max(s) * sizeof(*sigma));
     if (!sigma) {
         nf__plan_free(&plan);
         return nf__error(-ENOMEM, "sampler: out of memory");
     }
     for (uint64_t w = s->first_window; w < s->first_window + s->nwindows; w++) {
-        uint64_t wlen = nf__window_len(s, w), w0 = w * s->window;
+        uint64_t wlen = nf__window_len(s, &plan, w), w0 = nf__window_start(s, &plan, w);
         nf__window_perm(s, epoch, w, sigma, wlen);
         uint64_t a = w0 > s->start ? w0 : s->start;
         uint64_t e = w0 + wlen < s->start + s->len ? w0 + wlen : s->start + s->len;

@@ -8,9 +8,14 @@
  * Order of an epoch (docs/loader.md has the why):
  *   1. the dataset's blocks, in a permutation of (seed, epoch) (identity
  *      without shuffle), give the "block order" of all R records;
- *   2. the block order is cut into windows of exactly C records (the last
- *      may be shorter); window w's records are permuted by (seed, epoch, w);
- *      the result is the epoch's global order;
+ *   2. the block order is cut into windows of whole blocks: window w
+ *      starts at the first block boundary at or after record w x C (so a
+ *      window holds about C records, at most C + the largest block - 1,
+ *      and may be empty when a block holds more than C; where C is a
+ *      multiple of equal blocks' records these are windows of exactly C);
+ *      window w's records are permuted by (seed, epoch, w); the result is
+ *      the epoch's global order. A block lies in one window, so one unit
+ *      of work reads it;
  *   3. part k of P (rank * gpus + gpu of ranks * gpus) takes a contiguous
  *      slice of the global order, and cuts it into its batches.
  */
@@ -32,12 +37,14 @@ struct nf_sampler {
     uint64_t records;      /* R */
     uint32_t nblocks;
     uint32_t *block_records; /* per global block */
+    uint32_t max_block;      /* the most records of one block */
     uint64_t *block_first;   /* global record index of each block's first record */
     /* this part */
     uint64_t start, len;   /* slice of the global order */
     uint64_t nbatches;     /* per epoch, equal for every part */
     uint64_t last_start;   /* rank position where the last batch starts */
-    uint64_t first_window, nwindows; /* windows overlapping the slice */
+    uint64_t first_window, nwindows; /* windows that can overlap the slice, in
+                                      * any epoch (some are empty in some) */
 };
 
 /* One epoch's block order: perm[i] is the block at position i; prefix[i]
@@ -64,8 +71,14 @@ void nf__sampler_free(struct nf_sampler *s);
 int nf__plan_make(const struct nf_sampler *s, uint64_t epoch, struct nf_epoch_plan *p);
 void nf__plan_free(struct nf_epoch_plan *p);
 
-/* Length of window w (C, or less for the last). */
-uint64_t nf__window_len(const struct nf_sampler *s, uint64_t w);
+/* Window w of the plan's epoch: its first block-order position, and its
+ * records (0 for an empty window). */
+uint64_t nf__window_start(const struct nf_sampler *s, const struct nf_epoch_plan *p, uint64_t w);
+uint64_t nf__window_len(const struct nf_sampler *s, const struct nf_epoch_plan *p, uint64_t w);
+/* The window holding block-order position pos in the plan's epoch. */
+uint64_t nf__window_of(const struct nf_sampler *s, const struct nf_epoch_plan *p, uint64_t pos);
+/* The most records a window can hold: what per-window tables are sized by. */
+uint64_t nf__window_max(const struct nf_sampler *s);
 /* sigma[j] for j < len: the block-order offset inside window w of the
  * record at final offset j. Identity without shuffle. */
 void nf__window_perm(const struct nf_sampler *s, uint64_t epoch, uint64_t w, uint32_t *sigma,

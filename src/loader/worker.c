@@ -303,7 +303,7 @@ static int worker_reserve(struct worker *w)
     const struct nf_sampler *s = &w->pool->sampler;
     if (w->sigma)
         return 0;
-    size_t c = (size_t)s->window;
+    size_t c = (size_t)nf__window_max(s);
     w->sigma = malloc(c * sizeof(*w->sigma));
     w->span = malloc(c * sizeof(*w->span));
     w->pos_block = malloc(c * sizeof(*w->pos_block));
@@ -345,7 +345,15 @@ static int plan_unit(struct worker *w, uint64_t u, struct unit *un)
     const struct nf_sampler *s = &p->sampler;
     uint64_t epoch = u / s->nwindows;
     uint64_t win = s->first_window + u % s->nwindows;
-    uint64_t w0 = win * s->window, wlen = nf__window_len(s, win);
+    int rc = worker_reserve(w);
+    if (!rc && (!w->plan.valid || w->plan.epoch != epoch))
+        rc = nf__plan_make(s, epoch, &w->plan);
+    if (rc) {
+        *un = (struct unit){.epoch = epoch, .first_seq = epoch * s->nbatches};
+        return rc;
+    }
+    /* the window's ends are block boundaries of this epoch's block order */
+    uint64_t w0 = nf__window_start(s, &w->plan, win), wlen = nf__window_len(s, &w->plan, win);
     uint64_t a = w0 > s->start ? w0 : s->start;
     uint64_t e = w0 + wlen < s->start + s->len ? w0 + wlen : s->start + s->len;
     uint64_t bfirst, ib;
@@ -358,11 +366,8 @@ static int plan_unit(struct worker *w, uint64_t u, struct unit *un)
         first_seq = p->base_seq;
     }
     *un = (struct unit){.epoch = epoch, .a = a, .e = e, .first_seq = first_seq};
-    int rc = worker_reserve(w);
-    if (!rc && (!w->plan.valid || w->plan.epoch != epoch))
-        rc = nf__plan_make(s, epoch, &w->plan);
-    if (rc)
-        return rc;
+    if (a >= e)
+        return 0; /* none of the part's records (or an empty window) */
     nf__window_perm(s, epoch, win, w->sigma, wlen);
     nf__plan_span(s, &w->plan, w0, wlen, w->span);
     uint32_t nb = 0;
@@ -402,9 +407,9 @@ static uint64_t id_at(struct worker *w, const struct unit *un, uint64_t gp)
     if (gp >= un->a && gp < un->e)
         return w->pos_id[gp - un->a];
     const struct nf_sampler *s = &w->pool->sampler;
-    uint64_t win = gp / s->window, w0 = win * s->window;
+    uint64_t win = nf__window_of(s, &w->plan, gp), w0 = nf__window_start(s, &w->plan, win);
     if (!w->win2_ok || w->win2 != win || w->win2_epoch != un->epoch) {
-        uint64_t wl = nf__window_len(s, win);
+        uint64_t wl = nf__window_len(s, &w->plan, win);
         nf__window_perm(s, un->epoch, win, w->sigma2, wl);
         nf__plan_span(s, &w->plan, w0, wl, w->span2);
         w->win2 = win;
@@ -722,6 +727,10 @@ static int run_unit(struct worker *w, uint64_t u)
     if (rc) {
         nf__pool_fail(p, rc, un.first_seq);
         return rc;
+    }
+    if (un.a >= un.e && !p->gpu) { /* none of the part's records: counted, and left */
+        nf__unit_done(w, false);
+        return 0;
     }
     int stream = can_stream(p, &un);
     if (p->gpu && stream >= 0) {

@@ -158,9 +158,9 @@ static void test_determinism_and_epochs(void **state)
     free(blocks);
 }
 
-/* The walk of nf__plan_span gives every position of every window the
+/* The walk of nf__plan_span gives every position of every range the
  * block and index the binary search of nf__plan_record gives, with empty
- * blocks (stepped over) at the start, inside and at the end, windows that
+ * blocks (stepped over) at the start, inside and at the end, ranges that
  * cut blocks, and shuffled and unshuffled plans. */
 static void test_plan_span_matches_search(void **state)
 {
@@ -182,7 +182,7 @@ static void test_plan_span_matches_search(void **state)
                 uint32_t *idx = malloc(window * sizeof(*idx));
                 uint64_t checked = 0;
                 for (uint64_t w = 0; w * window < R; w++) {
-                    uint64_t w0 = w * window, len = nf__window_len(&s, w);
+                    uint64_t w0 = w * window, len = R - w0 < window ? R - w0 : window;
                     nf__plan_span(&s, &p, w0, len, idx);
                     for (uint64_t j = 0; j < len; j++) {
                         uint32_t b1, i1, b2, i2;
@@ -206,6 +206,64 @@ static void test_plan_span_matches_search(void **state)
     }
 }
 
+/* Windows are whole blocks: each starts at the first block boundary at or
+ * after w x C of its epoch's block order, so every block lies in one
+ * window; nf__window_of agrees with the starts; no window holds more than
+ * nf__window_max; with equal blocks and C a multiple of their records,
+ * every window holds exactly C (the order fixed-record datasets had when
+ * windows were cut at every C records). */
+static void test_windows_are_whole_blocks(void **state)
+{
+    (void)state;
+    enum { NB = 53 };
+    uint32_t blocks[NB], equal[NB];
+    uint64_t R = 0;
+    for (uint32_t i = 0; i < NB; i++) {
+        blocks[i] = (i % 7 == 3) ? 0 : 1 + (i * 11) % 29; /* empty ones too */
+        equal[i] = 8;
+        R += blocks[i];
+    }
+    static const uint64_t windows[] = {1, 5, 16, 40, 100, 5000};
+    for (int shuffle = 0; shuffle < 2; shuffle++)
+        for (size_t wi = 0; wi < NF_ARRAY_SIZE(windows); wi++) {
+            uint64_t C = windows[wi];
+            struct nf_sampler s;
+            assert_int_equal(nf__sampler_init(&s, 3, shuffle, false, C, 4, 0, 1, NB, blocks), 0);
+            for (uint64_t epoch = 0; epoch < 3; epoch++) {
+                struct nf_epoch_plan p = {0};
+                assert_int_equal(nf__plan_make(&s, epoch, &p), 0);
+                uint64_t nwin = (R + C - 1) / C, total = 0;
+                assert_int_equal(nf__window_start(&s, &p, 0), 0);
+                assert_int_equal(nf__window_start(&s, &p, nwin), R);
+                for (uint64_t w = 0; w < nwin; w++) {
+                    uint64_t w0 = nf__window_start(&s, &p, w), len = nf__window_len(&s, &p, w);
+                    assert_true(w0 >= w * C || w0 == R);
+                    assert_true(len <= nf__window_max(&s));
+                    total += len;
+                    bool boundary = false; /* w0 is where some block starts */
+                    for (uint32_t i = 0; i <= NB && !boundary; i++)
+                        boundary = p.prefix[i] == w0;
+                    assert_true(boundary);
+                    for (uint64_t q = w0; q < w0 + len; q++)
+                        assert_int_equal(nf__window_of(&s, &p, q), w);
+                }
+                assert_int_equal(total, R);
+                nf__plan_free(&p);
+            }
+            nf__sampler_free(&s);
+            /* equal blocks of 8 records, C a multiple of 8: windows of exactly C */
+            if (C % 8)
+                continue;
+            assert_int_equal(nf__sampler_init(&s, 3, shuffle, false, C, 4, 0, 1, NB, equal), 0);
+            struct nf_epoch_plan p = {0};
+            assert_int_equal(nf__plan_make(&s, 1, &p), 0);
+            for (uint64_t w = 0; w * C < 8 * NB; w++)
+                assert_int_equal(nf__window_start(&s, &p, w), w * C);
+            nf__plan_free(&p);
+            nf__sampler_free(&s);
+        }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -213,6 +271,7 @@ int main(void)
         cmocka_unit_test(test_edge_equal_counts),
         cmocka_unit_test(test_determinism_and_epochs),
         cmocka_unit_test(test_plan_span_matches_search),
+        cmocka_unit_test(test_windows_are_whole_blocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
