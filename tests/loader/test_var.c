@@ -142,10 +142,13 @@ static uint64_t epoch(loader_t *L, uint64_t *ids)
     return n;
 }
 
+static uint64_t make_epochs; /* loader_config.epochs of the next make (0: no end) */
+
 static loader_t *make(uint32_t threads, uint32_t prefetch, uint64_t window, uint64_t start)
 {
     struct loader_config c;
     loader_config_init(&c);
+    c.epochs = make_epochs;
     c.path = dir;
     c.io = io;
     c.threads = threads;
@@ -197,6 +200,41 @@ static void test_exactly_once_any_path(void **state)
         assert_memory_equal(ref, got, sizeof(ref)); /* order: a function of the seed */
         loader_destroy(L);
     }
+}
+
+/* A window is whole blocks, so each block is read once an epoch: the
+ * blocks' record counts vary here, and windows cut at every C records
+ * would cut one at each end, which both neighbouring windows' workers
+ * would read. Any thread count and window, streamed or whole-window. */
+static void test_each_block_read_once(void **state)
+{
+    (void)state;
+    numafeed_dataset *ds;
+    assert_int_equal(numafeed_dataset_open(dir, &ds), 0);
+    uint64_t nblocks = numafeed_dataset_blocks(ds);
+    numafeed_dataset_close(ds);
+    assert_true(nblocks > 4);
+    static uint64_t got[N];
+    static const uint64_t windows[] = {0, 37, 300};
+    make_epochs = 2; /* nothing past them is read */
+    for (uint32_t t = 1; t <= 3; t++)
+        for (size_t w = 0; w < NF_ARRAY_SIZE(windows); w++)
+            for (int path = 0; path < 2; path++) {
+                loader_t *L = make(t, path ? 2 : 0, windows[w], 0);
+                for (int e = 0; e < 2; e++) {
+                    assert_int_equal(epoch(L, got), N);
+                    assert_once(got, N);
+                }
+                struct loader_stats st = {.size = sizeof(st)};
+                assert_int_equal(loader_stats(L, 0, &st), 0);
+                loader_destroy(L);
+                if (st.blocks_decoded != 2 * nblocks)
+                    fail_msg("threads %u, window %llu, %s: %llu blocks read in 2 epochs of %llu",
+                             t, (unsigned long long)windows[w], path ? "2 slots" : "streamed",
+                             (unsigned long long)st.blocks_decoded,
+                             (unsigned long long)nblocks);
+            }
+    make_epochs = 0;
 }
 
 /* Starting at batch 17 gives exactly what an uninterrupted loader gives
@@ -344,6 +382,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exactly_once_any_path),
+        cmocka_unit_test(test_each_block_read_once),
         cmocka_unit_test(test_resume),
         cmocka_unit_test(test_reader_and_lying_lengths),
         cmocka_unit_test(test_writer_refusals),
