@@ -878,11 +878,12 @@ struct loader_config {
     /* Records mixed together by the within-window shuffle, on top of the
      * block-level shuffle. 0 (default): 16 blocks' worth, at most 65536
      * records; at most LOADER_MAX_SHUFFLE_WINDOW (2^24). A window is whole
-     * blocks: it starts at the first block boundary at or after its multiple
-     * of shuffle_window records, so it holds at most shuffle_window plus the
-     * largest block's records less one. Each worker keeps about 40 bytes of
-     * tables per record of the window; docs/loader.md measures what larger
-     * windows buy.
+     * blocks where no block holds more records than it: it starts at the
+     * first block boundary at or after its multiple of shuffle_window, if
+     * one comes before the next multiple, so it holds fewer than twice
+     * shuffle_window records (docs/loader.md). Each worker keeps about 40
+     * bytes of tables per record of the window; docs/loader.md measures what
+     * larger windows buy.
      * Blocks stream through about 1 MiB of staging per worker; only a ring
      * smaller than one window's batches makes a worker hold the window
      * decoded. */

@@ -248,15 +248,17 @@ uint64_t nf__loader_window(const struct numafeed_loader *L)
 }
 
 /* The most records one unit can hold: its window's, plus all but one of a
- * block that starts inside it (a window ends at a block boundary,
- * sampler.h), and never more than the dataset's. */
+ * block that starts inside it (a window ends at a block boundary unless
+ * the block is larger than a window, sampler.h), and never more than the
+ * dataset's. */
 static uint64_t unit_records(const struct numafeed_loader *L)
 {
     const uint32_t *br = nf__dataset_block_records(L->ds);
-    uint32_t max = 0;
+    uint64_t max = 0, window = nf__loader_window(L);
     for (uint32_t g = 0; g < nf__dataset_blocks(L->ds); g++)
         max = br[g] > max ? br[g] : max;
-    uint64_t n = nf__loader_window(L) + (max ? max - 1 : 0), r = nf__dataset_records(L->ds);
+    max = max < window ? max : window;
+    uint64_t n = window + (max ? max - 1 : 0), r = nf__dataset_records(L->ds);
     return n < r ? n : r;
 }
 

@@ -48,7 +48,7 @@ int nf__sampler_init(struct nf_sampler *s, uint64_t seed, bool shuffle, bool dro
                       uint32_t nblocks, const uint32_t *block_records)
 {
     memset(s, 0, sizeof(*s));
-    if (batch == 0 || window == 0 || window > UINT32_MAX / 2)
+    if (batch == 0 || window == 0 || window > UINT32_MAX / 2) /* 2C - 1 fits 32 bits */
         return nf__error(-EINVAL, "sampler: batch size %llu and window %llu must be >= 1 (window "
                           "<= 2^31-1)", (unsigned long long)batch, (unsigned long long)window);
     if (nparts == 0 || part >= nparts)
@@ -75,10 +75,7 @@ int nf__sampler_init(struct nf_sampler *s, uint64_t seed, bool shuffle, bool dro
         if (block_records[i] > s->max_block)
             s->max_block = block_records[i];
     }
-    if (s->max_block > UINT32_MAX / 2) { /* a window's records must fit 32 bits */
-        nf__sampler_free(s);
-        return nf__error(-EINVAL, "sampler: a block of %u records", s->max_block);
-    }
+
     uint64_t R = s->records, P = nparts, B = batch;
     if (R < P) {
         nf__sampler_free(s);
@@ -119,11 +116,9 @@ int nf__sampler_init(struct nf_sampler *s, uint64_t seed, bool shuffle, bool dro
             s->last_start = s->len - 1;
         }
     }
-    /* The window holding position q starts at a block boundary in
-     * (q - max_block, q], so it is one of floor((q - max_block + 1) / C) ..
-     * floor(q / C), whatever the epoch's block order. */
-    uint64_t lo = s->start + 1 > s->max_block ? s->start + 1 - s->max_block : 0;
-    s->first_window = lo / window;
+    /* The window holding position q is q / C's or the one before, whatever
+     * the epoch's block order (window w starts in [w x C, (w + 1) x C)). */
+    s->first_window = s->start / window ? s->start / window - 1 : 0;
     s->nwindows = s->len ? (s->start + s->len - 1) / window - s->first_window + 1 : 0;
     return 0;
 }
@@ -193,7 +188,8 @@ uint64_t nf__window_start(const struct nf_sampler *s, const struct nf_epoch_plan
 {
     if (w >= (s->records + s->window - 1) / s->window)
         return s->records;
-    return p->prefix[boundary_at(s, p, w * s->window)];
+    uint64_t q = w * s->window, b = p->prefix[boundary_at(s, p, q)];
+    return b - q < s->window ? b : q; /* inside a block larger than a window: at q */
 }
 
 uint64_t nf__window_len(const struct nf_sampler *s, const struct nf_epoch_plan *p, uint64_t w)
@@ -203,7 +199,8 @@ uint64_t nf__window_len(const struct nf_sampler *s, const struct nf_epoch_plan *
 
 uint64_t nf__window_max(const struct nf_sampler *s)
 {
-    uint64_t m = s->window + (s->max_block ? s->max_block - 1 : 0);
+    uint64_t big = s->max_block < s->window ? s->max_block : s->window;
+    uint64_t m = s->window + (big ? big - 1 : 0);
     return m < s->records ? m : (s->records ? s->records : 1);
 }
 
@@ -240,10 +237,10 @@ static uint32_t plan_index(const struct nf_sampler *s, const struct nf_epoch_pla
 
 uint64_t nf__window_of(const struct nf_sampler *s, const struct nf_epoch_plan *p, uint64_t pos)
 {
-    /* the window whose start is the last boundary at or before pos's block:
-     * its block starts at prefix[i], at or after w x C for w = prefix[i] / C
-     * and before (w + 1) x C */
-    return p->prefix[plan_index(s, p, pos)] / s->window;
+    /* window w starts in [w x C, (w + 1) x C): pos is in pos / C's window,
+     * or, before that one's start, in the one before */
+    uint64_t w = pos / s->window;
+    return nf__window_start(s, p, w) <= pos ? w : w - 1;
 }
 
 uint64_t nf__plan_record(const struct nf_sampler *s, const struct nf_epoch_plan *p, uint64_t pos,

@@ -8,14 +8,15 @@
  * Order of an epoch (docs/loader.md has the why):
  *   1. the dataset's blocks, in a permutation of (seed, epoch) (identity
  *      without shuffle), give the "block order" of all R records;
- *   2. the block order is cut into windows of whole blocks: window w
- *      starts at the first block boundary at or after record w x C (so a
- *      window holds about C records, at most C + the largest block - 1,
- *      and may be empty when a block holds more than C; where C is a
- *      multiple of equal blocks' records these are windows of exactly C);
- *      window w's records are permuted by (seed, epoch, w); the result is
- *      the epoch's global order. A block lies in one window, so one unit
- *      of work reads it;
+ *   2. the block order is cut into windows: window w starts at the first
+ *      block boundary at or after record w x C if one comes before
+ *      (w + 1) x C, else at w x C. So where no block holds more than C
+ *      records the windows are whole blocks (a block lies in one window,
+ *      and one unit of work reads it), about C records each, at most
+ *      C + the largest block - 1; a larger block is cut as before, and no
+ *      window holds 2C records; where C is a multiple of equal blocks'
+ *      records the windows are exactly C. Window w's records are permuted
+ *      by (seed, epoch, w); the result is the epoch's global order;
  *   3. part k of P (rank * gpus + gpu of ranks * gpus) takes a contiguous
  *      slice of the global order, and cuts it into its batches.
  */

@@ -43,8 +43,10 @@ static void test_bounds_hold(void **state)
         uint64_t window = 1 + rnd() % (total + 20), parts = 1 + rnd() % 3;
         if (total < parts)
             parts = 1;
-        /* a unit's records: its window's, which ends at a block boundary */
-        uint64_t unit = window + max_recs - 1 < total ? window + max_recs - 1 : total;
+        /* a unit's records: its window's, which ends at a block boundary
+         * unless that block is larger than a window */
+        uint64_t big = max_recs < window ? max_recs : window;
+        uint64_t unit = window + big - 1 < total ? window + big - 1 : total;
         struct nf_gplan_input in = {unit, unit * rb, max_dec, nblocks, 1};
         struct nf_gplan_sizes sz;
         assert_int_equal(nf__gplan_bounds(&in, &sz), 0);
