@@ -247,19 +247,14 @@ uint64_t nf__loader_window(const struct numafeed_loader *L)
     return window > DEFAULT_WINDOW_MAX ? DEFAULT_WINDOW_MAX : window;
 }
 
-/* The most records one unit can hold: its window's, plus all but one of a
- * block that starts inside it (a window ends at a block boundary unless
- * the block is larger than a window, sampler.h), and never more than the
- * dataset's. */
+/* The most records one unit can hold: its window's bound (sampler.h). */
 static uint64_t unit_records(const struct numafeed_loader *L)
 {
     const uint32_t *br = nf__dataset_block_records(L->ds);
-    uint64_t max = 0, window = nf__loader_window(L);
+    uint64_t max = 0;
     for (uint32_t g = 0; g < nf__dataset_blocks(L->ds); g++)
         max = br[g] > max ? br[g] : max;
-    max = max < window ? max : window;
-    uint64_t n = window + (max ? max - 1 : 0), r = nf__dataset_records(L->ds);
-    return n < r ? n : r;
+    return nf__window_bound(nf__loader_window(L), max, nf__dataset_records(L->ds));
 }
 
 /* Host or CUDA: what the config asks for, and what the machine has. */

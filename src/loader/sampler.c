@@ -167,13 +167,11 @@ void nf__plan_free(struct nf_epoch_plan *p)
     memset(p, 0, sizeof(*p));
 }
 
-/* The first plan index whose block starts at or after position q
- * (nblocks when none does): prefix[j] is the block boundary there. */
+/* The first plan index whose block starts at or after position q <= the
+ * records (prefix[nblocks]): prefix[j] is the block boundary there. */
 static uint32_t boundary_at(const struct nf_sampler *s, const struct nf_epoch_plan *p, uint64_t q)
 {
-    uint32_t lo = 0, hi = s->nblocks; /* prefix[hi] = records >= q, or q is past them */
-    if (q > p->prefix[hi])
-        return hi;
+    uint32_t lo = 0, hi = s->nblocks; /* prefix[hi] = records >= q */
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
         if (p->prefix[mid] >= q)
@@ -197,11 +195,18 @@ uint64_t nf__window_len(const struct nf_sampler *s, const struct nf_epoch_plan *
     return nf__window_start(s, p, w + 1) - nf__window_start(s, p, w);
 }
 
+uint64_t nf__window_bound(uint64_t window, uint64_t max_block, uint64_t records)
+{
+    /* a window's start lies in [w x C, (w + 1) x C), and its end is the
+     * next one's: past (w + 1) x C by less than a block no larger than C */
+    uint64_t big = max_block < window ? max_block : window;
+    uint64_t m = window + (big ? big - 1 : 0);
+    return m < records ? m : (records ? records : 1);
+}
+
 uint64_t nf__window_max(const struct nf_sampler *s)
 {
-    uint64_t big = s->max_block < s->window ? s->max_block : s->window;
-    uint64_t m = s->window + (big ? big - 1 : 0);
-    return m < s->records ? m : (s->records ? s->records : 1);
+    return nf__window_bound(s->window, s->max_block, s->records);
 }
 
 void nf__window_perm(const struct nf_sampler *s, uint64_t epoch, uint64_t w, uint32_t *sigma,

@@ -78,8 +78,11 @@ uint64_t nf__window_start(const struct nf_sampler *s, const struct nf_epoch_plan
 uint64_t nf__window_len(const struct nf_sampler *s, const struct nf_epoch_plan *p, uint64_t w);
 /* The window holding block-order position pos in the plan's epoch. */
 uint64_t nf__window_of(const struct nf_sampler *s, const struct nf_epoch_plan *p, uint64_t pos);
-/* The most records a window can hold: what per-window tables are sized by. */
+/* The most records a window can hold: what per-window tables are sized by.
+ * nf__window_bound is the same for a window, the largest block's records
+ * and the dataset's records, before any sampler exists. */
 uint64_t nf__window_max(const struct nf_sampler *s);
+uint64_t nf__window_bound(uint64_t window, uint64_t max_block, uint64_t records);
 /* sigma[j] for j < len: the block-order offset inside window w of the
  * record at final offset j. Identity without shuffle. */
 void nf__window_perm(const struct nf_sampler *s, uint64_t epoch, uint64_t w, uint32_t *sigma,
