@@ -360,16 +360,13 @@ static int init_slots(struct pool *p)
         atomic_store(&p->slots[i].seq, seq);
         atomic_store(&p->slots[i].remaining, nf__batch_len(sm, seq % sm->nbatches));
     }
-    /* the first unit: the window of the start batch's first record, in the
-     * start epoch's block order */
+    /* the first unit: the earliest window that can hold the start batch's
+     * first record (q / C's or the one before, sampler.h); whichever it is
+     * in the start epoch, a unit before it has no record of the batches
+     * delivered and is counted and left */
     uint64_t first_pos = sm->start + nf__batch_start(sm, c->start_batch);
-    struct nf_epoch_plan plan = {0};
-    int rc = nf__plan_make(sm, c->start_epoch, &plan);
-    if (rc)
-        return rc;
-    atomic_store(&p->next_unit, c->start_epoch * sm->nwindows +
-                                    nf__window_of(sm, &plan, first_pos) - sm->first_window);
-    nf__plan_free(&plan);
+    uint64_t first_win = first_pos / sm->window ? first_pos / sm->window - 1 : 0;
+    atomic_store(&p->next_unit, c->start_epoch * sm->nwindows + first_win - sm->first_window);
     p->end_unit = p->end_seq = UINT64_MAX;
     if (c->epochs && (__builtin_mul_overflow(c->start_epoch + c->epochs, sm->nwindows,
                                              &p->end_unit) ||
