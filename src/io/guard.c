@@ -90,8 +90,12 @@ int nf__guard_install(void)
 int nf__guarded(void (*fn)(void *arg), void *arg, void **fault_addr)
 {
     struct guard g;
+    /* guards nest (a guarded check may call another guarded one): the
+     * outer one is back in force when the inner returns, either way */
+    struct guard *volatile outer = active;
     g.addr = NULL;
     if (sigsetjmp(g.env, 0)) {
+        active = outer;
         /* a runtime that wraps handlers (ThreadSanitizer's) may have left
          * SIGBUS blocked; a blocked fault signal would kill at the next one */
         sigset_t bus;
@@ -103,6 +107,6 @@ int nf__guarded(void (*fn)(void *arg), void *arg, void **fault_addr)
     }
     active = &g;
     fn(arg);
-    active = NULL;
+    active = outer;
     return 0;
 }

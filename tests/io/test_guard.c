@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * The SIGBUS guard around mapped shards (src/io/guard.c): a file truncated
- * under a mapping is an error inside a guard; every other SIGBUS reaches
- * the handler that was installed before numafeed's, or the default action.
+ * under a mapping is an error inside a guard, guards nested or not; every
+ * other SIGBUS reaches the handler that was installed before numafeed's,
+ * or the default action.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -68,6 +69,55 @@ static void test_truncated_mapping_is_an_error(void **state)
     free(dir);
 }
 
+/* Guards nest: after an inner guard returns (soundly, or from a fault),
+ * the outer one still catches a fault of its own. */
+struct nested {
+    struct touch whole, first; /* the mapping whole (faults), and its first page */
+    int inner_rc;
+};
+
+static void inner_then_fault(void *arg)
+{
+    struct nested *n = arg;
+    void *addr;
+    n->inner_rc = nf__guarded(touch_all, &n->first, &addr);
+    touch_all(&n->whole); /* faults: the outer guard's */
+}
+
+static void inner_fault_then_fault(void *arg)
+{
+    struct nested *n = arg;
+    void *addr;
+    n->inner_rc = nf__guarded(touch_all, &n->whole, &addr);
+    touch_all(&n->whole);
+}
+
+static void test_guards_nest(void **state)
+{
+    (void)state;
+    char *dir = nf_tmpdir(), path[4200];
+    snprintf(path, sizeof(path), "%s/f", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, 65536), 0);
+    uint8_t *m = mmap(NULL, 65536, PROT_READ, MAP_SHARED, fd, 0);
+    assert_true(m != MAP_FAILED);
+    assert_int_equal(nf__guard_install(), 0);
+    assert_int_equal(ftruncate(fd, 4096), 0);
+    struct nested n = {{m, 65536, 0}, {m, 4096, 0}, -1};
+    void *addr = NULL;
+    assert_int_equal(nf__guarded(inner_then_fault, &n, &addr), NUMAFEED_ECORRUPT);
+    assert_int_equal(n.inner_rc, 0);
+    assert_ptr_equal(addr, m + 4096);
+    n.inner_rc = -1;
+    assert_int_equal(nf__guarded(inner_fault_then_fault, &n, &addr), NUMAFEED_ECORRUPT);
+    assert_int_equal(n.inner_rc, NUMAFEED_ECORRUPT);
+    munmap(m, 65536);
+    close(fd);
+    nf_rmtree(dir);
+    free(dir);
+}
+
 /* A SIGBUS outside any guard goes to the handler installed before ours. */
 static void test_other_sigbus_reaches_prior_handler(void **state)
 {
@@ -111,6 +161,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_truncated_mapping_is_an_error),
+        cmocka_unit_test(test_guards_nest),
         cmocka_unit_test(test_other_sigbus_reaches_prior_handler),
         cmocka_unit_test(test_unguarded_sigbus_keeps_default_action),
     };
