@@ -537,8 +537,9 @@ struct nf_pipe_options {
     size_t staging_bytes; /* decoded bytes in flight (0: NF_PIPE_DEFAULT_BYTES);
                            * at least 2 blocks, at most depth blocks */
     size_t max_op_bytes;  /* test hook, as in nf_reader_options */
-    /* mapped: hash a raw block's bytes only the first time any pipe of the
-     * dataset hands it out (its pages must stay resident and unchanged:
+    /* mapped: hash a raw block's bytes (or, submitted in place, a zstd
+     * frame's stored bytes) only the first time any pipe of the dataset
+     * hands it out (its pages must stay resident and unchanged:
      * page-locked, as the loader's direct copy keeps them); default 0,
      * every time */
     int verify_once;
@@ -589,13 +590,21 @@ int nf__pipe_submit(struct nf_pipe *p, uint32_t gblock, uint64_t tag);
  * (room) but none of its buffers. */
 int nf__pipe_submit_stored(struct nf_pipe *p, uint32_t gblock, uint64_t tag, void *dst,
                            size_t dst_len);
+/* The same, on a mapped pipe, without a copy: done.data points into the
+ * mapping (valid while the dataset stays mapped). A zstd frame is checked
+ * as above there, every read of it guarded (a truncated shard is the
+ * guard's error); with verify_once only the first time any pipe of the
+ * dataset hands it out. A raw block is handed out unread. -EINVAL on a
+ * pipe that does not map. */
+int nf__pipe_submit_in_place(struct nf_pipe *p, uint32_t gblock, uint64_t tag);
 /* Hand submitted reads to the kernel without waiting. */
 int nf__pipe_flush(struct nf_pipe *p);
 /* Decode and verify block gblock's stored bytes at src (as
  * nf__pipe_submit_stored delivered them) with this pipe's CPU decoder, into
  * scratch memory: 0 when they are sound, else exactly the error (code and
  * message) the CPU path gives for them. For a decoder elsewhere that found
- * the block bad: its verdict in the CPU path's words. */
+ * the block bad: its verdict in the CPU path's words. src may be in a
+ * mapped pipe's mapping (read guarded). */
 int nf__pipe_check_stored(struct nf_pipe *p, uint32_t gblock, const void *src);
 /* The next finished block, in completion order (reads) or submission order
  * (mapped). -EINVAL when nothing is in flight. */

@@ -17,10 +17,11 @@
  *     configured bytes in flight, or as many as the caller reserves;
  *   - or, for a decoder elsewhere (the GPU), the stored bytes as they are,
  *     read (or copied from the mapping) straight into the caller's
- *     destination, a zstd frame checked but not decoded: its header and
- *     length, then its bytes against the footer's stored hash, so that a
- *     decoder that does not survive damaged input (nvCOMP's) never gets
- *     one.
+ *     destination, or, mapped, handed out where they are mapped (the GPU
+ *     copies them from the page cache), a zstd frame checked but not
+ *     decoded: its header and length, then its bytes against the footer's
+ *     stored hash, so that a decoder that does not survive damaged input
+ *     (nvCOMP's) never gets one.
  *
  * Buffers. A pipe owns n buffers (a decoded one, and a read one for zstd
  * blocks); a submitted block holds one until the caller releases its
@@ -46,6 +47,7 @@ struct pbuf {
     uint8_t *dec;  /* decoded bytes of a zstd block */
     uint8_t *rd;   /* stored bytes as read (raw blocks are verified here) */
     uint8_t *to;   /* submitted stored: the caller's destination, else NULL */
+    bool in_place; /* submitted stored, mapped: handed out where it is mapped */
     uint64_t tag;  /* the caller's, for the block it holds */
     uint32_t g;    /* that global block */
 };
@@ -250,6 +252,9 @@ static void push(struct nf_pipe *p, struct ready e)
     p->qlen++;
 }
 
+/* nf__pipe_submit_in_place's destination: the mapping itself. */
+#define IN_PLACE ((uint8_t *)(uintptr_t)1)
+
 /* Submit block g into buffer slot i's place: read it into dst (or, mapped,
  * queue it; dst is then copied at nf__pipe_next). */
 static int submit(struct nf_pipe *p, uint32_t g, uint64_t tag, uint8_t *to, size_t to_len)
@@ -259,7 +264,7 @@ static int submit(struct nf_pipe *p, uint32_t g, uint64_t tag, uint8_t *to, size
     if (!bi)
         return nf__error(-EINVAL, "no global block %u (the dataset has %u)", g,
                          nf__dataset_blocks(p->ds));
-    if (to && to_len < bi->stored_size)
+    if (to && to != IN_PLACE && to_len < bi->stored_size)
         return nf__error(-EINVAL, "%s: block %u: destination of %zu bytes for %u stored bytes",
                          nf__dataset_shard_path(p->ds, shard), blk, to_len, bi->stored_size);
     if (nf__pipe_room(p) == 0)
@@ -268,12 +273,15 @@ static int submit(struct nf_pipe *p, uint32_t g, uint64_t tag, uint8_t *to, size
     int rc = to ? 0 : buf_ready(p, i, bi->codec == NF_CODEC_RAW);
     if (rc)
         return rc;
+    if (to == IN_PLACE && !p->mapped)
+        return nf__error(-EINVAL, "nf__pipe_submit_in_place: the shards are not mapped");
     if (p->mapped)
         push(p, (struct ready){.buf = i});
     else if ((rc = nf__reader_submit(p->reader, shard, blk, to ? to : p->bufs[i].rd,
                                      to ? to_len : p->rd_bytes, i)))
         return rc;
-    p->bufs[i].to = to;
+    p->bufs[i].in_place = to == IN_PLACE;
+    p->bufs[i].to = to == IN_PLACE ? NULL : to;
     p->bufs[i].tag = tag;
     p->bufs[i].g = g;
     p->nfree--;
@@ -292,6 +300,11 @@ int nf__pipe_submit_stored(struct nf_pipe *p, uint32_t g, uint64_t tag, void *ds
     if (!dst)
         return nf__error(-EINVAL, "nf__pipe_submit_stored: no destination");
     return submit(p, g, tag, dst, dst_len);
+}
+
+int nf__pipe_submit_in_place(struct nf_pipe *p, uint32_t g, uint64_t tag)
+{
+    return submit(p, g, tag, IN_PLACE, 0);
 }
 
 int nf__pipe_flush(struct nf_pipe *p)
@@ -356,6 +369,19 @@ static int stored_hash_check(struct nf_pipe *p, uint32_t g, const void *stored)
     return rc ? rc : nf__dataset_check_stored_hash(p->ds, g, stored);
 }
 
+struct hash_call {
+    struct nf_pipe *p;
+    uint32_t g;
+    const void *stored;
+    int rc;
+};
+
+static void hash_block(void *arg)
+{
+    struct hash_call *c = arg;
+    c->rc = stored_hash_check(c->p, c->g, c->stored);
+}
+
 int nf__pipe_guard(struct nf_pipe *p, void (*fn)(void *arg), void *arg)
 {
     if (!p->mapped) {
@@ -412,7 +438,26 @@ int nf__pipe_next(struct nf_pipe *p, struct nf_block_done *d)
     uint64_t t0 = now_ns();
     int rc = 0;
     bool once = p->verify_once && bi->codec == NF_CODEC_RAW;
-    if (b->to) {
+    if (b->in_place) {
+        /* in the mapping, which may fault: every read of it guarded; with
+         * verify_once a frame is hashed the first time only, its pages
+         * page-locked (the loader's direct copy) */
+        d->stored = 1;
+        d->len = bi->stored_size;
+        dst = (uint8_t *)src;
+        call.dst = dst;
+        bool zstd = bi->codec == NF_CODEC_ZSTD;
+        if (zstd && !(p->verify_once && nf__dataset_verified(p->ds, b->g))) {
+            rc = nf__pipe_guard(p, stored_block, &call);
+            if (!rc)
+                rc = call.rc;
+            struct hash_call h = {p, b->g, src, 0};
+            if (!rc && !(rc = nf__pipe_guard(p, hash_block, &h)))
+                rc = h.rc;
+            if (!rc && p->verify_once)
+                nf__dataset_set_verified(p->ds, b->g);
+        }
+    } else if (b->to) {
         d->stored = 1;
         d->len = bi->stored_size;
         rc = nf__pipe_guard(p, stored_block, &call);
@@ -447,9 +492,11 @@ int nf__pipe_check_stored(struct nf_pipe *p, uint32_t g, const void *src)
     uint8_t *scratch = malloc(bi->decoded_size ? bi->decoded_size : 1);
     if (!scratch)
         return nf__error(-ENOMEM, "out of memory for a block of %u bytes", bi->decoded_size);
-    int rc = nf__reader_decode(p->reader, shard, blk, src, scratch, bi->decoded_size);
+    /* src may be in the mapping (in place): guarded */
+    struct decode_call call = {p, bi, shard, blk, src, scratch, bi->decoded_size, 0};
+    int rc = nf__pipe_guard(p, decode_block, &call);
     free(scratch);
-    return rc;
+    return rc ? rc : call.rc;
 }
 
 void nf__pipe_release(struct nf_pipe *p, const struct nf_block_done *d)

@@ -6,8 +6,10 @@
  * mappings, with several in flight; nothing is decoded or counted as
  * verified; a damaged frame header is the typed error naming shard and
  * block before any decoder sees it; so is a damaged frame body (through
- * the shard's stored hash), in the words the CPU decoder gives for it; and
- * a shard without stored hashes cannot hand out a zstd block unchecked.
+ * the shard's stored hash), in the words the CPU decoder gives for it;
+ * handed out in place, a mapped block is the mapping itself, checked the
+ * same way (once, with verify_once); and a shard without stored hashes
+ * cannot hand out a zstd block unchecked.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -141,9 +143,11 @@ static void test_damaged_frame(void **state)
     free(ds);
 }
 
-/* One block through a fresh pipe of io, stored or decoded: its result, and
- * the message in msg. */
-static int one_block(const char *path, int io, uint32_t g, bool stored, char *msg, size_t len)
+enum { DECODED, STORED, IN_PLACE };
+
+/* One block through a fresh pipe of io, decoded, stored or in place: its
+ * result, and the message in msg. */
+static int one_block_as(const char *path, int io, uint32_t g, int how, char *msg, size_t len)
 {
     struct nf_dataset *d = open_ds(path, io);
     struct nf_pipe_options o;
@@ -153,8 +157,9 @@ static int one_block(const char *path, int io, uint32_t g, bool stored, char *ms
     assert_int_equal(nf__pipe_create(d, &o, &p), 0);
     const struct nf_block_info *bi = nf__dataset_block(d, g, NULL, NULL);
     uint8_t *buf = malloc(bi->stored_size);
-    assert_int_equal(stored ? nf__pipe_submit_stored(p, g, 0, buf, bi->stored_size)
-                            : nf__pipe_submit(p, g, 0), 0);
+    assert_int_equal(how == STORED     ? nf__pipe_submit_stored(p, g, 0, buf, bi->stored_size)
+                     : how == IN_PLACE ? nf__pipe_submit_in_place(p, g, 0)
+                                       : nf__pipe_submit(p, g, 0), 0);
     assert_int_equal(nf__pipe_flush(p), 0);
     struct nf_block_done done;
     int rc = nf__pipe_next(p, &done);
@@ -166,6 +171,11 @@ static int one_block(const char *path, int io, uint32_t g, bool stored, char *ms
     nf__pipe_destroy(p);
     nf__dataset_close(d);
     return rc;
+}
+
+static int one_block(const char *path, int io, uint32_t g, bool stored, char *msg, size_t len)
+{
+    return one_block_as(path, io, g, stored ? STORED : DECODED, msg, len);
 }
 
 static void test_damaged_body(void **state)
@@ -193,8 +203,80 @@ static void test_damaged_body(void **state)
         assert_string_equal(ms, mc);
         assert_non_null(strstr(ms, "shard-00000.nfs: block 1 at offset"));
         assert_int_equal(one_block(ds, io, 0, true, ms, sizeof(ms)), 0); /* its neighbour */
+        if (io == NF_IO_MMAP) { /* in the mapping: the same words */
+            assert_int_equal(one_block_as(ds, io, 1, IN_PLACE, ms, sizeof(ms)), rc);
+            assert_string_equal(ms, mc);
+        }
     }
     free(shard);
+    free(ds);
+}
+
+/* In place: each block handed out where it is mapped, its stored bytes
+ * as in the file; only a mapped pipe does it; with verify_once a frame is
+ * checked the first time it is handed out only (its pages stay as they
+ * were checked: the loader page-locks them), without it every time. */
+static void test_in_place(void **state)
+{
+    (void)state;
+    char *ds = nft_make_dataset(base, "m", 1000, 500, NUMAFEED_CODEC_ZSTD, 1, 16 << 10, 0);
+    struct nf_dataset *d = open_ds(ds, NF_IO_MMAP);
+    struct nf_pipe_options o;
+    nf__pipe_options_init(&o);
+    o.io = NF_IO_MMAP;
+    o.verify_once = 1;
+    struct nf_pipe *p, *every;
+    assert_int_equal(nf__pipe_create(d, &o, &p), 0);
+    o.verify_once = 0;
+    assert_int_equal(nf__pipe_create(d, &o, &every), 0);
+    uint32_t nb = nf__dataset_blocks(d), zg = UINT32_MAX;
+    for (uint32_t g = 0; g < nb; g++) {
+        uint32_t shard, blk;
+        const struct nf_block_info *bi = nf__dataset_block(d, g, &shard, &blk);
+        assert_int_equal(nf__pipe_submit_in_place(p, g, g), 0);
+        struct nf_block_done done;
+        assert_int_equal(nf__pipe_next(p, &done), 0);
+        assert_int_equal(done.stored, 1);
+        assert_int_equal(done.len, bi->stored_size);
+        assert_ptr_equal(done.data, nf__dataset_block_map(d, shard, blk));
+        size_t flen;
+        uint8_t *file = nft_read_file(nf__dataset_shard_path(d, shard), &flen);
+        assert_memory_equal(done.data, file + bi->offset, bi->stored_size);
+        free(file);
+        nf__pipe_release(p, &done);
+        if (bi->codec == NF_CODEC_ZSTD && zg == UINT32_MAX)
+            zg = g;
+    }
+    assert_true(zg != UINT32_MAX);
+    /* the frame changes in the page cache after its check */
+    uint32_t shard;
+    const struct nf_block_info *bi = nf__dataset_block(d, zg, &shard, NULL);
+    char *path = nft_shard_path(ds, shard);
+    size_t len;
+    uint8_t *img = nft_read_file(path, &len);
+    img[bi->offset + bi->stored_size / 2] ^= 0x5a;
+    assert_int_equal(nf_write_file(path, img, len), 0); /* in place: the mapping sees it */
+    free(img);
+    struct nf_block_done done;
+    assert_int_equal(nf__pipe_submit_in_place(p, zg, 0), 0);
+    assert_int_equal(nf__pipe_next(p, &done), 0); /* checked once already */
+    nf__pipe_release(p, &done);
+    assert_int_equal(nf__pipe_submit_in_place(every, zg, 0), 0);
+    int rc = nf__pipe_next(every, &done);
+    assert_true(rc == NUMAFEED_ECORRUPT || rc == NUMAFEED_ECHECKSUM);
+    assert_non_null(strstr(numafeed_last_error(), "shard-0000"));
+    nf__pipe_destroy(p);
+    nf__pipe_destroy(every);
+    nf__dataset_close(d);
+    /* a pipe that reads cannot hand out the mapping */
+    d = open_ds(ds, NF_IO_PREAD);
+    o.io = NF_IO_PREAD;
+    assert_int_equal(nf__pipe_create(d, &o, &p), 0);
+    assert_int_equal(nf__pipe_submit_in_place(p, 0, 0), -EINVAL);
+    assert_int_equal(nf__pipe_outstanding(p), 0);
+    nf__pipe_destroy(p);
+    nf__dataset_close(d);
+    free(path);
     free(ds);
 }
 
@@ -237,6 +319,7 @@ int main(void)
         cmocka_unit_test(test_raw_blocks_of_a_zstd_dataset),
         cmocka_unit_test(test_damaged_frame),
         cmocka_unit_test(test_damaged_body),
+        cmocka_unit_test(test_in_place),
         cmocka_unit_test(test_no_stored_hashes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
