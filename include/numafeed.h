@@ -794,8 +794,15 @@ enum loader_copy {
      * (XXH3 of its bytes in the page cache) the first time it is used:
      * page-locked pages cannot be evicted and re-read, so the bytes the
      * GPU copies later are the ones verified (docs/loader.md). A batch's
-     * fields have no host copy (loader_field.host is NULL). Where it does
-     * not apply, loader_create fails with NUMAFEED_ECONFIG naming why. */
+     * fields have no host copy (loader_field.host is NULL). With decode
+     * gpu, direct applies to any mapped dataset whose shards fit
+     * max_pinned_bytes (compressed, raw, variable fields alike): each
+     * unit's stored blocks go to the GPU in one batched copy from the page
+     * cache instead of through a worker's staging, and a zstd frame's
+     * stored bytes are checked against the footer's hash the first time it
+     * is used (the decoded bytes are verified on the GPU every time). Where
+     * it does not apply, loader_create fails with NUMAFEED_ECONFIG naming
+     * why. */
     LOADER_COPY_DIRECT = 2,
 };
 
@@ -806,15 +813,16 @@ enum loader_decode {
      * decode_why say what was chosen and why, and whether decode gpu would
      * apply: when batches go to a GPU (the CUDA path), the GPU decode
      * kernels are compiled in, NVIDIA's nvCOMP 6 is found at run time, at
-     * least half of the dataset's blocks are zstd, copy is not direct, and
-     * its memory fits max_gpu_decode_bytes. */
+     * least half of the dataset's blocks are zstd, and its memory fits
+     * max_gpu_decode_bytes. */
     LOADER_DECODE_AUTO = 0,
     /* The pool's cores: verify and zstd-decode into node-local staging,
      * copy records into the slot, one copy of the slot to the GPU. */
     LOADER_DECODE_CPU = 1,
     /* The GPU: each worker reads its unit's blocks as stored into
      * node-local page-locked staging and copies them to the GPU in one
-     * copy; nvCOMP decodes the zstd blocks there, every block is verified
+     * copy (copy direct: the GPU copies them from the page-locked page
+     * cache); nvCOMP decodes the zstd blocks there, every block is verified
      * there (nvCOMP's status and size, then the XXH3-64 of its decoded
      * bytes against the index, as on the CPU: docs/format.md), and a
      * kernel gathers the records into the batch's device buffers. The
@@ -825,7 +833,7 @@ enum loader_decode {
      * Where it does not apply, loader_create fails: NUMAFEED_ENOCUDA (not
      * compiled with CUDA, no kernels, or host batches), NUMAFEED_ENVCOMP
      * (nvCOMP missing or unusable: the message names every place tried),
-     * NUMAFEED_ECONFIG (no zstd block, copy direct, memory over
+     * NUMAFEED_ECONFIG (no zstd block, memory over
      * max_gpu_decode_bytes). */
     LOADER_DECODE_GPU = 2,
 };
@@ -1186,9 +1194,11 @@ struct loader_pool_info {
      * it, and pages_on_node is the count after the move. 0 normally; the
      * notes say whether the move worked. */
     size_t pages_strayed;
-    /* How batches reach the GPU: "staged", "direct", "gathered" (decode
-     * gpu: assembled on the GPU), or "host" in host mode (enum
-     * loader_copy's choice; the notes say why auto staged). */
+    /* How batches reach the GPU: "staged", "direct" (the GPU copies from
+     * the page cache: records, or under decode gpu stored blocks),
+     * "gathered" (decode gpu, blocks staged by the workers), or "host" in
+     * host mode (enum loader_copy's choice; the notes say why auto
+     * staged). */
     char copy[16];
     /* Where zstd blocks are decoded: "cpu" or "gpu" (enum loader_decode's
      * choice), and why: the reason the GPU does not apply, or the nvCOMP

@@ -10,12 +10,14 @@
  *      pipeline's stored mode: io_uring, pread or the mapping; the zstd
  *      frame's size, length and stored hash checked on the way: nvCOMP
  *      never sees a frame that is not the one the dataset was written
- *      with);
+ *      with); with copy direct, leave it where it is mapped (the shards
+ *      are page-locked, and each frame checked there the first time only);
  *   3. write the header (descriptors, nvCOMP's arrays, the gather list and,
  *      on the host side, the batches' record ids and offsets);
- *   4. on the worker's stream: one copy of header and blocks, nvCOMP's
- *      batched zstd decode into the arena, the verify kernel, the gather
- *      kernel, the verdicts back; wait for them;
+ *   4. on the worker's stream: one copy of header and blocks (copy
+ *      direct: the header, then one batched copy of the blocks from the
+ *      page cache), nvCOMP's batched zstd decode into the arena, the
+ *      verify kernel, the gather kernel, the verdicts back; wait for them;
  *   5. a verdict that is not OK fails the unit with the CPU path's typed
  *      error for that block (the CPU checks the block once more to say
  *      it); otherwise count the records (publishing the batches they
@@ -99,10 +101,20 @@ int nf__gpu_worker_init(struct worker *w)
     if (!rc)
         rc = nf__cuda_malloc(g->sz.dev_bytes, (void **)&g->dev);
     if (!rc) {
-        g->blk = calloc(g->sz.max_blocks, sizeof(*g->blk));
-        g->bi = calloc(g->sz.max_blocks, sizeof(*g->bi));
+        size_t n = g->sz.max_blocks;
+        g->blk = calloc(n, sizeof(*g->blk));
+        g->bi = calloc(n, sizeof(*g->bi));
         if (!g->blk || !g->bi)
             rc = nf__error(-ENOMEM, "GPU decode: out of memory for %u blocks", g->sz.max_blocks);
+        if (!rc && p->direct) {
+            g->mapped = calloc(n, sizeof(*g->mapped));
+            g->dma_dst = calloc(n, sizeof(*g->dma_dst));
+            g->dma_src = calloc(n, sizeof(*g->dma_src));
+            g->dma_len = calloc(n, sizeof(*g->dma_len));
+            if (!g->mapped || !g->dma_dst || !g->dma_src || !g->dma_len)
+                rc = nf__error(-ENOMEM, "GPU decode: out of memory for %u blocks",
+                               g->sz.max_blocks);
+        }
     }
     /* stored blocks take no pipe buffer: as many reads in flight as io_depth */
     if (!rc)
@@ -130,6 +142,10 @@ void nf__gpu_worker_free(struct worker *w)
     nf__cuda_stream_destroy(g->stream);
     free(g->blk);
     free(g->bi);
+    free(g->mapped);
+    free(g->dma_dst);
+    free(g->dma_src);
+    free(g->dma_len);
     free(g);
     w->gpu = NULL;
 }
@@ -175,8 +191,10 @@ static int block_error(struct worker *w, const struct nf_gunit *u, uint32_t k,
 {
     const struct numafeed_loader *L = w->pool->L;
     struct gpu_worker *g = w->gpu;
+    /* copy direct: in the mapping (the pipe guards the read) */
     int rc = nf__pipe_check_stored(w->pipe, w->blocks[k],
-                                   g->host + u->stored_off + g->blk[k].in_off);
+                                   g->mapped ? g->mapped[k]
+                                             : g->host + u->stored_off + g->blk[k].in_off);
     if (rc)
         return rc;
     uint32_t shard, blk;
@@ -209,6 +227,27 @@ static int finish(struct worker *w)
     return rc;
 }
 
+/* Header and blocks to the device: one copy from the staging, or (copy
+ * direct) the header from it and each block from the page cache, issued
+ * together. */
+static int to_device(struct worker *w, const struct nf_gunit *u)
+{
+    struct gpu_worker *g = w->gpu;
+    void *st = g->stream;
+    if (!g->mapped)
+        return nf__cuda_memcpy_h2d(g->dev, g->host, u->end, st);
+    int rc = nf__cuda_memcpy_h2d(g->dev, g->host, u->stored_off, st);
+    size_t n = 0;
+    for (uint32_t k = 0; k < u->nb; k++) {
+        if (!g->bi[k]->stored_size)
+            continue;
+        g->dma_dst[n] = g->dev + u->stored_off + g->blk[k].in_off;
+        g->dma_src[n] = g->mapped[k];
+        g->dma_len[n++] = g->bi[k]->stored_size;
+    }
+    return rc ? rc : nf__cuda_memcpy_batch_h2d(g->dma_dst, g->dma_src, g->dma_len, n, st);
+}
+
 /* Header and blocks to the device, decode, verify, and gather ncopies
  * listed copies; wait; then the verdicts. */
 static int decode(struct worker *w, const struct nf_gunit *u, uint64_t ncopies)
@@ -217,7 +256,7 @@ static int decode(struct worker *w, const struct nf_gunit *u, uint64_t ncopies)
     const struct nf_gplan_sizes *s = &g->sz;
     void *st = g->stream;
     uint8_t *dev = g->dev;
-    int rc = nf__cuda_memcpy_h2d(dev, g->host, u->end, st);
+    int rc = to_device(w, u);
     if (!rc)
         rc = nf__cuda_event_record(g->ev_start, st);
     if (!rc && u->nz) {

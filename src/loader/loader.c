@@ -298,12 +298,15 @@ static const char *direct_blocked(struct numafeed_loader *L, bool host, char *bu
     if (L->io != LOADER_IO_MMAP)
         return "the shards are read with io_uring or pread, not mapped (io auto maps only "
                "a dataset resident in the page cache)";
-    if (L->layout->nvar)
+    /* decode gpu copies whole stored blocks, one copy each, and gathers
+     * every kind of field on the GPU */
+    if (L->layout->nvar && !L->gpu_decode)
         return "the dataset has variable fields";
-    if (L->layout->record_bytes < DIRECT_MIN_RECORD && L->cfg.copy != LOADER_COPY_DIRECT)
+    if (L->layout->record_bytes < DIRECT_MIN_RECORD && L->cfg.copy != LOADER_COPY_DIRECT &&
+        !L->gpu_decode)
         return "records are smaller than 64 KiB (one copy each: staged is faster there)";
     uint64_t total = 0;
-    for (uint32_t g = 0; g < nf__dataset_blocks(L->ds); g++)
+    for (uint32_t g = 0; g < nf__dataset_blocks(L->ds) && !L->gpu_decode; g++)
         if (nf__dataset_block(L->ds, g, NULL, NULL)->codec != NF_CODEC_RAW)
             return "zstd blocks are decoded by the pool's cores";
     for (uint32_t sh = 0; sh < nf__dataset_shard_count(L->ds); sh++) {
@@ -326,7 +329,9 @@ static const char *direct_blocked(struct numafeed_loader *L, bool host, char *bu
 
 /* The copy to the GPU: direct (the shards page-locked read-only, once,
  * for every pool: portable registrations) where it applies and is asked
- * for or automatic; staged otherwise, saying why. */
+ * for or automatic; staged otherwise, saying why. Chosen after the decode:
+ * under decode gpu, direct sends the stored blocks to the GPU from the
+ * page cache, where staged reads them into each worker's staging. */
 static int pick_copy(struct numafeed_loader *L, bool host, int first_gpu)
 {
     char buf[160];
@@ -411,8 +416,6 @@ static const char *gpu_blocked(struct numafeed_loader *L, bool host, int first_g
     if (host)
         return host_why(L);
     *code = NUMAFEED_ECONFIG;
-    if (L->direct)
-        return "copy direct sends raw blocks as they are";
     uint32_t nb = nf__dataset_blocks(L->ds), nz = 0;
     for (uint32_t g = 0; g < nb; g++)
         nz += nf__dataset_block(L->ds, g, NULL, NULL)->codec == NF_CODEC_ZSTD;
@@ -494,7 +497,6 @@ static int pick_decode(struct numafeed_loader *L, bool host, int first_gpu)
     else
         snprintf(L->decode_why, sizeof(L->decode_why), "decode gpu: %s", d);
     L->gpu_decode = L->decode_note = true;
-    L->copy_why[0] = '\0'; /* the records are gathered on the GPU: no copy to choose */
     return 0;
 }
 
@@ -581,9 +583,9 @@ int loader_create(const struct loader_config *cfg_in, loader_t **out)
     if (!rc)
         rc = pick_gpus(L, topo, host, ndev, &cfg, ordinals);
     if (!rc)
-        rc = pick_copy(L, host, ordinals[0]);
-    if (!rc)
         rc = pick_decode(L, host, ordinals[0]);
+    if (!rc)
+        rc = pick_copy(L, host, ordinals[0]);
     if (!rc) {
         for (int i = 0; i < L->npools; i++)
             overrides[i] = cfg.node_override ? cfg.node_override[i] : -1;

@@ -23,10 +23,11 @@
 /* Bytes of a slot's data the host keeps, before the record ids (page
  * aligned): all of it when the workers build batches in the slot; GPU
  * decode gathers them on the device, and the host keeps only the variable
- * fields' offsets (which it computes); the direct copy, nothing. */
+ * fields' offsets (which it computes); the direct copy of raw records,
+ * nothing. */
 static size_t host_data(const struct pool *p)
 {
-    size_t n = p->direct ? 0 : p->gpu ? p->L->fixed_base : p->slot_bytes;
+    size_t n = p->gpu ? p->L->fixed_base : p->direct ? 0 : p->slot_bytes;
     return (n + 4095) & ~(size_t)4095;
 }
 
@@ -111,7 +112,7 @@ int nf__ring_setup_cuda(struct pool *p)
     /* one registration per slot: a slot is one copy's source, and a copy
      * may not span two registrations; direct, and GPU decode without
      * variable fields: the host slots hold only ids, which never travel */
-    bool travels = !p->direct && (!p->gpu || p->L->fixed_base);
+    bool travels = p->gpu ? p->L->fixed_base != 0 : !p->direct;
     int rc = travels ? nf__cuda_host_register(p->ring, total, p->slot_stride) : 1;
     if (rc == 1) {
         rc = 0;

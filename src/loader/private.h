@@ -64,6 +64,12 @@ struct gpu_worker {
     struct nf_gplan_sizes sz;
     struct nf_gblk *blk;      /* per block of a unit */
     const struct nf_block_info **bi;
+    /* copy direct: each block's stored bytes in the page-locked mapping,
+     * and the unit's block copies to the device, issued together */
+    const uint8_t **mapped;
+    void **dma_dst;
+    const void **dma_src;
+    size_t *dma_len;
 };
 
 struct worker {

@@ -170,10 +170,10 @@ static void set_sizes(struct pool *p, struct slot *s, uint64_t records)
 static int copy_slot(struct pool *p, struct slot *s)
 {
     const struct numafeed_loader *L = p->L;
-    if (p->direct)
-        return 0;
     if (p->gpu)
         return L->fixed_base ? nf__cuda_memcpy_h2d(s->dev, s->mem, L->fixed_base, p->stream) : 0;
+    if (p->direct)
+        return 0;
     if (!L->layout->nvar)
         return nf__cuda_memcpy_h2d(s->dev, s->mem, p->slot_bytes, p->stream);
     int rc = nf__cuda_memcpy_h2d(s->dev, s->mem, L->slot_head, p->stream);
@@ -315,7 +315,7 @@ static int worker_reserve(struct worker *w)
     w->bcount = malloc((c + 2) * sizeof(*w->bcount));
     w->held = malloc(c * sizeof(*w->held));
     w->block_slot = malloc((size_t)s->nblocks * sizeof(*w->block_slot));
-    if (w->pool->direct) {
+    if (w->pool->direct && !w->pool->gpu) { /* decode gpu: gpu_unit.c's own list */
         size_t n = c * w->pool->L->layout->nfields;
         w->dma_dst = malloc(n * sizeof(*w->dma_dst));
         w->dma_src = malloc(n * sizeof(*w->dma_src));
@@ -544,6 +544,8 @@ static int submit_block(struct worker *w, uint32_t k, uint8_t *stored)
     if (!stored)
         return nf__pipe_submit(w->pipe, w->blocks[k], k);
     const struct gpu_worker *g = w->gpu;
+    if (g->mapped) /* copy direct: the GPU copies it from the page cache */
+        return nf__pipe_submit_in_place(w->pipe, w->blocks[k], k);
     return nf__pipe_submit_stored(w->pipe, w->blocks[k], k, stored + g->blk[k].in_off,
                                   g->bi[k]->stored_size);
 }
@@ -574,6 +576,8 @@ int nf__pump_blocks(struct worker *w, const struct unit *un, bool hold, uint8_t 
             struct scatter_call call = {w, un, (uint32_t)d.tag, d.data};
             rc = nf__pipe_guard(w->pipe, scatter_cb, &call);
             t_copy += nf__now_ns() - t0;
+        } else if (w->gpu->mapped) {
+            w->gpu->mapped[d.tag] = d.data;
         }
         nf__pipe_release(w->pipe, &d);
     }

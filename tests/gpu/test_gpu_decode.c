@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <xxhash.h>
 #include <zstd.h>
 
@@ -112,6 +113,28 @@ int __wrap_nf__cuda_on_device(int dev, int (*fn)(void *), void *arg)
 {
     (void)dev;
     return fn(arg);
+}
+/* copy direct: the shards "page-locked", each block copied from the
+ * mapping; registrations counted, to see every one undone */
+static atomic_int ro_registered;
+int __wrap_nf__cuda_host_register_ro_on(int dev, const void *p, size_t len)
+{
+    (void)dev; (void)p; (void)len;
+    atomic_fetch_add(&ro_registered, 1);
+    return 0;
+}
+void __wrap_nf__cuda_host_unregister_one(const void *p)
+{
+    (void)p;
+    atomic_fetch_sub(&ro_registered, 1);
+}
+int __wrap_nf__cuda_memcpy_batch_h2d(void *const *d, const void *const *s, const size_t *l,
+                                     size_t n, void *st)
+{
+    (void)st;
+    for (size_t i = 0; i < n; i++)
+        memcpy(d[i], s[i], l[i]);
+    return 0;
 }
 int __wrap_nf__gpu_kernels(const char **why) { *why = ""; return 1; }
 
@@ -279,6 +302,7 @@ struct run {
     uint32_t threads, prefetch, batch;
     uint64_t window, max_gpu;
     uint64_t start_batch; /* resume mid-epoch */
+    int copy;             /* enum loader_copy (0: auto) */
 };
 
 static int create(const struct run *r, loader_t **L)
@@ -295,6 +319,7 @@ static int create(const struct run *r, loader_t **L)
     c.shuffle_window = r->window;
     c.max_gpu_decode_bytes = r->max_gpu;
     c.start_batch = r->start_batch;
+    c.copy = r->copy;
     c.seed = 9;
     c.world_size = 1;
     int zero = 0, node = 0;
@@ -375,8 +400,11 @@ static uint64_t lockstep(const struct run *ref, const struct run *got, int epoch
     struct loader_pool_info pi = {.size = sizeof(pi)};
     assert_int_equal(loader_pool_info(B, 0, &pi), 0);
     if (got->decode == LOADER_DECODE_GPU) {
+        /* mapped: copy auto sends the stored blocks from the page cache */
+        bool direct = got->copy == LOADER_COPY_DIRECT ||
+                      (got->copy == LOADER_COPY_AUTO && got->io == LOADER_IO_MMAP);
         assert_string_equal(pi.decode, "gpu");
-        assert_string_equal(pi.copy, "gathered");
+        assert_string_equal(pi.copy, direct ? "direct" : "gathered");
         assert_true(pi.gpu_decode_bytes > 0);
     }
     for (int e = 0; e < epochs; e++) {
@@ -405,21 +433,26 @@ static uint64_t lockstep(const struct run *ref, const struct run *got, int epoch
     }
     loader_destroy(A);
     loader_destroy(B);
+#ifdef NF_GPU_EMULATED
+    assert_int_equal(atomic_load(&ro_registered), 0); /* every shard unregistered */
+#endif
     return st.units_windowed;
 }
 
 static void matrix(const char *dir, uint64_t big_window)
 {
+    /* pread: staged; mmap: copy auto, so direct (each block from the
+     * page-locked mapping) */
     int ios[] = {LOADER_IO_PREAD, LOADER_IO_MMAP};
     uint32_t threads[] = {1, 3, 8};
-    for (int i = 0; i < (quick ? 1 : 2); i++)
+    for (int i = 0; i < 2; i++)
         for (int ti = quick ? 1 : 0; ti < (quick ? 2 : EMULATED ? 2 : 3); ti++)
             for (int path = 0; path < 2; path++) {
                 uint32_t t = threads[ti];
                 /* path 1: a two-slot ring and large windows, every unit
                  * built batch by batch (the window path) */
                 struct run ref = {dir, LOADER_DEVICE_CPU, LOADER_DECODE_CPU, ios[i], t,
-                                  path ? 2 : 0, 0, path ? big_window : 0, 0, 0};
+                                  path ? 2 : 0, 0, path ? big_window : 0, 0, 0, 0};
                 struct run gpu = ref;
                 gpu.device = LOADER_DEVICE_CUDA;
                 gpu.decode = LOADER_DECODE_GPU;
@@ -435,6 +468,14 @@ static void matrix(const char *dir, uint64_t big_window)
                     struct run staged = ref;
                     staged.device = LOADER_DEVICE_CUDA;
                     lockstep(&ref, &staged, 1);
+                }
+                if (i == 1 && path == 0) {
+                    struct run staged = gpu; /* mapped, and copy staged asked for */
+                    staged.copy = LOADER_COPY_STAGED;
+                    lockstep(&ref, &staged, 1);
+                    struct run r0 = ref, r1 = gpu; /* direct, resumed mid-epoch */
+                    r0.start_batch = r1.start_batch = 7;
+                    lockstep(&r0, &r1, 1);
                 }
             }
 }
@@ -507,24 +548,27 @@ static void damage(int codec)
     atomic_store(&bad_frames_seen, 0);
 #endif
     for (uint32_t t = quick ? 3 : 1; t <= 3; t += 2) {
-        struct run cpu = {d, LOADER_DEVICE_CPU, LOADER_DECODE_CPU, LOADER_IO_PREAD, t, 0, 0, 0, 0, 0};
+        struct run cpu = {d, LOADER_DEVICE_CPU, LOADER_DECODE_CPU, LOADER_IO_PREAD, t, 0, 0, 0, 0, 0, 0};
         struct run gpu = cpu;
         gpu.device = LOADER_DEVICE_CUDA;
         gpu.decode = LOADER_DECODE_GPU;
         char mc[1024], mg[1024];
         uint64_t bc, bg;
         int rc = until_error(&cpu, &bc, mc, sizeof(mc));
-        int rg = until_error(&gpu, &bg, mg, sizeof(mg));
-        printf("# cpu: %s after %llu batches: %s\n# gpu: %s after %llu batches: %s\n",
-               numafeed_err_name(rc), (unsigned long long)bc, mc, numafeed_err_name(rg),
-               (unsigned long long)bg, mg);
         assert_true(rc == NUMAFEED_ECORRUPT || rc == NUMAFEED_ECHECKSUM);
-        assert_int_equal(rg, rc);
-        assert_int_equal(bg, bc);
-        /* the very same words: shard, block, offset and what was wrong */
-        assert_string_equal(mg, mc);
         assert_non_null(strstr(mc, "shard-"));
         assert_non_null(strstr(mc, ": block "));
+        for (int io = 0; io < 2; io++) { /* staged, then direct from the mapping */
+            gpu.io = io ? LOADER_IO_MMAP : LOADER_IO_PREAD;
+            int rg = until_error(&gpu, &bg, mg, sizeof(mg));
+            printf("# cpu: %s after %llu batches: %s\n# gpu (%s): %s after %llu batches: %s\n",
+                   numafeed_err_name(rc), (unsigned long long)bc, mc, io ? "mmap" : "pread",
+                   numafeed_err_name(rg), (unsigned long long)bg, mg);
+            assert_int_equal(rg, rc);
+            assert_int_equal(bg, bc);
+            /* the very same words: shard, block, offset and what was wrong */
+            assert_string_equal(mg, mc);
+        }
 #ifdef NF_GPU_EMULATED
         /* the damaged frame was caught by its stored hash on the host:
          * nvCOMP (on a GPU it can hang on one) never had it */
@@ -546,6 +590,45 @@ static void test_damaged_raw_block(void **state)
 {
     (void)state;
     damage(NUMAFEED_BLOCK_RAW);
+}
+
+/* A shard cut short under decode gpu's direct copy: the host's check of a
+ * frame it has not checked yet is a typed error naming the shard; a frame
+ * checked before reaches the GPU from its page-locked pages (which the cut
+ * cannot take away) and decodes as it was. Never a crash. Not emulated:
+ * the stand-in's copy reads the mapping as the host would, unguarded; not
+ * quick: host-side, nothing for the GPU's sanitizers, and slow under them. */
+static void test_truncated_direct(void **state)
+{
+    (void)state;
+    if (EMULATED || quick)
+        skip();
+    char *d;
+    assert_true(asprintf(&d, "%s/cut", base) > 0);
+    assert_int_equal(nf_run(NULL, "rm -rf '%s' && cp -r '%s' '%s'", d, fixed_ds, d), 0);
+    struct run r = {d, LOADER_DEVICE_CUDA, LOADER_DECODE_GPU, LOADER_IO_MMAP, 3, 0, 0, 0, 0, 0,
+                    LOADER_COPY_DIRECT};
+    loader_t *L = make(&r);
+    char shard[4200];
+    snprintf(shard, sizeof(shard), "%s/shard-00000.nfs", d);
+    assert_int_equal(truncate(shard, 64), 0);
+    struct loader_batch b = LOADER_BATCH_INIT;
+    int rc;
+    for (int e = 0; e < 2; e++) {
+        while ((rc = loader_next(L, 0, &b, 30000)) == 0)
+            loader_release(L, &b);
+        if (rc != NUMAFEED_EEPOCH_END)
+            break;
+    }
+    char msg[1024];
+    loader_last_error(L, msg, sizeof(msg));
+    printf("# truncated under decode gpu, copy direct: %s: %s\n", numafeed_err_name(rc), msg);
+    assert_true(rc == NUMAFEED_EEPOCH_END || rc == NUMAFEED_ECORRUPT);
+    if (rc == NUMAFEED_ECORRUPT)
+        assert_non_null(strstr(msg, "shard-00000.nfs"));
+    loader_destroy(L);
+    nf_rmtree(d);
+    free(d);
 }
 
 /* ---- the choice --------------------------------------------------------- */
@@ -580,7 +663,7 @@ static void test_choice(void **state)
 {
     (void)state;
     struct loader_pool_info pi;
-    struct run r = {fixed_ds, LOADER_DEVICE_AUTO, LOADER_DECODE_AUTO, 0, 2, 0, 0, 0, 0, 0};
+    struct run r = {fixed_ds, LOADER_DEVICE_AUTO, LOADER_DECODE_AUTO, 0, 2, 0, 0, 0, 0, 0, 0};
     info(&r, &pi); /* everything there: auto still decodes on the CPU, and says why */
     assert_string_equal(pi.decode, "cpu");
     assert_non_null(strstr(pi.decode_why, "decode gpu must be asked for"));
@@ -591,7 +674,20 @@ static void test_choice(void **state)
     assert_string_equal(pi.decode, "gpu");
     assert_non_null(strstr(pi.decode_why, "decode gpu: nvCOMP 6.0.0"));
     assert_non_null(strstr(pi.notes, "decode gpu"));
-    assert_null(strstr(pi.notes, "copy staged")); /* gathered on the GPU: no copy to choose */
+    /* io auto reads this dataset (made just now, so in the page cache) from
+     * its mapping: copy auto sends its blocks from there */
+    assert_string_equal(pi.copy, "direct");
+    assert_null(strstr(pi.notes, "copy staged"));
+    r.io = LOADER_IO_PREAD; /* read into the staging: the notes say why */
+    info(&r, &pi);
+    assert_string_equal(pi.copy, "gathered");
+    assert_non_null(strstr(pi.notes, "copy staged: the shards are read with io_uring or pread"));
+    r.copy = LOADER_COPY_DIRECT; /* asked for: refused, saying why */
+    loader_t *Ld;
+    assert_int_equal(create(&r, &Ld), NUMAFEED_ECONFIG);
+    assert_non_null(strstr(numafeed_last_error(), "copy direct: the shards are read with"));
+    r.io = LOADER_IO_AUTO;
+    r.copy = LOADER_COPY_AUTO;
 
     /* a ring too small for the workers' units to stream: the notes say so.
      * Units of 256 records span 256 / 64 + 2 batches, so 2 workers streaming
@@ -621,16 +717,16 @@ static void test_choice(void **state)
                "decode gpu: batches stay on the host", &pi);
     assert_null(strstr(pi.notes, "decode")); /* host mode says enough in the notes */
 
-    r = (struct run){raw_ds, LOADER_DEVICE_AUTO, LOADER_DECODE_AUTO, 0, 2, 0, 0, 0, 0, 0};
+    r = (struct run){raw_ds, LOADER_DEVICE_AUTO, LOADER_DECODE_AUTO, 0, 2, 0, 0, 0, 0, 0, 0};
     falls_back(r, "no block of the dataset is zstd-compressed", NUMAFEED_ECONFIG, NULL, &pi);
     assert_non_null(strstr(pi.notes, "decode cpu: no block"));
 
-    r = (struct run){fixed_ds, LOADER_DEVICE_AUTO, LOADER_DECODE_AUTO, 0, 2, 0, 0, 0, 4096, 0};
+    r = (struct run){fixed_ds, LOADER_DEVICE_AUTO, LOADER_DECODE_AUTO, 0, 2, 0, 0, 0, 4096, 0, 0};
     falls_back(r, "exceed max_gpu_decode_bytes (4096)", NUMAFEED_ECONFIG, "max_gpu_decode_bytes",
                &pi);
 
     if (EMULATED) {
-        r = (struct run){fixed_ds, LOADER_DEVICE_AUTO, LOADER_DECODE_AUTO, 0, 2, 0, 0, 0, 0, 0};
+        r = (struct run){fixed_ds, LOADER_DEVICE_AUTO, LOADER_DECODE_AUTO, 0, 2, 0, 0, 0, 0, 0, 0};
         no_stored_hashes = 1; /* shards written before they kept stored hashes */
         falls_back(r, "keep no hashes of their stored blocks", NUMAFEED_ECONFIG, "repack it", &pi);
         no_stored_hashes = 0;
@@ -694,6 +790,7 @@ int main(void)
         cmocka_unit_test(test_variable),
         cmocka_unit_test(test_damaged_zstd_block),
         cmocka_unit_test(test_damaged_raw_block),
+        cmocka_unit_test(test_truncated_direct),
         cmocka_unit_test(test_choice),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
