@@ -8,7 +8,9 @@ generator, page cache warmed), on one GPU:
     window) and `--decode gpu` at each --threads and each --windows (a
     shuffle window of that many blocks' records, 0: the default; a unit is
     one nvCOMP call, so this sets the blocks per call; --ring units gives
-    it a ring that holds the workers' units): delivered GB/s
+    it a ring that holds the workers' units; each of --copies: the stored
+    blocks read into the workers' staging, or copied by the GPU from the
+    page-locked page cache): delivered GB/s
     (record bytes reaching the GPU), cores busy, and for gpu the GPU time a
     batch cost (decode, verify, gather);
   * `nvcomp_ceiling` at each --blocks-per-call and each window's blocks:
@@ -25,7 +27,8 @@ Asserts nothing; prints a table and writes JSON.
 
   python3 bench/gpu_decode.py --bin build/release --nvcomp /path/to/wheel \\
       --work /tmp/nfd [--workloads tokens-zstd,images-zstd1] [--threads 4,14] \\
-      [--windows 0,128,512] [--ring units] [--blocks-per-call 4096] [--gpu-step-us 2000] \\
+      [--windows 0,128,512] [--ring units] [--copies staged,direct] \\
+      [--blocks-per-call 4096] [--gpu-step-us 2000] \\
       [--records 0.25] [--json out.json]
 """
 import argparse
@@ -40,9 +43,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gpu_bench  # noqa: E402  (the workloads and their generator)
 
 
-def numafeed(nf, ds, batch, threads, decode, epochs, gpu_step_us=0, window=0, prefetch=0):
+def numafeed(nf, ds, batch, threads, decode, epochs, gpu_step_us=0, window=0, prefetch=0,
+             copy="auto"):
     cmd = [nf, "bench", ds, "--gpus", "0", "--cuda-context", "--epochs", str(epochs),
-           "--batch-size", str(batch), "--threads", str(threads), "--decode", decode]
+           "--batch-size", str(batch), "--threads", str(threads), "--decode", decode,
+           "--copy", copy]
     if gpu_step_us:
         cmd += ["--gpu-step-us", str(gpu_step_us)]
     if window:  # the GPU memory a wide window takes is what is measured here
@@ -50,8 +55,8 @@ def numafeed(nf, ds, batch, threads, decode, epochs, gpu_step_us=0, window=0, pr
     if prefetch:  # a ring that holds every worker's unit (docs/loader.md)
         cmd += ["--prefetch", str(prefetch), "--max-ring-bytes", "16G"]
     p = subprocess.run(cmd, capture_output=True, text=True)
-    r = dict(decode=decode, threads=threads, gpu_step_us=gpu_step_us, window=window,
-             prefetch=prefetch, command=" ".join(cmd))
+    r = dict(decode=decode, copy=copy, threads=threads, gpu_step_us=gpu_step_us,
+             window=window, prefetch=prefetch, command=" ".join(cmd))
     if p.returncode:
         r["error"] = (p.stderr or p.stdout).strip().splitlines()[-1:]
         return r
@@ -97,6 +102,9 @@ def main():
                     "twice every worker's unit (docs/loader.md), within 16 GiB")
     ap.add_argument("--windows", default="0,128,512",
                     help="decode gpu's shuffle windows, in blocks (0: the default)")
+    ap.add_argument("--copies", default="staged,direct",
+                    help="decode gpu's copies to run: staged (blocks read into each "
+                    "worker's staging), direct (from the page-locked page cache), auto")
     ap.add_argument("--gpu-step-us", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--records", type=float, default=0.25,
@@ -139,15 +147,16 @@ def main():
                   f"{c.get('gbps', c.get('error'))} GB/s", flush=True)
         best = max([c["gbps"] for c in w["ceilings"] if "gbps" in c] or [0])
         steps = [0] + ([a.gpu_step_us] if a.gpu_step_us else [])
-        plan = [("cpu", 0)] + [("gpu", x) for x in windows]
+        plan = [("cpu", 0, "auto")] + [("gpu", x, c) for x in windows
+                                         for c in a.copies.split(",")]
         for t in [int(x) for x in a.threads.split(",")]:
             for step in steps:
-                for decode, wb in plan:
+                for decode, wb, copy in plan:
                     pf = 0
                     if decode == "gpu" and a.ring == "units":
                         unit = (wb * rpb if wb else 16 * rpb) // batch + 2
                         pf = min(2 * t * unit, (16 << 30) // (batch * rb))
-                    r = numafeed(nf, ds, batch, t, decode, a.epochs, step, wb * rpb, pf)
+                    r = numafeed(nf, ds, batch, t, decode, a.epochs, step, wb * rpb, pf, copy)
                     same = at.get(wb or default_blocks) if decode == "gpu" else None
                     r["blocks_per_call"] = (wb or default_blocks) if decode == "gpu" else None
                     r["of_ceiling"] = r["gbps"] / best if best and "gbps" in r else None
@@ -155,7 +164,8 @@ def main():
                                                    else None)
                     w["runs"].append(r)
                     what = f"decode {decode} threads {t:2d}" + (
-                        f" window {wb or 'default':>7} blocks" if decode == "gpu" else "")
+                        f" window {wb or 'default':>7} blocks copy {copy:6s}"
+                        if decode == "gpu" else "")
                     if "error" in r:
                         print(f"{name:13s} {what}: {r['error']}", flush=True)
                         continue

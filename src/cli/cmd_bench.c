@@ -65,10 +65,12 @@ static void help(void)
         "      --copy MODE       how batches reach the GPU: auto (default: direct where\n"
         "                        it applies, else staged), staged (the pool's cores copy\n"
         "                        every record into its node-local slot, then one copy\n"
-        "                        per batch to the GPU) or direct (the GPU copies raw\n"
-        "                        records straight from the page-locked page cache:\n"
-        "                        mapped, raw, fixed-field datasets; docs/loader.md).\n"
-        "                        --digest implies staged.\n"
+        "                        per batch to the GPU; with --decode gpu, the stored\n"
+        "                        blocks into node-local staging) or direct (the GPU\n"
+        "                        copies from the page-locked page cache: raw records of\n"
+        "                        mapped, raw, fixed-field datasets, or with --decode gpu\n"
+        "                        the stored blocks of any mapped dataset;\n"
+        "                        docs/loader.md).\n"
         "      --decode WHERE    where zstd blocks are decoded: auto (default: the pool's\n"
         "                        cores; gpu must be asked for; the pool's notes say\n"
         "                        whether it would apply), cpu, or gpu\n"
@@ -101,7 +103,8 @@ static void help(void)
         "                        error naming it, not a signal.\n"
         "      --sysfs-root DIR  read DIR instead of /sys.\n"
         "      --digest          print one line per epoch (batches without a host copy,\n"
-        "                        decode gpu's, are copied back from the GPU for it):\n"
+        "                        decode gpu's and copy direct's, are copied back from\n"
+        "                        the GPU for it):\n"
         "                          epoch E records R digest D order O\n"
         "                        D: sum mod 2^64 of XXH64(record, seed 0) over the\n"
         "                        records delivered that epoch (independent of order),\n"
@@ -489,11 +492,6 @@ static int parse_args(int argc, char **argv, struct bench_args *a)
                                                  : "more than one dataset directory");
     if (a->cfg.rank && !a->cfg.world_size)
         return cli_usage("bench", "--rank needs --world-size");
-    /* digests hash the host batches, which a direct copy does not make */
-    if (a->digest && a->cfg.copy == LOADER_COPY_DIRECT)
-        return cli_usage("bench", "--digest reads host batches: not with --copy direct");
-    if (a->digest)
-        a->cfg.copy = LOADER_COPY_STAGED;
     a->cfg.path = argv[optind];
     a->argc = argc;
     a->argv = argv;
