@@ -419,23 +419,24 @@ static void forget_blocks(struct worker *w, const struct unit *un)
 /* The global record at global-order position gp of the unit's epoch: from
  * the unit's own tables when it is one of the unit's, else from gp's
  * window, whose permutation is computed here (a batch may take records
- * from the unit before or after; one window is cached). */
+ * from the unit before or after; one window is cached, and known by its
+ * range, so a position in it costs no search for its window). */
 static uint64_t id_at(struct worker *w, const struct unit *un, uint64_t gp)
 {
     if (gp >= un->a && gp < un->e)
         return w->pos_id[gp - un->a];
     const struct nf_sampler *s = &w->pool->sampler;
-    uint64_t win = nf__window_of(s, &w->plan, gp), w0 = nf__window_start(s, &w->plan, win);
-    if (!w->win2_ok || w->win2 != win || w->win2_epoch != un->epoch) {
-        uint64_t wl = nf__window_len(s, &w->plan, win);
-        nf__window_perm(s, un->epoch, win, w->sigma2, wl);
-        nf__plan_span(s, &w->plan, w0, wl, w->span2);
-        w->win2 = win;
+    if (!w->win2_ok || w->win2_epoch != un->epoch || gp - w->win2_w0 >= w->win2_len) {
+        uint64_t win = nf__window_of(s, &w->plan, gp);
+        w->win2_w0 = nf__window_start(s, &w->plan, win);
+        w->win2_len = nf__window_len(s, &w->plan, win);
+        nf__window_perm(s, un->epoch, win, w->sigma2, w->win2_len);
+        nf__plan_span(s, &w->plan, w->win2_w0, w->win2_len, w->span2);
         w->win2_epoch = un->epoch;
         w->win2_ok = true;
     }
-    uint32_t blk, in, j = w->sigma2[gp - w0];
-    return nf__plan_record_at(s, &w->plan, w->span2[j], w0 + j, &blk, &in);
+    uint32_t blk, in, j = w->sigma2[gp - w->win2_w0];
+    return nf__plan_record_at(s, &w->plan, w->span2[j], w->win2_w0 + j, &blk, &in);
 }
 
 /* Variable fields: the element offsets of every batch the unit writes
@@ -457,10 +458,18 @@ static int unit_offsets(struct worker *w, const struct unit *un)
         w->boffs = o;
         w->boffs_cap = nb * stride;
     }
-    size_t elem[LOADER_MAX_FIELDS];
-    for (unsigned f = 0; f < L->layout->nfields; f++)
-        if (L->layout->fields[f].kind != NF_KIND_FIXED)
-            elem[L->layout->fields[f].var] = nf__dtype_size(L->layout->fields[f].dtype);
+    /* lengths in bytes to elements: every dtype's size is a power of two,
+     * so a shift (a division per record was most of this loop's time) */
+    unsigned shift[LOADER_MAX_FIELDS];
+    for (unsigned f = 0; f < L->layout->nfields; f++) {
+        const struct nf_field *fd = &L->layout->fields[f];
+        size_t elem = nf__dtype_size(fd->dtype);
+        if (fd->kind == NF_KIND_FIXED)
+            continue;
+        if (!elem || (elem & (elem - 1)))
+            return nf__error(-EINVAL, "field %s: elements of %zu bytes", fd->name, elem);
+        shift[fd->var] = (unsigned)__builtin_ctzll(elem);
+    }
     const uint32_t *len = nf__dataset_var_len(L->ds);
     for (size_t bi = 0; bi < nb; bi++) {
         uint64_t b = un->b_lo + bi, blen = nf__batch_len(s, b);
@@ -472,7 +481,7 @@ static int unit_offsets(struct worker *w, const struct unit *un)
             uint64_t id = id_at(w, un, gp0 + i);
             for (unsigned v = 0; v < nv; v++) {
                 int64_t *ov = o + v * (s->batch + 1);
-                ov[i + 1] = ov[i] + (int64_t)(len[id * nv + v] / elem[v]);
+                ov[i + 1] = ov[i] + (int64_t)(len[id * nv + v] >> shift[v]);
             }
         }
     }
