@@ -99,7 +99,7 @@ struct worker {
     int64_t *boffs;
     size_t boffs_cap;
     uint32_t *sigma2, *span2;
-    uint64_t win2, win2_epoch;
+    uint64_t win2_w0, win2_len, win2_epoch; /* that window's range */
     bool win2_ok;
     struct nf_bind_result bind;
     /* direct copy: the unit's (or batch's) record copies, issued together */

@@ -237,6 +237,40 @@ static void test_each_block_read_once(void **state)
     make_epochs = 0;
 }
 
+/* Large blocks, streamed: a block's records are copied one after another
+ * and the ends of their copies (the parts of a destination line that are
+ * not whole lines) are written after them, in lists that fill up several
+ * times in a block of hundreds of records: every byte still lands where
+ * it belongs, at 1 and 2 threads. */
+static void test_large_blocks_streamed(void **state)
+{
+    (void)state;
+    char *base2, *dir2, *keep = dir;
+    assert_int_equal(nf_scratch(&base2, &dir2), 0);
+    assert_int_equal(pack(dir2, 128 << 10), 0);
+    numafeed_dataset *ds;
+    assert_int_equal(numafeed_dataset_open(dir2, &ds), 0);
+    uint64_t nblocks = numafeed_dataset_blocks(ds);
+    numafeed_dataset_close(ds);
+    assert_true(nblocks < N / 200); /* hundreds of records a block */
+    dir = dir2;
+    static uint64_t got[N];
+    make_epochs = 1; /* the ring is empty when each unit starts: streamed */
+    for (uint32_t t = 1; t <= 2; t++) {
+        loader_t *L = make(t, 64, 0, 0);
+        assert_int_equal(epoch(L, got), N);
+        assert_once(got, N);
+        struct loader_stats st = {.size = sizeof(st)};
+        assert_int_equal(loader_stats(L, 0, &st), 0);
+        loader_destroy(L);
+        assert_true(st.units > 0);
+        assert_int_equal(st.units_windowed, 0);
+    }
+    make_epochs = 0;
+    dir = keep;
+    nf_scratch_free(base2, dir2);
+}
+
 /* Starting at batch 17 gives exactly what an uninterrupted loader gives
  * from there. */
 static void test_resume(void **state)
@@ -383,6 +417,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exactly_once_any_path),
         cmocka_unit_test(test_each_block_read_once),
+        cmocka_unit_test(test_large_blocks_streamed),
         cmocka_unit_test(test_resume),
         cmocka_unit_test(test_reader_and_lying_lengths),
         cmocka_unit_test(test_writer_refusals),
