@@ -799,8 +799,10 @@ enum loader_copy {
      * max_pinned_bytes (compressed, raw, variable fields alike): each
      * unit's stored blocks go to the GPU in one batched copy from the page
      * cache instead of through a worker's staging, and a zstd frame's
-     * stored bytes are checked against the footer's hash the first time it
-     * is used (the decoded bytes are verified on the GPU every time). Where
+     * stored bytes are checked against the footer's hash by the host the
+     * first time it is used and by the GPU every time, before nvCOMP reads
+     * them (docs/loader.md: a shard changed under the loader is an error,
+     * never a frame nvCOMP was not written to read). Where
      * it does not apply, loader_create fails with NUMAFEED_ECONFIG naming
      * why. */
     LOADER_COPY_DIRECT = 2,

@@ -69,6 +69,8 @@ int nf__gplan_bounds(const struct nf_gplan_input *in, struct nf_gplan_sizes *s)
     for (int a = 0; a < 4; a++) /* laid out as nf__gplan_place does */
         if (take_n(&at, mb, sizeof(uint64_t), NULL))
             return -EOVERFLOW;
+    if (take_n(&at, mb, sizeof(struct nf_gpu_screen), NULL))
+        return -EOVERFLOW;
     if (take_n(&at, copies, sizeof(struct nf_gpu_copy), NULL) || take(&at, 0, NULL))
         return -EOVERFLOW;
     s->header = at;
@@ -89,6 +91,8 @@ int nf__gplan_size(struct nf_gplan_sizes *s, size_t temp)
         take_n(&dev, mb, sizeof(int32_t), &s->dev_status_off) ||
         take_n(&dev, mb, sizeof(uint64_t), &s->dev_actual_off) ||
         take_n(&dev, mb, sizeof(struct nf_gpu_result), &s->dev_res_off) ||
+        take_n(&dev, mb, sizeof(uint64_t), &s->dev_found_off) ||
+        take(&dev, NF_GSAFE_MAX, &s->dev_safe_off) ||
         take(&dev, temp, &s->dev_temp_off) || take(&dev, 0, NULL))
         return -EOVERFLOW;
     s->dev_bytes = dev;
@@ -120,6 +124,7 @@ int nf__gplan_place(const struct nf_block_info *const *bi, uint32_t nb, uint64_t
         take_n(&at, u->nz, sizeof(size_t), &u->in_bytes_off) ||
         take_n(&at, u->nz, sizeof(size_t), &u->out_bytes_off) ||
         take_n(&at, u->nz, sizeof(void *), &u->out_ptrs_off) ||
+        take_n(&at, u->nz, sizeof(struct nf_gpu_screen), &u->screens_off) ||
         take_n(&at, ncopies, sizeof(struct nf_gpu_copy), &u->copies_off) ||
         take(&at, in, &u->stored_off))
         return nf__error(-EOVERFLOW, "GPU decode: a unit's sizes overflow");
@@ -133,8 +138,10 @@ int nf__gplan_place(const struct nf_block_info *const *bi, uint32_t nb, uint64_t
 
 void nf__gplan_header(const struct nf_block_info *const *bi, const struct nf_gblk *blk,
                       const struct nf_gunit *u, const struct nf_gplan_sizes *s, uint8_t *host,
-                      uint8_t *dev)
+                      uint8_t *dev, bool screen)
 {
+    struct nf_gpu_screen *sc = (struct nf_gpu_screen *)(void *)(host + u->screens_off);
+    uint64_t *found = (uint64_t *)(void *)(dev + s->dev_found_off);
     struct nf_gpu_block *d = (struct nf_gpu_block *)(void *)(host + u->blocks_off);
     const void **in_ptrs = (const void **)(void *)(host + u->in_ptrs_off);
     size_t *in_bytes = (size_t *)(void *)(host + u->in_bytes_off);
@@ -158,6 +165,19 @@ void nf__gplan_header(const struct nf_block_info *const *bi, const struct nf_gbl
         in_bytes[z] = bi[k]->stored_size;
         out_bytes[z] = bi[k]->decoded_size;
         out_ptrs[z] = dev + s->dev_arena_off + b->out_off;
+        if (!screen)
+            continue;
+        sc[z] = (struct nf_gpu_screen){
+            .data = dev + u->stored_off + b->in_off,
+            .len = bi[k]->stored_size,
+            .xxh3 = bi[k]->stored_xxh3,
+            .in_ptr = (const void **)(void *)(dev + u->in_ptrs_off) + z,
+            .in_bytes = (uint64_t *)(void *)(dev + u->in_bytes_off) + z,
+            .safe = dev + s->dev_safe_off,
+            .safe_len = s->safe_len,
+            .found = found + z,
+        };
+        d[k].screened = found + z;
     }
 }
 

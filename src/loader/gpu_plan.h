@@ -14,6 +14,7 @@
 #ifndef NUMAFEED_LOADER_GPU_PLAN_H
 #define NUMAFEED_LOADER_GPU_PLAN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,6 +24,9 @@
 /* Every region and array starts at a multiple of this: above nvCOMP's
  * required alignments (checked at start-up), and a cache line. */
 #define NF_GALIGN 64u
+/* Room for the screen's stand-in frame (a zstd frame of nothing: 9 bytes
+ * as libzstd writes it). */
+#define NF_GSAFE_MAX 64u
 
 /* What bounds a worker's unit, from the configuration and the index. */
 struct nf_gplan_input {
@@ -47,6 +51,10 @@ struct nf_gplan_sizes {
     size_t host_bytes;     /* header + stored, then verdicts: the staging */
     size_t host_res_off;   /* where the verdicts come back */
     size_t dev_arena_off, dev_status_off, dev_actual_off, dev_res_off, dev_temp_off;
+    /* the screen (copy direct): its findings, and the sound frame of
+     * nothing that stands in for a frame it refuses (NF_GSAFE_MAX bytes at
+     * most; safe_len set by the caller, who writes the frame there) */
+    size_t dev_found_off, dev_safe_off, safe_len;
     size_t temp;           /* nvCOMP's scratch (set before nf__gplan_size) */
     size_t dev_bytes;      /* everything on the device */
 };
@@ -72,6 +80,7 @@ struct nf_gunit {
     uint32_t nb, nz;        /* blocks; of them zstd */
     size_t blocks_off;      /* struct nf_gpu_block[nb] */
     size_t in_ptrs_off, in_bytes_off, out_bytes_off, out_ptrs_off; /* nvCOMP's [nz] */
+    size_t screens_off;     /* struct nf_gpu_screen[nz] (written when screened) */
     size_t copies_off;      /* struct nf_gpu_copy[ncopies] */
     size_t stored_off;      /* the blocks' stored bytes, at stored_off + in_off */
     size_t end;             /* bytes to copy to the device */
@@ -87,10 +96,12 @@ int nf__gplan_place(const struct nf_block_info *const *bi, uint32_t nb, uint64_t
 /* Write the unit's header into the staging at host: block descriptors
  * (expected sizes and hashes from bi, nvCOMP's status and size for zstd
  * ones) and nvCOMP's four arrays, every address one of the device's,
- * whose regions start at dev. */
+ * whose regions start at dev; with screen, each zstd block's screen entry
+ * too (its stored bytes against bi's stored hash), which its descriptor
+ * then consults. */
 void nf__gplan_header(const struct nf_block_info *const *bi, const struct nf_gblk *blk,
                       const struct nf_gunit *u, const struct nf_gplan_sizes *s, uint8_t *host,
-                      uint8_t *dev);
+                      uint8_t *dev, bool screen);
 
 /* Where a decoded block's bytes are on the device. */
 static inline const uint8_t *nf__gplan_decoded(const struct nf_gblk *b, const struct nf_gunit *u,

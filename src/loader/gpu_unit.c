@@ -16,8 +16,11 @@
  *      on the host side, the batches' record ids and offsets);
  *   4. on the worker's stream: one copy of header and blocks (copy
  *      direct: the header, then one batched copy of the blocks from the
- *      page cache), nvCOMP's batched zstd decode into the arena, the
- *      verify kernel, the gather kernel, the verdicts back; wait for them;
+ *      page cache, and the screen kernel: each frame's bytes on the GPU
+ *      against its stored hash, a frame that changed since the host
+ *      checked it swapped for a sound one, so that nvCOMP never reads it),
+ *      nvCOMP's batched zstd decode into the arena, the verify kernel, the
+ *      gather kernel, the verdicts back; wait for them;
  *   5. a verdict that is not OK fails the unit with the CPU path's typed
  *      error for that block (the CPU checks the block once more to say
  *      it); otherwise count the records (publishing the batches they
@@ -29,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zstd.h>
 
 #include "loader/private.h"
 
@@ -56,6 +60,19 @@ static int staging_alloc(struct worker *w, struct gpu_worker *g)
              "cudaHostAlloc", w->idx, numafeed_last_error());
     pthread_mutex_unlock(&p->mu);
     return nf__cuda_host_alloc(len, (void **)&g->host);
+}
+
+/* The screen's stand-in for a frame it refuses (copy direct): a zstd
+ * frame of nothing, as libzstd writes it, on the device. */
+static int safe_frame(struct gpu_worker *g)
+{
+    uint8_t frame[NF_GSAFE_MAX];
+    size_t n = ZSTD_compress(frame, sizeof(frame), "", 0, 1);
+    if (ZSTD_isError(n))
+        return nf__error(-EINVAL, "GPU decode: an empty zstd frame: %s", ZSTD_getErrorName(n));
+    g->sz.safe_len = n;
+    int rc = nf__cuda_memcpy_h2d(g->dev + g->sz.dev_safe_off, frame, n, g->stream);
+    return rc ? rc : nf__cuda_stream_synchronize(g->stream); /* frame is on this stack */
 }
 
 int nf__gpu_worker_init(struct worker *w)
@@ -100,6 +117,8 @@ int nf__gpu_worker_init(struct worker *w)
         rc = staging_alloc(w, g);
     if (!rc)
         rc = nf__cuda_malloc(g->sz.dev_bytes, (void **)&g->dev);
+    if (!rc && p->direct)
+        rc = safe_frame(g);
     if (!rc) {
         size_t n = g->sz.max_blocks;
         g->blk = calloc(n, sizeof(*g->blk));
@@ -201,6 +220,12 @@ static int block_error(struct worker *w, const struct nf_gunit *u, uint32_t k,
     const struct nf_block_info *bi = nf__dataset_block(L->ds, w->blocks[k], &shard, &blk);
     const char *path = nf__dataset_shard_path(L->ds, shard);
     unsigned long long off = (unsigned long long)bi->offset;
+    if (r->code == NF_GPU_STORED)
+        return nf__error(NUMAFEED_ECHECKSUM, "%s: block %u at offset %llu: the stored bytes the "
+                         "GPU copied from the page cache hash to %016llx, the shard's footer says "
+                         "%016llx: they changed under the loader (not decoded; the page cache "
+                         "holds sound bytes now)", path, blk, off, (unsigned long long)r->value,
+                         (unsigned long long)bi->stored_xxh3);
     if (r->code == NF_GPU_HASH)
         return nf__error(NUMAFEED_ECHECKSUM, "%s: block %u at offset %llu: decoded on the GPU, "
                          "its bytes hash to %016llx, the index says %016llx (the CPU decodes "
@@ -259,6 +284,9 @@ static int decode(struct worker *w, const struct nf_gunit *u, uint64_t ncopies)
     int rc = to_device(w, u);
     if (!rc)
         rc = nf__cuda_event_record(g->ev_start, st);
+    if (!rc && g->mapped) /* before nvCOMP reads a frame: the bytes it will read */
+        rc = nf__gpu_screen((const struct nf_gpu_screen *)(const void *)(dev + u->screens_off),
+                            u->nz, st);
     if (!rc && u->nz) {
         struct nf_nvcomp_batch b = {
             .in_ptrs = (const void *const *)(const void *)(dev + u->in_ptrs_off),
@@ -343,7 +371,7 @@ int nf__gpu_unit(struct worker *w, const struct unit *un, bool stream)
             return 0; /* stopping */
     if ((rc = nf__pump_blocks(w, un, false, g->host + u.stored_off)))
         return rc;
-    nf__gplan_header(g->bi, g->blk, &u, &g->sz, g->host, g->dev);
+    nf__gplan_header(g->bi, g->blk, &u, &g->sz, g->host, g->dev, g->mapped != NULL);
     uint64_t ncopies = stream ? list_copies(w, un, &u, un->a, un->e) : 0;
     if ((rc = decode(w, &u, ncopies)))
         return rc;

@@ -393,6 +393,11 @@ int nf__gpu_gather(const struct nf_gpu_copy *copies, uint32_t n, void *stream)
     return launched(nf__gpu_gather_launch(copies, n, stream), "gather kernel launch");
 }
 
+int nf__gpu_screen(const struct nf_gpu_screen *screens, uint32_t n, void *stream)
+{
+    return launched(nf__gpu_screen_launch(screens, n, stream), "screen kernel launch");
+}
+
 int nf__gpu_busy(int dev, uint64_t ns, void *stream, int wait)
 {
     int prev, rc = enter(dev, &prev);
@@ -420,6 +425,11 @@ int nf__gpu_verify(const struct nf_gpu_block *b, uint32_t n, struct nf_gpu_resul
     return nf__error(NUMAFEED_ENOCUDA, "%s", no_kernels);
 }
 int nf__gpu_gather(const struct nf_gpu_copy *c, uint32_t n, void *s)
+{
+    (void)c; (void)n; (void)s;
+    return nf__error(NUMAFEED_ENOCUDA, "%s", no_kernels);
+}
+int nf__gpu_screen(const struct nf_gpu_screen *c, uint32_t n, void *s)
 {
     (void)c; (void)n; (void)s;
     return nf__error(NUMAFEED_ENOCUDA, "%s", no_kernels);
@@ -528,6 +538,11 @@ int nf__gpu_verify(const struct nf_gpu_block *b, uint32_t n, struct nf_gpu_resul
     return off();
 }
 int nf__gpu_gather(const struct nf_gpu_copy *c, uint32_t n, void *s)
+{
+    (void)c; (void)n; (void)s;
+    return off();
+}
+int nf__gpu_screen(const struct nf_gpu_screen *c, uint32_t n, void *s)
 {
     (void)c; (void)n; (void)s;
     return off();

@@ -2,7 +2,12 @@
 /*
  * The kernels of GPU decode, beside cuda.c the only code that sees CUDA:
  *
- *   verify  one warp per decoded block: nvCOMP's status and size for it
+ *   screen  one warp per stored zstd frame, before nvCOMP reads it: XXH3-64
+ *           of its bytes against the hash it was written with; a frame
+ *           that differs is swapped, in nvCOMP's input arrays, for a sound
+ *           frame of nothing, and the finding is kept for verify;
+ *   verify  one warp per decoded block: the screen's finding, nvCOMP's
+ *           status and size for it
  *           (when it was decompressed), then XXH3-64 of its bytes
  *           (xxh3_lanes.h: 8 accumulators x 4 interleaved stripe groups,
  *           the groups' sums added with shuffles before each scramble),
@@ -56,7 +61,10 @@ __global__ void verify_kernel(const nf_gpu_block *blocks, uint32_t n, nf_gpu_res
     const nf_gpu_block b = blocks[k];
     int32_t code = NF_GPU_OK;
     uint64_t value = 0;
-    if (b.status && *b.status != 0) {
+    if (b.screened && *b.screened != 0) {
+        code = NF_GPU_STORED;
+        value = *b.screened;
+    } else if (b.status && *b.status != 0) {
         code = NF_GPU_STATUS;
         value = (uint64_t)(uint32_t)*b.status;
     } else if (b.actual && *b.actual != b.len) {
@@ -72,6 +80,25 @@ __global__ void verify_kernel(const nf_gpu_block *blocks, uint32_t n, nf_gpu_res
     }
     if (l == 0)
         res[k] = nf_gpu_result{code, 0, value};
+}
+
+__global__ void screen_kernel(const nf_gpu_screen *screens, uint32_t n)
+{
+    const unsigned warps = blockDim.x / 32, l = threadIdx.x & 31;
+    const uint32_t k = blockIdx.x * warps + threadIdx.x / 32;
+    if (k >= n)
+        return;
+    const nf_gpu_screen s = screens[k];
+    uint64_t h = warp_xxh3(s.data, s.len, l);
+    if (l != 0)
+        return;
+    if (h == s.xxh3) {
+        *s.found = 0;
+        return;
+    }
+    *s.in_ptr = s.safe;
+    *s.in_bytes = s.safe_len;
+    *s.found = h ? h : 1;
 }
 
 __global__ void gather_kernel(const nf_gpu_copy *copies)
@@ -126,6 +153,15 @@ extern "C" int nf__gpu_verify_launch(const struct nf_gpu_block *blocks, uint32_t
         return 0;
     const unsigned per = 4; /* warps per thread block */
     verify_kernel<<<(n + per - 1) / per, 32 * per, 0, (cudaStream_t)stream>>>(blocks, n, res);
+    return (int)cudaGetLastError();
+}
+
+extern "C" int nf__gpu_screen_launch(const struct nf_gpu_screen *s, uint32_t n, void *stream)
+{
+    if (!n)
+        return 0;
+    const unsigned per = 4; /* warps per thread block */
+    screen_kernel<<<(n + per - 1) / per, 32 * per, 0, (cudaStream_t)stream>>>(s, n);
     return (int)cudaGetLastError();
 }
 

@@ -25,6 +25,27 @@ struct nf_gpu_block {
     uint64_t xxh3;         /* XXH3-64 (seed 0) the index gives */
     const int32_t *status; /* 0 is success */
     const uint64_t *actual;
+    /* the screen's finding for its stored bytes (struct nf_gpu_screen):
+     * 0, or the hash they had; NULL where they were not screened */
+    const uint64_t *screened;
+};
+
+/* One stored (compressed) buffer to screen before the decompressor reads
+ * it, in device memory: its bytes against the hash they were written with.
+ * On a mismatch the decompressor's input for it (*in_ptr, *in_bytes) is
+ * replaced by a sound frame of nothing (safe, safe_len), so that it never
+ * reads bytes that are not the ones written (nvCOMP's decoder can hang on
+ * a damaged frame), and *found gets their hash (never 0: 1 stands for 0);
+ * *found is 0 otherwise. */
+struct nf_gpu_screen {
+    const uint8_t *data;
+    uint64_t len;
+    uint64_t xxh3;
+    const void **in_ptr;
+    uint64_t *in_bytes;
+    const uint8_t *safe;
+    uint64_t safe_len;
+    uint64_t *found;
 };
 
 /* What the check found, one per block. */
@@ -33,6 +54,7 @@ enum nf_gpu_verdict {
     NF_GPU_STATUS = 1, /* the decompressor failed: value is its status */
     NF_GPU_SIZE = 2,   /* it produced value bytes, not len */
     NF_GPU_HASH = 3,   /* the bytes hash to value */
+    NF_GPU_STORED = 4, /* the stored bytes the GPU had hash to value: not decoded */
 };
 
 struct nf_gpu_result {
@@ -52,6 +74,9 @@ struct nf_gpu_copy {
  * res (device memory, n entries); one warp per block. */
 int nf__gpu_verify_launch(const struct nf_gpu_block *blocks, uint32_t n,
                           struct nf_gpu_result *res, void *stream);
+/* n stored buffers (array in device memory) screened in one launch; one
+ * warp per buffer. */
+int nf__gpu_screen_launch(const struct nf_gpu_screen *s, uint32_t n, void *stream);
 /* n copies (array in device memory) in one launch. */
 int nf__gpu_gather_launch(const struct nf_gpu_copy *copies, uint32_t n, void *stream);
 /* Keep every SM busy for about ns nanoseconds: the stand-in for a training

@@ -258,6 +258,7 @@ int nf__cuda_copy_to_host(int dev, void *dst, const void *src, size_t len);
 int nf__gpu_verify(const struct nf_gpu_block *blocks, uint32_t n, struct nf_gpu_result *res,
                    void *stream);
 int nf__gpu_gather(const struct nf_gpu_copy *copies, uint32_t n, void *stream);
+int nf__gpu_screen(const struct nf_gpu_screen *screens, uint32_t n, void *stream);
 /* The training-step stand-in (numafeed_cuda_spin): on device dev, queue
  * the busy kernel for ns (0: nothing), then with wait block for stream. */
 int nf__gpu_busy(int dev, uint64_t ns, void *stream, int wait);

@@ -118,7 +118,8 @@ static void test_place_and_header(void **state)
     struct nf_block_info b[5] = {
         {.stored_size = 100, .decoded_size = 400, .codec = NF_CODEC_ZSTD, .xxh3 = 1},
         {.stored_size = 77, .decoded_size = 77, .codec = NF_CODEC_RAW, .xxh3 = 2},
-        {.stored_size = 1, .decoded_size = 5000, .codec = NF_CODEC_ZSTD, .xxh3 = 3},
+        {.stored_size = 1, .decoded_size = 5000, .codec = NF_CODEC_ZSTD, .xxh3 = 3,
+         .stored_xxh3 = 33},
         {.stored_size = 300, .decoded_size = 300, .codec = NF_CODEC_RAW, .xxh3 = 4},
         {.stored_size = 65, .decoded_size = 64, .codec = NF_CODEC_ZSTD, .xxh3 = 5},
     };
@@ -150,8 +151,9 @@ static void test_place_and_header(void **state)
     assert_true(sz.dev_temp_off + 4096 <= sz.dev_bytes);
 
     uint8_t *host = calloc(1, sz.host_bytes), *dev = (uint8_t *)(uintptr_t)0x7f0000000000ull;
-    nf__gplan_header(bi, blk, &u, &sz, host, dev);
+    nf__gplan_header(bi, blk, &u, &sz, host, dev, false);
     const struct nf_gpu_block *d = (const void *)(host + u.blocks_off);
+    assert_null(d[2].screened); /* staged: the host checked the stored bytes */
     assert_ptr_equal(d[1].data, dev + u.stored_off + blk[1].in_off); /* raw: in place */
     assert_null(d[1].status);
     assert_ptr_equal(d[2].data, dev + sz.dev_arena_off + blk[2].out_off);
@@ -165,6 +167,24 @@ static void test_place_and_header(void **state)
     assert_ptr_equal(in_ptrs[1], dev + u.stored_off + blk[2].in_off);
     assert_int_equal(in_bytes[1], 1);
     assert_int_equal(out_bytes[2], 64);
+    /* screened (copy direct): each zstd block's stored bytes, its stored
+     * hash, nvCOMP's input slots for it, the stand-in and its finding,
+     * which the block's descriptor consults; raw blocks are not screened */
+    sz.safe_len = 9;
+    nf__gplan_header(bi, blk, &u, &sz, host, dev, true);
+    const struct nf_gpu_screen *sc = (const void *)(host + u.screens_off);
+    assert_true(u.screens_off + 3 * sizeof(*sc) <= u.copies_off);
+    assert_ptr_equal(sc[1].data, dev + u.stored_off + blk[2].in_off);
+    assert_int_equal(sc[1].len, 1);
+    assert_int_equal(sc[1].xxh3, 33);
+    assert_ptr_equal(sc[1].in_ptr, (const void **)(void *)(dev + u.in_ptrs_off) + 1);
+    assert_ptr_equal(sc[1].in_bytes, (uint64_t *)(void *)(dev + u.in_bytes_off) + 1);
+    assert_ptr_equal(sc[1].safe, dev + sz.dev_safe_off);
+    assert_int_equal(sc[1].safe_len, 9);
+    assert_ptr_equal(sc[1].found, (uint64_t *)(void *)(dev + sz.dev_found_off) + 1);
+    assert_ptr_equal(d[2].screened, sc[1].found);
+    assert_null(d[1].screened);
+    assert_true(sz.dev_safe_off + NF_GSAFE_MAX <= sz.dev_temp_off);
     free(host);
 
     /* more blocks or copies than the bounds: refused, never overrun */
