@@ -41,6 +41,7 @@ import math
 import os
 import queue
 import shutil
+import statistics
 import subprocess
 import sys
 import threading
@@ -483,7 +484,7 @@ def bench(args):
             got[name].append(ips)
             print(f"round {r}  {name:40s} {ips:10.0f} images/s ({n} batches)", flush=True)
     for name, vals in got.items():
-        results["runs"].append({"pipeline": name, "images_per_s": sorted(vals)[len(vals) // 2],
+        results["runs"].append({"pipeline": name, "images_per_s": statistics.median(vals),
                                 "rounds": vals})
     runs = {r["pipeline"]: r["images_per_s"] for r in results["runs"]}
     best = max(v for k, v in runs.items() if k.startswith("DataLoader"))
@@ -491,6 +492,10 @@ def bench(args):
     results["numafeed_over_best_dataloader"] = nf / best
     results["numafeed_over_decode_ceiling"] = nf / runs["decode_jpeg alone (ceiling)"]
     results["numafeed_over_decode_pinned"] = nf / runs["decode_jpeg alone, page-locked bytes"]
+    # the same ratio round by round (each pipeline's rounds ran one after another)
+    results["numafeed_over_decode_ceiling_rounds"] = [
+        a / b for a, b in zip(got["numafeed + GPU decode/crop"],
+                              got["decode_jpeg alone (ceiling)"])]
     print(f"medians of {args.rounds} rounds: numafeed / best DataLoader "
           f"{results['numafeed_over_best_dataloader']:.2f}x, / decode alone "
           f"{results['numafeed_over_decode_ceiling']:.2f} (/ decode alone from page-locked "
