@@ -802,6 +802,19 @@ static void test_choice(void **state)
     falls_back(r, "no block of the dataset is zstd-compressed", NUMAFEED_ECONFIG, NULL, &pi);
     assert_non_null(strstr(pi.notes, "decode cpu: no block"));
 
+    /* raw records copied direct, in windows smaller than a batch: the notes
+     * say that batches then land out of their copies' order */
+    r = (struct run){raw_ds, LOADER_DEVICE_CUDA, LOADER_DECODE_CPU, LOADER_IO_MMAP, 2, 0, 512, 0,
+                     0, 0, LOADER_COPY_DIRECT};
+    info(&r, &pi);
+    assert_string_equal(pi.copy, "direct");
+    assert_non_null(strstr(pi.notes, "copy direct: a shuffle window of 240 records, under a "
+                                     "batch of 512")); /* 16 x the mean block: 15 records */
+    r.window = 512;
+    info(&r, &pi);
+    assert_string_equal(pi.copy, "direct");
+    assert_null(strstr(pi.notes, "copy direct"));
+
     r = (struct run){fixed_ds, LOADER_DEVICE_AUTO, LOADER_DECODE_AUTO, 0, 2, 0, 0, 0, 4096, 0, 0};
     falls_back(r, "exceed max_gpu_decode_bytes (4096)", NUMAFEED_ECONFIG, "max_gpu_decode_bytes",
                &pi);
