@@ -794,7 +794,11 @@ enum loader_copy {
      * (XXH3 of its bytes in the page cache) the first time it is used:
      * page-locked pages cannot be evicted and re-read, so the bytes the
      * GPU copies later are the ones verified (docs/loader.md). A batch's
-     * fields have no host copy (loader_field.host is NULL). With decode
+     * fields have no host copy (loader_field.host is NULL). Give it a
+     * shuffle_window of at least batch_size records: with smaller windows
+     * several units fill each batch and batches land out of their copies'
+     * order (0.93 of the link's rate against 0.99 on an H200; the notes
+     * say so). With decode
      * gpu, direct applies to any mapped dataset whose shards fit
      * max_pinned_bytes (compressed, raw, variable fields alike): each
      * unit's stored blocks go to the GPU in one batched copy from the page
@@ -810,8 +814,10 @@ enum loader_copy {
 
 /* Where zstd blocks are decoded (loader_config.decode). */
 enum loader_decode {
-    /* The pool's cores, in this release: decode gpu is not yet measured
-     * faster than the host (docs/loader.md). loader_pool_info().decode and
+    /* The pool's cores, in this release: decode gpu beats the host only
+     * with shuffle windows of hundreds of blocks, which change the order,
+     * and nvCOMP does not survive a frame forged to hang it
+     * (docs/loader.md). loader_pool_info().decode and
      * decode_why say what was chosen and why, and whether decode gpu would
      * apply: when batches go to a GPU (the CUDA path), the GPU decode
      * kernels are compiled in, NVIDIA's nvCOMP 6 is found at run time, at
