@@ -5,7 +5,7 @@
     python3 bench/plots.py --gpu-bench docs/results/gpu-bench-h200-2026-11-30.json \\
         --multi-gpu docs/results/multi-gpu-h200x4-t14-stream-2026-11-27.json \\
         --jpeg docs/results/jpeg-h200-2026-11-30.json \\
-        --gpu-decode docs/results/gpu-decode-h200-2026-11-30.json --out docs/img --tables
+        --gpu-decode docs/results/gpu-decode-direct-h200-2026-11-30.json --out docs/img --tables
 
 Each input is optional; each gives one PNG under --out:
   --gpu-bench  bench/gpu_bench.py's JSON: throughput.png, numafeed against
@@ -140,9 +140,26 @@ def plot_jpeg(jp, path, plt):
 
 
 def decode_runs(w, step=0):
-    """{(decode, window blocks or None, threads): run} of one workload."""
-    return {(r["decode"], r.get("blocks_per_call"), r["threads"]): r for r in w["runs"]
-            if r.get("gpu_step_us", 0) == step and "gbps" in r}
+    """{(decode, window blocks or 0, copy, threads): run} of one workload;
+    copy is decode gpu's "staged" or "direct" where the run names it, else
+    ""."""
+    def copy(r):
+        c = r.get("copy") or ""
+        return c if r["decode"] == "gpu" and c != "auto" else ""
+    return {(r["decode"], r.get("blocks_per_call") or 0, copy(r), r["threads"]): r
+            for r in w["runs"] if r.get("gpu_step_us", 0) == step and "gbps" in r}
+
+
+def decode_kinds(runs):
+    """The (decode, blocks, copy) of runs, decode cpu first."""
+    return sorted({k[:3] for k in runs}, key=lambda k: (k[0] != "cpu", k[2], k[1]))
+
+
+def decode_label(kind):
+    dec, blocks, copy = kind
+    if dec == "cpu":
+        return "decode cpu"
+    return f"decode gpu, {blocks} blocks per call" + (f", copy {copy}" if copy else "")
 
 
 def plot_gpu_decode(gd, path, plt):
@@ -150,16 +167,16 @@ def plot_gpu_decode(gd, path, plt):
     fig, axes = plt.subplots(1, len(ws), figsize=(5.2 * len(ws), 3.8), squeeze=False)
     for ax, w in zip(axes[0], ws):
         runs = decode_runs(w)
-        threads = sorted({k[2] for k in runs})
-        kinds = sorted({(k[0], k[1] or 0) for k in runs}, key=lambda k: (k[0] != "cpu", k[1]))
+        threads = sorted({k[3] for k in runs})
+        kinds = decode_kinds(runs)
         width = 0.8 / len(kinds)
-        for i, (dec, blocks) in enumerate(kinds):
-            vals = [runs.get((dec, blocks or None, t), {}).get("gbps", 0) for t in threads]
-            label = "decode cpu" if dec == "cpu" else f"decode gpu, {blocks} blocks per call"
-            color = {"cpu": "#ff7f0e"}.get(dec) or ["#aec7e8", "#1f77b4", "#2ca02c", "#9467bd"][
-                min(3, sum(1 for k in kinds[:i] if k[0] == "gpu"))]
-            ax.bar([j + i * width for j in range(len(threads))], vals, width, label=label,
-                   color=color)
+        for i, kind in enumerate(kinds):
+            vals = [runs.get(kind + (t,), {}).get("gbps", 0) for t in threads]
+            color = {"cpu": "#ff7f0e"}.get(kind[0]) or ["#aec7e8", "#1f77b4", "#2ca02c",
+                                                        "#9467bd", "#8c564b", "#e377c2"][
+                min(5, sum(1 for k in kinds[:i] if k[0] == "gpu"))]
+            ax.bar([j + i * width for j in range(len(threads))], vals, width,
+                   label=decode_label(kind), color=color)
         if w.get("cpu_zstd_14_gbps"):
             ax.axhline(w["cpu_zstd_14_gbps"], color="#7f7f7f", ls="--", lw=1,
                        label="bare zstd decode, 14 threads")
@@ -226,15 +243,15 @@ def tables(args):
         print()
     if args.gpu_decode:
         gd = load(args.gpu_decode)
-        print("| workload | threads | decode cpu | decode gpu, default window | 128 blocks "
-              "per call | 512 blocks per call |")
-        print("| --- | --- | --- | --- | --- | --- |")
+        kinds = decode_kinds({k: r for w in gd["results"] for k, r in decode_runs(w).items()})
+        print("| workload | threads | " + " | ".join(decode_label(k) for k in kinds) + " |")
+        print("| --- | --- | " + " | ".join("---" for _ in kinds) + " |")
         for w in gd["results"]:
             runs = decode_runs(w)
-            for t in sorted({k[2] for k in runs}):
+            for t in sorted({k[3] for k in runs}):
                 cells = []
-                for key in (("cpu", None), ("gpu", 17), ("gpu", 128), ("gpu", 512)):
-                    r = runs.get(key + (t,))
+                for kind in kinds:
+                    r = runs.get(kind + (t,))
                     cells.append("-" if not r else f"{r['gbps']:.2f} GB/s, {r['cores']:.1f} cores")
                 print(f"| {w['workload']} | {t} | " + " | ".join(cells) + " |")
         print()
