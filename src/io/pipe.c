@@ -264,6 +264,8 @@ static int submit(struct nf_pipe *p, uint32_t g, uint64_t tag, uint8_t *to, size
     if (!bi)
         return nf__error(-EINVAL, "no global block %u (the dataset has %u)", g,
                          nf__dataset_blocks(p->ds));
+    if (to == IN_PLACE && !p->mapped)
+        return nf__error(-EINVAL, "nf__pipe_submit_in_place: the shards are not mapped");
     if (to && to != IN_PLACE && to_len < bi->stored_size)
         return nf__error(-EINVAL, "%s: block %u: destination of %zu bytes for %u stored bytes",
                          nf__dataset_shard_path(p->ds, shard), blk, to_len, bi->stored_size);
@@ -273,8 +275,6 @@ static int submit(struct nf_pipe *p, uint32_t g, uint64_t tag, uint8_t *to, size
     int rc = to ? 0 : buf_ready(p, i, bi->codec == NF_CODEC_RAW);
     if (rc)
         return rc;
-    if (to == IN_PLACE && !p->mapped)
-        return nf__error(-EINVAL, "nf__pipe_submit_in_place: the shards are not mapped");
     if (p->mapped)
         push(p, (struct ready){.buf = i});
     else if ((rc = nf__reader_submit(p->reader, shard, blk, to ? to : p->bufs[i].rd,
@@ -330,7 +330,7 @@ static int reap(struct nf_pipe *p)
 struct decode_call {
     struct nf_pipe *p;
     const struct nf_block_info *bi;
-    uint32_t shard, blk;
+    uint32_t g, shard, blk;
     const uint8_t *src;
     uint8_t *dst;
     size_t dst_len;
@@ -341,17 +341,6 @@ static void decode_block(void *arg)
 {
     struct decode_call *c = arg;
     c->rc = nf__reader_decode(c->p->reader, c->shard, c->blk, c->src, c->dst, c->dst_len);
-}
-
-/* Stored: the bytes into the caller's destination (mapped: a copy, which
- * may fault on a truncated shard), their frame checked. */
-static void stored_block(void *arg)
-{
-    struct decode_call *c = arg;
-    if (c->src != c->dst)
-        memcpy(c->dst, c->src, c->bi->stored_size);
-    c->rc = nf__block_check_frame(nf__dataset_shard_path(c->p->ds, c->shard), c->blk, c->bi,
-                                  c->dst);
 }
 
 /* Stored zstd block g's bytes, in the caller's destination, against the
@@ -369,17 +358,19 @@ static int stored_hash_check(struct nf_pipe *p, uint32_t g, const void *stored)
     return rc ? rc : nf__dataset_check_stored_hash(p->ds, g, stored);
 }
 
-struct hash_call {
-    struct nf_pipe *p;
-    uint32_t g;
-    const void *stored;
-    int rc;
-};
-
-static void hash_block(void *arg)
+/* Stored: the bytes into the caller's destination (mapped: a copy, which
+ * may fault on a truncated shard; in place: none, the destination is the
+ * mapping), their frame checked, and a zstd frame's bytes against the
+ * footer's hash. */
+static void stored_block(void *arg)
 {
-    struct hash_call *c = arg;
-    c->rc = stored_hash_check(c->p, c->g, c->stored);
+    struct decode_call *c = arg;
+    if (c->src != c->dst)
+        memcpy(c->dst, c->src, c->bi->stored_size);
+    c->rc = nf__block_check_frame(nf__dataset_shard_path(c->p->ds, c->shard), c->blk, c->bi,
+                                  c->dst);
+    if (!c->rc && c->bi->codec == NF_CODEC_ZSTD)
+        c->rc = stored_hash_check(c->p, c->g, c->dst);
 }
 
 int nf__pipe_guard(struct nf_pipe *p, void (*fn)(void *arg), void *arg)
@@ -429,44 +420,26 @@ int nf__pipe_next(struct nf_pipe *p, struct nf_block_done *d)
         return d->result = e.result;
     }
     const uint8_t *src = p->mapped ? nf__dataset_block_map(p->ds, shard, blk) : e.data;
+    bool raw = bi->codec == NF_CODEC_RAW, stored = b->to || b->in_place;
     /* raw: verified where it is (read buffer or mapping), never copied;
      * zstd: decoded into the buffer's staging, then verified; stored: in
-     * the caller's destination, checked as far as can be without decoding */
-    uint8_t *dst = b->to ? b->to : bi->codec == NF_CODEC_RAW ? (uint8_t *)src : b->dec;
-    struct decode_call call = {p, bi, shard, blk, src, dst,
-                               bi->codec == NF_CODEC_RAW ? bi->decoded_size : p->dec_bytes, 0};
+     * the caller's destination (in place: the mapping), checked as far as
+     * can be without decoding */
+    uint8_t *dst = b->in_place ? (uint8_t *)src : b->to ? b->to : raw ? (uint8_t *)src : b->dec;
+    struct decode_call call = {p, bi, b->g, shard, blk, src, dst,
+                               raw ? bi->decoded_size : p->dec_bytes, 0};
     uint64_t t0 = now_ns();
     int rc = 0;
-    bool once = p->verify_once && bi->codec == NF_CODEC_RAW;
-    if (b->in_place) {
-        /* in the mapping, which may fault: every read of it guarded; with
-         * verify_once a frame is hashed the first time only, its pages
-         * page-locked (the loader's direct copy) */
+    /* verify_once: what is checked where it is mapped, once (a raw block
+     * decoded, a zstd frame in place); in place, a raw block is its
+     * decoder's to verify, untouched here */
+    bool once = p->verify_once && (b->in_place ? !raw : raw && !stored);
+    if (stored) {
         d->stored = 1;
         d->len = bi->stored_size;
-        dst = (uint8_t *)src;
-        call.dst = dst;
-        bool zstd = bi->codec == NF_CODEC_ZSTD;
-        if (zstd && !(p->verify_once && nf__dataset_verified(p->ds, b->g))) {
-            rc = nf__pipe_guard(p, stored_block, &call);
-            if (!rc)
-                rc = call.rc;
-            struct hash_call h = {p, b->g, src, 0};
-            if (!rc && !(rc = nf__pipe_guard(p, hash_block, &h)))
-                rc = h.rc;
-            if (!rc && p->verify_once)
-                nf__dataset_set_verified(p->ds, b->g);
-        }
-    } else if (b->to) {
-        d->stored = 1;
-        d->len = bi->stored_size;
-        rc = nf__pipe_guard(p, stored_block, &call);
-        if (!rc)
-            rc = call.rc;
-        if (!rc && bi->codec == NF_CODEC_ZSTD)
-            rc = stored_hash_check(p, b->g, dst);
-    } else if (!once || !nf__dataset_verified(p->ds, b->g)) {
-        rc = nf__pipe_guard(p, decode_block, &call);
+    }
+    if (!(b->in_place && raw) && (!once || !nf__dataset_verified(p->ds, b->g))) {
+        rc = nf__pipe_guard(p, stored ? stored_block : decode_block, &call);
         if (!rc)
             rc = call.rc;
         if (!rc && once)
@@ -493,7 +466,7 @@ int nf__pipe_check_stored(struct nf_pipe *p, uint32_t g, const void *src)
     if (!scratch)
         return nf__error(-ENOMEM, "out of memory for a block of %u bytes", bi->decoded_size);
     /* src may be in the mapping (in place): guarded */
-    struct decode_call call = {p, bi, shard, blk, src, scratch, bi->decoded_size, 0};
+    struct decode_call call = {p, bi, g, shard, blk, src, scratch, bi->decoded_size, 0};
     int rc = nf__pipe_guard(p, decode_block, &call);
     free(scratch);
     return rc ? rc : call.rc;
