@@ -123,17 +123,9 @@ int nf__gpu_worker_init(struct worker *w)
         size_t n = g->sz.max_blocks;
         g->blk = calloc(n, sizeof(*g->blk));
         g->bi = calloc(n, sizeof(*g->bi));
-        if (!g->blk || !g->bi)
+        g->mapped = p->direct ? calloc(n, sizeof(*g->mapped)) : NULL;
+        if (!g->blk || !g->bi || (p->direct && !g->mapped))
             rc = nf__error(-ENOMEM, "GPU decode: out of memory for %u blocks", g->sz.max_blocks);
-        if (!rc && p->direct) {
-            g->mapped = calloc(n, sizeof(*g->mapped));
-            g->dma_dst = calloc(n, sizeof(*g->dma_dst));
-            g->dma_src = calloc(n, sizeof(*g->dma_src));
-            g->dma_len = calloc(n, sizeof(*g->dma_len));
-            if (!g->mapped || !g->dma_dst || !g->dma_src || !g->dma_len)
-                rc = nf__error(-ENOMEM, "GPU decode: out of memory for %u blocks",
-                               g->sz.max_blocks);
-        }
     }
     /* stored blocks take no pipe buffer: as many reads in flight as io_depth */
     if (!rc)
@@ -162,9 +154,6 @@ void nf__gpu_worker_free(struct worker *w)
     free(g->blk);
     free(g->bi);
     free(g->mapped);
-    free(g->dma_dst);
-    free(g->dma_src);
-    free(g->dma_len);
     free(g);
     w->gpu = NULL;
 }
@@ -266,11 +255,11 @@ static int to_device(struct worker *w, const struct nf_gunit *u)
     for (uint32_t k = 0; k < u->nb; k++) {
         if (!g->bi[k]->stored_size)
             continue;
-        g->dma_dst[n] = g->dev + u->stored_off + g->blk[k].in_off;
-        g->dma_src[n] = g->mapped[k];
-        g->dma_len[n++] = g->bi[k]->stored_size;
+        w->dma_dst[n] = g->dev + u->stored_off + g->blk[k].in_off;
+        w->dma_src[n] = g->mapped[k];
+        w->dma_len[n++] = g->bi[k]->stored_size;
     }
-    return rc ? rc : nf__cuda_memcpy_batch_h2d(g->dma_dst, g->dma_src, g->dma_len, n, st);
+    return rc ? rc : nf__cuda_memcpy_batch_h2d(w->dma_dst, w->dma_src, w->dma_len, n, st);
 }
 
 /* Header and blocks to the device, decode, verify, and gather ncopies
@@ -352,10 +341,6 @@ int nf__gpu_unit(struct worker *w, const struct unit *un, bool stream)
     const struct numafeed_loader *L = p->L;
     const struct nf_sampler *s = &p->sampler;
     struct gpu_worker *g = w->gpu;
-    if (un->a >= un->e) { /* nothing of the part: counted, as the CPU path does */
-        nf__unit_done(w, !stream);
-        return 0;
-    }
     for (uint32_t k = 0; k < un->nb; k++)
         g->bi[k] = nf__dataset_block(L->ds, w->blocks[k], NULL, NULL);
     struct nf_gunit u;

@@ -64,12 +64,9 @@ struct gpu_worker {
     struct nf_gplan_sizes sz;
     struct nf_gblk *blk;      /* per block of a unit */
     const struct nf_block_info **bi;
-    /* copy direct: each block's stored bytes in the page-locked mapping,
-     * and the unit's block copies to the device, issued together */
+    /* copy direct: each block's stored bytes in the page-locked mapping
+     * (their copies to the device are listed in the worker's dma_*) */
     const uint8_t **mapped;
-    void **dma_dst;
-    const void **dma_src;
-    size_t *dma_len;
 };
 
 struct worker {
@@ -102,7 +99,8 @@ struct worker {
     uint64_t win2_w0, win2_len, win2_epoch; /* that window's range */
     bool win2_ok;
     struct nf_bind_result bind;
-    /* direct copy: the unit's (or batch's) record copies, issued together */
+    /* direct copy: the unit's (or batch's) record copies, or under decode
+     * gpu its blocks' copies, issued together */
     void **dma_dst;
     const void **dma_src;
     size_t *dma_len;
@@ -274,8 +272,9 @@ static inline const int64_t *nf__batch_offsets(const struct worker *w, const str
 }
 
 /* gpu_unit.c: a worker's GPU decode resources (made by the pinned worker,
- * its device current), their release, and one unit through the GPU:
- * streaming (every slot of the unit free) or batch by batch. */
+ * its device current), their release, and one unit with records of the
+ * part through the GPU (run_unit counts the others): streaming (every slot
+ * of the unit free) or batch by batch. */
 int nf__gpu_worker_init(struct worker *w);
 void nf__gpu_worker_free(struct worker *w);
 int nf__gpu_unit(struct worker *w, const struct unit *un, bool stream);

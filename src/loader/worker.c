@@ -367,7 +367,7 @@ static int worker_reserve(struct worker *w)
     w->bcount = malloc((c + 2) * sizeof(*w->bcount));
     w->held = malloc(c * sizeof(*w->held));
     w->block_slot = malloc((size_t)s->nblocks * sizeof(*w->block_slot));
-    if (w->pool->direct && !w->pool->gpu) { /* decode gpu: gpu_unit.c's own list */
+    if (w->pool->direct) { /* decode gpu lists a unit's blocks here: fewer than c */
         size_t n = c * w->pool->L->layout->nfields;
         w->dma_dst = malloc(n * sizeof(*w->dma_dst));
         w->dma_src = malloc(n * sizeof(*w->dma_src));
@@ -796,7 +796,7 @@ static int run_unit(struct worker *w, uint64_t u)
         nf__pool_fail(p, rc, un.first_seq);
         return rc;
     }
-    if (un.a >= un.e && !p->gpu) { /* none of the part's records: counted, and left */
+    if (un.a >= un.e) { /* none of the part's records: counted, and left */
         nf__unit_done(w, false);
         return 0;
     }
