@@ -298,17 +298,18 @@ static const char *direct_blocked(struct numafeed_loader *L, bool host, char *bu
     if (L->io != LOADER_IO_MMAP)
         return "the shards are read with io_uring or pread, not mapped (io auto maps only "
                "a dataset resident in the page cache)";
-    /* decode gpu copies whole stored blocks, one copy each, and gathers
-     * every kind of field on the GPU */
-    if (L->layout->nvar && !L->gpu_decode)
-        return "the dataset has variable fields";
-    if (L->layout->record_bytes < DIRECT_MIN_RECORD && L->cfg.copy != LOADER_COPY_DIRECT &&
-        !L->gpu_decode)
-        return "records are smaller than 64 KiB (one copy each: staged is faster there)";
+    /* raw records go one copy each, from blocks as stored; decode gpu
+     * copies whole stored blocks and gathers every kind of field itself */
+    if (!L->gpu_decode) {
+        if (L->layout->nvar)
+            return "the dataset has variable fields";
+        if (L->layout->record_bytes < DIRECT_MIN_RECORD && L->cfg.copy != LOADER_COPY_DIRECT)
+            return "records are smaller than 64 KiB (one copy each: staged is faster there)";
+        for (uint32_t g = 0; g < nf__dataset_blocks(L->ds); g++)
+            if (nf__dataset_block(L->ds, g, NULL, NULL)->codec != NF_CODEC_RAW)
+                return "zstd blocks are decoded by the pool's cores";
+    }
     uint64_t total = 0;
-    for (uint32_t g = 0; g < nf__dataset_blocks(L->ds) && !L->gpu_decode; g++)
-        if (nf__dataset_block(L->ds, g, NULL, NULL)->codec != NF_CODEC_RAW)
-            return "zstd blocks are decoded by the pool's cores";
     for (uint32_t sh = 0; sh < nf__dataset_shard_count(L->ds); sh++) {
         size_t n = 0;
         nf__dataset_shard_map(L->ds, sh, &n);
