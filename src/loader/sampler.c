@@ -167,17 +167,17 @@ void nf__plan_free(struct nf_epoch_plan *p)
     memset(p, 0, sizeof(*p));
 }
 
-/* The first plan index whose block starts at or after position q <= the
- * records (prefix[nblocks]): prefix[j] is the block boundary there. */
-static uint32_t boundary_at(const struct nf_sampler *s, const struct nf_epoch_plan *p, uint64_t q)
+/* The plan index of the block holding block-order position pos: the last
+ * i with prefix[i] <= pos (blocks with 0 records are skipped). */
+static uint32_t plan_index(const struct nf_sampler *s, const struct nf_epoch_plan *p, uint64_t pos)
 {
-    uint32_t lo = 0, hi = s->nblocks; /* prefix[hi] = records >= q */
-    while (lo < hi) {
+    uint32_t lo = 0, hi = s->nblocks; /* prefix[lo] <= pos < prefix[hi] */
+    while (hi - lo > 1) {
         uint32_t mid = lo + (hi - lo) / 2;
-        if (p->prefix[mid] >= q)
-            hi = mid;
+        if (p->prefix[mid] <= pos)
+            lo = mid;
         else
-            lo = mid + 1;
+            hi = mid;
     }
     return lo;
 }
@@ -186,7 +186,11 @@ uint64_t nf__window_start(const struct nf_sampler *s, const struct nf_epoch_plan
 {
     if (w >= (s->records + s->window - 1) / s->window)
         return s->records;
-    uint64_t q = w * s->window, b = p->prefix[boundary_at(s, p, q)];
+    /* the first block boundary at or after q: q itself, or the end of the
+     * block holding it */
+    uint64_t q = w * s->window;
+    uint32_t i = plan_index(s, p, q);
+    uint64_t b = p->prefix[i] == q ? q : p->prefix[i + 1];
     return b - q < s->window ? b : q; /* inside a block larger than a window: at q */
 }
 
@@ -225,20 +229,6 @@ void nf__window_perm(const struct nf_sampler *s, uint64_t epoch, uint64_t w, uin
     }
 }
 
-/* The plan index of the block holding block-order position pos: the last
- * i with prefix[i] <= pos (blocks with 0 records are skipped). */
-static uint32_t plan_index(const struct nf_sampler *s, const struct nf_epoch_plan *p, uint64_t pos)
-{
-    uint32_t lo = 0, hi = s->nblocks; /* prefix[lo] <= pos < prefix[hi] */
-    while (hi - lo > 1) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (p->prefix[mid] <= pos)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    return lo;
-}
 
 uint64_t nf__window_of(const struct nf_sampler *s, const struct nf_epoch_plan *p, uint64_t pos)
 {
