@@ -40,19 +40,44 @@ static void touch_all(void *arg)
         t->sum += t->p[i];
 }
 
+/* A 64 KiB file in a scratch directory, mapped read-only and shared, with
+ * the guard installed; unmapped, closed and removed by unmap_file. */
+struct mapped {
+    char *dir;
+    int fd;
+    uint8_t *m;
+};
+
+static struct mapped map_file(void)
+{
+    struct mapped f = {nf_tmpdir(), -1, NULL};
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/f", f.dir);
+    f.fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    assert_true(f.fd >= 0);
+    assert_int_equal(ftruncate(f.fd, 65536), 0);
+    f.m = mmap(NULL, 65536, PROT_READ, MAP_SHARED, f.fd, 0);
+    assert_true(f.m != MAP_FAILED);
+    assert_int_equal(nf__guard_install(), 0);
+    return f;
+}
+
+static void unmap_file(struct mapped *f)
+{
+    munmap(f->m, 65536);
+    close(f->fd);
+    nf_rmtree(f->dir);
+    free(f->dir);
+}
+
 /* Map a 64 KiB file, cut it to 4 KiB: the lost pages fault, inside the
  * guard as an error with the address, and the process goes on. */
 static void test_truncated_mapping_is_an_error(void **state)
 {
     (void)state;
-    char *dir = nf_tmpdir(), path[4200];
-    snprintf(path, sizeof(path), "%s/f", dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-    assert_true(fd >= 0);
-    assert_int_equal(ftruncate(fd, 65536), 0);
-    uint8_t *m = mmap(NULL, 65536, PROT_READ, MAP_SHARED, fd, 0);
-    assert_true(m != MAP_FAILED);
-    assert_int_equal(nf__guard_install(), 0);
+    struct mapped f = map_file();
+    int fd = f.fd;
+    uint8_t *m = f.m;
     struct touch t = {m, 65536, 0};
     void *addr = NULL;
     assert_int_equal(nf__guarded(touch_all, &t, &addr), 0); /* whole: fine */
@@ -63,10 +88,7 @@ static void test_truncated_mapping_is_an_error(void **state)
     assert_int_equal(nf__guarded(touch_all, &t, &addr), NUMAFEED_ECORRUPT);
     t.len = 4096;
     assert_int_equal(nf__guarded(touch_all, &t, &addr), 0);
-    munmap(m, 65536);
-    close(fd);
-    nf_rmtree(dir);
-    free(dir);
+    unmap_file(&f);
 }
 
 /* Guards nest: after an inner guard returns (soundly, or from a fault),
@@ -95,15 +117,9 @@ static void inner_fault_then_fault(void *arg)
 static void test_guards_nest(void **state)
 {
     (void)state;
-    char *dir = nf_tmpdir(), path[4200];
-    snprintf(path, sizeof(path), "%s/f", dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-    assert_true(fd >= 0);
-    assert_int_equal(ftruncate(fd, 65536), 0);
-    uint8_t *m = mmap(NULL, 65536, PROT_READ, MAP_SHARED, fd, 0);
-    assert_true(m != MAP_FAILED);
-    assert_int_equal(nf__guard_install(), 0);
-    assert_int_equal(ftruncate(fd, 4096), 0);
+    struct mapped f = map_file();
+    uint8_t *m = f.m;
+    assert_int_equal(ftruncate(f.fd, 4096), 0);
     struct nested n = {{m, 65536, 0}, {m, 4096, 0}, -1};
     void *addr = NULL;
     assert_int_equal(nf__guarded(inner_then_fault, &n, &addr), NUMAFEED_ECORRUPT);
@@ -112,10 +128,7 @@ static void test_guards_nest(void **state)
     n.inner_rc = -1;
     assert_int_equal(nf__guarded(inner_fault_then_fault, &n, &addr), NUMAFEED_ECORRUPT);
     assert_int_equal(n.inner_rc, NUMAFEED_ECORRUPT);
-    munmap(m, 65536);
-    close(fd);
-    nf_rmtree(dir);
-    free(dir);
+    unmap_file(&f);
 }
 
 /* A SIGBUS outside any guard goes to the handler installed before ours. */
