@@ -86,15 +86,18 @@ void nf__error_clear(void)
 
 void nf__note(char *buf, size_t size, const char *fmt, ...)
 {
+    static const char cut[] = "...";
     size_t n = strlen(buf);
-    if (n + 3 >= size)
-        return;
+    if (size < sizeof(cut) + 3 || n + 3 >= size)
+        return; /* full: it ends in cut already */
     if (n)
         n += (size_t)snprintf(buf + n, size - n, "; ");
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf + n, size - n, fmt, ap);
+    int k = vsnprintf(buf + n, size - n, fmt, ap);
     va_end(ap);
+    if (k >= 0 && (size_t)k >= size - n) /* cut: say so */
+        memcpy(buf + size - sizeof(cut), cut, sizeof(cut));
 }
 
 const char *numafeed_last_error(void)

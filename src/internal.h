@@ -41,7 +41,8 @@ static inline size_t nf__control_len(const unsigned char *c)
 }
 
 /* Append "; <formatted>" (or just it, when buf is empty) to a fixed-size
- * report string such as a placement note; silently stops when full. */
+ * report string such as a placement note. What does not fit is cut, and
+ * the string then ends in "..."; notes after that are dropped. */
 void nf__note(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Overflow-checked size arithmetic: 0 on success, -EOVERFLOW otherwise. */

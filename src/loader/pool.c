@@ -423,8 +423,6 @@ int nf__pool_init(struct numafeed_loader *L, struct pool *p, int pos, int ordina
         nf__note(p->notes, sizeof(p->notes), "io %s", L->io_why);
     if (L->copy_why[0])
         nf__note(p->notes, sizeof(p->notes), "%s", L->copy_why);
-    if (L->decode_note)
-        nf__note(p->notes, sizeof(p->notes), "%s", L->decode_why);
 
     int rc = pick_node(p, pos, ordinal, topo, host);
     if (!rc)
@@ -486,6 +484,11 @@ int nf__pool_wait_ready(struct pool *p)
     rc = p->start_err;
     if (rc)
         nf__error(rc, "%s", p->start_msg);
+    /* the decode's reason last, after the ring's and the CUDA setup's: it is
+     * the longest (nvCOMP's search path) and the one kept whole elsewhere
+     * (decode_why), so it is what a full note cuts */
+    if (!rc && p->L->decode_note)
+        nf__note(p->notes, sizeof(p->notes), "%s", p->L->decode_why);
     pthread_cond_broadcast(&p->cv_work);
     pthread_mutex_unlock(&p->mu);
     if (!rc && p->L->cfg.verbose)
