@@ -13,6 +13,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "loader/private.h"
+
 const char *nf_fixture(const char *rel)
 {
     static _Thread_local char buf[4][PATH_MAX];
@@ -194,4 +196,24 @@ void nf_evict(const char *dir)
         close(fd);
     }
     closedir(d);
+}
+
+static size_t nt_min_default;
+static int nt_min_saved;
+
+void nf_stream_small_copies(void)
+{
+    if (!nt_min_saved) {
+        nt_min_default = nf__nt_min_bytes;
+        nt_min_saved = 1;
+    }
+    nf__nt_min_bytes = 256;
+}
+
+int nf_restore_copies(void **state)
+{
+    (void)state;
+    if (nt_min_saved)
+        nf__nt_min_bytes = nt_min_default;
+    return 0;
 }

@@ -47,5 +47,10 @@ int nf_write_file(const char *path, const void *data, size_t len);
 /* Run a shell command; capture stdout in a malloc'd string if out != NULL.
  * Returns the exit status (or -1). */
 int nf_run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Have the loaders created next copy records of 256 bytes and more into
+ * slots with non-temporal stores (normally only long ones), and the
+ * teardown that restores the default, also after a failure. */
+void nf_stream_small_copies(void);
+int nf_restore_copies(void **state);
 
 #endif

@@ -248,6 +248,10 @@ void nf__unit_done(struct worker *w, bool windowed);
  * decode (stored: its staging for the unit) has it read as stored into
  * its place there. A failure drains the pipeline before it returns. */
 int nf__pump_blocks(struct worker *w, const struct unit *un, bool hold, uint8_t *stored);
+/* Copies into slots of this many bytes and more use non-temporal stores
+ * (worker.c says where the default comes from); tests lower it to run
+ * that copy over small records. Set before loader_create. */
+extern size_t nf__nt_min_bytes;
 
 static inline struct slot *nf__slot_of(struct pool *p, uint64_t epoch, uint64_t b)
 {

@@ -244,10 +244,19 @@ static void write_ends(struct copy_ends *ce)
     ce->n = 0;
 }
 
+/* Copies of nf__nt_min_bytes and more go into slots with non-temporal
+ * stores (copy_out), shorter ones with memcpy. Measured on an H200 host at
+ * 14 threads (numafeed bench, host batches, raw records, 2026-11-30):
+ * records of 16, 32 and 64 KiB went at 48-52 GB/s streamed against 53-60
+ * with memcpy, records of 128 KiB at 51 streamed against 39-43 with memcpy
+ * (147 KiB: 58-59 against 48-53); at 4 threads the two were within noise,
+ * and on the 2-core VM memcpy was the quicker for 8 KiB (docs/loader.md). */
+size_t nf__nt_min_bytes = 128u << 10;
+
 /* Copy into a batch slot, which the CPU does not read again (the DMA or the
- * consumer does). Copies of 256 bytes and more use non-temporal stores: no
- * read of each destination line first, and the cache is left to the
- * decoder. Only whole cache lines are streamed (a partly written line
+ * consumer does). Copies of nf__nt_min_bytes and more use non-temporal
+ * stores: no read of each destination line first, and the cache is left to
+ * the decoder. Only whole cache lines are streamed (a partly written line
  * leaves the write-combining buffer as several partial writes: variable
  * records start anywhere, and streaming from their first byte took a third
  * off the copy); the ends of a copy use plain stores. Those need their
@@ -263,7 +272,7 @@ static void write_ends(struct copy_ends *ce)
 static inline void copy_out(void *dst, const void *src, size_t n, struct copy_ends *ce)
 {
 #ifdef NF_HAVE_NT
-    if (n >= 256) {
+    if (n >= nf__nt_min_bytes) {
         uint8_t *d = dst;
         const uint8_t *s = src;
         size_t head = (64 - ((uintptr_t)d & 63)) & 63;

@@ -40,7 +40,8 @@ int __wrap_nf__reader_wait(struct nf_reader *r, unsigned min, struct nf_read_don
 
 /* ---- a dataset of known records ---- */
 /* 67 tokens: the tokens field (268 bytes) lands at offsets that are not
- * multiples of 16 in the slots, for the non-temporal copy's head and tail */
+ * multiples of 16 in the slots, for the non-temporal copy's head and tail
+ * (test_streamed_copies) */
 enum { NREC = 1000, TOK = 67, REC = TOK * 4 + 8 };
 static char *dir_zstd, *dir_raw;
 static uint8_t *source; /* NREC * REC */
@@ -202,6 +203,24 @@ static void test_exactly_once_any_threads(void **state)
         assert_memory_not_equal(ref[0], ref[1], sizeof(ref[0]));
         assert_memory_not_equal(ref[1], ref[2], sizeof(ref[0]));
     }
+}
+
+/* The records here (268 and 8 bytes) are copied into slots with memcpy;
+ * copied with non-temporal stores (from 256 bytes), whose heads and tails
+ * land mid-line at these offsets, every byte is still where it belongs,
+ * streamed and a window at a time, at 1 and 3 threads. */
+static void test_streamed_copies(void **state)
+{
+    (void)state;
+    nf_stream_small_copies();
+    uint64_t ids[NREC];
+    for (int ds = 0; ds < 2; ds++)
+        for (uint32_t t = 1; t <= 3; t += 2)
+            for (uint32_t depth = 0; depth <= 2; depth += 2) {
+                loader_t *L = make(ds ? dir_raw : dir_zstd, t, depth, 1, 11, 24);
+                assert_permutation(ids, run_epoch(L, 0, ids, 0));
+                loader_destroy(L);
+            }
 }
 
 /* A caller may hold ring_depth - 1 batches while it waits for the next.
@@ -868,6 +887,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exactly_once_any_threads),
+        cmocka_unit_test_teardown(test_streamed_copies, nf_restore_copies),
         cmocka_unit_test(test_hold_depth_minus_one),
         cmocka_unit_test(test_mmap_same_as_reads),
         cmocka_unit_test(test_seed_and_no_shuffle),
