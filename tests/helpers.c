@@ -198,6 +198,20 @@ void nf_evict(const char *dir)
     closedir(d);
 }
 
+int nf_flip_byte(const char *path, uint64_t at)
+{
+    int fd = open(path, O_RDWR);
+    if (fd < 0)
+        return -1;
+    uint8_t c;
+    int rc = pread(fd, &c, 1, (off_t)at) == 1 ? 0 : -1;
+    c ^= 0x5a;
+    if (!rc && pwrite(fd, &c, 1, (off_t)at) != 1)
+        rc = -1;
+    close(fd);
+    return rc;
+}
+
 static size_t nt_min_default;
 static int nt_min_saved;
 

@@ -47,6 +47,9 @@ int nf_write_file(const char *path, const void *data, size_t len);
 /* Run a shell command; capture stdout in a malloc'd string if out != NULL.
  * Returns the exit status (or -1). */
 int nf_run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* XOR the byte at offset `at` of the file with 0x5a, in place (pwrite:
+ * a mapping of the file sees it); 0 on success. */
+int nf_flip_byte(const char *path, uint64_t at);
 /* Have the loaders created next copy records of 256 bytes and more into
  * slots with non-temporal stores (normally only long ones), and the
  * teardown that restores the default, also after a failure. */

@@ -76,14 +76,12 @@ static void test_truncated_mapping_is_an_error(void **state)
 {
     (void)state;
     struct mapped f = map_file();
-    int fd = f.fd;
-    uint8_t *m = f.m;
-    struct touch t = {m, 65536, 0};
+    struct touch t = {f.m, 65536, 0};
     void *addr = NULL;
     assert_int_equal(nf__guarded(touch_all, &t, &addr), 0); /* whole: fine */
-    assert_int_equal(ftruncate(fd, 4096), 0);
+    assert_int_equal(ftruncate(f.fd, 4096), 0);
     assert_int_equal(nf__guarded(touch_all, &t, &addr), NUMAFEED_ECORRUPT);
-    assert_ptr_equal(addr, m + 4096); /* the first lost page */
+    assert_ptr_equal(addr, f.m + 4096); /* the first lost page */
     /* again, and a guard that does not fault still works afterwards */
     assert_int_equal(nf__guarded(touch_all, &t, &addr), NUMAFEED_ECORRUPT);
     t.len = 4096;
@@ -118,13 +116,12 @@ static void test_guards_nest(void **state)
 {
     (void)state;
     struct mapped f = map_file();
-    uint8_t *m = f.m;
     assert_int_equal(ftruncate(f.fd, 4096), 0);
-    struct nested n = {{m, 65536, 0}, {m, 4096, 0}, -1};
+    struct nested n = {{f.m, 65536, 0}, {f.m, 4096, 0}, -1};
     void *addr = NULL;
     assert_int_equal(nf__guarded(inner_then_fault, &n, &addr), NUMAFEED_ECORRUPT);
     assert_int_equal(n.inner_rc, 0);
-    assert_ptr_equal(addr, m + 4096);
+    assert_ptr_equal(addr, f.m + 4096);
     n.inner_rc = -1;
     assert_int_equal(nf__guarded(inner_fault_then_fault, &n, &addr), NUMAFEED_ECORRUPT);
     assert_int_equal(n.inner_rc, NUMAFEED_ECORRUPT);

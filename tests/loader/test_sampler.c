@@ -240,7 +240,7 @@ static void test_windows_are_whole_blocks(void **state)
                 for (uint64_t w = 0; w < nwin; w++) {
                     uint64_t w0 = nf__window_start(&s, &p, w), len = nf__window_len(&s, &p, w);
                     assert_true(w0 >= w * C && (w0 < (w + 1) * C || w0 == R));
-                    assert_true(len <= nf__window_max(&s) && len < 2 * C);
+                    assert_true(len <= nf__window_max(&s));
                     total += len;
                     bool boundary = false; /* w0 is where some block starts */
                     for (uint32_t i = 0; i <= NB && !boundary; i++)
@@ -248,6 +248,11 @@ static void test_windows_are_whole_blocks(void **state)
                     assert_true(boundary || s.max_block > C);
                     if (!boundary) /* inside a block larger than a window */
                         assert_int_equal(w0, w * C);
+                    /* the first boundary at or after w x C; none before
+                     * (w + 1) x C when it is not at one */
+                    uint64_t none_below = boundary ? w0 : (w + 1) * C;
+                    for (uint32_t i = 0; i <= NB; i++)
+                        assert_false(p.prefix[i] >= w * C && p.prefix[i] < none_below);
                     for (uint64_t q = w0; q < w0 + len; q++)
                         assert_int_equal(nf__window_of(&s, &p, q), w);
                 }

@@ -18,6 +18,7 @@
 
 enum { N = 1500 };
 static char *base, *dir;
+static char *main_dir, *base2, *dir2; /* setup's dataset; a test's own */
 static int io;
 
 /* Record i: key "rec-<i>" (every 7th with a two-byte character), data of
@@ -80,6 +81,7 @@ static int setup(void **state)
     io = nf_test_io();
     if (nf_scratch(&base, &dir))
         return -1;
+    main_dir = dir;
     return pack(dir, 4096) ? -1 : 0;
 }
 
@@ -143,6 +145,18 @@ static uint64_t epoch(loader_t *L, uint64_t *ids)
 }
 
 static uint64_t make_epochs; /* loader_config.epochs of the next make (0: no end) */
+
+/* A test that changed what make() opens puts it back, also after a
+ * failure: setup's dataset, no end, the usual copies. */
+static int restore_make(void **state)
+{
+    make_epochs = 0;
+    dir = main_dir;
+    if (base2)
+        nf_scratch_free(base2, dir2);
+    base2 = dir2 = NULL;
+    return nf_restore_copies(state);
+}
 
 static loader_t *make(uint32_t threads, uint32_t prefetch, uint64_t window, uint64_t start)
 {
@@ -234,7 +248,6 @@ static void test_each_block_read_once(void **state)
                              (unsigned long long)st.blocks_decoded,
                              (unsigned long long)nblocks);
             }
-    make_epochs = 0;
 }
 
 /* Large blocks, streamed with non-temporal stores (from 256 bytes here,
@@ -247,7 +260,6 @@ static void test_large_blocks_streamed(void **state)
 {
     (void)state;
     nf_stream_small_copies();
-    char *base2, *dir2, *keep = dir;
     assert_int_equal(nf_scratch(&base2, &dir2), 0);
     assert_int_equal(pack(dir2, 128 << 10), 0);
     numafeed_dataset *ds;
@@ -268,9 +280,6 @@ static void test_large_blocks_streamed(void **state)
         assert_true(st.units > 0);
         assert_int_equal(st.units_windowed, 0);
     }
-    make_epochs = 0;
-    dir = keep;
-    nf_scratch_free(base2, dir2);
 }
 
 /* Starting at batch 17 gives exactly what an uninterrupted loader gives
@@ -418,8 +427,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exactly_once_any_path),
-        cmocka_unit_test(test_each_block_read_once),
-        cmocka_unit_test_teardown(test_large_blocks_streamed, nf_restore_copies),
+        cmocka_unit_test_teardown(test_each_block_read_once, restore_make),
+        cmocka_unit_test_teardown(test_large_blocks_streamed, restore_make),
         cmocka_unit_test(test_resume),
         cmocka_unit_test(test_reader_and_lying_lengths),
         cmocka_unit_test(test_writer_refusals),
