@@ -74,7 +74,8 @@ def mean_std(device):
 class Ahead:
     """The items of `items`, produced in a thread of their own up to `depth`
     ahead of the consumer. An exception in the producer is raised in the
-    consumer at the item where it happened; close() stops the producer."""
+    consumer at the item where it happened, and at every call after; close()
+    stops the producer."""
 
     _END = object()
 
@@ -112,6 +113,7 @@ class Ahead:
             self._q.put(item)                    # stays ended
             raise StopIteration
         if isinstance(item, BaseException):
+            self._q.put(item)                    # raised again by a later call
             raise item
         return item
 
@@ -297,13 +299,13 @@ def decoded(jpegs, stream):
     import torch
     from torchvision.io import ImageReadMode, decode_jpeg
 
-    with torch.cuda.stream(stream):
-        for views, labels in jpegs:
+    for views, labels in jpegs:
+        with torch.cuda.stream(stream):          # not across the yield: the caller's
             images = decode_jpeg(views, mode=ImageReadMode.RGB, device="cuda")
-            del views                            # decoded: the slot goes back to the pool
-            ready = torch.cuda.Event()
+            ready = torch.cuda.Event()           # stream stays its own
             ready.record(stream)
-            yield images, labels, ready
+        del views                                # decoded: the slot goes back to the pool
+        yield images, labels, ready
 
 
 def augmented(source, generator, stream):
@@ -425,12 +427,12 @@ class TorchJpeg:
         self.loader = None
 
 
-def decode_ceiling(data, batch_size, augment=False, overlap=True, pinned=False):
+def decode_ceiling(data, batch_size, augment=False, pinned=False):
     """decode_jpeg(device="cuda") alone on every file's bytes, already in
     memory as CPU tensors (page-locked ones if pinned): the GPU decode's
     ceiling for these images. With augment, each batch is also cropped and
     resized as numafeed's are (in the caller's thread while the next batch
-    decodes in another, unless overlap is False)."""
+    decodes in another)."""
     import torch
     from torchvision.io import ImageReadMode, decode_jpeg
 
@@ -457,14 +459,11 @@ def decode_ceiling(data, batch_size, augment=False, overlap=True, pinned=False):
     gen.manual_seed(0)
 
     def with_crop():
-        stream = torch.cuda.Stream()
-        source = decoded(batches(), stream)
-        source = Ahead(source) if overlap else source
+        source = Ahead(decoded(batches(), torch.cuda.Stream()))
         try:
             yield from augmented(source, gen, torch.cuda.Stream())
         finally:
-            if overlap:
-                source.close()
+            source.close()
     return with_crop()
 
 
@@ -480,7 +479,7 @@ def measure(batches, batch_size, seconds, warmup=2):
     t0 = time.perf_counter()
     n = 0
     while True:
-        x, _ = next(it)
+        next(it)
         n += 1
         if n % 4 == 0 and time.perf_counter() - t0 >= seconds:
             break

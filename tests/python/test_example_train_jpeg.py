@@ -4,8 +4,8 @@
 every image's rows where the matrix products expect them, gpu_augment equals
 a per-image reference (crop, antialiased resize and flip as two dense
 resampling matrices per image) and normalises, and Ahead hands its items
-over in order, raises its producer's exception where it happened and stops
-its thread on close."""
+over in order, raises its producer's exception where it happened (and at
+every call after) and stops its thread on close."""
 import importlib.util
 import math
 import os
@@ -117,6 +117,13 @@ def test_ahead_keeps_order_raises_where_it_failed_and_stops(tj):
     assert next(it) == 1 and next(it) == 2
     with pytest.raises(ValueError, match="third item"):
         next(it)
+    # and again on the next call, which would otherwise wait for ever
+    again = []
+    t = threading.Thread(target=lambda: again.append(pytest.raises(ValueError, next, it)),
+                         daemon=True)
+    t.start()
+    t.join(10)
+    assert not t.is_alive() and again
 
     def endless():
         i = 0
