@@ -197,7 +197,8 @@ static int batch_digest(const struct loader_batch *b, const uint8_t *const *vals
 }
 
 /* Each field's values on the host: the slot's, or a copy from the GPU
- * where the batch has none (decode gpu). 0 or the loader's error. */
+ * where the batch has none (decode gpu, copy direct). 0 or the loader's
+ * error. */
 static int host_values(struct consumer *c, const struct loader_batch *b, const uint8_t **vals)
 {
     for (unsigned f = 0; f < b->nfields; f++) {

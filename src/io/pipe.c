@@ -425,7 +425,7 @@ int nf__pipe_next(struct nf_pipe *p, struct nf_block_done *d)
      * zstd: decoded into the buffer's staging, then verified; stored: in
      * the caller's destination (in place: the mapping), checked as far as
      * can be without decoding */
-    uint8_t *dst = b->in_place ? (uint8_t *)src : b->to ? b->to : raw ? (uint8_t *)src : b->dec;
+    uint8_t *dst = b->to ? b->to : b->in_place || raw ? (uint8_t *)src : b->dec;
     struct decode_call call = {p, bi, b->g, shard, blk, src, dst,
                                raw ? bi->decoded_size : p->dec_bytes, 0};
     uint64_t t0 = now_ns();

@@ -75,7 +75,6 @@ int nf__sampler_init(struct nf_sampler *s, uint64_t seed, bool shuffle, bool dro
         if (block_records[i] > s->max_block)
             s->max_block = block_records[i];
     }
-
     uint64_t R = s->records, P = nparts, B = batch;
     if (R < P) {
         nf__sampler_free(s);
@@ -228,7 +227,6 @@ void nf__window_perm(const struct nf_sampler *s, uint64_t epoch, uint64_t w, uin
         sigma[j] = t;
     }
 }
-
 
 uint64_t nf__window_of(const struct nf_sampler *s, const struct nf_epoch_plan *p, uint64_t pos)
 {
