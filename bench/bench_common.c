@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "bench_common.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +91,39 @@ int nfb_pack_tokens(const char *dir, const int32_t *tok, size_t n, size_t record
         fprintf(stderr, "writing %s: %s\n", dir, numafeed_last_error());
     numafeed_writer_destroy(w);
     return rc ? 1 : 0;
+}
+
+int nfb_reread(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        fprintf(stderr, "%s: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    enum { CHUNK = 1 << 20 };
+    char *buf = malloc(CHUNK);
+    int rc = !buf;
+    struct dirent *e;
+    while (!rc && (e = readdir(d))) {
+        if (e->d_type != DT_REG)
+            continue;
+        int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_CLOEXEC);
+        ssize_t n = 0;
+        /* the writer synced its files: nothing dirty for DONTNEED to skip */
+        if (fd < 0 || posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED))
+            n = -1;
+        while (n >= 0 && (n = read(fd, buf, CHUNK)) > 0)
+            ;
+        if (n < 0) {
+            fprintf(stderr, "%s/%s: read back: %s\n", dir, e->d_name, strerror(errno));
+            rc = 1;
+        }
+        if (fd >= 0)
+            close(fd);
+    }
+    free(buf);
+    closedir(d);
+    return rc;
 }
 
 double nfb_now(void)

@@ -13,10 +13,11 @@
  *
  *   bench_var [--mib N] [--reps R] [--epochs E] [--threads T] [--batch B]
  *             [--codec zstd|none]
- *             [--device cpu|cuda] [--dir DIR] [--reuse 1] [--json FILE]
+ *             [--device cpu|cuda] [--dir DIR] [--reuse 1] [--reread 0]
+ *             [--json FILE]
  *
- * One machine-readable line per round and a summary (the medians of the
- * rounds' GB/s, and of their ratios):
+ * One machine-readable line per round (the means of its two runs of each)
+ * and a summary (the medians of the rounds' GB/s, and of their ratios):
  *   bench=var round=R fixed_gbps=F var_gbps=V ratio=V/F
  * and with --json the same as one JSON object.
  */
@@ -34,6 +35,7 @@ static size_t mib = 256;
 static int reps = 5, n_epochs = 5, device = LOADER_DEVICE_CPU, codec = NUMAFEED_CODEC_ZSTD;
 static unsigned threads = 2, batch = 64;
 static int reuse; /* --reuse 1: keep datasets packed by an earlier run (profiling) */
+static int reread = 1; /* --reread 0: leave the page cache as it is (nfb_reread) */
 static const char *json_out; /* --json FILE */
 
 static void die(const char *what)
@@ -110,6 +112,8 @@ static void args(int argc, char **argv, const char **dir)
             *dir = v;
         else if (!strcmp(k, "--reuse"))
             reuse = atoi(v);
+        else if (!strcmp(k, "--reread"))
+            reread = atoi(v);
         else if (!strcmp(k, "--json"))
             json_out = v;
         else {
@@ -142,39 +146,44 @@ int main(int argc, char **argv)
             exit(1);
         free(tok);
     }
-    run_gbps(fixed, 1); /* warm: the page cache */
+    if (reread && (nfb_reread(fixed) || nfb_reread(var))) /* cached alike */
+        exit(1);
+    run_gbps(fixed, 1); /* warm: the loader's first touches */
     run_gbps(var, 1);
     double f[MAX_REPS], v[MAX_REPS], q[MAX_REPS];
     for (int r = 0; r < reps; r++) {
-        int var_first = r & 1; /* alternate the order too */
-        v[r] = var_first ? run_gbps(var, n_epochs) : 0;
-        f[r] = run_gbps(fixed, n_epochs);
-        if (!var_first)
-            v[r] = run_gbps(var, n_epochs);
+        /* fixed, var, var, fixed: a drift of the machine's speed across the
+         * round, or speeds that alternate from run to run (the VM's did),
+         * weigh on both alike */
+        double f1 = run_gbps(fixed, n_epochs), v1 = run_gbps(var, n_epochs);
+        double v2 = run_gbps(var, n_epochs), f2 = run_gbps(fixed, n_epochs);
+        f[r] = (f1 + f2) / 2;
+        v[r] = (v1 + v2) / 2;
         q[r] = v[r] / f[r];
         printf("bench=var round=%d fixed_gbps=%.3f var_gbps=%.3f ratio=%.3f\n", r, f[r], v[r],
                q[r]);
     }
     nfb_machine(machine, sizeof(machine));
-    /* the ratio: the median of each round's own (the two runs of a round are
-     * next to each other, so the machine's drift between rounds cancels) */
+    /* the ratio: the median of each round's own (the runs of a round are next
+     * to each other, so the machine's drift between rounds cancels) */
     double mf = nfb_median(f, (size_t)reps), mv = nfb_median(v, (size_t)reps);
     double mq = nfb_median(q, (size_t)reps);
     printf("bench=var summary machine=\"%s\" mib=%zu epochs=%d threads=%u batch=%u codec=%s "
-           "device=%s fixed_gbps=%.3f var_gbps=%.3f ratio=%.3f\n", machine, mib, n_epochs, threads,
-           batch, codec == NUMAFEED_CODEC_ZSTD ? "zstd" : "none",
-           device == LOADER_DEVICE_CUDA ? "cuda" : "cpu", mf, mv, mq);
+           "device=%s reread=%d fixed_gbps=%.3f var_gbps=%.3f ratio=%.3f\n", machine, mib, n_epochs,
+           threads, batch, codec == NUMAFEED_CODEC_ZSTD ? "zstd" : "none",
+           device == LOADER_DEVICE_CUDA ? "cuda" : "cpu", reread, mf, mv, mq);
     if (json_out) {
         json_t *rounds = json_array();
         for (int r = 0; r < reps; r++)
             json_array_append_new(rounds, json_pack("{s:f, s:f, s:f}", "fixed_gbps", f[r],
                                                     "var_gbps", v[r], "ratio", q[r]));
-        json_t *o = json_pack("{s:s, s:I, s:i, s:i, s:i, s:s, s:s, s:f, s:f, s:f, s:o}",
+        json_t *o = json_pack("{s:s, s:I, s:i, s:i, s:i, s:s, s:s, s:b, s:f, s:f, s:f, s:o}",
                               "machine", machine, "mib", (json_int_t)mib, "epochs", n_epochs,
                               "threads",
                               (int)threads, "batch", (int)batch, "codec",
                               codec == NUMAFEED_CODEC_ZSTD ? "zstd" : "none", "device",
-                              device == LOADER_DEVICE_CUDA ? "cuda" : "cpu", "fixed_gbps", mf,
+                              device == LOADER_DEVICE_CUDA ? "cuda" : "cpu", "reread",
+                              reread, "fixed_gbps", mf,
                               "var_gbps", mv, "ratio", mq, "rounds", rounds);
         if (!o || json_dump_file(o, json_out, JSON_INDENT(1))) {
             fprintf(stderr, "bench_var: cannot write %s\n", json_out);
