@@ -252,6 +252,9 @@ int nf__pump_blocks(struct worker *w, const struct unit *un, bool hold, uint8_t 
  * (worker.c says where the default comes from); tests lower it to run
  * that copy over small records. Set before loader_create. */
 extern size_t nf__nt_min_bytes;
+/* A staged slot's parts closer than this go to the GPU in one copy
+ * (worker.c); tests set 0 and SIZE_MAX. Set before loader_create. */
+extern size_t nf__h2d_merge_gap;
 
 static inline struct slot *nf__slot_of(struct pool *p, uint64_t epoch, uint64_t b)
 {

@@ -162,11 +162,24 @@ static void set_sizes(struct pool *p, struct slot *s, uint64_t records)
     }
 }
 
+#ifndef NF_H2D_MERGE_GAP
+#define NF_H2D_MERGE_GAP (128u << 10)
+#endif
+/* Unused slot bytes between two parts of a batch up to which one H2D copy
+ * takes both, gap and all: on the H200 host a cudaMemcpyAsync from
+ * page-locked memory cost about 3 us beyond its bytes (4 KiB in 3.0 us,
+ * 1 MiB in 22.3, 4 MiB in 79.1: 55 GB/s between those two), the time the
+ * copy moves some 170 KB in (docs/loader.md). Tests set it to 0 and
+ * SIZE_MAX. */
+size_t nf__h2d_merge_gap = NF_H2D_MERGE_GAP;
+
 /* The slot's H2D copy: without variable fields the whole data region (a
  * short batch copies some stale bytes past its records rather than one
  * copy per field); with them, the offsets and fixed fields, then each
- * field's values as far as this batch uses them. GPU decode gathered the
- * records on the device: only the offsets travel (direct: nothing). */
+ * field's values as far as this batch uses them, parts closer together
+ * than nf__h2d_merge_gap in one copy (with one variable field, always
+ * one: its values start where the fixed fields end). GPU decode gathered
+ * the records on the device: only the offsets travel (direct: nothing). */
 static int copy_slot(struct pool *p, struct slot *s)
 {
     const struct numafeed_loader *L = p->L;
@@ -176,13 +189,22 @@ static int copy_slot(struct pool *p, struct slot *s)
         return 0;
     if (!L->layout->nvar)
         return nf__cuda_memcpy_h2d(s->dev, s->mem, p->slot_bytes, p->stream);
-    int rc = nf__cuda_memcpy_h2d(s->dev, s->mem, L->slot_head, p->stream);
+    uint8_t *dev = s->dev;
+    size_t lo = 0, hi = L->slot_head; /* the part not copied yet */
+    int rc = 0;
     for (unsigned f = 0; !rc && f < L->layout->nfields; f++) {
         const struct loader_field *v = &s->fields[f];
-        if (v->kind != LOADER_FIELD_FIXED && v->values_bytes)
-            rc = nf__cuda_memcpy_h2d(v->device, v->host, (size_t)v->values_bytes, p->stream);
+        if (v->kind == LOADER_FIELD_FIXED || !v->values_bytes)
+            continue;
+        /* variable fields' values lie in field order, each past the last */
+        size_t at = (size_t)((const uint8_t *)v->host - s->mem);
+        if (at - hi > nf__h2d_merge_gap) {
+            rc = nf__cuda_memcpy_h2d(dev + lo, s->mem + lo, hi - lo, p->stream);
+            lo = at;
+        }
+        hi = at + (size_t)v->values_bytes;
     }
-    return rc;
+    return rc ? rc : nf__cuda_memcpy_h2d(dev + lo, s->mem + lo, hi - lo, p->stream);
 }
 
 static void publish(struct pool *p, struct slot *s)

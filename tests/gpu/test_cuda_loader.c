@@ -13,6 +13,7 @@
 #include <numafeed.h>
 
 #include "internal.h"
+#include "loader/private.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,30 +199,37 @@ static void test_direct_and_staged(void **state)
     free(z);
 }
 
-/* Variable fields on the GPU: each batch's values and offsets arrive in
- * the same copy as the fixed fields, and equal what was written. */
-static void test_variable_fields(void **state)
+/* Variable fields on the GPU: each batch's values and offsets arrive
+ * beside the fixed fields, made ready by the same event, and equal what
+ * was written; with two variable fields, whether the slot's parts go in
+ * one copy (the gap between them copied too) or one copy each. */
+static void check_variable_fields(size_t merge_gap)
 {
-    (void)state;
     enum { N = 3000 };
     char *d;
-    assert_true(asprintf(&d, "%s/var", base) > 0);
-    struct numafeed_field f[2] = {{.name = "label", .dtype = "int64"},
-                                  {.name = "data", .dtype = "bytes"}};
+    assert_true(asprintf(&d, "%s/var-%s", base, merge_gap ? "one" : "each") > 0);
+    struct numafeed_field f[3] = {{.name = "label", .dtype = "int64"},
+                                  {.name = "data", .dtype = "bytes"},
+                                  {.name = "toks", .dtype = "int32", .ndim = 1, .shape = {NUMAFEED_VARIABLE}}};
     numafeed_writer *w;
-    assert_int_equal(numafeed_writer_create(d, f, 2, NULL, &w), 0);
+    assert_int_equal(numafeed_writer_create(d, f, 3, NULL, &w), 0);
     static uint8_t buf[5000];
+    static int32_t tok[300];
     for (uint64_t i = 0; i < N; i++) {
-        size_t len = (i * 7919) % 5000;
+        size_t len = (i * 7919) % 5000, ntok = (i * 31) % 300;
         for (size_t k = 0; k < len; k++)
             buf[k] = (uint8_t)(i + k);
+        for (size_t k = 0; k < ntok; k++)
+            tok[k] = (int32_t)(i * 1000 + k);
         int64_t label = (int64_t)i;
-        const void *data[2] = {&label, buf};
-        size_t sizes[2] = {8, len};
+        const void *data[3] = {&label, buf, tok};
+        size_t sizes[3] = {8, len, ntok * 4};
         assert_int_equal(numafeed_writer_add(w, data, sizes), 0);
     }
     assert_int_equal(numafeed_writer_finish(w), 0);
     numafeed_writer_destroy(w);
+    size_t gap_default = nf__h2d_merge_gap;
+    nf__h2d_merge_gap = merge_gap;
     struct loader_config c;
     loader_config_init(&c);
     c.path = d;
@@ -234,11 +242,12 @@ static void test_variable_fields(void **state)
     assert_int_equal(loader_create(&c, &L), 0);
     struct loader_batch b = LOADER_BATCH_INIT;
     static uint8_t vals[100 * 5000];
-    int64_t offs[101], labels[100];
+    static int32_t toks[100 * 300];
+    int64_t offs[101], toffs[101], labels[100];
     unsigned char *seen = calloc(N, 1);
     int rc;
     while ((rc = loader_next_on_stream(L, 0, &b, 30000, NULL)) == 0) {
-        const struct loader_field *lf = &b.fields[0], *vf = &b.fields[1];
+        const struct loader_field *lf = &b.fields[0], *vf = &b.fields[1], *tf = &b.fields[2];
         assert_int_equal(vf->kind, LOADER_FIELD_BYTES);
         assert_int_equal(cudaMemcpy(labels, lf->device, b.records * 8, cudaMemcpyDeviceToHost),
                          cudaSuccess);
@@ -246,17 +255,26 @@ static void test_variable_fields(void **state)
                                     cudaMemcpyDeviceToHost), cudaSuccess);
         assert_int_equal(cudaMemcpy(vals, vf->device, vf->values_bytes, cudaMemcpyDeviceToHost),
                          cudaSuccess);
+        assert_int_equal(cudaMemcpy(toffs, tf->offsets_device, (b.records + 1) * 8,
+                                    cudaMemcpyDeviceToHost), cudaSuccess);
+        assert_int_equal(cudaMemcpy(toks, tf->device, tf->values_bytes, cudaMemcpyDeviceToHost),
+                         cudaSuccess);
         for (uint32_t i = 0; i < b.records; i++) {
             uint64_t id = b.record_ids[i];
             assert_int_equal(labels[i], (int64_t)id);
             assert_false(seen[id]);
             seen[id] = 1;
-            size_t len = (id * 7919) % 5000;
+            size_t len = (id * 7919) % 5000, ntok = (id * 31) % 300;
             assert_int_equal(offs[i + 1] - offs[i], (int64_t)len);
             for (size_t k = 0; k < len; k++)
                 if (vals[offs[i] + (int64_t)k] != (uint8_t)(id + k))
                     fail_msg("record %llu byte %zu differs on the device", (unsigned long long)id,
                              k);
+            assert_int_equal(toffs[i + 1] - toffs[i], (int64_t)ntok);
+            for (size_t k = 0; k < ntok; k++)
+                if (toks[toffs[i] + (int64_t)k] != (int32_t)(id * 1000 + k))
+                    fail_msg("record %llu token %zu differs on the device",
+                             (unsigned long long)id, k);
         }
         assert_int_equal(loader_release_on_stream(L, &b, NULL), 0);
     }
@@ -264,8 +282,21 @@ static void test_variable_fields(void **state)
     for (uint64_t i = 0; i < N; i++)
         assert_true(seen[i]);
     loader_destroy(L);
+    nf__h2d_merge_gap = gap_default;
     free(seen);
     free(d);
+}
+
+static void test_variable_fields_one_copy(void **state)
+{
+    (void)state;
+    check_variable_fields(SIZE_MAX);
+}
+
+static void test_variable_fields_copy_each(void **state)
+{
+    (void)state;
+    check_variable_fields(0);
 }
 
 static void test_register_refused(void **state)
@@ -395,7 +426,8 @@ int main(void)
         cmocka_unit_test(test_small_zstd),
         cmocka_unit_test(test_large_raw),
         cmocka_unit_test(test_direct_and_staged),
-        cmocka_unit_test(test_variable_fields),
+        cmocka_unit_test(test_variable_fields_one_copy),
+        cmocka_unit_test(test_variable_fields_copy_each),
         cmocka_unit_test(test_forced_host_mode),
         cmocka_unit_test(test_register_refused),
         cmocka_unit_test(test_two_gpus),
