@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -93,34 +94,50 @@ int nfb_pack_tokens(const char *dir, const int32_t *tok, size_t n, size_t record
     return rc ? 1 : 0;
 }
 
+/* One file of nfb_reread's: 0, or 1 with the failing call on stderr. */
+static int reread_file(const char *dir, int dfd, const char *name, char *buf, size_t len)
+{
+    const char *call = "open";
+    int err = 0, fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st)) {
+        err = errno;
+    } else if (S_ISREG(st.st_mode)) {
+        /* the writer synced its files: nothing dirty for DONTNEED to skip */
+        call = "posix_fadvise(DONTNEED)";
+        err = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+        ssize_t n = 0;
+        while (!err && (n = read(fd, buf, len)) > 0)
+            ;
+        if (!err && n < 0) {
+            call = "read";
+            err = errno;
+        }
+    }
+    if (fd >= 0)
+        close(fd);
+    if (err)
+        fprintf(stderr, "%s/%s: %s: %s\n", dir, name, call, strerror(err));
+    return err != 0;
+}
+
 int nfb_reread(const char *dir)
 {
+    enum { CHUNK = 1 << 20 };
     DIR *d = opendir(dir);
-    if (!d) {
-        fprintf(stderr, "%s: %s\n", dir, strerror(errno));
+    char *buf = malloc(CHUNK);
+    if (!d || !buf) {
+        fprintf(stderr, "%s: %s\n", dir, d ? "out of memory" : strerror(errno));
+        if (d)
+            closedir(d);
+        free(buf);
         return 1;
     }
-    enum { CHUNK = 1 << 20 };
-    char *buf = malloc(CHUNK);
-    int rc = !buf;
+    int rc = 0;
     struct dirent *e;
-    while (!rc && (e = readdir(d))) {
-        if (e->d_type != DT_REG)
-            continue;
-        int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_CLOEXEC);
-        ssize_t n = 0;
-        /* the writer synced its files: nothing dirty for DONTNEED to skip */
-        if (fd < 0 || posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED))
-            n = -1;
-        while (n >= 0 && (n = read(fd, buf, CHUNK)) > 0)
-            ;
-        if (n < 0) {
-            fprintf(stderr, "%s/%s: read back: %s\n", dir, e->d_name, strerror(errno));
-            rc = 1;
-        }
-        if (fd >= 0)
-            close(fd);
-    }
+    while (!rc && (e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+            rc = reread_file(dir, dirfd(d), e->d_name, buf, CHUNK);
     free(buf);
     closedir(d);
     return rc;

@@ -162,16 +162,13 @@ static void set_sizes(struct pool *p, struct slot *s, uint64_t records)
     }
 }
 
-#ifndef NF_H2D_MERGE_GAP
-#define NF_H2D_MERGE_GAP (128u << 10)
-#endif
 /* Unused slot bytes between two parts of a batch up to which one H2D copy
  * takes both, gap and all: on the H200 host a cudaMemcpyAsync from
  * page-locked memory cost about 3 us beyond its bytes (4 KiB in 3.0 us,
  * 1 MiB in 22.3, 4 MiB in 79.1: 55 GB/s between those two), the time the
  * copy moves some 170 KB in (docs/loader.md). Tests set it to 0 and
  * SIZE_MAX. */
-size_t nf__h2d_merge_gap = NF_H2D_MERGE_GAP;
+size_t nf__h2d_merge_gap = 128u << 10;
 
 /* The slot's H2D copy: without variable fields the whole data region (a
  * short batch copies some stale bytes past its records rather than one
